@@ -1,0 +1,272 @@
+/*
+ * chpub - append records to a channel.
+ *
+ * Records come from the arguments, or from stdin one per line (-0: per
+ * NUL, --whole: all of it).  Whatever one read(2) returns is framed and
+ * appended as one batch under one lock, so a line piped in becomes visible
+ * to followers as soon as it is read, and bulk input still moves in large
+ * batches.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "cli.h"
+#include "config.h"
+#include "writer.h"
+
+enum { OPT_SYNC = 1, OPT_MAX_BYTES, OPT_ON_FULL, OPT_MAX_RECORD };
+
+static int opt_null, opt_whole, opt_print, opt_no_create;
+static const char *opt_sync, *opt_max_bytes, *opt_on_full, *opt_max_record;
+
+static struct poptOption pub_options[] = {
+	{ "null", '0', POPT_ARG_NONE, &opt_null, 0,
+	    "records on stdin end with NUL, not newline", NULL },
+	{ "whole", '\0', POPT_ARG_NONE, &opt_whole, 0,
+	    "all of stdin is one record", NULL },
+	{ "print-offset", 'p', POPT_ARG_NONE, &opt_print, 0,
+	    "print the offset of each record on stdout", NULL },
+	{ "no-create", '\0', POPT_ARG_NONE, &opt_no_create, 0,
+	    "fail if the channel does not exist", NULL },
+	{ "sync", '\0', POPT_ARG_STRING, &opt_sync, OPT_SYNC,
+	    "durability: none, periodic or always", "POLICY" },
+	{ "max-bytes", '\0', POPT_ARG_STRING, &opt_max_bytes, OPT_MAX_BYTES,
+	    "the channel is full above SIZE", "SIZE" },
+	{ "on-full", '\0', POPT_ARG_STRING, &opt_on_full, OPT_ON_FULL,
+	    "when full: fail or block", "fail|block" },
+	{ "max-record-bytes", '\0', POPT_ARG_STRING, &opt_max_record,
+	    OPT_MAX_RECORD, "reject records larger than SIZE", "SIZE" },
+	POPT_TABLEEND
+};
+
+static struct poptOption options[] = {
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, pub_options, 0, "Options:", NULL },
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, ch_common_options, 0,
+	    "Common options:", NULL },
+	POPT_AUTOHELP
+	POPT_TABLEEND
+};
+
+static const char *chname;
+static struct ch_writer *writer;
+
+/* Append the queue; print offsets with -p. */
+static int
+flush(struct ch_error *err)
+{
+	int rc = ch_writer_flush(writer, err);
+	size_t n;
+	const uint64_t *offs = ch_writer_offsets(writer, &n);
+
+	if (opt_print && n) {
+		for (size_t i = 0; i < n; i++)
+			printf("%llu\n", (unsigned long long)offs[i]);
+		if (fflush(stdout) != 0)
+			ch_die(CH_EXIT_FAIL, chname, "write offsets: %s",
+			    strerror(errno));
+	}
+	return rc;
+}
+
+static void
+add(const char *what, unsigned long long n, const void *p, size_t len)
+{
+	struct ch_error err;
+
+	if (ch_writer_add(writer, NULL, 0, p, len, &err) == 0)
+		return;
+	/* Too large: publish what came before it, then fail. */
+	struct ch_error ferr;
+	if (flush(&ferr) < 0)
+		ch_report(chname, &ferr);
+	ch_die(err.code, chname, "%s %llu: %s", what, n, err.msg);
+}
+
+static void
+publish_args(const char **args)
+{
+	for (unsigned long long i = 0; args[i]; i++)
+		add("argument", i + 1, args[i], strlen(args[i]));
+}
+
+/* Wait for stdin to be readable, doing periodic syncs while idle. */
+static void
+wait_input(void)
+{
+	struct ch_error err;
+	int64_t due;
+
+	while ((due = ch_writer_sync_due(writer)) >= 0) {
+		struct pollfd p = { .fd = 0, .events = POLLIN };
+		int ms = (int)((due + 999999) / 1000000);
+		int rc = poll(&p, 1, ms);
+		if (rc > 0 || (rc < 0 && errno != EINTR))
+			return;
+		if (rc == 0 && ch_writer_sync(writer, &err) < 0)
+			ch_die_err(chname, &err);
+	}
+}
+
+static void
+publish_stdin(uint64_t max_record)
+{
+	const char delim = opt_null ? '\0' : '\n';
+	const char *what = opt_whole ? "input" : opt_null ? "record" : "line";
+	size_t cap = 1 << 20, len = 0, scanned = 0;
+	unsigned long long recno = 0;
+	char *buf = malloc(cap);
+	struct ch_error err;
+
+	if (!buf)
+		ch_die(CH_EXIT_FAIL, chname, "out of memory");
+	/* A bigger pipe means fewer, larger batches from a fast producer. */
+	(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);
+	for (;;) {
+		if (len == cap) {
+			/* One record fills the buffer: grow, within limits. */
+			if (cap > max_record + 1 && !opt_whole) {
+				if (flush(&err) < 0)
+					ch_report(chname, &err);
+				ch_die(CH_EXIT_FAIL, chname,
+				    "%s %llu: record exceeds max_record_bytes "
+				    "(%llu)", what, recno + 1,
+				    (unsigned long long)max_record);
+			}
+			if (opt_whole && len > max_record)
+				ch_die(CH_EXIT_FAIL, chname,
+				    "input exceeds max_record_bytes (%llu)",
+				    (unsigned long long)max_record);
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				ch_die(CH_EXIT_FAIL, chname, "out of memory");
+			buf = nb;
+			cap *= 2;
+		}
+		wait_input();
+		ssize_t n = read(0, buf + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ch_die(CH_EXIT_FAIL, chname, "read stdin: %s",
+			    strerror(errno));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (opt_whole)
+			continue;
+		/* Frame every complete record now in the buffer. */
+		size_t start = 0;
+		char *p;
+		while ((p = memchr(buf + scanned, delim, len - scanned))) {
+			size_t end = (size_t)(p - buf);
+			add(what, ++recno, buf + start, end - start);
+			start = scanned = end + 1;
+		}
+		scanned = len;
+		if (start) {
+			memmove(buf, buf + start, len - start);
+			len -= start;
+			scanned -= start;
+		}
+		if (ch_writer_pending(writer) && flush(&err) < 0)
+			ch_die_err(chname, &err);
+	}
+	/* The last line may lack its delimiter; --whole is one record,
+	 * possibly empty. */
+	if (opt_whole || len > 0)
+		add(what, ++recno, buf, len);
+	free(buf);
+}
+
+int
+main(int argc, const char **argv)
+{
+	poptContext pc;
+	struct ch_channel ch;
+	struct ch_pubopts po;
+	struct ch_error err;
+	int rc, sync = -1, on_full = -1;
+	uint64_t max_bytes = 0, max_record = 0;
+	const char **args;
+
+	pc = ch_cli_init("chpub", CH_EXIT_USAGE, argc, argv, options,
+	    "[OPTION...] CHANNEL [MESSAGE...]");
+	while ((rc = poptGetNextOpt(pc)) > 0) {
+		switch (rc) {
+		case OPT_SYNC:
+			if (ch_parse_sync(opt_sync, &sync, &err) < 0)
+				ch_usage("--sync: %s", err.msg);
+			break;
+		case OPT_MAX_BYTES:
+			max_bytes = ch_opt_size("--max-bytes", opt_max_bytes);
+			break;
+		case OPT_ON_FULL:
+			if (ch_parse_on_full(opt_on_full, &on_full, &err) < 0)
+				ch_usage("--on-full: %s", err.msg);
+			break;
+		case OPT_MAX_RECORD:
+			max_record = ch_opt_size("--max-record-bytes",
+			    opt_max_record);
+			if (max_record == 0 || max_record > 0xFFFFFF00ULL)
+				ch_usage("--max-record-bytes: must be between 1 "
+				    "and 4294967040");
+			break;
+		default:
+			ch_die(CH_EXIT_SOFTWARE, NULL,
+			    "option table misconfigured (%d)", rc);
+		}
+	}
+	if (rc < -1)
+		ch_cli_popt_error(pc, rc);
+	args = poptGetArgs(pc);
+	if (!args || !args[0])
+		ch_usage("missing CHANNEL");
+	if (opt_whole && opt_null)
+		ch_usage("--whole and --null cannot be combined");
+	if ((opt_whole || opt_null) && args[1])
+		ch_usage("--whole and --null read stdin; do not give MESSAGEs");
+	chname = args[0];
+
+	if (ch_channel_open(chname, opt_no_create ? 0 : CH_OPEN_CREATE, &ch,
+	    &err) < 0)
+		ch_die_err(chname, &err);
+	ch_pubopts_from_config(&po, &ch.cfg);
+	if (sync >= 0)
+		po.sync = sync;
+	if (opt_max_bytes)
+		po.max_bytes = max_bytes;
+	if (on_full >= 0)
+		po.on_full = on_full;
+	if (max_record)
+		po.max_record_bytes = max_record;
+	po.want_offsets = opt_print;
+	if (ch_writer_open(&ch, &po, &writer, &err) < 0)
+		ch_die_err(chname, &err);
+
+	if (args[1])
+		publish_args(args + 1);
+	else
+		publish_stdin(po.max_record_bytes);
+	if (flush(&err) < 0)
+		ch_die_err(chname, &err);
+	if (ch_writer_repaired(writer))
+		ch_info(chname, "repaired a torn tail (%llu bytes cut)",
+		    (unsigned long long)ch_writer_repaired(writer));
+	if (ch_writer_close(writer, &err) < 0) {
+		writer = NULL;
+		ch_die_err(chname, &err);
+	}
+	ch_channel_close(&ch);
+	poptFreeContext(pc);
+	return ch_finish(0);
+}

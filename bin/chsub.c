@@ -1,0 +1,319 @@
+/*
+ * chsub - read a channel as a named, durable subscriber.
+ *
+ * Prints the subscriber's unread records and commits its offset.  What
+ * counts as delivered is what write(2) to stdout accepted: records handed
+ * to a pipe whose reader then exits (chsub ch s | head -3) were delivered,
+ * records in a write that failed were not, and the offset is committed to
+ * exactly the end of the last record written.
+ *
+ * Commits are batched: at exit, when following and idle for a moment, and
+ * at least every second while busy, so a fast reader does not pay an
+ * fsync per record and a crash re-delivers at most about a second.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "cli.h"
+#include "fsutil.h"
+#include "lock.h"
+#include "notify.h"
+#include "output.h"
+#include "session.h"
+
+enum { OPT_FROM = 1, OPT_TIMEOUT, OPT_COUNT, OPT_READY_FD, OPT_FORMAT };
+
+static int opt_follow, opt_peek, opt_wait, opt_null, opt_skip_corrupt,
+    opt_json;
+static const char *opt_from, *opt_timeout, *opt_count, *opt_ready_fd,
+    *opt_format;
+
+static struct poptOption sub_options[] = {
+	{ "follow", 'f', POPT_ARG_NONE, &opt_follow, 0,
+	    "keep waiting for new records", NULL },
+	{ "timeout", 't', POPT_ARG_STRING, &opt_timeout, OPT_TIMEOUT,
+	    "wait for new records, exit after DUR without one", "DUR" },
+	{ "count", 'n', POPT_ARG_STRING, &opt_count, OPT_COUNT,
+	    "consume N records, then exit", "N" },
+	{ "from", '\0', POPT_ARG_STRING, &opt_from, OPT_FROM,
+	    "where a new subscriber (or a peek) starts: earliest, latest, "
+	    "OFFSET or TIME", "WHERE" },
+	{ "peek", '\0', POPT_ARG_NONE, &opt_peek, 0,
+	    "read without registering or committing", NULL },
+	{ "wait", '\0', POPT_ARG_NONE, &opt_wait, 0,
+	    "wait while another chsub holds the subscriber", NULL },
+	{ "null", '0', POPT_ARG_NONE, &opt_null, 0,
+	    "end records with NUL, not newline", NULL },
+	{ "format", '\0', POPT_ARG_STRING, &opt_format, OPT_FORMAT,
+	    "print records as FMT (%o %n %s %S %t %T %{KEY})", "FMT" },
+	{ "json", '\0', POPT_ARG_NONE, &opt_json, 0,
+	    "print one JSON object per record", NULL },
+	{ "skip-corrupt", '\0', POPT_ARG_NONE, &opt_skip_corrupt, 0,
+	    "skip corrupt records with a warning instead of stopping", NULL },
+	{ "ready-fd", '\0', POPT_ARG_STRING, &opt_ready_fd, OPT_READY_FD,
+	    "write a newline to fd N once ready", "N" },
+	POPT_TABLEEND
+};
+
+static struct poptOption options[] = {
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, sub_options, 0, "Options:", NULL },
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, ch_common_options, 0,
+	    "Common options:", NULL },
+	POPT_AUTOHELP
+	POPT_TABLEEND
+};
+
+#define OUT_FLUSH (256 * 1024)
+#define COMMIT_EVERY_NS 1000000000LL
+#define IDLE_COMMIT_NS 10000000LL
+
+static const char *chname;
+static volatile sig_atomic_t stop;
+static struct ch_session sess;
+
+/* Output not yet written, and where each record in it ends. */
+static struct ch_buf out;
+static struct mark {
+	size_t end;
+	uint64_t offset, seq;
+} *marks;
+static size_t nmarks, marks_cap;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void
+warn_cb(void *ctx, const char *msg)
+{
+	(void)ctx;
+	ch_warn(chname, "%s", msg);
+}
+
+/* Write the output buffer; returns 0, or -1 when stdout is gone (EPIPE,
+ * or interrupted by a stop signal).  Marks delivered what got out. */
+static int
+write_out(void)
+{
+	size_t done = 0, m = 0;
+	int rc = 0;
+
+	while (done < out.len) {
+		ssize_t n = write(1, out.p + done, out.len - done);
+		if (n < 0) {
+			if (errno == EINTR && !stop)
+				continue;
+			if (errno != EPIPE && errno != EINTR)
+				ch_msg(chname, "write: %s", strerror(errno));
+			rc = errno == EPIPE || errno == EINTR ? -1 : -2;
+			break;
+		}
+		done += (size_t)n;
+	}
+	while (m < nmarks && marks[m].end <= done)
+		m++;
+	if (m > 0)
+		ch_session_delivered(&sess, marks[m - 1].offset,
+		    marks[m - 1].seq);
+	out.len = 0;
+	nmarks = 0;
+	return rc;
+}
+
+static void
+commit(void)
+{
+	struct ch_error err;
+
+	if (ch_session_commit(&sess, &err) < 0)
+		ch_die_err(chname, &err);
+}
+
+static void
+finish(int status)
+{
+	struct ch_error err;
+
+	if (ch_session_commit(&sess, &err) < 0) {
+		ch_report(chname, &err);
+		if (!status)
+			status = err.code;
+	}
+	ch_session_close(&sess);
+	exit(status);
+}
+
+int
+main(int argc, const char **argv)
+{
+	poptContext pc;
+	struct ch_channel ch;
+	struct ch_session_opts so = { 0 };
+	struct ch_outfmt fmt = { CH_OUT_PLAIN, '\n', NULL };
+	struct ch_notify nt = { -1 };
+	struct ch_error err;
+	const char **args;
+	int rc, ready_fd = -1;
+	uint64_t count = 0, got = 0;
+	int64_t timeout = -1;
+
+	pc = ch_cli_init("chsub", CH_EXIT_USAGE, argc, argv, options,
+	    "[OPTION...] CHANNEL [SUBSCRIBER]");
+	while ((rc = poptGetNextOpt(pc)) > 0) {
+		switch (rc) {
+		case OPT_FROM:
+			if (ch_parse_from(opt_from, ch_now_ns(), &so.from, &err) < 0)
+				ch_usage("--from: %s", err.msg);
+			so.have_from = 1;
+			break;
+		case OPT_TIMEOUT:
+			timeout = ch_opt_duration("--timeout", opt_timeout);
+			break;
+		case OPT_COUNT:
+			count = ch_opt_count("--count", opt_count, 1, UINT64_MAX);
+			break;
+		case OPT_READY_FD:
+			ready_fd = (int)ch_opt_count("--ready-fd", opt_ready_fd, 0,
+			    1 << 20);
+			break;
+		case OPT_FORMAT:
+			if (ch_format_check(opt_format, &err) < 0)
+				ch_usage("--format: %s", err.msg);
+			fmt.mode = CH_OUT_FORMAT;
+			fmt.fmt = opt_format;
+			break;
+		default:
+			ch_die(CH_EXIT_SOFTWARE, NULL,
+			    "option table misconfigured (%d)", rc);
+		}
+	}
+	if (rc < -1)
+		ch_cli_popt_error(pc, rc);
+	args = poptGetArgs(pc);
+	if (!args || !args[0])
+		ch_usage("missing CHANNEL");
+	if (args[1] && args[2])
+		ch_usage("too many arguments");
+	if (!args[1] && !opt_peek)
+		ch_usage("missing SUBSCRIBER (or use --peek)");
+	if (opt_json && fmt.mode == CH_OUT_FORMAT)
+		ch_usage("--json and --format cannot be combined");
+	if (opt_json)
+		fmt.mode = CH_OUT_JSON;
+	if (opt_null)
+		fmt.delim = '\0';
+	if (timeout >= 0)
+		opt_follow = 1;		/* -t implies waiting */
+	chname = args[0];
+	if (args[1]) {
+		if (ch_sub_check_name(args[1], &err) < 0)
+			ch_usage("%s", err.msg);
+	}
+
+	if (ch_channel_open(chname, 0, &ch, &err) < 0)
+		ch_die_err(chname, &err);
+	so.name = args[1];
+	so.peek = opt_peek;
+	so.wait_ns = opt_wait ? CH_LOCK_WAIT : CH_LOCK_NOWAIT;
+	so.skip_corrupt = opt_skip_corrupt;
+	so.warn = warn_cb;
+	if (ch_session_open(&ch, &so, &sess, &err) < 0)
+		ch_die_err(chname, &err);
+
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_signal;	/* no SA_RESTART: waits return EINTR */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (opt_follow)
+		ch_notify_open(&nt, ch.dirfd);
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "\n", 1) != 1)
+			ch_warn(chname, "--ready-fd %d: %s", ready_fd,
+			    strerror(errno));
+		close(ready_fd);
+	}
+
+	int64_t deadline = timeout >= 0 ? ch_mono_ns() + timeout : -1;
+	for (;;) {
+		struct ch_rec rec;
+		if (stop)
+			break;
+		rc = ch_reader_next(sess.r, &rec, &err);
+		if (rc < 0) {
+			int st = err.code;
+			if (write_out() == -2)
+				finish(CH_EXIT_FAIL);
+			ch_report(chname, &err);
+			finish(st);
+		}
+		if (rc == 1) {
+			struct ch_recview v = {
+				ch_reader_offset(sess.r) - rec.total, rec.h.seq,
+				rec.h.ts, rec.payload, rec.h.len, rec.meta,
+				rec.h.meta_len,
+			};
+			if (ch_output_record(&out, &fmt, &v) < 0)
+				ch_die(CH_EXIT_FAIL, chname, "out of memory");
+			if (nmarks == marks_cap) {
+				marks_cap = marks_cap ? marks_cap * 2 : 4096;
+				marks = realloc(marks, marks_cap * sizeof *marks);
+				if (!marks)
+					ch_die(CH_EXIT_FAIL, chname, "out of memory");
+			}
+			marks[nmarks++] = (struct mark){ out.len,
+			    ch_reader_offset(sess.r), ch_reader_seq(sess.r) };
+			got++;
+			if (timeout >= 0)
+				deadline = ch_mono_ns() + timeout;
+			if (count && got == count)
+				break;
+			if (out.len >= OUT_FLUSH) {
+				rc = write_out();
+				if (rc < 0)
+					finish(rc == -2 ? CH_EXIT_FAIL : 0);
+				if (ch_mono_ns() - sess.last_commit_mono >=
+				    COMMIT_EVERY_NS)
+					commit();
+			}
+			continue;
+		}
+		/* At the end of what is there now. */
+		rc = write_out();
+		if (rc < 0)
+			finish(rc == -2 ? CH_EXIT_FAIL : 0);
+		if (!opt_follow)
+			break;
+		int64_t left = -1;
+		if (deadline >= 0) {
+			left = deadline - ch_mono_ns();
+			if (left <= 0)
+				break;
+		}
+		if (ch_session_dirty(&sess)) {
+			/* Idle for a moment?  Then commit before sleeping. */
+			int64_t w = left >= 0 && left < IDLE_COMMIT_NS ? left :
+			    IDLE_COMMIT_NS;
+			if (ch_notify_wait(&nt, w) == 0 && !stop)
+				commit();
+			continue;
+		}
+		if (ch_notify_wait(&nt, left) < 0)
+			ch_die(CH_EXIT_FAIL, chname, "wait: %s", strerror(errno));
+	}
+	rc = write_out();
+	ch_notify_close(&nt);
+	finish(rc == -2 ? CH_EXIT_FAIL : 0);
+}

@@ -1,0 +1,310 @@
+/* channel.c - opening, creating and measuring a channel. */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "fsutil.h"
+#include "lock.h"
+#include "segment.h"
+
+int
+ch_channel_resolve(const char *arg, char *out, size_t outlen,
+    struct ch_error *err)
+{
+	const char *root = getenv("CH_ROOT");
+	int n;
+
+	if (!arg[0])
+		return ch_err(err, CH_EXIT_USAGE, "empty channel name");
+	if (!strchr(arg, '/') && root && root[0])
+		n = snprintf(out, outlen, "%s/%s", root, arg);
+	else
+		n = snprintf(out, outlen, "%s", arg);
+	if (n < 0 || (size_t)n >= outlen)
+		return ch_err(err, CH_EXIT_USAGE, "channel path too long");
+	return 0;
+}
+
+/* Names a crashed creation may have left; anything else means the
+ * directory is somebody else's and we must not touch it. */
+static int
+creation_leftover(const char *name)
+{
+	static const char *ok[] = {
+		".", "..", CH_APPEND_LOCK, CH_COMPACT_LOCK, CH_IDX_FILE,
+		"." CH_IDX_FILE ".tmp", "00000000000000000000.seg",
+		".00000000000000000000.seg.tmp", CH_SUBSCRIBERS_DIR,
+		"." CH_CONFIG_FILE ".tmp",
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (strcmp(name, ok[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+check_empty(int dirfd, struct ch_error *err)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return ch_err_sys(err, CH_EXIT_FAIL, "read directory");
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (!creation_leftover(de->d_name)) {
+			closedir(d);
+			return ch_err(err, CH_EXIT_FAIL,
+			    "not a channel, and not an empty directory "
+			    "(found '%s'); refusing to create a channel here",
+			    de->d_name);
+		}
+	}
+	if (errno) {
+		ch_err_sys(err, CH_EXIT_FAIL, "read directory");
+		closedir(d);
+		return -1;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int
+create_files(int dirfd, struct ch_error *err)
+{
+	int64_t now = ch_now_ns();
+	struct ch_idxent e = { 0, 0, now };
+	const char *tpl = ch_config_template();
+
+	if (ch_segment_create(dirfd, 0, 0, now, 1, 0666, err) < 0)
+		return -1;
+	if (ch_index_create(dirfd, &e, 1, 0666, err) < 0)
+		return -1;
+	if (mkdirat(dirfd, CH_SUBSCRIBERS_DIR, 0777) < 0 && errno != EEXIST)
+		return ch_err_sys(err, CH_EXIT_FAIL, "create %s/",
+		    CH_SUBSCRIBERS_DIR);
+	if (ch_atomic_replace(dirfd, CH_CONFIG_FILE, tpl, strlen(tpl), 0666) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "write %s", CH_CONFIG_FILE);
+	return 0;
+}
+
+/* Create the channel in the (existing) directory dirfd. */
+static int
+create_channel(int dirfd, struct ch_error *err)
+{
+	struct stat st;
+	int lockfd, rc = -1;
+
+	/* Refuse somebody else's directory before we put anything in it. */
+	if (check_empty(dirfd, err) < 0)
+		return -1;
+	if (ch_lock_open(dirfd, CH_APPEND_LOCK, &lockfd, err) < 0)
+		return -1;
+	if (ch_flock(lockfd, LOCK_EX, CH_LOCK_WAIT) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
+		goto out;
+	}
+	/* Another chpub may have finished creating it while we waited. */
+	if (fstatat(dirfd, CH_CONFIG_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (check_empty(dirfd, err) < 0 || create_files(dirfd, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	close(lockfd);
+	return rc;
+}
+
+int
+ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
+    struct ch_error *err)
+{
+	struct stat st;
+
+	memset(ch, 0, sizeof *ch);
+	ch->arg = arg;
+	ch->dirfd = -1;
+	if (ch_channel_resolve(arg, ch->path, sizeof ch->path, err) < 0)
+		return -1;
+	ch->dirfd = open(ch->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ch->dirfd < 0 && errno == ENOENT && (flags & CH_OPEN_CREATE)) {
+		if (ch_mkdir_parents(ch->path, 0777) < 0)
+			return ch_err_sys(err, CH_EXIT_FAIL, "create directory");
+		ch->dirfd = open(ch->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (ch->dirfd < 0) {
+		if (errno == ENOENT)
+			return ch_err(err, CH_EXIT_NOINPUT, "no such channel");
+		if (errno == ENOTDIR)
+			return ch_err(err, CH_EXIT_FAIL,
+			    "not a channel (not a directory)");
+		return ch_err_sys(err, CH_EXIT_FAIL, "open channel");
+	}
+	if ((flags & CH_OPEN_CREATE) &&
+	    fstatat(ch->dirfd, CH_CONFIG_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != ENOENT) {
+			ch_err_sys(err, CH_EXIT_FAIL, "%s", CH_CONFIG_FILE);
+			goto fail;
+		}
+		if (create_channel(ch->dirfd, err) < 0)
+			goto fail;
+	}
+	if (ch_config_load(ch->dirfd, &ch->cfg, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	close(ch->dirfd);
+	ch->dirfd = -1;
+	return -1;
+}
+
+void
+ch_channel_close(struct ch_channel *ch)
+{
+	if (ch->dirfd >= 0)
+		close(ch->dirfd);
+	ch->dirfd = -1;
+}
+
+int
+ch_channel_end(struct ch_channel *ch, struct ch_end *end, struct ch_error *err)
+{
+	struct ch_index ix;
+	struct ch_idxent e;
+	struct ch_seghdr h;
+	struct ch_tail t;
+	struct stat st;
+	uint64_t base;
+	int fd;
+
+	if (ch_index_open(ch->dirfd, &ix, err) < 0)
+		return -1;
+	if (ch_index_get(&ix, ix.count - 1, &e, err) < 0) {
+		ch_index_close(&ix);
+		return -1;
+	}
+	ch_index_close(&ix);
+	base = e.base;
+	for (int hops = 0;; hops++) {
+		if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0) {
+			if (err->code == CH_EXIT_NOINPUT)
+				err->code = CH_EXIT_DATAERR;
+			return -1;
+		}
+		/* A torn tail may be a write in progress: look again briefly
+		 * before believing it. */
+		for (int tries = 0;; tries++) {
+			if (fstat(fd, &st) < 0) {
+				close(fd);
+				return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+			}
+			if (ch_segment_tail(fd, &h, (uint64_t)st.st_size, 0, 0,
+			    &t, err) < 0) {
+				close(fd);
+				return -1;
+			}
+			if (!t.torn || tries == 3)
+				break;
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+		close(fd);
+		end->offset = ch_seg_offset(base, t.end);
+		end->seq = t.next_seq;
+		end->last_ts = t.last_ts;
+		end->active_base = base;
+		end->active_created = h.created;
+		if (!t.sealed)
+			return 0;
+		/* Sealed: the next segment is the active one, unless a writer
+		 * is between sealing and creating it. */
+		char name[CH_SEG_NAME_LEN + 1];
+		ch_seg_name(name, end->offset);
+		if (faccessat(ch->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			return 0;
+		base = end->offset;
+		if (hops > 1000000)
+			return ch_err(err, CH_EXIT_DATAERR, "segment chain loops");
+	}
+}
+
+static int
+segment_exists(struct ch_channel *ch, uint64_t base)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+
+	ch_seg_name(name, base);
+	return faccessat(ch->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int
+ch_channel_start(struct ch_channel *ch, struct ch_start *start,
+    struct ch_error *err)
+{
+	struct ch_index ix;
+	struct ch_idxent e;
+	uint64_t lo, hi;
+
+	if (ch_index_open(ch->dirfd, &ix, err) < 0)
+		return -1;
+	/* Deleted segments form a prefix of the index: binary search for
+	 * the first one that still exists (usually entry 0). */
+	lo = 0;
+	hi = ix.count - 1;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (ch_index_get(&ix, mid, &e, err) < 0)
+			goto fail;
+		if (segment_exists(ch, e.base))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (ch_index_get(&ix, lo, &e, err) < 0)
+		goto fail;
+	ch_index_close(&ix);
+	start->offset = e.base;
+	start->seq = e.first_seq;
+	start->index_pos = lo;
+	return 0;
+fail:
+	ch_index_close(&ix);
+	return -1;
+}
+
+int
+ch_channel_locate(struct ch_channel *ch, uint64_t offset, int *fdp,
+    struct ch_seghdr *hdr, uint64_t *posp, struct ch_error *err)
+{
+	struct ch_index ix;
+	struct ch_idxent e;
+	uint64_t i;
+
+	if (ch_index_open(ch->dirfd, &ix, err) < 0)
+		return -1;
+	if (ch_index_find(&ix, offset, &i, err) < 0 ||
+	    ch_index_get(&ix, i, &e, err) < 0) {
+		ch_index_close(&ix);
+		return -1;
+	}
+	ch_index_close(&ix);
+	if (ch_segment_open(ch->dirfd, e.base, 0, fdp, hdr, err) < 0)
+		return -1;
+	*posp = offset - e.base + CH_SEG_HDR;
+	return 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * channel.h - a channel: a directory holding segments, an index, locks,
+ * subscribers and channel.yaml (channel(5) lists every file).
+ *
+ * A channel exists once channel.yaml exists: creation writes everything
+ * else first and channel.yaml last (temp file and rename), under the
+ * append lock, so a crash mid-creation leaves a directory the next chpub
+ * finishes, never a half channel that other tools would use.
+ */
+#ifndef CH_CHANNEL_H
+#define CH_CHANNEL_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "format.h"
+#include "index.h"
+
+#define CH_SUBSCRIBERS_DIR "subscribers"
+
+struct ch_channel {
+	const char *arg;	/* CHANNEL as the user wrote it */
+	char path[4096];	/* after CH_ROOT resolution */
+	int dirfd;
+	struct ch_config cfg;
+};
+
+enum {
+	CH_OPEN_CREATE = 1,	/* create a missing channel (chpub) */
+};
+
+/* CHANNEL -> path: a name without '/' means $CH_ROOT/NAME when set. */
+int ch_channel_resolve(const char *arg, char *out, size_t outlen,
+    struct ch_error *err);
+
+/* Open (or create) a channel.  A missing channel is CH_EXIT_NOINPUT. */
+int ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
+    struct ch_error *err);
+void ch_channel_close(struct ch_channel *ch);
+
+/* Where the channel ends now (no lock taken). */
+struct ch_end {
+	uint64_t offset;	/* offset the next record will get */
+	uint64_t seq;		/* its sequence number */
+	int64_t last_ts;	/* time of the last record, 0 if none */
+	uint64_t active_base;	/* base of the active segment */
+	int64_t active_created;
+};
+int ch_channel_end(struct ch_channel *ch, struct ch_end *end,
+    struct ch_error *err);
+
+/* The oldest segment still present. */
+struct ch_start {
+	uint64_t offset;	/* its base: the earliest offset */
+	uint64_t seq;		/* its first sequence number */
+	uint64_t index_pos;	/* its entry in the index */
+};
+int ch_channel_start(struct ch_channel *ch, struct ch_start *start,
+    struct ch_error *err);
+
+/*
+ * Open the segment holding `offset` read-only: *fdp, its header, and the
+ * file position of offset.  CH_EXIT_NOINPUT when that data was deleted.
+ */
+int ch_channel_locate(struct ch_channel *ch, uint64_t offset, int *fdp,
+    struct ch_seghdr *hdr, uint64_t *posp, struct ch_error *err);
+
+#endif

@@ -1,0 +1,212 @@
+/* cli.c - shared options, messages and exit handling. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "parse.h"
+
+const char *ch_prog = "chtools";
+int ch_verbose;
+int ch_quiet;
+static int usage_code = CH_EXIT_USAGE;
+
+enum { OPT_VERSION = 1, OPT_QUIET, OPT_VERBOSE };
+
+static void
+common_cb(poptContext pc, enum poptCallbackReason reason,
+    const struct poptOption *opt, const char *arg, const void *data)
+{
+	(void)pc;
+	(void)reason;
+	(void)arg;
+	(void)data;
+	switch (opt->val) {
+	case OPT_VERSION:
+		printf("%s (chtools) %s\n", ch_prog, PACKAGE_VERSION);
+		exit(ch_finish(0));
+	case OPT_QUIET:
+		ch_quiet = 1;
+		ch_verbose = 0;
+		break;
+	case OPT_VERBOSE:
+		ch_verbose++;
+		ch_quiet = 0;
+		break;
+	}
+}
+
+struct poptOption ch_common_options[] = {
+	{ NULL, '\0', POPT_ARG_CALLBACK, (void *)common_cb, 0, NULL, NULL },
+	{ "quiet", 'q', POPT_ARG_NONE, NULL, OPT_QUIET,
+	    "print no warnings, only errors", NULL },
+	{ "verbose", 'v', POPT_ARG_NONE, NULL, OPT_VERBOSE,
+	    "report what is done on stderr", NULL },
+	{ "version", '\0', POPT_ARG_NONE, NULL, OPT_VERSION,
+	    "print the version and exit", NULL },
+	POPT_TABLEEND
+};
+
+poptContext
+ch_cli_init(const char *prog, int code, int argc, const char **argv,
+    const struct poptOption *table, const char *args_help)
+{
+	poptContext pc;
+
+	ch_prog = prog;
+	usage_code = code;
+	pc = poptGetContext(prog, argc, argv, table, 0);
+	if (!pc)
+		ch_die(CH_EXIT_FAIL, NULL, "out of memory");
+	poptSetOtherOptionHelp(pc, args_help);
+	return pc;
+}
+
+void
+ch_cli_popt_error(poptContext pc, int rc)
+{
+	fprintf(stderr, "%s: %s: %s\n", ch_prog,
+	    poptBadOption(pc, POPT_BADOPTION_NOALIAS), poptStrerror(rc));
+	fprintf(stderr, "Try '%s --help' for more information.\n", ch_prog);
+	poptFreeContext(pc);
+	exit(usage_code);
+}
+
+void
+ch_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", ch_prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", ch_prog);
+	exit(usage_code);
+}
+
+static void
+vmsg(const char *channel, const char *fmt, va_list ap)
+{
+	/* One fprintf per message so concurrent writers do not interleave. */
+	char buf[2048];
+	int n;
+
+	if (channel)
+		n = snprintf(buf, sizeof buf, "%s: %s: ", ch_prog, channel);
+	else
+		n = snprintf(buf, sizeof buf, "%s: ", ch_prog);
+	if (n < 0 || (size_t)n >= sizeof buf)
+		n = 0;
+	vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	fprintf(stderr, "%s\n", buf);
+}
+
+void
+ch_msg(const char *channel, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(channel, fmt, ap);
+	va_end(ap);
+}
+
+void
+ch_warn(const char *channel, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ch_quiet)
+		return;
+	va_start(ap, fmt);
+	vmsg(channel, fmt, ap);
+	va_end(ap);
+}
+
+void
+ch_info(const char *channel, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!ch_verbose)
+		return;
+	va_start(ap, fmt);
+	vmsg(channel, fmt, ap);
+	va_end(ap);
+}
+
+void
+ch_die(int code, const char *channel, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(channel, fmt, ap);
+	va_end(ap);
+	exit(ch_finish(code));
+}
+
+void
+ch_report(const char *channel, const struct ch_error *e)
+{
+	ch_msg(channel, "%s", e->msg);
+}
+
+void
+ch_die_err(const char *channel, const struct ch_error *e)
+{
+	ch_report(channel, e);
+	exit(ch_finish(e->code ? e->code : CH_EXIT_FAIL));
+}
+
+int
+ch_finish(int status)
+{
+	int bad = ferror(stdout);
+
+	if (fflush(stdout) != 0)
+		bad = 1;
+	if (bad && errno != EPIPE) {
+		fprintf(stderr, "%s: write error: %s\n", ch_prog, strerror(errno));
+		return status ? status : CH_EXIT_FAIL;
+	}
+	return status;
+}
+
+uint64_t
+ch_opt_size(const char *opt, const char *val)
+{
+	struct ch_error e;
+	uint64_t v;
+
+	if (ch_parse_size(val, &v, &e) < 0)
+		ch_usage("%s: %s", opt, e.msg);
+	return v;
+}
+
+int64_t
+ch_opt_duration(const char *opt, const char *val)
+{
+	struct ch_error e;
+	int64_t v;
+
+	if (ch_parse_duration(val, &v, &e) < 0)
+		ch_usage("%s: %s", opt, e.msg);
+	return v;
+}
+
+uint64_t
+ch_opt_count(const char *opt, const char *val, uint64_t min, uint64_t max)
+{
+	struct ch_error e;
+	uint64_t v;
+
+	if (ch_parse_count(val, min, max, &v, &e) < 0)
+		ch_usage("%s: %s", opt, e.msg);
+	return v;
+}

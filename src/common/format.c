@@ -1,0 +1,178 @@
+/* format.c - encoding and decoding the structures of format.h. */
+#include <config.h>
+
+#include <stdio.h>
+
+#include "crc32c.h"
+#include "format.h"
+
+int
+ch_rec_decode(const unsigned char *p, struct ch_rechdr *h)
+{
+	if (ch_get32(p) != CH_REC_MAGIC)
+		return -1;
+	h->crc = ch_get32(p + 4);
+	h->len = ch_get32(p + 8);
+	h->meta_len = ch_get16(p + 12);
+	h->type = p[14];
+	h->flags = p[15];
+	h->seq = ch_get64(p + 16);
+	h->ts = (int64_t)ch_get64(p + 24);
+	if ((h->type != CH_REC_DATA && h->type != CH_REC_SEAL) || h->flags)
+		return -1;
+	if (h->type == CH_REC_SEAL &&
+	    (h->len != CH_SEAL_PAYLOAD || h->meta_len != 0))
+		return -1;
+	return 0;
+}
+
+int
+ch_rec_verify(const unsigned char *rec, uint64_t total)
+{
+	uint32_t crc;
+
+	if (total < CH_REC_OVERHEAD ||
+	    ch_get32(rec + total - CH_REC_TRAILER) != total)
+		return -1;
+	crc = ch_crc32c(0, rec + CH_REC_HDR, total - CH_REC_HDR);
+	crc = ch_crc32c(crc, rec + 8, CH_REC_HDR - 8);
+	return crc == ch_get32(rec + 4) ? 0 : -1;
+}
+
+uint32_t
+ch_rec_encode(unsigned char *dst, int type, const void *meta, size_t meta_len,
+    const void *payload, size_t len)
+{
+	uint64_t total = ch_rec_size(meta_len, len);
+
+	ch_put32(dst, CH_REC_MAGIC);
+	ch_put32(dst + 4, 0);
+	ch_put32(dst + 8, (uint32_t)len);
+	ch_put16(dst + 12, (uint16_t)meta_len);
+	dst[14] = (unsigned char)type;
+	dst[15] = 0;
+	if (meta_len)
+		memcpy(dst + CH_REC_HDR, meta, meta_len);
+	if (len)
+		memcpy(dst + CH_REC_HDR + meta_len, payload, len);
+	ch_put32(dst + total - CH_REC_TRAILER, (uint32_t)total);
+	return ch_crc32c(0, dst + CH_REC_HDR, total - CH_REC_HDR);
+}
+
+void
+ch_rec_finish(unsigned char *rec, uint32_t partial, uint64_t seq, int64_t ts)
+{
+	ch_put64(rec + 16, seq);
+	ch_put64(rec + 24, (uint64_t)ts);
+	ch_put32(rec + 4, ch_crc32c(partial, rec + 8, CH_REC_HDR - 8));
+}
+
+void
+ch_seal_encode(unsigned char *p, const struct ch_seal *s)
+{
+	ch_put64(p, s->records);
+	ch_put64(p + 8, (uint64_t)s->first_ts);
+	ch_put64(p + 16, (uint64_t)s->last_ts);
+}
+
+void
+ch_seal_decode(const unsigned char *p, struct ch_seal *s)
+{
+	s->records = ch_get64(p);
+	s->first_ts = (int64_t)ch_get64(p + 8);
+	s->last_ts = (int64_t)ch_get64(p + 16);
+}
+
+void
+ch_seghdr_encode(unsigned char *p, const struct ch_seghdr *h)
+{
+	memset(p, 0, CH_SEG_HDR);
+	memcpy(p, CH_SEG_MAGIC, 8);
+	ch_put32(p + 8, h->format);
+	ch_put32(p + 12, CH_SEG_HDR);
+	ch_put64(p + 16, h->base);
+	ch_put64(p + 24, h->first_seq);
+	ch_put64(p + 32, (uint64_t)h->created);
+	ch_put32(p + 60, ch_crc32c(0, p, 60));
+}
+
+int
+ch_seghdr_decode(const unsigned char *p, struct ch_seghdr *h)
+{
+	if (memcmp(p, CH_SEG_MAGIC, 8) != 0 ||
+	    ch_get32(p + 60) != ch_crc32c(0, p, 60) ||
+	    ch_get32(p + 12) != CH_SEG_HDR)
+		return -1;
+	h->format = ch_get32(p + 8);
+	h->base = ch_get64(p + 16);
+	h->first_seq = ch_get64(p + 24);
+	h->created = (int64_t)ch_get64(p + 32);
+	return 0;
+}
+
+void
+ch_seg_name(char *buf, uint64_t base)
+{
+	snprintf(buf, CH_SEG_NAME_LEN + 1, "%020llu.seg",
+	    (unsigned long long)base);
+}
+
+int
+ch_seg_parse_name(const char *name, uint64_t *base)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 20; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -1;
+		uint64_t d = (uint64_t)(name[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (strcmp(name + 20, ".seg") != 0)
+		return -1;
+	*base = v;
+	return 0;
+}
+
+void
+ch_idxhdr_encode(unsigned char *p)
+{
+	memset(p, 0, CH_IDX_HDR);
+	memcpy(p, CH_IDX_MAGIC, 8);
+	ch_put32(p + 8, 1);
+	ch_put32(p + 12, CH_IDX_ENTRY);
+	ch_put32(p + 60, ch_crc32c(0, p, 60));
+}
+
+int
+ch_idxhdr_decode(const unsigned char *p)
+{
+	if (memcmp(p, CH_IDX_MAGIC, 8) != 0 ||
+	    ch_get32(p + 60) != ch_crc32c(0, p, 60) ||
+	    ch_get32(p + 12) != CH_IDX_ENTRY || ch_get32(p + 8) != 1)
+		return -1;
+	return 0;
+}
+
+void
+ch_idxent_encode(unsigned char *p, const struct ch_idxent *e)
+{
+	ch_put64(p, e->base);
+	ch_put64(p + 8, e->first_seq);
+	ch_put64(p + 16, (uint64_t)e->created);
+	ch_put32(p + 24, 0);
+	ch_put32(p + 28, ch_crc32c(0, p, 28));
+}
+
+int
+ch_idxent_decode(const unsigned char *p, struct ch_idxent *e)
+{
+	if (ch_get32(p + 28) != ch_crc32c(0, p, 28))
+		return -1;
+	e->base = ch_get64(p);
+	e->first_seq = ch_get64(p + 8);
+	e->created = (int64_t)ch_get64(p + 16);
+	return 0;
+}

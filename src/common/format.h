@@ -1,0 +1,181 @@
+/*
+ * format.h - the bytes on disk (channel(5) is the normative description).
+ *
+ * All integers are little-endian.  Offsets are global byte positions in the
+ * channel's record stream: the record stored at file position P of the
+ * segment whose base offset is B has offset B + P - CH_SEG_HDR.  Segment
+ * headers and seal records take file space but no offset space, so the
+ * seal of a segment sits at the offset that is the next segment's base.
+ *
+ * Segment file "%020llu.seg" (its base offset):
+ *   0  8  magic "CHANSEG\n"
+ *   8  4  format version (1)
+ *  12  4  header size (64)
+ *  16  8  base offset
+ *  24  8  sequence number of its first record
+ *  32  8  creation time, ns since the epoch
+ *  40 20  zero
+ *  60  4  CRC-32C of bytes 0..59
+ *  64     records, back to back, the last one a seal once sealed
+ *
+ * Record (CH_REC_OVERHEAD + meta_len + payload_len bytes):
+ *   0  4  magic C7 52 45 43
+ *   4  4  CRC-32C of bytes 32..end, then of bytes 8..31
+ *   8  4  payload length
+ *  12  2  meta length
+ *  14  1  type: 1 data, 2 seal
+ *  15  1  flags (0)
+ *  16  8  sequence number (records are numbered 0, 1, 2... per channel)
+ *  24  8  publish time, ns since the epoch (non-decreasing)
+ *  32     meta (KEY=VALUE\n lines; dead-letter origin), then payload
+ * end-4 4 total length of this record (so the tail can be read backwards)
+ *
+ * Seal payload (24 bytes): data records in the segment, time of its first
+ * and of its last data record.
+ *
+ * Index file "index": a 64-byte header ("CHANIDX\n", version, entry size,
+ * CRC at 60) and one 32-byte entry per segment, oldest first: base offset,
+ * first sequence number, creation time, 4 zero bytes, CRC-32C of 0..27.
+ */
+#ifndef CH_FORMAT_H
+#define CH_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define CH_SEG_MAGIC "CHANSEG\n"
+#define CH_SEG_HDR 64
+#define CH_SEG_NAME_LEN 24		/* 20 digits + ".seg" */
+
+#define CH_REC_MAGIC 0x434552C7u
+#define CH_REC_HDR 32
+#define CH_REC_TRAILER 4
+#define CH_REC_OVERHEAD (CH_REC_HDR + CH_REC_TRAILER)
+#define CH_REC_DATA 1
+#define CH_REC_SEAL 2
+#define CH_SEAL_PAYLOAD 24
+#define CH_SEAL_SIZE (CH_REC_OVERHEAD + CH_SEAL_PAYLOAD)
+#define CH_MAX_META 65535u
+
+#define CH_IDX_MAGIC "CHANIDX\n"
+#define CH_IDX_FILE "index"
+#define CH_IDX_HDR 64
+#define CH_IDX_ENTRY 32
+
+static inline void
+ch_put16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static inline void
+ch_put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline void
+ch_put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint16_t
+ch_get16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t
+ch_get32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	return v;
+}
+
+static inline uint64_t
+ch_get64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
+}
+
+/* A decoded record header. */
+struct ch_rechdr {
+	uint32_t crc;
+	uint32_t len;		/* payload */
+	uint16_t meta_len;
+	uint8_t type;
+	uint8_t flags;
+	uint64_t seq;
+	int64_t ts;
+};
+
+/* Bytes a record occupies on disk. */
+static inline uint64_t
+ch_rec_size(uint64_t meta_len, uint64_t len)
+{
+	return CH_REC_OVERHEAD + meta_len + len;
+}
+
+/* Decode the 32-byte header; -1 if the magic, type or flags are wrong. */
+int ch_rec_decode(const unsigned char *p, struct ch_rechdr *h);
+
+/* Check a whole record in memory (`total` bytes): trailer and CRC. */
+int ch_rec_verify(const unsigned char *rec, uint64_t total);
+
+/*
+ * Encode a record except its sequence number, time and CRC into dst (which
+ * has room for ch_rec_size()).  Returns the CRC of the part that does not
+ * depend on them; ch_rec_seal_crc() finishes the record once the writer
+ * holds the lock and knows the sequence number and time.
+ */
+uint32_t ch_rec_encode(unsigned char *dst, int type, const void *meta,
+    size_t meta_len, const void *payload, size_t len);
+void ch_rec_finish(unsigned char *rec, uint32_t partial, uint64_t seq,
+    int64_t ts);
+
+/* The seal payload. */
+struct ch_seal {
+	uint64_t records;
+	int64_t first_ts, last_ts;
+};
+void ch_seal_encode(unsigned char *payload, const struct ch_seal *s);
+void ch_seal_decode(const unsigned char *payload, struct ch_seal *s);
+
+struct ch_seghdr {
+	uint32_t format;
+	uint64_t base;
+	uint64_t first_seq;
+	int64_t created;
+};
+void ch_seghdr_encode(unsigned char *p, const struct ch_seghdr *h);
+int ch_seghdr_decode(const unsigned char *p, struct ch_seghdr *h);
+
+void ch_seg_name(char *buf, uint64_t base);	/* buf: CH_SEG_NAME_LEN+1 */
+/* Parse a segment file name; -1 if it is not one. */
+int ch_seg_parse_name(const char *name, uint64_t *base);
+
+struct ch_idxent {
+	uint64_t base;
+	uint64_t first_seq;
+	int64_t created;
+};
+void ch_idxhdr_encode(unsigned char *p);
+int ch_idxhdr_decode(const unsigned char *p);
+void ch_idxent_encode(unsigned char *p, const struct ch_idxent *e);
+int ch_idxent_decode(const unsigned char *p, struct ch_idxent *e);
+
+#endif

@@ -1,0 +1,254 @@
+/* fsutil.c - careful file-system primitives. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+
+int
+ch_open_file(int dirfd, const char *name, int flags, mode_t mode)
+{
+	struct stat st = { 0 };
+	int fd;
+
+	fd = openat(dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+	    mode);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int saved = errno;
+		if (!S_ISREG(st.st_mode))
+			saved = S_ISDIR(st.st_mode) ? EISDIR : CH_ENOTREG;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	/* Regular files ignore O_NONBLOCK, but clear it so nothing surprises. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	return fd;
+}
+
+int
+ch_open_dir(int dirfd, const char *name)
+{
+	return openat(dirfd, name,
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+ssize_t
+ch_read_full(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t
+ch_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done,
+		    off + (off_t)done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+int
+ch_write_full(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int
+ch_pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
+		    off + (off_t)done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int
+ch_fsync_dir(int dirfd)
+{
+	while (fsync(dirfd) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+int
+ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
+    mode_t mode)
+{
+	char tmp[512];
+	int fd, saved;
+
+	if (snprintf(tmp, sizeof tmp, ".%s.tmp", name) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = openat(dirfd, tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+	    mode);
+	if (fd < 0)
+		return -1;
+	if (ch_write_full(fd, data, len) < 0 || fdatasync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (renameat(dirfd, tmp, dirfd, name) < 0)
+		goto fail;
+	return ch_fsync_dir(dirfd);
+fail:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	errno = saved;
+	return -1;
+}
+
+int
+ch_mkdir_parents(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof buf) {
+		errno = len ? ENAMETOOLONG : ENOENT;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char c = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -1;
+		buf[i] = c;
+	}
+	return 0;
+}
+
+int
+ch_slurp(int dirfd, const char *name, size_t max, char **out, size_t *lenp)
+{
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	int fd, saved;
+
+	fd = ch_open_file(dirfd, name, O_RDONLY, 0);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		goto fail_fd;
+	if ((uintmax_t)st.st_size > max) {
+		errno = EFBIG;
+		goto fail_fd;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		goto fail_fd;
+	n = ch_read_full(fd, buf, (size_t)st.st_size);
+	if (n < 0) {
+		saved = errno;
+		free(buf);
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	buf[n] = '\0';
+	close(fd);
+	*out = buf;
+	if (lenp)
+		*lenp = (size_t)n;
+	return 0;
+fail_fd:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+int64_t
+ch_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+ch_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}

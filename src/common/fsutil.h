@@ -1,0 +1,60 @@
+/*
+ * fsutil.h - careful file-system primitives used by every module.
+ *
+ * Everything inside a channel is opened relative to the channel directory
+ * fd with O_NOFOLLOW, so a symlink planted inside a channel is refused
+ * (ELOOP) instead of followed, and with O_NONBLOCK, so a FIFO planted where
+ * a file belongs is refused (not a regular file) instead of blocking us.
+ * All functions return -1 with errno set on failure; short reads and writes
+ * and EINTR are handled here so callers never see them.
+ */
+#ifndef CH_FSUTIL_H
+#define CH_FSUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <sys/types.h>
+
+/* errno for "exists but is not a regular file" (a FIFO, a device...).
+ * EBADFD is never returned by openat(2), and ch_err_sys() prints this one
+ * as "not a regular file". */
+#define CH_ENOTREG EBADFD
+
+/* Open a regular file under dirfd without following symlinks.  Fails with
+ * ELOOP for a symlink, EISDIR for a directory, CH_ENOTREG for anything else
+ * that is not a regular file. */
+int ch_open_file(int dirfd, const char *name, int flags, mode_t mode);
+
+/* Open a directory under dirfd (never through a symlink). */
+int ch_open_dir(int dirfd, const char *name);
+
+ssize_t ch_read_full(int fd, void *buf, size_t len);	/* < len only at EOF */
+ssize_t ch_pread_full(int fd, void *buf, size_t len, off_t off);
+int ch_write_full(int fd, const void *buf, size_t len);
+int ch_pwrite_full(int fd, const void *buf, size_t len, off_t off);
+
+int ch_fsync_dir(int dirfd);
+
+/*
+ * Replace dirfd/name atomically with `len` bytes of `data`: write
+ * ".name.tmp", fdatasync it, rename over name, fsync the directory.  A crash
+ * leaves either the old or the new file, never a mix.  The temp file is
+ * removed on failure.
+ */
+int ch_atomic_replace(int dirfd, const char *name, const void *data,
+    size_t len, mode_t mode);
+
+/* mkdir -p for an absolute or relative path (mode applies to new dirs). */
+int ch_mkdir_parents(const char *path, mode_t mode);
+
+/* Read a whole small file (at most max bytes) into a malloc'd, NUL-terminated
+ * buffer.  Fails with EFBIG when the file is larger. */
+int ch_slurp(int dirfd, const char *name, size_t max, char **out, size_t *lenp);
+
+/* Wall-clock time in nanoseconds since the epoch. */
+int64_t ch_now_ns(void);
+/* Monotonic time in nanoseconds (for timeouts). */
+int64_t ch_mono_ns(void);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * lock.h - flock(2) helpers.
+ *
+ * Lock files are opened O_RDWR (flock emulation on some file systems needs
+ * a writable fd for an exclusive lock) and created 0666 & ~umask.  The
+ * channel's lock files are never unlinked or renamed, so every process that
+ * opens one by name locks the same inode.  (Subscriber lock files are the
+ * exception; see subscriber.h for how that stays safe.)
+ */
+#ifndef CH_LOCK_H
+#define CH_LOCK_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+#define CH_APPEND_LOCK "append.lock"
+#define CH_COMPACT_LOCK "compact.lock"
+
+enum {
+	CH_LOCK_NOWAIT = 0,	/* fail at once with EWOULDBLOCK */
+	CH_LOCK_WAIT = -1,	/* block until granted */
+};
+
+/* Open (creating) dirfd/name for locking. */
+int ch_lock_open(int dirfd, const char *name, int *fdp, struct ch_error *err);
+
+/*
+ * flock(fd, op) where op is LOCK_EX or LOCK_SH; `wait_ns` is CH_LOCK_NOWAIT,
+ * CH_LOCK_WAIT, or a timeout in ns.  Returns 0, or -1 with errno
+ * EWOULDBLOCK (busy / timed out) or another error.
+ */
+int ch_flock(int fd, int op, int64_t wait_ns);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * output.h - rendering records for people and programs.
+ *
+ * Plain: the payload and a delimiter (newline, or NUL with -0).
+ * --format=FMT, kcat style: %o offset, %n sequence number, %s payload,
+ *   %S payload size, %t publish time (RFC 3339 UTC, nanoseconds), %T publish
+ *   time in epoch milliseconds, %{KEY} a metadata field (the origin of a
+ *   dead letter: channel, subscriber, offset, status, attempts, time,
+ *   error), %% a percent sign; \n \t \r \0 \\ escapes.  Nothing is added.
+ * --json: one object per line; the payload as a JSON string when it is
+ *   valid UTF-8, else as "payload_base64"; metadata as "origin".
+ */
+#ifndef CH_OUTPUT_H
+#define CH_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct ch_buf {
+	char *p;
+	size_t len, cap;
+};
+
+int ch_buf_reserve(struct ch_buf *b, size_t more);
+int ch_buf_put(struct ch_buf *b, const void *data, size_t len);
+void ch_buf_free(struct ch_buf *b);
+
+enum { CH_OUT_PLAIN, CH_OUT_FORMAT, CH_OUT_JSON };
+
+struct ch_outfmt {
+	int mode;
+	char delim;		/* plain mode */
+	const char *fmt;	/* format mode */
+};
+
+struct ch_recview {
+	uint64_t offset, seq;
+	int64_t ts;
+	const unsigned char *payload;
+	size_t len;
+	const unsigned char *meta;
+	size_t meta_len;
+};
+
+/* Reject unknown % directives and bad escapes in a --format string. */
+int ch_format_check(const char *fmt, struct ch_error *err);
+
+/* Append one record's rendering; -1 only when out of memory. */
+int ch_output_record(struct ch_buf *b, const struct ch_outfmt *f,
+    const struct ch_recview *r);
+
+/* Find KEY in metadata ("KEY=VALUE\n" lines); returns its length or -1. */
+int ch_meta_get(const unsigned char *meta, size_t len, const char *key,
+    const unsigned char **val);
+
+/* JSON string escaping (with the quotes) of arbitrary bytes; invalid UTF-8
+ * bytes become U+FFFD.  Returns -1 only when out of memory. */
+int ch_json_string(struct ch_buf *b, const void *s, size_t len);
+/* 1 if s is valid UTF-8. */
+int ch_utf8_valid(const unsigned char *s, size_t len);
+
+#endif

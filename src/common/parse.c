@@ -1,0 +1,338 @@
+/* parse.c - SIZE, DUR, TIME and COUNT grammars, and their human renderings. */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "parse.h"
+
+/* Parse "123" or "1.5" at *pp into a long double; advance *pp. */
+static int
+number(const char **pp, long double *out)
+{
+	const char *p = *pp;
+	long double v = 0;
+	int digits = 0;
+
+	while (isdigit((unsigned char)*p)) {
+		v = v * 10 + (*p++ - '0');
+		digits++;
+	}
+	if (*p == '.' && isdigit((unsigned char)p[1])) {
+		long double scale = 0.1L;
+		p++;
+		while (isdigit((unsigned char)*p)) {
+			v += scale * (*p++ - '0');
+			scale /= 10;
+			digits++;
+		}
+	}
+	if (!digits)
+		return -1;
+	*pp = p;
+	*out = v;
+	return 0;
+}
+
+int
+ch_parse_u64(const char *s, uint64_t *out, struct ch_error *err)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (!*p)
+		return ch_err(err, CH_EXIT_USAGE, "empty number");
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return ch_err(err, CH_EXIT_USAGE,
+			    "'%s' is not a non-negative decimal integer", s);
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return ch_err(err, CH_EXIT_USAGE, "'%s' is too large", s);
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int
+ch_parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+    struct ch_error *err)
+{
+	if (ch_parse_u64(s, out, err) < 0)
+		return -1;
+	if (*out < min || *out > max)
+		return ch_err(err, CH_EXIT_USAGE,
+		    "'%s' is out of range (%" PRIu64 "..%" PRIu64 ")", s, min, max);
+	return 0;
+}
+
+static const struct {
+	const char *suffix;
+	uint64_t mult;
+} size_units[] = {
+	{ "", 1 }, { "B", 1 }, { "c", 1 },
+	{ "K", 1ULL << 10 }, { "k", 1ULL << 10 }, { "KiB", 1ULL << 10 },
+	{ "M", 1ULL << 20 }, { "MiB", 1ULL << 20 },
+	{ "G", 1ULL << 30 }, { "GiB", 1ULL << 30 },
+	{ "T", 1ULL << 40 }, { "TiB", 1ULL << 40 },
+	{ "KB", 1000ULL }, { "kB", 1000ULL },
+	{ "MB", 1000000ULL }, { "GB", 1000000000ULL },
+	{ "TB", 1000000000000ULL },
+};
+
+int
+ch_parse_size(const char *s, uint64_t *out, struct ch_error *err)
+{
+	const char *p = s;
+	long double v;
+
+	while (*p == ' ')
+		p++;
+	if (number(&p, &v) < 0)
+		goto bad;
+	while (*p == ' ')
+		p++;
+	for (size_t i = 0; i < sizeof size_units / sizeof size_units[0]; i++) {
+		if (strcmp(p, size_units[i].suffix) != 0)
+			continue;
+		long double bytes = v * (long double)size_units[i].mult;
+		if (bytes >= 18446744073709551615.0L)
+			return ch_err(err, CH_EXIT_USAGE, "size '%s' is too large", s);
+		if (bytes != floorl(bytes))
+			return ch_err(err, CH_EXIT_USAGE,
+			    "size '%s' is not a whole number of bytes", s);
+		*out = (uint64_t)bytes;
+		return 0;
+	}
+bad:
+	return ch_err(err, CH_EXIT_USAGE,
+	    "invalid size '%s' (expected bytes, or a number with K, M, G, "
+	    "KiB, MiB, GiB, KB, MB or GB, e.g. 64MiB)", s);
+}
+
+int
+ch_parse_duration(const char *s, int64_t *out_ns, struct ch_error *err)
+{
+	const char *p = s;
+	long double total = 0;
+	int pairs = 0;
+
+	while (*p) {
+		long double v, mult;
+		if (number(&p, &v) < 0)
+			goto bad;
+		if (strncmp(p, "ms", 2) == 0) {
+			mult = 1e6L;
+			p += 2;
+		} else if (*p == 's') {
+			mult = 1e9L;
+			p++;
+		} else if (*p == 'm') {
+			mult = 60e9L;
+			p++;
+		} else if (*p == 'h') {
+			mult = 3600e9L;
+			p++;
+		} else if (*p == 'd') {
+			mult = 86400e9L;
+			p++;
+		} else if (*p == '\0' && pairs == 0) {
+			mult = 1e9L;	/* a bare number is seconds */
+		} else {
+			goto bad;
+		}
+		total += v * mult;
+		pairs++;
+	}
+	if (!pairs)
+		goto bad;
+	if (total > 9.2e18L)
+		return ch_err(err, CH_EXIT_USAGE, "duration '%s' is too long", s);
+	*out_ns = (int64_t)total;
+	return 0;
+bad:
+	return ch_err(err, CH_EXIT_USAGE,
+	    "invalid duration '%s' (expected e.g. 500ms, 90s, 15m, 1h30m, 7d)", s);
+}
+
+/* Read exactly n digits. */
+static int
+digits(const char **pp, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*pp)[i]))
+			return -1;
+		v = v * 10 + ((*pp)[i] - '0');
+	}
+	*pp += n;
+	*out = v;
+	return 0;
+}
+
+static int
+iso8601(const char *s, int64_t *out_ns)
+{
+	const char *p = s;
+	struct tm tm = { 0 };
+	int y, mo, d, h = 0, mi = 0, sec = 0;
+	long nanos = 0;
+	int have_zone = 0;
+	long zone_sec = 0;
+	time_t t;
+
+	if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) ||
+	    *p++ != '-' || digits(&p, 2, &d))
+		return -1;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		p++;
+		if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+			return -1;
+		if (*p == ':') {
+			p++;
+			if (digits(&p, 2, &sec))
+				return -1;
+			if (*p == '.' || *p == ',') {
+				long scale = 100000000;
+				p++;
+				if (!isdigit((unsigned char)*p))
+					return -1;
+				while (isdigit((unsigned char)*p)) {
+					nanos += (*p++ - '0') * scale;
+					scale /= 10;
+				}
+			}
+		}
+		if (*p == 'Z' || *p == 'z') {
+			have_zone = 1;
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int sign = *p++ == '-' ? -1 : 1, zh, zm = 0;
+			if (digits(&p, 2, &zh))
+				return -1;
+			if (*p == ':')
+				p++;
+			if (*p && digits(&p, 2, &zm))
+				return -1;
+			have_zone = 1;
+			zone_sec = sign * (zh * 3600L + zm * 60L);
+		}
+	}
+	if (*p)
+		return -1;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 60)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	if (have_zone) {
+		t = timegm(&tm);
+		t -= zone_sec;
+	} else {
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+	}
+	if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
+		return -1;
+	if (tm.tm_mday != d)	/* 2026-02-31 normalised away: reject */
+		return -1;
+	*out_ns = (int64_t)t * 1000000000 + nanos;
+	return 0;
+}
+
+int
+ch_parse_time(const char *s, int64_t now_ns, int64_t *out_ns,
+    struct ch_error *err)
+{
+	struct ch_error ignored;
+	int64_t ago;
+
+	if (s[0] == '@') {
+		const char *p = s + 1;
+		long double v;
+		if (number(&p, &v) == 0 && *p == '\0') {
+			*out_ns = (int64_t)(v * 1e9L);
+			return 0;
+		}
+	} else if (strlen(s) >= 10 && s[4] == '-' && iso8601(s, out_ns) == 0) {
+		return 0;
+	} else if (ch_parse_duration(s, &ago, &ignored) == 0) {
+		*out_ns = now_ns - ago;
+		return 0;
+	}
+	return ch_err(err, CH_EXIT_USAGE,
+	    "invalid time '%s' (expected ISO 8601 like 2026-11-22T10:00:00Z, "
+	    "@EPOCH, or a duration like 1h meaning that long ago)", s);
+}
+
+void
+ch_format_size(char *buf, int len, uint64_t bytes)
+{
+	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, (size_t)len, "%" PRIu64 " B", bytes);
+	else
+		snprintf(buf, (size_t)len, v < 10 ? "%.1f %s" : "%.0f %s", v,
+		    units[u]);
+}
+
+void
+ch_format_duration(char *buf, int len, int64_t ns)
+{
+	int64_t s = ns / 1000000000;
+
+	if (ns < 0) {
+		snprintf(buf, (size_t)len, "-");
+	} else if (ns < 1000000000) {
+		snprintf(buf, (size_t)len, "%" PRId64 "ms", ns / 1000000);
+	} else if (s < 60) {
+		snprintf(buf, (size_t)len, "%" PRId64 "s", s);
+	} else if (s < 3600) {
+		snprintf(buf, (size_t)len, "%" PRId64 "m%02" PRId64 "s", s / 60,
+		    s % 60);
+	} else if (s < 86400) {
+		snprintf(buf, (size_t)len, "%" PRId64 "h%02" PRId64 "m",
+		    s / 3600, s % 3600 / 60);
+	} else {
+		snprintf(buf, (size_t)len, "%" PRId64 "d%02" PRId64 "h",
+		    s / 86400, s % 86400 / 3600);
+	}
+}
+
+void
+ch_format_time(char *buf, int len, int64_t ns, int nanos)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	long frac = (long)(ns % 1000000000);
+	struct tm tm;
+	char base[64];
+
+	if (frac < 0) {
+		frac += 1000000000;
+		t--;
+	}
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (nanos)
+		snprintf(buf, (size_t)len, "%s.%09ldZ", base, frac);
+	else
+		snprintf(buf, (size_t)len, "%sZ", base);
+}

@@ -1,0 +1,494 @@
+/* reader.c - reading records across segments (see reader.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "reader.h"
+
+struct ch_reader {
+	struct ch_channel *ch;
+	int segfd;
+	struct ch_seghdr seg;
+	struct ch_segcur cur;
+	uint64_t next_seq;
+	int at_seal;		/* waiting for the segment after a seal */
+	int skip_corrupt;
+	ch_warn_fn warn;
+	void *warn_ctx;
+	uint64_t skipped;
+};
+
+/* Is `base` the newest segment (the last index entry)?  Returns 1, 0, or
+ * -1 on error; *next gets the following segment's base when there is one. */
+static int
+is_last(struct ch_channel *ch, uint64_t base, uint64_t *next,
+    struct ch_error *err)
+{
+	struct ch_index ix;
+	struct ch_idxent e;
+	uint64_t i;
+	int rc = -1;
+
+	if (ch_index_open(ch->dirfd, &ix, err) < 0)
+		return -1;
+	if (ch_index_find(&ix, base, &i, err) < 0)
+		goto out;
+	if (i + 1 >= ix.count) {
+		rc = 1;
+		goto out;
+	}
+	if (ch_index_get(&ix, i + 1, &e, err) < 0)
+		goto out;
+	*next = e.base;
+	rc = 0;
+out:
+	ch_index_close(&ix);
+	return rc;
+}
+
+/* Sequence number of the record at file position pos, which is a
+ * boundary: the record there, or one past the record ending there. */
+static int
+seq_at(struct ch_reader *r, uint64_t pos, struct ch_error *err)
+{
+	unsigned char b[CH_REC_HDR];
+	struct ch_rechdr h;
+	struct ch_segcur c = { 0 };
+	struct ch_rec rec;
+	int rc;
+
+	ch_segcur_init(&c, r->segfd, pos, r->cur.size);
+	rc = ch_segcur_next(&c, &rec);
+	ch_segcur_free(&c);
+	if (rc == CH_CUR_OK) {
+		r->next_seq = rec.h.seq;
+		return 0;
+	}
+	if (pos == CH_SEG_HDR) {
+		r->next_seq = r->seg.first_seq;
+		return 0;
+	}
+	/* At the end: the record ending here says who comes next. */
+	if (ch_pread_full(r->segfd, b, 4, (off_t)(pos - 4)) != 4)
+		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+	uint32_t total = ch_get32(b);
+	if (total < CH_REC_OVERHEAD || total > pos - CH_SEG_HDR ||
+	    ch_pread_full(r->segfd, b, sizeof b, (off_t)(pos - total)) !=
+	    sizeof b || ch_rec_decode(b, &h) < 0)
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "offset %llu is not on a record boundary",
+		    (unsigned long long)ch_seg_offset(r->seg.base, pos));
+	r->next_seq = h.type == CH_REC_SEAL ? h.seq : h.seq + 1;
+	return 0;
+}
+
+static int
+switch_segment(struct ch_reader *r, uint64_t base, uint64_t pos,
+    struct ch_error *err)
+{
+	struct stat st;
+	struct ch_seghdr h;
+	int fd;
+
+	if (ch_segment_open(r->ch->dirfd, base, 0, &fd, &h, err) < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+	}
+	if (r->segfd >= 0)
+		close(r->segfd);
+	r->segfd = fd;
+	r->seg = h;
+	ch_segcur_init(&r->cur, fd, pos, (uint64_t)st.st_size);
+	return 0;
+}
+
+int
+ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
+    struct ch_reader **rp, struct ch_error *err)
+{
+	struct ch_reader *r = calloc(1, sizeof *r);
+	struct ch_seghdr h;
+	uint64_t pos;
+	int fd;
+
+	if (!r)
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	r->ch = ch;
+	r->segfd = -1;
+	if (ch_channel_locate(ch, offset, &fd, &h, &pos, err) < 0) {
+		if (err->code == CH_EXIT_NOINPUT)
+			ch_err(err, CH_EXIT_NOINPUT,
+			    "offset %llu is below the earliest record (deleted)",
+			    (unsigned long long)offset);
+		free(r);
+		return -1;
+	}
+	close(fd);
+	if (switch_segment(r, h.base, pos, err) < 0)
+		goto fail;
+	if (pos > r->cur.size) {
+		struct ch_end end;
+		if (ch_channel_end(ch, &end, err) < 0)
+			goto fail;
+		ch_err(err, CH_EXIT_DATAERR,
+		    "offset %llu is past the end of the channel (%llu)",
+		    (unsigned long long)offset, (unsigned long long)end.offset);
+		goto fail;
+	}
+	if (strict && pos > CH_SEG_HDR) {
+		/* Walk from the segment start: a payload could hold bytes
+		 * that look like a record, a walk cannot be fooled. */
+		struct ch_segcur c = { 0 };
+		struct ch_rec rec;
+		ch_segcur_init(&c, r->segfd, CH_SEG_HDR, r->cur.size);
+		while (c.pos < pos && ch_segcur_next(&c, &rec) == CH_CUR_OK &&
+		    rec.h.type == CH_REC_DATA)
+			;
+		ch_segcur_free(&c);
+		if (c.pos != pos) {
+			ch_err(err, CH_EXIT_DATAERR,
+			    "offset %llu is not on a record boundary",
+			    (unsigned long long)offset);
+			goto fail;
+		}
+	}
+	if (pos < r->cur.size) {
+		struct ch_segcur c = { 0 };
+		struct ch_rec rec;
+		ch_segcur_init(&c, r->segfd, pos, r->cur.size);
+		int rc = ch_segcur_next(&c, &rec);
+		ch_segcur_free(&c);
+		if (rc == CH_CUR_IOERR) {
+			ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+			goto fail;
+		}
+		if (rc != CH_CUR_OK) {
+			ch_err(err, CH_EXIT_DATAERR,
+			    "offset %llu is not on a record boundary",
+			    (unsigned long long)offset);
+			goto fail;
+		}
+	}
+	if (seq_at(r, pos, err) < 0)
+		goto fail;
+	*rp = r;
+	return 0;
+fail:
+	ch_reader_close(r);
+	return -1;
+}
+
+void
+ch_reader_close(struct ch_reader *r)
+{
+	if (!r)
+		return;
+	if (r->segfd >= 0)
+		close(r->segfd);
+	ch_segcur_free(&r->cur);
+	free(r);
+}
+
+void
+ch_reader_set_skip_corrupt(struct ch_reader *r, int on, ch_warn_fn warn,
+    void *ctx)
+{
+	r->skip_corrupt = on;
+	r->warn = warn;
+	r->warn_ctx = ctx;
+}
+
+uint64_t
+ch_reader_offset(const struct ch_reader *r)
+{
+	return ch_seg_offset(r->seg.base, r->cur.pos);
+}
+
+uint64_t
+ch_reader_seq(const struct ch_reader *r)
+{
+	return r->next_seq;
+}
+
+uint64_t
+ch_reader_skipped(const struct ch_reader *r)
+{
+	return r->skipped;
+}
+
+/* Is this segment sealed (its last record a valid seal)? */
+static int
+sealed(struct ch_reader *r)
+{
+	struct ch_tail t;
+	struct ch_error ignored;
+
+	if (ch_segment_tail(r->segfd, &r->seg, r->cur.size, 0, 0, &t,
+	    &ignored) < 0)
+		return 0;
+	return t.sealed && !t.torn;
+}
+
+static void
+warn(struct ch_reader *r, const char *fmt, unsigned long long a,
+    unsigned long long b)
+{
+	char msg[256];
+
+	if (!r->warn)
+		return;
+	snprintf(msg, sizeof msg, fmt, a, b);
+	r->warn(r->warn_ctx, msg);
+}
+
+/* Bad bytes at the cursor: skip, stop with an error, or (torn tail)
+ * report the end.  Returns 1 to go on reading, 0 for end, -1. */
+static int
+damaged(struct ch_reader *r, struct ch_error *err)
+{
+	uint64_t next, here = ch_reader_offset(r), nbase;
+	int found = ch_segcur_resync(&r->cur, &next);
+
+	if (found < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+	if (found) {
+		if (!r->skip_corrupt)
+			return ch_err(err, CH_EXIT_DATAERR,
+			    "corrupt record at offset %llu (use --skip-corrupt "
+			    "to skip it)", (unsigned long long)here);
+		warn(r, "skipped %llu corrupt bytes at offset %llu",
+		    (unsigned long long)(next - r->cur.pos),
+		    (unsigned long long)here);
+		r->skipped += next - r->cur.pos;
+		r->cur.pos = next;
+		return 1;
+	}
+	/* Nothing valid follows in this segment. */
+	int last = is_last(r->ch, r->seg.base, &nbase, err);
+	if (last < 0)
+		return -1;
+	if (last)
+		return 0;	/* a torn tail: the next writer repairs it */
+	if (!r->skip_corrupt)
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "segment damaged from offset %llu to its end (use "
+		    "--skip-corrupt to skip it)", (unsigned long long)here);
+	warn(r, "skipped %llu bytes of a damaged segment at offset %llu",
+	    (unsigned long long)(nbase - here), (unsigned long long)here);
+	r->skipped += nbase - here;
+	if (switch_segment(r, nbase, CH_SEG_HDR, err) < 0)
+		return -1;
+	return seq_at(r, CH_SEG_HDR, err) < 0 ? -1 : 1;
+}
+
+int
+ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
+{
+	int grew = 0;
+
+	for (;;) {
+		if (r->at_seal) {
+			uint64_t base = ch_reader_offset(r);
+			if (switch_segment(r, base, CH_SEG_HDR, err) < 0) {
+				if (err->code == CH_EXIT_NOINPUT)
+					return 0;	/* not created yet */
+				return -1;
+			}
+			r->at_seal = 0;
+			continue;
+		}
+		int rc = ch_segcur_next(&r->cur, rec);
+		if (rc == CH_CUR_OK) {
+			if (rec->h.type == CH_REC_SEAL) {
+				r->next_seq = rec->h.seq;
+				r->cur.pos = rec->pos;	/* offset = next base */
+				r->at_seal = 1;
+				continue;
+			}
+			r->next_seq = rec->h.seq + 1;
+			return 1;
+		}
+		if (rc == CH_CUR_IOERR)
+			return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+		if (rc == CH_CUR_BAD) {
+			rc = damaged(r, err);
+			if (rc <= 0)
+				return rc;
+			continue;
+		}
+		/* CH_CUR_END: maybe the file grew since we last looked. */
+		if (!grew) {
+			grew = 1;
+			int g = ch_segcur_refresh(&r->cur);
+			if (g < 0)
+				return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+			if (g > 0)
+				continue;
+		}
+		/* A record running past the end of a sealed segment can only
+		 * be damage, not a write in progress. */
+		if (r->cur.pos < r->cur.size && sealed(r)) {
+			rc = damaged(r, err);
+			if (rc <= 0)
+				return rc;
+			grew = 0;
+			continue;
+		}
+		return 0;
+	}
+}
+
+/* Time of the first record of segment `base` (0 if it has none). */
+static int
+first_record_time(struct ch_channel *ch, uint64_t base, int64_t *ts,
+    struct ch_error *err)
+{
+	unsigned char b[CH_REC_HDR];
+	struct ch_seghdr h;
+	struct ch_rechdr rh;
+	int fd;
+	ssize_t n;
+
+	if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0)
+		return -1;
+	n = ch_pread_full(fd, b, sizeof b, CH_SEG_HDR);
+	close(fd);
+	*ts = (n == sizeof b && ch_rec_decode(b, &rh) == 0 &&
+	    rh.type == CH_REC_DATA) ? rh.ts : 0;
+	return 0;
+}
+
+/* Scan forward from `offset` to the first record matching pred. */
+static int
+scan_to(struct ch_channel *ch, uint64_t offset, int by_time, int64_t ts,
+    uint64_t seq, uint64_t *out, uint64_t *out_seq, struct ch_error *err)
+{
+	struct ch_reader *r;
+	struct ch_rec rec;
+	int rc;
+
+	if (ch_reader_open(ch, offset, 0, &r, err) < 0)
+		return -1;
+	for (;;) {
+		uint64_t here = ch_reader_offset(r);
+		rc = ch_reader_next(r, &rec, err);
+		if (rc < 0)
+			break;
+		if (rc == 0 || (by_time ? rec.h.ts >= ts : rec.h.seq >= seq)) {
+			*out = rc == 0 ? ch_reader_offset(r) : here;
+			if (out_seq)
+				*out_seq = rc == 0 ? ch_reader_seq(r) : rec.h.seq;
+			rc = 0;
+			break;
+		}
+	}
+	ch_reader_close(r);
+	return rc;
+}
+
+int
+ch_seek_time(struct ch_channel *ch, int64_t ts, uint64_t *offset,
+    uint64_t *seq, struct ch_error *err)
+{
+	struct ch_start s;
+	struct ch_index ix;
+	struct ch_idxent e;
+	uint64_t lo, hi;
+
+	if (ch_channel_start(ch, &s, err) < 0)
+		return -1;
+	if (ch_index_open(ch->dirfd, &ix, err) < 0)
+		return -1;
+	/* Last segment whose first record is older than ts: the answer is
+	 * in it or at the start of the next.  Times never decrease. */
+	lo = s.index_pos;
+	hi = ix.count;
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		int64_t t0;
+		if (ch_index_get(&ix, mid, &e, err) < 0 ||
+		    first_record_time(ch, e.base, &t0, err) < 0) {
+			ch_index_close(&ix);
+			return -1;
+		}
+		if (t0 != 0 && t0 < ts)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	if (ch_index_get(&ix, lo, &e, err) < 0) {
+		ch_index_close(&ix);
+		return -1;
+	}
+	ch_index_close(&ix);
+	return scan_to(ch, e.base, 1, ts, 0, offset, seq, err);
+}
+
+int
+ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t *offset,
+    struct ch_error *err)
+{
+	struct ch_start s;
+	struct ch_index ix;
+	struct ch_idxent e;
+	uint64_t lo, hi;
+
+	if (ch_channel_start(ch, &s, err) < 0)
+		return -1;
+	if (ch_index_open(ch->dirfd, &ix, err) < 0)
+		return -1;
+	lo = s.index_pos;
+	hi = ix.count;
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (ch_index_get(&ix, mid, &e, err) < 0) {
+			ch_index_close(&ix);
+			return -1;
+		}
+		if (e.first_seq <= seq)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	if (ch_index_get(&ix, lo, &e, err) < 0) {
+		ch_index_close(&ix);
+		return -1;
+	}
+	ch_index_close(&ix);
+	return scan_to(ch, e.base, 0, 0, seq, offset, NULL, err);
+}
+
+int
+ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
+    struct ch_error *err)
+{
+	struct ch_seghdr h;
+	struct ch_rechdr rh;
+	unsigned char b[CH_REC_HDR];
+	uint64_t pos;
+	int fd;
+
+	if (ch_channel_locate(ch, offset, &fd, &h, &pos, err) < 0)
+		return -1;
+	ssize_t n = ch_pread_full(fd, b, sizeof b, (off_t)pos);
+	close(fd);
+	if (n < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+	*ts = (n == sizeof b && ch_rec_decode(b, &rh) == 0 &&
+	    rh.type == CH_REC_DATA) ? rh.ts : 0;
+	if (n == sizeof b && rh.type == CH_REC_SEAL) {
+		/* At a seal: the record is the next segment's first. */
+		if (first_record_time(ch, offset, ts, err) < 0)
+			*ts = 0;
+	}
+	return 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * reader.h - reading records from an offset on, across segments.
+ *
+ * A reader takes no lock and never blocks a writer.  It hands out only
+ * whole records whose checksum is right; a record still being written is
+ * "not there yet".  At a seal it moves to the next segment by name.
+ *
+ * Damage is told apart from a tail still being written: invalid bytes
+ * followed by a valid record (or inside a sealed segment) are corruption,
+ * reported as CH_EXIT_DATAERR, or skipped with a warning when skip_corrupt
+ * is set; invalid bytes at the very end of the newest segment are a torn
+ * tail, which reads as the end of the channel until the next writer cuts
+ * it off.
+ */
+#ifndef CH_READER_H
+#define CH_READER_H
+
+#include <stdint.h>
+
+#include "channel.h"
+#include "error.h"
+#include "segment.h"
+
+struct ch_reader;
+
+typedef void (*ch_warn_fn)(void *ctx, const char *msg);
+
+/*
+ * Open a reader at `offset`, which must be a record boundary between the
+ * channel's start and end (CH_EXIT_NOINPUT if the data there was deleted,
+ * CH_EXIT_DATAERR if it is not a boundary or past the end).  With
+ * `strict`, the boundary is proven by walking the segment from its start
+ * (for offsets typed by a user); otherwise the record at offset is checked.
+ */
+int ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
+    struct ch_reader **rp, struct ch_error *err);
+void ch_reader_close(struct ch_reader *r);
+
+void ch_reader_set_skip_corrupt(struct ch_reader *r, int on, ch_warn_fn warn,
+    void *ctx);
+
+/* Next data record: 1 and *rec, 0 when nothing more is there now, -1. */
+int ch_reader_next(struct ch_reader *r, struct ch_rec *rec,
+    struct ch_error *err);
+
+/* Offset and sequence number of the next record to be returned. */
+uint64_t ch_reader_offset(const struct ch_reader *r);
+uint64_t ch_reader_seq(const struct ch_reader *r);
+/* Bytes skipped over as corrupt so far. */
+uint64_t ch_reader_skipped(const struct ch_reader *r);
+
+/* Offset of the first record published at or after `ts` (the end if none),
+ * and its sequence number. */
+int ch_seek_time(struct ch_channel *ch, int64_t ts, uint64_t *offset,
+    uint64_t *seq, struct ch_error *err);
+
+/* Offset of the record with sequence number `seq` (clamped by the caller to
+ * [start seq, end seq]; the end seq gives the end offset). */
+int ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t *offset,
+    struct ch_error *err);
+
+/* Time of the record at offset (0 at the end): for time lag. */
+int ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
+    struct ch_error *err);
+
+#endif

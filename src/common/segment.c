@@ -1,0 +1,364 @@
+/* segment.c - segment files: cursor, tail detection, creation. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "fsutil.h"
+#include "segment.h"
+
+#define CUR_CHUNK (1u << 20)
+
+void
+ch_segcur_init(struct ch_segcur *c, int fd, uint64_t pos, uint64_t size)
+{
+	c->fd = fd;
+	c->pos = pos;
+	c->size = size;
+	c->buf_pos = pos;
+	c->buf_len = 0;
+}
+
+void
+ch_segcur_free(struct ch_segcur *c)
+{
+	free(c->buf);
+	c->buf = NULL;
+	c->cap = 0;
+	c->buf_len = 0;
+}
+
+int
+ch_segcur_refresh(struct ch_segcur *c)
+{
+	struct stat st;
+
+	if (fstat(c->fd, &st) < 0)
+		return CH_CUR_IOERR;
+	if ((uint64_t)st.st_size > c->size) {
+		c->size = (uint64_t)st.st_size;
+		return 1;
+	}
+	/* A shrink means a repair truncated a torn tail we never returned. */
+	if ((uint64_t)st.st_size < c->size) {
+		c->size = (uint64_t)st.st_size;
+		if (c->buf_pos + c->buf_len > c->size)
+			c->buf_len = c->size > c->buf_pos ?
+			    (size_t)(c->size - c->buf_pos) : 0;
+	}
+	return 0;
+}
+
+/* Make [pos, pos+need) available in the buffer, reading as much as the
+ * file allows beyond it.  Returns 1 if available, 0 if the file (as far as
+ * c->size) does not hold it, or CH_CUR_IOERR. */
+static int
+fill(struct ch_segcur *c, uint64_t need)
+{
+	if (c->pos + need > c->size)
+		return 0;
+	if (c->pos >= c->buf_pos && c->pos + need <= c->buf_pos + c->buf_len)
+		return 1;
+	/* Keep the unread part, drop the rest. */
+	size_t keep = 0;
+	if (c->pos >= c->buf_pos && c->pos < c->buf_pos + c->buf_len) {
+		keep = (size_t)(c->buf_pos + c->buf_len - c->pos);
+		memmove(c->buf, c->buf + (c->pos - c->buf_pos), keep);
+	}
+	c->buf_pos = c->pos;
+	c->buf_len = keep;
+	size_t want = need > CUR_CHUNK ? (size_t)need : CUR_CHUNK;
+	if (want > c->cap) {
+		size_t cap = c->cap ? c->cap : CUR_CHUNK;
+		while (cap < want)
+			cap *= 2;
+		unsigned char *nb = realloc(c->buf, cap);
+		if (!nb)
+			return CH_CUR_IOERR;
+		c->buf = nb;
+		c->cap = cap;
+	}
+	uint64_t avail = c->size - (c->buf_pos + c->buf_len);
+	size_t room = c->cap - c->buf_len;
+	if (avail < room)
+		room = (size_t)avail;
+	ssize_t n = ch_pread_full(c->fd, c->buf + c->buf_len, room,
+	    (off_t)(c->buf_pos + c->buf_len));
+	if (n < 0)
+		return CH_CUR_IOERR;
+	c->buf_len += (size_t)n;
+	if ((size_t)n < room)	/* the file shrank under us */
+		c->size = c->buf_pos + c->buf_len;
+	return c->pos + need <= c->buf_pos + c->buf_len;
+}
+
+int
+ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
+{
+	int rc;
+
+	rc = fill(c, CH_REC_HDR);
+	if (rc <= 0)
+		return rc;
+	const unsigned char *p = c->buf + (c->pos - c->buf_pos);
+	if (ch_rec_decode(p, &r->h) < 0)
+		return CH_CUR_BAD;
+	uint64_t total = ch_rec_size(r->h.meta_len, r->h.len);
+	rc = fill(c, total);
+	if (rc <= 0)
+		return rc;
+	p = c->buf + (c->pos - c->buf_pos);
+	if (ch_rec_verify(p, total) < 0)
+		return CH_CUR_BAD;
+	r->pos = c->pos;
+	r->total = total;
+	r->meta = p + CH_REC_HDR;
+	r->payload = p + CH_REC_HDR + r->h.meta_len;
+	c->pos += total;
+	return CH_CUR_OK;
+}
+
+int
+ch_segcur_resync(struct ch_segcur *c, uint64_t *next)
+{
+	uint64_t save = c->pos;
+	unsigned char magic[4];
+
+	ch_put32(magic, CH_REC_MAGIC);
+	for (uint64_t p = save + 1; p + CH_REC_OVERHEAD <= c->size; ) {
+		c->pos = p;
+		int rc = fill(c, 4);
+		if (rc < 0) {
+			c->pos = save;
+			return rc;
+		}
+		if (rc == 0)
+			break;
+		/* Find the next candidate magic within the buffer. */
+		const unsigned char *b = c->buf + (p - c->buf_pos);
+		size_t avail = (size_t)(c->buf_pos + c->buf_len - p);
+		const unsigned char *m = memmem(b, avail, magic, 4);
+		if (!m) {
+			p += avail > 3 ? avail - 3 : 1;
+			continue;
+		}
+		p += (uint64_t)(m - b);
+		c->pos = p;
+		struct ch_rec r;
+		if (ch_segcur_next(c, &r) == CH_CUR_OK) {
+			*next = p;
+			c->pos = save;
+			return 1;
+		}
+		p++;
+	}
+	c->pos = save;
+	return 0;
+}
+
+int
+ch_segment_open(int dirfd, uint64_t base, int rw, int *fdp,
+    struct ch_seghdr *hdr, struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	unsigned char buf[CH_SEG_HDR];
+	ssize_t n;
+	int fd;
+
+	ch_seg_name(name, base);
+	fd = ch_open_file(dirfd, name, rw ? O_RDWR : O_RDONLY, 0);
+	if (fd < 0)
+		return ch_err_sys(err, errno == ENOENT ? CH_EXIT_NOINPUT :
+		    CH_EXIT_FAIL, "segment %s", name);
+	n = ch_pread_full(fd, buf, sizeof buf, 0);
+	if (n < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "segment %s", name);
+		close(fd);
+		return -1;
+	}
+	if (n < CH_SEG_HDR || ch_seghdr_decode(buf, hdr) < 0) {
+		close(fd);
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "segment %s: bad or truncated header", name);
+	}
+	if (hdr->base != base) {
+		close(fd);
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "segment %s: header says base offset %llu", name,
+		    (unsigned long long)hdr->base);
+	}
+	if (hdr->format > 1) {
+		close(fd);
+		return ch_err(err, CH_EXIT_FAIL,
+		    "segment %s has format %u, newer than this chtools supports",
+		    name, hdr->format);
+	}
+	*fdp = fd;
+	return 0;
+}
+
+int
+ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
+    int64_t created, int durable, mode_t mode, struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1], tmp[CH_SEG_NAME_LEN + 8];
+	unsigned char buf[CH_SEG_HDR];
+	struct ch_seghdr h = { 1, base, first_seq, created };
+	int fd;
+
+	ch_seg_name(name, base);
+	snprintf(tmp, sizeof tmp, ".%s.tmp", name);
+	ch_seghdr_encode(buf, &h);
+	fd = openat(dirfd, tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+	    mode);
+	if (fd < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "create segment %s", name);
+	if (ch_write_full(fd, buf, sizeof buf) < 0 ||
+	    (durable && fdatasync(fd) < 0)) {
+		ch_err_sys(err, CH_EXIT_FAIL, "write segment %s", name);
+		close(fd);
+		unlinkat(dirfd, tmp, 0);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "write segment %s", name);
+		unlinkat(dirfd, tmp, 0);
+		return -1;
+	}
+	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) < 0) {
+		int saved = errno;
+		unlinkat(dirfd, tmp, 0);
+		if (saved == EEXIST) {
+			/* Left by a crash after the rename: keep it if sound. */
+			struct ch_seghdr old;
+			if (ch_segment_open(dirfd, base, 0, &fd, &old, err) < 0)
+				return -1;
+			close(fd);
+			return 0;
+		}
+		errno = saved;
+		return ch_err_sys(err, CH_EXIT_FAIL, "create segment %s", name);
+	}
+	if (durable && ch_fsync_dir(dirfd) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "fsync channel directory");
+	return 0;
+}
+
+/* Check the record that ends exactly at `size` (the trailer gives its
+ * length).  Returns 1 valid (filled r), 0 not valid, -1 I/O error. */
+static int
+tail_record(int fd, uint64_t size, struct ch_rechdr *h)
+{
+	unsigned char b[CH_REC_HDR];
+	unsigned char chunk[65536];
+	uint32_t total, crc;
+
+	if (size < CH_SEG_HDR + CH_REC_OVERHEAD)
+		return 0;
+	if (ch_pread_full(fd, b, 4, (off_t)(size - 4)) != 4)
+		return -1;
+	total = ch_get32(b);
+	if (total < CH_REC_OVERHEAD || total > size - CH_SEG_HDR)
+		return 0;
+	uint64_t start = size - total;
+	if (ch_pread_full(fd, b, CH_REC_HDR, (off_t)start) != CH_REC_HDR)
+		return -1;
+	if (ch_rec_decode(b, h) < 0 || ch_rec_size(h->meta_len, h->len) != total)
+		return 0;
+	/* Stream the CRC so a multi-megabyte record needs no big buffer. */
+	crc = 0;
+	for (uint64_t p = start + CH_REC_HDR; p < size; ) {
+		size_t n = size - p < sizeof chunk ? (size_t)(size - p) : sizeof chunk;
+		if (ch_pread_full(fd, chunk, n, (off_t)p) != (ssize_t)n)
+			return -1;
+		crc = ch_crc32c(crc, chunk, n);
+		p += n;
+	}
+	crc = ch_crc32c(crc, b + 8, CH_REC_HDR - 8);
+	return crc == h->crc ? 1 : 0;
+}
+
+int
+ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
+    uint64_t hint, uint64_t hint_seq, struct ch_tail *t, struct ch_error *err)
+{
+	struct ch_rechdr h;
+	struct ch_segcur c = { 0 };
+	struct ch_rec r;
+	int rc;
+
+	memset(t, 0, sizeof *t);
+	t->end = t->file_end = CH_SEG_HDR;
+	t->next_seq = hdr->first_seq;
+	if (size <= CH_SEG_HDR) {
+		t->torn = size < CH_SEG_HDR;
+		return 0;
+	}
+	rc = tail_record(fd, size, &h);
+	if (rc < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "read segment tail");
+	if (rc == 1) {
+		uint64_t total = ch_rec_size(h.meta_len, h.len);
+		t->file_end = size;
+		if (h.type == CH_REC_SEAL) {
+			unsigned char p[CH_SEAL_PAYLOAD];
+			if (ch_pread_full(fd, p, sizeof p,
+			    (off_t)(size - total + CH_REC_HDR)) != sizeof p)
+				return ch_err_sys(err, CH_EXIT_FAIL, "read seal");
+			t->sealed = 1;
+			ch_seal_decode(p, &t->seal);
+			t->end = size - total;
+			t->next_seq = h.seq;
+			t->last_ts = t->seal.last_ts;
+		} else {
+			t->end = size;
+			t->next_seq = h.seq + 1;
+			t->last_ts = h.ts;
+		}
+		return 0;
+	}
+
+	/* Torn: scan forward from a trusted boundary. */
+	uint64_t start = CH_SEG_HDR;
+	if (hint > CH_SEG_HDR && hint < size) {
+		ch_segcur_init(&c, fd, hint, size);
+		if (ch_segcur_next(&c, &r) == CH_CUR_OK && r.h.seq == hint_seq &&
+		    r.h.type == CH_REC_DATA) {
+			start = hint;
+		}
+	}
+	ch_segcur_init(&c, fd, start, size);
+	t->torn = 1;
+	for (;;) {
+		rc = ch_segcur_next(&c, &r);
+		if (rc == CH_CUR_IOERR) {
+			ch_segcur_free(&c);
+			return ch_err_sys(err, CH_EXIT_FAIL, "scan segment");
+		}
+		if (rc != CH_CUR_OK)
+			break;
+		if (r.h.type == CH_REC_SEAL) {
+			t->sealed = 1;
+			ch_seal_decode(r.payload, &t->seal);
+			t->end = r.pos;
+			t->file_end = c.pos;
+			t->next_seq = r.h.seq;
+			t->last_ts = t->seal.last_ts;
+			break;
+		}
+		t->end = t->file_end = c.pos;
+		t->next_seq = r.h.seq + 1;
+		t->last_ts = r.h.ts;
+	}
+	ch_segcur_free(&c);
+	if (t->file_end == size)
+		t->torn = 0;
+	return 0;
+}

@@ -1,0 +1,231 @@
+/* session.c - a subscriber's reading session (see session.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "lock.h"
+#include "parse.h"
+#include "session.h"
+
+int
+ch_parse_from(const char *s, int64_t now, struct ch_from *f,
+    struct ch_error *err)
+{
+	struct ch_error e;
+
+	memset(f, 0, sizeof *f);
+	if (strcmp(s, "earliest") == 0) {
+		f->kind = CH_FROM_EARLIEST;
+		return 0;
+	}
+	if (strcmp(s, "latest") == 0) {
+		f->kind = CH_FROM_LATEST;
+		return 0;
+	}
+	if (s[0] >= '0' && s[0] <= '9' && strspn(s, "0123456789") == strlen(s)) {
+		f->kind = CH_FROM_OFFSET;
+		return ch_parse_u64(s, &f->offset, err);
+	}
+	if (ch_parse_time(s, now, &f->ts, &e) == 0) {
+		f->kind = CH_FROM_TIME;
+		return 0;
+	}
+	return ch_err(err, CH_EXIT_USAGE,
+	    "invalid position '%s' (expected earliest, latest, an offset, an "
+	    "ISO 8601 time, or a duration like 1h meaning that long ago)", s);
+}
+
+int
+ch_from_resolve(struct ch_channel *ch, const struct ch_from *f,
+    uint64_t *offset, uint64_t *seq, struct ch_error *err)
+{
+	struct ch_start st;
+	struct ch_end end;
+	struct ch_reader *r;
+
+	switch (f->kind) {
+	case CH_FROM_EARLIEST:
+		if (ch_channel_start(ch, &st, err) < 0)
+			return -1;
+		*offset = st.offset;
+		*seq = st.seq;
+		return 0;
+	case CH_FROM_LATEST:
+		if (ch_channel_end(ch, &end, err) < 0)
+			return -1;
+		*offset = end.offset;
+		*seq = end.seq;
+		return 0;
+	case CH_FROM_TIME:
+		return ch_seek_time(ch, f->ts, offset, seq, err);
+	case CH_FROM_OFFSET:
+		if (ch_reader_open(ch, f->offset, 1, &r, err) < 0)
+			return -1;
+		*offset = f->offset;
+		*seq = ch_reader_seq(r);
+		ch_reader_close(r);
+		return 0;
+	}
+	return ch_err(err, CH_EXIT_SOFTWARE, "bad position kind");
+}
+
+static void
+say(struct ch_session *s, const char *fmt, unsigned long long a,
+    unsigned long long b, unsigned long long c)
+{
+	char msg[512];
+
+	if (!s->o.warn)
+		return;
+	snprintf(msg, sizeof msg, fmt, a, b, c);
+	s->o.warn(s->o.warn_ctx, msg);
+}
+
+/* Register a new subscriber at o->from (default latest). */
+static int
+do_register(struct ch_session *s, struct ch_error *err)
+{
+	struct ch_from latest = { CH_FROM_LATEST, 0, 0 };
+	uint64_t offset, seq;
+	int cfd, rc = -1;
+
+	if (ch_lock_open(s->ch->dirfd, CH_COMPACT_LOCK, &cfd, err) < 0)
+		return -1;
+	if (ch_flock(cfd, LOCK_SH, CH_LOCK_WAIT) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_COMPACT_LOCK);
+		goto out;
+	}
+	if (ch_from_resolve(s->ch, s->o.have_from ? &s->o.from : &latest,
+	    &offset, &seq, err) < 0)
+		goto out;
+	memset(&s->off, 0, sizeof s->off);
+	ch_offset_advance(&s->off, offset, seq, ch_now_ns(), offset, seq);
+	if (ch_sub_write(&s->sub, &s->off, err) < 0)
+		goto out;
+	s->registered = s->created = 1;
+	rc = 0;
+out:
+	close(cfd);
+	return rc;
+}
+
+int
+ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
+    struct ch_session *s, struct ch_error *err)
+{
+	struct ch_start start;
+	uint64_t offset, seq;
+
+	memset(s, 0, sizeof *s);
+	s->ch = ch;
+	s->o = *o;
+	s->sub.dirfd = s->sub.lockfd = -1;
+	if (o->peek) {
+		struct ch_from earliest = { CH_FROM_EARLIEST, 0, 0 };
+		int have = 0;
+		if (o->name) {
+			if (ch_sub_read(ch, o->name, &s->off, err) == 0)
+				have = 1;
+			else if (err->code != CH_EXIT_NOINPUT)
+				return -1;
+		}
+		if (have) {
+			offset = s->off.offset;
+			seq = s->off.seq;
+		} else if (ch_from_resolve(ch, o->have_from ? &o->from : &earliest,
+		    &offset, &seq, err) < 0) {
+			return -1;
+		}
+	} else {
+		if (ch_sub_acquire(ch, o->name, o->wait_ns, CH_SUB_LIVE, &s->sub,
+		    err) < 0)
+			return -1;
+		s->held = 1;
+		if (ch_sub_read(ch, o->name, &s->off, err) == 0) {
+			s->registered = 1;
+		} else if (err->code != CH_EXIT_NOINPUT ||
+		    do_register(s, err) < 0) {
+			goto fail;
+		}
+		offset = s->off.offset;
+		seq = s->off.seq;
+	}
+
+	/* Data removed by retention: warn and start at the earliest. */
+	if (ch_channel_start(ch, &start, err) < 0)
+		goto fail;
+	if (offset < start.offset) {
+		say(s, "subscriber is behind the earliest record: skipping %llu "
+		    "bytes (%llu records) removed by retention, continuing at "
+		    "offset %llu", (unsigned long long)(start.offset - offset),
+		    (unsigned long long)(start.seq > seq ? start.seq - seq : 0),
+		    (unsigned long long)start.offset);
+		offset = start.offset;
+		seq = start.seq;
+	}
+	if (ch_reader_open(ch, offset, 0, &s->r, err) < 0) {
+		if (o->name)
+			ch_err_prefix(err, "subscriber '%s'", o->name);
+		goto fail;
+	}
+	if (ch_reader_seq(s->r) != seq && s->registered) {
+		ch_err(err, CH_EXIT_DATAERR,
+		    "subscriber '%s': offset file says record %llu at offset "
+		    "%llu, the channel has record %llu there",
+		    o->name ? o->name : "", (unsigned long long)seq,
+		    (unsigned long long)offset,
+		    (unsigned long long)ch_reader_seq(s->r));
+		goto fail;
+	}
+	ch_reader_set_skip_corrupt(s->r, o->skip_corrupt, o->warn, o->warn_ctx);
+	s->done_offset = offset;
+	s->done_seq = ch_reader_seq(s->r);
+	s->last_commit_mono = ch_mono_ns();
+	return 0;
+fail:
+	ch_session_close(s);
+	return -1;
+}
+
+void
+ch_session_delivered(struct ch_session *s, uint64_t offset, uint64_t seq)
+{
+	s->done_offset = offset;
+	s->done_seq = seq;
+}
+
+int
+ch_session_dirty(const struct ch_session *s)
+{
+	return !s->o.peek && s->held && s->done_offset != s->off.offset;
+}
+
+int
+ch_session_commit(struct ch_session *s, struct ch_error *err)
+{
+	struct ch_end end;
+
+	s->last_commit_mono = ch_mono_ns();
+	if (!ch_session_dirty(s))
+		return 0;
+	if (ch_channel_end(s->ch, &end, err) < 0)
+		return -1;
+	ch_offset_advance(&s->off, s->done_offset, s->done_seq, ch_now_ns(),
+	    end.offset, end.seq);
+	return ch_sub_write(&s->sub, &s->off, err);
+}
+
+void
+ch_session_close(struct ch_session *s)
+{
+	ch_reader_close(s->r);
+	s->r = NULL;
+	if (s->held)
+		ch_sub_release(&s->sub);
+	s->held = 0;
+}

@@ -1,0 +1,77 @@
+/*
+ * session.h - one subscriber reading: hold it, find where it is, read,
+ * commit what was delivered.
+ *
+ * Opening a session takes the subscriber's lock (unless peeking), reads its
+ * offset or registers it at --from, and checks that offset against the
+ * channel: past the end or off a record boundary is an error (a corrupt
+ * offset file is never silently reset); below the earliest record (data
+ * removed by retention) is moved up to the earliest record, and the warning
+ * callback says how much was skipped.
+ *
+ * Registration happens under a shared lock on compact.lock, which
+ * chcompact takes exclusively, so a subscriber registered at `earliest`
+ * cannot have that data deleted between choosing the offset and writing it.
+ */
+#ifndef CH_SESSION_H
+#define CH_SESSION_H
+
+#include <stdint.h>
+
+#include "channel.h"
+#include "reader.h"
+#include "subscriber.h"
+
+enum { CH_FROM_EARLIEST, CH_FROM_LATEST, CH_FROM_OFFSET, CH_FROM_TIME };
+
+struct ch_from {
+	int kind;
+	uint64_t offset;
+	int64_t ts;
+};
+
+/* earliest | latest | OFFSET (digits) | TIME (see parse.h) */
+int ch_parse_from(const char *s, int64_t now, struct ch_from *f,
+    struct ch_error *err);
+
+/* Resolve a position to (offset, seq) on the current channel. */
+int ch_from_resolve(struct ch_channel *ch, const struct ch_from *f,
+    uint64_t *offset, uint64_t *seq, struct ch_error *err);
+
+struct ch_session_opts {
+	const char *name;	/* NULL: anonymous peek */
+	int peek;		/* read only: no lock, no register, no commit */
+	int64_t wait_ns;	/* for the subscriber lock, as ch_flock */
+	int have_from;
+	struct ch_from from;	/* for a new subscriber, or a peek */
+	int skip_corrupt;
+	ch_warn_fn warn;
+	void *warn_ctx;
+};
+
+struct ch_session {
+	struct ch_channel *ch;
+	struct ch_session_opts o;
+	struct ch_sub sub;
+	int held;
+	struct ch_reader *r;
+	struct ch_offset off;		/* as committed */
+	int registered;			/* it has an offset file */
+	int created;			/* registered by this session */
+	uint64_t done_offset, done_seq;	/* delivered so far */
+	int64_t last_commit_mono;
+};
+
+int ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
+    struct ch_session *s, struct ch_error *err);
+
+/* Everything up to (offset, seq) has been delivered. */
+void ch_session_delivered(struct ch_session *s, uint64_t offset, uint64_t seq);
+
+/* Persist the delivered position if it moved (no-op for peeks). */
+int ch_session_commit(struct ch_session *s, struct ch_error *err);
+int ch_session_dirty(const struct ch_session *s);
+
+void ch_session_close(struct ch_session *s);
+
+#endif

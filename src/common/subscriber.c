@@ -1,0 +1,514 @@
+/* subscriber.c - subscriber names, locks and offset files. */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "fsutil.h"
+#include "lock.h"
+#include "subscriber.h"
+
+#define OFFSET_FILE "offset"
+#define LOCK_FILE "lock"
+#define OFFSET_MAGIC "chtools-offset 1\n"
+
+int
+ch_sub_check_name(const char *name, struct ch_error *err)
+{
+	size_t n = strlen(name);
+
+	if (n == 0)
+		return ch_err(err, CH_EXIT_USAGE, "empty subscriber name");
+	if (n > CH_SUB_NAME_MAX)
+		return ch_err(err, CH_EXIT_USAGE,
+		    "subscriber name is longer than %d characters",
+		    CH_SUB_NAME_MAX);
+	if (name[0] == '.')
+		return ch_err(err, CH_EXIT_USAGE,
+		    "invalid subscriber name '%s' (must not start with '.')",
+		    name);
+	for (const char *p = name; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')) {
+			if ((unsigned char)c < 0x20 || c == 0x7f)
+				return ch_err(err, CH_EXIT_USAGE,
+				    "invalid subscriber name (control character "
+				    "0x%02x; use letters, digits, '.', '_', '-')",
+				    (unsigned char)c);
+			return ch_err(err, CH_EXIT_USAGE,
+			    "invalid subscriber name '%s' (use letters, digits, "
+			    "'.', '_' and '-')", name);
+		}
+	}
+	return 0;
+}
+
+static int
+open_subsdir(struct ch_channel *ch, int create, struct ch_error *err)
+{
+	int fd = ch_open_dir(ch->dirfd, CH_SUBSCRIBERS_DIR);
+
+	if (fd < 0 && errno == ENOENT && create) {
+		if (mkdirat(ch->dirfd, CH_SUBSCRIBERS_DIR, 0777) < 0 &&
+		    errno != EEXIST)
+			return ch_err_sys(err, CH_EXIT_FAIL, "%s/",
+			    CH_SUBSCRIBERS_DIR);
+		fd = ch_open_dir(ch->dirfd, CH_SUBSCRIBERS_DIR);
+	}
+	if (fd < 0)
+		return ch_err_sys(err, errno == ENOENT ? CH_EXIT_NOINPUT :
+		    CH_EXIT_FAIL, "%s/", CH_SUBSCRIBERS_DIR);
+	return fd;
+}
+
+/* Open subscribers/NAME as a directory, never through a symlink. */
+static int
+open_subdir(struct ch_channel *ch, const char *name)
+{
+	int subs = ch_open_dir(ch->dirfd, CH_SUBSCRIBERS_DIR), fd, saved;
+
+	if (subs < 0)
+		return -1;
+	fd = ch_open_dir(subs, name);
+	saved = errno;
+	close(subs);
+	errno = saved;
+	return fd;
+}
+
+static int
+same_file(int fd, int dirfd, const char *name)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) < 0 ||
+	    fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+static pid_t
+holder_pid(int fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+		return 0;
+	return fl.l_pid;
+}
+
+int
+ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
+    int flags, struct ch_sub *s, struct ch_error *err)
+{
+	int subs, dfd = -1, lfd = -1;
+
+	memset(s, 0, sizeof *s);
+	s->dirfd = s->lockfd = -1;
+	if (ch_sub_check_name(name, err) < 0)
+		return -1;
+	subs = open_subsdir(ch, 1, err);
+	if (subs < 0)
+		return -1;
+	for (int tries = 0; tries < 100; tries++) {
+		if (mkdirat(subs, name, 0777) < 0 && errno != EEXIST) {
+			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s'", name);
+			goto fail;
+		}
+		dfd = ch_open_dir(subs, name);
+		if (dfd < 0) {
+			if (errno == ENOENT)
+				continue;	/* deleted under us: again */
+			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s'", name);
+			goto fail;
+		}
+		lfd = ch_open_file(dfd, LOCK_FILE, O_RDWR | O_CREAT, 0666);
+		if (lfd < 0) {
+			if (errno == ENOENT) {
+				close(dfd);
+				continue;
+			}
+			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s' lock",
+			    name);
+			goto fail;
+		}
+		if (ch_flock(lfd, LOCK_EX, wait_ns) < 0) {
+			if (errno == EWOULDBLOCK) {
+				pid_t pid = holder_pid(lfd);
+				if (pid > 0)
+					ch_err(err, CH_EXIT_TEMPFAIL,
+					    "subscriber '%s' is held by another "
+					    "chsub (pid %ld); use --wait to queue",
+					    name, (long)pid);
+				else
+					ch_err(err, CH_EXIT_TEMPFAIL,
+					    "subscriber '%s' is busy (locked by "
+					    "another process)", name);
+			} else {
+				ch_err_sys(err, CH_EXIT_FAIL,
+				    "lock subscriber '%s'", name);
+			}
+			goto fail;
+		}
+		/* Deregistered while we waited?  Then start over. */
+		if (!same_file(dfd, subs, name) ||
+		    !same_file(lfd, dfd, LOCK_FILE)) {
+			close(lfd);
+			close(dfd);
+			lfd = dfd = -1;
+			continue;
+		}
+		if (flags & CH_SUB_LIVE) {
+			struct flock fl = { .l_type = F_WRLCK,
+			    .l_whence = SEEK_SET };
+			if (fcntl(lfd, F_SETLK, &fl) < 0) {
+				ch_err_sys(err, CH_EXIT_FAIL,
+				    "lock subscriber '%s'", name);
+				goto fail;
+			}
+		}
+		close(subs);
+		s->ch = ch;
+		snprintf(s->name, sizeof s->name, "%s", name);
+		s->dirfd = dfd;
+		s->lockfd = lfd;
+		return 0;
+	}
+	ch_err(err, CH_EXIT_TEMPFAIL, "subscriber '%s' keeps being deleted",
+	    name);
+fail:
+	if (lfd >= 0)
+		close(lfd);
+	if (dfd >= 0)
+		close(dfd);
+	close(subs);
+	return -1;
+}
+
+void
+ch_sub_release(struct ch_sub *s)
+{
+	if (s->lockfd >= 0)
+		close(s->lockfd);	/* drops the flock and the POSIX lock */
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	s->lockfd = s->dirfd = -1;
+}
+
+pid_t
+ch_sub_running(struct ch_channel *ch, const char *name)
+{
+	pid_t pid;
+	int dfd, fd;
+
+	dfd = open_subdir(ch, name);
+	if (dfd < 0)
+		return 0;
+	fd = ch_open_file(dfd, LOCK_FILE, O_RDONLY, 0);
+	close(dfd);
+	if (fd < 0)
+		return 0;
+	pid = holder_pid(fd);
+	close(fd);
+	return pid;
+}
+
+size_t
+ch_offset_format(const struct ch_offset *o, char *buf, size_t len)
+{
+	size_t n;
+
+	n = (size_t)snprintf(buf, len,
+	    OFFSET_MAGIC "offset %" PRIu64 "\nseq %" PRIu64 "\ntime %" PRId64 "\n",
+	    o->offset, o->seq, o->time);
+	for (int i = 0; i < o->nhist && n < len; i++) {
+		const struct ch_commit *c = &o->hist[i];
+		n += (size_t)snprintf(buf + n, len - n,
+		    "history %" PRId64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+		    " %" PRIu64 "\n", c->time, c->offset, c->seq,
+		    c->end_offset, c->end_seq);
+	}
+	if (n < len)
+		n += (size_t)snprintf(buf + n, len - n, "crc32c %08x\n",
+		    ch_crc32c(0, buf, n));
+	return n;
+}
+
+/* Parse "NAME V1 V2 ..." at *pp (one line) with exactly nv values. */
+static int
+line(const char **pp, const char *end, const char *key, int nv, int64_t *v)
+{
+	const char *p = *pp;
+	size_t kl = strlen(key);
+
+	if ((size_t)(end - p) < kl + 1 || memcmp(p, key, kl) != 0 ||
+	    p[kl] != ' ')
+		return -1;
+	p += kl;
+	for (int i = 0; i < nv; i++) {
+		if (*p != ' ')
+			return -1;
+		p++;
+		int neg = 0;
+		if (*p == '-') {
+			neg = 1;
+			p++;
+		}
+		if (p >= end || *p < '0' || *p > '9')
+			return -1;
+		uint64_t x = 0;
+		while (p < end && *p >= '0' && *p <= '9') {
+			if (x > (UINT64_MAX - 9) / 10)
+				return -1;
+			x = x * 10 + (uint64_t)(*p++ - '0');
+		}
+		v[i] = neg ? -(int64_t)x : (int64_t)x;
+	}
+	if (p >= end || *p != '\n')
+		return -1;
+	*pp = p + 1;
+	return 0;
+}
+
+int
+ch_offset_parse(const char *text, size_t len, struct ch_offset *o,
+    struct ch_error *err)
+{
+	const char *p = text, *end = text + len;
+	int64_t v[5];
+	size_t ml = strlen(OFFSET_MAGIC);
+
+	memset(o, 0, sizeof *o);
+	if (len < ml || memcmp(p, OFFSET_MAGIC, ml) != 0)
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "offset file is not a chtools offset file (format 1)");
+	/* The last line is the checksum of everything before it. */
+	const char *crcline = end;
+	if (len > ml && end[-1] == '\n') {
+		crcline = end - 1;
+		while (crcline > text && crcline[-1] != '\n')
+			crcline--;
+	}
+	unsigned int want;
+	char tail[32];
+	size_t tl = (size_t)(end - crcline);
+	if (tl == 0 || tl >= sizeof tail)
+		return ch_err(err, CH_EXIT_DATAERR, "offset file has no checksum");
+	memcpy(tail, crcline, tl);
+	tail[tl] = '\0';
+	char extra;
+	if (sscanf(tail, "crc32c %8x%c", &want, &extra) != 2 || extra != '\n' ||
+	    tl != 16)
+		return ch_err(err, CH_EXIT_DATAERR, "offset file has no checksum");
+	if (ch_crc32c(0, text, (size_t)(crcline - text)) != want)
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "offset file checksum mismatch (damaged or edited by hand; "
+		    "use choffset to change offsets)");
+	p += ml;
+	end = crcline;
+	if (line(&p, end, "offset", 1, v) < 0)
+		goto bad;
+	o->offset = (uint64_t)v[0];
+	if (line(&p, end, "seq", 1, v) < 0)
+		goto bad;
+	o->seq = (uint64_t)v[0];
+	if (line(&p, end, "time", 1, v) < 0)
+		goto bad;
+	o->time = v[0];
+	while (p < end) {
+		if (o->nhist == CH_HISTORY_MAX || line(&p, end, "history", 5, v) < 0)
+			goto bad;
+		struct ch_commit *c = &o->hist[o->nhist++];
+		c->time = v[0];
+		c->offset = (uint64_t)v[1];
+		c->seq = (uint64_t)v[2];
+		c->end_offset = (uint64_t)v[3];
+		c->end_seq = (uint64_t)v[4];
+	}
+	return 0;
+bad:
+	return ch_err(err, CH_EXIT_DATAERR, "offset file is malformed near "
+	    "byte %zu", (size_t)(p - text));
+}
+
+int
+ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
+    struct ch_error *err)
+{
+	char *text;
+	size_t len;
+	int rc, dfd;
+
+	if (ch_sub_check_name(name, err) < 0)
+		return -1;
+	dfd = open_subdir(ch, name);
+	if (dfd < 0 || ch_slurp(dfd, OFFSET_FILE, 65536, &text, &len) < 0) {
+		int saved = errno;
+		if (dfd >= 0)
+			close(dfd);
+		errno = saved;
+		if (errno == ENOENT || errno == ENOTDIR)
+			return ch_err(err, CH_EXIT_NOINPUT,
+			    "subscriber '%s' is not registered", name);
+		if (errno == EFBIG)
+			return ch_err(err, CH_EXIT_DATAERR,
+			    "subscriber '%s': offset file is too large", name);
+		return ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s'", name);
+	}
+	close(dfd);
+	rc = ch_offset_parse(text, len, o, err);
+	free(text);
+	if (rc < 0)
+		ch_err_prefix(err, "subscriber '%s'", name);
+	return rc;
+}
+
+int
+ch_sub_write(struct ch_sub *s, const struct ch_offset *o, struct ch_error *err)
+{
+	char buf[4096];
+	size_t n = ch_offset_format(o, buf, sizeof buf);
+
+	if (ch_atomic_replace(s->dirfd, OFFSET_FILE, buf, n, 0666) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL,
+		    "commit offset of subscriber '%s'", s->name);
+	return 0;
+}
+
+void
+ch_offset_advance(struct ch_offset *o, uint64_t offset, uint64_t seq,
+    int64_t now, uint64_t end_offset, uint64_t end_seq)
+{
+	struct ch_commit c = { now, offset, seq, end_offset, end_seq };
+
+	o->offset = offset;
+	o->seq = seq;
+	o->time = now;
+	if (o->nhist > 0 &&
+	    now - o->hist[o->nhist - 1].time < CH_HISTORY_MIN_GAP_NS &&
+	    offset >= o->hist[o->nhist - 1].offset &&
+	    (o->nhist < 2 ||
+	    now - o->hist[o->nhist - 2].time < CH_HISTORY_MIN_GAP_NS * 2)) {
+		o->hist[o->nhist - 1] = c;
+		return;
+	}
+	if (o->nhist == CH_HISTORY_MAX) {
+		memmove(o->hist, o->hist + 1,
+		    sizeof o->hist[0] * (CH_HISTORY_MAX - 1));
+		o->nhist--;
+	}
+	o->hist[o->nhist++] = c;
+}
+
+int
+ch_sub_delete(struct ch_sub *s, struct ch_error *err)
+{
+	int subs;
+
+	if (unlinkat(s->dirfd, OFFSET_FILE, 0) < 0 && errno != ENOENT)
+		return ch_err_sys(err, CH_EXIT_FAIL, "delete subscriber '%s'",
+		    s->name);
+	unlinkat(s->dirfd, "." OFFSET_FILE ".tmp", 0);
+	if (unlinkat(s->dirfd, LOCK_FILE, 0) < 0 && errno != ENOENT)
+		return ch_err_sys(err, CH_EXIT_FAIL, "delete subscriber '%s'",
+		    s->name);
+	subs = open_subsdir(s->ch, 0, err);
+	if (subs < 0)
+		return -1;
+	if (unlinkat(subs, s->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+		ch_err_sys(err, CH_EXIT_FAIL, "delete subscriber '%s'", s->name);
+		close(subs);
+		return -1;
+	}
+	if (ch_fsync_dir(subs) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "delete subscriber '%s'", s->name);
+		close(subs);
+		return -1;
+	}
+	close(subs);
+	return 0;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+ch_sub_list(struct ch_channel *ch, char ***names, size_t *n,
+    struct ch_error *err)
+{
+	struct ch_error ignored;
+	struct dirent *de;
+	char **v = NULL;
+	size_t cnt = 0, cap = 0;
+	int fd;
+	DIR *d;
+
+	*names = NULL;
+	*n = 0;
+	fd = open_subsdir(ch, 0, err);
+	if (fd < 0)
+		return err->code == CH_EXIT_NOINPUT ? 0 : -1;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return ch_err_sys(err, CH_EXIT_FAIL, "%s/", CH_SUBSCRIBERS_DIR);
+	}
+	while ((errno = 0, de = readdir(d))) {
+		struct stat st;
+		char path[sizeof de->d_name + 16];
+		if (ch_sub_check_name(de->d_name, &ignored) < 0)
+			continue;
+		/* Registered = has an offset file (a crash between mkdir and
+		 * the first commit leaves a bare directory). */
+		snprintf(path, sizeof path, "%s/" OFFSET_FILE, de->d_name);
+		if (fstatat(fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			char **nv = realloc(v, cap * sizeof *nv);
+			if (!nv)
+				goto oom;
+			v = nv;
+		}
+		if (!(v[cnt] = strdup(de->d_name)))
+			goto oom;
+		cnt++;
+	}
+	if (errno) {
+		ch_err_sys(err, CH_EXIT_FAIL, "%s/", CH_SUBSCRIBERS_DIR);
+		closedir(d);
+		ch_sub_list_free(v, cnt);
+		return -1;
+	}
+	closedir(d);
+	qsort(v, cnt, sizeof *v, cmp_names);
+	*names = v;
+	*n = cnt;
+	return 0;
+oom:
+	ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	closedir(d);
+	ch_sub_list_free(v, cnt);
+	return -1;
+}
+
+void
+ch_sub_list_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}

@@ -1,0 +1,98 @@
+/*
+ * subscriber.h - named subscribers and their offset files.
+ *
+ * subscribers/NAME/offset holds the next offset NAME will read, its
+ * sequence number, the time of the last commit and a short history of
+ * recent commits (for chlag's status).  It is replaced atomically on every
+ * commit (temp file, fdatasync, rename, fsync of the directory), so a crash
+ * leaves the old or the new file, and it carries a CRC so that damage is
+ * reported instead of believed.
+ *
+ * subscribers/NAME/lock is flock(2)ed exclusively by whoever moves the
+ * offset (chsub for its whole run, choffset for a moment).  A running
+ * chsub also holds a POSIX record lock on it: flock and POSIX locks are
+ * independent on Linux, so chlag can ask F_GETLK "is a chsub running, and
+ * which pid?" without ever taking, and so disturbing, the flock.  Only
+ * deregistration unlinks the lock file, and it does so while holding the
+ * lock; a process that then gets the lock re-checks that the file it
+ * locked is still the one in the directory, and starts over if not.
+ */
+#ifndef CH_SUBSCRIBER_H
+#define CH_SUBSCRIBER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "channel.h"
+#include "error.h"
+
+#define CH_SUB_NAME_MAX 128
+#define CH_HISTORY_MAX 16
+/* Commits closer together than this replace the newest history entry
+ * instead of adding one, so a busy subscriber's window still spans time. */
+#define CH_HISTORY_MIN_GAP_NS 1000000000LL
+
+struct ch_commit {
+	int64_t time;
+	uint64_t offset, seq;		/* where the subscriber was */
+	uint64_t end_offset, end_seq;	/* where the channel ended */
+};
+
+struct ch_offset {
+	uint64_t offset;
+	uint64_t seq;
+	int64_t time;			/* last commit */
+	int nhist;
+	struct ch_commit hist[CH_HISTORY_MAX];	/* oldest first */
+};
+
+struct ch_sub {
+	struct ch_channel *ch;
+	char name[CH_SUB_NAME_MAX + 1];
+	int dirfd;			/* subscribers/NAME */
+	int lockfd;
+};
+
+/* [A-Za-z0-9._-]{1,128}, not starting with '.'. */
+int ch_sub_check_name(const char *name, struct ch_error *err);
+
+enum {
+	CH_SUB_LIVE = 1,	/* also hold the liveness lock (chsub) */
+};
+
+/* Take NAME's lock (creating its directory); wait_ns as in ch_flock.
+ * Busy: CH_EXIT_TEMPFAIL naming the holder's pid when known. */
+int ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
+    int flags, struct ch_sub *s, struct ch_error *err);
+void ch_sub_release(struct ch_sub *s);
+
+/* Pid of the chsub running for NAME, 0 if none. */
+pid_t ch_sub_running(struct ch_channel *ch, const char *name);
+
+/* Read NAME's offset file; CH_EXIT_NOINPUT if not registered. */
+int ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
+    struct ch_error *err);
+
+/* Write the offset file (lock held). */
+int ch_sub_write(struct ch_sub *s, const struct ch_offset *o,
+    struct ch_error *err);
+
+/* Move o to (offset, seq) at time now, adding a history entry with the
+ * channel end at that moment. */
+void ch_offset_advance(struct ch_offset *o, uint64_t offset, uint64_t seq,
+    int64_t now, uint64_t end_offset, uint64_t end_seq);
+
+/* Deregister (lock held): remove the offset file, the lock, the directory. */
+int ch_sub_delete(struct ch_sub *s, struct ch_error *err);
+
+/* Registered subscribers, sorted; free with ch_sub_list_free. */
+int ch_sub_list(struct ch_channel *ch, char ***names, size_t *n,
+    struct ch_error *err);
+void ch_sub_list_free(char **names, size_t n);
+
+/* Encode / parse the offset file text (exposed for the fuzzer). */
+size_t ch_offset_format(const struct ch_offset *o, char *buf, size_t len);
+int ch_offset_parse(const char *text, size_t len, struct ch_offset *o,
+    struct ch_error *err);
+
+#endif

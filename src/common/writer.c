@@ -1,0 +1,513 @@
+/* writer.c - appending records to a channel (see writer.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "lock.h"
+#include "notify.h"
+#include "segment.h"
+#include "writer.h"
+
+struct ch_writer {
+	struct ch_channel *ch;
+	struct ch_pubopts o;
+	int lockfd;
+	int segfd;
+	struct ch_seghdr seg;		/* header of the active segment */
+	int have_state;
+	uint64_t end;			/* file position after the last record */
+	uint64_t next_seq;
+	int64_t last_ts;
+	int64_t seg_first_ts;		/* time of its first record, or 0 */
+	uint64_t start;			/* earliest offset, as last seen */
+	int have_start;
+	unsigned char *buf;		/* queued records, back to back */
+	size_t len, cap;
+	size_t nrec;
+	uint64_t *offs;
+	size_t noffs, offs_cap;
+	int dirty;			/* written but not fdatasynced */
+	int64_t dirty_since;		/* monotonic ns of first unsynced write */
+	uint64_t repaired;
+};
+
+void
+ch_pubopts_from_config(struct ch_pubopts *o, const struct ch_config *c)
+{
+	memset(o, 0, sizeof *o);
+	o->sync = c->sync;
+	o->sync_interval_ns = c->sync_interval_ns;
+	o->max_bytes = c->max_bytes;
+	o->on_full = c->on_full;
+	o->max_record_bytes = c->max_record_bytes;
+	o->segment_bytes = c->segment_bytes;
+	o->segment_age_ns = c->segment_age_ns;
+}
+
+int
+ch_writer_open(struct ch_channel *ch, const struct ch_pubopts *o,
+    struct ch_writer **wp, struct ch_error *err)
+{
+	struct ch_writer *w = calloc(1, sizeof *w);
+
+	if (!w)
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	w->ch = ch;
+	w->o = *o;
+	w->segfd = -1;
+	if (ch_lock_open(ch->dirfd, CH_APPEND_LOCK, &w->lockfd, err) < 0) {
+		free(w);
+		return -1;
+	}
+	*wp = w;
+	return 0;
+}
+
+size_t
+ch_writer_pending(const struct ch_writer *w)
+{
+	return w->len;
+}
+
+uint64_t
+ch_writer_repaired(const struct ch_writer *w)
+{
+	return w->repaired;
+}
+
+const uint64_t *
+ch_writer_offsets(const struct ch_writer *w, size_t *n)
+{
+	*n = w->noffs;
+	return w->offs;
+}
+
+int
+ch_writer_add(struct ch_writer *w, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err)
+{
+	uint64_t total;
+
+	if (len > w->o.max_record_bytes)
+		return ch_err(err, CH_EXIT_FAIL,
+		    "record of %zu bytes exceeds max_record_bytes (%llu)", len,
+		    (unsigned long long)w->o.max_record_bytes);
+	if (meta_len > CH_MAX_META)
+		return ch_err(err, CH_EXIT_FAIL, "record metadata too large");
+	total = ch_rec_size(meta_len, len);
+	if (w->len + total > w->cap) {
+		size_t cap = w->cap ? w->cap : 1 << 20;
+		while (cap < w->len + total)
+			cap *= 2;
+		unsigned char *nb = realloc(w->buf, cap);
+		if (!nb)
+			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		w->buf = nb;
+		w->cap = cap;
+	}
+	/* The CRC of everything but the sequence number and time is done
+	 * here, outside the lock; it waits in the CRC field. */
+	uint32_t partial = ch_rec_encode(w->buf + w->len, CH_REC_DATA, meta,
+	    meta_len, payload, len);
+	ch_put32(w->buf + w->len + 4, partial);
+	w->len += total;
+	w->nrec++;
+	return 0;
+}
+
+static uint64_t
+rec_total(const unsigned char *p)
+{
+	return ch_rec_size(ch_get16(p + 12), ch_get32(p + 8));
+}
+
+static int
+open_segment(struct ch_writer *w, uint64_t base, struct ch_error *err)
+{
+	int fd;
+	struct ch_seghdr h;
+
+	if (ch_segment_open(w->ch->dirfd, base, 1, &fd, &h, err) < 0) {
+		if (err->code == CH_EXIT_NOINPUT)
+			err->code = CH_EXIT_DATAERR;
+		return -1;
+	}
+	if (w->segfd >= 0)
+		close(w->segfd);
+	w->segfd = fd;
+	w->seg = h;
+	w->seg_first_ts = 0;
+	return 0;
+}
+
+/* Make sure segment `base` exists and is indexed, and make it active.
+ * Finishes a rollover that we, or a crashed writer, started. */
+static int
+finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
+    struct ch_error *err)
+{
+	int durable = w->o.sync != CH_SYNC_NONE;
+	struct ch_index ix;
+	struct ch_idxent last;
+
+	if (ch_segment_create(w->ch->dirfd, base, first_seq, ch_now_ns(),
+	    durable, 0666, err) < 0)
+		return -1;
+	if (open_segment(w, base, err) < 0)
+		return -1;
+	if (ch_index_open(w->ch->dirfd, &ix, err) < 0)
+		return -1;
+	if (ch_index_get(&ix, ix.count - 1, &last, err) < 0) {
+		ch_index_close(&ix);
+		return -1;
+	}
+	ch_index_close(&ix);
+	if (last.base < base) {
+		struct ch_idxent e = { base, w->seg.first_seq, w->seg.created };
+		if (ch_index_append(w->ch->dirfd, &e, durable, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Bring the view of the active segment's tail up to date (lock held). */
+static int
+settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
+    struct ch_error *err)
+{
+	struct stat st;
+	struct ch_tail t;
+
+	for (;;) {
+		if (fstat(w->segfd, &st) < 0)
+			return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+		if (ch_segment_tail(w->segfd, &w->seg, (uint64_t)st.st_size,
+		    hint, hint_seq, &t, err) < 0)
+			return -1;
+		if (t.file_end < (uint64_t)st.st_size) {
+			/* A torn tail: cut it off so the next record starts
+			 * on a boundary. */
+			if (ftruncate(w->segfd, (off_t)t.file_end) < 0)
+				return ch_err_sys(err, CH_EXIT_FAIL,
+				    "repair torn tail");
+			w->repaired += (uint64_t)st.st_size - t.file_end;
+		}
+		if (t.last_ts > w->last_ts)
+			w->last_ts = t.last_ts;
+		if (!t.sealed) {
+			w->end = t.end;
+			w->next_seq = t.next_seq;
+			w->have_state = 1;
+			return 0;
+		}
+		if (finish_roll(w, ch_seg_offset(w->seg.base, t.end),
+		    t.next_seq, err) < 0)
+			return -1;
+		hint = 0;
+	}
+}
+
+static int
+load(struct ch_writer *w, struct ch_error *err)
+{
+	struct ch_index ix;
+	struct ch_idxent e;
+
+	if (ch_index_open(w->ch->dirfd, &ix, err) < 0)
+		return -1;
+	if (ch_index_get(&ix, ix.count - 1, &e, err) < 0) {
+		ch_index_close(&ix);
+		return -1;
+	}
+	ch_index_close(&ix);
+	if (open_segment(w, e.base, err) < 0)
+		return -1;
+	return settle(w, 0, 0, err);
+}
+
+static int
+refresh(struct ch_writer *w, struct ch_error *err)
+{
+	struct stat st;
+
+	if (!w->have_state)
+		return load(w, err);
+	if (fstat(w->segfd, &st) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+	if ((uint64_t)st.st_size == w->end)
+		return 0;	/* nobody wrote since our last batch */
+	return settle(w, w->end, w->next_seq, err);
+}
+
+static int64_t
+first_ts(struct ch_writer *w)
+{
+	unsigned char b[CH_REC_HDR];
+	struct ch_rechdr h;
+
+	if (w->seg_first_ts == 0 && w->end > CH_SEG_HDR &&
+	    ch_pread_full(w->segfd, b, sizeof b, CH_SEG_HDR) == sizeof b &&
+	    ch_rec_decode(b, &h) == 0)
+		w->seg_first_ts = h.ts;
+	return w->seg_first_ts;
+}
+
+/* Seal the active segment and start the next (lock held). */
+static int
+roll(struct ch_writer *w, int64_t now, struct ch_error *err)
+{
+	unsigned char rec[CH_SEAL_SIZE], payload[CH_SEAL_PAYLOAD];
+	struct ch_seal s;
+	int64_t ts = now > w->last_ts ? now : w->last_ts;
+
+	s.records = w->next_seq - w->seg.first_seq;
+	s.first_ts = first_ts(w);
+	s.last_ts = w->last_ts;
+	ch_seal_encode(payload, &s);
+	uint32_t partial = ch_rec_encode(rec, CH_REC_SEAL, NULL, 0, payload,
+	    sizeof payload);
+	ch_rec_finish(rec, partial, w->next_seq, ts);
+	if (ch_pwrite_full(w->segfd, rec, sizeof rec, (off_t)w->end) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "seal segment");
+		if (ftruncate(w->segfd, (off_t)w->end) < 0)
+			w->have_state = 0;
+		return -1;
+	}
+	if (w->o.sync != CH_SYNC_NONE && fdatasync(w->segfd) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "fdatasync sealed segment");
+	uint64_t base = ch_seg_offset(w->seg.base, w->end);
+	if (finish_roll(w, base, w->next_seq, err) < 0) {
+		w->have_state = 0;	/* the next flush finishes it */
+		return -1;
+	}
+	w->end = CH_SEG_HDR;
+	w->dirty = 0;		/* the sealed segment was synced */
+	return 0;
+}
+
+static int
+need_roll(struct ch_writer *w, uint64_t next_total, int64_t now)
+{
+	if (w->end <= CH_SEG_HDR)
+		return 0;	/* never seal an empty segment */
+	if (w->end + next_total > w->o.segment_bytes)
+		return 1;
+	if (w->o.segment_age_ns > 0) {
+		int64_t t0 = first_ts(w);
+		if (t0 && now - t0 >= w->o.segment_age_ns)
+			return 1;
+	}
+	return 0;
+}
+
+/* Record bytes the channel may still take (UINT64_MAX: no limit). */
+static int
+room(struct ch_writer *w, uint64_t *out, int fresh, struct ch_error *err)
+{
+	uint64_t used;
+
+	if (w->o.max_bytes == 0) {
+		*out = UINT64_MAX;
+		return 0;
+	}
+	if (!w->have_start || fresh) {
+		struct ch_start s;
+		if (ch_channel_start(w->ch, &s, err) < 0)
+			return -1;
+		w->start = s.offset;
+		w->have_start = 1;
+	}
+	used = ch_seg_offset(w->seg.base, w->end) - w->start;
+	*out = used >= w->o.max_bytes ? 0 : w->o.max_bytes - used;
+	return 0;
+}
+
+static int
+lock(struct ch_writer *w, struct ch_error *err)
+{
+	if (ch_flock(w->lockfd, LOCK_EX, CH_LOCK_WAIT) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
+	return 0;
+}
+
+static void
+unlock(struct ch_writer *w)
+{
+	flock(w->lockfd, LOCK_UN);
+}
+
+/* The channel is full: fail, or wait for chcompact to make room.  Returns
+ * with the lock held unless *locked was cleared. */
+static int
+full(struct ch_writer *w, uint64_t need, int64_t *deadline, int *locked,
+    struct ch_error *err)
+{
+	uint64_t used = ch_seg_offset(w->seg.base, w->end) - w->start;
+
+	if (need > w->o.max_bytes)
+		return ch_err(err, CH_EXIT_TEMPFAIL,
+		    "channel full: a record of %llu bytes can never fit in "
+		    "max_bytes (%llu)", (unsigned long long)need,
+		    (unsigned long long)w->o.max_bytes);
+	if (w->o.on_full != CH_FULL_BLOCK)
+		return ch_err(err, CH_EXIT_TEMPFAIL,
+		    "channel full (segments hold %llu bytes, max_bytes is "
+		    "%llu); run chcompact, or use --on-full=block",
+		    (unsigned long long)used, (unsigned long long)w->o.max_bytes);
+	if (*deadline == 0 && w->o.full_timeout_ns > 0)
+		*deadline = ch_mono_ns() + w->o.full_timeout_ns;
+	if (*deadline && ch_mono_ns() >= *deadline)
+		return ch_err(err, CH_EXIT_TEMPFAIL,
+		    "channel still full after waiting; giving up");
+	unlock(w);
+	*locked = 0;
+	/* Wait for a segment to be deleted (or a little time to pass). */
+	ch_notify_wait_dir(w->ch->dirfd, 200000000);
+	if (lock(w, err) < 0)
+		return -1;
+	*locked = 1;
+	return refresh(w, err);
+}
+
+int
+ch_writer_flush(struct ch_writer *w, struct ch_error *err)
+{
+	size_t pos = 0, nrec_done = 0;
+	int64_t deadline = 0;
+	int rc = -1, locked = 0;
+
+	w->noffs = 0;
+	if (w->len == 0)
+		return 0;
+	if (w->o.want_offsets && w->offs_cap < w->nrec) {
+		uint64_t *no = realloc(w->offs, w->nrec * sizeof *no);
+		if (!no)
+			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		w->offs = no;
+		w->offs_cap = w->nrec;
+	}
+	if (lock(w, err) < 0)
+		goto out;
+	locked = 1;
+	if (refresh(w, err) < 0)
+		goto out_unlock;
+	while (pos < w->len) {
+		int64_t now = ch_now_ns();
+		uint64_t first = rec_total(w->buf + pos), avail;
+
+		if (need_roll(w, first, now)) {
+			if (roll(w, now, err) < 0)
+				goto out_unlock;
+			continue;
+		}
+		if (room(w, &avail, 0, err) < 0)
+			goto out_unlock;
+		if (first > avail) {
+			if (room(w, &avail, 1, err) < 0)
+				goto out_unlock;
+			if (first > avail) {
+				if (full(w, first, &deadline, &locked, err) < 0)
+					goto out_unlock;
+				continue;
+			}
+		}
+		/* Take the records that fit in this segment and the room. */
+		size_t cut = pos;
+		uint64_t fill = w->end;
+		while (cut < w->len) {
+			uint64_t t = rec_total(w->buf + cut);
+			if (cut > pos && (fill + t > w->o.segment_bytes ||
+			    cut - pos + t > avail))
+				break;
+			fill += t;
+			cut += t;
+		}
+		int64_t ts = now > w->last_ts ? now : w->last_ts;
+		for (size_t p = pos; p < cut; p += rec_total(w->buf + p)) {
+			if (w->o.want_offsets)
+				w->offs[w->noffs++] = ch_seg_offset(w->seg.base,
+				    w->end + (p - pos));
+			ch_rec_finish(w->buf + p, ch_get32(w->buf + p + 4),
+			    w->next_seq++, ts);
+			nrec_done++;
+		}
+		if (ch_pwrite_full(w->segfd, w->buf + pos, cut - pos,
+		    (off_t)w->end) < 0) {
+			ch_err_sys(err, CH_EXIT_FAIL, "write segment");
+			/* Leave no partial record behind (if this fails too,
+			 * the next writer cuts the torn tail). */
+			(void)!ftruncate(w->segfd, (off_t)w->end);
+			w->have_state = 0;
+			w->noffs -= w->o.want_offsets ? nrec_done : 0;
+			goto out_unlock;
+		}
+		if (!w->dirty) {
+			w->dirty = 1;
+			w->dirty_since = ch_mono_ns();
+		}
+		if (w->seg_first_ts == 0 && w->end == CH_SEG_HDR)
+			w->seg_first_ts = ts;
+		w->end = fill;
+		w->last_ts = ts;
+		pos = cut;
+		nrec_done = 0;
+	}
+	rc = 0;
+out_unlock:
+	if (locked)
+		unlock(w);
+out:
+	w->len = 0;
+	w->nrec = 0;
+	if (rc == 0 && w->o.sync == CH_SYNC_ALWAYS)
+		rc = ch_writer_sync(w, err);
+	else if (rc == 0 && w->o.sync == CH_SYNC_PERIODIC &&
+	    ch_writer_sync_due(w) == 0)
+		rc = ch_writer_sync(w, err);
+	return rc;
+}
+
+int64_t
+ch_writer_sync_due(const struct ch_writer *w)
+{
+	if (!w->dirty || w->o.sync != CH_SYNC_PERIODIC)
+		return -1;
+	int64_t left = w->dirty_since + w->o.sync_interval_ns - ch_mono_ns();
+	return left > 0 ? left : 0;
+}
+
+int
+ch_writer_sync(struct ch_writer *w, struct ch_error *err)
+{
+	if (!w->dirty || w->segfd < 0)
+		return 0;
+	if (fdatasync(w->segfd) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "fdatasync");
+	w->dirty = 0;
+	return 0;
+}
+
+int
+ch_writer_close(struct ch_writer *w, struct ch_error *err)
+{
+	int rc = 0;
+
+	if (!w)
+		return 0;
+	if (w->o.sync != CH_SYNC_NONE)
+		rc = ch_writer_sync(w, err);
+	if (w->segfd >= 0)
+		close(w->segfd);
+	close(w->lockfd);
+	free(w->buf);
+	free(w->offs);
+	free(w);
+	return rc;
+}

@@ -1,0 +1,75 @@
+/*
+ * writer.h - appending records to a channel.
+ *
+ * Records are framed and checksummed into a batch buffer without any lock
+ * (ch_writer_add); ch_writer_flush then takes the append lock once for the
+ * whole batch, brings its view of the tail up to date (another writer may
+ * have appended, sealed, or died mid-write: a torn tail is truncated back
+ * to the last valid record here), gives each record its sequence number
+ * and time, writes the batch with as few pwrite(2) calls as segment
+ * boundaries allow, and releases the lock.  So concurrent writers never
+ * interleave inside a record and each writer's order is kept.
+ *
+ * Rollover (sealing the active segment) under the lock: append a seal
+ * record, fdatasync it (unless sync is none), create the next segment
+ * (temp file + rename), append its index entry.  A crash between any two
+ * steps is finished by the next writer: a sealed last segment means "create
+ * the next one", a segment missing from the index means "append it".
+ */
+#ifndef CH_WRITER_H
+#define CH_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "channel.h"
+#include "error.h"
+
+struct ch_pubopts {
+	int sync;			/* enum ch_sync */
+	int64_t sync_interval_ns;
+	uint64_t max_bytes;		/* 0: unlimited */
+	int on_full;			/* enum ch_on_full */
+	int64_t full_timeout_ns;	/* with block: give up after (0: never) */
+	uint64_t max_record_bytes;
+	uint64_t segment_bytes;
+	int64_t segment_age_ns;
+	int want_offsets;		/* keep offsets of flushed records */
+};
+
+/* Options from the channel's config (callers then apply overrides). */
+void ch_pubopts_from_config(struct ch_pubopts *o, const struct ch_config *c);
+
+struct ch_writer;
+
+int ch_writer_open(struct ch_channel *ch, const struct ch_pubopts *o,
+    struct ch_writer **wp, struct ch_error *err);
+
+/* Queue one record (copied).  Fails if it exceeds max_record_bytes. */
+int ch_writer_add(struct ch_writer *w, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err);
+
+/* Bytes queued and not yet flushed. */
+size_t ch_writer_pending(const struct ch_writer *w);
+
+/*
+ * Append everything queued.  On failure the records that were written stay
+ * (ch_writer_offsets lists them) and the rest are dropped from the queue.
+ */
+int ch_writer_flush(struct ch_writer *w, struct ch_error *err);
+
+/* Offsets of the records written by the last flush (want_offsets). */
+const uint64_t *ch_writer_offsets(const struct ch_writer *w, size_t *n);
+
+/* For sync=periodic: ns until data written so far is due for fdatasync
+ * (-1: nothing pending), and the sync itself. */
+int64_t ch_writer_sync_due(const struct ch_writer *w);
+int ch_writer_sync(struct ch_writer *w, struct ch_error *err);
+
+/* Bytes of torn tail this writer truncated away (for -v reports). */
+uint64_t ch_writer_repaired(const struct ch_writer *w);
+
+/* Final sync per policy, then free.  Safe with w == NULL. */
+int ch_writer_close(struct ch_writer *w, struct ch_error *err);
+
+#endif
