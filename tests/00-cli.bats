@@ -1,0 +1,44 @@
+#!/usr/bin/env bats
+# Every tool: --help, --usage, --version, bad options and missing arguments.
+
+setup() { load helpers/common; common_setup; }
+teardown() { common_teardown; }
+
+TOOLS="chpub chsub"
+
+@test "every tool prints --help on stdout and exits 0" {
+	for t in $TOOLS; do
+		run -0 "$t" --help
+		assert_output --partial "Usage: $t"
+		assert_output --partial "--verbose"
+	done
+}
+
+@test "every tool prints --usage and exits 0" {
+	for t in $TOOLS; do
+		run -0 "$t" --usage
+		assert_output --partial "Usage: $t"
+	done
+}
+
+@test "every tool prints its version" {
+	for t in $TOOLS; do
+		run -0 "$t" --version
+		assert_output --regexp "^$t \(chtools\) [0-9]+\.[0-9]+\.[0-9]+$"
+	done
+}
+
+@test "an unknown option is a usage error (exit 2) that names the option" {
+	for t in $TOOLS; do
+		run -2 --separate-stderr "$t" --no-such-option
+		[[ $stderr == *"$t: --no-such-option: unknown option"* ]]
+		[[ $stderr == *"Try '$t --help'"* ]]
+	done
+}
+
+@test "a missing CHANNEL is a usage error" {
+	for t in $TOOLS; do
+		run -2 --separate-stderr "$t"
+		[[ $stderr == "$t: missing CHANNEL"* ]]
+	done
+}

@@ -1,0 +1,65 @@
+# Shared setup for the bats suite: libraries, a private temp dir per test,
+# bounded waits, and background processes that are always cleaned up.
+
+common_setup() {
+	bats_require_minimum_version 1.5.0
+	bats_load_library bats-support
+	bats_load_library bats-assert
+	bats_load_library bats-file
+	export HOME="$BATS_TEST_TMPDIR/home"
+	mkdir -p "$HOME"
+	unset CH_ROOT POSIXLY_CORRECT POSIX_ME_HARDER CH_NOTIFY_POLL
+	export LC_ALL=C
+	T="$BATS_TEST_TMPDIR"
+	CH="$T/ch"
+	BG_PIDS=()
+}
+
+common_teardown() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${BG_PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	true
+}
+
+# wait_for SECONDS CMD...: poll CMD until it succeeds or time runs out.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.02
+	done
+}
+
+# start_bg CMD...: run CMD in the background without bats' fd 3; its pid
+# goes to BG_PIDS (killed in teardown) and to $BG.
+start_bg() {
+	"$@" 3>&- &
+	BG=$!
+	BG_PIDS+=("$BG")
+}
+
+# new_channel [KEY=VALUE...]: create $CH, then set channel.yaml keys.
+new_channel() {
+	chpub "$CH" </dev/null
+	local kv
+	for kv in "$@"; do
+		set_config "${kv%%=*}" "${kv#*=}"
+	done
+}
+
+# set_config KEY VALUE: replace a top-level key in $CH/channel.yaml.
+set_config() {
+	sed -i "s|^$1:.*|$1: $2|" "$CH/channel.yaml"
+	grep -q "^$1: $2\$" "$CH/channel.yaml"
+}
+
+# segments [DIR]: the segment files of a channel, oldest first.
+segments() {
+	(cd "${1:-$CH}" && ls -1 -- *.seg 2>/dev/null)
+}
