@@ -14,6 +14,7 @@
 #define CH_INDEX_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "format.h"

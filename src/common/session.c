@@ -12,68 +12,6 @@
 #include "parse.h"
 #include "session.h"
 
-int
-ch_parse_from(const char *s, int64_t now, struct ch_from *f,
-    struct ch_error *err)
-{
-	struct ch_error e;
-
-	memset(f, 0, sizeof *f);
-	if (strcmp(s, "earliest") == 0) {
-		f->kind = CH_FROM_EARLIEST;
-		return 0;
-	}
-	if (strcmp(s, "latest") == 0) {
-		f->kind = CH_FROM_LATEST;
-		return 0;
-	}
-	if (s[0] >= '0' && s[0] <= '9' && strspn(s, "0123456789") == strlen(s)) {
-		f->kind = CH_FROM_OFFSET;
-		return ch_parse_u64(s, &f->offset, err);
-	}
-	if (ch_parse_time(s, now, &f->ts, &e) == 0) {
-		f->kind = CH_FROM_TIME;
-		return 0;
-	}
-	return ch_err(err, CH_EXIT_USAGE,
-	    "invalid position '%s' (expected earliest, latest, an offset, an "
-	    "ISO 8601 time, or a duration like 1h meaning that long ago)", s);
-}
-
-int
-ch_from_resolve(struct ch_channel *ch, const struct ch_from *f,
-    uint64_t *offset, uint64_t *seq, struct ch_error *err)
-{
-	struct ch_start st;
-	struct ch_end end;
-	struct ch_reader *r;
-
-	switch (f->kind) {
-	case CH_FROM_EARLIEST:
-		if (ch_channel_start(ch, &st, err) < 0)
-			return -1;
-		*offset = st.offset;
-		*seq = st.seq;
-		return 0;
-	case CH_FROM_LATEST:
-		if (ch_channel_end(ch, &end, err) < 0)
-			return -1;
-		*offset = end.offset;
-		*seq = end.seq;
-		return 0;
-	case CH_FROM_TIME:
-		return ch_seek_time(ch, f->ts, offset, seq, err);
-	case CH_FROM_OFFSET:
-		if (ch_reader_open(ch, f->offset, 1, &r, err) < 0)
-			return -1;
-		*offset = f->offset;
-		*seq = ch_reader_seq(r);
-		ch_reader_close(r);
-		return 0;
-	}
-	return ch_err(err, CH_EXIT_SOFTWARE, "bad position kind");
-}
-
 static void
 say(struct ch_session *s, const char *fmt, unsigned long long a,
     unsigned long long b, unsigned long long c)
@@ -90,7 +28,7 @@ say(struct ch_session *s, const char *fmt, unsigned long long a,
 static int
 do_register(struct ch_session *s, struct ch_error *err)
 {
-	struct ch_from latest = { CH_FROM_LATEST, 0, 0 };
+	struct ch_pos latest = { .kind = CH_POS_LATEST };
 	uint64_t offset, seq;
 	int cfd, rc = -1;
 
@@ -100,8 +38,8 @@ do_register(struct ch_session *s, struct ch_error *err)
 		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_COMPACT_LOCK);
 		goto out;
 	}
-	if (ch_from_resolve(s->ch, s->o.have_from ? &s->o.from : &latest,
-	    &offset, &seq, err) < 0)
+	if (ch_pos_resolve(s->ch, s->o.have_from ? &s->o.from : &latest, 0,
+	    &offset, &seq, NULL, err) < 0)
 		goto out;
 	memset(&s->off, 0, sizeof s->off);
 	ch_offset_advance(&s->off, offset, seq, ch_now_ns(), offset, seq);
@@ -126,7 +64,7 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 	s->o = *o;
 	s->sub.dirfd = s->sub.lockfd = -1;
 	if (o->peek) {
-		struct ch_from earliest = { CH_FROM_EARLIEST, 0, 0 };
+		struct ch_pos earliest = { .kind = CH_POS_EARLIEST };
 		int have = 0;
 		if (o->name) {
 			if (ch_sub_read(ch, o->name, &s->off, err) == 0)
@@ -137,8 +75,8 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 		if (have) {
 			offset = s->off.offset;
 			seq = s->off.seq;
-		} else if (ch_from_resolve(ch, o->have_from ? &o->from : &earliest,
-		    &offset, &seq, err) < 0) {
+		} else if (ch_pos_resolve(ch, o->have_from ? &o->from : &earliest,
+		    0, &offset, &seq, NULL, err) < 0) {
 			return -1;
 		}
 	} else {

@@ -19,31 +19,16 @@
 #include <stdint.h>
 
 #include "channel.h"
+#include "position.h"
 #include "reader.h"
 #include "subscriber.h"
-
-enum { CH_FROM_EARLIEST, CH_FROM_LATEST, CH_FROM_OFFSET, CH_FROM_TIME };
-
-struct ch_from {
-	int kind;
-	uint64_t offset;
-	int64_t ts;
-};
-
-/* earliest | latest | OFFSET (digits) | TIME (see parse.h) */
-int ch_parse_from(const char *s, int64_t now, struct ch_from *f,
-    struct ch_error *err);
-
-/* Resolve a position to (offset, seq) on the current channel. */
-int ch_from_resolve(struct ch_channel *ch, const struct ch_from *f,
-    uint64_t *offset, uint64_t *seq, struct ch_error *err);
 
 struct ch_session_opts {
 	const char *name;	/* NULL: anonymous peek */
 	int peek;		/* read only: no lock, no register, no commit */
 	int64_t wait_ns;	/* for the subscriber lock, as ch_flock */
 	int have_from;
-	struct ch_from from;	/* for a new subscriber, or a peek */
+	struct ch_pos from;	/* for a new subscriber, or a peek */
 	int skip_corrupt;
 	ch_warn_fn warn;
 	void *warn_ctx;

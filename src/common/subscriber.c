@@ -390,19 +390,21 @@ ch_offset_advance(struct ch_offset *o, uint64_t offset, uint64_t seq,
     int64_t now, uint64_t end_offset, uint64_t end_seq)
 {
 	struct ch_commit c = { now, offset, seq, end_offset, end_seq };
+	int n = o->nhist;
 
 	o->offset = offset;
 	o->seq = seq;
 	o->time = now;
-	if (o->nhist > 0 &&
-	    now - o->hist[o->nhist - 1].time < CH_HISTORY_MIN_GAP_NS &&
-	    offset >= o->hist[o->nhist - 1].offset &&
-	    (o->nhist < 2 ||
-	    now - o->hist[o->nhist - 2].time < CH_HISTORY_MIN_GAP_NS * 2)) {
-		o->hist[o->nhist - 1] = c;
+	/* The newest entry is provisional while it is less than a gap after
+	 * the one before it: later commits replace it, so entries stay a gap
+	 * apart and the window spans time.  A move backwards always stays. */
+	if (n >= 2 && o->hist[n - 1].time - o->hist[n - 2].time <
+	    CH_HISTORY_MIN_GAP_NS && offset >= o->hist[n - 1].offset &&
+	    o->hist[n - 1].offset >= o->hist[n - 2].offset) {
+		o->hist[n - 1] = c;
 		return;
 	}
-	if (o->nhist == CH_HISTORY_MAX) {
+	if (n == CH_HISTORY_MAX) {
 		memmove(o->hist, o->hist + 1,
 		    sizeof o->hist[0] * (CH_HISTORY_MAX - 1));
 		o->nhist--;

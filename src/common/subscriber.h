@@ -28,9 +28,10 @@
 
 #define CH_SUB_NAME_MAX 128
 #define CH_HISTORY_MAX 16
-/* Commits closer together than this replace the newest history entry
- * instead of adding one, so a busy subscriber's window still spans time. */
-#define CH_HISTORY_MIN_GAP_NS 1000000000LL
+/* History entries are kept at least this far apart (see
+ * ch_offset_advance), so 16 of them span minutes even for a busy
+ * subscriber that commits every second. */
+#define CH_HISTORY_MIN_GAP_NS 5000000000LL
 
 struct ch_commit {
 	int64_t time;

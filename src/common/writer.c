@@ -474,6 +474,29 @@ out:
 	return rc;
 }
 
+int
+ch_writer_seal_aged(struct ch_writer *w, int64_t min_age_ns, int *sealed,
+    struct ch_error *err)
+{
+	int rc = -1;
+
+	*sealed = 0;
+	if (lock(w, err) < 0)
+		return -1;
+	if (refresh(w, err) < 0)
+		goto out;
+	int64_t now = ch_now_ns(), t0 = first_ts(w);
+	if (w->end > CH_SEG_HDR && t0 && now - t0 >= min_age_ns) {
+		if (roll(w, now, err) < 0)
+			goto out;
+		*sealed = 1;
+	}
+	rc = 0;
+out:
+	unlock(w);
+	return rc;
+}
+
 int64_t
 ch_writer_sync_due(const struct ch_writer *w)
 {

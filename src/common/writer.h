@@ -66,6 +66,14 @@ const uint64_t *ch_writer_offsets(const struct ch_writer *w, size_t *n);
 int64_t ch_writer_sync_due(const struct ch_writer *w);
 int ch_writer_sync(struct ch_writer *w, struct ch_error *err);
 
+/*
+ * Seal the active segment if it holds records and its first record is at
+ * least min_age_ns old (chcompact: lets retention reach an idle channel's
+ * data).  Sets *sealed.  Also repairs a torn tail, like any writer.
+ */
+int ch_writer_seal_aged(struct ch_writer *w, int64_t min_age_ns, int *sealed,
+    struct ch_error *err);
+
 /* Bytes of torn tail this writer truncated away (for -v reports). */
 uint64_t ch_writer_repaired(const struct ch_writer *w);
 

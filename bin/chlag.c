@@ -1,0 +1,420 @@
+/*
+ * chlag - lag report per subscriber: a table for people, JSON, YAML and
+ * Prometheus for programs, and a Nagios plugin's exit status.
+ *
+ * Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage
+ * errors included).  With --warn/--crit the thresholds decide; without
+ * them the status does (WARN -> 1; STALL, STOP, REWIND -> 2).  A channel
+ * that cannot be read is UNKNOWN.  Over several rows the worst wins, in the
+ * order CRITICAL, UNKNOWN, WARNING, OK.
+ */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "cli.h"
+#include "fsutil.h"
+#include "lag.h"
+#include "lagreport.h"
+#include "parse.h"
+
+enum { N_OK = 0, N_WARNING = 1, N_CRITICAL = 2, N_UNKNOWN = 3 };
+enum { OPT_WARN = 1, OPT_CRIT, OPT_WATCH, OPT_OUTPUT, OPT_WINDOW,
+    OPT_ALLOWED, OPT_STALL };
+
+static int opt_json, opt_yaml, opt_prom, opt_nagios;
+static const char *opt_warn, *opt_crit, *opt_watch, *opt_output,
+    *opt_window, *opt_allowed, *opt_stall;
+
+static struct poptOption lag_options[] = {
+	{ "json", '\0', POPT_ARG_NONE, &opt_json, 0, "print JSON", NULL },
+	{ "yaml", '\0', POPT_ARG_NONE, &opt_yaml, 0, "print YAML", NULL },
+	{ "prometheus", '\0', POPT_ARG_NONE, &opt_prom, 0,
+	    "print the Prometheus text exposition format", NULL },
+	{ "nagios", '\0', POPT_ARG_NONE, &opt_nagios, 0,
+	    "print one Nagios status line with performance data", NULL },
+	{ "output", 'o', POPT_ARG_STRING, &opt_output, OPT_OUTPUT,
+	    "write to FILE atomically (for textfile collectors)", "FILE" },
+	{ "warn", 'w', POPT_ARG_STRING, &opt_warn, OPT_WARN,
+	    "WARNING above these (records:N,bytes:SIZE,age:DUR)", "KIND:VALUE,..." },
+	{ "crit", 'c', POPT_ARG_STRING, &opt_crit, OPT_CRIT,
+	    "CRITICAL above these", "KIND:VALUE,..." },
+	{ "watch", '\0', POPT_ARG_STRING, &opt_watch, OPT_WATCH,
+	    "refresh every SECONDS until interrupted", "SECONDS" },
+	{ "window", '\0', POPT_ARG_STRING, &opt_window, OPT_WINDOW,
+	    "commit history considered for status (default 10m)", "DUR" },
+	{ "allowed-lag", '\0', POPT_ARG_STRING, &opt_allowed, OPT_ALLOWED,
+	    "lag in records that still counts as caught up (default 0)", "N" },
+	{ "stall", '\0', POPT_ARG_STRING, &opt_stall, OPT_STALL,
+	    "no progress for this long is STALL/STOP (default 1m)", "DUR" },
+	POPT_TABLEEND
+};
+
+static struct poptOption options[] = {
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, lag_options, 0, "Options:", NULL },
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, ch_common_options, 0,
+	    "Common options:", NULL },
+	POPT_AUTOHELP
+	POPT_TABLEEND
+};
+
+struct thresholds {
+	int have;
+	int have_records, have_bytes, have_age;
+	uint64_t records, bytes;
+	int64_t age_ns;
+};
+
+static struct thresholds warn_t, crit_t;
+static struct ch_lag_opts lag_opts;
+static volatile sig_atomic_t stop;
+
+static void
+parse_thresholds(const char *opt, const char *val, struct thresholds *t)
+{
+	char *copy = strdup(val), *save = NULL, *tok;
+	struct ch_error err;
+
+	if (!copy)
+		ch_die(N_UNKNOWN, NULL, "out of memory");
+	t->have = 1;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	    tok = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(tok, ':');
+		if (!colon)
+			ch_usage("%s: '%s' is not KIND:VALUE (records:1000, "
+			    "bytes:10M, age:5m)", opt, tok);
+		*colon = '\0';
+		const char *v = colon + 1;
+		if (strcmp(tok, "records") == 0) {
+			if (ch_parse_u64(v, &t->records, &err) < 0)
+				ch_usage("%s: records: %s", opt, err.msg);
+			t->have_records = 1;
+		} else if (strcmp(tok, "bytes") == 0) {
+			if (ch_parse_size(v, &t->bytes, &err) < 0)
+				ch_usage("%s: bytes: %s", opt, err.msg);
+			t->have_bytes = 1;
+		} else if (strcmp(tok, "age") == 0) {
+			if (ch_parse_duration(v, &t->age_ns, &err) < 0)
+				ch_usage("%s: age: %s", opt, err.msg);
+			t->have_age = 1;
+		} else {
+			ch_usage("%s: unknown kind '%s' (records, bytes or age)",
+			    opt, tok);
+		}
+	}
+	free(copy);
+}
+
+static int
+over(const struct thresholds *t, const struct ch_lagrow *r)
+{
+	return (t->have_records && r->lag_records > t->records) ||
+	    (t->have_bytes && r->lag_bytes > t->bytes) ||
+	    (t->have_age && r->age_ns > t->age_ns);
+}
+
+static int
+row_code(const struct ch_lagrow *r)
+{
+	if (r->status == CH_ST_ERROR)
+		return N_UNKNOWN;
+	if (warn_t.have || crit_t.have)
+		return over(&crit_t, r) ? N_CRITICAL :
+		    over(&warn_t, r) ? N_WARNING : N_OK;
+	switch (r->status) {
+	case CH_ST_OK:
+		return N_OK;
+	case CH_ST_WARN:
+		return N_WARNING;
+	default:
+		return N_CRITICAL;
+	}
+}
+
+/* Worst first: CRITICAL, UNKNOWN, WARNING, OK. */
+static int
+worse(int a, int b)
+{
+	static const int rank[] = { 0, 1, 3, 2 };
+	return rank[b] > rank[a] ? b : a;
+}
+
+/* Every channel directly under CH_ROOT (directories with channel.yaml). */
+static char **
+root_channels(size_t *n)
+{
+	const char *root = getenv("CH_ROOT");
+	struct dirent **list;
+	char **out;
+	int cnt, k = 0;
+
+	if (!root || !root[0])
+		ch_usage("missing CHANNEL (or set CH_ROOT to report every channel "
+		    "under it)");
+	cnt = scandir(root, &list, NULL, alphasort);
+	if (cnt < 0)
+		ch_die(N_UNKNOWN, NULL, "CH_ROOT %s: %s", root, strerror(errno));
+	out = calloc((size_t)cnt + 1, sizeof *out);
+	if (!out)
+		ch_die(N_UNKNOWN, NULL, "out of memory");
+	for (int i = 0; i < cnt; i++) {
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof path, "%s/%s/%s", root, list[i]->d_name,
+		    CH_CONFIG_FILE);
+		if (list[i]->d_name[0] != '.' && stat(path, &st) == 0)
+			out[k++] = strdup(list[i]->d_name);
+		free(list[i]);
+	}
+	free(list);
+	*n = (size_t)k;
+	return out;
+}
+
+static void
+nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
+{
+	static const char *word[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
+	const struct ch_lagrow *worst = NULL;
+	size_t bad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (row_code(&rows[i]) != N_OK)
+			bad++;
+		if (!worst || worse(row_code(worst), row_code(&rows[i])) !=
+		    row_code(worst) || (row_code(&rows[i]) == row_code(worst) &&
+		    rows[i].lag_records > worst->lag_records))
+			worst = &rows[i];
+	}
+	fprintf(f, "CHLAG %s - ", word[code]);
+	if (!n)
+		fprintf(f, "no subscribers");
+	else if (worst->status == CH_ST_ERROR)
+		fprintf(f, "%s/%s: %s", worst->channel, worst->subscriber,
+		    worst->error);
+	else {
+		char age[32];
+		ch_format_duration(age, sizeof age, worst->age_ns);
+		fprintf(f, "%zu of %zu subscribers need attention; worst %s/%s: "
+		    "%s, lag %llu records, age %s", bad, n, worst->channel,
+		    worst->subscriber, ch_status_name(worst->status),
+		    (unsigned long long)worst->lag_records,
+		    worst->lag_records ? age : "0s");
+	}
+	fputs(" |", f);
+	for (size_t i = 0; i < n; i++) {
+		const struct ch_lagrow *r = &rows[i];
+		if (r->status == CH_ST_ERROR)
+			continue;
+		fprintf(f, " '%s/%s_records'=%llu;", r->channel, r->subscriber,
+		    (unsigned long long)r->lag_records);
+		if (warn_t.have_records)
+			fprintf(f, "%llu", (unsigned long long)warn_t.records);
+		fputc(';', f);
+		if (crit_t.have_records)
+			fprintf(f, "%llu", (unsigned long long)crit_t.records);
+		fprintf(f, ";0; '%s/%s_age'=%.0fs;;;0;", r->channel,
+		    r->subscriber, r->age_ns / 1e9);
+	}
+	fputc('\n', f);
+}
+
+/* One report over all channels; returns the Nagios code. */
+static int
+report(FILE *f, const char **chans, size_t nch, int tty)
+{
+	struct ch_lagrow *all = NULL;
+	size_t nall = 0, failed = 0;
+	int code = N_OK;
+	int64_t now = ch_now_ns();
+
+	for (size_t i = 0; i < nch; i++) {
+		struct ch_channel ch;
+		struct ch_error err;
+		struct ch_lagrow *rows;
+		size_t n;
+		if (ch_channel_open(chans[i], 0, &ch, &err) < 0 ||
+		    ch_lag_collect(&ch, &lag_opts, now, &rows, &n, &err) < 0) {
+			ch_report(chans[i], &err);
+			code = worse(code, N_UNKNOWN);
+			failed++;
+			if (ch.dirfd >= 0)
+				ch_channel_close(&ch);
+			continue;
+		}
+		ch_channel_close(&ch);
+		struct ch_lagrow *na = realloc(all, (nall + n + 1) * sizeof *all);
+		if (!na)
+			ch_die(N_UNKNOWN, chans[i], "out of memory");
+		all = na;
+		memcpy(all + nall, rows, n * sizeof *rows);
+		nall += n;
+		free(rows);
+	}
+	for (size_t i = 0; i < nall; i++)
+		code = worse(code, row_code(&all[i]));
+	if (opt_json)
+		ch_lag_json(f, all, nall);
+	else if (opt_yaml) {
+		if (ch_lag_yaml(f, all, nall) < 0)
+			ch_die(N_UNKNOWN, NULL, "YAML output failed");
+	} else if (opt_prom)
+		ch_lag_prometheus(f, all, nall, now);
+	else if (opt_nagios)
+		nagios_line(f, all, nall, code);
+	else {
+		const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+		struct ch_lagview v = { tty && !(nc && nc[0]) &&
+		    !(term && strcmp(term, "dumb") == 0), tty,
+		    strcmp(nl_langinfo(CODESET), "UTF-8") == 0, now };
+		if (nall)
+			ch_lag_table(f, all, nall, &v);
+		else if (!failed)
+			fprintf(f, "no subscribers\n");
+	}
+	free(all);
+	return code;
+}
+
+/* --output: write to a temp file beside FILE, then rename over it. */
+static int
+report_to_file(const char *path, const char **chans, size_t nch)
+{
+	char tmp[4096];
+	FILE *f;
+	int code, fd;
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
+	    (int)sizeof tmp)
+		ch_die(N_UNKNOWN, NULL, "--output: path too long");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    0644);
+	if (fd < 0 || !(f = fdopen(fd, "w")))
+		ch_die(N_UNKNOWN, NULL, "%s: %s", tmp, strerror(errno));
+	code = report(f, chans, nch, 0);
+	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0) {
+		unlink(tmp);
+		ch_die(N_UNKNOWN, NULL, "%s: %s", tmp, strerror(errno));
+	}
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		ch_die(N_UNKNOWN, NULL, "%s: %s", path, strerror(errno));
+	}
+	return code;
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+int
+main(int argc, const char **argv)
+{
+	poptContext pc;
+	const char **args;
+	char **owned = NULL;
+	size_t nch = 0;
+	int rc, code;
+	int64_t watch_ns = 0;
+
+	setlocale(LC_CTYPE, "");
+	ch_lag_defaults(&lag_opts);
+	pc = ch_cli_init("chlag", N_UNKNOWN, argc, argv, options,
+	    "[OPTION...] [CHANNEL...]");
+	while ((rc = poptGetNextOpt(pc)) > 0) {
+		switch (rc) {
+		case OPT_WARN:
+			parse_thresholds("--warn", opt_warn, &warn_t);
+			break;
+		case OPT_CRIT:
+			parse_thresholds("--crit", opt_crit, &crit_t);
+			break;
+		case OPT_WATCH:
+			watch_ns = ch_opt_duration("--watch", opt_watch);
+			if (watch_ns <= 0)
+				ch_usage("--watch: must be more than 0");
+			break;
+		case OPT_WINDOW:
+			lag_opts.window_ns = ch_opt_duration("--window", opt_window);
+			break;
+		case OPT_ALLOWED:
+			lag_opts.allowed_lag = ch_opt_count("--allowed-lag",
+			    opt_allowed, 0, UINT64_MAX);
+			break;
+		case OPT_STALL:
+			lag_opts.stall_ns = ch_opt_duration("--stall", opt_stall);
+			break;
+		case OPT_OUTPUT:
+			break;
+		default:
+			ch_die(N_UNKNOWN, NULL, "option table misconfigured (%d)",
+			    rc);
+		}
+	}
+	if (rc < -1)
+		ch_cli_popt_error(pc, rc);
+	if (opt_json + opt_yaml + opt_prom + opt_nagios > 1)
+		ch_usage("give only one of --json, --yaml, --prometheus, --nagios");
+	if (opt_output && watch_ns)
+		ch_usage("--output and --watch cannot be combined");
+	args = poptGetArgs(pc);
+	if (!args || !args[0]) {
+		owned = root_channels(&nch);
+		args = (const char **)owned;
+	} else {
+		while (args[nch])
+			nch++;
+	}
+	if (opt_output) {
+		code = report_to_file(opt_output, args, nch);
+	} else if (!watch_ns) {
+		code = report(stdout, args, nch, isatty(1));
+	} else {
+		struct sigaction sa = { 0 };
+		sa.sa_handler = on_signal;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		int tty = isatty(1);
+		do {
+			char *buf = NULL;
+			size_t len = 0;
+			FILE *mem = open_memstream(&buf, &len);
+			if (!mem)
+				ch_die(N_UNKNOWN, NULL, "out of memory");
+			code = report(mem, args, nch, tty);
+			fclose(mem);
+			if (tty)
+				fputs("\033[H\033[2J", stdout);
+			fwrite(buf, 1, len, stdout);
+			if (!tty)
+				fputc('\n', stdout);
+			fflush(stdout);
+			free(buf);
+			struct timespec ts = { (time_t)(watch_ns / 1000000000),
+			    (long)(watch_ns % 1000000000) };
+			nanosleep(&ts, NULL);
+		} while (!stop);
+	}
+	for (size_t i = 0; owned && i < nch; i++)
+		free(owned[i]);
+	free(owned);
+	poptFreeContext(pc);
+	rc = ch_finish(code);
+	return rc == CH_EXIT_FAIL && code == 0 ? N_UNKNOWN : rc;
+}

@@ -1,0 +1,444 @@
+/*
+ * choffset - list, inspect, set, reset, create and delete subscriber
+ * offsets, and keep a journal of every change.
+ *
+ * A change takes the subscriber's lock without waiting (a running chsub
+ * holds it: exit 75) and compact.lock shared (so chcompact cannot delete
+ * the data an offset is being moved back to), validates the new offset
+ * against the channel, writes it atomically and appends to the journal.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "cli.h"
+#include "fsutil.h"
+#include "journal.h"
+#include "lock.h"
+#include "parse.h"
+#include "position.h"
+#include "subscriber.h"
+
+enum { OPT_SET = 1, OPT_EARLIEST, OPT_LATEST, OPT_TIME, OPT_SHIFT,
+    OPT_IMPORT };
+
+static int opt_create, opt_delete, opt_dry_run, opt_all, opt_history,
+    opt_export;
+static const char *opt_set, *opt_time, *opt_shift, *opt_import;
+static int npos;
+static struct ch_pos pos;
+static const char *pos_text;
+
+static struct poptOption change_options[] = {
+	{ "set", '\0', POPT_ARG_STRING, &opt_set, OPT_SET,
+	    "move to OFFSET (a record boundary)", "OFFSET" },
+	{ "earliest", '\0', POPT_ARG_NONE, NULL, OPT_EARLIEST,
+	    "move to the earliest record", NULL },
+	{ "latest", '\0', POPT_ARG_NONE, NULL, OPT_LATEST,
+	    "move to the end (skip everything unread)", NULL },
+	{ "time", '\0', POPT_ARG_STRING, &opt_time, OPT_TIME,
+	    "move to the first record published at or after TIME", "TIME" },
+	{ "shift", '\0', POPT_ARG_STRING, &opt_shift, OPT_SHIFT,
+	    "move N records forward (+N) or back (-N)", "[+-]N" },
+	{ "create", '\0', POPT_ARG_NONE, &opt_create, 0,
+	    "register the subscriber (at --latest unless told otherwise)", NULL },
+	{ "delete", '\0', POPT_ARG_NONE, &opt_delete, 0,
+	    "deregister the subscriber", NULL },
+	{ "all", '\0', POPT_ARG_NONE, &opt_all, 0,
+	    "apply the change to every subscriber", NULL },
+	{ "dry-run", '\0', POPT_ARG_NONE, &opt_dry_run, 0,
+	    "print NAME OLD -> NEW and change nothing", NULL },
+	POPT_TABLEEND
+};
+
+static struct poptOption other_options[] = {
+	{ "history", '\0', POPT_ARG_NONE, &opt_history, 0,
+	    "show the journal of offset changes", NULL },
+	{ "export", '\0', POPT_ARG_NONE, &opt_export, 0,
+	    "print every offset in a form --import reads", NULL },
+	{ "import", '\0', POPT_ARG_STRING, &opt_import, OPT_IMPORT,
+	    "set offsets from FILE (- for stdin), all or nothing", "FILE" },
+	POPT_TABLEEND
+};
+
+static struct poptOption options[] = {
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, change_options, 0,
+	    "Changing offsets:", NULL },
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, other_options, 0,
+	    "Journal, export and import:", NULL },
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, ch_common_options, 0,
+	    "Common options:", NULL },
+	POPT_AUTOHELP
+	POPT_TABLEEND
+};
+
+static const char *chname;
+static struct ch_channel ch;
+static int compact_fd = -1;
+
+static void
+offstr(char *buf, size_t len, int have, uint64_t v)
+{
+	if (have)
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+	else
+		snprintf(buf, len, "-");
+}
+
+/* Hold compact.lock shared while offsets move (see compact.h). */
+static void
+hold_compaction(void)
+{
+	struct ch_error err;
+
+	if (compact_fd >= 0)
+		return;
+	if (ch_lock_open(ch.dirfd, CH_COMPACT_LOCK, &compact_fd, &err) < 0)
+		ch_die_err(chname, &err);
+	if (ch_flock(compact_fd, LOCK_SH, CH_LOCK_WAIT) < 0)
+		ch_die(CH_EXIT_FAIL, chname, "lock %s: %s", CH_COMPACT_LOCK,
+		    strerror(errno));
+}
+
+static void
+list(void)
+{
+	struct ch_error err;
+	char **names;
+	size_t n;
+	int status = 0;
+
+	if (ch_sub_list(&ch, &names, &n, &err) < 0)
+		ch_die_err(chname, &err);
+	for (size_t i = 0; i < n; i++) {
+		struct ch_offset o;
+		if (ch_sub_read(&ch, names[i], &o, &err) < 0) {
+			ch_report(chname, &err);
+			status = err.code;
+			continue;
+		}
+		printf("%s %llu\n", names[i], (unsigned long long)o.offset);
+	}
+	ch_sub_list_free(names, n);
+	exit(ch_finish(status));
+}
+
+static void
+export(void)
+{
+	char t[40];
+
+	ch_format_time(t, sizeof t, ch_now_ns(), 0);
+	printf("# chtools offsets of %s at %s\n", ch.path, t);
+	list();
+}
+
+/* Resolve the requested position for one subscriber; dies on error. */
+static void
+target(const char *name, int registered, const struct ch_offset *cur,
+    uint64_t *off, uint64_t *seq)
+{
+	struct ch_pos latest = { .kind = CH_POS_LATEST };
+	struct ch_error err;
+	int clamped;
+
+	if (npos && pos.kind == CH_POS_SHIFT && !registered)
+		ch_die(CH_EXIT_NOINPUT, chname, "subscriber '%s' is not "
+		    "registered: nothing to shift from", name);
+	if (ch_pos_resolve(&ch, npos ? &pos : &latest,
+	    registered ? cur->seq : 0, off, seq, &clamped, &err) < 0) {
+		ch_err_prefix(&err, "subscriber '%s': %s", name, pos_text);
+		ch_die_err(chname, &err);
+	}
+	if (clamped)
+		ch_warn(chname, "subscriber '%s': %s goes past the %s; clamped "
+		    "to offset %llu", name, pos_text,
+		    clamped < 0 ? "earliest record" : "end",
+		    (unsigned long long)*off);
+}
+
+static int
+change(const char *name)
+{
+	struct ch_offset cur, next;
+	struct ch_error err;
+	struct ch_sub s;
+	uint64_t off = 0, seq = 0;
+	int registered;
+	char a[24], b[24];
+
+	if (!opt_dry_run) {
+		if (ch_sub_acquire(&ch, name, CH_LOCK_NOWAIT, 0, &s, &err) < 0) {
+			if (err.code == CH_EXIT_TEMPFAIL)
+				ch_err(&err, CH_EXIT_TEMPFAIL, "subscriber '%s' is "
+				    "held by a running chsub%s; stop it first",
+				    name, strstr(err.msg, "pid") ?
+				    strstr(err.msg, " (pid") : "");
+			ch_die_err(chname, &err);
+		}
+		hold_compaction();
+	}
+	registered = ch_sub_read(&ch, name, &cur, &err) == 0;
+	if (!registered && err.code != CH_EXIT_NOINPUT)
+		ch_die_err(chname, &err);
+	if (!registered && !opt_create && !opt_delete)
+		ch_die(CH_EXIT_NOINPUT, chname, "subscriber '%s' is not "
+		    "registered (use --create)", name);
+	if (opt_delete) {
+		if (!registered)
+			ch_die(CH_EXIT_NOINPUT, chname, "subscriber '%s' is not "
+			    "registered", name);
+		offstr(a, sizeof a, 1, cur.offset);
+		printf("%s %s -> -\n", name, a);
+		if (opt_dry_run)
+			return 0;
+		if (ch_sub_delete(&s, &err) < 0 ||
+		    ch_journal_append(&ch, name, "delete", cur.offset,
+		    CH_NO_OFFSET, "choffset --delete", &err) < 0)
+			ch_die_err(chname, &err);
+		ch_sub_release(&s);
+		return 0;
+	}
+	if (registered && opt_create && !npos) {
+		ch_info(chname, "subscriber '%s' is already registered", name);
+		if (!opt_dry_run)
+			ch_sub_release(&s);
+		return 0;
+	}
+	target(name, registered, &cur, &off, &seq);
+	offstr(a, sizeof a, registered, registered ? cur.offset : 0);
+	offstr(b, sizeof b, 1, off);
+	printf("%s %s -> %s\n", name, a, b);
+	if (opt_dry_run)
+		return 0;
+	if (!registered)
+		memset(&cur, 0, sizeof cur);
+	next = cur;
+	struct ch_end end;
+	if (ch_channel_end(&ch, &end, &err) < 0)
+		ch_die_err(chname, &err);
+	ch_offset_advance(&next, off, seq, ch_now_ns(), end.offset, end.seq);
+	if (ch_sub_write(&s, &next, &err) < 0 ||
+	    ch_journal_append(&ch, name, registered ? "set" : "create",
+	    registered ? cur.offset : CH_NO_OFFSET, off,
+	    npos ? pos_text : "--latest", &err) < 0)
+		ch_die_err(chname, &err);
+	ch_sub_release(&s);
+	return 0;
+}
+
+static void
+print_entry(void *ctx, const struct ch_journal_entry *e)
+{
+	(void)ctx;
+	printf("%s  %-8s %-16s %s -> %s  %s  (%s)\n", e->time, e->action,
+	    e->subscriber, e->old, e->new, e->reason, e->who);
+}
+
+/* Parse and validate the whole import file before changing anything. */
+static void
+import(const char *file)
+{
+	FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+	struct ch_error err;
+	char *line = NULL;
+	size_t cap = 0, n = 0, lineno = 0;
+	struct item {
+		char name[CH_SUB_NAME_MAX + 1];
+		uint64_t off, seq;
+		struct ch_sub s;
+		struct ch_offset cur;
+		int registered;
+	} *items = NULL;
+
+	if (!f)
+		ch_die(CH_EXIT_NOINPUT, chname, "%s: %s", file, strerror(errno));
+	while (getline(&line, &cap, f) > 0) {
+		char name[256], extra[2];
+		unsigned long long off;
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '#' || line[strspn(line, " \t")] == '\0')
+			continue;
+		if (sscanf(line, "%255s %llu %1s", name, &off, extra) != 2)
+			ch_die(CH_EXIT_USAGE, chname, "%s:%zu: expected 'NAME "
+			    "OFFSET'", file, lineno);
+		if (ch_sub_check_name(name, &err) < 0)
+			ch_die(CH_EXIT_USAGE, chname, "%s:%zu: %s", file, lineno,
+			    err.msg);
+		items = realloc(items, (n + 1) * sizeof *items);
+		if (!items)
+			ch_die(CH_EXIT_FAIL, chname, "out of memory");
+		memset(&items[n], 0, sizeof items[n]);
+		memcpy(items[n].name, name, strlen(name) + 1);	/* checked: <= 128 */
+		struct ch_pos p = { .kind = CH_POS_OFFSET, .offset = off };
+		if (ch_pos_resolve(&ch, &p, 0, &items[n].off, &items[n].seq,
+		    NULL, &err) < 0)
+			ch_die(err.code, chname, "%s:%zu: %s", file, lineno,
+			    err.msg);
+		n++;
+	}
+	if (ferror(f))
+		ch_die(CH_EXIT_FAIL, chname, "%s: %s", file, strerror(errno));
+	if (f != stdin)
+		fclose(f);
+	free(line);
+	/* Hold every subscriber first: all or nothing. */
+	for (size_t i = 0; i < n && !opt_dry_run; i++) {
+		if (ch_sub_acquire(&ch, items[i].name, CH_LOCK_NOWAIT, 0,
+		    &items[i].s, &err) < 0)
+			ch_die_err(chname, &err);	/* exit drops the locks */
+	}
+	if (!opt_dry_run)
+		hold_compaction();
+	for (size_t i = 0; i < n; i++) {
+		char a[24];
+		items[i].registered = ch_sub_read(&ch, items[i].name,
+		    &items[i].cur, &err) == 0;
+		offstr(a, sizeof a, items[i].registered, items[i].cur.offset);
+		printf("%s %s -> %llu\n", items[i].name, a,
+		    (unsigned long long)items[i].off);
+	}
+	if (opt_dry_run)
+		exit(ch_finish(0));
+	struct ch_end end;
+	if (ch_channel_end(&ch, &end, &err) < 0)
+		ch_die_err(chname, &err);
+	for (size_t i = 0; i < n; i++) {
+		struct ch_offset next = items[i].registered ? items[i].cur :
+		    (struct ch_offset){ 0 };
+		ch_offset_advance(&next, items[i].off, items[i].seq, ch_now_ns(),
+		    end.offset, end.seq);
+		if (ch_sub_write(&items[i].s, &next, &err) < 0 ||
+		    ch_journal_append(&ch, items[i].name, "import",
+		    items[i].registered ? items[i].cur.offset : CH_NO_OFFSET,
+		    items[i].off, file, &err) < 0)
+			ch_die_err(chname, &err);
+		ch_sub_release(&items[i].s);
+	}
+	free(items);
+}
+
+int
+main(int argc, const char **argv)
+{
+	poptContext pc;
+	struct ch_error err;
+	const char **args;
+	const char *sub;
+	int rc;
+
+	pc = ch_cli_init("choffset", CH_EXIT_USAGE, argc, argv, options,
+	    "[OPTION...] CHANNEL [SUBSCRIBER]");
+	while ((rc = poptGetNextOpt(pc)) > 0) {
+		switch (rc) {
+		case OPT_SET:
+			if (ch_parse_from(opt_set, 0, &pos, &err) < 0 ||
+			    pos.kind != CH_POS_OFFSET)
+				ch_usage("--set: '%s' is not an offset", opt_set);
+			pos_text = "--set";
+			npos++;
+			break;
+		case OPT_EARLIEST:
+			pos.kind = CH_POS_EARLIEST;
+			pos_text = "--earliest";
+			npos++;
+			break;
+		case OPT_LATEST:
+			pos.kind = CH_POS_LATEST;
+			pos_text = "--latest";
+			npos++;
+			break;
+		case OPT_TIME:
+			pos.kind = CH_POS_TIME;
+			if (ch_parse_time(opt_time, ch_now_ns(), &pos.ts, &err) < 0)
+				ch_usage("--time: %s", err.msg);
+			pos_text = "--time";
+			npos++;
+			break;
+		case OPT_SHIFT:
+			if (ch_parse_shift(opt_shift, &pos, &err) < 0)
+				ch_usage("--shift: %s", err.msg);
+			pos_text = "--shift";
+			npos++;
+			break;
+		case OPT_IMPORT:
+			break;
+		default:
+			ch_die(CH_EXIT_SOFTWARE, NULL,
+			    "option table misconfigured (%d)", rc);
+		}
+	}
+	if (rc < -1)
+		ch_cli_popt_error(pc, rc);
+	args = poptGetArgs(pc);
+	if (!args || !args[0])
+		ch_usage("missing CHANNEL");
+	if (args[1] && args[2])
+		ch_usage("too many arguments");
+	chname = args[0];
+	sub = args[1];
+	if (npos > 1)
+		ch_usage("give only one of --set, --earliest, --latest, --time, "
+		    "--shift");
+	int modes = (opt_history != 0) + (opt_export != 0) +
+	    (opt_import != NULL) + (opt_delete != 0) +
+	    (npos > 0 || opt_create);
+	if (modes > 1)
+		ch_usage("--history, --export, --import, --delete and offset "
+		    "changes cannot be combined");
+	if (opt_all && sub)
+		ch_usage("--all and a SUBSCRIBER cannot be combined");
+	if (opt_all && !npos && !opt_delete)
+		ch_usage("--all needs a change (--set, --earliest, ...)");
+	if (opt_create && opt_all)
+		ch_usage("--create needs a SUBSCRIBER");
+	if ((npos || opt_create || opt_delete) && !sub && !opt_all)
+		ch_usage("missing SUBSCRIBER (or --all)");
+	if ((opt_export || opt_import) && sub)
+		ch_usage("--export and --import work on all subscribers");
+	if (opt_dry_run && !npos && !opt_create && !opt_delete && !opt_import)
+		ch_usage("--dry-run needs a change");
+	if (sub && ch_sub_check_name(sub, &err) < 0)
+		ch_usage("%s", err.msg);
+
+	if (ch_channel_open(chname, 0, &ch, &err) < 0)
+		ch_die_err(chname, &err);
+
+	if (opt_history) {
+		if (ch_journal_read(&ch, sub, print_entry, NULL, &err) < 0)
+			ch_die_err(chname, &err);
+	} else if (opt_export) {
+		export();
+	} else if (opt_import) {
+		import(opt_import);
+	} else if (opt_all) {
+		char **names;
+		size_t n;
+		if (ch_sub_list(&ch, &names, &n, &err) < 0)
+			ch_die_err(chname, &err);
+		for (size_t i = 0; i < n; i++)
+			change(names[i]);
+		ch_sub_list_free(names, n);
+	} else if (npos || opt_create || opt_delete) {
+		change(sub);
+	} else if (sub) {
+		struct ch_offset o;
+		if (ch_sub_read(&ch, sub, &o, &err) < 0)
+			ch_die_err(chname, &err);
+		printf("%llu\n", (unsigned long long)o.offset);
+	} else {
+		list();
+	}
+	if (compact_fd >= 0)
+		close(compact_fd);
+	ch_channel_close(&ch);
+	poptFreeContext(pc);
+	return ch_finish(0);
+}

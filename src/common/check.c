@@ -1,0 +1,517 @@
+/* check.c - integrity check and repair (see check.h). */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "fsutil.h"
+#include "index.h"
+#include "journal.h"
+#include "lock.h"
+#include "reader.h"
+#include "segment.h"
+#include "subscriber.h"
+#include "writer.h"
+
+struct ctx {
+	struct ch_channel *ch;
+	int repair;
+	ch_report_fn report;
+	void *rctx;
+	struct ch_check_result *res;
+	int torn;		/* the active segment has a torn tail */
+};
+
+static void say(struct ctx *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+say(struct ctx *c, int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (level == CH_REPORT_WARN)
+		c->res->problems++;
+	if (!c->report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	c->report(c->rctx, level, msg);
+}
+
+static void
+fixed(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+fixed(struct ctx *c, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	c->res->repaired++;
+	if (!c->report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	c->report(c->rctx, CH_REPORT_INFO, msg);
+}
+
+/* Verify one segment.  *expect_seq is the sequence number its first
+ * record must have (UINT64_MAX: unknown); on return, the next one.
+ * *next_base gets the next segment's base from the seal (0 if none). */
+static int
+check_segment(struct ctx *c, const struct ch_idxent *e, int last,
+    uint64_t *expect_seq, int64_t *last_ts, uint64_t *next_base,
+    struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	struct ch_segcur cur = { 0 };
+	struct ch_seghdr h;
+	struct ch_rec r;
+	struct stat st;
+	uint64_t records = 0;
+	int fd, rc, sealed = 0;
+
+	*next_base = 0;
+	ch_seg_name(name, e->base);
+	if (ch_segment_open(c->ch->dirfd, e->base, 0, &fd, &h, err) < 0) {
+		say(c, CH_REPORT_WARN, "%s", err->msg);
+		*expect_seq = UINT64_MAX;
+		return 0;
+	}
+	if (h.first_seq != e->first_seq)
+		say(c, CH_REPORT_WARN, "%s: header says first record %llu, the "
+		    "index says %llu", name, (unsigned long long)h.first_seq,
+		    (unsigned long long)e->first_seq);
+	if (*expect_seq != UINT64_MAX && h.first_seq != *expect_seq)
+		say(c, CH_REPORT_WARN, "%s: starts at record %llu, expected "
+		    "%llu (records missing or duplicated)", name,
+		    (unsigned long long)h.first_seq,
+		    (unsigned long long)*expect_seq);
+	*expect_seq = h.first_seq;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return ch_err_sys(err, CH_EXIT_FAIL, "%s", name);
+	}
+	ch_segcur_init(&cur, fd, CH_SEG_HDR, (uint64_t)st.st_size);
+	for (;;) {
+		uint64_t here = ch_seg_offset(e->base, cur.pos);
+		rc = ch_segcur_next(&cur, &r);
+		if (rc == CH_CUR_IOERR) {
+			ch_segcur_free(&cur);
+			close(fd);
+			return ch_err_sys(err, CH_EXIT_FAIL, "read %s", name);
+		}
+		if (rc == CH_CUR_OK && sealed) {
+			say(c, CH_REPORT_WARN, "%s: data after the seal at offset "
+			    "%llu", name, (unsigned long long)here);
+			break;
+		}
+		if (rc == CH_CUR_OK) {
+			if (r.h.seq != *expect_seq)
+				say(c, CH_REPORT_WARN, "%s: record at offset %llu "
+				    "has number %llu, expected %llu", name,
+				    (unsigned long long)here,
+				    (unsigned long long)r.h.seq,
+				    (unsigned long long)*expect_seq);
+			if (r.h.type == CH_REC_SEAL) {
+				struct ch_seal s;
+				ch_seal_decode(r.payload, &s);
+				if (s.records != records)
+					say(c, CH_REPORT_WARN, "%s: seal counts %llu "
+					    "records, the segment holds %llu", name,
+					    (unsigned long long)s.records,
+					    (unsigned long long)records);
+				sealed = 1;
+				*next_base = here;
+				*expect_seq = r.h.seq;
+				continue;
+			}
+			if (r.h.ts < *last_ts)
+				say(c, CH_REPORT_WARN, "%s: record at offset %llu "
+				    "goes back in time", name,
+				    (unsigned long long)here);
+			*last_ts = r.h.ts;
+			*expect_seq = r.h.seq + 1;
+			records++;
+			c->res->records++;
+			continue;
+		}
+		if (rc == CH_CUR_END && cur.pos == cur.size)
+			break;
+		/* Invalid bytes at cur.pos. */
+		uint64_t next;
+		int found = rc == CH_CUR_BAD ? ch_segcur_resync(&cur, &next) : 0;
+		if (found < 0) {
+			ch_segcur_free(&cur);
+			close(fd);
+			return ch_err_sys(err, CH_EXIT_FAIL, "read %s", name);
+		}
+		if (found) {
+			say(c, CH_REPORT_WARN, "%s: corrupt record at offset %llu "
+			    "(%llu bytes up to the next valid record)", name,
+			    (unsigned long long)here,
+			    (unsigned long long)(next - cur.pos));
+			*expect_seq = UINT64_MAX;
+			cur.pos = next;
+			/* Continue checking numbering from the next record. */
+			struct ch_rec peek;
+			struct ch_segcur p2 = { 0 };
+			ch_segcur_init(&p2, fd, next, cur.size);
+			if (ch_segcur_next(&p2, &peek) == CH_CUR_OK)
+				*expect_seq = peek.h.seq;
+			ch_segcur_free(&p2);
+			continue;
+		}
+		if (last) {
+			say(c, CH_REPORT_WARN, "%s: torn tail at offset %llu (%llu "
+			    "bytes; repairable: chcompact --repair, or the next "
+			    "chpub, cuts it)", name, (unsigned long long)here,
+			    (unsigned long long)(cur.size - cur.pos));
+			c->torn = 1;
+		} else {
+			say(c, CH_REPORT_WARN, "%s: damaged from offset %llu to its "
+			    "end (%llu bytes)", name, (unsigned long long)here,
+			    (unsigned long long)(cur.size - cur.pos));
+		}
+		break;
+	}
+	if (!last && !sealed)
+		say(c, CH_REPORT_WARN, "%s: not sealed, but a newer segment "
+		    "exists", name);
+	ch_segcur_free(&cur);
+	close(fd);
+	c->res->segments++;
+	return 0;
+}
+
+/* Is `name` (a directory entry of the channel) something we know? */
+static int
+known_file(const char *name)
+{
+	static const char *ok[] = { ".", "..", CH_CONFIG_FILE, CH_APPEND_LOCK,
+	    CH_COMPACT_LOCK, CH_IDX_FILE, CH_SUBSCRIBERS_DIR, CH_JOURNAL_FILE };
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (strcmp(name, ok[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Remove a leftover temp file in dirfd while holding lockfd's lock
+ * (so that nobody is writing it right now). */
+static void
+remove_temp(struct ctx *c, int dirfd, const char *shown, const char *name,
+    int lockfd)
+{
+	if (!c->repair)
+		return;
+	if (lockfd >= 0 && ch_flock(lockfd, LOCK_EX, CH_LOCK_NOWAIT) < 0) {
+		say(c, CH_REPORT_INFO, "%s: in use, left alone", shown);
+		return;
+	}
+	if (unlinkat(dirfd, name, 0) == 0)
+		fixed(c, "removed leftover temp file %s", shown);
+	if (lockfd >= 0)
+		flock(lockfd, LOCK_UN);
+}
+
+static int
+check_files(struct ctx *c, struct ch_index *ix, struct ch_error *err)
+{
+	int fd = openat(c->ch->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+	int afd = -1;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return ch_err_sys(err, CH_EXIT_FAIL, "read channel directory");
+	}
+	if (c->repair && ch_lock_open(c->ch->dirfd, CH_APPEND_LOCK, &afd,
+	    err) < 0) {
+		closedir(d);
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		uint64_t base, i;
+		struct ch_idxent e;
+		struct ch_error ignored;
+		struct stat st;
+		if (known_file(de->d_name))
+			continue;
+		if (fstatat(c->ch->dirfd, de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (ch_seg_parse_name(de->d_name, &base) == 0) {
+			if (!S_ISREG(st.st_mode)) {
+				say(c, CH_REPORT_WARN, "%s: not a regular file",
+				    de->d_name);
+				continue;
+			}
+			if (ch_index_find(ix, base, &i, &ignored) < 0 ||
+			    ch_index_get(ix, i, &e, &ignored) < 0 || e.base != base)
+				say(c, CH_REPORT_WARN, "%s: segment file not in "
+				    "the index", de->d_name);
+			continue;
+		}
+		size_t n = strlen(de->d_name);
+		if (de->d_name[0] == '.' && n > 4 &&
+		    strcmp(de->d_name + n - 4, ".tmp") == 0) {
+			say(c, CH_REPORT_WARN, "%s: leftover temp file", de->d_name);
+			remove_temp(c, c->ch->dirfd, de->d_name, de->d_name, afd);
+			continue;
+		}
+		say(c, CH_REPORT_INFO, "%s: unknown file, ignored", de->d_name);
+	}
+	closedir(d);
+	if (afd >= 0)
+		close(afd);
+	return 0;
+}
+
+/* The record boundary at or before offset (in its segment). */
+static int
+boundary_before(struct ch_channel *ch, uint64_t offset, uint64_t *out,
+    uint64_t *seq, struct ch_error *err)
+{
+	struct ch_segcur cur = { 0 };
+	struct ch_seghdr h;
+	struct ch_rec r;
+	struct stat st;
+	uint64_t pos;
+	int fd;
+
+	if (ch_channel_locate(ch, offset, &fd, &h, &pos, err) < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+	}
+	ch_segcur_init(&cur, fd, CH_SEG_HDR, (uint64_t)st.st_size);
+	*out = h.base;
+	*seq = h.first_seq;
+	while (ch_segcur_next(&cur, &r) == CH_CUR_OK && r.h.type == CH_REC_DATA &&
+	    cur.pos <= pos) {
+		*out = ch_seg_offset(h.base, cur.pos);
+		*seq = r.h.seq + 1;
+	}
+	ch_segcur_free(&cur);
+	close(fd);
+	return 0;
+}
+
+static void
+move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
+    uint64_t off, uint64_t seq, const char *why)
+{
+	struct ch_error err;
+	struct ch_offset n = *o;
+	struct ch_sub s;
+
+	if (ch_sub_acquire(c->ch, name, CH_LOCK_NOWAIT, 0, &s, &err) < 0) {
+		say(c, CH_REPORT_INFO, "subscriber '%s': not repaired: %s", name,
+		    err.msg);
+		return;
+	}
+	n.offset = off;
+	n.seq = seq;
+	if (ch_sub_write(&s, &n, &err) < 0 ||
+	    ch_journal_append(c->ch, name, "repair", o->offset, off, why,
+	    &err) < 0)
+		say(c, CH_REPORT_INFO, "subscriber '%s': not repaired: %s", name,
+		    err.msg);
+	else
+		fixed(c, "subscriber '%s': moved from offset %llu to %llu (%s)",
+		    name, (unsigned long long)o->offset,
+		    (unsigned long long)off, why);
+	ch_sub_release(&s);
+}
+
+static int
+check_offsets(struct ctx *c, struct ch_error *err)
+{
+	struct ch_start st;
+	struct ch_end end;
+	int sfd;
+	DIR *d;
+	struct dirent *de;
+
+	if (ch_channel_start(c->ch, &st, err) < 0 ||
+	    ch_channel_end(c->ch, &end, err) < 0)
+		return -1;
+	sfd = ch_open_dir(c->ch->dirfd, CH_SUBSCRIBERS_DIR);
+	if (sfd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return ch_err_sys(err, CH_EXIT_FAIL, "%s/", CH_SUBSCRIBERS_DIR);
+	}
+	d = fdopendir(sfd);
+	if (!d) {
+		close(sfd);
+		return ch_err_sys(err, CH_EXIT_FAIL, "%s/", CH_SUBSCRIBERS_DIR);
+	}
+	while ((errno = 0, de = readdir(d))) {
+		struct ch_error e;
+		struct ch_offset o;
+		const char *name = de->d_name;
+		struct stat sst;
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (ch_sub_check_name(name, &e) < 0) {
+			say(c, CH_REPORT_WARN, "%s/%s: not a valid subscriber name",
+			    CH_SUBSCRIBERS_DIR, name);
+			continue;
+		}
+		if (fstatat(sfd, name, &sst, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(sst.st_mode)) {
+			say(c, CH_REPORT_WARN, "%s/%s: not a directory",
+			    CH_SUBSCRIBERS_DIR, name);
+			continue;
+		}
+		int dfd = ch_open_dir(sfd, name);
+		if (dfd >= 0) {
+			struct stat tst;
+			if (fstatat(dfd, ".offset.tmp", &tst,
+			    AT_SYMLINK_NOFOLLOW) == 0) {
+				char shown[300];
+				int lfd = ch_open_file(dfd, "lock", O_RDWR, 0);
+				snprintf(shown, sizeof shown, "%s/%s/.offset.tmp",
+				    CH_SUBSCRIBERS_DIR, name);
+				say(c, CH_REPORT_WARN, "%s: leftover temp file",
+				    shown);
+				remove_temp(c, dfd, shown, ".offset.tmp", lfd);
+				if (lfd >= 0)
+					close(lfd);
+			}
+			close(dfd);
+		}
+		if (ch_sub_read(c->ch, name, &o, &e) < 0) {
+			if (e.code == CH_EXIT_NOINPUT) {
+				say(c, CH_REPORT_INFO, "%s/%s: registration never "
+				    "finished (no offset file), ignored",
+				    CH_SUBSCRIBERS_DIR, name);
+				continue;
+			}
+			say(c, CH_REPORT_WARN, "%s", e.msg);
+			continue;
+		}
+		if (o.offset > end.offset) {
+			say(c, CH_REPORT_WARN, "subscriber '%s': offset %llu is "
+			    "past the end (%llu)", name,
+			    (unsigned long long)o.offset,
+			    (unsigned long long)end.offset);
+			if (c->repair)
+				move_offset(c, name, &o, end.offset, end.seq,
+				    "was past the end");
+			continue;
+		}
+		if (o.offset < st.offset) {
+			say(c, CH_REPORT_WARN, "subscriber '%s': offset %llu is "
+			    "inside removed data (earliest is %llu)", name,
+			    (unsigned long long)o.offset,
+			    (unsigned long long)st.offset);
+			if (c->repair)
+				move_offset(c, name, &o, st.offset, st.seq,
+				    "was inside removed data");
+			continue;
+		}
+		struct ch_reader *r;
+		if (ch_reader_open(c->ch, o.offset, 1, &r, &e) < 0) {
+			uint64_t b = 0, bseq = 0;
+			say(c, CH_REPORT_WARN, "subscriber '%s': %s", name, e.msg);
+			if (c->repair && e.code == CH_EXIT_DATAERR &&
+			    boundary_before(c->ch, o.offset, &b, &bseq, &e) == 0)
+				move_offset(c, name, &o, b, bseq,
+				    "was not on a record boundary");
+			continue;
+		}
+		if (ch_reader_seq(r) != o.seq)
+			say(c, CH_REPORT_WARN, "subscriber '%s': offset file says "
+			    "record %llu, the channel has record %llu there", name,
+			    (unsigned long long)o.seq,
+			    (unsigned long long)ch_reader_seq(r));
+		ch_reader_close(r);
+	}
+	closedir(d);
+	return 0;
+}
+
+int
+ch_check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
+    struct ch_check_result *res, struct ch_error *err)
+{
+	struct ctx c = { ch, repair, report, rctx, res, 0 };
+	struct ch_index ix;
+	struct ch_idxent e, prev = { 0 };
+	uint64_t expect = UINT64_MAX, next_base = 0;
+	int64_t last_ts = INT64_MIN;
+	int seen_existing = 0;
+
+	memset(res, 0, sizeof *res);
+	if (ch_index_open(ch->dirfd, &ix, err) < 0) {
+		say(&c, CH_REPORT_WARN, "%s", err->msg);
+		return 0;
+	}
+	for (uint64_t i = 0; i < ix.count; i++) {
+		char name[CH_SEG_NAME_LEN + 1];
+		if (ch_index_get(&ix, i, &e, err) < 0) {
+			say(&c, CH_REPORT_WARN, "%s", err->msg);
+			continue;
+		}
+		if (i > 0 && e.base <= prev.base)
+			say(&c, CH_REPORT_WARN, "index entry %llu is out of order",
+			    (unsigned long long)i);
+		prev = e;
+		ch_seg_name(name, e.base);
+		if (faccessat(ch->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (seen_existing)
+				say(&c, CH_REPORT_WARN, "%s: missing (it is in the "
+				    "index after existing segments)", name);
+			continue;	/* a deleted prefix is normal */
+		}
+		if (seen_existing && next_base && next_base != e.base)
+			say(&c, CH_REPORT_WARN, "%s: the previous segment's seal "
+			    "says the next segment starts at %llu", name,
+			    (unsigned long long)next_base);
+		seen_existing = 1;
+		if (check_segment(&c, &e, i + 1 == ix.count, &expect, &last_ts,
+		    &next_base, err) < 0) {
+			ch_index_close(&ix);
+			return -1;
+		}
+	}
+	if (check_files(&c, &ix, err) < 0) {
+		ch_index_close(&ix);
+		return -1;
+	}
+	ch_index_close(&ix);
+	if (c.torn && repair) {
+		struct ch_pubopts po;
+		struct ch_writer *w;
+		int sealed;
+		ch_pubopts_from_config(&po, &ch->cfg);
+		if (ch_writer_open(ch, &po, &w, err) < 0 ||
+		    ch_writer_seal_aged(w, INT64_MAX, &sealed, err) < 0)
+			return -1;
+		uint64_t cut = ch_writer_repaired(w);
+		if (ch_writer_close(w, err) < 0)
+			return -1;
+		if (cut)
+			fixed(&c, "cut a torn tail of %llu bytes",
+			    (unsigned long long)cut);
+	}
+	return check_offsets(&c, err);
+}

@@ -1,0 +1,38 @@
+/*
+ * check.h - verifying a channel byte by byte, and repairing what can be
+ * repaired without losing a valid record.
+ *
+ * Checked: the index (header, entry checksums, order, agreement with the
+ * segment headers); every record of every segment (magic, checksum,
+ * sequence numbers without gaps, times never decreasing); seals (last in
+ * their file, counts right, the next segment starting where they say);
+ * stray and leftover files; every offset file (parsable, within the data,
+ * on a record boundary, agreeing on the sequence number).
+ *
+ * Repaired (with `repair`): a torn tail (cut, as the next writer would), a
+ * leftover temp file (removed when no one holds the lock that guards it),
+ * a half-registered subscriber directory, and offsets that point below the
+ * earliest record, past the end or between records (moved to the earliest
+ * record, the end, or the start of the record they point into).  Corrupt
+ * records inside the data are reported, never "fixed".
+ */
+#ifndef CH_CHECK_H
+#define CH_CHECK_H
+
+#include "channel.h"
+#include "compact.h"
+#include "error.h"
+
+struct ch_check_result {
+	unsigned problems;	/* found */
+	unsigned repaired;	/* of which repaired */
+	uint64_t records;	/* verified */
+	uint64_t segments;
+};
+
+/* report gets CH_REPORT_WARN for each problem, CH_REPORT_INFO for each
+ * repair and progress. */
+int ch_check(struct ch_channel *ch, int repair, ch_report_fn report,
+    void *ctx, struct ch_check_result *res, struct ch_error *err);
+
+#endif

@@ -1,0 +1,315 @@
+/* compact.c - deleting consumed and expired data (see compact.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compact.h"
+#include "fsutil.h"
+#include "index.h"
+#include "journal.h"
+#include "lock.h"
+#include "parse.h"
+#include "segment.h"
+#include "subscriber.h"
+#include "writer.h"
+
+struct subinfo {
+	char *name;
+	struct ch_offset off;
+	int ok;
+};
+
+static void
+report(const struct ch_compact_opts *o, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+report(const struct ch_compact_opts *o, int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!o->report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	o->report(o->ctx, level, msg);
+}
+
+/* Newest record time of a sealed segment, from its seal (0: unknown). */
+static int64_t
+sealed_last_ts(struct ch_channel *ch, uint64_t base)
+{
+	struct ch_error ignored;
+	struct ch_seghdr h;
+	struct ch_tail t;
+	struct stat st;
+	int fd;
+
+	if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, &ignored) < 0)
+		return 0;
+	if (fstat(fd, &st) < 0 ||
+	    ch_segment_tail(fd, &h, (uint64_t)st.st_size, 0, 0, &t,
+	    &ignored) < 0 || !t.sealed || t.torn) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	/* An empty sealed segment counts by its creation. */
+	return t.seal.records ? t.seal.last_ts : h.created;
+}
+
+static void
+expire(struct ch_channel *ch, const struct ch_compact_opts *o,
+    struct subinfo *subs, size_t n, int64_t now, struct ch_compact_result *res)
+{
+	char idle[32], limit[32], reason[128];
+	struct ch_error err;
+	struct ch_sub s;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!subs[i].ok || now - subs[i].off.time <= o->expire_ns)
+			continue;
+		ch_format_duration(idle, sizeof idle, now - subs[i].off.time);
+		ch_format_duration(limit, sizeof limit, o->expire_ns);
+		if (ch_sub_running(ch, subs[i].name)) {
+			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
+			    "idle %s but a chsub is running for it",
+			    subs[i].name, idle);
+			continue;
+		}
+		if (o->dry_run) {
+			report(o, CH_REPORT_PLAN, "would expire subscriber '%s' "
+			    "(no commit for %s, expire is %s)", subs[i].name,
+			    idle, limit);
+			subs[i].ok = 0;
+			res->expired++;
+			continue;
+		}
+		if (ch_sub_acquire(ch, subs[i].name, CH_LOCK_NOWAIT, 0, &s,
+		    &err) < 0) {
+			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': %s",
+			    subs[i].name, err.msg);
+			continue;
+		}
+		snprintf(reason, sizeof reason, "expired: no commit for %s "
+		    "(expire %s)", idle, limit);
+		if (ch_sub_delete(&s, &err) < 0 ||
+		    ch_journal_append(ch, subs[i].name, "expire",
+		    subs[i].off.offset, CH_NO_OFFSET, reason, &err) < 0) {
+			report(o, CH_REPORT_WARN, "%s", err.msg);
+			ch_sub_release(&s);
+			continue;
+		}
+		ch_sub_release(&s);
+		report(o, CH_REPORT_INFO, "expired subscriber '%s' (no commit "
+		    "for %s)", subs[i].name, idle);
+		subs[i].ok = 0;
+		res->expired++;
+	}
+}
+
+int
+ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
+    struct ch_compact_result *res, struct ch_error *err)
+{
+	struct subinfo *subs = NULL;
+	char **names = NULL;
+	size_t nsubs = 0;
+	int cfd = -1, rc = -1, any_bad = 0;
+	int64_t now = ch_now_ns();
+	struct ch_index ix = { -1, 0 };
+	uint64_t *del = NULL;
+	size_t ndel = 0;
+
+	memset(res, 0, sizeof *res);
+	if (ch_lock_open(ch->dirfd, CH_COMPACT_LOCK, &cfd, err) < 0)
+		return -1;
+	if (ch_flock(cfd, LOCK_EX, o->lock_wait_ns) < 0) {
+		if (errno == EWOULDBLOCK)
+			ch_err(err, CH_EXIT_TEMPFAIL, "compaction lock is busy "
+			    "(another chcompact or choffset is running)");
+		else
+			ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_COMPACT_LOCK);
+		goto out;
+	}
+
+	/* An idle channel's active segment past segment_age is sealed so
+	 * that retention can reach it. */
+	if (!o->dry_run && ch->cfg.segment_age_ns > 0) {
+		struct ch_pubopts po;
+		struct ch_writer *w;
+		ch_pubopts_from_config(&po, &ch->cfg);
+		if (ch_writer_open(ch, &po, &w, err) < 0 ||
+		    ch_writer_seal_aged(w, ch->cfg.segment_age_ns, &res->sealed,
+		    err) < 0 || ch_writer_close(w, err) < 0)
+			goto out;
+		if (res->sealed)
+			report(o, CH_REPORT_INFO, "sealed the active segment "
+			    "(older than segment_age)");
+	}
+
+	if (ch_sub_list(ch, &names, &nsubs, err) < 0)
+		goto out;
+	subs = calloc(nsubs ? nsubs : 1, sizeof *subs);
+	if (!subs) {
+		ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nsubs; i++) {
+		struct ch_error e;
+		subs[i].name = names[i];
+		if (ch_sub_read(ch, names[i], &subs[i].off, &e) == 0) {
+			subs[i].ok = 1;
+		} else {
+			any_bad = 1;
+			report(o, CH_REPORT_WARN, "%s; keeping everything it may "
+			    "still need", e.msg);
+		}
+	}
+	if (o->expire_ns > 0)
+		expire(ch, o, subs, nsubs, now, res);
+
+	/* The slowest subscriber holds back consumption-based deletion. */
+	struct subinfo *slowest = NULL;
+	size_t live = 0;
+	for (size_t i = 0; i < nsubs; i++) {
+		if (!subs[i].ok)
+			continue;
+		live++;
+		if (!slowest || subs[i].off.offset < slowest->off.offset)
+			slowest = &subs[i];
+	}
+
+	struct ch_start st;
+	struct ch_end end;
+	if (ch_channel_start(ch, &st, err) < 0 ||
+	    ch_channel_end(ch, &end, err) < 0 ||
+	    ch_index_open(ch->dirfd, &ix, err) < 0)
+		goto out;
+	del = calloc(ix.count, sizeof *del);
+	if (!del) {
+		ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		goto out;
+	}
+	uint64_t keep = st.index_pos;	/* index of the first kept entry */
+	for (; keep + 1 < ix.count; keep++) {
+		struct ch_idxent e, next;
+		char name[CH_SEG_NAME_LEN + 1], size[32], why[160] = "";
+		if (ch_index_get(&ix, keep, &e, err) < 0 ||
+		    ch_index_get(&ix, keep + 1, &next, err) < 0)
+			goto out;
+		if (e.base >= end.active_base)
+			break;
+		int consumed = live > 0 && !any_bad &&
+		    slowest->off.offset >= next.base;
+		int64_t last = o->max_age_ns ? sealed_last_ts(ch, e.base) : 0;
+		int aged = o->max_age_ns && last && now - last > o->max_age_ns;
+		int over = o->max_bytes && end.offset - e.base > o->max_bytes;
+		if (!consumed && !aged && !over) {
+			ch_seg_name(name, e.base);
+			if (o->dry_run && live == 0 && !any_bad)
+				report(o, CH_REPORT_PLAN, "keeping %s and later: "
+				    "no subscribers (only retention deletes "
+				    "without subscribers)", name);
+			else if (o->dry_run && slowest) {
+				char idle[32];
+				ch_format_duration(idle, sizeof idle,
+				    now - slowest->off.time);
+				report(o, CH_REPORT_PLAN, "keeping %s and later: "
+				    "held back by subscriber '%s' (lag %llu "
+				    "records, idle %s)", name, slowest->name,
+				    (unsigned long long)(end.seq -
+				    slowest->off.seq), idle);
+			}
+			break;
+		}
+		ch_seg_name(name, e.base);
+		ch_format_size(size, sizeof size, next.base - e.base);
+		snprintf(why, sizeof why, "%s%s%s",
+		    consumed ? "consumed by all subscribers" : "",
+		    !consumed && aged ? "older than max_age" : "",
+		    !consumed && !aged && over ? "beyond max_bytes" : "");
+		report(o, o->dry_run ? CH_REPORT_PLAN : CH_REPORT_INFO,
+		    "%s %s (%s, %s)", o->dry_run ? "would delete" : "deleting",
+		    name, size, why);
+		del[ndel++] = e.base;
+		res->segments++;
+		res->bytes += next.base - e.base;
+	}
+	if (o->dry_run && keep + 1 >= ix.count && ndel == 0) {
+		char name[CH_SEG_NAME_LEN + 1];
+		ch_seg_name(name, end.active_base);
+		report(o, CH_REPORT_PLAN, "keeping %s: the active segment", name);
+	}
+
+	/* Who loses unread data to retention. */
+	if (ndel) {
+		struct ch_idxent first;
+		if (ch_index_get(&ix, keep, &first, err) < 0)
+			goto out;
+		for (size_t i = 0; i < nsubs; i++) {
+			if (!subs[i].ok || subs[i].off.offset >= first.base)
+				continue;
+			uint64_t from = subs[i].off.offset > st.offset ?
+			    subs[i].off.offset : st.offset;
+			uint64_t fseq = subs[i].off.seq > st.seq ?
+			    subs[i].off.seq : st.seq;
+			char size[32];
+			ch_format_size(size, sizeof size, first.base - from);
+			report(o, CH_REPORT_WARN, "subscriber '%s' %s %llu unread "
+			    "records (%s) to retention", subs[i].name,
+			    o->dry_run ? "would lose" : "lost",
+			    (unsigned long long)(first.first_seq - fseq), size);
+		}
+	}
+	if (o->dry_run) {
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < ndel; i++) {
+		char name[CH_SEG_NAME_LEN + 1];
+		ch_seg_name(name, del[i]);
+		if (unlinkat(ch->dirfd, name, 0) < 0 && errno != ENOENT) {
+			ch_err_sys(err, CH_EXIT_FAIL, "delete %s", name);
+			goto out;
+		}
+	}
+	if (ndel && ch_fsync_dir(ch->dirfd) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "fsync channel directory");
+		goto out;
+	}
+	/* Drop index entries of deleted files (this pass's and any a crash
+	 * left), under the append lock so no entry is appended meanwhile. */
+	if (keep > 0) {
+		int afd;
+		if (ch_lock_open(ch->dirfd, CH_APPEND_LOCK, &afd, err) < 0)
+			goto out;
+		if (ch_flock(afd, LOCK_EX, CH_LOCK_WAIT) < 0) {
+			ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
+			close(afd);
+			goto out;
+		}
+		int r = ch_index_drop_prefix(ch->dirfd, keep, err);
+		close(afd);
+		if (r < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	ch_index_close(&ix);
+	free(del);
+	free(subs);
+	ch_sub_list_free(names, nsubs);
+	if (cfd >= 0)
+		close(cfd);
+	return rc;
+}

@@ -1,0 +1,156 @@
+/* lag.c - lag and status per subscriber (see lag.h). */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lag.h"
+#include "reader.h"
+
+void
+ch_lag_defaults(struct ch_lag_opts *o)
+{
+	o->window_ns = 600LL * 1000000000;	/* 10 minutes */
+	o->allowed_lag = 0;
+	o->stall_ns = 60LL * 1000000000;	/* 1 minute */
+}
+
+const char *
+ch_status_name(int status)
+{
+	static const char *names[] = { "OK", "WARN", "STALL", "STOP", "REWIND",
+	    "ERROR" };
+	return status >= 0 && status <= CH_ST_ERROR ? names[status] : "?";
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int
+ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
+    uint64_t end_seq, int64_t age_ns, int running, int64_t now,
+    const struct ch_lag_opts *o)
+{
+	struct { uint64_t offset, lag; } pts[CH_HISTORY_MAX + 1];
+	int np = 0;
+	uint64_t lag = end_seq > off->seq ? end_seq - off->seq : 0;
+
+	(void)end_offset;
+	for (int i = 0; i < off->nhist; i++) {
+		const struct ch_commit *c = &off->hist[i];
+		if (now - c->time > o->window_ns)
+			continue;
+		pts[np].offset = c->offset;
+		pts[np].lag = c->end_seq > c->seq ? c->end_seq - c->seq : 0;
+		np++;
+	}
+	pts[np].offset = off->offset;
+	pts[np].lag = lag;
+	np++;
+
+	/* 1. REWIND */
+	for (int i = 1; i < np; i++)
+		if (pts[i].offset < pts[i - 1].offset)
+			return CH_ST_REWIND;
+	/* 2. caught up */
+	if (lag <= o->allowed_lag)
+		return CH_ST_OK;
+	/* 3. STALL / STOP: how long is "too long" adapts to how often this
+	 * subscriber usually commits, but never beyond the window. */
+	int64_t stop_after = o->stall_ns, gaps[CH_HISTORY_MAX];
+	int ng = 0;
+	for (int i = 1; i < off->nhist; i++)
+		gaps[ng++] = off->hist[i].time - off->hist[i - 1].time;
+	if (ng) {
+		qsort(gaps, (size_t)ng, sizeof gaps[0], cmp_i64);
+		int64_t typical = 2 * gaps[ng / 2];
+		if (typical > o->window_ns)
+			typical = o->window_ns;
+		if (typical > stop_after)
+			stop_after = typical;
+	}
+	if (now - off->time > stop_after && age_ns > stop_after)
+		return running ? CH_ST_STALL : CH_ST_STOP;
+	/* 4. WARN: consuming, but the lag only grows. */
+	if (np >= 3 && pts[np - 1].offset > pts[0].offset &&
+	    pts[np - 1].lag > pts[0].lag) {
+		int growing = 1;
+		for (int i = 1; i < np; i++)
+			if (pts[i].lag < pts[i - 1].lag)
+				growing = 0;
+		if (growing)
+			return CH_ST_WARN;
+	}
+	return CH_ST_OK;
+}
+
+int
+ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
+    int64_t now, struct ch_lagrow **rowsp, size_t *np, struct ch_error *err)
+{
+	struct ch_end end;
+	struct ch_start start;
+	struct ch_lagrow *rows;
+	char **names;
+	size_t n;
+
+	*rowsp = NULL;
+	*np = 0;
+	if (ch_channel_end(ch, &end, err) < 0 ||
+	    ch_channel_start(ch, &start, err) < 0)
+		return -1;
+	if (ch_sub_list(ch, &names, &n, err) < 0)
+		return -1;
+	rows = calloc(n ? n : 1, sizeof *rows);
+	if (!rows) {
+		ch_sub_list_free(names, n);
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct ch_lagrow *r = &rows[i];
+		struct ch_offset off;
+		struct ch_error e;
+
+		r->channel = ch->arg;
+		snprintf(r->subscriber, sizeof r->subscriber, "%s", names[i]);
+		r->end = end.offset;
+		r->end_seq = end.seq;
+		r->pid = ch_sub_running(ch, names[i]);
+		if (ch_sub_read(ch, names[i], &off, &e) < 0) {
+			r->status = CH_ST_ERROR;
+			snprintf(r->error, sizeof r->error, "%.500s", e.msg);
+			continue;
+		}
+		r->offset = off.offset;
+		r->seq = off.seq;
+		r->lag_bytes = end.offset > off.offset ? end.offset - off.offset : 0;
+		r->lag_records = end.seq > off.seq ? end.seq - off.seq : 0;
+		r->last_commit = off.time;
+		r->idle_ns = now - off.time;
+		if (r->lag_records > 0) {
+			/* Behind the earliest record: its oldest unread record
+			 * is the earliest one. */
+			uint64_t at = off.offset < start.offset ? start.offset :
+			    off.offset;
+			int64_t ts = 0;
+			if (ch_record_time(ch, at, &ts, &e) == 0 && ts > 0)
+				r->age_ns = now - ts;
+		}
+		for (int h = 0; h < off.nhist; h++)
+			r->hist_lag[r->nhist++] = off.hist[h].end_seq >
+			    off.hist[h].seq ? off.hist[h].end_seq -
+			    off.hist[h].seq : 0;
+		r->hist_lag[r->nhist++] = r->lag_records;
+		r->status = ch_lag_status(&off, end.offset, end.seq, r->age_ns,
+		    r->pid > 0, now, o);
+	}
+	ch_sub_list_free(names, n);
+	*rowsp = rows;
+	*np = n;
+	return 0;
+}

@@ -1,0 +1,71 @@
+/*
+ * lag.h - how far behind a subscriber is, and what that means.
+ *
+ * Everything is O(1) per subscriber: the end comes from the tail of the
+ * active segment, the subscriber's position and sequence number from its
+ * offset file, so lag in records is a subtraction; the age of the oldest
+ * unconsumed record is one header read at the subscriber's offset.
+ *
+ * Status, from the commit history kept in the offset file (rules in the
+ * spirit of Burrow's evaluator; chlag(1) states them precisely):
+ *   points = history entries newer than now - window, then "now"
+ *   stop_after = max(stall, min(2 x median gap between commits, window))
+ *   1. REWIND  the offset went backwards between two points
+ *   2. OK      lag <= allowed_lag (an idle, caught-up subscriber is fine)
+ *   3. STALL   no commit for stop_after, the oldest unread record is older
+ *              than stop_after, and a chsub is running for it
+ *      STOP    the same, with no chsub running
+ *   4. WARN    >= 3 points, the offset advanced, and the lag never
+ *              shrank from one point to the next and grew overall
+ *   5. OK      otherwise
+ */
+#ifndef CH_LAG_H
+#define CH_LAG_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "channel.h"
+#include "error.h"
+#include "subscriber.h"
+
+enum { CH_ST_OK, CH_ST_WARN, CH_ST_STALL, CH_ST_STOP, CH_ST_REWIND,
+    CH_ST_ERROR };
+
+struct ch_lag_opts {
+	int64_t window_ns;
+	uint64_t allowed_lag;
+	int64_t stall_ns;
+};
+
+void ch_lag_defaults(struct ch_lag_opts *o);
+
+struct ch_lagrow {
+	const char *channel;
+	char subscriber[CH_SUB_NAME_MAX + 1];
+	uint64_t offset, seq;
+	uint64_t end, end_seq;
+	uint64_t lag_bytes, lag_records;
+	int64_t age_ns;		/* age of the oldest unconsumed record */
+	int64_t last_commit;	/* ns since the epoch */
+	int64_t idle_ns;
+	pid_t pid;		/* running chsub, 0 if none */
+	int status;
+	int nhist;		/* lag (records) at each history entry */
+	uint64_t hist_lag[CH_HISTORY_MAX + 1];
+	char error[512];	/* status CH_ST_ERROR: why */
+};
+
+const char *ch_status_name(int status);
+
+/* Evaluate the status rules for an offset file's content. */
+int ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
+    uint64_t end_seq, int64_t age_ns, int running, int64_t now,
+    const struct ch_lag_opts *o);
+
+/* One row per registered subscriber (sorted); rows of subscribers whose
+ * offset file is unreadable carry CH_ST_ERROR.  Free with free(). */
+int ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
+    int64_t now, struct ch_lagrow **rows, size_t *n, struct ch_error *err);
+
+#endif

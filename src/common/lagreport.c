@@ -1,0 +1,342 @@
+/* lagreport.c - chlag's output formats (see lagreport.h). */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "lagreport.h"
+#include "output.h"
+#include "parse.h"
+
+#define NCOLS 10
+
+static const char *heads[NCOLS] = { "CHANNEL", "SUBSCRIBER", "OFFSET", "END",
+    "LAG", "RECORDS", "AGE", "COMMITTED", "STATUS", "TREND" };
+
+static void
+spark(char *buf, size_t len, const struct ch_lagrow *r, int utf8)
+{
+	static const char *blocks[] = { "\u2581", "\u2582", "\u2583", "\u2584",
+	    "\u2585", "\u2586", "\u2587", "\u2588" };
+	static const char ascii[] = "_.-~=+*#";
+	uint64_t max = 0;
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < r->nhist; i++)
+		if (r->hist_lag[i] > max)
+			max = r->hist_lag[i];
+	for (int i = 0; i < r->nhist && o + 4 < len; i++) {
+		int lvl = max ? (int)(r->hist_lag[i] * 7 / max) : 0;
+		if (utf8) {
+			size_t l = strlen(blocks[lvl]);
+			memcpy(buf + o, blocks[lvl], l);
+			o += l;
+		} else {
+			buf[o++] = ascii[lvl];
+		}
+	}
+	buf[o] = '\0';
+}
+
+/* Display width of a cell (sparklines are 3 bytes per column). */
+static size_t
+width(const char *s, int col, int utf8)
+{
+	return col == 9 && utf8 ? strlen(s) / 3 : strlen(s);
+}
+
+void
+ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
+    const struct ch_lagview *v)
+{
+	char (*cells)[NCOLS][96] = calloc(n ? n : 1, sizeof *cells);
+	size_t w[NCOLS];
+	int ncols = v->spark ? NCOLS : NCOLS - 1;
+
+	if (!cells)
+		return;
+	for (int c = 0; c < NCOLS; c++)
+		w[c] = strlen(heads[c]);
+	for (size_t i = 0; i < n; i++) {
+		const struct ch_lagrow *r = &rows[i];
+		char (*row)[96] = cells[i];
+		snprintf(row[0], 96, "%s", r->channel);
+		snprintf(row[1], 96, "%s", r->subscriber);
+		if (r->status == CH_ST_ERROR) {
+			for (int c = 2; c < 8; c++)
+				snprintf(row[c], 96, "-");
+			snprintf(row[8], 96, "ERROR");
+			row[9][0] = '\0';
+		} else {
+			snprintf(row[2], 96, "%" PRIu64, r->offset);
+			snprintf(row[3], 96, "%" PRIu64, r->end);
+			ch_format_size(row[4], 96, r->lag_bytes);
+			snprintf(row[5], 96, "%" PRIu64, r->lag_records);
+			if (r->lag_records)
+				ch_format_duration(row[6], 96, r->age_ns);
+			else
+				snprintf(row[6], 96, "-");
+			ch_format_duration(row[7], 90, r->idle_ns);
+			strcat(row[7], " ago");
+			snprintf(row[8], 96, "%s", ch_status_name(r->status));
+			spark(row[9], 96, r, v->utf8);
+		}
+		for (int c = 0; c < NCOLS; c++)
+			if (width(row[c], c, v->utf8) > w[c])
+				w[c] = width(row[c], c, v->utf8);
+	}
+	for (int c = 0; c < ncols; c++) {
+		int right = c >= 2 && c <= 5;
+		if (c + 1 == ncols)
+			fprintf(f, "%s\n", heads[c]);
+		else
+			fprintf(f, right ? "%*s  " : "%-*s  ", (int)w[c], heads[c]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		for (int c = 0; c < ncols; c++) {
+			const char *s = cells[i][c];
+			int right = c >= 2 && c <= 5;
+			int pad = (int)(w[c] - width(s, c, v->utf8));
+			if (right)
+				fprintf(f, "%*s", pad, "");
+			if (c == 8 && v->color) {
+				int st = rows[i].status;
+				fprintf(f, "\033[%sm%s\033[0m", st == CH_ST_OK ? "32" :
+				    st == CH_ST_WARN ? "33" : "31", s);
+			} else {
+				fputs(s, f);
+			}
+			if (!right && c + 1 < ncols)
+				fprintf(f, "%*s", pad, "");
+			fputs(c + 1 < ncols ? "  " : "\n", f);
+		}
+		if (rows[i].status == CH_ST_ERROR)
+			fprintf(f, "  (%s)\n", rows[i].error);
+	}
+	free(cells);
+}
+
+static void
+json_str(FILE *f, const char *s)
+{
+	struct ch_buf b = { 0 };
+
+	if (ch_json_string(&b, s, strlen(s)) == 0)
+		fwrite(b.p, 1, b.len, f);
+	ch_buf_free(&b);
+}
+
+void
+ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n)
+{
+	char t[40];
+
+	fputs("[", f);
+	for (size_t i = 0; i < n; i++) {
+		const struct ch_lagrow *r = &rows[i];
+		fputs(i ? ",\n {" : "\n {", f);
+		fputs("\"channel\":", f);
+		json_str(f, r->channel);
+		fputs(",\"subscriber\":", f);
+		json_str(f, r->subscriber);
+		fprintf(f, ",\"status\":\"%s\"", ch_status_name(r->status));
+		if (r->status == CH_ST_ERROR) {
+			fputs(",\"error\":", f);
+			json_str(f, r->error);
+		} else {
+			ch_format_time(t, sizeof t, r->last_commit, 0);
+			fprintf(f, ",\"offset\":%" PRIu64 ",\"end\":%" PRIu64
+			    ",\"lag_bytes\":%" PRIu64 ",\"lag_records\":%" PRIu64
+			    ",\"age_seconds\":%.3f,\"last_commit\":\"%s\""
+			    ",\"idle_seconds\":%.3f", r->offset, r->end,
+			    r->lag_bytes, r->lag_records, r->age_ns / 1e9, t,
+			    r->idle_ns / 1e9);
+		}
+		fprintf(f, ",\"running\":%s", r->pid ? "true" : "false");
+		if (r->pid)
+			fprintf(f, ",\"pid\":%ld", (long)r->pid);
+		fputs("}", f);
+	}
+	fputs(n ? "\n]\n" : "]\n", f);
+}
+
+static int
+yaml_write(void *data, unsigned char *buf, size_t len)
+{
+	return fwrite(buf, 1, len, data) == len;
+}
+
+static int
+ev_scalar(yaml_emitter_t *em, const char *v, int quoted)
+{
+	yaml_event_t ev;
+
+	if (!yaml_scalar_event_initialize(&ev, NULL, NULL,
+	    (yaml_char_t *)v, (int)strlen(v), !quoted, quoted,
+	    quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE))
+		return -1;
+	return yaml_emitter_emit(em, &ev) ? 0 : -1;
+}
+
+static int
+kv(yaml_emitter_t *em, const char *k, const char *v, int quoted)
+{
+	return ev_scalar(em, k, 0) < 0 || ev_scalar(em, v, quoted) < 0 ? -1 : 0;
+}
+
+int
+ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n)
+{
+	yaml_emitter_t em;
+	yaml_event_t ev;
+	char b[64];
+	int rc = -1;
+
+	if (!yaml_emitter_initialize(&em))
+		return -1;
+	yaml_emitter_set_output(&em, yaml_write, f);
+	yaml_emitter_set_unicode(&em, 1);
+	if (!yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) ||
+	    !yaml_emitter_emit(&em, &ev) ||
+	    !yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) ||
+	    !yaml_emitter_emit(&em, &ev) ||
+	    !yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+	    YAML_BLOCK_SEQUENCE_STYLE) || !yaml_emitter_emit(&em, &ev))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct ch_lagrow *r = &rows[i];
+		if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+		    YAML_BLOCK_MAPPING_STYLE) || !yaml_emitter_emit(&em, &ev))
+			goto out;
+		if (kv(&em, "channel", r->channel, 1) < 0 ||
+		    kv(&em, "subscriber", r->subscriber, 1) < 0 ||
+		    kv(&em, "status", ch_status_name(r->status), 1) < 0)
+			goto out;
+		if (r->status == CH_ST_ERROR) {
+			if (kv(&em, "error", r->error, 1) < 0)
+				goto out;
+		} else {
+			struct { const char *k; uint64_t v; } nums[] = {
+				{ "offset", r->offset }, { "end", r->end },
+				{ "lag_bytes", r->lag_bytes },
+				{ "lag_records", r->lag_records },
+			};
+			for (size_t k = 0; k < 4; k++) {
+				snprintf(b, sizeof b, "%" PRIu64, nums[k].v);
+				if (kv(&em, nums[k].k, b, 0) < 0)
+					goto out;
+			}
+			snprintf(b, sizeof b, "%.3f", r->age_ns / 1e9);
+			if (kv(&em, "age_seconds", b, 0) < 0)
+				goto out;
+			ch_format_time(b, sizeof b, r->last_commit, 0);
+			if (kv(&em, "last_commit", b, 1) < 0)
+				goto out;
+			snprintf(b, sizeof b, "%.3f", r->idle_ns / 1e9);
+			if (kv(&em, "idle_seconds", b, 0) < 0)
+				goto out;
+		}
+		if (kv(&em, "running", r->pid ? "true" : "false", 0) < 0)
+			goto out;
+		if (r->pid) {
+			snprintf(b, sizeof b, "%ld", (long)r->pid);
+			if (kv(&em, "pid", b, 0) < 0)
+				goto out;
+		}
+		if (!yaml_mapping_end_event_initialize(&ev) ||
+		    !yaml_emitter_emit(&em, &ev))
+			goto out;
+	}
+	if (!yaml_sequence_end_event_initialize(&ev) ||
+	    !yaml_emitter_emit(&em, &ev) ||
+	    !yaml_document_end_event_initialize(&ev, 1) ||
+	    !yaml_emitter_emit(&em, &ev) ||
+	    !yaml_stream_end_event_initialize(&ev) ||
+	    !yaml_emitter_emit(&em, &ev))
+		goto out;
+	rc = 0;
+out:
+	yaml_emitter_delete(&em);
+	return rc;
+}
+
+/* A Prometheus label value: escape backslash, quote and newline. */
+static void
+label(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void
+metric(FILE *f, const char *name, const struct ch_lagrow *r,
+    const char *extra, double v)
+{
+	fprintf(f, "%s{channel=\"", name);
+	label(f, r->channel);
+	fputs("\",subscriber=\"", f);
+	label(f, r->subscriber);
+	fprintf(f, "\"%s} %.17g\n", extra ? extra : "", v);
+}
+
+void
+ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
+    int64_t now)
+{
+	static const struct {
+		const char *name, *help;
+	} m[] = {
+		{ "chlag_lag_records", "Records published but not yet consumed." },
+		{ "chlag_lag_bytes", "Bytes published but not yet consumed." },
+		{ "chlag_lag_seconds", "Age of the oldest unconsumed record." },
+		{ "chlag_offset", "Committed offset of the subscriber." },
+		{ "chlag_end_offset", "Offset the next record will get." },
+		{ "chlag_last_commit_timestamp_seconds",
+		    "Time of the subscriber's last commit." },
+		{ "chlag_running", "1 if a chsub is running for the subscriber." },
+		{ "chlag_status", "1 for the subscriber's current status." },
+	};
+	static const char *st[] = { "OK", "WARN", "STALL", "STOP", "REWIND",
+	    "ERROR" };
+
+	for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", m[k].name,
+		    m[k].help, m[k].name);
+		for (size_t i = 0; i < n; i++) {
+			const struct ch_lagrow *r = &rows[i];
+			if (r->status == CH_ST_ERROR && k < 6)
+				continue;
+			switch (k) {
+			case 0: metric(f, m[k].name, r, NULL, (double)r->lag_records); break;
+			case 1: metric(f, m[k].name, r, NULL, (double)r->lag_bytes); break;
+			case 2: metric(f, m[k].name, r, NULL, r->age_ns / 1e9); break;
+			case 3: metric(f, m[k].name, r, NULL, (double)r->offset); break;
+			case 4: metric(f, m[k].name, r, NULL, (double)r->end); break;
+			case 5: metric(f, m[k].name, r, NULL, r->last_commit / 1e9); break;
+			case 6: metric(f, m[k].name, r, NULL, r->pid ? 1 : 0); break;
+			case 7:
+				for (int s = 0; s <= CH_ST_ERROR; s++) {
+					char extra[32];
+					snprintf(extra, sizeof extra,
+					    ",status=\"%s\"", st[s]);
+					metric(f, m[k].name, r, extra,
+					    r->status == s);
+				}
+				break;
+			}
+		}
+	}
+	fprintf(f, "# HELP chlag_scrape_timestamp_seconds When chlag ran.\n"
+	    "# TYPE chlag_scrape_timestamp_seconds gauge\n"
+	    "chlag_scrape_timestamp_seconds %.3f\n", now / 1e9);
+}

@@ -1,0 +1,28 @@
+/*
+ * lagreport.h - chlag's output formats: an aligned table (with colour and a
+ * lag sparkline on a terminal), JSON, YAML (libyaml's emitter; names always
+ * double-quoted, so "007" or "no" stay strings), the Prometheus text
+ * exposition format, and a Nagios status line with performance data.
+ */
+#ifndef CH_LAGREPORT_H
+#define CH_LAGREPORT_H
+
+#include <stdio.h>
+
+#include "lag.h"
+
+struct ch_lagview {
+	int color;		/* colour the status column */
+	int spark;		/* add a TREND sparkline column */
+	int utf8;		/* sparkline with block characters */
+	int64_t now;
+};
+
+void ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
+    const struct ch_lagview *v);
+void ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n);
+int ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n);
+void ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
+    int64_t now);
+
+#endif
