@@ -23,17 +23,21 @@
 #include "channel.h"
 #include "cli.h"
 #include "fsutil.h"
+#include "handler.h"
 #include "lock.h"
 #include "notify.h"
 #include "output.h"
 #include "session.h"
 
-enum { OPT_FROM = 1, OPT_TIMEOUT, OPT_COUNT, OPT_READY_FD, OPT_FORMAT };
+enum { OPT_FROM = 1, OPT_TIMEOUT, OPT_COUNT, OPT_READY_FD, OPT_FORMAT,
+    OPT_EXEC, OPT_BATCH, OPT_RETRIES, OPT_BACKOFF, OPT_DEAD_LETTER,
+    OPT_PARALLEL, OPT_RATE, OPT_HANDLER_TIMEOUT };
 
 static int opt_follow, opt_peek, opt_wait, opt_null, opt_skip_corrupt,
     opt_json;
 static const char *opt_from, *opt_timeout, *opt_count, *opt_ready_fd,
-    *opt_format;
+    *opt_format, *opt_exec, *opt_batch, *opt_retries, *opt_backoff,
+    *opt_dead_letter, *opt_parallel, *opt_rate, *opt_handler_timeout;
 
 static struct poptOption sub_options[] = {
 	{ "follow", 'f', POPT_ARG_NONE, &opt_follow, 0,
@@ -62,8 +66,34 @@ static struct poptOption sub_options[] = {
 	POPT_TABLEEND
 };
 
+static struct poptOption exec_options[] = {
+	{ "exec", 'x', POPT_ARG_STRING, &opt_exec, OPT_EXEC,
+	    "run CMD (with /bin/sh -c) for each record, payload on stdin",
+	    "CMD" },
+	{ "batch", '\0', POPT_ARG_STRING, &opt_batch, OPT_BATCH,
+	    "hand up to N records to one run of CMD", "N" },
+	{ "retries", '\0', POPT_ARG_STRING, &opt_retries, OPT_RETRIES,
+	    "retry a failing CMD N more times (default 0)", "N" },
+	{ "backoff", '\0', POPT_ARG_STRING, &opt_backoff, OPT_BACKOFF,
+	    "wait between retries, doubling from MIN up to MAX (default 1s,60s)",
+	    "MIN[,MAX]" },
+	{ "dead-letter", '\0', POPT_ARG_STRING, &opt_dead_letter,
+	    OPT_DEAD_LETTER, "publish records that still fail to CHANNEL and go "
+	    "on", "CHANNEL" },
+	{ "parallel", 'P', POPT_ARG_STRING, &opt_parallel, OPT_PARALLEL,
+	    "run up to N handlers at once", "N" },
+	{ "rate", '\0', POPT_ARG_STRING, &opt_rate, OPT_RATE,
+	    "hand out at most N records per second", "N" },
+	{ "handler-timeout", '\0', POPT_ARG_STRING, &opt_handler_timeout,
+	    OPT_HANDLER_TIMEOUT, "kill a handler running longer than DUR (a "
+	    "failure)", "DUR" },
+	POPT_TABLEEND
+};
+
 static struct poptOption options[] = {
 	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, sub_options, 0, "Options:", NULL },
+	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, exec_options, 0,
+	    "Handler mode:", NULL },
 	{ NULL, '\0', POPT_ARG_INCLUDE_TABLE, ch_common_options, 0,
 	    "Common options:", NULL },
 	POPT_AUTOHELP
@@ -90,7 +120,8 @@ static void
 on_signal(int sig)
 {
 	(void)sig;
-	stop = 1;
+	if (stop < 2)
+		stop++;
 }
 
 static void
@@ -161,12 +192,17 @@ main(int argc, const char **argv)
 	struct ch_session_opts so = { 0 };
 	struct ch_outfmt fmt = { CH_OUT_PLAIN, '\n', NULL };
 	struct ch_notify nt = { -1 };
+	struct ch_handler_opts ho = { 0 };
 	struct ch_error err;
 	const char **args;
 	int rc, ready_fd = -1;
 	uint64_t count = 0, got = 0;
 	int64_t timeout = -1;
 
+	ho.batch = 1;
+	ho.parallel = 1;
+	ho.backoff_min_ns = 1000000000LL;
+	ho.backoff_max_ns = 60000000000LL;
 	pc = ch_cli_init("chsub", CH_EXIT_USAGE, argc, argv, options,
 	    "[OPTION...] CHANNEL [SUBSCRIBER]");
 	while ((rc = poptGetNextOpt(pc)) > 0) {
@@ -192,6 +228,52 @@ main(int argc, const char **argv)
 			fmt.mode = CH_OUT_FORMAT;
 			fmt.fmt = opt_format;
 			break;
+		case OPT_EXEC:
+			ho.cmd = opt_exec;
+			break;
+		case OPT_BATCH:
+			ho.batch = ch_opt_count("--batch", opt_batch, 1, 1000000);
+			break;
+		case OPT_RETRIES:
+			ho.retries = ch_opt_count("--retries", opt_retries, 0,
+			    1000000);
+			break;
+		case OPT_BACKOFF: {
+			char *copy = strdup(opt_backoff), *comma;
+			if (!copy)
+				ch_die(CH_EXIT_FAIL, NULL, "out of memory");
+			comma = strchr(copy, ',');
+			if (comma)
+				*comma = '\0';
+			ho.backoff_min_ns = ch_opt_duration("--backoff", copy);
+			ho.backoff_max_ns = comma ?
+			    ch_opt_duration("--backoff", comma + 1) :
+			    ho.backoff_min_ns * 64;
+			if (ho.backoff_max_ns < ho.backoff_min_ns)
+				ch_usage("--backoff: MAX is smaller than MIN");
+			free(copy);
+			break;
+		}
+		case OPT_DEAD_LETTER:
+			ho.dead_letter = opt_dead_letter;
+			break;
+		case OPT_PARALLEL:
+			ho.parallel = (unsigned)ch_opt_count("--parallel",
+			    opt_parallel, 1, 1024);
+			break;
+		case OPT_RATE: {
+			char *end;
+			errno = 0;
+			ho.rate = strtod(opt_rate, &end);
+			if (errno || *end || end == opt_rate || !(ho.rate > 0))
+				ch_usage("--rate: '%s' is not a positive number of "
+				    "records per second", opt_rate);
+			break;
+		}
+		case OPT_HANDLER_TIMEOUT:
+			ho.timeout_ns = ch_opt_duration("--handler-timeout",
+			    opt_handler_timeout);
+			break;
 		default:
 			ch_die(CH_EXIT_SOFTWARE, NULL,
 			    "option table misconfigured (%d)", rc);
@@ -210,6 +292,15 @@ main(int argc, const char **argv)
 		ch_usage("--json and --format cannot be combined");
 	if (opt_json)
 		fmt.mode = CH_OUT_JSON;
+	if (!ho.cmd && (opt_batch || opt_retries || opt_backoff ||
+	    opt_dead_letter || opt_parallel || opt_rate || opt_handler_timeout))
+		ch_usage("--batch, --retries, --backoff, --dead-letter, "
+		    "--parallel, --rate and --handler-timeout need --exec");
+	if (ho.cmd && (opt_json || fmt.mode == CH_OUT_FORMAT))
+		ch_usage("--exec does not print records: no --json or --format");
+	if (ho.cmd && opt_peek)
+		ch_usage("--exec commits what its handler processed; it cannot "
+		    "--peek");
 	if (opt_null)
 		fmt.delim = '\0';
 	if (timeout >= 0)
@@ -244,6 +335,29 @@ main(int argc, const char **argv)
 			ch_warn(chname, "--ready-fd %d: %s", ready_fd,
 			    strerror(errno));
 		close(ready_fd);
+	}
+
+	if (ho.cmd) {
+		struct ch_handler_stats stats;
+		if (!ho.dead_letter && ch.cfg.dead_letter[0])
+			ho.dead_letter = ch.cfg.dead_letter;
+		ho.delim = opt_null ? '\0' : '\n';
+		ho.follow = opt_follow;
+		ho.idle_ns = timeout;
+		ho.count = count;
+		ho.channel_path = ch.path;
+		ho.subscriber = args[1];
+		ho.warn = warn_cb;
+		rc = ch_handler_run(&sess, &ho, opt_follow ? &nt : NULL, &stop,
+		    &stats, &err);
+		ch_info(chname, "handled %llu records, %llu dead-lettered, %llu "
+		    "failed attempts", (unsigned long long)stats.done,
+		    (unsigned long long)stats.dead_lettered,
+		    (unsigned long long)stats.attempts_failed);
+		if (rc)
+			ch_report(chname, &err);
+		ch_notify_close(&nt);
+		finish(rc);
 	}
 
 	int64_t deadline = timeout >= 0 ? ch_mono_ns() + timeout : -1;

@@ -1,0 +1,711 @@
+/* handler.c - chsub's handler mode (see handler.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fsutil.h"
+#include "handler.h"
+#include "parse.h"
+#include "writer.h"
+
+extern char **environ;
+
+#define KILL_GRACE_NS 2000000000LL	/* SIGTERM, then SIGKILL after this */
+#define COMMIT_GAP_NS 50000000LL	/* commit at most every 50 ms... */
+#define IDLE_COMMIT_NS 10000000LL	/* ...and when idle for 10 ms */
+
+struct hrec {
+	uint64_t offset, seq;
+	int64_t ts;
+	uint64_t pos, len;		/* payload within the unit's memfd */
+};
+
+enum { U_READY, U_RUNNING, U_WAIT, U_DONE };
+
+struct unit {
+	struct hrec *recs;
+	size_t nrec;
+	uint64_t end_offset, end_seq;	/* just after the last record */
+	int memfd;
+	int state;
+	pid_t pid;
+	unsigned attempt;		/* attempts started */
+	int64_t deadline, kill_at, retry_at;
+	int killed, timed_out;
+	int status;			/* wait status of the last attempt */
+};
+
+struct hctx {
+	struct ch_session *s;
+	const struct ch_handler_opts *o;
+	struct ch_handler_stats *stats;
+	struct unit *u;
+	size_t nu, cap;
+	unsigned running;
+	uint64_t dispatched;		/* records handed out (for -n) */
+	int at_end;			/* the reader had nothing more */
+	int failed;			/* a record failed for good */
+	char failure[512];
+	int reader_error;
+	struct ch_error rerr;
+	double tokens;
+	int64_t token_time;
+	int64_t last_commit, last_activity;
+	/* dead letters */
+	struct ch_channel dlq;
+	struct ch_writer *dlw;
+	int dlq_open;
+};
+
+static int chld_pipe[2] = { -1, -1 };
+
+static void
+on_chld(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	(void)!write(chld_pipe[1], "", 1);
+	errno = saved;
+}
+
+static void
+unit_free(struct unit *u)
+{
+	if (u->memfd >= 0)
+		close(u->memfd);
+	free(u->recs);
+	u->recs = NULL;
+	u->memfd = -1;
+}
+
+static int
+new_memfd(struct ch_error *err)
+{
+	int fd = memfd_create("chsub-unit", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "memfd_create");
+	return fd;
+}
+
+/* Read up to o->batch available records into a new unit at the end. */
+static int
+read_unit(struct hctx *h, struct ch_error *err)
+{
+	const struct ch_handler_opts *o = h->o;
+	uint64_t want = o->batch;
+	struct unit u = { 0 };
+
+	if (o->count) {
+		if (h->dispatched >= o->count)
+			return 0;
+		if (o->count - h->dispatched < want)
+			want = o->count - h->dispatched;
+	}
+	u.memfd = -1;
+	for (uint64_t k = 0; k < want; k++) {
+		struct ch_rec rec;
+		uint64_t before = ch_reader_offset(h->s->r);
+		int rc = ch_reader_next(h->s->r, &rec, &h->rerr);
+		if (rc < 0) {
+			h->reader_error = 1;
+			break;
+		}
+		if (rc == 0) {
+			h->at_end = 1;
+			break;
+		}
+		(void)before;
+		if (u.memfd < 0 && (u.memfd = new_memfd(err)) < 0)
+			return -1;
+		struct hrec *nr = realloc(u.recs, (u.nrec + 1) * sizeof *nr);
+		if (!nr) {
+			unit_free(&u);
+			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		}
+		u.recs = nr;
+		off_t pos = lseek(u.memfd, 0, SEEK_CUR);
+		if (pos < 0 || ch_write_full(u.memfd, rec.payload, rec.h.len) < 0 ||
+		    (o->batch > 1 && ch_write_full(u.memfd, &o->delim, 1) < 0)) {
+			unit_free(&u);
+			return ch_err_sys(err, CH_EXIT_FAIL, "buffer record");
+		}
+		u.recs[u.nrec++] = (struct hrec){
+			ch_reader_offset(h->s->r) - rec.total, rec.h.seq, rec.h.ts,
+			(uint64_t)pos, rec.h.len,
+		};
+		u.end_offset = ch_reader_offset(h->s->r);
+		u.end_seq = ch_reader_seq(h->s->r);
+	}
+	if (!u.nrec)
+		return 0;
+	if (h->nu == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 16;
+		struct unit *nu = realloc(h->u, cap * sizeof *nu);
+		if (!nu) {
+			unit_free(&u);
+			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		}
+		h->u = nu;
+		h->cap = cap;
+	}
+	u.state = U_READY;
+	h->u[h->nu++] = u;
+	h->dispatched += u.nrec;
+	return 1;
+}
+
+static void
+setenv_kv(char **env, size_t *n, const char *k, const char *v)
+{
+	size_t kl = strlen(k), vl = strlen(v);
+	char *s = malloc(kl + vl + 2);
+
+	if (!s)
+		return;
+	memcpy(s, k, kl);
+	s[kl] = '=';
+	memcpy(s + kl + 1, v, vl + 1);
+	env[(*n)++] = s;
+}
+
+static int
+spawn(struct hctx *h, struct unit *u, struct ch_error *err)
+{
+	const struct ch_handler_opts *o = h->o;
+	static const char *ours[] = { "CH_CHANNEL=", "CH_SUBSCRIBER=",
+	    "CH_OFFSET=", "CH_SEQ=", "CH_COUNT=", "CH_TIMESTAMP=",
+	    "CH_ATTEMPT=", NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	size_t ne = 0, n = 0;
+	char buf[64];
+	int rc;
+
+	while (environ[ne])
+		ne++;
+	char **env = calloc(ne + 8, sizeof *env);
+	if (!env)
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	for (size_t i = 0; i < ne; i++) {
+		int skip = 0;
+		for (int k = 0; ours[k]; k++)
+			if (strncmp(environ[i], ours[k], strlen(ours[k])) == 0)
+				skip = 1;
+		if (!skip)
+			env[n++] = strdup(environ[i]);
+	}
+	size_t first_own = n;
+	setenv_kv(env, &n, "CH_CHANNEL", o->channel_path);
+	setenv_kv(env, &n, "CH_SUBSCRIBER", o->subscriber ? o->subscriber : "");
+	snprintf(buf, sizeof buf, "%llu", (unsigned long long)u->recs[0].offset);
+	setenv_kv(env, &n, "CH_OFFSET", buf);
+	snprintf(buf, sizeof buf, "%llu", (unsigned long long)u->recs[0].seq);
+	setenv_kv(env, &n, "CH_SEQ", buf);
+	snprintf(buf, sizeof buf, "%zu", u->nrec);
+	setenv_kv(env, &n, "CH_COUNT", buf);
+	ch_format_time(buf, sizeof buf, u->recs[0].ts, 1);
+	setenv_kv(env, &n, "CH_TIMESTAMP", buf);
+	snprintf(buf, sizeof buf, "%u", u->attempt + 1);
+	setenv_kv(env, &n, "CH_ATTEMPT", buf);
+	(void)first_own;
+
+	if (lseek(u->memfd, 0, SEEK_SET) < 0) {
+		rc = errno;
+		goto out_env;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, u->memfd, 0);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGHUP);
+	sigaddset(&dfl, SIGCHLD);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	char *argv[] = { "sh", "-c", (char *)o->cmd, NULL };
+	rc = posix_spawn(&u->pid, "/bin/sh", &fa, &at, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+out_env:
+	for (size_t i = 0; i < n; i++)
+		free(env[i]);
+	free(env);
+	if (rc) {
+		errno = rc;
+		return ch_err_sys(err, CH_EXIT_FAIL, "run handler");
+	}
+	u->attempt++;
+	u->state = U_RUNNING;
+	u->killed = u->timed_out = 0;
+	u->deadline = o->timeout_ns > 0 ? ch_mono_ns() + o->timeout_ns : 0;
+	h->running++;
+	return 0;
+}
+
+static void
+describe(const struct unit *u, char *buf, size_t len)
+{
+	if (u->timed_out)
+		snprintf(buf, len, "timeout");
+	else if (WIFEXITED(u->status))
+		snprintf(buf, len, "%d", WEXITSTATUS(u->status));
+	else if (WIFSIGNALED(u->status))
+		snprintf(buf, len, "signal %d", WTERMSIG(u->status));
+	else
+		snprintf(buf, len, "unknown");
+}
+
+static int64_t
+backoff(const struct ch_handler_opts *o, unsigned attempt)
+{
+	int64_t d = o->backoff_min_ns;
+
+	for (unsigned i = 1; i < attempt && d < o->backoff_max_ns; i++)
+		d *= 2;
+	if (d > o->backoff_max_ns)
+		d = o->backoff_max_ns;
+	/* Jitter: somewhere in [d/2, d], so retries of many chsubs spread. */
+	return d / 2 + (int64_t)((double)(d / 2 + 1) * drand48());
+}
+
+static int
+dead_letter(struct hctx *h, struct unit *u, struct ch_error *err)
+{
+	const struct ch_handler_opts *o = h->o;
+	char status[32], t[40], rt[40], meta[2048];
+	char *payload = NULL;
+
+	if (!h->dlq_open) {
+		struct ch_pubopts po;
+		if (ch_channel_open(o->dead_letter, CH_OPEN_CREATE, &h->dlq,
+		    err) < 0) {
+			ch_err_prefix(err, "dead-letter channel %s", o->dead_letter);
+			return -1;
+		}
+		ch_pubopts_from_config(&po, &h->dlq.cfg);
+		po.sync = CH_SYNC_ALWAYS;	/* durable before we move on */
+		po.max_record_bytes = 0xFFFFFF00ULL;
+		if (ch_writer_open(&h->dlq, &po, &h->dlw, err) < 0)
+			return -1;
+		h->dlq_open = 1;
+	}
+	describe(u, status, sizeof status);
+	ch_format_time(t, sizeof t, ch_now_ns(), 1);
+	for (size_t i = 0; i < u->nrec; i++) {
+		struct hrec *r = &u->recs[i];
+		payload = malloc(r->len ? r->len : 1);
+		if (!payload)
+			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		if (ch_pread_full(u->memfd, payload, r->len, (off_t)r->pos) !=
+		    (ssize_t)r->len) {
+			free(payload);
+			return ch_err_sys(err, CH_EXIT_FAIL, "read buffered record");
+		}
+		ch_format_time(rt, sizeof rt, r->ts, 1);
+		int ml = snprintf(meta, sizeof meta, "channel=%s\nsubscriber=%s\n"
+		    "offset=%llu\nseq=%llu\ntimestamp=%s\nstatus=%s\n"
+		    "attempts=%u\ntime=%s\n", o->channel_path,
+		    o->subscriber ? o->subscriber : "",
+		    (unsigned long long)r->offset, (unsigned long long)r->seq,
+		    rt, status, u->attempt, t);
+		if (ch_writer_add(h->dlw, meta, (size_t)ml, payload, r->len,
+		    err) < 0 || ch_writer_flush(h->dlw, err) < 0) {
+			free(payload);
+			ch_err_prefix(err, "dead-letter channel %s", o->dead_letter);
+			return -1;
+		}
+		free(payload);
+		if (o->warn) {
+			char msg[256];
+			snprintf(msg, sizeof msg, "record at offset %llu failed %u "
+			    "times (last status %s): sent to %s",
+			    (unsigned long long)r->offset, u->attempt, status,
+			    o->dead_letter);
+			o->warn(o->warn_ctx, msg);
+		}
+		h->stats->dead_lettered++;
+	}
+	return 0;
+}
+
+/* Replace batch unit i by one unit per record. */
+static int
+split(struct hctx *h, size_t i, struct ch_error *err)
+{
+	struct unit old = h->u[i];
+	size_t n = old.nrec;
+
+	if (h->nu + n - 1 > h->cap) {
+		size_t cap = h->cap;
+		while (cap < h->nu + n - 1)
+			cap *= 2;
+		struct unit *nu = realloc(h->u, cap * sizeof *nu);
+		if (!nu)
+			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		h->u = nu;
+		h->cap = cap;
+	}
+	memmove(&h->u[i + n], &h->u[i + 1], (h->nu - i - 1) * sizeof *h->u);
+	h->nu += n - 1;
+	for (size_t k = 0; k < n; k++) {
+		struct unit *u = &h->u[i + k];
+		struct hrec r = old.recs[k];
+		char *p = malloc(r.len ? r.len : 1);
+		memset(u, 0, sizeof *u);
+		u->memfd = -1;
+		if (!p || (u->memfd = new_memfd(err)) < 0 ||
+		    ch_pread_full(old.memfd, p, r.len, (off_t)r.pos) !=
+		    (ssize_t)r.len || ch_write_full(u->memfd, p, r.len) < 0) {
+			free(p);
+			return ch_err_sys(err, CH_EXIT_FAIL, "split batch");
+		}
+		free(p);
+		u->recs = malloc(sizeof *u->recs);
+		if (!u->recs)
+			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		r.pos = 0;
+		u->recs[0] = r;
+		u->nrec = 1;
+		u->end_offset = k + 1 < n ? old.recs[k + 1].offset : old.end_offset;
+		u->end_seq = r.seq + 1;
+		u->state = U_READY;
+	}
+	unit_free(&old);
+	return 0;
+}
+
+/* A handler exited: decide what happens to its unit. */
+static int
+finished(struct hctx *h, size_t i, int status, int stopping,
+    struct ch_error *err)
+{
+	struct unit *u = &h->u[i];
+	const struct ch_handler_opts *o = h->o;
+	char st[32];
+
+	h->running--;
+	u->status = status;
+	if (!u->timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		u->state = U_DONE;
+		h->stats->done += u->nrec;
+		return 0;
+	}
+	h->stats->attempts_failed++;
+	describe(u, st, sizeof st);
+	if (stopping) {		/* killed by our stop: it will run again */
+		u->state = U_WAIT;
+		u->retry_at = INT64_MAX;
+		return 0;
+	}
+	if (u->attempt <= o->retries) {
+		u->state = U_WAIT;
+		u->retry_at = ch_mono_ns() + backoff(o, u->attempt);
+		if (o->warn) {
+			char msg[256];
+			snprintf(msg, sizeof msg, "handler failed (status %s) for "
+			    "offset %llu, attempt %u of %llu; retrying", st,
+			    (unsigned long long)u->recs[0].offset, u->attempt,
+			    (unsigned long long)o->retries + 1);
+			o->warn(o->warn_ctx, msg);
+		}
+		return 0;
+	}
+	if (u->nrec > 1)
+		return split(h, i, err);
+	if (o->dead_letter) {
+		if (dead_letter(h, u, err) < 0)
+			return -1;
+		u->state = U_DONE;
+		return 0;
+	}
+	u->state = U_WAIT;
+	u->retry_at = INT64_MAX;
+	h->failed = 1;
+	snprintf(h->failure, sizeof h->failure, "record at offset %llu failed "
+	    "%u times (last status %s) and there is no dead-letter channel; "
+	    "its offset stays uncommitted", (unsigned long long)u->recs[0].offset,
+	    u->attempt, st);
+	return 0;
+}
+
+static int
+reap(struct hctx *h, int stopping, struct ch_error *err)
+{
+	char drain[64];
+	int status;
+	pid_t pid;
+
+	while (read(chld_pipe[0], drain, sizeof drain) > 0)
+		;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < h->nu; i++) {
+			if (h->u[i].state == U_RUNNING && h->u[i].pid == pid) {
+				if (finished(h, i, status, stopping, err) < 0)
+					return -1;
+				h->last_activity = ch_mono_ns();
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Move the committed position over the finished prefix. */
+static int
+advance(struct hctx *h, int force, struct ch_error *err)
+{
+	size_t k = 0;
+
+	while (k < h->nu && h->u[k].state == U_DONE)
+		k++;
+	if (k) {
+		ch_session_delivered(h->s, h->u[k - 1].end_offset,
+		    h->u[k - 1].end_seq);
+		for (size_t i = 0; i < k; i++)
+			unit_free(&h->u[i]);
+		memmove(h->u, h->u + k, (h->nu - k) * sizeof *h->u);
+		h->nu -= k;
+	}
+	int64_t now = ch_mono_ns();
+	if (ch_session_dirty(h->s) && (force || now - h->last_commit >=
+	    COMMIT_GAP_NS)) {
+		h->last_commit = now;
+		return ch_session_commit(h->s, err);
+	}
+	return 0;
+}
+
+static void
+kill_unit(struct unit *u, int sig)
+{
+	kill(-u->pid, sig);
+	kill(u->pid, sig);
+}
+
+static int
+take_token(struct hctx *h, uint64_t n, int64_t *wait_ns)
+{
+	double rate = h->o->rate;
+	int64_t now = ch_mono_ns();
+
+	if (rate <= 0)
+		return 1;
+	double cap = rate < 1 ? 1 : rate;
+	h->tokens += (double)(now - h->token_time) / 1e9 * rate;
+	if (h->tokens > cap)
+		h->tokens = cap;
+	h->token_time = now;
+	if (h->tokens >= 1) {
+		h->tokens -= (double)n;
+		return 1;
+	}
+	*wait_ns = (int64_t)((1 - h->tokens) / rate * 1e9) + 1;
+	return 0;
+}
+
+int
+ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
+    struct ch_notify *nt, volatile sig_atomic_t *stop,
+    struct ch_handler_stats *stats, struct ch_error *err)
+{
+	struct hctx h = { 0 };
+	struct sigaction sa = { 0 };
+	int rc = -1, status = 0;
+
+	memset(stats, 0, sizeof *stats);
+	h.s = s;
+	h.o = o;
+	h.stats = stats;
+	h.token_time = ch_mono_ns();
+	h.tokens = o->rate > 0 ? 1 : 0;
+	h.last_commit = h.last_activity = ch_mono_ns();
+	srand48((long)ch_now_ns() ^ (long)getpid());
+	if (pipe2(chld_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "pipe");
+	sa.sa_handler = on_chld;
+	sa.sa_flags = SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, NULL);
+
+	for (;;) {
+		int64_t now = ch_mono_ns(), wait_ns = -1;
+		int stopping = *stop > 0 || h.failed || h.reader_error;
+
+		if (reap(&h, *stop > 0, err) < 0)
+			goto out;
+		if (advance(&h, 0, err) < 0)
+			goto out;
+		now = ch_mono_ns();
+
+		/* Deadlines of running handlers; a second stop kills them. */
+		for (size_t i = 0; i < h.nu; i++) {
+			struct unit *u = &h.u[i];
+			if (u->state != U_RUNNING)
+				continue;
+			if (*stop > 1 && !u->killed) {
+				kill_unit(u, SIGTERM);
+				u->killed = 1;
+				u->kill_at = now + KILL_GRACE_NS;
+			}
+			if (u->deadline && now >= u->deadline && !u->killed) {
+				kill_unit(u, SIGTERM);
+				u->killed = 1;
+				u->timed_out = 1;
+				u->kill_at = now + KILL_GRACE_NS;
+			}
+			if (u->killed == 1 && now >= u->kill_at) {
+				kill_unit(u, SIGKILL);
+				u->killed = 2;
+			}
+		}
+
+		stopping = *stop > 0 || h.failed || h.reader_error;
+		if (stopping && h.running == 0)
+			break;
+
+		/* Start what can be started, oldest first. */
+		while (!stopping && h.running < o->parallel) {
+			struct unit *u = NULL;
+			for (size_t i = 0; i < h.nu && !u; i++) {
+				if (h.u[i].state == U_READY)
+					u = &h.u[i];
+				else if (h.u[i].state == U_WAIT &&
+				    h.u[i].retry_at <= now)
+					u = &h.u[i];
+			}
+			if (!u) {
+				int64_t tw = 0;
+				if (h.at_end && !nt)
+					break;
+				if (!take_token(&h, 1, &tw)) {
+					if (wait_ns < 0 || tw < wait_ns)
+						wait_ns = tw;
+					break;
+				}
+				h.tokens += 1;	/* only peeked */
+				h.at_end = 0;
+				int got = read_unit(&h, err);
+				if (got < 0)
+					goto out;
+				if (h.reader_error) {
+					stopping = 1;
+					break;
+				}
+				if (!got)
+					break;
+				u = &h.u[h.nu - 1];
+				take_token(&h, u->nrec, &tw);
+				h.last_activity = now;
+			}
+			if (spawn(&h, u, err) < 0)
+				goto out;
+		}
+		for (size_t i = 0; i < h.nu; i++) {
+			struct unit *u = &h.u[i];
+			int64_t next = u->state != U_RUNNING ? -1 :
+			    u->killed == 1 ? u->kill_at :
+			    u->deadline && !u->killed ? u->deadline : -1;
+			if (next >= 0 && (wait_ns < 0 || next - now < wait_ns))
+				wait_ns = next - now > 0 ? next - now : 0;
+		}
+		for (size_t i = 0; i < h.nu; i++)
+			if (h.u[i].state == U_WAIT && h.u[i].retry_at != INT64_MAX) {
+				int64_t d = h.u[i].retry_at - now;
+				if (d < 0)
+					d = 0;
+				if (wait_ns < 0 || d < wait_ns)
+					wait_ns = d;
+			}
+
+		int idle = h.running == 0 && h.nu == 0;
+		if (idle && (stopping || (o->count && h.dispatched >= o->count) ||
+		    (h.at_end && !o->follow)))
+			break;
+		if (idle && h.at_end && o->idle_ns >= 0) {
+			int64_t left = h.last_activity + o->idle_ns - now;
+			if (left <= 0)
+				break;
+			if (wait_ns < 0 || left < wait_ns)
+				wait_ns = left;
+		}
+		if (ch_session_dirty(s)) {
+			int64_t d = idle ? IDLE_COMMIT_NS : COMMIT_GAP_NS;
+			if (wait_ns < 0 || d < wait_ns)
+				wait_ns = d;
+		}
+
+		/* Sleep until a handler exits, the channel grows, or a
+		 * deadline comes. */
+		struct pollfd p[2] = { { chld_pipe[0], POLLIN, 0 },
+		    { nt && nt->fd >= 0 && h.at_end && h.running < o->parallel ?
+		    nt->fd : -1, POLLIN, 0 } };
+		if (nt && nt->fd < 0 && h.at_end &&
+		    (wait_ns < 0 || wait_ns > CH_NOTIFY_POLL_NS))
+			wait_ns = CH_NOTIFY_POLL_NS;	/* polling fallback */
+		int ms = wait_ns < 0 ? -1 : (int)((wait_ns + 999999) / 1000000);
+		int pr = poll(p, 2, ms);
+		if (pr < 0 && errno != EINTR) {
+			ch_err_sys(err, CH_EXIT_FAIL, "poll");
+			goto out;
+		}
+		if (pr > 0 && (p[1].revents & POLLIN)) {
+			char buf[4096];
+			while (read(nt->fd, buf, sizeof buf) > 0)
+				;
+		}
+		if (ch_session_dirty(s) && idle && pr == 0 &&
+		    advance(&h, 1, err) < 0)
+			goto out;
+	}
+	if (advance(&h, 1, err) < 0)
+		goto out;
+	if (h.reader_error) {
+		*err = h.rerr;
+		status = err->code;
+	} else if (h.failed) {
+		ch_err(err, CH_EXIT_UNAVAILABLE, "%s", h.failure);
+		status = CH_EXIT_UNAVAILABLE;
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < h.nu; i++) {
+		if (h.u[i].state == U_RUNNING) {
+			kill_unit(&h.u[i], SIGKILL);
+			waitpid(h.u[i].pid, NULL, 0);
+		}
+		unit_free(&h.u[i]);
+	}
+	free(h.u);
+	if (h.dlq_open) {
+		struct ch_error e2;
+		if (ch_writer_close(h.dlw, &e2) < 0 && rc == 0) {
+			*err = e2;
+			rc = -1;
+		}
+		ch_channel_close(&h.dlq);
+	}
+	signal(SIGCHLD, SIG_DFL);
+	close(chld_pipe[0]);
+	close(chld_pipe[1]);
+	if (rc < 0)
+		return err->code ? err->code : CH_EXIT_FAIL;
+	return status;
+}
