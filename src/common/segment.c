@@ -13,7 +13,7 @@
 #include "fsutil.h"
 #include "segment.h"
 
-#define CUR_CHUNK (1u << 20)
+#define CUR_CHUNK (256u << 10)
 
 void
 ch_segcur_init(struct ch_segcur *c, int fd, uint64_t pos, uint64_t size)
