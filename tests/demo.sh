@@ -122,8 +122,8 @@ say "The next chpub cut the torn tail off and appended after it."
 step "7. Where everyone stands"
 for sub in archive alerts newcomer; do
 	n=$(chsub --peek logs "$sub" | wc -l)
-	printf '%-9s offset %-5s unread %s\n' "$sub" \
-	    "$(sed -n 's/^offset //p' "logs/subscribers/$sub/offset")" $n
+	printf '%-9s offset %-5s unread %d\n' "$sub" \
+	    "$(sed -n 's/^offset //p' "logs/subscribers/$sub/offset")" "$((n))"
 done
 
 step "What happened"
