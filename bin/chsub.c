@@ -416,6 +416,13 @@ main(int argc, const char **argv)
 			if (left <= 0)
 				break;
 		}
+		if (ch_session_dirty(&sess) &&
+		    ch_mono_ns() - sess.last_commit_mono >= COMMIT_EVERY_NS) {
+			/* A steady trickle never leaves us idle: commit at
+			 * least every second anyway. */
+			commit();
+			continue;
+		}
 		if (ch_session_dirty(&sess)) {
 			/* Idle for a moment?  Then commit before sleeping. */
 			int64_t w = left >= 0 && left < IDLE_COMMIT_NS ? left :

@@ -208,6 +208,7 @@ struct pstate {
 	int failed;			/* first semantic error recorded */
 	struct ch_error first;
 	int seen[NKEYS];
+	size_t line[NKEYS], col[NKEYS];	/* where each value was set */
 	int format_seen;
 	int format_line, format_col;
 };
@@ -257,6 +258,8 @@ set_value(struct pstate *ps, const struct key *k, const yaml_event_t *ev)
 	int64_t dur;
 	int iv;
 
+	ps->line[k - keys] = ev->start_mark.line + 1;
+	ps->col[k - keys] = ev->start_mark.column + 1;
 	if (ev->data.scalar.tag || ev->data.scalar.anchor) {
 		at(ps, &ev->start_mark, CH_EXIT_CONFIG,
 		    "tags and anchors are not allowed (key '%s')", k->name);
@@ -330,27 +333,45 @@ set_value(struct pstate *ps, const struct key *k, const yaml_event_t *ev)
 	}
 }
 
-/* Range checks that need the whole file (run after a clean parse). */
+/* "NAME:LINE:COL" of where key `name` was set, or just NAME if it was
+ * not (a default cannot be out of range, but be safe). */
+static void
+where(struct pstate *ps, const char *name, char *buf, size_t len)
+{
+	const struct key *k = find_key(NULL, name);
+	size_t i = k ? (size_t)(k - keys) : 0;
+
+	if (k && ps->line[i])
+		snprintf(buf, len, "%s:%zu:%zu", ps->name, ps->line[i], ps->col[i]);
+	else
+		snprintf(buf, len, "%s", ps->name);
+}
+
+/* Range checks (run after a clean parse). */
 static int
 validate(struct pstate *ps)
 {
 	struct ch_config *c = ps->cfg;
 	struct ch_error *err = ps->err;
+	char at[300];
 
-	if (c->segment_bytes < CH_MIN_SEGMENT_BYTES)
+	if (c->segment_bytes < CH_MIN_SEGMENT_BYTES ||
+	    c->segment_bytes > (1ULL << 50)) {
+		where(ps, "segment_bytes", at, sizeof at);
 		return ch_err(err, CH_EXIT_CONFIG,
-		    "%s: segment_bytes must be at least %d", ps->name,
+		    "%s: segment_bytes must be between %d and 1PiB", at,
 		    CH_MIN_SEGMENT_BYTES);
-	if (c->segment_bytes > (1ULL << 50))
-		return ch_err(err, CH_EXIT_CONFIG, "%s: segment_bytes is too large",
-		    ps->name);
-	if (c->max_record_bytes == 0 || c->max_record_bytes > 0xFFFFFF00ULL)
+	}
+	if (c->max_record_bytes == 0 || c->max_record_bytes > 0xFFFFFF00ULL) {
+		where(ps, "max_record_bytes", at, sizeof at);
 		return ch_err(err, CH_EXIT_CONFIG,
-		    "%s: max_record_bytes must be between 1 and 4294967040",
-		    ps->name);
-	if (c->sync_interval_ns <= 0)
+		    "%s: max_record_bytes must be between 1 and 4294967040", at);
+	}
+	if (c->sync_interval_ns <= 0) {
+		where(ps, "sync_interval", at, sizeof at);
 		return ch_err(err, CH_EXIT_CONFIG,
-		    "%s: sync_interval must be greater than 0", ps->name);
+		    "%s: sync_interval must be greater than 0", at);
+	}
 	return 0;
 }
 

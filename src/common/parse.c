@@ -112,8 +112,8 @@ ch_parse_size(const char *s, uint64_t *out, struct ch_error *err)
 	}
 bad:
 	return ch_err(err, CH_EXIT_USAGE,
-	    "invalid size '%s' (expected bytes, or a number with K, M, G, "
-	    "KiB, MiB, GiB, KB, MB or GB, e.g. 64MiB)", s);
+	    "invalid size '%s' (expected bytes, or a number with K, M, G, T, "
+	    "KiB, MiB, GiB, TiB, KB, MB, GB or TB, e.g. 64MiB)", s);
 }
 
 int

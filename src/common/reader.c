@@ -23,6 +23,7 @@ struct ch_reader {
 	ch_warn_fn warn;
 	void *warn_ctx;
 	uint64_t skipped;
+	uint64_t probed_size;	/* file size at the last stuck-record probe */
 };
 
 /* Is `base` the newest segment (the last index entry)?  Returns 1, 0, or
@@ -161,6 +162,9 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 			goto fail;
 		}
 	}
+	/* A boundary has a valid record starting at it, or one ending at
+	 * it; a damaged record at the offset is then left for
+	 * ch_reader_next to report (or skip). */
 	if (pos < r->cur.size) {
 		struct ch_segcur c = { 0 };
 		struct ch_rec rec;
@@ -171,11 +175,10 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 			ch_err_sys(err, CH_EXIT_FAIL, "read segment");
 			goto fail;
 		}
-		if (rc != CH_CUR_OK) {
-			ch_err(err, CH_EXIT_DATAERR,
-			    "offset %llu is not on a record boundary",
-			    (unsigned long long)offset);
-			goto fail;
+		if (rc == CH_CUR_OK) {
+			r->next_seq = rec.h.seq;
+			*rp = r;
+			return 0;
 		}
 	}
 	if (seq_at(r, pos, err) < 0)
@@ -236,6 +239,34 @@ sealed(struct ch_reader *r)
 	    &ignored) < 0)
 		return 0;
 	return t.sealed && !t.torn;
+}
+
+/*
+ * The record at the cursor claims to end past the end of the file.  A
+ * write in progress is the last thing in the file, so if the very next
+ * record (by sequence number) already stands after it, its length field
+ * is damaged.  Probed again only when the file has grown.
+ */
+static int
+stuck(struct ch_reader *r)
+{
+	struct ch_segcur c = { 0 };
+	struct ch_rec rec;
+	uint64_t next;
+	int found, rc = 0;
+
+	if (r->cur.size == r->probed_size)
+		return 0;
+	r->probed_size = r->cur.size;
+	ch_segcur_init(&c, r->segfd, r->cur.pos, r->cur.size);
+	found = ch_segcur_resync(&c, &next);
+	if (found > 0) {
+		c.pos = next;
+		rc = ch_segcur_next(&c, &rec) == CH_CUR_OK &&
+		    rec.h.seq == r->next_seq + 1;
+	}
+	ch_segcur_free(&c);
+	return rc;
 }
 
 static void
@@ -335,8 +366,9 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 				continue;
 		}
 		/* A record running past the end of a sealed segment can only
-		 * be damage, not a write in progress. */
-		if (r->cur.pos < r->cur.size && sealed(r)) {
+		 * be damage, not a write in progress; so is one in the active
+		 * segment that the writers have written past. */
+		if (r->cur.pos < r->cur.size && (sealed(r) || stuck(r))) {
 			rc = damaged(r, err);
 			if (rc <= 0)
 				return rc;

@@ -236,10 +236,28 @@ ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
 		int saved = errno;
 		unlinkat(dirfd, tmp, 0);
 		if (saved == EEXIST) {
-			/* Left by a crash after the rename: keep it if sound. */
+			/* Left by a crash after the rename: keep it if sound;
+			 * if its header was lost and it holds nothing else,
+			 * no record can be in it: write the header again. */
 			struct ch_seghdr old;
-			if (ch_segment_open(dirfd, base, 0, &fd, &old, err) < 0)
+			struct stat st;
+			if (ch_segment_open(dirfd, base, 0, &fd, &old, err) == 0) {
+				close(fd);
+				return 0;
+			}
+			if (err->code != CH_EXIT_DATAERR ||
+			    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode) || st.st_size > CH_SEG_HDR)
 				return -1;
+			fd = ch_open_file(dirfd, name, O_WRONLY, 0);
+			if (fd < 0 || ch_pwrite_full(fd, buf, sizeof buf, 0) < 0 ||
+			    fdatasync(fd) < 0) {
+				ch_err_sys(err, CH_EXIT_FAIL, "rewrite segment %s",
+				    name);
+				if (fd >= 0)
+					close(fd);
+				return -1;
+			}
 			close(fd);
 			return 0;
 		}
@@ -297,6 +315,7 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 	memset(t, 0, sizeof *t);
 	t->end = t->file_end = CH_SEG_HDR;
 	t->next_seq = hdr->first_seq;
+	t->last_ts = hdr->created;	/* times never go below a segment's birth */
 	if (size <= CH_SEG_HDR) {
 		t->torn = size < CH_SEG_HDR;
 		return 0;

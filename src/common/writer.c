@@ -157,8 +157,13 @@ finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
 	struct ch_index ix;
 	struct ch_idxent last;
 
-	if (ch_segment_create(w->ch->dirfd, base, first_seq, ch_now_ns(),
-	    durable, 0666, err) < 0)
+	/* The new segment and its name are always made durable: it is one
+	 * small file per rollover, and a segment that vanished or lost its
+	 * header in a power failure would stop every later append. */
+	(void)durable;
+	int64_t now = ch_now_ns();
+	if (ch_segment_create(w->ch->dirfd, base, first_seq,
+	    now > w->last_ts ? now : w->last_ts, 1, 0666, err) < 0)
 		return -1;
 	if (open_segment(w, base, err) < 0)
 		return -1;
