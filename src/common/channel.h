@@ -43,7 +43,8 @@ void ch_channel_close(struct ch_channel *ch);
 struct ch_end {
 	uint64_t offset;	/* offset the next record will get */
 	uint64_t seq;		/* its sequence number */
-	int64_t last_ts;	/* time of the last record, 0 if none */
+	int64_t last_ts;	/* time of the last record (the active
+				 * segment's birth when it has none) */
 	uint64_t active_base;	/* base of the active segment */
 	int64_t active_created;
 };
