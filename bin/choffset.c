@@ -106,6 +106,26 @@ hold_compaction(void)
 		    strerror(errno));
 }
 
+/* Take a subscriber's lock without waiting, or die: 75 when busy. */
+static void
+acquire(const char *name, struct ch_sub *s)
+{
+	struct ch_error err;
+
+	if (ch_sub_acquire(&ch, name, CH_LOCK_NOWAIT, 0, s, &err) == 0)
+		return;
+	if (err.code == CH_EXIT_TEMPFAIL) {
+		pid_t pid = ch_sub_running(&ch, name);
+		if (pid > 0)
+			ch_die(CH_EXIT_TEMPFAIL, chname, "subscriber '%s' is held "
+			    "by a running chsub (pid %ld); stop it first", name,
+			    (long)pid);
+		ch_die(CH_EXIT_TEMPFAIL, chname, "subscriber '%s' is busy "
+		    "(another process is changing it); try again", name);
+	}
+	ch_die_err(chname, &err);
+}
+
 static void
 list(void)
 {
@@ -174,14 +194,7 @@ change(const char *name)
 	char a[24], b[24];
 
 	if (!opt_dry_run) {
-		if (ch_sub_acquire(&ch, name, CH_LOCK_NOWAIT, 0, &s, &err) < 0) {
-			if (err.code == CH_EXIT_TEMPFAIL)
-				ch_err(&err, CH_EXIT_TEMPFAIL, "subscriber '%s' is "
-				    "held by a running chsub%s; stop it first",
-				    name, strstr(err.msg, "pid") ?
-				    strstr(err.msg, " (pid") : "");
-			ch_die_err(chname, &err);
-		}
+		acquire(name, &s);
 		hold_compaction();
 	}
 	registered = ch_sub_read(&ch, name, &cur, &err) == 0;
@@ -291,9 +304,7 @@ import(const char *file)
 	free(line);
 	/* Hold every subscriber first: all or nothing. */
 	for (size_t i = 0; i < n && !opt_dry_run; i++) {
-		if (ch_sub_acquire(&ch, items[i].name, CH_LOCK_NOWAIT, 0,
-		    &items[i].s, &err) < 0)
-			ch_die_err(chname, &err);	/* exit drops the locks */
+		acquire(items[i].name, &items[i].s);	/* exit drops the locks */
 	}
 	if (!opt_dry_run)
 		hold_compaction();
