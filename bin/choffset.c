@@ -34,6 +34,7 @@ static const char *opt_set, *opt_time, *opt_shift, *opt_import;
 static int npos;
 static struct ch_pos pos;
 static const char *pos_text;
+static char pos_arg[160];		/* the option as given, for the journal */
 
 static struct poptOption change_options[] = {
 	{ "set", '\0', POPT_ARG_STRING, &opt_set, OPT_SET,
@@ -213,7 +214,7 @@ change(const char *name)
 			return 0;
 		if (ch_sub_delete(&s, &err) < 0 ||
 		    ch_journal_append(&ch, name, "delete", cur.offset,
-		    CH_NO_OFFSET, "choffset --delete", &err) < 0)
+		    CH_NO_OFFSET, "--delete", &err) < 0)
 			ch_die_err(chname, &err);
 		ch_sub_release(&s);
 		return 0;
@@ -240,7 +241,7 @@ change(const char *name)
 	if (ch_sub_write(&s, &next, &err) < 0 ||
 	    ch_journal_append(&ch, name, registered ? "set" : "create",
 	    registered ? cur.offset : CH_NO_OFFSET, off,
-	    npos ? pos_text : "--latest", &err) < 0)
+	    npos ? pos_arg : "--latest", &err) < 0)
 		ch_die_err(chname, &err);
 	ch_sub_release(&s);
 	return 0;
@@ -354,16 +355,19 @@ main(int argc, const char **argv)
 			    pos.kind != CH_POS_OFFSET)
 				ch_usage("--set: '%s' is not an offset", opt_set);
 			pos_text = "--set";
+			snprintf(pos_arg, sizeof pos_arg, "--set=%s", opt_set);
 			npos++;
 			break;
 		case OPT_EARLIEST:
 			pos.kind = CH_POS_EARLIEST;
 			pos_text = "--earliest";
+			snprintf(pos_arg, sizeof pos_arg, "--earliest");
 			npos++;
 			break;
 		case OPT_LATEST:
 			pos.kind = CH_POS_LATEST;
 			pos_text = "--latest";
+			snprintf(pos_arg, sizeof pos_arg, "--latest");
 			npos++;
 			break;
 		case OPT_TIME:
@@ -371,12 +375,14 @@ main(int argc, const char **argv)
 			if (ch_parse_time(opt_time, ch_now_ns(), &pos.ts, &err) < 0)
 				ch_usage("--time: %s", err.msg);
 			pos_text = "--time";
+			snprintf(pos_arg, sizeof pos_arg, "--time=%s", opt_time);
 			npos++;
 			break;
 		case OPT_SHIFT:
 			if (ch_parse_shift(opt_shift, &pos, &err) < 0)
 				ch_usage("--shift: %s", err.msg);
 			pos_text = "--shift";
+			snprintf(pos_arg, sizeof pos_arg, "--shift=%s", opt_shift);
 			npos++;
 			break;
 		case OPT_IMPORT:
