@@ -219,7 +219,8 @@ change(const char *name)
 		ch_sub_release(&s);
 		return 0;
 	}
-	if (registered && opt_create && !npos) {
+	if (registered && opt_create) {
+		/* Idempotent: registering again moves nothing. */
 		ch_info(chname, "subscriber '%s' is already registered", name);
 		if (!opt_dry_run)
 			ch_sub_release(&s);
