@@ -160,89 +160,141 @@ export(void)
 	list();
 }
 
-/* Resolve the requested position for one subscriber; dies on error. */
-static void
+/* Resolve the requested position for one subscriber. */
+static int
 target(const char *name, int registered, const struct ch_offset *cur,
-    uint64_t *off, uint64_t *seq)
+    uint64_t *off, uint64_t *seq, struct ch_error *err)
 {
 	struct ch_pos latest = { .kind = CH_POS_LATEST };
-	struct ch_error err;
 	int clamped;
 
 	if (npos && pos.kind == CH_POS_SHIFT && !registered)
-		ch_die(CH_EXIT_NOINPUT, chname, "subscriber '%s' is not "
+		return ch_err(err, CH_EXIT_NOINPUT, "subscriber '%s' is not "
 		    "registered: nothing to shift from", name);
 	if (ch_pos_resolve(&ch, npos ? &pos : &latest,
-	    registered ? cur->seq : 0, off, seq, &clamped, &err) < 0) {
-		ch_err_prefix(&err, "subscriber '%s': %s", name, pos_text);
-		ch_die_err(chname, &err);
-	}
+	    registered ? cur->seq : 0, off, seq, &clamped, err) < 0)
+		return ch_err_prefix(err, "subscriber '%s': %s", name, pos_text);
 	if (clamped)
 		ch_warn(chname, "subscriber '%s': %s goes past the %s; clamped "
 		    "to offset %llu", name, pos_text,
 		    clamped < 0 ? "earliest record" : "end",
 		    (unsigned long long)*off);
+	return 0;
+}
+
+enum { DAMAGED = -1, UNREGISTERED = 0, REGISTERED = 1 };
+
+/*
+ * Read NAME's offset and check that the requested change applies to it.
+ * A damaged offset file (exit 65 elsewhere) may be replaced by an explicit
+ * position other than --shift, or deleted; *damage then says why it is
+ * damaged.  When the change does not apply, die; if we hold the lock of a
+ * subscriber that is not registered, first remove the directory that
+ * taking the lock created, so a refused change leaves nothing behind.
+ */
+static int
+state(const char *name, struct ch_offset *cur, struct ch_sub *held,
+    struct ch_error *damage)
+{
+	struct ch_error err;
+	int st;
+
+	if (ch_sub_read(&ch, name, cur, &err) == 0)
+		return REGISTERED;
+	if (err.code == CH_EXIT_NOINPUT)
+		st = UNREGISTERED;
+	else if (err.code == CH_EXIT_DATAERR)
+		st = DAMAGED;
+	else
+		ch_die_err(chname, &err);
+	if (st == UNREGISTERED && !opt_create)
+		ch_err(&err, CH_EXIT_NOINPUT, "subscriber '%s' is not "
+		    "registered%s", name, opt_delete ? "" : " (use --create)");
+	else if (st == DAMAGED && !opt_delete &&
+	    !(npos && pos.kind != CH_POS_SHIFT)) {
+		char msg[sizeof err.msg];
+		memcpy(msg, err.msg, sizeof msg);
+		ch_err(&err, CH_EXIT_DATAERR, "%.800s; reset it with --set, "
+		    "--earliest, --latest or --time, or --delete it", msg);
+	} else {
+		if (st == DAMAGED)
+			*damage = err;
+		memset(cur, 0, sizeof *cur);
+		return st;
+	}
+	if (held && st == UNREGISTERED) {
+		struct ch_error ignored;
+		ch_sub_delete(held, &ignored);
+	}
+	ch_die_err(chname, &err);
 }
 
 static int
 change(const char *name)
 {
 	struct ch_offset cur, next;
-	struct ch_error err;
+	struct ch_error err, damage;
 	struct ch_sub s;
 	uint64_t off = 0, seq = 0;
-	int registered;
+	int st;
 	char a[24], b[24];
 
+	/* Checked before taking the lock too: taking it creates the
+	 * subscriber's directory. */
+	st = state(name, &cur, NULL, &damage);
 	if (!opt_dry_run) {
 		acquire(name, &s);
 		hold_compaction();
+		st = state(name, &cur, &s, &damage);
 	}
-	registered = ch_sub_read(&ch, name, &cur, &err) == 0;
-	if (!registered && err.code != CH_EXIT_NOINPUT)
-		ch_die_err(chname, &err);
-	if (!registered && !opt_create && !opt_delete)
-		ch_die(CH_EXIT_NOINPUT, chname, "subscriber '%s' is not "
-		    "registered (use --create)", name);
-	if (opt_delete) {
-		if (!registered)
-			ch_die(CH_EXIT_NOINPUT, chname, "subscriber '%s' is not "
-			    "registered", name);
+	if (st == DAMAGED)
+		ch_warn(chname, "%s; %s it", damage.msg,
+		    opt_delete ? "deleting" : "replacing");
+	if (st == REGISTERED)
 		offstr(a, sizeof a, 1, cur.offset);
+	else
+		snprintf(a, sizeof a, st == DAMAGED ? "?" : "-");
+	if (opt_delete) {
 		printf("%s %s -> -\n", name, a);
 		if (opt_dry_run)
 			return 0;
 		if (ch_sub_delete(&s, &err) < 0 ||
-		    ch_journal_append(&ch, name, "delete", cur.offset,
-		    CH_NO_OFFSET, "--delete", &err) < 0)
+		    ch_journal_append(&ch, name, "delete", st == REGISTERED ?
+		    cur.offset : CH_NO_OFFSET, CH_NO_OFFSET, st == DAMAGED ?
+		    "--delete (offset file was damaged)" : "--delete", &err) < 0)
 			ch_die_err(chname, &err);
 		ch_sub_release(&s);
 		return 0;
 	}
-	if (registered && opt_create) {
+	if (st == REGISTERED && opt_create) {
 		/* Idempotent: registering again moves nothing. */
 		ch_info(chname, "subscriber '%s' is already registered", name);
 		if (!opt_dry_run)
 			ch_sub_release(&s);
 		return 0;
 	}
-	target(name, registered, &cur, &off, &seq);
-	offstr(a, sizeof a, registered, registered ? cur.offset : 0);
+	if (target(name, st == REGISTERED, &cur, &off, &seq, &err) < 0) {
+		if (!opt_dry_run && st == UNREGISTERED) {
+			struct ch_error ignored;
+			ch_sub_delete(&s, &ignored);
+		}
+		ch_die_err(chname, &err);
+	}
 	offstr(b, sizeof b, 1, off);
 	printf("%s %s -> %s\n", name, a, b);
 	if (opt_dry_run)
 		return 0;
-	if (!registered)
-		memset(&cur, 0, sizeof cur);
 	next = cur;
 	struct ch_end end;
 	if (ch_channel_end(&ch, &end, &err) < 0)
 		ch_die_err(chname, &err);
 	ch_offset_advance(&next, off, seq, ch_now_ns(), end.offset, end.seq);
+	char why[sizeof pos_arg + 48];
+	snprintf(why, sizeof why, "%s%s", npos ? pos_arg : "--latest",
+	    st == DAMAGED ? " (offset file was damaged)" : "");
 	if (ch_sub_write(&s, &next, &err) < 0 ||
-	    ch_journal_append(&ch, name, registered ? "set" : "create",
-	    registered ? cur.offset : CH_NO_OFFSET, off,
-	    npos ? pos_arg : "--latest", &err) < 0)
+	    ch_journal_append(&ch, name, st == UNREGISTERED ? "create" : "set",
+	    st == REGISTERED ? cur.offset : CH_NO_OFFSET, off, why, &err) < 0)
 		ch_die_err(chname, &err);
 	ch_sub_release(&s);
 	return 0;
