@@ -107,24 +107,31 @@ hold_compaction(void)
 		    strerror(errno));
 }
 
-/* Take a subscriber's lock without waiting, or die: 75 when busy. */
+/* Take a subscriber's lock without waiting; busy: 75. */
+static int
+try_acquire(const char *name, struct ch_sub *s, struct ch_error *err)
+{
+	if (ch_sub_acquire(&ch, name, CH_LOCK_NOWAIT, 0, s, err) == 0)
+		return 0;
+	if (err->code == CH_EXIT_TEMPFAIL) {
+		pid_t pid = ch_sub_running(&ch, name);
+		if (pid > 0)
+			return ch_err(err, CH_EXIT_TEMPFAIL, "subscriber '%s' is "
+			    "held by a running chsub (pid %ld); stop it first",
+			    name, (long)pid);
+		return ch_err(err, CH_EXIT_TEMPFAIL, "subscriber '%s' is busy "
+		    "(another process is changing it); try again", name);
+	}
+	return -1;
+}
+
 static void
 acquire(const char *name, struct ch_sub *s)
 {
 	struct ch_error err;
 
-	if (ch_sub_acquire(&ch, name, CH_LOCK_NOWAIT, 0, s, &err) == 0)
-		return;
-	if (err.code == CH_EXIT_TEMPFAIL) {
-		pid_t pid = ch_sub_running(&ch, name);
-		if (pid > 0)
-			ch_die(CH_EXIT_TEMPFAIL, chname, "subscriber '%s' is held "
-			    "by a running chsub (pid %ld); stop it first", name,
-			    (long)pid);
-		ch_die(CH_EXIT_TEMPFAIL, chname, "subscriber '%s' is busy "
-		    "(another process is changing it); try again", name);
-	}
-	ch_die_err(chname, &err);
+	if (try_acquire(name, s, &err) < 0)
+		ch_die_err(chname, &err);
 }
 
 static void
@@ -322,6 +329,7 @@ import(const char *file)
 		struct ch_sub s;
 		struct ch_offset cur;
 		int registered;
+		size_t lineno;
 	} *items = NULL;
 
 	if (!f)
@@ -344,6 +352,7 @@ import(const char *file)
 			ch_die(CH_EXIT_FAIL, chname, "out of memory");
 		memset(&items[n], 0, sizeof items[n]);
 		memcpy(items[n].name, name, strlen(name) + 1);	/* checked: <= 128 */
+		items[n].lineno = lineno;
 		struct ch_pos p = { .kind = CH_POS_OFFSET, .offset = off };
 		if (ch_pos_resolve(&ch, &p, 0, &items[n].off, &items[n].seq,
 		    NULL, &err) < 0)
@@ -356,12 +365,43 @@ import(const char *file)
 	if (f != stdin)
 		fclose(f);
 	free(line);
-	/* Hold every subscriber first: all or nothing. */
-	for (size_t i = 0; i < n && !opt_dry_run; i++) {
-		acquire(items[i].name, &items[i].s);	/* exit drops the locks */
+	/* All or nothing: hold every subscriber, then compaction, and only
+	 * then check the offsets again, since chcompact may have deleted
+	 * data after the first check.  A failure releases everything and
+	 * removes the directories that taking the locks created. */
+	if (!opt_dry_run) {
+		size_t held;
+		int failed = 0;
+		for (held = 0; held < n; held++) {
+			if (try_acquire(items[held].name, &items[held].s,
+			    &err) < 0) {
+				failed = 1;
+				break;
+			}
+		}
+		if (!failed)
+			hold_compaction();
+		for (size_t i = 0; i < n && !failed; i++) {
+			struct ch_pos p = { .kind = CH_POS_OFFSET,
+			    .offset = items[i].off };
+			if (ch_pos_resolve(&ch, &p, 0, &items[i].off,
+			    &items[i].seq, NULL, &err) < 0) {
+				ch_err_prefix(&err, "%s:%zu", file, items[i].lineno);
+				failed = 1;
+			}
+		}
+		if (failed) {
+			for (size_t i = 0; i < held; i++) {
+				struct ch_offset o;
+				struct ch_error e;
+				if (ch_sub_read(&ch, items[i].name, &o, &e) < 0 &&
+				    e.code == CH_EXIT_NOINPUT)
+					ch_sub_delete(&items[i].s, &e);
+				ch_sub_release(&items[i].s);
+			}
+			ch_die_err(chname, &err);
+		}
 	}
-	if (!opt_dry_run)
-		hold_compaction();
 	for (size_t i = 0; i < n; i++) {
 		char a[24];
 		items[i].registered = ch_sub_read(&ch, items[i].name,
