@@ -4,7 +4,10 @@
 setup() { load helpers/common; common_setup; }
 teardown() { common_teardown; }
 
-TOOLS="chpub chsub"
+TOOLS="chpub chsub chcompact choffset chlag"
+
+# The usage-error status: 2, but 3 (UNKNOWN) for chlag, a Nagios plugin.
+usage_code() { [[ $1 == chlag ]] && echo 3 || echo 2; }
 
 @test "every tool prints --help on stdout and exits 0" {
 	for t in $TOOLS; do
@@ -28,17 +31,17 @@ TOOLS="chpub chsub"
 	done
 }
 
-@test "an unknown option is a usage error (exit 2) that names the option" {
+@test "an unknown option is a usage error (exit 2; chlag 3) that names the option" {
 	for t in $TOOLS; do
-		run -2 --separate-stderr "$t" --no-such-option
+		run "-$(usage_code "$t")" --separate-stderr "$t" --no-such-option
 		[[ $stderr == *"$t: --no-such-option: unknown option"* ]]
 		[[ $stderr == *"Try '$t --help'"* ]]
 	done
 }
 
-@test "a missing CHANNEL is a usage error" {
+@test "a missing CHANNEL is a usage error (exit 2; chlag 3)" {
 	for t in $TOOLS; do
-		run -2 --separate-stderr "$t"
+		run "-$(usage_code "$t")" --separate-stderr "$t"
 		[[ $stderr == "$t: missing CHANNEL"* ]]
 	done
 }

@@ -1,0 +1,408 @@
+#!/usr/bin/env bats
+# choffset: list, inspect, set, reset, create and delete subscriber offsets;
+# the journal of changes; export and import.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	common_setup
+	# Five records; OFF[i] is the offset of record i+1, END the end.
+	new_channel
+	mapfile -t OFF < <(chpub -p "$CH" r1 r2 r3 r4 r5)
+	END=$(end_offset)
+}
+teardown() { ops_teardown; }
+
+@test "with no SUBSCRIBER, choffset lists NAME OFFSET sorted by name" {
+	choffset --create --set="${OFF[2]}" "$CH" b >/dev/null
+	choffset --create --earliest "$CH" a-1 >/dev/null
+	choffset --create "$CH" C >/dev/null
+	run -0 --separate-stderr choffset "$CH"
+	assert_output "C $END
+a-1 ${OFF[0]}
+b ${OFF[2]}"
+	assert_equal "$stderr" ""
+}
+
+@test "a channel without subscribers lists nothing" {
+	run -0 choffset "$CH"
+	assert_output ""
+}
+
+@test "with a SUBSCRIBER, choffset prints its offset" {
+	choffset --create --set="${OFF[3]}" "$CH" s >/dev/null
+	run -0 choffset "$CH" s
+	assert_output "${OFF[3]}"
+}
+
+@test "printing an unregistered subscriber fails with 66" {
+	run -66 --separate-stderr choffset "$CH" nobody
+	assert_output ""
+	assert_equal "$stderr" "choffset: $CH: subscriber 'nobody' is not registered"
+}
+
+@test "a missing channel fails with 66" {
+	run -66 --separate-stderr choffset "$T/nothing"
+	[[ $stderr == "choffset: $T/nothing: "* ]]
+}
+
+@test "an invalid subscriber name is a usage error" {
+	run -2 --separate-stderr choffset "$CH" ../x
+	[[ $stderr == "choffset: invalid subscriber name '../x'"* ]]
+}
+
+@test "--set moves to a record boundary, prints NAME OLD -> NEW, and chsub reads from there" {
+	chsub --from=earliest "$CH" s >/dev/null
+	run -0 --separate-stderr choffset --set="${OFF[2]}" "$CH" s
+	assert_output "s $END -> ${OFF[2]}"
+	assert_equal "$(offset_of s)" "${OFF[2]}"
+	run -0 chsub "$CH" s
+	assert_output "r3
+r4
+r5"
+}
+
+@test "--set refuses an offset that is not a record boundary" {
+	choffset --create --earliest "$CH" s >/dev/null
+	run -2 --separate-stderr choffset --set=$((OFF[1] + 1)) "$CH" s
+	assert_output ""
+	[[ $stderr == "choffset: $CH: subscriber 's': --set: offset $((OFF[1] + 1)) is not on a record boundary" ]]
+	assert_equal "$(offset_of s)" "${OFF[0]}"
+}
+
+@test "--set refuses an offset past the end" {
+	choffset --create --earliest "$CH" s >/dev/null
+	run -2 --separate-stderr choffset --set=$((END + 1000)) "$CH" s
+	[[ $stderr == *"offset $((END + 1000)) is past the end of the channel ($END)"* ]]
+	assert_equal "$(offset_of s)" "${OFF[0]}"
+}
+
+@test "--set refuses an offset inside removed data" {
+	set_config segment_bytes 4096
+	fill 300
+	chsub --from=earliest "$CH" s >/dev/null
+	chcompact "$CH"
+	run -1 test -e "$CH/00000000000000000000.seg"
+	run -2 --separate-stderr choffset --set=0 "$CH" s
+	[[ $stderr == *"subscriber 's': --set: offset 0 is below the earliest record"* ]]
+}
+
+@test "--set accepts the end itself" {
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 choffset --set="$END" "$CH" s
+	assert_output "s ${OFF[0]} -> $END"
+}
+
+@test "--earliest and --latest move to the first record and to the end" {
+	choffset --create "$CH" s >/dev/null
+	run -0 choffset --earliest "$CH" s
+	assert_output "s $END -> ${OFF[0]}"
+	run -0 choffset --latest "$CH" s
+	assert_output "s ${OFF[0]} -> $END"
+}
+
+@test "--time moves to the first record published at or after TIME" {
+	CH="$T/timed"
+	old=$(faketime -f '-2h' chpub -p "$CH" old1 old2 | head -1)
+	now=$(chpub -p "$CH" now1)
+	later=$(faketime -f '+1h' chpub -p "$CH" later1)
+	choffset --create --latest "$CH" s >/dev/null
+	run -0 choffset --time=1h "$CH" s	# an hour ago: now1
+	assert_output "s $(end_offset) -> $now"
+	when=$(date -u -d '+30 min' +%Y-%m-%dT%H:%M:%SZ)
+	run -0 choffset --time="$when" "$CH" s
+	assert_output "s $now -> $later"
+	run -0 choffset --time=3h "$CH" s
+	assert_output "s $later -> $old"
+	run -0 chsub -n 1 "$CH" s
+	assert_output "old1"
+}
+
+@test "--shift moves N records back or forward" {
+	choffset --create "$CH" s >/dev/null
+	run -0 choffset --shift=-3 "$CH" s
+	assert_output "s $END -> ${OFF[2]}"
+	run -0 choffset --shift=+1 "$CH" s
+	assert_output "s ${OFF[2]} -> ${OFF[3]}"
+	run -0 choffset --shift=-0 "$CH" s
+	assert_output "s ${OFF[3]} -> ${OFF[3]}"
+}
+
+@test "--shift past the earliest record clamps and says so on stderr" {
+	choffset --create --set="${OFF[1]}" "$CH" s >/dev/null
+	run -0 --separate-stderr choffset --shift=-100 "$CH" s
+	assert_output "s ${OFF[1]} -> ${OFF[0]}"
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift goes past the earliest record; clamped to offset ${OFF[0]}"
+}
+
+@test "--shift past the end clamps and says so on stderr" {
+	choffset --create --set="${OFF[1]}" "$CH" s >/dev/null
+	run -0 --separate-stderr choffset --shift=+100 "$CH" s
+	assert_output "s ${OFF[1]} -> $END"
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift goes past the end; clamped to offset $END"
+}
+
+@test "--shift with a bad count is a usage error" {
+	choffset --create "$CH" s >/dev/null
+	run -2 --separate-stderr choffset --shift=x3 "$CH" s
+	[[ $stderr == "choffset: --shift: invalid shift 'x3'"* ]]
+}
+
+@test "--create registers at the end by default" {
+	run -0 choffset --create "$CH" s
+	assert_output "s - -> $END"
+	assert_equal "$(offset_of s)" "$END"
+	chpub "$CH" r6
+	run -0 chsub "$CH" s
+	assert_output "r6"
+}
+
+@test "--create takes a position" {
+	run -0 choffset --create --set="${OFF[1]}" "$CH" s
+	assert_output "s - -> ${OFF[1]}"
+	run -0 choffset --create --earliest "$CH" t
+	assert_output "t - -> ${OFF[0]}"
+}
+
+@test "--create is idempotent: an existing subscriber stays where it is" {
+	choffset --create --earliest "$CH" s >/dev/null
+	chsub -n 2 "$CH" s >/dev/null
+	run -0 --separate-stderr choffset --create "$CH" s
+	assert_output ""
+	assert_equal "$stderr" ""
+	run -0 choffset --create --earliest "$CH" s
+	assert_equal "$(offset_of s)" "${OFF[2]}"
+}
+
+@test "--delete deregisters a subscriber" {
+	choffset --create --set="${OFF[1]}" "$CH" s >/dev/null
+	run -0 choffset --delete "$CH" s
+	assert_output "s ${OFF[1]} -> -"
+	run -66 choffset "$CH" s
+	assert_not_exist "$CH/subscribers/s"
+	run -0 choffset "$CH"
+	assert_output ""
+}
+
+@test "--delete of an unregistered subscriber fails with 66" {
+	run -66 --separate-stderr choffset --delete "$CH" nobody
+	assert_equal "$stderr" "choffset: $CH: subscriber 'nobody' is not registered"
+}
+
+@test "--set, --time and --shift on an unregistered subscriber fail with 66 and register nothing" {
+	for opt in --set="${OFF[1]}" --time=1h --shift=-1 --earliest; do
+		run -66 --separate-stderr choffset "$opt" "$CH" nobody
+		[[ $stderr == "choffset: $CH: subscriber 'nobody' is not registered"* ]]
+	done
+	run -0 choffset "$CH"
+	assert_output ""
+	assert_not_exist "$CH/subscribers/nobody"
+}
+
+@test "a failed --create leaves no subscriber behind" {
+	run -2 choffset --create --set=1 "$CH" s
+	assert_not_exist "$CH/subscribers/s"
+	run -0 choffset --history "$CH"
+	assert_output ""
+}
+
+@test "--all applies the change to every subscriber" {
+	choffset --create "$CH" a >/dev/null
+	choffset --create --set="${OFF[3]}" "$CH" b >/dev/null
+	run -0 choffset --all --earliest "$CH"
+	assert_output "a $END -> ${OFF[0]}
+b ${OFF[3]} -> ${OFF[0]}"
+	run -0 choffset "$CH"
+	assert_output "a ${OFF[0]}
+b ${OFF[0]}"
+}
+
+@test "--all --delete deregisters every subscriber" {
+	choffset --create "$CH" a >/dev/null
+	choffset --create "$CH" b >/dev/null
+	run -0 choffset --all --delete "$CH"
+	assert_output "a $END -> -
+b $END -> -"
+	run -0 choffset "$CH"
+	assert_output ""
+}
+
+@test "--dry-run prints NAME OLD -> NEW and changes nothing" {
+	choffset --create "$CH" a >/dev/null
+	choffset --create --earliest "$CH" b >/dev/null
+	cp "$CH/journal" "$T/journal.before"
+	run -0 choffset --dry-run --shift=-2 "$CH" a
+	assert_output "a $END -> ${OFF[3]}"
+	run -0 choffset --dry-run --all --latest "$CH"
+	assert_output "a $END -> $END
+b ${OFF[0]} -> $END"
+	run -0 choffset --dry-run --delete "$CH" a
+	assert_output "a $END -> -"
+	run -0 choffset --dry-run --create --earliest "$CH" c
+	assert_output "c - -> ${OFF[0]}"
+	run -0 choffset "$CH"
+	assert_output "a $END
+b ${OFF[0]}"
+	cmp "$CH/journal" "$T/journal.before"
+}
+
+@test "--dry-run without a change is a usage error" {
+	run -2 --separate-stderr choffset --dry-run "$CH" s
+	[[ $stderr == "choffset: --dry-run needs a change"* ]]
+}
+
+@test "two positions at once are a usage error" {
+	run -2 --separate-stderr choffset --earliest --latest "$CH" s
+	[[ $stderr == "choffset: give only one of --set, --earliest, --latest, --time, --shift"* ]]
+}
+
+@test "a change without SUBSCRIBER or --all is a usage error" {
+	run -2 --separate-stderr choffset --earliest "$CH"
+	[[ $stderr == "choffset: missing SUBSCRIBER (or --all)"* ]]
+}
+
+@test "a subscriber held by a running chsub cannot be changed (75)" {
+	choffset --create --earliest "$CH" s >/dev/null
+	hold s
+	pid=$BG
+	wait_for 10 test "$(offset_of s)" = "$END"
+	run -75 --separate-stderr choffset --earliest "$CH" s
+	assert_output ""
+	assert_equal "$stderr" "choffset: $CH: subscriber 's' is held by a running chsub (pid $pid); stop it first"
+	run -75 choffset --delete "$CH" s
+	assert_equal "$(offset_of s)" "$END"
+}
+
+@test "--history shows when, who, old -> new and why for every change" {
+	choffset --create "$CH" s >/dev/null
+	choffset --set="${OFF[1]}" "$CH" s >/dev/null
+	choffset --shift=+1 "$CH" s >/dev/null
+	choffset --delete "$CH" s >/dev/null
+	run -0 choffset --history "$CH"
+	assert_equal "${#lines[@]}" 4
+	ts='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z'
+	assert_line -n 0 --regexp "^$ts +create +s +- -> $END +--latest +\(choffset\[[0-9]+\]:[^)]+\)$"
+	assert_line -n 1 --regexp "^$ts +set +s +$END -> ${OFF[1]} +--set=${OFF[1]} +\(choffset"
+	assert_line -n 2 --regexp "^$ts +set +s +${OFF[1]} -> ${OFF[2]} +--shift=\+1 +\(choffset"
+	assert_line -n 3 --regexp "^$ts +delete +s +${OFF[2]} -> - +"
+}
+
+@test "--history SUBSCRIBER shows only that subscriber's changes" {
+	choffset --create "$CH" a >/dev/null
+	choffset --create "$CH" b >/dev/null
+	choffset --earliest "$CH" a >/dev/null
+	run -0 choffset --history "$CH" a
+	assert_equal "${#lines[@]}" 2
+	refute_output --partial " b "
+}
+
+@test "a subscriber's own commits are not in the journal" {
+	chsub --from=earliest "$CH" s >/dev/null
+	run -0 choffset --history "$CH"
+	assert_output ""
+}
+
+@test "--export prints every offset in a form --import restores" {
+	choffset --create --set="${OFF[1]}" "$CH" a >/dev/null
+	choffset --create "$CH" b >/dev/null
+	choffset --export "$CH" >"$T/saved"
+	run -0 grep -v '^#' "$T/saved"
+	assert_output "a ${OFF[1]}
+b $END"
+	choffset --all --earliest "$CH" >/dev/null
+	choffset --delete "$CH" b >/dev/null
+	run -0 choffset --import "$T/saved" "$CH"
+	assert_output "a ${OFF[0]} -> ${OFF[1]}
+b - -> $END"
+	run -0 choffset "$CH"
+	assert_output "a ${OFF[1]}
+b $END"
+	run -0 choffset --history "$CH" b
+	assert_line -n 3 --regexp "import +b +- -> $END +$T/saved"
+}
+
+@test "--import reads stdin with -" {
+	choffset --create "$CH" a >/dev/null
+	run -0 bash -c "echo 'a ${OFF[2]}' | choffset --import - '$CH'"
+	assert_equal "$(offset_of a)" "${OFF[2]}"
+}
+
+@test "--import with a malformed line changes nothing" {
+	choffset --create "$CH" a >/dev/null
+	printf 'a %s\nthis is not a line\n' "${OFF[0]}" >"$T/in"
+	run -2 --separate-stderr choffset --import "$T/in" "$CH"
+	assert_output ""
+	assert_equal "$stderr" "choffset: $CH: $T/in:2: expected 'NAME OFFSET'"
+	assert_equal "$(offset_of a)" "$END"
+}
+
+@test "--import with a refused offset changes nothing" {
+	choffset --create "$CH" a >/dev/null
+	printf 'a %s\nb %s\n' "${OFF[0]}" $((OFF[1] + 1)) >"$T/in"
+	run -2 --separate-stderr choffset --import "$T/in" "$CH"
+	[[ $stderr == "choffset: $CH: $T/in:2: offset $((OFF[1] + 1)) is not on a record boundary" ]]
+	assert_equal "$(offset_of a)" "$END"
+	run -66 choffset "$CH" b
+	assert_not_exist "$CH/subscribers/b"
+}
+
+@test "--import with an invalid subscriber name changes nothing" {
+	choffset --create "$CH" a >/dev/null
+	printf 'a %s\n../x %s\n' "${OFF[0]}" "${OFF[0]}" >"$T/in"
+	run -2 --separate-stderr choffset --import "$T/in" "$CH"
+	[[ $stderr == "choffset: $CH: $T/in:2: invalid subscriber name"* ]]
+	assert_equal "$(offset_of a)" "$END"
+}
+
+@test "--import while one subscriber is held changes nothing (75)" {
+	choffset --create "$CH" a >/dev/null
+	choffset --create "$CH" b >/dev/null
+	hold b
+	printf 'a %s\nnew %s\nb %s\n' "${OFF[0]}" "${OFF[0]}" "${OFF[0]}" >"$T/in"
+	run -75 --separate-stderr choffset --import "$T/in" "$CH"
+	[[ $stderr == "choffset: $CH: subscriber 'b' is held by a running chsub (pid $BG); stop it first" ]]
+	assert_equal "$(offset_of a)" "$END"
+	assert_not_exist "$CH/subscribers/new"
+}
+
+@test "--import of an empty file changes nothing" {
+	choffset --create "$CH" a >/dev/null
+	printf '# nothing\n\n' >"$T/in"
+	run -0 choffset --import "$T/in" "$CH"
+	assert_output ""
+	assert_equal "$(offset_of a)" "$END"
+}
+
+@test "--import of a missing file fails with 66" {
+	run -66 --separate-stderr choffset --import "$T/none" "$CH"
+	[[ $stderr == "choffset: $CH: $T/none: No such file or directory" ]]
+}
+
+@test "a subscriber with a damaged offset file can be reset with --set or deleted" {
+	choffset --create "$CH" s >/dev/null
+	choffset --create "$CH" t >/dev/null
+	echo garbage >"$CH/subscribers/s/offset"
+	echo garbage >"$CH/subscribers/t/offset"
+	run -65 --separate-stderr choffset "$CH" s
+	[[ $stderr == *"subscriber 's': offset file is not a chtools offset file"* ]]
+	run -0 --separate-stderr choffset --set="${OFF[1]}" "$CH" s
+	assert_output "s ? -> ${OFF[1]}"
+	[[ $stderr == *"subscriber 's': offset file is not a chtools offset file"*"replacing it"* ]]
+	assert_equal "$(offset_of s)" "${OFF[1]}"
+	run -0 --separate-stderr choffset --delete "$CH" t
+	assert_output "t ? -> -"
+	[[ $stderr == *"subscriber 't': offset file is not a chtools offset file"*"deleting it" ]]
+	assert_not_exist "$CH/subscribers/t"
+	run -0 choffset --history "$CH"
+	assert_line -n 2 --regexp "set +s +- -> ${OFF[1]} +--set=${OFF[1]} \(offset file was damaged\)"
+}
+
+@test "--shift cannot apply to a damaged offset file (65) and says how to reset it" {
+	choffset --create "$CH" s >/dev/null
+	echo garbage >"$CH/subscribers/s/offset"
+	run -65 --separate-stderr choffset --shift=-1 "$CH" s
+	assert_output ""
+	[[ $stderr == *"subscriber 's': offset file is not a chtools offset file (format 1); reset it with --set, --earliest, --latest or --time, or --delete it" ]]
+	run -0 cat "$CH/subscribers/s/offset"
+	assert_output "garbage"
+}

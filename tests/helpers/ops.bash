@@ -1,0 +1,66 @@
+# Helpers for the operator tools' tests (choffset, chcompact, chlag).
+# Load after helpers/common.
+
+# fill N [PREFIX]: publish N records "PREFIX-1".."PREFIX-N", ~40 bytes each.
+fill() {
+	local i
+	for ((i = 1; i <= $1; i++)); do
+		printf '%s-%d padding padding padding padding\n' "${2:-rec}" "$i"
+	done | chpub "$CH"
+}
+
+# end_offset [DIR]: the offset the next record will get.
+end_offset() {
+	choffset --dry-run --create --latest "${1:-$CH}" zz-probe |
+		sed -n 's/^zz-probe - -> //p'
+}
+
+# offset_of SUBSCRIBER [DIR]: the subscriber's committed offset.
+offset_of() {
+	choffset "${2:-$CH}" "$1"
+}
+
+# set_retention KEY VALUE: set retention.KEY in $CH/channel.yaml.
+set_retention() {
+	sed -i "s|^  $1:.*|  $1: $2|" "$CH/channel.yaml"
+	grep -q "^  $1: $2\$" "$CH/channel.yaml"
+}
+
+# doctor_offset SUBSCRIBER KEY VALUE: edit one line of an offset file and
+# recompute its CRC-32C, as a careless or malicious hand would.
+doctor_offset() {
+	python3 - "$CH/subscribers/$1/offset" "$2" "$3" <<'EOF'
+import sys
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+path, key, val = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+lines = [l for l in open(path, 'rb').read().split(b'\n')
+         if l and not l.startswith(b'crc32c ')]
+lines = [key + b' ' + val if l.split(b' ')[0] == key else l for l in lines]
+text = b'\n'.join(lines) + b'\n'
+open(path, 'wb').write(text + b'crc32c %08x\n' % crc32c(text))
+EOF
+}
+
+# hold SUBSCRIBER [DIR]: run `chsub -f` for SUBSCRIBER in the background
+# (output discarded) and wait until it holds the subscriber; pid in $BG.
+hold() {
+	local ready="$T/ready.$1.$RANDOM"
+	: >"$ready"
+	start_bg chsub -f --ready-fd=4 "${2:-$CH}" "$1" >/dev/null 4>"$ready"
+	wait_for 10 test -s "$ready"
+}
+
+# ops_teardown: continue stopped processes so that teardown can end them.
+ops_teardown() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill -CONT "$p" 2>/dev/null || true
+	done
+	common_teardown
+}
