@@ -1,12 +1,40 @@
 # Helpers for the operator tools' tests (choffset, chcompact, chlag).
 # Load after helpers/common.
 
-# fill N [PREFIX]: publish N records "PREFIX-1".."PREFIX-N", ~40 bytes each.
+# fill N [PREFIX [WHEN]]: publish N records "PREFIX-1 ..".."PREFIX-N ..",
+# about 40 bytes each; WHEN (e.g. -2h) publishes them that far from now.
 fill() {
 	local i
 	for ((i = 1; i <= $1; i++)); do
 		printf '%s-%d padding padding padding padding\n' "${2:-rec}" "$i"
-	done | chpub "$CH"
+	done | if [[ -n ${3:-} ]]; then
+		faketime -f "$3" chpub "$CH"
+	else
+		chpub "$CH"
+	fi
+}
+
+# base N: the base offset of segment N (0 = the oldest remaining).
+base() {
+	local s
+	s=$(segments | sed -n "$(($1 + 1))p")
+	[[ -n $s ]] && echo $((10#${s%.seg}))
+}
+
+# segment_of OFFSET: the segment file holding OFFSET.
+segment_of() {
+	local s last=
+	for s in $(segments); do
+		(($((10#${s%.seg})) > $1)) && break
+		last=$s
+	done
+	echo "$last"
+}
+
+# record_offset PREFIX-N: the offset of that record (peeking from earliest).
+record_offset() {
+	chsub --peek --from=earliest --format='%o %s\n' "$CH" |
+		awk -v r="$1" '$2 == r { print $1; exit }'
 }
 
 # end_offset [DIR]: the offset the next record will get.

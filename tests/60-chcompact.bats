@@ -1,0 +1,333 @@
+#!/usr/bin/env bats
+# chcompact: deleting consumed segments, retention, expiry, --dry-run, and
+# safety against concurrent subscribers and offset changes.  (--check and
+# --repair: 65-check.bats.)
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	common_setup
+	new_channel segment_bytes=4096
+}
+teardown() { ops_teardown; }
+
+# list ARRAY-ELEMENTS...: one per line, to compare with `segments`.
+list() { printf '%s\n' "$@"; }
+
+@test "deletes the sealed segments every subscriber has fully consumed" {
+	fill 300
+	mapfile -t before < <(segments)
+	((${#before[@]} >= 5))
+	chsub --from=earliest "$CH" fast >/dev/null
+	choffset --create --set="$(base 2)" "$CH" slow >/dev/null
+	run -0 --separate-stderr chcompact "$CH"
+	assert_output ""
+	assert_equal "$stderr" ""
+	run -0 segments
+	assert_output "$(list "${before[@]:2}")"
+	# nothing the slow subscriber still needs went
+	run -0 --separate-stderr chsub "$CH" slow
+	assert_equal "$stderr" ""
+	assert_line -n -1 --partial "rec-300 "
+}
+
+@test "keeps a segment that a subscriber has only partly consumed" {
+	fill 300
+	mapfile -t before < <(segments)
+	choffset --create --set="$(base 1)" "$CH" s >/dev/null
+	chsub -n 1 "$CH" s >/dev/null	# now inside segment 1
+	chcompact "$CH"
+	run -0 segments
+	assert_output "$(list "${before[@]:1}")"
+}
+
+@test "never deletes the active segment, even when everything is consumed" {
+	fill 300
+	mapfile -t before < <(segments)
+	chsub --from=earliest "$CH" s >/dev/null
+	chcompact "$CH"
+	run -0 segments
+	assert_output "${before[-1]}"
+	chpub "$CH" more
+	run -0 chsub "$CH" s
+	assert_output "more"
+}
+
+@test "deletes nothing when there are no subscribers" {
+	fill 300
+	mapfile -t before < <(segments)
+	run -0 chcompact -v "$CH"
+	run -0 segments
+	assert_output "$(list "${before[@]}")"
+}
+
+@test "a subscriber at the earliest record holds everything back" {
+	fill 300
+	mapfile -t before < <(segments)
+	chsub --from=earliest "$CH" fast >/dev/null
+	choffset --create --earliest "$CH" slow >/dev/null
+	chcompact "$CH"
+	run -0 segments
+	assert_output "$(list "${before[@]}")"
+}
+
+@test "is silent without -v when it deletes; -v says what it deleted" {
+	fill 300
+	mapfile -t before < <(segments)
+	chsub --from=earliest "$CH" s >/dev/null
+	cp -a "$CH" "$T/copy"
+	run -0 --separate-stderr chcompact "$CH"
+	assert_output ""
+	assert_equal "$stderr" ""
+	CH="$T/copy"
+	run -0 --separate-stderr chcompact -v "$CH"
+	assert_output ""
+	[[ $stderr == *"chcompact: $CH: deleting ${before[0]} ("*", consumed by all subscribers)"* ]]
+	[[ $stderr == *"chcompact: $CH: deleted $((${#before[@]} - 1)) segments ("* ]]
+}
+
+@test "--dry-run names what would go and who holds the rest back, and changes nothing" {
+	fill 300
+	mapfile -t before < <(segments)
+	chsub --from=earliest "$CH" fast >/dev/null
+	choffset --create --set="$(base 2)" "$CH" slow >/dev/null
+	run -0 --separate-stderr chcompact --dry-run "$CH"
+	assert_equal "$stderr" ""
+	assert_line -n 0 --regexp "^$CH: would delete ${before[0]} \(.*, consumed by all subscribers\)$"
+	assert_line -n 1 --regexp "^$CH: would delete ${before[1]} \("
+	assert_line -n 2 --regexp "^$CH: keeping ${before[2]} and later: held back by subscriber 'slow' \(lag [0-9]+ records, idle [0-9]+m?s\)$"
+	assert_equal "${#lines[@]}" 3
+	run -0 segments
+	assert_output "$(list "${before[@]}")"
+}
+
+@test "--dry-run says that nothing goes without subscribers" {
+	fill 100
+	run -0 chcompact -n "$CH"
+	assert_output "$CH: keeping $(segments | head -1) and later: no subscribers (only retention deletes without subscribers)"
+}
+
+@test "--max-age deletes segments whose newest record is older, and says who lost how much" {
+	choffset --create --earliest "$CH" s >/dev/null
+	fill 300 old -2h
+	fill 5 new
+	keep=$(segment_of "$(record_offset new-1)")
+	mapfile -t before < <(segments)
+	[[ $keep != "${before[0]}" ]]
+	run -0 --separate-stderr chcompact --max-age=1h "$CH"
+	assert_output ""
+	run -0 segments
+	assert_output "$(list "${before[@]}" | sed -n "/^$keep\$/,\$p")"
+	# records before the first one kept are lost to s
+	first=$(chsub --peek --from=earliest "$CH" | head -1)
+	first=${first%% *}
+	lost=$((${first#old-} - 1))
+	[[ $stderr == "chcompact: $CH: subscriber 's' lost $lost unread records ("*") to retention" ]]
+}
+
+@test "--max-age keeps a segment that holds old records if its newest record is recent" {
+	choffset --create --earliest "$CH" s >/dev/null
+	fill 3 old -2h
+	fill 3 new
+	mapfile -t before < <(segments)
+	chcompact --max-age=1h "$CH"
+	run -0 segments
+	assert_output "$(list "${before[@]}")"
+	run -0 chsub -n 1 "$CH" s
+	assert_output --partial "old-1 "
+}
+
+@test "--max-age never deletes the active segment" {
+	choffset --create --earliest "$CH" s >/dev/null
+	fill 300 old -2h
+	mapfile -t before < <(segments)
+	chcompact -q --max-age=1h "$CH"
+	run -0 segments
+	assert_output "${before[-1]}"
+}
+
+@test "--max-bytes deletes the oldest segments until the rest, active included, fits" {
+	choffset --create --earliest "$CH" s >/dev/null
+	fill 300
+	end=$(end_offset)
+	mapfile -t before < <(segments)
+	run -0 --separate-stderr chcompact --max-bytes=10000 "$CH"
+	[[ $stderr == "chcompact: $CH: subscriber 's' lost "*" unread records ("*") to retention" ]]
+	(( end - $(base 0) <= 10000 ))
+	# and not one segment more than needed went
+	prev=${before[$(( ${#before[@]} - $(segments | wc -l) - 1 ))]}
+	(( end - 10#${prev%.seg} > 10000 ))
+}
+
+@test "--max-bytes never deletes the active segment" {
+	choffset --create --earliest "$CH" s >/dev/null
+	fill 300
+	mapfile -t before < <(segments)
+	chcompact -q --max-bytes=1 "$CH"
+	run -0 segments
+	assert_output "${before[-1]}"
+}
+
+@test "retention comes from channel.yaml, and the command line overrides it" {
+	choffset --create --earliest "$CH" s >/dev/null
+	fill 300
+	mapfile -t before < <(segments)
+	set_retention max_bytes 10000
+	chcompact -q --max-bytes=0 "$CH"	# 0: no limit, for this run
+	run -0 segments
+	assert_output "$(list "${before[@]}")"
+	chcompact -q "$CH"
+	(( $(segments | wc -l) < ${#before[@]} ))
+	(( $(end_offset) - $(base 0) <= 10000 ))
+}
+
+@test "retention.max_age in channel.yaml applies" {
+	choffset --create --earliest "$CH" s >/dev/null
+	fill 300 old -2h
+	mapfile -t before < <(segments)
+	set_retention max_age 1h
+	chcompact -q "$CH"
+	run -0 segments
+	assert_output "${before[-1]}"
+}
+
+@test "a subscriber behind removed data is told how much it skipped when it next reads" {
+	choffset --create --earliest "$CH" s >/dev/null
+	fill 300
+	chcompact -q --max-bytes=10000 "$CH"
+	start=$(base 0)
+	first=$(chsub --peek --from=earliest "$CH" | head -1)
+	first=${first%% *}
+	run -0 --separate-stderr chsub -n 1 "$CH" s
+	assert_output --partial "$first "
+	assert_equal "$stderr" "chsub: $CH: subscriber is behind the earliest record: skipping $start bytes ($((${first#rec-} - 1)) records) removed by retention, continuing at offset $start"
+}
+
+@test "--expire deregisters subscribers idle for longer, and journals it" {
+	fill 10
+	faketime -f '-2h' chsub --from=earliest "$CH" idle >/dev/null
+	chsub --from=earliest "$CH" busy >/dev/null
+	run -0 --separate-stderr chcompact --expire=1h "$CH"
+	assert_equal "$stderr" ""
+	run -0 choffset "$CH"
+	assert_output "busy $(end_offset)"
+	run -0 choffset --history "$CH" idle
+	assert_output --regexp "expire +idle +$(end_offset) -> - +expired: no commit for 2h00m \(expire 1h00m\) +\(chcompact\["
+}
+
+@test "--expire says what it expired with -v" {
+	faketime -f '-2h' chsub "$CH" idle >/dev/null
+	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
+	[[ $stderr == *"chcompact: $CH: expired subscriber 'idle' (no commit for 2h00m)"* ]]
+}
+
+@test "--expire never expires a subscriber whose chsub is running" {
+	faketime -f '-2h' chsub "$CH" idle >/dev/null
+	hold idle
+	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
+	[[ $stderr == *"not expiring subscriber 'idle': idle 2h00m but a chsub is running for it"* ]]
+	run -0 choffset "$CH"
+	assert_output "idle $(end_offset)"
+}
+
+@test "expire in channel.yaml applies" {
+	faketime -f '-2h' chsub "$CH" idle >/dev/null
+	set_config expire 1h
+	chcompact "$CH"
+	run -0 choffset "$CH"
+	assert_output ""
+}
+
+@test "--expire --dry-run names the subscriber and deregisters nothing" {
+	faketime -f '-2h' chsub "$CH" idle >/dev/null
+	run -0 chcompact -n --expire=1h "$CH"
+	assert_line -n 0 "$CH: would expire subscriber 'idle' (no commit for 2h00m, expire is 1h00m)"
+	run -0 choffset "$CH"
+	assert_output "idle $(end_offset)"
+}
+
+@test "an expired subscriber no longer holds compaction back" {
+	fill 300
+	mapfile -t before < <(segments)
+	faketime -f '-2h' choffset --create --earliest "$CH" idle >/dev/null
+	chsub --from=earliest "$CH" busy >/dev/null
+	chcompact --expire=1h "$CH"
+	run -0 segments
+	assert_output "${before[-1]}"
+}
+
+@test "compacts several channels in one call" {
+	fill 300
+	chsub --from=earliest "$CH" s >/dev/null
+	one=$CH
+	CH="$T/two"
+	new_channel segment_bytes=4096
+	fill 300
+	chsub --from=earliest "$CH" s >/dev/null
+	run -0 chcompact "$one" "$CH"
+	(( $(segments "$one" | wc -l) == 1 ))
+	(( $(segments | wc -l) == 1 ))
+}
+
+@test "a missing channel among several fails with 66, the others are still compacted" {
+	fill 300
+	chsub --from=earliest "$CH" s >/dev/null
+	run -66 --separate-stderr chcompact "$T/missing" "$CH"
+	[[ $stderr == "chcompact: $T/missing: "* ]]
+	(( $(segments | wc -l) == 1 ))
+}
+
+@test "a bad channel.yaml fails with 78" {
+	echo 'segment_bytes: [' >"$CH/channel.yaml"
+	run -78 --separate-stderr chcompact "$CH"
+	[[ $stderr == "chcompact: $CH: "*"channel.yaml:"* ]]
+}
+
+@test "bad option values are usage errors" {
+	run -2 --separate-stderr chcompact --max-age=soon "$CH"
+	[[ $stderr == "chcompact: --max-age: invalid duration 'soon'"* ]]
+	run -2 --separate-stderr chcompact --max-bytes=lots "$CH"
+	[[ $stderr == "chcompact: --max-bytes: invalid size 'lots'"* ]]
+	run -2 --separate-stderr chcompact --expire=x "$CH"
+	[[ $stderr == "chcompact: --expire: invalid duration 'x'"* ]]
+}
+
+@test "waits for another compaction, and gives up with 75 after --wait" {
+	exec 7>"$CH/compact.lock"
+	flock -x 7
+	run -75 --separate-stderr timeout 10 chcompact --wait=200ms "$CH"
+	[[ $stderr == "chcompact: $CH: compaction lock is busy"* ]]
+	exec 7>&-
+	run -0 timeout 10 chcompact --wait=200ms "$CH"
+}
+
+@test "concurrent chsub and choffset never see data reclaimed before it was consumed" {
+	fill 200
+	choffset --create --earliest "$CH" s >/dev/null
+	start_bg bash -c 'while :; do chcompact "$1" || echo "chcompact exit $?"; done' \
+		_ "$CH" 2>"$T/compact.err"
+	start_bg bash -c "$(declare -f fill)"'
+		for i in $(seq 40); do fill 20 "more$i"; done' _ 2>"$T/pub.err"
+	pub=$BG
+	start_bg bash -c 'for i in $(seq 60); do
+			choffset --shift=-40 "$1" s
+			choffset --earliest "$1" s
+			choffset --export "$1" >"$2/saved"
+			choffset --import "$2/saved" "$1"
+		done' _ "$CH" "$T" >/dev/null 2>"$T/offset.err"
+	off=$BG
+	for i in $(seq 80); do
+		timeout 10 chsub --wait -n 25 "$CH" s >/dev/null 2>>"$T/sub.err" ||
+			echo "chsub exit $?" >>"$T/sub.err"
+	done
+	wait_for 30 bash -c "! kill -0 $pub 2>/dev/null && ! kill -0 $off 2>/dev/null"
+	# compaction did reclaim data meanwhile
+	(( $(base 0) > 0 ))
+	run -0 cat "$T/sub.err"
+	assert_output ""
+	run grep -v -e 'held by a running chsub' -e 'is busy' -e 'clamped' \
+		-e 'below the earliest record' "$T/offset.err"
+	assert_output ""
+	run -0 cat "$T/compact.err"
+	assert_output ""
+}
