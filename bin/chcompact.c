@@ -63,15 +63,17 @@ report(void *ctx, int level, const char *msg)
 		ch_info(chname, "%s", msg);
 }
 
-/* A problem found by --check is always reported, even with -q. */
+/* A problem found by --check, and what --repair did or could not do, is
+ * always reported, even with -q. */
 static void
 check_report(void *ctx, int level, const char *msg)
 {
 	if (level == CH_REPORT_WARN)
 		ch_msg(ctx, "%s", msg);
-	else if (opt_repair && strncmp(msg, "removed", 7) != 0 &&
-	    strstr(msg, "in use") == NULL && strstr(msg, "ignored") == NULL)
+	else if (level == CH_REPORT_FIXED)
 		ch_msg(ctx, "repaired: %s", msg);
+	else if (level == CH_REPORT_UNFIXED)
+		ch_msg(ctx, "not repaired: %s", msg);
 	else
 		ch_info(ctx, "%s", msg);
 }

@@ -65,7 +65,7 @@ fixed(struct ctx *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	c->report(c->rctx, CH_REPORT_INFO, msg);
+	c->report(c->rctx, CH_REPORT_FIXED, msg);
 }
 
 /* Verify one segment.  *expect_seq is the sequence number its first
@@ -218,7 +218,7 @@ remove_temp(struct ctx *c, int dirfd, const char *shown, const char *name,
 	if (!c->repair)
 		return;
 	if (lockfd >= 0 && ch_flock(lockfd, LOCK_EX, CH_LOCK_NOWAIT) < 0) {
-		say(c, CH_REPORT_INFO, "%s: in use, left alone", shown);
+		say(c, CH_REPORT_UNFIXED, "%s: in use, left alone", shown);
 		return;
 	}
 	if (unlinkat(dirfd, name, 0) == 0)
@@ -322,8 +322,11 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 	struct ch_sub s;
 
 	if (ch_sub_acquire(c->ch, name, CH_LOCK_NOWAIT, 0, &s, &err) < 0) {
-		say(c, CH_REPORT_INFO, "subscriber '%s': not repaired: %s", name,
-		    err.msg);
+		if (err.code == CH_EXIT_TEMPFAIL)
+			say(c, CH_REPORT_UNFIXED, "subscriber '%s' is held by "
+			    "a running chsub; stop it and repair again", name);
+		else
+			say(c, CH_REPORT_UNFIXED, "%s", err.msg);
 		return;
 	}
 	n.offset = off;
@@ -331,8 +334,7 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 	if (ch_sub_write(&s, &n, &err) < 0 ||
 	    ch_journal_append(c->ch, name, "repair", o->offset, off, why,
 	    &err) < 0)
-		say(c, CH_REPORT_INFO, "subscriber '%s': not repaired: %s", name,
-		    err.msg);
+		say(c, CH_REPORT_UNFIXED, "%s", err.msg);
 	else
 		fixed(c, "subscriber '%s': moved from offset %llu to %llu (%s)",
 		    name, (unsigned long long)o->offset,
@@ -406,6 +408,11 @@ check_offsets(struct ctx *c, struct ch_error *err)
 				continue;
 			}
 			say(c, CH_REPORT_WARN, "%s", e.msg);
+			if (c->repair)
+				say(c, CH_REPORT_UNFIXED, "subscriber '%s': the "
+				    "offset it had is unknown: set it with choffset "
+				    "--set, --earliest, --latest or --time, or "
+				    "--delete it", name);
 			continue;
 		}
 		if (o.offset > end.offset) {

@@ -30,8 +30,9 @@ struct ch_check_result {
 	uint64_t segments;
 };
 
-/* report gets CH_REPORT_WARN for each problem, CH_REPORT_INFO for each
- * repair and progress. */
+/* report gets CH_REPORT_WARN for each problem, CH_REPORT_FIXED for each
+ * repair, CH_REPORT_UNFIXED for each problem a repair had to leave (and
+ * why), CH_REPORT_INFO for progress. */
 int ch_check(struct ch_channel *ch, int repair, ch_report_fn report,
     void *ctx, struct ch_check_result *res, struct ch_error *err);
 

@@ -20,7 +20,10 @@
 #include "channel.h"
 #include "error.h"
 
-enum { CH_REPORT_INFO, CH_REPORT_WARN, CH_REPORT_PLAN };
+/* INFO: progress (-v); WARN: a problem; PLAN: --dry-run's plan (stdout);
+ * FIXED, UNFIXED: what a repair did, or could not do, and why. */
+enum { CH_REPORT_INFO, CH_REPORT_WARN, CH_REPORT_PLAN, CH_REPORT_FIXED,
+    CH_REPORT_UNFIXED };
 
 typedef void (*ch_report_fn)(void *ctx, int level, const char *msg);
 
