@@ -318,7 +318,7 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
     uint64_t off, uint64_t seq, const char *why)
 {
 	struct ch_error err;
-	struct ch_offset n = *o;
+	struct ch_offset n;
 	struct ch_sub s;
 
 	if (ch_sub_acquire(c->ch, name, CH_LOCK_NOWAIT, 0, &s, &err) < 0) {
@@ -327,6 +327,14 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 			    "a running chsub; stop it and repair again", name);
 		else
 			say(c, CH_REPORT_UNFIXED, "%s", err.msg);
+		return;
+	}
+	/* Moved since we looked (a chsub committed, choffset set it)?  Then
+	 * the value we judged is gone: leave the new one alone. */
+	if (ch_sub_read(c->ch, name, &n, &err) < 0 || n.offset != o->offset) {
+		say(c, CH_REPORT_UNFIXED, "subscriber '%s': its offset changed "
+		    "while checking; check again", name);
+		ch_sub_release(&s);
 		return;
 	}
 	n.offset = off;

@@ -92,3 +92,16 @@ ops_teardown() {
 	done
 	common_teardown
 }
+
+# flip_byte FILE POS: invert one byte of FILE in place.
+flip_byte() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+path, pos = sys.argv[1], int(sys.argv[2])
+with open(path, 'r+b') as f:
+    f.seek(pos)
+    b = f.read(1)
+    f.seek(pos)
+    f.write(bytes([b[0] ^ 0xff]))
+PY
+}
