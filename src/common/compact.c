@@ -100,6 +100,18 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 			    subs[i].name, err.msg);
 			continue;
 		}
+		/* A chsub may have run and committed since we read. */
+		struct ch_offset again;
+		if (ch_sub_read(ch, subs[i].name, &again, &err) < 0 ||
+		    again.offset != subs[i].off.offset ||
+		    now - again.time <= o->expire_ns) {
+			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
+			    "it committed meanwhile", subs[i].name);
+			ch_sub_release(&s);
+			if (ch_sub_read(ch, subs[i].name, &subs[i].off, &err) < 0)
+				subs[i].ok = 0;
+			continue;
+		}
 		snprintf(reason, sizeof reason, "expired: no commit for %s "
 		    "(expire %s)", idle, limit);
 		if (ch_sub_delete(&s, &err) < 0 ||
