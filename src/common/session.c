@@ -29,6 +29,7 @@ static int
 do_register(struct ch_session *s, struct ch_error *err)
 {
 	struct ch_pos latest = { .kind = CH_POS_LATEST };
+	struct ch_end end;
 	uint64_t offset, seq;
 	int cfd, rc = -1;
 
@@ -39,10 +40,12 @@ do_register(struct ch_session *s, struct ch_error *err)
 		goto out;
 	}
 	if (ch_pos_resolve(s->ch, s->o.have_from ? &s->o.from : &latest, 0,
-	    &offset, &seq, NULL, err) < 0)
+	    &offset, &seq, NULL, err) < 0 || ch_channel_end(s->ch, &end, err) < 0)
 		goto out;
 	memset(&s->off, 0, sizeof s->off);
-	ch_offset_advance(&s->off, offset, seq, ch_now_ns(), offset, seq);
+	/* The first history entry records the lag it starts with: chlag's
+	 * WARN rule compares later lags with it. */
+	ch_offset_advance(&s->off, offset, seq, ch_now_ns(), end.offset, end.seq);
 	if (ch_sub_write(&s->sub, &s->off, err) < 0)
 		goto out;
 	s->registered = s->created = 1;
