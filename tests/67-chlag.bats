@@ -1,0 +1,466 @@
+#!/usr/bin/env bats
+# chlag: the lag table, machine formats, thresholds and Nagios exit codes,
+# and the status rules (OK, WARN, STALL, STOP, REWIND).  Time passes with
+# faketime: commits and publications happen at chosen offsets from now,
+# and chlag is evaluated at a later one.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	common_setup
+	new_channel
+}
+teardown() { ops_teardown; }
+
+# at WHEN CMD...: run CMD that far from now (WHEN like +5m, -1h).
+at() { local w=$1; shift; faketime -f "$w" "$@"; }
+
+# status_of SUBSCRIBER [CHLAG-ARGS...]: the STATUS column of its row.
+status_of() {
+	local s=$1
+	shift
+	chlag "$@" "$CH" | awk -v s="$s" '$2 == s { print $NF }'
+}
+
+# --- the table ---------------------------------------------------------
+
+@test "prints a table with a header and one aligned row per subscriber" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" behind >/dev/null
+	chsub "$CH" current >/dev/null	# registers at the end
+	end=$(end_offset)
+	run -0 --separate-stderr chlag "$CH"
+	assert_equal "$stderr" ""
+	assert_equal "${#lines[@]}" 3
+	assert_line -n 0 --regexp '^CHANNEL +SUBSCRIBER +OFFSET +END +LAG +RECORDS +AGE +COMMITTED +STATUS$'
+	assert_line -n 1 --regexp "^$CH +behind +0 +$end +$end B +10 +[0-9]+(ms|s) +[0-9]+(ms|s) ago +OK$"
+	assert_line -n 2 --regexp "^$CH +current +$end +$end +0 B +0 +- +[0-9]+(ms|s) ago +OK$"
+	# aligned: every row's STATUS starts in the same column
+	col() { local l=$1; l=${l%OK}; l=${l%STATUS}; echo ${#l}; }
+	assert_equal "$(col "${lines[1]}")" "$(col "${lines[0]}")"
+	assert_equal "$(col "${lines[2]}")" "$(col "${lines[0]}")"
+}
+
+@test "sizes and ages are human-readable" {
+	for i in $(seq 2000); do echo "record $i of some length"; done | at -2h chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 chlag "$CH"
+	assert_line -n 1 --regexp " [0-9.]+ KiB +2000 +2h0[0-9]m +"
+}
+
+@test "a channel without subscribers says so" {
+	run -0 chlag "$CH"
+	assert_output "no subscribers"
+}
+
+@test "a missing channel is UNKNOWN (3)" {
+	run -3 --separate-stderr chlag "$T/missing"
+	[[ $stderr == "chlag: $T/missing: "* ]]
+}
+
+@test "piped output has no escape codes and no sparkline" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	TERM=xterm run -0 chlag "$CH"
+	refute_output --partial $'\e'
+	refute_output --partial TREND
+}
+
+@test "on a terminal the status is coloured and a TREND sparkline is added" {
+	command -v script >/dev/null || skip "script(1) is not installed"
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	TERM=xterm run -0 script -qec "chlag '$CH'" /dev/null
+	assert_output --partial TREND
+	assert_output --partial $'\e[32mOK\e[0m'
+	NO_COLOR=1 TERM=xterm run -0 script -qec "chlag '$CH'" /dev/null
+	refute_output --partial $'\e['
+}
+
+@test "with no CHANNEL and CH_ROOT set, reports every channel under it" {
+	export CH_ROOT="$T/root"
+	mkdir -p "$CH_ROOT/not-a-channel"
+	for c in beta alpha; do
+		chpub "$CH_ROOT/$c" x
+		choffset --create --earliest "$c" s >/dev/null
+	done
+	run -0 chlag
+	assert_equal "${#lines[@]}" 3
+	assert_line -n 1 --regexp '^alpha +s '
+	assert_line -n 2 --regexp '^beta +s '
+}
+
+@test "with no CHANNEL and no CH_ROOT, it is a usage error (3)" {
+	run -3 --separate-stderr chlag
+	[[ $stderr == "chlag: missing CHANNEL (or set CH_ROOT to report every channel under it)"* ]]
+}
+
+@test "reports several channels in one table" {
+	chsub "$CH" a >/dev/null
+	one=$CH
+	CH="$T/two"
+	new_channel
+	chsub "$CH" b >/dev/null
+	run -0 chlag "$one" "$CH"
+	assert_line -n 1 --regexp "^$one +a "
+	assert_line -n 2 --regexp "^$CH +b "
+}
+
+# --- machine formats ----------------------------------------------------
+
+@test "--json prints an array of objects that parses" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 --separate-stderr chlag --json "$CH"
+	echo "$output" >"$T/out.json"
+	run -0 python3 -c '
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert len(rows) == 1, rows
+r = rows[0]
+assert r["channel"] == sys.argv[2] and r["subscriber"] == "s", r
+assert r["status"] == "OK" and r["lag_records"] == 10 and r["offset"] == 0, r
+assert r["lag_bytes"] == r["end"] > 0 and r["running"] is False, r
+assert r["age_seconds"] >= 0 and r["idle_seconds"] >= 0, r
+print("ok")' "$T/out.json" "$CH"
+	assert_output ok
+}
+
+@test "--json escapes what JSON needs escaped" {
+	CH="$T/we\"ird\\name"
+	new_channel
+	chsub "$CH" s >/dev/null
+	chlag --json "$CH" >"$T/out.json"
+	run -0 python3 -c '
+import json, sys
+print(json.load(open(sys.argv[1]))[0]["channel"])' "$T/out.json"
+	assert_output "$CH"
+}
+
+@test "--yaml double-quotes names, so 007 and no stay strings" {
+	chsub "$CH" 007 >/dev/null
+	chsub "$CH" no >/dev/null
+	run -0 chlag --yaml "$CH"
+	assert_line '  subscriber: "007"'
+	assert_line '  subscriber: "no"'
+	assert_line "- channel: \"$CH\""
+	if python3 -c 'import yaml' 2>/dev/null; then
+		echo "$output" >"$T/out.yaml"
+		run -0 python3 -c '
+import sys, yaml
+rows = yaml.safe_load(open(sys.argv[1]))
+print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$T/out.yaml"
+		assert_output "'007' 'no' 0"
+	fi
+}
+
+@test "--prometheus prints gauges with channel and subscriber labels" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 chlag --prometheus "$CH"
+	assert_line '# TYPE chlag_lag_records gauge'
+	assert_line "chlag_lag_records{channel=\"$CH\",subscriber=\"s\"} 10"
+	assert_line "chlag_offset{channel=\"$CH\",subscriber=\"s\"} 0"
+	assert_line "chlag_running{channel=\"$CH\",subscriber=\"s\"} 0"
+	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"OK\"} 1"
+	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"STOP\"} 0"
+	assert_line --regexp '^chlag_scrape_timestamp_seconds [0-9]+\.[0-9]+$'
+	# every sample line is NAME{LABELS} VALUE or NAME VALUE
+	run -1 grep -Ev '^(# (HELP|TYPE) .*|[a-z_]+(\{[^}]*\})? [-+0-9.e]+)$' <<<"$output"
+}
+
+@test "--prometheus escapes label values" {
+	CH="$T/we\"ird\\name"
+	new_channel
+	chsub "$CH" s >/dev/null
+	run -0 chlag --prometheus "$CH"
+	assert_line --partial "chlag_lag_records{channel=\"$T/we\\\"ird\\\\name\",subscriber=\"s\"} 0"
+}
+
+@test "--output writes the report to FILE atomically" {
+	chsub "$CH" s >/dev/null
+	echo old >"$T/chlag.prom"
+	ino=$(stat -c %i "$T/chlag.prom")
+	run -0 --separate-stderr chlag --prometheus --output="$T/chlag.prom" "$CH"
+	assert_output ""
+	run -0 grep -c '^chlag_lag_records{' "$T/chlag.prom"
+	assert_output 1
+	# replaced by a rename, not rewritten in place; no temp file left
+	[[ $(stat -c %i "$T/chlag.prom") != "$ino" ]]
+	run -0 ls "$T"
+	refute_output --partial chlag.prom.tmp
+}
+
+@test "--output keeps the Nagios exit status" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	run -1 chlag --warn=records:5 -o "$T/out.txt" "$CH"
+	assert_output ""
+	run -0 grep -c ' s ' "$T/out.txt"
+}
+
+@test "--output into a missing directory is UNKNOWN (3)" {
+	chsub "$CH" s >/dev/null
+	run -3 --separate-stderr chlag --prometheus --output="$T/no/such/file" "$CH"
+	[[ $stderr == "chlag: $T/no/such/file.tmp."*": No such file or directory" ]]
+}
+
+@test "--nagios prints one status line with performance data" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	chsub "$CH" t >/dev/null
+	run -1 chlag --nagios --warn=records:5 --crit=records:50 "$CH"
+	assert_equal "${#lines[@]}" 1
+	assert_output --regexp "^CHLAG WARNING - 1 of 2 subscribers need attention; worst $CH/s: OK, lag 10 records, age [0-9]+(ms|s) \| '$CH/s_records'=10;5;50;0; '$CH/s_age'=[0-9]+s;;;0; '$CH/t_records'=0;5;50;0; '$CH/t_age'=0s;;;0;\$"
+}
+
+# --- thresholds and exit codes ------------------------------------------
+
+@test "--warn and --crit on records alert when the lag is above the value" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 chlag --warn=records:10 "$CH"
+	run -1 chlag --warn=records:9 "$CH"
+	run -0 chlag --crit=records:10 "$CH"
+	run -2 chlag --warn=records:5 --crit=records:9 "$CH"
+}
+
+@test "--warn and --crit on bytes take a SIZE" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	end=$(end_offset)
+	run -0 chlag --warn=bytes:$end "$CH"
+	run -1 chlag --warn=bytes:$((end - 1)) "$CH"
+	run -2 chlag --crit=bytes:0 "$CH"
+	run -0 chlag --crit=bytes:1K "$CH"
+}
+
+@test "--warn and --crit on age take a DUR" {
+	seq 10 | at -10m chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 chlag --warn=age:11m "$CH"
+	run -1 chlag --warn=age:9m "$CH"
+	run -2 chlag --warn=age:1m --crit=age:5m "$CH"
+}
+
+@test "several thresholds of different kinds combine: any one over alerts" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 chlag --warn=records:100,bytes:1M,age:1h "$CH"
+	run -1 chlag --warn=records:100,bytes:1M,age:0s "$CH"
+	run -1 chlag --warn=records:5,bytes:1M,age:1h "$CH"
+}
+
+@test "the exit status is the worst row's" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" far >/dev/null
+	choffset --create --set="$(record_offset 6)" "$CH" near >/dev/null
+	chsub "$CH" none >/dev/null
+	run -1 chlag --warn=records:4 --crit=records:20 "$CH"
+	run -2 chlag --warn=records:4 --crit=records:8 "$CH"
+}
+
+@test "CRITICAL outranks UNKNOWN, which outranks WARNING" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" a >/dev/null
+	choffset --create "$CH" broken >/dev/null
+	echo garbage >"$CH/subscribers/broken/offset"
+	run -3 chlag --warn=records:5 "$CH"
+	assert_line --regexp "^$CH +broken +- .* ERROR$"
+	assert_line --partial "(subscriber 'broken': offset file is not a chtools offset file"
+	run -2 chlag --crit=records:5 "$CH"
+	run -3 chlag "$CH"
+}
+
+@test "bad thresholds and options are usage errors (3)" {
+	run -3 --separate-stderr chlag --warn=foo:1 "$CH"
+	[[ $stderr == "chlag: --warn: unknown kind 'foo' (records, bytes or age)"* ]]
+	run -3 --separate-stderr chlag --crit=records "$CH"
+	[[ $stderr == "chlag: --crit: 'records' is not KIND:VALUE"* ]]
+	run -3 --separate-stderr chlag --warn=records:many "$CH"
+	[[ $stderr == "chlag: --warn: records: "* ]]
+	run -3 --separate-stderr chlag --warn=age:soon "$CH"
+	[[ $stderr == "chlag: --warn: age: invalid duration 'soon'"* ]]
+	run -3 --separate-stderr chlag --json --yaml "$CH"
+	[[ $stderr == "chlag: give only one of --json, --yaml, --prometheus, --nagios"* ]]
+	run -3 --separate-stderr chlag --watch=0 "$CH"
+	run -3 --separate-stderr chlag --watch=1 --output="$T/x" "$CH"
+}
+
+# --- --watch --------------------------------------------------------------
+
+@test "--watch refreshes the report until interrupted" {
+	chsub "$CH" s >/dev/null
+	run -124 timeout 2 chlag --watch=0.3 "$CH"
+	(( $(grep -c '^CHANNEL ' <<<"$output") >= 2 ))
+	refute_output --partial $'\e'
+}
+
+# --- status rules ---------------------------------------------------------
+
+@test "acceptance: killed -> STOP, keeping up -> OK, falling behind -> WARN, stuck -> STALL, moved back -> REWIND, idle -> OK" {
+	seq 10 | chpub "$CH"
+	# stop: a following chsub, caught up, then killed
+	hold stop
+	wait_for 10 test "$(offset_of stop)" = "$(end_offset)"
+	kill "$BG"
+	wait "$BG" || true
+	# stall: a following chsub that is caught up, then stopped
+	hold stall
+	stall=$BG
+	wait_for 10 test "$(offset_of stall)" = "$(end_offset)"
+	kill -STOP "$stall"
+	# ok, warn and rewind start together
+	chsub "$CH" ok >/dev/null
+	chsub --from=earliest -n 2 "$CH" warn >/dev/null
+	chsub --from=earliest "$CH" rewind >/dev/null
+	# two minutes apart, ten records arrive and warn reads only two
+	for t in +2m +4m; do
+		seq 10 | at "$t" chpub "$CH"
+		at "$t" chsub -n 2 "$CH" warn >/dev/null
+	done
+	at +4m chsub "$CH" ok >/dev/null
+	at +4m choffset --shift=-5 "$CH" rewind >/dev/null
+	# an idle channel whose subscriber read everything long ago
+	idle="$T/idle"
+	chpub "$idle" a b c
+	chsub --from=earliest "$idle" reader >/dev/null
+
+	run -2 at +5m chlag "$CH" "$idle"
+	assert_line --regexp "^$CH +ok +.* OK$"
+	assert_line --regexp "^$CH +warn +.* WARN$"
+	assert_line --regexp "^$CH +stop +.* STOP$"
+	assert_line --regexp "^$CH +stall +.* STALL$"
+	assert_line --regexp "^$CH +rewind +.* REWIND$"
+	assert_line --regexp "^$idle +reader +.* OK$"
+	run -2 at +5m chlag --json "$CH"
+	assert_output --regexp '"subscriber":"stall","status":"STALL",[^}]*"running":true,"pid":'"$stall"'\}'
+	run -0 at +1h chlag "$idle"
+}
+
+@test "OK: a subscriber that keeps up, committing now and then" {
+	for t in +0s +1m +2m +3m; do
+		seq 5 | at "$t" chpub "$CH"
+		at "$t" chsub "$CH" s >/dev/null
+	done
+	run -0 at +4m chlag "$CH"
+	assert_line -n 1 --regexp ' OK$'
+}
+
+@test "an idle, caught-up channel is OK however long nothing happens" {
+	seq 5 | chpub "$CH"
+	chsub --from=earliest "$CH" s >/dev/null
+	run -0 at +3d chlag "$CH"
+	assert_line -n 1 --regexp ' OK$'
+}
+
+@test "a new record on a long idle channel is not an alarm (its age counts, not the idle time)" {
+	chsub "$CH" s >/dev/null
+	at +2h chpub "$CH" fresh
+	run -0 at +2h chlag "$CH"
+	assert_line -n 1 --regexp " s +.* 1 +[0-9]+(ms|s) +2h00m ago +OK$"
+}
+
+@test "STOP: not committing while lag > 0, no chsub running" {
+	chsub "$CH" s >/dev/null
+	seq 5 | chpub "$CH"
+	run -0 at +50s chlag "$CH"
+	assert_line -n 1 --regexp ' OK$'
+	run -2 at +2m chlag "$CH"
+	assert_line -n 1 --regexp ' STOP$'
+}
+
+@test "STALL: a running chsub whose output nobody reads" {
+	chsub "$CH" s >/dev/null
+	mkfifo "$T/fifo"
+	# the reader holds the FIFO open but never reads: chsub blocks writing
+	start_bg bash -c 'exec 5<"$1"; kill -STOP $$' _ "$T/fifo"
+	start_bg chsub -f "$CH" s >"$T/fifo"
+	wait_for 10 test "$(chlag --json "$CH" | grep -c '"running":true')" = 1
+	# far more than a pipe buffer: chsub blocks with a lag
+	for i in $(seq 3000); do echo "a record of some length number $i"; done | chpub "$CH"
+	run -2 at +5m chlag "$CH"
+	assert_line -n 1 --regexp ' STALL$'
+}
+
+@test "WARN: consuming, but the lag keeps growing" {
+	seq 10 | chpub "$CH"
+	chsub --from=earliest -n 2 "$CH" s >/dev/null
+	for t in +1m +2m +3m; do
+		seq 10 | at "$t" chpub "$CH"
+		at "$t" chsub -n 2 "$CH" s >/dev/null
+	done
+	run -1 at +3m30s chlag "$CH"
+	assert_line -n 1 --regexp ' WARN$'
+}
+
+@test "a subscriber that catches up from a backlog it was registered behind is OK, not WARN" {
+	seq 100 | chpub "$CH"
+	# registered at the earliest record: lag 100 from the start
+	chsub --from=earliest -n 10 "$CH" s >/dev/null
+	for t in +1m +2m; do
+		seq 5 | at "$t" chpub "$CH"
+		at "$t" chsub -n 4 "$CH" s >/dev/null
+	done
+	# lag: 100 at registration, 91 at +1m, 92 at +2m: shrinking overall
+	run -0 at +2m30s chlag "$CH"
+	assert_line -n 1 --regexp ' OK$'
+}
+
+@test "REWIND: the offset moved backwards within the window" {
+	seq 10 | chpub "$CH"
+	chsub --from=earliest "$CH" s >/dev/null
+	at +1m choffset --shift=-3 "$CH" s >/dev/null
+	at +1m chsub "$CH" s >/dev/null	# caught up again: still REWIND
+	run -2 at +2m chlag "$CH"
+	assert_line -n 1 --regexp ' REWIND$'
+	assert_line -n 1 --regexp " s +$(end_offset) +"
+}
+
+@test "a rewind older than the window is forgotten; --window sets the window" {
+	seq 10 | chpub "$CH"
+	chsub --from=earliest "$CH" s >/dev/null
+	choffset --shift=-3 "$CH" s >/dev/null
+	chsub "$CH" s >/dev/null
+	run -2 at +9m chlag "$CH"
+	run -0 at +11m chlag "$CH"
+	run -0 at +9m chlag --window=5m "$CH"
+}
+
+@test "how long counts as stopped adapts to the subscriber's usual commit interval" {
+	# commits every 4 minutes (catching up each time): stop_after = 8m
+	for t in +0s +4m +8m; do
+		seq 5 | at "$t" chpub "$CH"
+		at "$t" chsub --from=earliest "$CH" s >/dev/null
+	done
+	seq 5 | at +8m1s chpub "$CH"
+	run -0 at +15m chlag "$CH"	# 7m since the last commit
+	assert_line -n 1 --regexp ' OK$'
+	run -2 at +17m chlag "$CH"	# 9m
+	assert_line -n 1 --regexp ' STOP$'
+}
+
+@test "--stall sets the least time without progress that is STALL or STOP" {
+	chsub "$CH" s >/dev/null
+	seq 5 | chpub "$CH"
+	run -2 at +3m chlag "$CH"
+	run -0 at +3m chlag --stall=5m "$CH"
+	run -2 at +6m chlag --stall=5m "$CH"
+}
+
+@test "--allowed-lag counts a small lag as caught up" {
+	chsub "$CH" s >/dev/null
+	seq 3 | chpub "$CH"
+	run -2 at +5m chlag "$CH"
+	run -0 at +5m chlag --allowed-lag=3 "$CH"
+	assert_line -n 1 --regexp ' OK$'
+	run -2 at +5m chlag --allowed-lag=2 "$CH"
+}
+
+@test "with thresholds given, they decide the exit status, not the status column" {
+	chsub "$CH" s >/dev/null
+	seq 3 | chpub "$CH"
+	run -0 at +5m chlag --warn=records:10 "$CH"
+	assert_line -n 1 --regexp ' STOP$'
+	run -1 at +5m chlag --warn=records:2 "$CH"
+}
