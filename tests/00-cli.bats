@@ -45,3 +45,23 @@ usage_code() { [[ $1 == chlag ]] && echo 3 || echo 2; }
 		[[ $stderr == "$t: missing CHANNEL"* ]]
 	done
 }
+
+@test "every long option in a tool's --help is in its man page" {
+	command -v mandoc >/dev/null || skip "mandoc is not installed"
+	local man="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/../man" t opt
+	for t in $TOOLS; do
+		[[ -f $man/$t.1 ]] || continue
+		MANWIDTH=300 mandoc -Tascii "$man/$t.1" | col -bx >"$T/$t.txt"
+		for opt in $("$t" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+			grep -qE -- "$opt([^a-z-]|\$)" "$T/$t.txt" ||
+				fail "$t: $opt is not in man/$t.1"
+		done
+	done
+}
+
+@test "the man pages are clean under mandoc -Tlint -W warning" {
+	command -v mandoc >/dev/null || skip "mandoc is not installed"
+	local man="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/../man"
+	run -0 mandoc -Tlint -W warning "$man"/*.[1-8]
+	assert_output ""
+}
