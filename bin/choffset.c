@@ -347,6 +347,11 @@ import(const char *file)
 		if (ch_sub_check_name(name, &err) < 0)
 			ch_die(CH_EXIT_USAGE, chname, "%s:%zu: %s", file, lineno,
 			    err.msg);
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(items[i].name, name) == 0)
+				ch_die(CH_EXIT_USAGE, chname, "%s:%zu: subscriber "
+				    "'%s' is already set on line %zu", file, lineno,
+				    name, items[i].lineno);
 		items = realloc(items, (n + 1) * sizeof *items);
 		if (!items)
 			ch_die(CH_EXIT_FAIL, chname, "out of memory");
