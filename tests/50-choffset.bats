@@ -354,6 +354,15 @@ b $END"
 	assert_equal "$(offset_of a)" "$END"
 }
 
+@test "--import with a subscriber listed twice changes nothing" {
+	choffset --create "$CH" a >/dev/null
+	printf 'a %s\nb %s\na %s\n' "${OFF[0]}" "${OFF[1]}" "${OFF[2]}" >"$T/in"
+	run -2 --separate-stderr choffset --import "$T/in" "$CH"
+	assert_equal "$stderr" "choffset: $CH: $T/in:3: subscriber 'a' is already set on line 1"
+	assert_equal "$(offset_of a)" "$END"
+	assert_not_exist "$CH/subscribers/b"
+}
+
 @test "--import while one subscriber is held changes nothing (75)" {
 	choffset --create "$CH" a >/dev/null
 	choffset --create "$CH" b >/dev/null
