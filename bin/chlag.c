@@ -184,6 +184,20 @@ root_channels(size_t *n)
 	return out;
 }
 
+/* A performance data label, 'CHANNEL/SUBSCRIBER_SUFFIX'=: a quote in the
+ * label is written twice, as the plugin guidelines say. */
+static void
+perf_label(FILE *f, const struct ch_lagrow *r, const char *suffix)
+{
+	fputc('\'', f);
+	for (const char *p = r->channel; *p; p++) {
+		if (*p == '\'')
+			fputc('\'', f);
+		fputc(*p, f);
+	}
+	fprintf(f, "/%s_%s'=", r->subscriber, suffix);
+}
+
 static void
 nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 {
@@ -219,15 +233,17 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 		const struct ch_lagrow *r = &rows[i];
 		if (r->status == CH_ST_ERROR)
 			continue;
-		fprintf(f, " '%s/%s_records'=%llu;", r->channel, r->subscriber,
-		    (unsigned long long)r->lag_records);
+		fputc(' ', f);
+		perf_label(f, r, "records");
+		fprintf(f, "%llu;", (unsigned long long)r->lag_records);
 		if (warn_t.have_records)
 			fprintf(f, "%llu", (unsigned long long)warn_t.records);
 		fputc(';', f);
 		if (crit_t.have_records)
 			fprintf(f, "%llu", (unsigned long long)crit_t.records);
-		fprintf(f, ";0; '%s/%s_age'=%.0fs;;;0;", r->channel,
-		    r->subscriber, r->age_ns / 1e9);
+		fputs(";0; ", f);
+		perf_label(f, r, "age");
+		fprintf(f, "%.0fs;;;0;", r->age_ns / 1e9);
 	}
 	fputc('\n', f);
 }
