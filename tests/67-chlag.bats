@@ -214,6 +214,14 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	assert_output --regexp "^CHLAG WARNING - 1 of 2 subscribers need attention; worst $CH/s: OK, lag 10 records, age [0-9]+(ms|s) \| '$CH/s_records'=10;5;50;0; '$CH/s_age'=[0-9]+s;;;0; '$CH/t_records'=0;5;50;0; '$CH/t_age'=0s;;;0;\$"
 }
 
+@test "--nagios doubles a quote in a performance data label" {
+	CH="$T/it's"
+	new_channel
+	chsub "$CH" s >/dev/null
+	run -0 chlag --nagios "$CH"
+	assert_output --partial "| '$T/it''s/s_records'=0;;;0; '$T/it''s/s_age'=0s;;;0;"
+}
+
 # --- thresholds and exit codes ------------------------------------------
 
 @test "--warn and --crit on records alert when the lag is above the value" {
