@@ -501,6 +501,24 @@ kill_unit(struct unit *u, int sig)
 	kill(u->pid, sig);
 }
 
+/*
+ * Handler slots in use: running units, and units waiting for a retry.  A
+ * unit keeps its slot through its backoff, so that -P 1 stays in order
+ * and a failing handler does not make chsub read (and try once) the whole
+ * backlog while it waits.
+ */
+static unsigned
+busy(const struct hctx *h)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < h->nu; i++)
+		if (h->u[i].state == U_RUNNING || (h->u[i].state == U_WAIT &&
+		    h->u[i].retry_at != INT64_MAX))
+			n++;
+	return n;
+}
+
 static int
 take_token(struct hctx *h, uint64_t n, int64_t *wait_ns)
 {
@@ -581,11 +599,14 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		if (stopping && h.running == 0)
 			break;
 
-		/* Start what can be started, oldest first. */
-		while (!stopping && h.running < o->parallel) {
+		/* Start what can be started, oldest first: retries that are
+		 * due (they hold a slot already), then new units while a slot
+		 * is free. */
+		while (!stopping) {
+			unsigned b = busy(&h);
 			struct unit *u = NULL;
 			for (size_t i = 0; i < h.nu && !u; i++) {
-				if (h.u[i].state == U_READY)
+				if (h.u[i].state == U_READY && b < o->parallel)
 					u = &h.u[i];
 				else if (h.u[i].state == U_WAIT &&
 				    h.u[i].retry_at <= now)
@@ -593,7 +614,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			}
 			if (!u) {
 				int64_t tw = 0;
-				if (h.at_end && !nt)
+				if (b >= o->parallel || (h.at_end && !nt))
 					break;
 				if (!take_token(&h, 1, &tw)) {
 					if (wait_ns < 0 || tw < wait_ns)
@@ -655,7 +676,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		/* Sleep until a handler exits, the channel grows, or a
 		 * deadline comes. */
 		struct pollfd p[2] = { { chld_pipe[0], POLLIN, 0 },
-		    { nt && nt->fd >= 0 && h.at_end && h.running < o->parallel ?
+		    { nt && nt->fd >= 0 && h.at_end && busy(&h) < o->parallel ?
 		    nt->fd : -1, POLLIN, 0 } };
 		if (nt && nt->fd < 0 && h.at_end &&
 		    (wait_ns < 0 || wait_ns > CH_NOTIFY_POLL_NS))
