@@ -283,8 +283,10 @@ backoff(const struct ch_handler_opts *o, unsigned attempt)
 		d *= 2;
 	if (d > o->backoff_max_ns)
 		d = o->backoff_max_ns;
-	/* Jitter: somewhere in [d/2, d], so retries of many chsubs spread. */
-	return d / 2 + (int64_t)((double)(d / 2 + 1) * drand48());
+	/* Jitter: somewhere in [d, 1.5 d], so retries of many chsubs spread,
+	 * but never below MIN nor above MAX. */
+	d += (int64_t)((double)(d / 2) * drand48());
+	return d > o->backoff_max_ns ? o->backoff_max_ns : d;
 }
 
 static int
