@@ -461,6 +461,11 @@ reap(struct hctx *h, int stopping, struct ch_error *err)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (size_t i = 0; i < h->nu; i++) {
 			if (h->u[i].state == U_RUNNING && h->u[i].pid == pid) {
+				/* We killed it (timeout, second stop): whatever
+				 * is left of its process group goes too, even
+				 * what ignores SIGTERM. */
+				if (h->u[i].killed)
+					kill(-pid, SIGKILL);
 				if (finished(h, i, status, stopping, err) < 0)
 					return -1;
 				h->last_activity = ch_mono_ns();
