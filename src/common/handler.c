@@ -554,6 +554,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 {
 	struct hctx h = { 0 };
 	struct sigaction sa = { 0 };
+	sigset_t stopsigs, oldmask;
 	int rc = -1, status = 0;
 
 	memset(stats, 0, sizeof *stats);
@@ -569,6 +570,13 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 	sa.sa_handler = on_chld;
 	sa.sa_flags = SA_NOCLDSTOP;
 	sigaction(SIGCHLD, &sa, NULL);
+	/* Stop signals are only let in while we sleep (ppoll), so one that
+	 * comes between looking at *stop and sleeping is not slept through. */
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGINT);
+	sigaddset(&stopsigs, SIGTERM);
+	sigaddset(&stopsigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stopsigs, &oldmask);
 
 	for (;;) {
 		int64_t now = ch_mono_ns(), wait_ns = -1;
@@ -688,10 +696,11 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		if (nt && nt->fd < 0 && h.at_end &&
 		    (wait_ns < 0 || wait_ns > CH_NOTIFY_POLL_NS))
 			wait_ns = CH_NOTIFY_POLL_NS;	/* polling fallback */
-		int ms = wait_ns < 0 ? -1 : (int)((wait_ns + 999999) / 1000000);
-		int pr = poll(p, 2, ms);
+		struct timespec ts = { wait_ns / 1000000000LL,
+		    wait_ns % 1000000000LL };
+		int pr = ppoll(p, 2, wait_ns < 0 ? NULL : &ts, &oldmask);
 		if (pr < 0 && errno != EINTR) {
-			ch_err_sys(err, CH_EXIT_FAIL, "poll");
+			ch_err_sys(err, CH_EXIT_FAIL, "ppoll");
 			goto out;
 		}
 		if (pr > 0 && (p[1].revents & POLLIN)) {
@@ -731,6 +740,7 @@ out:
 		ch_channel_close(&h.dlq);
 	}
 	signal(SIGCHLD, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	close(chld_pipe[0]);
 	close(chld_pipe[1]);
 	if (rc < 0)
