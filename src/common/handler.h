@@ -10,14 +10,16 @@
  * retry re-reads the same bytes.  Each handler runs in its own process
  * group so that a timeout can kill it and everything it started.
  *
- * Up to `parallel` units run at once.  Units finish in any order, but the
+ * Up to `parallel` units run at once; a unit waiting for a retry keeps its
+ * slot, so with one slot records go strictly in order and an outage does
+ * not make chsub read ahead.  Units finish in any order, but the
  * committed offset only ever moves over the longest prefix of finished
  * units: a crash can re-run finished units, never skip an unfinished one.
  *
  * A failing unit is retried `retries` more times with exponential backoff
- * and jitter.  A batch that still fails is split and its records are
- * retried one by one, so one poison record does not condemn its
- * neighbours.  A record that still fails goes to the dead-letter channel
+ * and jitter, each wait between backoff_min_ns and backoff_max_ns.  A
+ * batch that still fails is split and its records are retried one by
+ * one, so one poison record does not condemn its neighbours.  A record that still fails goes to the dead-letter channel
  * (payload byte-exact, origin in its metadata) and consumption goes on;
  * without one, nothing more is started, running units finish, the offset
  * is committed up to the failed record, and the run ends with
