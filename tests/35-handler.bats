@@ -1,0 +1,572 @@
+#!/usr/bin/env bats
+# chsub handler mode (-x/--exec): what the handler gets (stdin, environment),
+# when offsets are committed, batches, retries, dead letters, signals,
+# timeouts, parallel handlers, --rate, and -f/-t/-n with a handler.
+#
+# Handlers are shell strings run by /bin/sh -c; they find the test's files
+# through $T, which is exported (record data never goes into them).  A
+# handler that must block waits for a file with "$T/await FILE" (bounded,
+# so that nothing outlives a failed test for long); teardown creates
+# $T/release and kills the processes whose pids are in $T/*.pid (if they
+# still run in $T: a pid may have been reused).
+
+setup() {
+	load helpers/common
+	common_setup
+	export T
+	cd "$T"
+	DLQ="$T/dlq"
+	cat >"$T/await" <<-'EOF'
+	#!/bin/sh
+	# await FILE: wait until FILE exists (at most about 20 s).
+	i=0
+	while [ ! -e "$1" ] && [ "$i" -lt 1000 ]; do
+		sleep 0.02
+		i=$((i + 1))
+	done
+	EOF
+	chmod +x "$T/await"
+}
+
+teardown() {
+	local f p
+	touch "$T/release"
+	for f in "$T"/*.pid; do
+		[ -f "$f" ] || continue
+		p=$(cat "$f")
+		[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$T" ] &&
+			kill -9 "$p" 2>/dev/null
+	done
+	common_teardown
+}
+
+# proc_gone PID: PID has exited (a zombie counts as exited).
+proc_gone() {
+	local state
+	[ -e "/proc/$1/stat" ] || return 0
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) ||
+		return 0
+	[ -z "$state" ] || [ "$state" = Z ]
+}
+
+# wait_exit SECONDS PID: wait (bounded) for a background job started by
+# this shell to end; its exit status goes to $WST.
+wait_exit() {
+	wait_for "$1" proc_gone "$2" || return 1
+	WST=0
+	wait "$2" || WST=$?
+}
+
+# offset_of SUB: the committed offset of subscriber SUB of $CH.
+offset_of() { choffset "$CH" "$1"; }
+
+# offset_is SUB OFFSET: for wait_for.
+offset_is() { [ "$(choffset "$CH" "$1")" = "$2" ]; }
+
+# chan_end: the offset just past the last record of $CH.
+chan_end() { choffset --dry-run --latest "$CH" s | awk '{ print $4 }'; }
+
+# count_files DIR: number of entries in DIR.
+count_files() { find "$1" -mindepth 1 -maxdepth 1 | wc -l; }
+files_are() { [ "$(count_files "$1")" -eq "$2" ]; }
+
+# pub RECORD...: publish, and append each record's offset to OFFS.
+pub() {
+	local o
+	for o in $(chpub -p "$CH" "$@"); do
+		OFFS+=("$o")
+	done
+}
+
+# fresh: a channel with a subscriber "s" registered before any record.
+fresh() {
+	new_channel
+	choffset --create "$CH" s >/dev/null
+	OFFS=()
+}
+
+# --- what the handler gets -------------------------------------------------
+
+@test "one record reaches the handler's stdin byte-exact, with no separator added" {
+	fresh
+	printf 'bin\0ary\nwith a NUL, a newline and \377\n\n' >"$T/rec"
+	chpub --whole "$CH" <"$T/rec"
+	run -0 timeout 10 chsub -x 'cat >"$T/got"' "$CH" s
+	cmp "$T/rec" "$T/got"
+}
+
+@test "records published with -0 reach the handler one by one, byte-exact" {
+	fresh
+	printf 'one\ntwo lines\0\0three\0' | chpub -0 "$CH"
+	run -0 timeout 10 chsub -x 'cat >"$T/got.$CH_SEQ"' "$CH" s
+	printf 'one\ntwo lines' | cmp - "$T/got.0"
+	cmp /dev/null "$T/got.1"
+	printf 'three' | cmp - "$T/got.2"
+}
+
+@test "a large record is handed over whole, even to a handler that does not read it" {
+	fresh
+	head -c 3000000 /dev/urandom >"$T/big"
+	chpub --whole "$CH" <"$T/big"
+	chpub "$CH" after
+	run -0 timeout 20 chsub -x 'true' "$CH" s
+	assert_equal "$(offset_of s)" "$(chan_end)"
+	choffset --earliest "$CH" s
+	run -0 timeout 20 chsub -n 1 -x 'cat >"$T/got"' "$CH" s
+	cmp "$T/big" "$T/got"
+}
+
+@test "the handler's environment describes its record" {
+	fresh
+	pub first second
+	export CH_ROOT="$T"
+	# Stale values from an outer handler must not leak through.
+	run -0 env CH_OFFSET=999 CH_COUNT=42 CH_ATTEMPT=7 CH_SUBSCRIBER=x \
+	    timeout 10 chsub -x 'printf "%s\n" "$CH_CHANNEL" \
+	    "$CH_SUBSCRIBER" "$CH_OFFSET" "$CH_SEQ" "$CH_COUNT" "$CH_ATTEMPT" \
+	    "$CH_TIMESTAMP" >"$T/env.$CH_SEQ"' ch s
+	local i ts
+	for i in 0 1; do
+		ts=$(chsub --peek --from="${OFFS[i]}" -n 1 --format '%t' ch)
+		[[ $ts =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z$ ]]
+		assert_equal "$(cat "$T/env.$i")" "$(printf '%s\n' "$T/ch" s \
+		    "${OFFS[i]}" "$i" 1 1 "$ts")"
+	done
+}
+
+@test "record data is never spliced into the command string" {
+	fresh
+	local recs=('$(touch pwned1)' '`touch pwned2`' '; touch pwned3'
+	    '"; touch pwned4; "' "'; touch pwned5; '" '| touch pwned6'
+	    '$CH_OFFSET' '%s%n')
+	chpub "$CH" "${recs[@]}"
+	run -0 timeout 10 chsub -x 'cat >>"$T/seen"; echo >>"$T/seen"' "$CH" s
+	assert_equal "$(cat "$T/seen")" "$(printf '%s\n' "${recs[@]}")"
+	run ls "$T"
+	refute_output --partial pwned
+}
+
+# --- commits ---------------------------------------------------------------
+
+@test "the offset is committed only after the handler exits 0" {
+	fresh
+	pub a b
+	run -69 timeout 10 chsub -x 'cat >/dev/null; exit 1' "$CH" s
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+	run -0 timeout 10 chsub -x 'cat >/dev/null' "$CH" s
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "no dead-letter channel: exit 69, the offset stays at the failed record, the next run gets it again" {
+	fresh
+	pub ok1 bad ok2
+	local h='d=$(cat); echo "$CH_OFFSET" >>"$T/log"; [ "$d" != bad ] || exit 5'
+	run -69 --separate-stderr timeout 10 chsub -x "$h" "$CH" s
+	[[ $stderr == *"offset ${OFFS[1]}"* ]]
+	[[ $stderr == *"status 5"* ]]
+	assert_equal "$(offset_of s)" "${OFFS[1]}"
+	# ok2 was never started: the run stopped at the failure.
+	assert_equal "$(cat "$T/log")" "$(printf '%s\n' "${OFFS[0]}" "${OFFS[1]}")"
+	: >"$T/log"
+	run -69 timeout 10 chsub -x "$h" "$CH" s
+	assert_equal "$(head -n 1 "$T/log")" "${OFFS[1]}"
+	assert_equal "$(offset_of s)" "${OFFS[1]}"
+}
+
+@test "with -P, a failure without dead-letter channel commits up to the failed record and no further" {
+	fresh
+	pub r0 r1 r2 r3 r4 r5
+	run -69 timeout 10 chsub -P 3 \
+	    -x 'd=$(cat); [ "$d" != r1 ] || exit 3' "$CH" s
+	assert_equal "$(offset_of s)" "${OFFS[1]}"
+}
+
+# --- batches ---------------------------------------------------------------
+
+@test "--batch: each record is followed by a newline, CH_COUNT and CH_OFFSET describe the batch" {
+	fresh
+	pub r1 r2 r3 r4 r5
+	run -0 timeout 10 chsub --batch=3 \
+	    -x 'cat >"$T/batch.$CH_OFFSET"; echo "$CH_OFFSET $CH_COUNT" >>"$T/calls"' \
+	    "$CH" s
+	assert_equal "$(cat "$T/calls")" "$(printf '%s\n' "${OFFS[0]} 3" "${OFFS[3]} 2")"
+	printf 'r1\nr2\nr3\n' | cmp - "$T/batch.${OFFS[0]}"
+	printf 'r4\nr5\n' | cmp - "$T/batch.${OFFS[3]}"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "--batch with -0: each record is followed by a NUL" {
+	fresh
+	printf 'a\nb\0\0c\0' | chpub -0 "$CH"
+	run -0 timeout 10 chsub -0 --batch=10 \
+	    -x 'cat >"$T/batch"; echo "$CH_COUNT" >"$T/count"' "$CH" s
+	printf 'a\nb\0\0c\0' | cmp - "$T/batch"
+	assert_equal "$(cat "$T/count")" 3
+}
+
+@test "--batch: a batch is committed as a whole, never part of it" {
+	fresh
+	pub r1 r2 r3
+	# The handler gets the batch, then chsub dies before it can commit.
+	run -137 timeout 10 chsub --batch=3 -x 'cat >/dev/null; kill -9 $PPID' "$CH" s
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+	run -0 timeout 10 chsub --batch=3 -x 'cat >"$T/got"' "$CH" s
+	printf 'r1\nr2\nr3\n' | cmp - "$T/got"
+}
+
+@test "--batch: a failing batch is split and retried record by record; only the poison record is dead-lettered" {
+	fresh
+	pub a b POISON d e
+	run -0 timeout 10 chsub --batch=5 --dead-letter="$DLQ" -x '
+	    data=$(cat)
+	    echo "$CH_OFFSET $CH_COUNT" >>"$T/calls"
+	    case $data in *POISON*) exit 1;; esac
+	    printf "%s\n" "$data" >>"$T/handled"' "$CH" s
+	assert_equal "$(cat "$T/handled")" "$(printf '%s\n' a b d e)"
+	assert_equal "$(head -n 1 "$T/calls")" "${OFFS[0]} 5"
+	assert_equal "$(chsub --peek "$DLQ" --format '%s %{offset}\n')" "POISON ${OFFS[2]}"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+# --- retries ---------------------------------------------------------------
+
+@test "--retries: a handler that fails twice then succeeds gets the same record three times and the channel moves on" {
+	fresh
+	pub one two
+	run -0 timeout 20 chsub --retries=2 --backoff=10ms -x '
+	    f="$T/n.$CH_OFFSET"
+	    n=$(cat "$f" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" >"$f"
+	    echo "$(cat) $CH_ATTEMPT" >>"$T/log"
+	    [ "$n" -ge 3 ]' "$CH" s
+	assert_equal "$(cat "$T/log")" \
+	    "$(printf '%s\n' 'one 1' 'one 2' 'one 3' 'two 1' 'two 2' 'two 3')"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "--retries=N means N more attempts after the first" {
+	fresh
+	pub doomed
+	run -69 --separate-stderr timeout 20 chsub --retries=2 --backoff=10ms \
+	    -x 'echo "$CH_ATTEMPT" >>"$T/attempts"; exit 1' "$CH" s
+	assert_equal "$(cat "$T/attempts")" "$(printf '%s\n' 1 2 3)"
+	[[ $stderr == *"3 times"* ]]
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+}
+
+@test "--backoff: retries wait at least MIN between attempts (a loose lower bound)" {
+	fresh
+	pub x
+	run -69 timeout 20 chsub --retries=2 --backoff=200ms,1s \
+	    -x 'date +%s%N >>"$T/times"; exit 1' "$CH" s
+	mapfile -t t <"$T/times"
+	assert_equal "${#t[@]}" 3
+	# Each gap is at least MIN (200 ms); nothing is said about the maximum.
+	(( t[1] - t[0] >= 200000000 ))
+	(( t[2] - t[1] >= 200000000 ))
+}
+
+# --- dead letters ----------------------------------------------------------
+
+@test "--dead-letter: a poison record ends in the dead-letter channel with its origin while the rest flow" {
+	fresh
+	printf 'POISON\0with\nbinary \377\n' >"$T/poison"
+	pub ok1
+	OFFS+=("$(chpub -p --whole "$CH" <"$T/poison")")
+	pub ok2
+	run -0 timeout 20 chsub --retries=1 --backoff=10ms --dead-letter="$DLQ" \
+	    -x 'if grep -qa POISON; then exit 3; fi; echo "$CH_OFFSET" >>"$T/handled"' \
+	    "$CH" s
+	assert_equal "$(cat "$T/handled")" "$(printf '%s\n' "${OFFS[0]}" "${OFFS[2]}")"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+
+	# Exactly one dead letter, payload byte-exact.
+	assert_equal "$(chsub --peek "$DLQ" --format 'x\n')" x
+	chsub --peek "$DLQ" --format '%s' >"$T/got"
+	cmp "$T/poison" "$T/got"
+
+	# Its origin, through --format and --json.
+	run -0 chsub --peek "$DLQ" --format '%{channel} %{subscriber} %{offset} %{status} %{attempts}'
+	assert_output "$CH s ${OFFS[1]} 3 2"
+	local ts
+	ts=$(chsub --peek --from="${OFFS[1]}" -n 1 --format '%t' "$CH")
+	run -0 chsub --peek "$DLQ" --format '%{timestamp}|%{time}'
+	[[ $output == "$ts|"* ]]
+	[[ ${output#*|} =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$ ]]
+	run -0 bash -c 'chsub --peek "$1" --json | jq -r ".origin | [.channel,
+	    .subscriber, .offset, .status, .attempts] | join(\" \")"' _ "$DLQ"
+	assert_output "$CH s ${OFFS[1]} 3 2"
+}
+
+@test "channel.yaml dead_letter is used when --dead-letter is absent, and the option wins over it" {
+	fresh
+	set_config dead_letter "$DLQ"
+	pub bad1
+	run -0 timeout 10 chsub -x 'cat >/dev/null; exit 1' "$CH" s
+	assert_equal "$(chsub --peek "$DLQ" --format '%s\n')" bad1
+	pub bad2
+	run -0 timeout 10 chsub --dead-letter="$T/other" -x 'cat >/dev/null; exit 1' "$CH" s
+	assert_equal "$(chsub --peek "$T/other" --format '%s\n')" bad2
+	assert_equal "$(chsub --peek "$DLQ" --format '%s\n')" bad1
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+# --- signals and timeouts --------------------------------------------------
+
+@test "a handler killed by a signal is a failure: retried, then dead-lettered with status 'signal 9'" {
+	fresh
+	pub victim after
+	run -0 timeout 20 chsub --retries=1 --backoff=10ms --dead-letter="$DLQ" -x '
+	    d=$(cat); [ "$d" = victim ] || exit 0
+	    echo "$CH_ATTEMPT" >>"$T/attempts"; kill -9 $$' "$CH" s
+	assert_equal "$(cat "$T/attempts")" "$(printf '%s\n' 1 2)"
+	run -0 chsub --peek "$DLQ" --format '%s|%{status}|%{attempts}'
+	assert_output "victim|signal 9|2"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "--handler-timeout: a hanging handler is killed with what it started, and dead-lettered as 'timeout'" {
+	fresh
+	pub hang
+	run -0 --separate-stderr timeout 20 chsub --handler-timeout=300ms \
+	    --dead-letter="$DLQ" \
+	    -x 'sleep 300 >/dev/null 2>&1 3>&- & echo $! >"$T/child.pid"; wait' \
+	    "$CH" s
+	[[ $stderr == *timeout* ]]
+	run -0 chsub --peek "$DLQ" --format '%s|%{status}'
+	assert_output "hang|timeout"
+	wait_for 10 proc_gone "$(cat "$T/child.pid")"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "--handler-timeout: a handler that ignores SIGTERM is killed with SIGKILL" {
+	fresh
+	pub stubborn
+	run -0 timeout 20 chsub --handler-timeout=200ms --dead-letter="$DLQ" \
+	    -x 'trap "" TERM; echo $$ >"$T/h.pid"
+	    sleep 300 >/dev/null 2>&1 3>&- & echo $! >"$T/child.pid"; wait' \
+	    "$CH" s
+	assert_equal "$(chsub --peek "$DLQ" --format '%{status}')" timeout
+	wait_for 10 proc_gone "$(cat "$T/h.pid")"
+	wait_for 10 proc_gone "$(cat "$T/child.pid")"
+}
+
+@test "--handler-timeout: a child that ignores SIGTERM dies too when the handler itself obeys it" {
+	fresh
+	pub orphaning
+	run -0 timeout 20 chsub --handler-timeout=200ms --dead-letter="$DLQ" \
+	    -x '(trap "" TERM; exec sleep 300 >/dev/null 2>&1 3>&-) &
+	    echo $! >"$T/child.pid"; wait' \
+	    "$CH" s
+	assert_equal "$(chsub --peek "$DLQ" --format '%{status}')" timeout
+	wait_for 10 proc_gone "$(cat "$T/child.pid")"
+}
+
+# start_blocking [-f] [SIG]: run chsub in the background on $CH/s with a
+# handler that logs its offset to $T/started, waits for $T/release, then
+# logs its payload to $T/done.  Its pid is $CHSUB.
+start_blocking() {
+	start_bg chsub "$@" -x 'echo $$ >"$T/h.pid"; echo "$CH_OFFSET" >>"$T/started"
+	    "$T/await" "$T/release"; cat >>"$T/done"; echo >>"$T/done"' "$CH" s
+	CHSUB=$BG
+}
+
+@test "SIGTERM: the running handler finishes and is committed, no new one starts, exit 0" {
+	fresh
+	pub r1 r2
+	start_blocking -f
+	wait_for 10 test -s "$T/started"
+	kill -TERM "$CHSUB"
+	touch "$T/release"
+	wait_exit 20 "$CHSUB"
+	assert_equal "$WST" 0
+	assert_equal "$(cat "$T/done")" r1
+	assert_equal "$(cat "$T/started")" "${OFFS[0]}"
+	assert_equal "$(offset_of s)" "${OFFS[1]}"
+	# Nothing lost: the next run gets r2.
+	run -0 timeout 10 chsub -x 'cat >"$T/next"' "$CH" s
+	assert_equal "$(cat "$T/next")" r2
+}
+
+@test "SIGINT behaves like SIGTERM" {
+	fresh
+	pub r1 r2
+	start_blocking -f
+	wait_for 10 test -s "$T/started"
+	kill -INT "$CHSUB"
+	touch "$T/release"
+	wait_exit 20 "$CHSUB"
+	assert_equal "$WST" 0
+	assert_equal "$(cat "$T/done")" r1
+	assert_equal "$(offset_of s)" "${OFFS[1]}"
+}
+
+# term_until_gone PID: send chsub SIGTERM until the handler PID is gone
+# (two signals sent at once may merge into one, so keep sending).
+term_until_gone() {
+	local i
+	for i in $(seq 250); do
+		proc_gone "$1" && return 0
+		kill -TERM "$CHSUB" 2>/dev/null
+		sleep 0.02
+	done
+	return 1
+}
+
+@test "a second SIGTERM kills the running handler; its record is redelivered on the next run" {
+	fresh
+	pub r1 r2
+	start_blocking -f
+	wait_for 10 test -s "$T/started"
+	term_until_gone "$(cat "$T/h.pid")"
+	wait_exit 20 "$CHSUB"
+	assert_equal "$WST" 0
+	[ ! -e "$T/done" ]
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+	run -0 timeout 10 chsub -x 'cat >>"$T/next"; echo >>"$T/next"' "$CH" s
+	assert_equal "$(cat "$T/next")" "$(printf '%s\n' r1 r2)"
+}
+
+# --- parallel handlers -----------------------------------------------------
+
+@test "-P 4 runs four handlers at once, never more" {
+	fresh
+	mkdir "$T/active"
+	pub r{1..8}
+	start_bg chsub -P 4 -x '
+	    touch "$T/active/$CH_SEQ"
+	    ls "$T/active" | wc -l >>"$T/counts"
+	    "$T/await" "$T/release"
+	    echo "$CH_SEQ" >>"$T/handled"
+	    rm "$T/active/$CH_SEQ"' "$CH" s
+	wait_for 10 files_are "$T/active" 4
+	touch "$T/release"
+	wait_exit 20 "$BG"
+	assert_equal "$WST" 0
+	assert_equal "$(sort -n "$T/counts" | tail -n 1)" 4
+	assert_equal "$(sort -n "$T/handled")" "$(seq 0 7)"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+# start_stuck: -P 4 over 8 records; record 1's handler blocks until
+# $T/release, the others finish at once (each leaves $T/done/SEQ).
+start_stuck() {
+	mkdir -p "$T/done"
+	pub r{0..7}
+	start_bg chsub -P 4 -x '
+	    if [ "$CH_SEQ" = 1 ]; then
+		echo $$ >"$T/k.pid"; "$T/await" "$T/release"
+	    fi
+	    touch "$T/done/$CH_SEQ"' "$CH" s
+	CHSUB=$BG
+	wait_for 10 files_are "$T/done" 7
+}
+
+@test "-P 4 never commits past an unfinished record" {
+	fresh
+	start_stuck
+	# Every record but 1 is done; the commit stops in front of record 1.
+	wait_for 10 offset_is s "${OFFS[1]}"
+	# And stays there while record 1 runs (a few commit intervals).
+	local i
+	for i in 1 2 3 4 5; do
+		assert_equal "$(offset_of s)" "${OFFS[1]}"
+		sleep 0.05
+	done
+	touch "$T/release"
+	wait_exit 20 "$CHSUB"
+	assert_equal "$WST" 0
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "-P 4: after kill -9 while a record is unfinished, the next run redelivers it" {
+	fresh
+	start_stuck
+	wait_for 10 offset_is s "${OFFS[1]}"
+	kill -9 "$CHSUB"
+	wait_exit 10 "$CHSUB"
+	# The stuck handler may still run (it has its own process group); the
+	# subscriber must be free all the same.
+	run -0 timeout 10 chsub -x 'echo "$CH_SEQ" >>"$T/rerun"' "$CH" s
+	assert_equal "$(head -n 1 "$T/rerun")" 1
+	assert_equal "$(tail -n 1 "$T/rerun")" 7
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+# --- rate, follow, timeout, count -------------------------------------------
+
+@test "--rate limits throughput (a loose lower bound)" {
+	fresh
+	pub r{1..5}
+	local t0 t1
+	t0=$(date +%s%N)
+	run -0 timeout 20 chsub --rate=10 -x 'cat >/dev/null; echo >>"$T/n"' "$CH" s
+	t1=$(date +%s%N)
+	assert_equal "$(wc -l <"$T/n")" 5
+	# 5 records at 10/s: at least about 0.4 s; we only ask for 0.3 s.
+	(( t1 - t0 >= 300000000 ))
+}
+
+@test "-f with -x handles records published later" {
+	fresh
+	pub before
+	start_bg chsub -f --ready-fd=4 -x 'cat >>"$T/got"; echo >>"$T/got"' \
+	    "$CH" s 4>"$T/ready"
+	wait_for 10 test -s "$T/ready"
+	chpub "$CH" later1
+	chpub "$CH" later2
+	wait_for 10 offset_is s "$(chan_end)"
+	assert_equal "$(cat "$T/got")" "$(printf '%s\n' before later1 later2)"
+	kill -TERM "$BG"
+	wait_exit 10 "$BG"
+	assert_equal "$WST" 0
+}
+
+@test "-t with -x exits 0 after being idle that long" {
+	fresh
+	pub a b
+	run -0 timeout 10 chsub -t 200ms -x 'cat >>"$T/got"; echo >>"$T/got"' "$CH" s
+	assert_equal "$(cat "$T/got")" "$(printf '%s\n' a b)"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "-n N with -x handles exactly N records" {
+	fresh
+	pub r1 r2 r3 r4 r5
+	run -0 timeout 10 chsub -n 3 -x 'cat >>"$T/got"; echo >>"$T/got"' "$CH" s
+	assert_equal "$(cat "$T/got")" "$(printf '%s\n' r1 r2 r3)"
+	assert_equal "$(offset_of s)" "${OFFS[3]}"
+}
+
+@test "-n N with --batch never hands over more than N records" {
+	fresh
+	pub r1 r2 r3 r4 r5
+	run -0 timeout 10 chsub -n 3 --batch=2 -x 'echo "$CH_COUNT" >>"$T/counts"' "$CH" s
+	assert_equal "$(cat "$T/counts")" "$(printf '%s\n' 2 1)"
+	assert_equal "$(offset_of s)" "${OFFS[3]}"
+}
+
+@test "-n N with -f waits for the missing records" {
+	fresh
+	pub r1
+	start_bg chsub -f -n 2 --ready-fd=4 -x 'cat >>"$T/got"; echo >>"$T/got"' \
+	    "$CH" s 4>"$T/ready"
+	wait_for 10 test -s "$T/ready"
+	pub r2 r3
+	wait_exit 10 "$BG"
+	assert_equal "$WST" 0
+	assert_equal "$(cat "$T/got")" "$(printf '%s\n' r1 r2)"
+	assert_equal "$(offset_of s)" "${OFFS[2]}"
+}
+
+# --- usage -----------------------------------------------------------------
+
+@test "handler options without --exec, and bad handler options, are usage errors" {
+	fresh
+	run -2 chsub --batch=2 "$CH" s
+	run -2 chsub --retries=1 "$CH" s
+	run -2 chsub -x true --batch=0 "$CH" s
+	run -2 chsub -x true --rate=0 "$CH" s
+	run -2 chsub -x true --backoff=2s,1s "$CH" s
+	run -2 chsub -x true --peek "$CH"
+	run -2 chsub -x true -P 0 "$CH" s
+}
