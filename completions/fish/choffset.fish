@@ -1,0 +1,94 @@
+# fish completion for choffset(1), part of chtools
+# choffset [OPTION]... CHANNEL [SUBSCRIBER]
+
+# --- chtools helpers: begin ---
+# The same in every file of completions/fish (fish loads one file per
+# command, by name); tests/90-completions.bats checks that they match.
+
+# __chtools_operands SHORT LONG...: print the operands before the current
+# token, reading the options as popt does.  SHORT holds the short options
+# that take an argument ("tn"), LONG... the long ones ("timeout" "count").
+function __chtools_operands
+    set -l short (string split '' -- $argv[1])
+    set -l long $argv[2..-1]
+    set -l tokens (commandline -opc)
+    set -e tokens[1]
+    set -l want 0
+    set -l dd 0
+    for w in $tokens
+        if test $want = 1
+            set want 0
+        else if test $dd = 1; or not string match -qr -- '^-.' $w
+            printf '%s\n' $w
+        else if test "x$w" = x--
+            set dd 1
+        else if string match -q -- '--*' $w
+            if not string match -q -- '*=*' $w
+                and contains -- (string sub -s 3 -- $w) $long
+                set want 1
+            end
+        else
+            set -l n (string length -- $w)
+            for j in (seq 2 $n)
+                if contains -- (string sub -s $j -l 1 -- $w) $short
+                    test $j = $n; and set want 1
+                    break
+                end
+            end
+        end
+    end
+end
+
+# __chtools_channels: complete a CHANNEL: directories, and for a token
+# without "/" the channels (directories holding channel.yaml) under $CH_ROOT.
+function __chtools_channels
+    set -l tok (commandline -ct | string replace -r -- '^--[^=]*=' '')
+    __fish_complete_directories "$tok" 'channel directory'
+    if test -n "$CH_ROOT"; and not string match -q -- '*/*' "$tok"
+        for f in $CH_ROOT/*/channel.yaml
+            test -f $f; or continue
+            string replace -r -- '^.*/([^/]+)/channel.yaml$' '$1'\t'channel under CH_ROOT' $f
+        end
+    end
+end
+
+# __chtools_subscribers CHANNEL: complete a SUBSCRIBER of CHANNEL
+# ($CH_ROOT/CHANNEL for a name without "/"): the directories under
+# CHANNEL/subscribers that hold an offset file.
+function __chtools_subscribers
+    set -q argv[1]; or return
+    set -l dir (string replace -r -- '^~(?=/|$)' "$HOME" $argv[1])
+    if test -n "$CH_ROOT"; and not string match -q -- '*/*' $dir
+        set dir $CH_ROOT/$dir
+    end
+    for f in $dir/subscribers/*/offset
+        test -f $f; or continue
+        string replace -r -- '^.*/([^/]+)/offset$' '$1'\tsubscriber $f
+    end
+end
+# --- chtools helpers: end ---
+
+function __choffset_operands
+    __chtools_operands '' set time shift import
+end
+
+complete -c choffset -f
+complete -c choffset -n 'test (count (__choffset_operands)) = 0' -a '(__chtools_channels)'
+complete -c choffset -n 'test (count (__choffset_operands)) = 1' -a '(__chtools_subscribers (__choffset_operands))'
+complete -c choffset -l set -x -d 'move to OFFSET (a record boundary)'
+complete -c choffset -l earliest -d 'move to the earliest record'
+complete -c choffset -l latest -d 'move to the end (skip everything unread)'
+complete -c choffset -l time -x -d 'move to the first record published at or after TIME'
+complete -c choffset -l shift -x -d 'move N records forward (+N) or back (-N)'
+complete -c choffset -l create -d 'register the subscriber (at --latest unless told otherwise)'
+complete -c choffset -l delete -d 'deregister the subscriber'
+complete -c choffset -l all -d 'apply the change to every subscriber'
+complete -c choffset -l dry-run -d 'print NAME OLD -> NEW and change nothing'
+complete -c choffset -l history -d 'show the journal of offset changes'
+complete -c choffset -l export -d 'print every offset in a form --import reads'
+complete -c choffset -l import -r -F -d 'set offsets from FILE (- for stdin), all or nothing'
+complete -c choffset -s q -l quiet -d 'print no warnings, only errors'
+complete -c choffset -s v -l verbose -d 'report what is done on stderr'
+complete -c choffset -l version -d 'print the version and exit'
+complete -c choffset -s '?' -l help -d 'show this help message'
+complete -c choffset -l usage -d 'display brief usage message'
