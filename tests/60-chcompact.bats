@@ -7,7 +7,7 @@ setup() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
 	common_setup
-	new_channel segment_bytes=4096
+	CH_BIRTH=-1d new_channel segment_bytes=4096
 }
 teardown() { ops_teardown; }
 

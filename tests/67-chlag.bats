@@ -8,7 +8,7 @@ setup() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
 	common_setup
-	new_channel
+	CH_BIRTH=-1d new_channel
 }
 teardown() { ops_teardown; }
 

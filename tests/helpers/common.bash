@@ -45,8 +45,15 @@ start_bg() {
 }
 
 # new_channel [KEY=VALUE...]: create $CH, then set channel.yaml keys.
+# With CH_BIRTH set (e.g. -1d), the channel is created that far from now:
+# publish times never go below the first segment's creation time, so tests
+# that publish "in the past" need a channel born before that.
 new_channel() {
-	chpub "$CH" </dev/null
+	if [[ -n ${CH_BIRTH:-} ]]; then
+		faketime -f "$CH_BIRTH" chpub "$CH" </dev/null
+	else
+		chpub "$CH" </dev/null
+	fi
 	local kv
 	for kv in "$@"; do
 		set_config "${kv%%=*}" "${kv#*=}"
