@@ -496,7 +496,8 @@ ch_sub_list(struct ch_channel *ch, char ***names, size_t *n,
 		return -1;
 	}
 	closedir(d);
-	qsort(v, cnt, sizeof *v, cmp_names);
+	if (cnt > 1)	/* qsort(NULL, 0, ...) is undefined */
+		qsort(v, cnt, sizeof *v, cmp_names);
 	*names = v;
 	*n = cnt;
 	return 0;
