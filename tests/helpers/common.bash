@@ -44,6 +44,21 @@ start_bg() {
 	BG_PIDS+=("$BG")
 }
 
+# faketime -f SPEC CMD...: run CMD with the clock moved by SPEC (e.g. -2h),
+# through libfaketime preloaded directly.  The faketime(1) wrapper also
+# sets up a shared-memory semaphore, which aborts now and then ("The futex
+# facility returned an unexpected error code") in sanitizer builds.
+faketime() {
+	local lib
+	[[ $1 == -f ]] && shift
+	for lib in /usr/lib/*/faketime/libfaketime.so.1; do
+		[[ -e $lib ]] && break
+	done
+	[[ -e $lib ]] || { echo "faketime: libfaketime not installed" >&2; return 127; }
+	FAKETIME="$1" FAKETIME_DONT_FAKE_MONOTONIC=1 \
+		LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}" "${@:2}"
+}
+
 # new_channel [KEY=VALUE...]: create $CH, then set channel.yaml keys.
 # With CH_BIRTH set (e.g. -1d), the channel is created that far from now:
 # publish times never go below the first segment's creation time, so tests
