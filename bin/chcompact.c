@@ -16,6 +16,7 @@
 #include "compact.h"
 #include "lock.h"
 #include "parse.h"
+#include "progress.h"
 
 enum { OPT_MAX_AGE = 1, OPT_MAX_BYTES, OPT_EXPIRE, OPT_WAIT };
 
@@ -92,8 +93,13 @@ one(const char *chname, const struct ch_compact_opts *base, int have_age,
 	}
 	if (opt_check) {
 		struct ch_check_result res;
-		if (ch_check(&ch, opt_repair, check_report, (void *)chname, &res,
-		    &err) < 0) {
+		struct ch_progress prog;
+		char what[160];
+		/* On a terminal, a progress line on stderr (not with -q). */
+		snprintf(what, sizeof what, "%s: %s: checking", ch_prog, chname);
+		ch_progress_init(&prog, 1, what);
+		if (ch_check(&ch, opt_repair, check_report, (void *)chname, &prog,
+		    &res, &err) < 0) {
 			ch_report(chname, &err);
 			status = err.code;
 		} else {

@@ -27,6 +27,7 @@
 #include "lock.h"
 #include "notify.h"
 #include "output.h"
+#include "progress.h"
 #include "session.h"
 
 enum { OPT_FROM = 1, OPT_TIMEOUT, OPT_COUNT, OPT_READY_FD, OPT_FORMAT,
@@ -34,7 +35,7 @@ enum { OPT_FROM = 1, OPT_TIMEOUT, OPT_COUNT, OPT_READY_FD, OPT_FORMAT,
     OPT_PARALLEL, OPT_RATE, OPT_HANDLER_TIMEOUT };
 
 static int opt_follow, opt_peek, opt_wait, opt_null, opt_skip_corrupt,
-    opt_json;
+    opt_json, opt_progress;
 static const char *opt_from, *opt_timeout, *opt_count, *opt_ready_fd,
     *opt_format, *opt_exec, *opt_batch, *opt_retries, *opt_backoff,
     *opt_dead_letter, *opt_parallel, *opt_rate, *opt_handler_timeout;
@@ -63,6 +64,8 @@ static struct poptOption sub_options[] = {
 	    "skip corrupt records with a warning instead of stopping", NULL },
 	{ "ready-fd", '\0', POPT_ARG_STRING, &opt_ready_fd, OPT_READY_FD,
 	    "write a newline to fd N once ready", "N" },
+	{ "progress", '\0', POPT_ARG_NONE, &opt_progress, 0,
+	    "show catch-up progress on a terminal's stderr", NULL },
 	POPT_TABLEEND
 };
 
@@ -107,6 +110,7 @@ static struct poptOption options[] = {
 static const char *chname;
 static volatile sig_atomic_t stop;
 static struct ch_session sess;
+static struct ch_progress prog;	/* --progress: catching up */
 
 /* Output not yet written, and where each record in it ends. */
 static struct ch_buf out;
@@ -139,6 +143,8 @@ write_out(void)
 	size_t done = 0, m = 0;
 	int rc = 0;
 
+	if (prog.stdout_tty && out.len)
+		ch_progress_hide(&prog);	/* records own the terminal */
 	while (done < out.len) {
 		ssize_t n = write(1, out.p + done, out.len - done);
 		if (n < 0) {
@@ -175,6 +181,7 @@ finish(int status)
 {
 	struct ch_error err;
 
+	ch_progress_end(&prog);
 	if (ch_session_commit(&sess, &err) < 0) {
 		ch_report(chname, &err);
 		if (!status)
@@ -318,8 +325,22 @@ main(int argc, const char **argv)
 	so.wait_ns = opt_wait ? CH_LOCK_WAIT : CH_LOCK_NOWAIT;
 	so.skip_corrupt = opt_skip_corrupt;
 	so.warn = warn_cb;
+	if (opt_progress) {
+		char what[256];
+		snprintf(what, sizeof what, "%s: %s%s%s: catching up", ch_prog,
+		    chname, args[1] ? ": " : "", args[1] ? args[1] : "");
+		ch_progress_init(&prog, 1, what);
+		so.progress = &prog;
+	}
 	if (ch_session_open(&ch, &so, &sess, &err) < 0)
 		ch_die_err(chname, &err);
+	if (prog.on) {
+		/* From the subscriber's offset to the end as it is now. */
+		struct ch_end end;
+		if (ch_channel_end(&ch, &end, &err) == 0)
+			ch_progress_range(&prog, sess.done_offset, end.offset,
+			    sess.done_seq, end.seq);
+	}
 
 	struct sigaction sa = { 0 };
 	sa.sa_handler = on_signal;	/* no SA_RESTART: waits return EINTR */

@@ -29,6 +29,8 @@ struct ctx {
 	void *rctx;
 	struct ch_check_result *res;
 	int torn;		/* the active segment has a torn tail */
+	struct ch_progress *progress;
+	uint64_t first_seq;	/* of the earliest record, for progress */
 };
 
 static void say(struct ctx *c, int level, const char *fmt, ...)
@@ -147,6 +149,8 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			*expect_seq = r.h.seq + 1;
 			records++;
 			c->res->records++;
+			ch_progress_update(c->progress, here,
+			    c->first_seq + c->res->records);
 			continue;
 		}
 		if (rc == CH_CUR_END && cur.pos == cur.size)
@@ -464,21 +468,34 @@ check_offsets(struct ctx *c, struct ch_error *err)
 	return 0;
 }
 
-int
-ch_check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
-    struct ch_check_result *res, struct ch_error *err)
+static int
+check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
+    struct ch_progress *progress, struct ch_check_result *res,
+    struct ch_error *err)
 {
-	struct ctx c = { ch, repair, report, rctx, res, 0 };
+	struct ctx c = { ch, repair, report, rctx, res, 0, progress, 0 };
 	struct ch_index ix;
 	struct ch_idxent e, prev = { 0 };
 	uint64_t expect = UINT64_MAX, next_base = 0;
 	int64_t last_ts = INT64_MIN;
 	int seen_existing = 0;
+	struct ch_start start;
+	struct ch_end end;
+	struct ch_error ignored;
 
 	memset(res, 0, sizeof *res);
 	if (ch_index_open(ch->dirfd, &ix, err) < 0) {
 		say(&c, CH_REPORT_WARN, "%s", err->msg);
 		return 0;
+	}
+	/* Progress over the data as it is now; a channel too damaged to
+	 * say where it starts and ends is checked without. */
+	if (progress && progress->on &&
+	    ch_channel_start(ch, &start, &ignored) == 0 &&
+	    ch_channel_end(ch, &end, &ignored) == 0) {
+		c.first_seq = start.seq;
+		ch_progress_range(progress, start.offset, end.offset, start.seq,
+		    end.seq);
 	}
 	for (uint64_t i = 0; i < ix.count; i++) {
 		char name[CH_SEG_NAME_LEN + 1];
@@ -529,4 +546,16 @@ ch_check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 			    (unsigned long long)cut);
 	}
 	return check_offsets(&c, err);
+}
+
+int
+ch_check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
+    struct ch_progress *progress, struct ch_check_result *res,
+    struct ch_error *err)
+{
+	int rc = check(ch, repair, report, rctx, progress, res, err);
+
+	if (progress)
+		ch_progress_end(progress);
+	return rc;
 }

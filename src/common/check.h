@@ -22,6 +22,7 @@
 #include "channel.h"
 #include "compact.h"
 #include "error.h"
+#include "progress.h"
 
 struct ch_check_result {
 	unsigned problems;	/* found */
@@ -32,8 +33,11 @@ struct ch_check_result {
 
 /* report gets CH_REPORT_WARN for each problem, CH_REPORT_FIXED for each
  * repair, CH_REPORT_UNFIXED for each problem a repair had to leave (and
- * why), CH_REPORT_INFO for progress. */
+ * why), CH_REPORT_INFO for progress.  `progress` (may be NULL) is given
+ * the range of the data and kept up to date as records are verified; it
+ * is ended before ch_check returns. */
 int ch_check(struct ch_channel *ch, int repair, ch_report_fn report,
-    void *ctx, struct ch_check_result *res, struct ch_error *err);
+    void *ctx, struct ch_progress *progress, struct ch_check_result *res,
+    struct ch_error *err);
 
 #endif

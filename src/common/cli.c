@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "parse.h"
+#include "progress.h"
 
 const char *ch_prog = "chtools";
 int ch_verbose;
@@ -103,6 +104,7 @@ vmsg(const char *channel, const char *fmt, va_list ap)
 	if (n < 0 || (size_t)n >= sizeof buf)
 		n = 0;
 	vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	ch_progress_hide_all();		/* a message never shares its line */
 	fprintf(stderr, "%s\n", buf);
 }
 

@@ -138,6 +138,7 @@ ch_session_delivered(struct ch_session *s, uint64_t offset, uint64_t seq)
 {
 	s->done_offset = offset;
 	s->done_seq = seq;
+	ch_progress_update(s->o.progress, offset, seq);
 }
 
 int

@@ -20,6 +20,7 @@
 
 #include "channel.h"
 #include "position.h"
+#include "progress.h"
 #include "reader.h"
 #include "subscriber.h"
 
@@ -32,6 +33,7 @@ struct ch_session_opts {
 	int skip_corrupt;
 	ch_warn_fn warn;
 	void *warn_ctx;
+	struct ch_progress *progress;	/* told what is delivered, or NULL */
 };
 
 struct ch_session {
