@@ -88,6 +88,7 @@ complete -c chsub -l format -x -d 'print records as FMT (%o %n %s %S %t %T %{KEY
 complete -c chsub -l json -d 'print one JSON object per record'
 complete -c chsub -l skip-corrupt -d 'skip corrupt records with a warning instead of stopping'
 complete -c chsub -l ready-fd -x -d 'write a newline to fd N once ready'
+complete -c chsub -l progress -d "show catch-up progress on a terminal's stderr"
 complete -c chsub -s x -l exec -x -a '(__fish_complete_command)' -d 'run CMD (with /bin/sh -c) for each record, payload on stdin'
 complete -c chsub -l batch -x -d 'hand up to N records to one run of CMD'
 complete -c chsub -l retries -x -d 'retry a failing CMD N more times (default 0)'
