@@ -1,0 +1,277 @@
+#!/usr/bin/env bats
+# The examples in examples/ work as written: the crontab's jobs run, the
+# systemd unit passes systemd-analyze verify and its ExecStart line runs a
+# worker that stops cleanly on SIGTERM, and the log-shipping and replay
+# scripts run end to end.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	common_setup
+	EX="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/../examples"
+	BIN=$(dirname "$(command -v chsub)")
+}
+teardown() { common_teardown; }
+
+# --- crontab -------------------------------------------------------------
+
+# cron_jobs: the commands of the crontab's job lines, one per line.
+cron_jobs() {
+	sed -n 's/^[0-9*][^ ]* [^ ]* [^ ]* [^ ]* [^ ]* //p' "$EX/crontab"
+}
+
+@test "crontab: every line is a comment, a variable or a five-field job" {
+	local line n=0 re='^([0-9*/,-]+ ){5}[a-z]'
+	while IFS= read -r line; do
+		[[ -z $line || $line == '#'* || $line =~ ^[A-Z_]+= ]] && continue
+		[[ $line =~ $re ]] || fail "not a crontab line: $line"
+		[[ $line != *%* ]] || fail "cron turns % into a newline: $line"
+		n=$((n + 1))
+	done <"$EX/crontab"
+	((n >= 3))
+	run -0 cron_jobs
+	assert_line --partial 'chcompact logs jobs'
+	assert_line --partial 'chcompact --check logs jobs'
+	assert_line --partial 'chlag --prometheus -o '
+}
+
+@test "crontab: the jobs compact, check and write the Prometheus file, silently" {
+	local root=$T/root job vars=()
+	# Two channels under CH_ROOT; "logs" has sealed segments that its one
+	# subscriber has read, and another subscriber lagging behind.
+	CH=$root/logs
+	new_channel segment_bytes=4096
+	fill 300
+	chsub --from=earliest "$CH" shipper >/dev/null
+	choffset -q --create --latest "$CH" late >/dev/null
+	fill 10
+	local before
+	before=$(segments | wc -l)
+	((before > 2))
+	CH=$root/jobs
+	new_channel
+	fill 5
+	choffset -q --create --earliest "$CH" worker >/dev/null
+	mkdir "$T/textfile"
+
+	# The crontab's variables, with the paths moved into $T.
+	while IFS= read -r line; do
+		case $line in
+		CH_ROOT=*) vars+=("CH_ROOT=$root") ;;
+		TEXTFILE_DIR=*) vars+=("TEXTFILE_DIR=$T/textfile") ;;
+		PATH=*) vars+=("PATH=$BIN:${line#PATH=}") ;;
+		[A-Z]*=*) vars+=("$line") ;;
+		esac
+	done <"$EX/crontab"
+	[[ " ${vars[*]} " == *" SHELL=/bin/sh "* ]]
+
+	while IFS= read -r job; do
+		run env -i HOME="$HOME" "${vars[@]}" /bin/sh -c "$job"
+		assert_success
+		assert_output ""	# cron would mail anything printed
+	done < <(cron_jobs)
+
+	CH=$root/logs
+	(($(segments | wc -l) < before)) || fail "chcompact deleted nothing"
+	[[ -z $(ls -A "$T/textfile" | grep -v '^chlag\.prom$') ]] ||
+		fail "leftover files: $(ls -A "$T/textfile")"
+	run -0 cat "$T/textfile/chlag.prom"
+	assert_line 'chlag_lag_records{channel="logs",subscriber="late"} 10'
+	assert_line 'chlag_lag_records{channel="logs",subscriber="shipper"} 10'
+	assert_line 'chlag_lag_records{channel="jobs",subscriber="worker"} 5'
+	assert_line --partial '# TYPE chlag_lag_seconds gauge'
+}
+
+# --- chsub@.service ------------------------------------------------------
+
+@test "chsub@.service: systemd-analyze verify accepts it" {
+	command -v systemd-analyze >/dev/null ||
+		skip "systemd-analyze is not installed"
+	local unit=$EX/chsub@.service
+	grep -qx 'Restart=on-failure' "$unit"
+	grep -qx 'KillMode=mixed' "$unit"
+	grep -qx 'KillSignal=SIGTERM' "$unit"
+	grep -qx 'EnvironmentFile=/etc/default/chsub-%i' "$unit"
+	# verify checks that the command exists: point it at the built chsub.
+	mkdir "$T/units"
+	sed "s|^ExecStart=/usr/local/bin/chsub |ExecStart=$BIN/chsub |" "$unit" \
+		>"$T/units/chsub@.service"
+	grep -q "^ExecStart=$BIN/chsub " "$T/units/chsub@.service"
+	cp "$T/units/chsub@.service" "$T/units/chsub@mailer.service"
+	cd "$T/units"
+	run -0 systemd-analyze verify --man=no ./chsub@mailer.service
+	assert_output ""
+	# and it is not a rubber stamp: a broken unit fails
+	sed -i 's/^Restart=on-failure/Restart=sometimes/' chsub@mailer.service
+	run systemd-analyze verify --man=no ./chsub@mailer.service
+	assert_output --partial sometimes
+}
+
+# exec_start INSTANCE ENVFILE: the unit's ExecStart as systemd runs it, one
+# argument per line: specifiers %i and %%, ${VAR} as one word, $VAR split
+# at whitespace, variables from ENVFILE (KEY=VALUE lines, as systemd
+# reads them, without quotes).
+exec_start() {
+	local inst=$1 line w k v
+	local -A env=()
+	while IFS= read -r line; do
+		[[ $line =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+		env[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+	done <"$2"
+	line=$(sed -n 's/^ExecStart=//p' "$EX/chsub@.service")
+	[[ $line != *[\"\'\\]* ]] || { echo "quotes: emulation too simple"; return 1; }
+	for w in $line; do
+		w=${w//%i/$inst}
+		w=${w//%%/%}
+		if [[ $w =~ ^\$\{([A-Za-z_0-9]+)\}$ ]]; then
+			printf '%s\n' "${env[${BASH_REMATCH[1]}]-}"
+		elif [[ $w =~ ^\$([A-Za-z_0-9]+)$ ]]; then
+			for v in ${env[${BASH_REMATCH[1]}]-}; do printf '%s\n' "$v"; done
+		else
+			[[ $w != *'$'* ]] || { echo "unhandled: $w"; return 1; }
+			printf '%s\n' "$w"
+		fi
+	done
+}
+
+# run_unit INSTANCE: start the ExecStart line of the instance in the
+# background (pid in $BG), with /usr/local/bin/chsub as the built one.
+run_unit() {
+	local -a argv
+	mapfile -t argv < <(exec_start "$1" "$T/default/chsub-$1")
+	[[ ${argv[0]} == /usr/local/bin/chsub ]]
+	argv[0]=$BIN/chsub
+	start_bg "${argv[@]}"
+}
+
+@test "chsub@.service: ExecStart runs the worker, which stops cleanly on SIGTERM" {
+	mkdir "$T/default" "$T/out"
+	new_channel
+	# A handler command with a space, which must reach chsub as the one
+	# argument of -x; the record "slow" takes a while.
+	cat >"$T/handle-job" <<-EOF
+		#!/bin/sh
+		rec=\$(cat)
+		if [ "\$rec" = slow ]; then touch "$T/out/started"; sleep 1; fi
+		printf '%s %s\n' "\$rec" "\$CH_SUBSCRIBER" >>"$T/out/done"
+	EOF
+	cat >"$T/default/chsub-mailer" <<-EOF
+		CHSUB_CHANNEL=$CH
+		CHSUB_HANDLER=sh $T/handle-job
+		CHSUB_OPTS=--retries=3 --backoff=10ms,50ms --from=earliest
+	EOF
+	run -0 exec_start mailer "$T/default/chsub-mailer"
+	assert_output "/usr/local/bin/chsub
+-f
+-x
+sh $T/handle-job
+--retries=3
+--backoff=10ms,50ms
+--from=earliest
+$CH
+mailer"
+
+	chpub "$CH" one two three
+	run_unit mailer
+	wait_for 10 test -f "$T/out/done"
+	wait_for 10 grep -qx 'three mailer' "$T/out/done"
+	chpub "$CH" slow
+	wait_for 10 test -f "$T/out/started"
+	kill -TERM "$BG"	# what systemctl stop does with KillMode=mixed
+	local st=0
+	wait "$BG" || st=$?
+	assert_equal "$st" 0
+	run -0 cat "$T/out/done"
+	assert_output "one mailer
+two mailer
+three mailer
+slow mailer"
+	# The slow record was finished and committed: nothing is left.
+	assert_equal "$(offset_of mailer)" "$(end_offset)"
+}
+
+@test "chsub@.service: a handler that keeps failing exits non-zero, for Restart=on-failure" {
+	mkdir "$T/default"
+	new_channel
+	chpub "$CH" a b
+	cat >"$T/default/chsub-failing" <<-EOF
+		CHSUB_CHANNEL=$CH
+		CHSUB_HANDLER=exit 3
+		CHSUB_OPTS=--retries=1 --backoff=10ms --from=earliest
+	EOF
+	run_unit failing
+	local st=0
+	wait "$BG" || st=$?
+	assert_equal "$st" 69
+	# The offset stays on the failed record: the restart goes on there.
+	assert_equal "$(offset_of failing)" 0
+}
+
+# --- log-shipping.sh -----------------------------------------------------
+
+@test "log-shipping.sh: every record arrives once, in order, despite the outage" {
+	WORK=$T/ship run -0 --separate-stderr sh "$EX/log-shipping.sh"
+	assert_output "receiver up:      100 records received
+receiver down
+while it is down: 100 records received, 150 waiting in the channel
+shipper stopped and started again during the outage
+receiver up again
+all 300 records delivered, in order, once"
+	# The outage made the shipper retry, and say so.
+	[[ $stderr == *"handler failed (status 1)"*"retrying"* ]]
+	run -0 wc -l <"$T/ship/received.log"
+	assert_output 300
+	seq 1 300 | sed 's/^/app: event /' | cmp - "$T/ship/received.log"
+	# Everything is committed; no chsub, chpub or tail is left running.
+	CH=$T/ship/channels/logs
+	assert_equal "$(offset_of shipper)" "$(end_offset)"
+	run -1 pgrep -f "$T/ship/"
+}
+
+# --- replay.sh -----------------------------------------------------------
+
+# Three batches, an hour apart, and a subscriber that has read them all.
+replay_channel() {
+	CH_BIRTH=-1d new_channel
+	fill 3 three-hours-ago -3h
+	fill 3 two-hours-ago -2h
+	fill 3 an-hour-ago -1h
+	chsub --from=earliest "$CH" shipper >/dev/null
+}
+
+@test "replay.sh: prints the records of a time range (durations)" {
+	replay_channel
+	local before
+	before=$(offset_of shipper)
+	run -0 --separate-stderr sh "$EX/replay.sh" "$CH" 150m 90m
+	assert_output "two-hours-ago-1 padding padding padding padding
+two-hours-ago-2 padding padding padding padding
+two-hours-ago-3 padding padding padding padding"
+	assert_equal "$stderr" ""
+	# The channel's own subscriber is untouched; the replay's is gone.
+	run -0 choffset "$CH"
+	assert_output "shipper $before"
+}
+
+@test "replay.sh: ISO 8601 times, and a command for each record" {
+	replay_channel
+	local from to
+	from=$(date -u -d '-210 min' +%Y-%m-%dT%H:%M:%SZ)
+	to=$(date -u -d '-90 min' +%Y-%m-%dT%H:%M:%SZ)
+	run -0 sh "$EX/replay.sh" "$CH" "$from" "$to" \
+		'read -r rec rest; echo "$rec at $CH_OFFSET"'
+	assert_equal "${#lines[@]}" 6
+	assert_line -n 0 --regexp '^three-hours-ago-1 at [0-9]+$'
+	assert_line -n 5 --regexp '^two-hours-ago-3 at [0-9]+$'
+	run -0 choffset "$CH"
+	assert_output --regexp '^shipper [0-9]+$'
+}
+
+@test "replay.sh: an empty range says so; bad usage exits 2" {
+	replay_channel
+	run -0 --separate-stderr sh "$EX/replay.sh" "$CH" 30m 10m
+	assert_output ""
+	[[ $stderr == *"no records from 30m to 10m"* ]]
+	run -2 sh "$EX/replay.sh" "$CH" 30m
+	assert_output --partial usage
+}
