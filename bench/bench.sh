@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# bench.sh - chtools against references on this machine (run by `make bench`).
+#
+# Every scenario runs the tool and its reference alternately (ABAB...) in
+# this one invocation, takes the median of each over BENCH_RUNS runs and
+# prints one line:  ID  what  tool  ref  ratio  target  PASS|FAIL|info
+# Figures: MB/s (10^6 B), records/s, or microseconds (lower is better).
+#
+# Environment (make bench passes these through):
+#   BENCH_QUICK=1        smaller data sets (about a minute)
+#   BENCH_RUNS=N         runs per side (default 5)
+#   BENCH_MB=N           bulk data set, MB of 100-byte lines (100; quick 20)
+#   BENCH_BIG_MB=N       the "large channel" (1000; quick 200)
+#   BENCH_SEGS=N         segments of the "many segments" channel (10000; quick 1000)
+#   BENCH_SUBS=N         subscribers of the "many subscribers" channel (10000; quick 1000)
+#   BENCH_ONLY="P1 S1"   run only these ids (prefix match), BENCH_SKIP="peers ..." skip
+#   TMPDIR               filesystem to measure (scratch dir removed on exit)
+set -euo pipefail
+
+BIN=${BENCH_BIN:?BENCH_BIN: directory of chpub, chsub...}
+CHB=${CHBENCH:?CHBENCH: path of the chbench helper}
+QUICK=${BENCH_QUICK:-0}
+[ "$QUICK" = 0 ] && QUICK=
+RUNS=${BENCH_RUNS:-5}
+MB=${BENCH_MB:-${QUICK:+20}}
+MB=${MB:-100}
+BIG_MB=${BENCH_BIG_MB:-${QUICK:+200}}
+BIG_MB=${BIG_MB:-1000}
+SEGS=${BENCH_SEGS:-${QUICK:+1000}}
+SEGS=${SEGS:-10000}
+SUBS=${BENCH_SUBS:-${QUICK:+1000}}
+SUBS=${SUBS:-10000}
+SPAWNS=${QUICK:+200}
+SPAWNS=${SPAWNS:-1000}
+PINGS=${QUICK:+300}
+PINGS=${PINGS:-1000}
+E2E=${QUICK:+1000}
+E2E=${E2E:-3000}
+REDIS_N=${QUICK:+100000}
+REDIS_N=${REDIS_N:-300000}
+LINE=100
+NLINES=$((MB * 1000000 / LINE))
+BYTES=$((NLINES * LINE))
+export PATH="$BIN:$PATH" LC_ALL=C
+unset CH_ROOT
+
+S=$(mktemp -d -t chbench.XXXXXX)
+BG=()
+cleanup() {
+	local p
+	for p in "${BG[@]:-}"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	rm -rf "$S"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+want() { # want ID [GROUP]: is this scenario selected?
+	local x
+	for x in ${BENCH_SKIP:-}; do
+		case "$1 $2" in "$x"* | *" $x"*) return 1 ;; esac
+	done
+	[ -z "${BENCH_ONLY:-}" ] && return 0
+	for x in $BENCH_ONLY; do
+		case "$1 $2" in "$x"* | *" $x"*) return 0 ;; esac
+	done
+	return 1
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+now() { echo "$EPOCHREALTIME"; }
+# secs SNIPPET: wall seconds of a shell snippet
+secs() {
+	local t0 t1
+	sync
+	t0=$EPOCHREALTIME
+	eval "$1"
+	t1=$EPOCHREALTIME
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }'
+}
+# get KEY < "k=v ..." line
+get() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
+med() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f\n", n / s }'; }
+
+RESULTS=$S/results
+: >"$RESULTS"
+# report ID DESC UNIT TOOL REF TARGET   (TARGET: ">=0.5", "<=1.1" or "info")
+# ratio = TOOL / REF
+report() {
+	awk -v id="$1" -v d="$2" -v u="$3" -v t="$4" -v r="$5" -v g="$6" 'BEGIN {
+		ratio = r > 0 ? t / r : 0
+		v = "info"
+		if (g ~ /^>=/) v = ratio >= substr(g, 3) + 0 ? "PASS" : "FAIL"
+		if (g ~ /^<=/) v = ratio <= substr(g, 3) + 0 ? "PASS" : "FAIL"
+		printf "%-4s %-52s %12.6g %12.6g %-6s %7.3f %-7s %s\n", id, d, t, r, u, ratio, g, v
+	}' | tee -a "$RESULTS"
+}
+
+# abab N TOOLFILE REFFILE TOOLSNIPPET REFSNIPPET: run the two alternately,
+# appending each run's output line to the files.
+abab() {
+	local i
+	: >"$2"
+	: >"$3"
+	for i in $(seq "$1"); do
+		eval "$4" >>"$2"
+		eval "$5" >>"$3"
+	done
+}
+medkey() { get_all "$2" <"$1" | med; } # medkey FILE KEY
+get_all() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }'; }
+
+mkchan() { # mkchan DIR: a fresh empty channel
+	rm -rf "$1"
+	chpub "$1" </dev/null
+}
+setyaml() { # setyaml DIR KEY VALUE
+	sed -i "s/^$2:.*/$2: $3/" "$1/channel.yaml"
+}
+
+echo "# chtools bench $(date -u +%Y-%m-%dT%H:%MZ)  runs=$RUNS  data=${MB}MB (${NLINES} x ${LINE}B lines)  big=${BIG_MB}MB  segments=$SEGS  subscribers=$SUBS${QUICK:+  (BENCH_QUICK)}"
+echo "# host: $(nproc) cpu ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))," \
+	"$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)," \
+	"scratch $(df -T "$S" | awk 'NR==2 {print $2}'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-4s %-52s %12s %12s %-6s %7s %-7s %s\n' id scenario tool ref unit ratio target result
+
+"$CHB" gen "$NLINES" "$LINE" >"$S/src"
+printf '%099d\n' 7 >"$S/one"
+MSG=$(head -c 99 "$S/one")
+cat "$S/src" >/dev/null
+
+# ---------------------------------------------------------------- chpub
+if want P1 chpub; then
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkchan $S/p1; rate $BYTES $(secs "cat \$S/src | chpub --sync=none \$S/p1") | sed "s/^/v=/"' \
+		'rm -f $S/dst; rate $BYTES $(secs "cat \$S/src | cat > \$S/dst") | sed "s/^/v=/"'
+	report P1 "bulk chpub --sync=none vs cat > file (B/s)" B/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=0.5"
+fi
+if want P2 chpub; then
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkchan $S/p2; rate $BYTES $(secs "cat \$S/src | chpub --sync=periodic \$S/p2") | sed "s/^/v=/"' \
+		'rm -f $S/dst; rate $BYTES $(secs "cat \$S/src | dd bs=1M iflag=fullblock conv=fdatasync status=none of=\$S/dst") | sed "s/^/v=/"'
+	report P2 "bulk --sync=periodic vs dd conv=fdatasync (B/s)" B/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=0.9"
+	rm -rf "$S/p2"
+fi
+if want P3 chpub; then
+	n64=$(( (QUICK ? 300 : 600) ))
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkchan $S/p3; rate $BYTES $(secs "cat \$S/src | chpub --sync=always \$S/p3") | sed "s/^/v=/"' \
+		'"$CHB" fsync $S/f64 $n64 65536 | sed "s/MB_s=\([0-9.]*\)/v=\1e6/"; rm -f $S/f64'
+	P3_RATE=$(awk -v b="$(medkey "$S/a" v)" -v l=$LINE 'BEGIN { print b / l }')
+	report P3 "bulk --sync=always vs 64KiB append+fdatasync (B/s)" B/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=0.7"
+	rm -rf "$S/p3"
+fi
+if want P4 chpub; then
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkchan $S/p4; "$CHB" ping $PINGS "chpub --sync=always -p $S/p4"' \
+		'"$CHB" fsync $S/f1 $PINGS 100; rm -f $S/f1'
+	report P4 "one record at a time, --sync=always p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.15"
+	report P4b "  same, p99 (us)" us "$(medkey "$S/a" p99_us)" "$(medkey "$S/b" p99_us)" "<=1.5"
+	rm -rf "$S/p4"
+fi
+if want P5 chpub; then
+	mkchan "$S/p5"
+	: >"$S/f5"
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" spawn $SPAWNS chpub $S/p5 "$MSG"' \
+		'"$CHB" spawn $SPAWNS -i $S/one -a $S/f5 cat'
+	report P5 "spawn 'chpub CH msg' vs 'cat <one >>f' p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
+	rm -rf "$S/p5" "$S/f5"
+fi
+
+# ---------------------------------------------------------------- chsub
+if want S1 chsub; then
+	[ -d "$S/p1" ] || { mkchan "$S/p1"; chpub "$S/p1" <"$S/src"; }
+	cp "$S/src" "$S/dst"
+	cat "$S/p1"/*.seg "$S/dst" >/dev/null
+	abab "$RUNS" "$S/a" "$S/b" \
+		'rm -rf $S/p1/subscribers/s1; rate $BYTES $(secs "chsub --from=earliest \$S/p1 s1 | cat > /dev/null") | sed "s/^/v=/"' \
+		'rate $BYTES $(secs "cat \$S/dst | cat > /dev/null") | sed "s/^/v=/"'
+	S1_RATE=$(awk -v b="$(medkey "$S/a" v)" -v l=$LINE 'BEGIN { print b / l }')
+	report S1 "catch-up chsub | cat vs cat file | cat (B/s)" B/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=0.5"
+	rm -f "$S/dst"
+fi
+if want S4 chsub; then
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkchan $S/p4f; "$CHB" e2e $E2E "chpub $S/p4f" "chsub -f $S/p4f s"' \
+		'rm -f $S/tf; : > $S/tf; "$CHB" e2e $E2E "cat >> $S/tf" "tail -n0 -f $S/tf"'
+	report S4 "follow chpub|chsub -f vs cat>>f|tail -f p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.0"
+	report S4b "  same, p99 (us)" us "$(medkey "$S/a" p99_us)" "$(medkey "$S/b" p99_us)" "<=1.2"
+	rm -rf "$S/p4f" "$S/tf"
+fi
+
+# ---------------------------------------------------------------- peers
+redis_up=
+if want X peers && have redis-server && have redis-cli; then
+	RPORT=$((20000 + RANDOM % 20000))
+	mkdir -p "$S/redis"
+	redis-server --bind 127.0.0.1 --port "$RPORT" --dir "$S/redis" --appendonly yes \
+		--appendfsync everysec --save '' --auto-aof-rewrite-percentage 0 \
+		--daemonize no --logfile "$S/redis/log" &
+	BG+=($!)
+	for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	redis-cli -p "$RPORT" ping >/dev/null 2>&1 && redis_up=1
+	"$CHB" gen "$REDIS_N" "$LINE" | awk '{ id = "0-" NR; v = $0 "\n";
+		printf "*5\r\n$4\r\nXADD\r\n$5\r\nbench\r\n$%d\r\n%s\r\n$1\r\nd\r\n$%d\r\n%s\r\n", length(id), id, length(v), v }' >"$S/xadd.resp"
+	awk -v n="$REDIS_N" 'BEGIN { for (k = 0; k * 1000 < n; k++) { a = "0-" (k * 1000 + 1); b = "0-" ((k + 1) * 1000);
+		printf "*4\r\n$6\r\nXRANGE\r\n$5\r\nbench\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(a), a, length(b), b } }' >"$S/xrange.resp"
+fi
+redis_pipe() { # redis_pipe FILE: records/s for the RESP file through one connection
+	local t
+	t=$(secs "redis-cli -p $RPORT --pipe < $1 > $S/pipe.out")
+	grep -q 'errors: 0' "$S/pipe.out" || { echo "redis --pipe errors" >&2; cat "$S/pipe.out" >&2; }
+	rate "$REDIS_N" "$t"
+}
+if [ -n "$redis_up" ]; then
+	redis-cli -p "$RPORT" config set appendfsync always >/dev/null
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkchan $S/x3; rate $NLINES $(secs "cat \$S/src | chpub --sync=always \$S/x3") | sed "s/^/v=/"' \
+		'redis-cli -p $RPORT del bench >/dev/null; redis_pipe $S/xadd.resp | sed "s/^/v=/"'
+	report X1 "bulk --sync=always vs Redis XADD aof=always (rec/s)" rec/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=3"
+	rm -rf "$S/x3"
+	redis-cli -p "$RPORT" config set appendfsync everysec >/dev/null
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkchan $S/x1; rate $NLINES $(secs "cat \$S/src | chpub \$S/x1") | sed "s/^/v=/"' \
+		'redis-cli -p $RPORT del bench >/dev/null; redis_pipe $S/xadd.resp | sed "s/^/v=/"'
+	report X2 "bulk chpub vs Redis XADD --pipe aof=everysec (rec/s)" rec/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=10"
+	abab "$RUNS" "$S/a" "$S/b" \
+		'rm -rf $S/x1/subscribers/s; rate $NLINES $(secs "chsub --from=earliest \$S/x1 s | cat > /dev/null") | sed "s/^/v=/"' \
+		'redis_pipe $S/xrange.resp | sed "s/^/v=/"'
+	report X3 "catch-up chsub vs Redis XRANGE scan (rec/s)" rec/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=5"
+	rm -rf "$S/x1"
+elif want X peers; then
+	echo "X1-3 Redis peers skipped (redis-server/redis-cli not installed)" | tee -a "$RESULTS"
+fi
+if want X4 peers && have sqlite3; then
+	SQN=$((REDIS_N / 2))
+	head -n "$SQN" "$S/src" | awk 'BEGIN { print "PRAGMA journal_mode=WAL;"; print "PRAGMA synchronous=NORMAL;";
+		print "CREATE TABLE q(id INTEGER PRIMARY KEY, body BLOB);" }
+		{ if ((NR - 1) % 1000 == 0) print "BEGIN;"; print "INSERT INTO q(body) VALUES(\047" $0 "\047);"; if (NR % 1000 == 0) print "COMMIT;" }
+		END { if (NR % 1000) print "COMMIT;" }' >"$S/q.sql"
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkchan $S/x1; rate $NLINES $(secs "cat \$S/src | chpub \$S/x1") | sed "s/^/v=/"' \
+		'rm -f $S/q.db*; rate $SQN $(secs "sqlite3 \$S/q.db < \$S/q.sql > /dev/null") | sed "s/^/v=/"'
+	report X4 "bulk chpub vs sqlite3 WAL, 1000 INSERTs/txn (rec/s)" rec/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" info
+	rm -rf "$S/x1" "$S"/q.*
+elif want X4 peers; then
+	echo "X4   SQLite peer skipped (sqlite3 not installed)" | tee -a "$RESULTS"
+fi
+if [ -n "$redis_up" ]; then
+	kill "${BG[0]}" 2>/dev/null; wait "${BG[0]}" 2>/dev/null || true
+	BG=()
+fi
+rm -f "$S"/*.resp
+
+# ---------------------------------------------------------------- scale
+if want L scale; then
+	# small: one segment; many: $SEGS segments (one record each, made
+	# with segment_bytes at its minimum, then set back to 64MiB)
+	mkchan "$S/one1"
+	"$CHB" gen $((SEGS + 1000)) 3000 | chpub "$S/one1"
+	mkchan "$S/many"
+	setyaml "$S/many" segment_bytes 4096
+	t0=$(now)
+	"$CHB" gen $((SEGS + 1000)) 3000 | chpub "$S/many"
+	setyaml "$S/many" segment_bytes 64MiB
+	echo "#    built $(ls "$S/many" | grep -c '\.seg$') segments in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"
+	for c in one1 many; do chsub -n 1 --from=earliest "$S/$c" s >/dev/null; done
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" spawn $SPAWNS chpub $S/many "$MSG"' \
+		'"$CHB" spawn $SPAWNS chpub $S/one1 "$MSG"'
+	report L1 "chpub CH msg p50: $SEGS segments vs 1 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" spawn $SPAWNS chsub -n 1 $S/many s' \
+		'"$CHB" spawn $SPAWNS chsub -n 1 $S/one1 s'
+	report L2 "chsub -n 1 p50: $SEGS segments vs 1 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
+	rm -rf "$S/many"
+	# subscribers: one1 has 1; manys has $SUBS; somes has $SUBS/10
+	for c in manys somes; do
+		mkchan "$S/$c"
+		"$CHB" gen $((SPAWNS * RUNS * 2 + 1000)) 100 | chpub "$S/$c"
+		chsub -n 1 --from=earliest "$S/$c" s >/dev/null
+	done
+	"$CHB" clonesub "$S/manys/subscribers" s $((SUBS - 1)) >/dev/null
+	"$CHB" clonesub "$S/somes/subscribers" s $((SUBS / 10 - 1)) >/dev/null
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" spawn $SPAWNS chpub $S/manys "$MSG"' \
+		'"$CHB" spawn $SPAWNS chpub $S/one1 "$MSG"'
+	report L3 "chpub CH msg p50: $SUBS subscribers vs 1 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" spawn $SPAWNS chsub -n 1 $S/manys s' \
+		'"$CHB" spawn $SPAWNS chsub -n 1 $S/one1 s'
+	report L4 "chsub -n 1 p50: $SUBS subscribers vs 1 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" rss chlag $S/manys | awk -v n=$SUBS "{ sub(/secs=/, \"\", \$1); print \"v=\" \$1 / n * 1e6 }"' \
+		'"$CHB" rss chlag $S/somes | awk -v n=$((SUBS / 10)) "{ sub(/secs=/, \"\", \$1); print \"v=\" \$1 / n * 1e6 }"'
+	report L5 "chlag per subscriber: $SUBS vs $((SUBS / 10)) subs (us)" us "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" "<=1.2"
+	rm -rf "$S/manys" "$S/somes" "$S/one1"
+fi
+
+# the large channel, for backlog and memory
+if want L6 scale || want M memory; then
+	mkchan "$S/big"
+	t0=$(now)
+	"$CHB" gen $((BIG_MB * 10000)) 100 | chpub "$S/big"
+	echo "#    built a ${BIG_MB}MB channel in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"
+	mkchan "$S/small"
+	"$CHB" gen 10000 100 | chpub "$S/small"
+	for c in big small; do chsub -n 1 --from=earliest "$S/$c" s >/dev/null; done
+fi
+if want L6 scale; then
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" spawn 20 chlag $S/big' \
+		'"$CHB" spawn 20 chlag $S/small'
+	report L6 "chlag p50: ${BIG_MB}MB backlog vs 1MB (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.2"
+fi
+if want M memory; then
+	head -n 100000 "$S/src" >"$S/10m"
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" rss -i $S/10m chpub $S/big' \
+		'"$CHB" rss -i $S/10m chpub $S/small'
+	report M1 "chpub peak RSS, 10MB into ${BIG_MB}MB vs 1MB channel (KiB)" KiB "$(medkey "$S/a" maxrss_kb)" "$(medkey "$S/b" maxrss_kb)" "<=1.1"
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" rss chsub --peek --from=earliest $S/big' \
+		'"$CHB" rss chsub --peek --from=earliest $S/small'
+	report M2 "chsub peak RSS, read all of ${BIG_MB}MB vs 1MB (KiB)" KiB "$(medkey "$S/a" maxrss_kb)" "$(medkey "$S/b" maxrss_kb)" "<=1.1"
+	rm -f "$S/10m"
+fi
+rm -rf "$S/big" "$S/small"
+
+if want L7 compact; then
+	# chcompact deleting K segments of 64 KiB vs K segments of 8 MiB
+	K=20
+	BIGSEG=$(( QUICK ? 4 : 8 ))
+	mkcomp() { # mkcomp DIR SEGBYTES RECORDS
+		mkchan "$1"
+		setyaml "$1" segment_bytes "$2"
+		"$CHB" gen "$3" 100 | chpub "$1"
+	}
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkcomp $S/cb ${BIGSEG}MiB $((K * BIGSEG * 1048576 / 136 + 10)); rate 1 $(secs "chcompact --max-bytes=1 \$S/cb") | awk "{ print \"v=\" 1e6 / \$1 }"' \
+		'mkcomp $S/cs 64KiB $((K * 65536 / 136 + 10)); rate 1 $(secs "chcompact --max-bytes=1 \$S/cs") | awk "{ print \"v=\" 1e6 / \$1 }"'
+	report L7 "chcompact, $K segments of ${BIGSEG}MiB vs of 64KiB (us)" us "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" "<=1.2"
+	rm -rf "$S/cb" "$S/cs"
+fi
+
+if want C1 concurrency; then
+	q=$((NLINES / 4))
+	split -l "$q" -d "$S/src" "$S/q."
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkchan $S/c4; rate $BYTES $(secs "for f in \$S/q.0[0-3]; do chpub \$S/c4 < \$f & done; wait") | sed "s/^/v=/"' \
+		'mkchan $S/c1; rate $BYTES $(secs "chpub \$S/c1 < \$S/src") | sed "s/^/v=/"'
+	report C1 "4 concurrent chpub vs 1, aggregate (B/s)" B/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=0.8"
+	rm -rf "$S/c4" "$S/c1" "$S"/q.*
+fi
+
+echo "# done $(date -u +%H:%MZ); $(grep -c ' PASS$' "$RESULTS") PASS, $(grep -c ' FAIL$' "$RESULTS") FAIL"
