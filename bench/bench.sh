@@ -256,15 +256,15 @@ rm -f "$S"/*.resp
 
 # ---------------------------------------------------------------- scale
 if want L scale; then
-	# small: one segment; many: $SEGS segments (one record each, made
-	# with segment_bytes at its minimum, then set back to 64MiB)
+	# small: one segment; many: $SEGS segments of one record each (made by
+	# chbench mksegs with the project's encoders; rolling over through
+	# chpub costs two fsyncs per segment)
 	mkchan "$S/one1"
-	"$CHB" gen $((SEGS + 1000)) 3000 | chpub "$S/one1"
+	"$CHB" gen $((SPAWNS * RUNS * 2 + 1000)) 100 | chpub "$S/one1"
 	mkchan "$S/many"
-	setyaml "$S/many" segment_bytes 4096
 	t0=$(now)
-	"$CHB" gen $((SEGS + 1000)) 3000 | chpub "$S/many"
-	setyaml "$S/many" segment_bytes 64MiB
+	"$CHB" mksegs "$S/many" "$SEGS" >/dev/null
+	"$CHB" gen $((SPAWNS * RUNS * 2 + 1000)) 100 | chpub "$S/many"
 	echo "#    built $(ls "$S/many" | grep -c '\.seg$') segments in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"
 	for c in one1 many; do chsub -n 1 --from=earliest "$S/$c" s >/dev/null; done
 	abab "$RUNS" "$S/a" "$S/b" \
@@ -293,8 +293,8 @@ if want L scale; then
 		'"$CHB" spawn $SPAWNS chsub -n 1 $S/one1 s'
 	report L4 "chsub -n 1 p50: $SUBS subscribers vs 1 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
 	abab "$RUNS" "$S/a" "$S/b" \
-		'"$CHB" rss chlag $S/manys | awk -v n=$SUBS "{ sub(/secs=/, \"\", \$1); print \"v=\" \$1 / n * 1e6 }"' \
-		'"$CHB" rss chlag $S/somes | awk -v n=$((SUBS / 10)) "{ sub(/secs=/, \"\", \$1); print \"v=\" \$1 / n * 1e6 }"'
+		'"$CHB" rss -x chlag $S/manys | awk -v n=$SUBS "{ sub(/secs=/, \"\", \$1); print \"v=\" \$1 / n * 1e6 }"' \
+		'"$CHB" rss -x chlag $S/somes | awk -v n=$((SUBS / 10)) "{ sub(/secs=/, \"\", \$1); print \"v=\" \$1 / n * 1e6 }"'
 	report L5 "chlag per subscriber: $SUBS vs $((SUBS / 10)) subs (us)" us "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" "<=1.2"
 	rm -rf "$S/manys" "$S/somes" "$S/one1"
 fi
@@ -311,8 +311,8 @@ if want L6 scale || want M memory; then
 fi
 if want L6 scale; then
 	abab "$RUNS" "$S/a" "$S/b" \
-		'"$CHB" spawn 20 chlag $S/big' \
-		'"$CHB" spawn 20 chlag $S/small'
+		'"$CHB" spawn 20 -x chlag $S/big' \
+		'"$CHB" spawn 20 -x chlag $S/small'
 	report L6 "chlag p50: ${BIG_MB}MB backlog vs 1MB (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.2"
 fi
 if want M memory; then
