@@ -144,7 +144,12 @@ hw_raw(uint32_t c, const unsigned char *p, size_t len)
 	uint64_t c0 = c;
 
 	/* No alignment prologue: unaligned 8-byte loads cost nothing extra
-	 * on x86-64, while a byte loop would add up to 7 dependent steps. */
+	 * on x86-64, while a byte loop would add up to 7 dependent steps.
+	 * The shift table is built on the first long buffer only: building
+	 * it costs tens of microseconds, more than a short-lived process
+	 * checksumming a few small records spends on everything else. */
+	if (len >= 3 * STRIDE)
+		pthread_once(&shift_once, shift_init);
 	while (len >= 3 * STRIDE) {
 		uint64_t c1 = 0, c2 = 0;
 		const unsigned char *p1 = p + STRIDE, *p2 = p + 2 * STRIDE;
@@ -196,8 +201,6 @@ have_hw(void)
 	if (cached < 0) {
 		__builtin_cpu_init();
 		cached = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-		if (cached)
-			pthread_once(&shift_once, shift_init);
 	}
 	return cached;
 }
