@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +85,13 @@ ch_notify_wait(struct ch_notify *n, int64_t timeout_ns)
 		return errno == EINTR ? 0 : -1;
 	if (rc == 0)
 		return 0;
-	/* Drain: any event (or IN_Q_OVERFLOW) just means "look again". */
-	while (read(n->fd, buf, sizeof buf) > 0)
+	/* Drain: any event (or IN_Q_OVERFLOW) just means "look again".  A
+	 * read that leaves room for the largest event got them all, so the
+	 * usual wake-up costs one read(2), not a second one for EAGAIN (an
+	 * event left behind only means one more look). */
+	ssize_t got;
+	while ((got = read(n->fd, buf, sizeof buf)) >
+	    (ssize_t)(sizeof buf - sizeof(struct inotify_event) - NAME_MAX - 1))
 		;
 	return 1;
 }
