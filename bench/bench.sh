@@ -32,6 +32,9 @@ SUBS=${BENCH_SUBS:-${QUICK:+1000}}
 SUBS=${SUBS:-10000}
 SPAWNS=${QUICK:+200}
 SPAWNS=${SPAWNS:-1000}
+# spawns per run in the scale scenarios (four of them, ABAB)
+SCALE_SPAWNS=${QUICK:+50}
+SCALE_SPAWNS=${SCALE_SPAWNS:-200}
 PINGS=${QUICK:+300}
 PINGS=${PINGS:-1000}
 E2E=${QUICK:+1000}
@@ -268,12 +271,12 @@ if want L scale; then
 	echo "#    built $(ls "$S/many" | grep -c '\.seg$') segments in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"
 	for c in one1 many; do chsub -n 1 --from=earliest "$S/$c" s >/dev/null; done
 	abab "$RUNS" "$S/a" "$S/b" \
-		'"$CHB" spawn $SPAWNS chpub $S/many "$MSG"' \
-		'"$CHB" spawn $SPAWNS chpub $S/one1 "$MSG"'
+		'"$CHB" spawn $SCALE_SPAWNS chpub $S/many "$MSG"' \
+		'"$CHB" spawn $SCALE_SPAWNS chpub $S/one1 "$MSG"'
 	report L1 "chpub CH msg p50: $SEGS segments vs 1 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
 	abab "$RUNS" "$S/a" "$S/b" \
-		'"$CHB" spawn $SPAWNS chsub -n 1 $S/many s' \
-		'"$CHB" spawn $SPAWNS chsub -n 1 $S/one1 s'
+		'"$CHB" spawn $SCALE_SPAWNS chsub -n 1 $S/many s' \
+		'"$CHB" spawn $SCALE_SPAWNS chsub -n 1 $S/one1 s'
 	report L2 "chsub -n 1 p50: $SEGS segments vs 1 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
 	rm -rf "$S/many"
 	# subscribers: one1 has 1; manys has $SUBS; somes has $SUBS/10
@@ -285,12 +288,12 @@ if want L scale; then
 	"$CHB" clonesub "$S/manys/subscribers" s $((SUBS - 1)) >/dev/null
 	"$CHB" clonesub "$S/somes/subscribers" s $((SUBS / 10 - 1)) >/dev/null
 	abab "$RUNS" "$S/a" "$S/b" \
-		'"$CHB" spawn $SPAWNS chpub $S/manys "$MSG"' \
-		'"$CHB" spawn $SPAWNS chpub $S/one1 "$MSG"'
+		'"$CHB" spawn $SCALE_SPAWNS chpub $S/manys "$MSG"' \
+		'"$CHB" spawn $SCALE_SPAWNS chpub $S/one1 "$MSG"'
 	report L3 "chpub CH msg p50: $SUBS subscribers vs 1 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
 	abab "$RUNS" "$S/a" "$S/b" \
-		'"$CHB" spawn $SPAWNS chsub -n 1 $S/manys s' \
-		'"$CHB" spawn $SPAWNS chsub -n 1 $S/one1 s'
+		'"$CHB" spawn $SCALE_SPAWNS chsub -n 1 $S/manys s' \
+		'"$CHB" spawn $SCALE_SPAWNS chsub -n 1 $S/one1 s'
 	report L4 "chsub -n 1 p50: $SUBS subscribers vs 1 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
 	abab "$RUNS" "$S/a" "$S/b" \
 		'"$CHB" rss -x chlag $S/manys | awk -v n=$SUBS "{ sub(/secs=/, \"\", \$1); print \"v=\" \$1 / n * 1e6 }"' \
