@@ -385,8 +385,9 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	start_bg bash -c 'exec 5<"$1"; kill -STOP $$' _ "$T/fifo"
 	start_bg chsub -f "$CH" s >"$T/fifo"
 	wait_for 10 test "$(chlag --json "$CH" | grep -c '"running":true')" = 1
-	# far more than a pipe buffer: chsub blocks with a lag
-	for i in $(seq 3000); do echo "a record of some length number $i"; done | chpub "$CH"
+	# far more than a pipe buffer (chsub may grow its stdout pipe to the
+	# 1 MiB limit): chsub blocks with a lag
+	seq -f 'a record of some length number %g' 60000 | chpub "$CH"
 	run -2 at +5m chlag "$CH"
 	assert_line -n 1 --regexp ' STALL$'
 }
