@@ -24,6 +24,22 @@ ch_status_name(int status)
 	return status >= 0 && status <= CH_ST_ERROR ? names[status] : "?";
 }
 
+/*
+ * a - b, clamped to the int64_t range.  Times come from offset files,
+ * which an operator or damage can fill with any 64-bit value; a plain
+ * subtraction of two such times overflows (undefined behaviour) and could
+ * turn "very old" into "in the future".
+ */
+static int64_t
+sat_sub(int64_t a, int64_t b)
+{
+	int64_t d;
+
+	if (__builtin_sub_overflow(a, b, &d))
+		return b < 0 ? INT64_MAX : INT64_MIN;
+	return d;
+}
+
 static int
 cmp_i64(const void *a, const void *b)
 {
@@ -43,7 +59,7 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 	(void)end_offset;
 	for (int i = 0; i < off->nhist; i++) {
 		const struct ch_commit *c = &off->hist[i];
-		if (now - c->time > o->window_ns)
+		if (sat_sub(now, c->time) > o->window_ns)
 			continue;
 		pts[np].offset = c->offset;
 		pts[np].lag = c->end_seq > c->seq ? c->end_seq - c->seq : 0;
@@ -65,16 +81,19 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 	int64_t stop_after = o->stall_ns, gaps[CH_HISTORY_MAX];
 	int ng = 0;
 	for (int i = 1; i < off->nhist; i++)
-		gaps[ng++] = off->hist[i].time - off->hist[i - 1].time;
+		gaps[ng++] = sat_sub(off->hist[i].time,
+		    off->hist[i - 1].time);
 	if (ng) {
 		qsort(gaps, (size_t)ng, sizeof gaps[0], cmp_i64);
-		int64_t typical = 2 * gaps[ng / 2];
+		int64_t g = gaps[ng / 2];
+		int64_t typical = g > INT64_MAX / 2 ? INT64_MAX :
+		    g < 0 ? 0 : 2 * g;
 		if (typical > o->window_ns)
 			typical = o->window_ns;
 		if (typical > stop_after)
 			stop_after = typical;
 	}
-	if (now - off->time > stop_after && age_ns > stop_after)
+	if (sat_sub(now, off->time) > stop_after && age_ns > stop_after)
 		return running ? CH_ST_STALL : CH_ST_STOP;
 	/* 4. WARN: consuming, but the lag only grows. */
 	if (np >= 3 && pts[np - 1].offset > pts[0].offset &&
@@ -131,7 +150,7 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 		r->lag_bytes = end.offset > off.offset ? end.offset - off.offset : 0;
 		r->lag_records = end.seq > off.seq ? end.seq - off.seq : 0;
 		r->last_commit = off.time;
-		r->idle_ns = now - off.time;
+		r->idle_ns = sat_sub(now, off.time);
 		if (r->lag_records > 0) {
 			/* Behind the earliest record: its oldest unread record
 			 * is the earliest one. */
@@ -139,7 +158,7 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 			    off.offset;
 			int64_t ts = 0;
 			if (ch_record_time(ch, at, &ts, &e) == 0 && ts > 0)
-				r->age_ns = now - ts;
+				r->age_ns = sat_sub(now, ts);
 		}
 		for (int h = 0; h < off.nhist; h++)
 			r->hist_lag[r->nhist++] = off.hist[h].end_seq >
