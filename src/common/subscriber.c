@@ -244,9 +244,16 @@ ch_offset_format(const struct ch_offset *o, char *buf, size_t len)
 	return n;
 }
 
-/* Parse "NAME V1 V2 ..." at *pp (one line) with exactly nv values. */
+/*
+ * Parse "KEY V1 V2 ..." at *pp (one line).  `types` has one letter per
+ * value: 'u' for an offset or sequence number (0..2^64-1, stored in u[i]),
+ * 's' for a time (-2^63..2^63-1, stored in s[i]).  A value outside its
+ * type is damage: it is refused, never wrapped (a negative offset must
+ * not become a huge one, nor a time of 2^63 a negative one).
+ */
 static int
-line(const char **pp, const char *end, const char *key, int nv, int64_t *v)
+line(const char **pp, const char *end, const char *key, const char *types,
+    uint64_t *u, int64_t *s)
 {
 	const char *p = *pp;
 	size_t kl = strlen(key);
@@ -255,12 +262,12 @@ line(const char **pp, const char *end, const char *key, int nv, int64_t *v)
 	    p[kl] != ' ')
 		return -1;
 	p += kl;
-	for (int i = 0; i < nv; i++) {
-		if (*p != ' ')
+	for (int i = 0; types[i]; i++) {
+		if (p >= end || *p != ' ')
 			return -1;
 		p++;
 		int neg = 0;
-		if (*p == '-') {
+		if (p < end && *p == '-' && types[i] == 's') {
 			neg = 1;
 			p++;
 		}
@@ -268,11 +275,23 @@ line(const char **pp, const char *end, const char *key, int nv, int64_t *v)
 			return -1;
 		uint64_t x = 0;
 		while (p < end && *p >= '0' && *p <= '9') {
-			if (x > (UINT64_MAX - 9) / 10)
+			uint64_t d = (uint64_t)(*p++ - '0');
+			if (x > (UINT64_MAX - d) / 10)
 				return -1;
-			x = x * 10 + (uint64_t)(*p++ - '0');
+			x = x * 10 + d;
 		}
-		v[i] = neg ? -(int64_t)x : (int64_t)x;
+		if (types[i] == 'u') {
+			u[i] = x;
+		} else if (neg) {
+			if (x > (uint64_t)INT64_MAX + 1)
+				return -1;
+			s[i] = x == (uint64_t)INT64_MAX + 1 ? INT64_MIN :
+			    -(int64_t)x;
+		} else {
+			if (x > (uint64_t)INT64_MAX)
+				return -1;
+			s[i] = (int64_t)x;
+		}
 	}
 	if (p >= end || *p != '\n')
 		return -1;
@@ -285,7 +304,8 @@ ch_offset_parse(const char *text, size_t len, struct ch_offset *o,
     struct ch_error *err)
 {
 	const char *p = text, *end = text + len;
-	int64_t v[5];
+	uint64_t u[5];
+	int64_t t[5];
 	size_t ml = strlen(OFFSET_MAGIC);
 
 	memset(o, 0, sizeof *o);
@@ -316,24 +336,25 @@ ch_offset_parse(const char *text, size_t len, struct ch_offset *o,
 		    "use choffset to change offsets)");
 	p += ml;
 	end = crcline;
-	if (line(&p, end, "offset", 1, v) < 0)
+	if (line(&p, end, "offset", "u", u, t) < 0)
 		goto bad;
-	o->offset = (uint64_t)v[0];
-	if (line(&p, end, "seq", 1, v) < 0)
+	o->offset = u[0];
+	if (line(&p, end, "seq", "u", u, t) < 0)
 		goto bad;
-	o->seq = (uint64_t)v[0];
-	if (line(&p, end, "time", 1, v) < 0)
+	o->seq = u[0];
+	if (line(&p, end, "time", "s", u, t) < 0)
 		goto bad;
-	o->time = v[0];
+	o->time = t[0];
 	while (p < end) {
-		if (o->nhist == CH_HISTORY_MAX || line(&p, end, "history", 5, v) < 0)
+		if (o->nhist == CH_HISTORY_MAX ||
+		    line(&p, end, "history", "suuuu", u, t) < 0)
 			goto bad;
 		struct ch_commit *c = &o->hist[o->nhist++];
-		c->time = v[0];
-		c->offset = (uint64_t)v[1];
-		c->seq = (uint64_t)v[2];
-		c->end_offset = (uint64_t)v[3];
-		c->end_seq = (uint64_t)v[4];
+		c->time = t[0];
+		c->offset = u[1];
+		c->seq = u[2];
+		c->end_offset = u[3];
+		c->end_seq = u[4];
 	}
 	return 0;
 bad:
