@@ -419,8 +419,14 @@ ch_offset_advance(struct ch_offset *o, uint64_t offset, uint64_t seq,
 	/* The newest entry is provisional while it is less than a gap after
 	 * the one before it: later commits replace it, so entries stay a gap
 	 * apart and the window spans time.  A move backwards always stays. */
-	if (n >= 2 && o->hist[n - 1].time - o->hist[n - 2].time <
-	    CH_HISTORY_MIN_GAP_NS && offset >= o->hist[n - 1].offset &&
+	int64_t gap = 0;
+	/* Times come from the file: their difference may not fit int64_t.
+	 * Saturate (a huge gap is a gap; a huge step back is a step back). */
+	if (n >= 2 && __builtin_sub_overflow(o->hist[n - 1].time,
+	    o->hist[n - 2].time, &gap))
+		gap = o->hist[n - 2].time < 0 ? INT64_MAX : INT64_MIN;
+	if (n >= 2 && gap < CH_HISTORY_MIN_GAP_NS &&
+	    offset >= o->hist[n - 1].offset &&
 	    o->hist[n - 1].offset >= o->hist[n - 2].offset) {
 		o->hist[n - 1] = c;
 		return;
