@@ -177,6 +177,7 @@ digits(const char **pp, int n, int *out)
 	return 0;
 }
 
+/* 0, or -1 if s is not ISO 8601, or -2 if it is but out of range. */
 static int
 iso8601(const char *s, int64_t *out_ns)
 {
@@ -247,7 +248,11 @@ iso8601(const char *s, int64_t *out_ns)
 		return -1;
 	if (tm.tm_mday != d)	/* 2026-02-31 normalised away: reject */
 		return -1;
-	*out_ns = (int64_t)t * 1000000000 + nanos;
+	/* Nanoseconds since the epoch fit int64_t only from 1677 to 2262;
+	 * -2 tells the caller the date was fine but is out of that range. */
+	if (__builtin_mul_overflow((int64_t)t, 1000000000, out_ns) ||
+	    __builtin_add_overflow(*out_ns, nanos, out_ns))
+		return -2;
 	return 0;
 }
 
@@ -257,23 +262,34 @@ ch_parse_time(const char *s, int64_t now_ns, int64_t *out_ns,
 {
 	struct ch_error ignored;
 	int64_t ago;
+	int rc;
 
 	if (s[0] == '@') {
 		const char *p = s + 1;
 		long double v;
 		if (number(&p, &v) == 0 && *p == '\0') {
+			/* Converting a value beyond int64_t is undefined. */
+			if (!(v * 1e9L < 9223372036854775808.0L))
+				goto range;
 			*out_ns = (int64_t)(v * 1e9L);
 			return 0;
 		}
-	} else if (strlen(s) >= 10 && s[4] == '-' && iso8601(s, out_ns) == 0) {
+	} else if (strlen(s) >= 10 && s[4] == '-' &&
+	    (rc = iso8601(s, out_ns)) != -1) {
+		if (rc < 0)
+			goto range;
 		return 0;
 	} else if (ch_parse_duration(s, &ago, &ignored) == 0) {
-		*out_ns = now_ns - ago;
+		if (__builtin_sub_overflow(now_ns, ago, out_ns))
+			goto range;
 		return 0;
 	}
 	return ch_err(err, CH_EXIT_USAGE,
 	    "invalid time '%s' (expected ISO 8601 like 2026-11-22T10:00:00Z, "
 	    "@EPOCH, or a duration like 1h meaning that long ago)", s);
+range:
+	return ch_err(err, CH_EXIT_USAGE, "time '%s' is out of range (times "
+	    "are kept in nanoseconds: 1677-09-21 to 2262-04-11)", s);
 }
 
 void
