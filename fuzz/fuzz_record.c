@@ -22,31 +22,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *formats[] = {
 	"%o %n %t %T %S %{channel} %{subscriber} %{error}\\n",
 	"%s\\0",
+	"%{channel}%s",
 	"%{offset}%{status}%{attempts}%{time}%%\\t\\r\\\\",
 };
+
+/* Each rendering into a fresh buffer, as chsub's first record meets it. */
+static void
+render_one(const struct ch_outfmt *f, const struct ch_recview *v)
+{
+	struct ch_buf b = { 0 };
+
+	ch_output_record(&b, f, v);
+	ch_buf_free(&b);
+}
 
 static void
 render(const struct ch_recview *v, const char *extra_fmt)
 {
-	struct ch_outfmt f = { CH_OUT_PLAIN, '\n', NULL };
-	struct ch_buf b = { 0 };
+	struct ch_outfmt f = { CH_OUT_FORMAT, '\n', NULL };
 	struct ch_error err;
 
-	ch_output_record(&b, &f, v);
-	f.delim = '\0';
-	ch_output_record(&b, &f, v);
-	f.mode = CH_OUT_JSON;
-	ch_output_record(&b, &f, v);
-	f.mode = CH_OUT_FORMAT;
 	for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
 		f.fmt = formats[i];
-		ch_output_record(&b, &f, v);
+		render_one(&f, v);
 	}
 	if (extra_fmt && ch_format_check(extra_fmt, &err) == 0) {
 		f.fmt = extra_fmt;
-		ch_output_record(&b, &f, v);
+		render_one(&f, v);
 	}
-	ch_buf_free(&b);
+	f.mode = CH_OUT_PLAIN;
+	render_one(&f, v);
+	f.delim = '\0';
+	render_one(&f, v);
+	f.mode = CH_OUT_JSON;
+	render_one(&f, v);
 }
 
 static void
