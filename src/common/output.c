@@ -28,7 +28,10 @@ ch_buf_reserve(struct ch_buf *b, size_t more)
 int
 ch_buf_put(struct ch_buf *b, const void *data, size_t len)
 {
-	if (len == 0)	/* data may be NULL, and b->p not yet allocated */
+	/* An empty payload (%s of a zero-length record) may come with a
+	 * NULL pointer and meet a still-empty buffer: memcpy with NULL is
+	 * undefined even for 0 bytes. */
+	if (len == 0)
 		return 0;
 	if (ch_buf_reserve(b, len) < 0)
 		return -1;
@@ -111,8 +114,7 @@ ch_output_record(struct ch_buf *b, const struct ch_outfmt *f,
 	if (f->mode == CH_OUT_PLAIN) {
 		if (ch_buf_reserve(b, r->len + 1) < 0)
 			return -1;
-		if (r->len)	/* an empty record's payload may be NULL */
-			memcpy(b->p + b->len, r->payload, r->len);
+		memcpy(b->p + b->len, r->payload, r->len);
 		b->p[b->len + r->len] = f->delim;
 		b->len += r->len + 1;
 		return 0;
