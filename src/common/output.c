@@ -81,6 +81,11 @@ ch_meta_get(const unsigned char *meta, size_t len, const char *key,
     const unsigned char **val)
 {
 	size_t kl = strlen(key);
+
+	/* A record without metadata may have meta == NULL, and NULL + 0 is
+	 * undefined. */
+	if (!meta || len == 0)
+		return -1;
 	const unsigned char *p = meta, *end = meta + len;
 
 	while (p < end) {
