@@ -109,6 +109,12 @@ ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
 	const unsigned char *p = c->buf + (c->pos - c->buf_pos);
 	if (ch_rec_decode(p, &r->h) < 0)
 		return CH_CUR_BAD;
+	/* A seal right after the header would name this very segment as the
+	 * next one (a seal's offset is the next base): readers and writers
+	 * following it would go round forever.  Writers never seal an empty
+	 * segment (channel(5)), so it is damage. */
+	if (r->h.type == CH_REC_SEAL && c->pos == CH_SEG_HDR)
+		return CH_CUR_BAD;
 	uint64_t total = ch_rec_size(r->h.meta_len, r->h.len);
 	rc = fill(c, total);
 	if (rc <= 0)
@@ -290,6 +296,8 @@ tail_record(int fd, uint64_t size, struct ch_rechdr *h)
 		return -1;
 	if (ch_rec_decode(b, h) < 0 || ch_rec_size(h->meta_len, h->len) != total)
 		return 0;
+	if (h->type == CH_REC_SEAL && start == CH_SEG_HDR)
+		return 0;	/* an empty segment is never sealed: see above */
 	/* Stream the CRC so a multi-megabyte record needs no big buffer. */
 	crc = 0;
 	for (uint64_t p = start + CH_REC_HDR; p < size; ) {
