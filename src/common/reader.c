@@ -515,9 +515,11 @@ ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
 	close(fd);
 	if (n < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
-	*ts = (n == sizeof b && ch_rec_decode(b, &rh) == 0 &&
-	    rh.type == CH_REC_DATA) ? rh.ts : 0;
-	if (n == sizeof b && rh.type == CH_REC_SEAL) {
+	/* rh is filled only when the record decodes: a failed decode (not a
+	 * record boundary, damage) must not be asked for its type. */
+	int ok = n == sizeof b && ch_rec_decode(b, &rh) == 0;
+	*ts = ok && rh.type == CH_REC_DATA ? rh.ts : 0;
+	if (ok && rh.type == CH_REC_SEAL) {
 		/* At a seal: the record is the next segment's first. */
 		if (first_record_time(ch, offset, ts, err) < 0)
 			*ts = 0;
