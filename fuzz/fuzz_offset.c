@@ -35,7 +35,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Whatever parses formats back to the same content (ch_sub_write
 	 * uses a 4096-byte buffer). */
 	n = ch_offset_format(&o, buf, sizeof buf);
-	if (n >= sizeof buf)
+	if (n == 0 || n >= sizeof buf)
+		abort();
+	/* Into a buffer too small: "does not fit", never a longer length. */
+	char small[200];
+	size_t sn = ch_offset_format(&o, small, sizeof small);
+	if (sn >= sizeof small || (sn && (sn != n || memcmp(small, buf, n))))
 		abort();
 	if (ch_offset_parse(buf, n, &back, &err) < 0 ||
 	    memcmp(&o, &back, sizeof o) != 0)
@@ -64,7 +69,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (back.nhist < 1 || back.nhist > CH_HISTORY_MAX)
 		abort();
 	n = ch_offset_format(&back, buf, sizeof buf);
-	if (n >= sizeof buf || ch_offset_parse(buf, n, &o, &err) < 0)
+	if (n == 0 || ch_offset_parse(buf, n, &o, &err) < 0)
 		abort();
 	return 0;
 }

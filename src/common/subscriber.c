@@ -227,21 +227,31 @@ size_t
 ch_offset_format(const struct ch_offset *o, char *buf, size_t len)
 {
 	size_t n;
+	int w;
 
-	n = (size_t)snprintf(buf, len,
+	/* snprintf returns what it would have written: summing those past a
+	 * full buffer would return a length beyond it, which the caller then
+	 * writes out.  Report "does not fit" as 0 instead. */
+	w = snprintf(buf, len,
 	    OFFSET_MAGIC "offset %" PRIu64 "\nseq %" PRIu64 "\ntime %" PRId64 "\n",
 	    o->offset, o->seq, o->time);
-	for (int i = 0; i < o->nhist && n < len; i++) {
+	if (w < 0 || (size_t)w >= len)
+		return 0;
+	n = (size_t)w;
+	for (int i = 0; i < o->nhist; i++) {
 		const struct ch_commit *c = &o->hist[i];
-		n += (size_t)snprintf(buf + n, len - n,
+		w = snprintf(buf + n, len - n,
 		    "history %" PRId64 " %" PRIu64 " %" PRIu64 " %" PRIu64
 		    " %" PRIu64 "\n", c->time, c->offset, c->seq,
 		    c->end_offset, c->end_seq);
+		if (w < 0 || (size_t)w >= len - n)
+			return 0;
+		n += (size_t)w;
 	}
-	if (n < len)
-		n += (size_t)snprintf(buf + n, len - n, "crc32c %08x\n",
-		    ch_crc32c(0, buf, n));
-	return n;
+	w = snprintf(buf + n, len - n, "crc32c %08x\n", ch_crc32c(0, buf, n));
+	if (w < 0 || (size_t)w >= len - n)
+		return 0;
+	return n + (size_t)w;
 }
 
 /*
@@ -400,6 +410,9 @@ ch_sub_write(struct ch_sub *s, const struct ch_offset *o, struct ch_error *err)
 	char buf[4096];
 	size_t n = ch_offset_format(o, buf, sizeof buf);
 
+	if (n == 0)	/* cannot happen: 16 entries take under 2 KiB */
+		return ch_err(err, CH_EXIT_SOFTWARE,
+		    "offset of subscriber '%s' does not fit its buffer", s->name);
 	if (ch_atomic_replace(s->dirfd, OFFSET_FILE, buf, n, 0666) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL,
 		    "commit offset of subscriber '%s'", s->name);

@@ -91,7 +91,8 @@ int ch_sub_list(struct ch_channel *ch, char ***names, size_t *n,
     struct ch_error *err);
 void ch_sub_list_free(char **names, size_t n);
 
-/* Encode / parse the offset file text (exposed for the fuzzer). */
+/* Encode / parse the offset file text (exposed for the fuzzer).  Encoding
+ * returns the length, or 0 if it does not fit in len bytes. */
 size_t ch_offset_format(const struct ch_offset *o, char *buf, size_t len);
 int ch_offset_parse(const char *text, size_t len, struct ch_offset *o,
     struct ch_error *err);
