@@ -48,8 +48,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ch_parse_time(s, NOW_NS, &ns, &err) == 0) {
 		ch_format_time(buf, sizeof buf, ns, 0);
 		ch_format_time(buf, sizeof buf, ns, 1);
-		ch_format_duration(buf, sizeof buf, NOW_NS - ns > 0 ?
-		    NOW_NS - ns : 0);
+		int64_t ago;
+		if (!__builtin_sub_overflow(NOW_NS, ns, &ago))
+			ch_format_duration(buf, sizeof buf, ago);
 	}
 	if (ch_parse_u64(s, &u, &err) == 0) {
 		/* Round trip: digits without leading zeros print back the same. */
