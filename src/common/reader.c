@@ -309,6 +309,15 @@ damaged(struct ch_reader *r, struct ch_error *err)
 		return -1;
 	if (last)
 		return 0;	/* a torn tail: the next writer repairs it */
+	/* The next segment must start at or after the damage: one starting
+	 * before it overlaps records already handed out (segments from
+	 * different channels, a hand-edited index).  Going there would
+	 * deliver offsets backwards and underflow the skipped count. */
+	if (nbase < here)
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "segment %llu starts at offset %llu, before the end of the "
+		    "segment before it (damaged channel)",
+		    (unsigned long long)nbase, (unsigned long long)here);
 	if (!r->skip_corrupt)
 		return ch_err(err, CH_EXIT_DATAERR,
 		    "segment damaged from offset %llu to its end (use "
