@@ -119,7 +119,8 @@ ch_output_record(struct ch_buf *b, const struct ch_outfmt *f,
 	if (f->mode == CH_OUT_PLAIN) {
 		if (ch_buf_reserve(b, r->len + 1) < 0)
 			return -1;
-		memcpy(b->p + b->len, r->payload, r->len);
+		if (r->len)	/* an empty record's payload may be NULL */
+			memcpy(b->p + b->len, r->payload, r->len);
 		b->p[b->len + r->len] = f->delim;
 		b->len += r->len + 1;
 		return 0;
