@@ -191,7 +191,7 @@ probe(struct ch_channel *ch, const char *dir)
 		free(rows);
 
 	struct ch_check_result res;
-	(void)ch_check(ch, 0, quiet_report, NULL, &res, &err);
+	(void)ch_check(ch, 0, quiet_report, NULL, NULL, &res, &err);
 	(void)dir;
 }
 
