@@ -1,0 +1,324 @@
+/*
+ * chfault.c - an LD_PRELOAD shim for the crash and fault tests.
+ *
+ * libfiu's POSIX preload wraps write, pwrite, fsync, fdatasync, ftruncate,
+ * open, rename and unlink, but not the *at() calls the tools use for
+ * everything inside a channel (openat, renameat, renameat2, unlinkat,
+ * mkdirat).  This shim wraps all the calls that change a file or a
+ * directory, counts them, and on request:
+ *
+ *   CHFAULT_CRASH_AT=N   SIGKILL the process at the Nth such call, before
+ *                        it runs (a deterministic kill -9 point);
+ *   CHFAULT_TORN=1       ... and if that call is a write, first write a
+ *                        prefix of it (a torn write);
+ *   CHFAULT_FAIL=FUNC:N:ERRNO[:COUNT]
+ *                        make the Nth call of FUNC (a name below, or "any")
+ *                        fail with ERRNO (a number or EIO, ENOSPC, EINTR,
+ *                        EACCES, EROFS, EDQUOT), COUNT times (default 1,
+ *                        0 = every call from the Nth on);
+ *   CHFAULT_TRACE=FILE   append "PID FUNC" for every call to FILE.
+ *
+ * Wrapped: write pwrite pwrite64 ftruncate fsync fdatasync open openat
+ * (only with O_CREAT) rename renameat renameat2 unlink unlinkat mkdirat.
+ * Writes to fds 0-2 are counted as well: for chsub they are deliveries.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static long calls;			/* mutating calls so far */
+static long crash_at = -1;
+static int torn;
+static char fail_fn[32];
+static long fail_at = -1, fail_count = 1, fail_calls;
+static int fail_errno;
+static int trace_fd = -1;
+static int ready;
+
+static int
+errno_of(const char *s)
+{
+	static const struct { const char *n; int v; } t[] = {
+		{ "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EINTR", EINTR },
+		{ "EACCES", EACCES }, { "EROFS", EROFS }, { "EDQUOT", EDQUOT },
+		{ "EPERM", EPERM }, { "EMFILE", EMFILE },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (strcmp(s, t[i].n) == 0)
+			return t[i].v;
+	return atoi(s);
+}
+
+static void
+setup(void)
+{
+	const char *s;
+
+	if (ready)
+		return;
+	ready = 1;
+	if ((s = getenv("CHFAULT_CRASH_AT")) && *s)
+		crash_at = atol(s);
+	torn = (s = getenv("CHFAULT_TORN")) && *s == '1';
+	if ((s = getenv("CHFAULT_FAIL")) && *s) {
+		char buf[128], *p, *q;
+		snprintf(buf, sizeof buf, "%s", s);
+		p = strchr(buf, ':');
+		if (p) {
+			*p++ = '\0';
+			snprintf(fail_fn, sizeof fail_fn, "%.31s", buf);
+			fail_at = strtol(p, &q, 10);
+			if (*q == ':') {
+				p = q + 1;
+				q = strchr(p, ':');
+				if (q) {
+					*q++ = '\0';
+					fail_count = atol(q);
+				}
+				fail_errno = errno_of(p);
+			}
+		}
+	}
+	if ((s = getenv("CHFAULT_TRACE")) && *s) {
+		int (*real_open)(const char *, int, ...) =
+		    (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
+		trace_fd = real_open(s, O_WRONLY | O_CREAT | O_APPEND |
+		    O_CLOEXEC, 0644);
+	}
+}
+
+/* Called before each wrapped call: returns -1 (errno set) to fail it. */
+static int
+hook(const char *fn, int fd, const void *buf, size_t len, off_t off,
+    int positional)
+{
+	int saved = errno;
+
+	setup();
+	calls++;
+	if (trace_fd >= 0) {
+		char line[96];
+		int n = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(),
+		    fn);
+		ssize_t (*real_write)(int, const void *, size_t) =
+		    (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT,
+		    "write");
+		if (real_write(trace_fd, line, (size_t)n) < 0)
+			(void)0;
+	}
+	if (crash_at > 0 && calls == crash_at) {
+		if (torn && buf && len > 1) {
+			size_t part = 1 + (size_t)(crash_at * 7919) % (len - 1);
+			if (positional)
+				(void)!syscall(SYS_pwrite64, fd, buf, part, off);
+			else
+				(void)!syscall(SYS_write, fd, buf, part);
+		}
+		kill(getpid(), SIGKILL);
+		for (;;)
+			pause();
+	}
+	if (fail_at > 0 && (strcmp(fail_fn, "any") == 0 ||
+	    strcmp(fail_fn, fn) == 0 ||
+	    (strcmp(fail_fn, "pwrite") == 0 && strcmp(fn, "pwrite64") == 0))) {
+		fail_calls++;
+		if (fail_calls >= fail_at && (fail_count == 0 ||
+		    fail_calls < fail_at + fail_count)) {
+			errno = fail_errno ? fail_errno : EIO;
+			return -1;
+		}
+	}
+	errno = saved;
+	return 0;
+}
+
+#define REAL(name, ret, ...) \
+	static ret (*real)(__VA_ARGS__); \
+	if (!real) \
+		real = (ret (*)(__VA_ARGS__))dlsym(RTLD_NEXT, name)
+
+ssize_t
+write(int fd, const void *buf, size_t len)
+{
+	REAL("write", ssize_t, int, const void *, size_t);
+	if (hook("write", fd, buf, len, 0, 0) < 0)
+		return -1;
+	return real(fd, buf, len);
+}
+
+ssize_t
+pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	REAL("pwrite", ssize_t, int, const void *, size_t, off_t);
+	if (hook("pwrite", fd, buf, len, off, 1) < 0)
+		return -1;
+	return real(fd, buf, len, off);
+}
+
+ssize_t
+pwrite64(int fd, const void *buf, size_t len, off_t off)
+{
+	REAL("pwrite64", ssize_t, int, const void *, size_t, off_t);
+	if (hook("pwrite64", fd, buf, len, off, 1) < 0)
+		return -1;
+	return real(fd, buf, len, off);
+}
+
+int
+ftruncate(int fd, off_t len)
+{
+	REAL("ftruncate", int, int, off_t);
+	if (hook("ftruncate", fd, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(fd, len);
+}
+
+int
+ftruncate64(int fd, off_t len)
+{
+	REAL("ftruncate64", int, int, off_t);
+	if (hook("ftruncate", fd, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(fd, len);
+}
+
+int
+fsync(int fd)
+{
+	REAL("fsync", int, int);
+	if (hook("fsync", fd, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(fd);
+}
+
+int
+fdatasync(int fd)
+{
+	REAL("fdatasync", int, int);
+	if (hook("fdatasync", fd, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(fd);
+}
+
+static mode_t
+mode_arg(int flags, va_list ap)
+{
+	return (flags & (O_CREAT | __O_TMPFILE)) ? (mode_t)va_arg(ap, int) : 0;
+}
+
+int
+open(const char *path, int flags, ...)
+{
+	REAL("open", int, const char *, int, ...);
+	va_list ap;
+	va_start(ap, flags);
+	mode_t m = mode_arg(flags, ap);
+	va_end(ap);
+	if ((flags & O_CREAT) && hook("open", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(path, flags, m);
+}
+
+int
+open64(const char *path, int flags, ...)
+{
+	REAL("open64", int, const char *, int, ...);
+	va_list ap;
+	va_start(ap, flags);
+	mode_t m = mode_arg(flags, ap);
+	va_end(ap);
+	if ((flags & O_CREAT) && hook("open", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(path, flags, m);
+}
+
+int
+openat(int dirfd, const char *path, int flags, ...)
+{
+	REAL("openat", int, int, const char *, int, ...);
+	va_list ap;
+	va_start(ap, flags);
+	mode_t m = mode_arg(flags, ap);
+	va_end(ap);
+	if ((flags & O_CREAT) && hook("openat", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(dirfd, path, flags, m);
+}
+
+int
+openat64(int dirfd, const char *path, int flags, ...)
+{
+	REAL("openat64", int, int, const char *, int, ...);
+	va_list ap;
+	va_start(ap, flags);
+	mode_t m = mode_arg(flags, ap);
+	va_end(ap);
+	if ((flags & O_CREAT) && hook("openat", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(dirfd, path, flags, m);
+}
+
+int
+rename(const char *a, const char *b)
+{
+	REAL("rename", int, const char *, const char *);
+	if (hook("rename", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(a, b);
+}
+
+int
+renameat(int da, const char *a, int db, const char *b)
+{
+	REAL("renameat", int, int, const char *, int, const char *);
+	if (hook("renameat", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(da, a, db, b);
+}
+
+int
+renameat2(int da, const char *a, int db, const char *b, unsigned int fl)
+{
+	REAL("renameat2", int, int, const char *, int, const char *,
+	    unsigned int);
+	if (hook("renameat2", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(da, a, db, b, fl);
+}
+
+int
+unlink(const char *p)
+{
+	REAL("unlink", int, const char *);
+	if (hook("unlink", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(p);
+}
+
+int
+unlinkat(int d, const char *p, int fl)
+{
+	REAL("unlinkat", int, int, const char *, int);
+	if (hook("unlinkat", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(d, p, fl);
+}
+
+int
+mkdirat(int d, const char *p, mode_t m)
+{
+	REAL("mkdirat", int, int, const char *, mode_t);
+	if (hook("mkdirat", -1, NULL, 0, 0, 0) < 0)
+		return -1;
+	return real(d, p, m);
+}
