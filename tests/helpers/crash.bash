@@ -11,22 +11,24 @@ need_chfault() {
 # rec TAG N SIZE: one self-checking record "TAG-N-SIZE-xxxx..." of SIZE
 # bytes (at least the prefix), so a torn or spliced record is recognised.
 rec() {
-	local head="$1-$2-$3-" pad
-	if (($3 > ${#head})); then
-		printf -v pad '%*s' $(($3 - ${#head})) ''
-		printf '%s%s\n' "$head" "${pad// /x}"
-	else
-		printf '%s\n' "$head"
-	fi
+	awk -v t="$1" -v n="$2" -v s="$3" 'BEGIN { r(t, n, s) }'"$REC_AWK"
 }
 
-# records TAG COUNT [MAXSIZE]: COUNT records TAG-1.., sizes from $RANDOM.
+# records TAG COUNT [MAXSIZE]: COUNT records TAG-1.., sizes from $RANDOM
+# (20 to MAXSIZE+19 bytes, default 200).
 records() {
-	local i
-	for ((i = 1; i <= $2; i++)); do
-		rec "$1" "$i" $((20 + RANDOM % ${3:-200}))
-	done
+	awk -v t="$1" -v c="$2" -v m="${3:-200}" -v seed="$RANDOM" \
+	    'BEGIN { srand(seed); for (i = 1; i <= c; i++) r(t, i, 20 + int(rand() * m)) }'"$REC_AWK"
 }
+
+REC_AWK='
+function r(t, n, s,   h, p, x, b) {
+	h = t "-" n "-" s "-"
+	p = s - length(h)
+	x = ""; b = "x"
+	for (; p > 0; p = int(p / 2)) { if (p % 2) x = x b; b = b b }
+	print h x
+}'
 
 # check_records FILE: every line of FILE is a whole record as made by rec.
 # Prints the bad lines and fails if there is one.
