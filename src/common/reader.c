@@ -18,6 +18,7 @@ struct ch_reader {
 	struct ch_seghdr seg;
 	struct ch_segcur cur;
 	uint64_t next_seq;
+	int seq_unknown;		/* after skipping: take the next seq */
 	int at_seal;		/* waiting for the segment after a seal */
 	int skip_corrupt;
 	ch_warn_fn warn;
@@ -301,6 +302,7 @@ damaged(struct ch_reader *r, struct ch_error *err)
 		    (unsigned long long)here);
 		r->skipped += next - r->cur.pos;
 		r->cur.pos = next;
+		r->seq_unknown = 1;	/* records were skipped */
 		return 1;
 	}
 	/* Nothing valid follows in this segment. */
@@ -347,6 +349,13 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 			continue;
 		}
 		int rc = ch_segcur_next(&r->cur, rec);
+		if (rc == CH_CUR_OK && rec->h.seq != r->next_seq &&
+		    !r->seq_unknown) {
+			/* Valid on its own but out of sequence (a duplicated
+			 * record): not something a writer put there. */
+			rc = CH_CUR_BAD;
+		}
+		r->seq_unknown = 0;
 		if (rc == CH_CUR_OK) {
 			if (rec->h.type == CH_REC_SEAL) {
 				r->next_seq = rec->h.seq;

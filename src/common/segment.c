@@ -329,6 +329,18 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 		return 0;
 	}
 	rc = tail_record(fd, size, &h);
+	if (rc == 1) {
+		/* A valid record is trusted at the tail only if it follows
+		 * its predecessor in sequence: a copy of the last record
+		 * appended again (a duplicated block) is valid on its own,
+		 * and appending after it would plant it mid-segment. */
+		uint64_t start = size - ch_rec_size(h.meta_len, h.len);
+		struct ch_rechdr ph;
+		if (start == CH_SEG_HDR)
+			rc = h.seq == hdr->first_seq;
+		else if ((rc = tail_record(fd, start, &ph)) == 1)
+			rc = ph.type == CH_REC_DATA && ph.seq + 1 == h.seq;
+	}
 	if (rc < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment tail");
 	if (rc == 1) {
@@ -369,8 +381,8 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 			ch_segcur_free(&c);
 			return ch_err_sys(err, CH_EXIT_FAIL, "scan segment");
 		}
-		if (rc != CH_CUR_OK)
-			break;
+		if (rc != CH_CUR_OK || r.h.seq != t->next_seq)
+			break;	/* out of sequence: not written there by a writer */
 		if (r.h.type == CH_REC_SEAL) {
 			t->sealed = 1;
 			ch_seal_decode(r.payload, &t->seal);
