@@ -2,7 +2,7 @@
 # 70-concurrency).  Load after helpers/common.
 
 # The LD_PRELOAD shim (tests/helpers/chfault.c), built by `make check`.
-CHFAULT=${CHFAULT:-${TOP_BUILDDIR:-$BATS_TEST_DIRNAME/..}/tests/helpers/chfault.so}
+CHFAULT=${CHFAULT:-${TOP_BUILDDIR:-${BATS_TEST_DIRNAME:-.}/..}/tests/helpers/chfault.so}
 
 need_chfault() {
 	[[ -f $CHFAULT ]] || skip "tests/helpers/chfault.so not built (make check builds it)"
