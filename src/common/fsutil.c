@@ -137,6 +137,20 @@ ch_fsync_dir(int dirfd)
 }
 
 int
+ch_fdatasync(int fd)
+{
+	/* EINTR is retried (a signal handler without SA_RESTART, or an
+	 * interrupted NFS wait); EIO is not: after a failed writeback the
+	 * kernel may have dropped the dirty pages, and a second call
+	 * succeeding would prove nothing. */
+	while (fdatasync(fd) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+int
 ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
     mode_t mode)
 {
@@ -152,7 +166,7 @@ ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
 	    mode);
 	if (fd < 0)
 		return -1;
-	if (ch_write_full(fd, data, len) < 0 || fdatasync(fd) < 0)
+	if (ch_write_full(fd, data, len) < 0 || ch_fdatasync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;

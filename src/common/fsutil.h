@@ -35,6 +35,8 @@ int ch_write_full(int fd, const void *buf, size_t len);
 int ch_pwrite_full(int fd, const void *buf, size_t len, off_t off);
 
 int ch_fsync_dir(int dirfd);
+/* fdatasync(2), retried on EINTR. */
+int ch_fdatasync(int fd);
 
 /*
  * Replace dirfd/name atomically with `len` bytes of `data`: write

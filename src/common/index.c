@@ -129,7 +129,7 @@ ch_index_append(int dirfd, const struct ch_idxent *e, int durable,
 	ch_idxent_encode(b, e);
 	if (ch_pwrite_full(fd, b, sizeof b, (off_t)whole) < 0)
 		goto fail;
-	if (durable && fdatasync(fd) < 0)
+	if (durable && ch_fdatasync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "segment index");

@@ -59,7 +59,7 @@ ch_journal_append(struct ch_channel *ch, const char *subscriber,
 	    O_WRONLY | O_APPEND | O_CREAT, 0666);
 	if (fd < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "journal");
-	if (ch_write_full(fd, line, (size_t)len) < 0 || fdatasync(fd) < 0) {
+	if (ch_write_full(fd, line, (size_t)len) < 0 || ch_fdatasync(fd) < 0) {
 		ch_err_sys(err, CH_EXIT_FAIL, "journal");
 		close(fd);
 		return -1;

@@ -227,7 +227,7 @@ ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
 	if (fd < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "create segment %s", name);
 	if (ch_write_full(fd, buf, sizeof buf) < 0 ||
-	    (durable && fdatasync(fd) < 0)) {
+	    (durable && ch_fdatasync(fd) < 0)) {
 		ch_err_sys(err, CH_EXIT_FAIL, "write segment %s", name);
 		close(fd);
 		unlinkat(dirfd, tmp, 0);
@@ -257,7 +257,7 @@ ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
 				return -1;
 			fd = ch_open_file(dirfd, name, O_WRONLY, 0);
 			if (fd < 0 || ch_pwrite_full(fd, buf, sizeof buf, 0) < 0 ||
-			    fdatasync(fd) < 0) {
+			    ch_fdatasync(fd) < 0) {
 				ch_err_sys(err, CH_EXIT_FAIL, "rewrite segment %s",
 				    name);
 				if (fd >= 0)

@@ -310,7 +310,7 @@ roll(struct ch_writer *w, int64_t now, struct ch_error *err)
 			w->have_state = 0;
 		return -1;
 	}
-	if (w->o.sync != CH_SYNC_NONE && fdatasync(w->segfd) < 0)
+	if (w->o.sync != CH_SYNC_NONE && ch_fdatasync(w->segfd) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "fdatasync sealed segment");
 	uint64_t base = ch_seg_offset(w->seg.base, w->end);
 	if (finish_roll(w, base, w->next_seq, err) < 0) {
@@ -542,7 +542,7 @@ ch_writer_sync(struct ch_writer *w, struct ch_error *err)
 {
 	if (!w->dirty || w->segfd < 0)
 		return 0;
-	if (fdatasync(w->segfd) < 0)
+	if (ch_fdatasync(w->segfd) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "fdatasync");
 	w->dirty = 0;
 	return 0;
