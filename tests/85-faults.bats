@@ -1,0 +1,230 @@
+#!/usr/bin/env bats
+# Injected I/O faults: write, fsync, rename, open, unlink failing with EIO,
+# ENOSPC or EINTR, at the Nth call or at random (libfiu's fiu-run for the
+# calls its POSIX preload wraps: write, pwrite, fdatasync, fsync; the
+# chfault shim for openat, renameat, renameat2 and unlinkat, which libfiu
+# does not wrap).  Expected: `TOOL: CHANNEL: message` and exit 1, nothing
+# published half, nothing committed that was not delivered, and recovery
+# on the next run.  And a real full disk on a small tmpfs.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	common_setup
+	new_channel segment_bytes=4096
+	records a 40 200 >"$T/a"
+	chpub "$CH" <"$T/a"
+}
+teardown() {
+	common_teardown
+	if [[ -n ${MNT:-} ]] && mountpoint -q "$MNT"; then umount "$MNT" || umount -l "$MNT"; fi
+}
+
+need_fiu() { command -v fiu-run >/dev/null || skip "fiu-run (fiu-utils) not installed"; }
+
+# fiu FAILPOINT ERRNO CMD...: run CMD with a libfiu failure point on.
+fiu() {
+	local point=$1 e=$2
+	shift 2
+	fiu-run -x -c "enable name=$point,failinfo=$e" "$@"
+}
+
+# fault FUNC:N:ERRNO CMD...: run CMD with the chfault shim failing a call.
+fault() {
+	local spec=$1
+	shift
+	CHFAULT_FAIL=$spec LD_PRELOAD="$CHFAULT" "$@"
+}
+
+# channel_sound: every record whole, nothing torn left after the next
+# writer, --check clean.
+channel_sound() {
+	chpub "$CH" </dev/null
+	chsub --peek --from=earliest "$CH" >"$T/all"
+	check_records "$T/all"
+	check_order "$T/all"
+	run -0 chcompact --check "$CH"
+}
+
+@test "chpub: a segment write failing (ENOSPC, EIO) publishes nothing of the batch, says so, exits 1" {
+	need_fiu
+	local e
+	for e in 28 5; do
+		records "b$e" 30 100 >"$T/b"
+		run -1 --separate-stderr fiu posix/io/rw/pwrite "$e" chpub "$CH" <"$T/b"
+		assert_equal "$stderr" "chpub: $CH: write segment: $( ((e == 28)) && echo 'No space left on device' || echo 'Input/output error')"
+		run -0 chsub --peek --from=earliest "$CH"
+		assert_output "$(cat "$T/a")"
+	done
+	channel_sound
+	chpub "$CH" <"$T/b"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "$(cat "$T/a" "$T/b")"
+}
+
+@test "chpub --sync=always: fdatasync failing (EIO) exits 1; an interrupted one (EINTR) is retried" {
+	need_fiu
+	run -1 --separate-stderr fiu posix/io/sync/fdatasync 5 chpub --sync=always "$CH" "$(rec x 1 50)"
+	assert_equal "$stderr" "chpub: $CH: fdatasync: Input/output error"
+	channel_sound
+	run -0 fault fdatasync:1:EINTR chpub --sync=always "$CH" "$(rec y 1 50)"
+	run -0 fault fsync:1:EINTR chpub --sync=always "$CH" "$(rec z 1 50)"
+	channel_sound
+}
+
+@test "chpub: writes failing at random: every acknowledged record is there, none half" {
+	need_fiu
+	local i acked=0
+	: >"$T/acked"
+	for ((i = 1; i <= 30; i++)); do
+		records "r$i" 5 1500 >"$T/b"
+		if fiu-run -x -c "enable_random name=posix/io/rw/pwrite,probability=0.3,failinfo=5" \
+		    chpub "$CH" <"$T/b" 2>"$T/err"; then
+			cat "$T/b" >>"$T/acked"
+			acked=$((acked + 1))
+		else
+			grep -q "^chpub: $CH: " "$T/err"
+		fi
+	done
+	((acked > 0 && acked < 30))
+	channel_sound
+	run comm -23 <(sort "$T/acked") <(sort "$T/all")
+	assert_output ""
+}
+
+@test "chpub: a rollover failing at each step (create, rename, index) exits 1 and the next writer finishes it" {
+	need_chfault
+	local spec
+	for spec in openat:1:ENOSPC renameat2:1:EIO pwrite:2:ENOSPC fdatasync:1:EIO write:1:EIO; do
+		records "x${spec%%:*}" 40 200 >"$T/b"
+		run --separate-stderr fault "$spec" chpub --sync=periodic "$CH" <"$T/b"
+		((status == 0 || status == 1)) || { echo "$spec: exit $status"; false; }
+		((status == 0)) || [[ $stderr == "chpub: $CH: "* ]] || { echo "$spec: $stderr"; false; }
+		channel_sound
+	done
+	# all records that made it are whole; the channel takes more
+	chpub "$CH" final
+	run -0 chsub --peek --from=earliest -n 1000 "$CH"
+	assert_line -n -1 final
+}
+
+@test "chsub: stdout failing delivers nothing, commits nothing" {
+	need_chfault
+	choffset --create --earliest "$CH" s >/dev/null
+	run -1 --separate-stderr fault write:1:EIO chsub "$CH" s
+	[[ $stderr == "chsub: $CH: "* ]]
+	run -0 choffset "$CH" s
+	assert_output 0
+	run -0 chsub "$CH" s
+	assert_output "$(cat "$T/a")"
+}
+
+@test "chsub: the commit failing at each step (open, write, fdatasync, rename, fsync) never commits undelivered records" {
+	need_chfault
+	local spec
+	choffset --create --earliest "$CH" s >/dev/null
+	for spec in openat:1:ENOSPC write:2:ENOSPC fdatasync:1:EIO renameat:1:EIO fsync:1:EIO write:2:EINTR; do
+		chpub "$CH" <<<"$(records "c${spec%%:*}" 5 100)"
+		before=$(choffset "$CH" s)
+		run --separate-stderr fault "$spec" chsub "$CH" s
+		((status == 0 || status == 1)) || { echo "$spec: exit $status"; false; }
+		((status == 0)) || [[ $stderr == "chsub: $CH: "* ]] || { echo "$spec: $stderr"; false; }
+		got=$output
+		# the offset is the old one or the one after what was delivered
+		after=$(choffset "$CH" s)
+		[[ $after == "$before" || $after == "$(end_offset)" ]] || { echo "$spec: offset $after"; false; }
+		# whatever was not committed comes again; nothing is skipped
+		want=$(chsub --peek "$CH" s)
+		run -0 chsub "$CH" s
+		if [[ $after == "$before" ]]; then
+			assert_output "$want"
+			[[ -z $got || $got == "$want" ]] || { echo "$spec: delivered '$got'"; false; }
+		else
+			assert_output ""
+		fi
+		run -0 chcompact --check "$CH"
+	done
+}
+
+# end_offset: the offset the next record will get.
+end_offset() { chpub -p "$CH" </dev/null; choffset --dry-run --create --latest "$CH" zz | sed -n 's/^zz - -> //p'; }
+
+@test "choffset: a failing rename or fsync leaves the old offset or the new one, never garbage" {
+	need_chfault
+	local spec
+	choffset --create --earliest "$CH" s >/dev/null
+	for spec in openat:1:ENOSPC write:1:EIO fdatasync:1:EIO renameat:1:EIO; do
+		run --separate-stderr fault "$spec" choffset --latest "$CH" s
+		((status == 1)) || { echo "$spec: exit $status $output"; false; }
+		[[ $stderr == "choffset: $CH: "* ]] || { echo "$spec: $stderr"; false; }
+		run -0 choffset "$CH" s
+		assert_output 0
+		run -0 chcompact --check "$CH"
+	done
+}
+
+@test "chcompact: a failing delete or index rewrite exits 1; the next run finishes the job" {
+	need_chfault
+	local spec n
+	choffset --create --earliest "$CH" s >/dev/null
+	for spec in unlinkat:1:EIO unlinkat:2:EIO openat:1:ENOSPC renameat:1:EIO; do
+		chpub "$CH" <<<"$(records "d${spec%%:*}" 60 400)"
+		chsub "$CH" s >/dev/null
+		n=$(segments | wc -l)
+		((n > 2))
+		run --separate-stderr fault "$spec" chcompact "$CH"
+		((status == 1)) || { echo "$spec: exit $status"; false; }
+		[[ $stderr == "chcompact: $CH: "* ]] || { echo "$spec: $stderr"; false; }
+		run -0 chcompact --check "$CH"
+		run -0 chcompact "$CH"
+		run -0 segments
+		assert_equal "${#lines[@]}" 1
+		run -0 chsub --peek "$CH" s
+	done
+}
+
+@test "a real full disk (1 MiB tmpfs): chpub fails cleanly, nothing half, chsub commits nothing it did not deliver, all recovers" {
+	MNT="$T/mnt"
+	mkdir -p "$MNT"
+	mount -t tmpfs -o size=1m tmpfs "$MNT" 2>/dev/null || { MNT=; skip "cannot mount a tmpfs here"; }
+	CH="$MNT/ch"
+	new_channel segment_bytes=65536
+	choffset --create --earliest "$CH" s >/dev/null
+	head -c 128k /dev/zero >"$MNT/reserve"	# what the operator frees later
+	: >"$T/acked"
+	local i rc=0
+	for ((i = 1; i <= 400 && rc == 0; i++)); do
+		records "f$i" 4 3000 >"$T/b"
+		chpub "$CH" <"$T/b" 2>"$T/err" || rc=$?
+		((rc != 0)) || cat "$T/b" >>"$T/acked"
+	done
+	((rc == 1)) || { echo "chpub exit $rc"; cat "$T/err"; false; }
+	run cat "$T/err"
+	assert_output --regexp "^chpub: $CH: .*No space left on device$"
+	# everything acknowledged is there, whole
+	chsub --peek --from=earliest "$CH" >"$T/all"
+	check_records "$T/all"
+	run comm -23 <(sort "$T/acked") <(sort "$T/all")
+	assert_output ""
+	# consume on a full disk: the commit may fail, but never ahead of delivery
+	dd if=/dev/zero of="$MNT/filler" bs=4k 2>/dev/null || true
+	run --separate-stderr chsub "$CH" s
+	((status == 0 || status == 1))
+	echo "$output" >"$T/got"
+	off=$(choffset "$CH" s)
+	if ((status == 1)); then
+		[[ $stderr == "chsub: $CH: "*"No space left on device"* ]]
+		assert_equal "$off" 0
+	fi
+	# make room: everything recovers
+	rm -f "$MNT/filler" "$MNT/reserve"
+	chsub "$CH" s >>"$T/got"
+	check_records "$T/got"
+	run comm -23 <(sort "$T/acked") <(sort "$T/got")
+	assert_output ""
+	run -0 chcompact "$CH"
+	run -0 chpub "$CH" after
+	run -0 chsub "$CH" s
+	assert_output after
+	run -0 chcompact --check "$CH"
+}
