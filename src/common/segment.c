@@ -86,6 +86,12 @@ fill(struct ch_segcur *c, uint64_t need)
 	}
 	uint64_t avail = c->size - (c->buf_pos + c->buf_len);
 	size_t room = c->cap - c->buf_len;
+	/* Read what is needed and a chunk more, not the whole buffer: after
+	 * one big record the buffer stays big, and a scan would otherwise
+	 * read that much at every step. */
+	size_t lim = (want > keep ? want - keep : 0) + CUR_CHUNK;
+	if (room > lim)
+		room = lim;
 	if (avail < room)
 		room = (size_t)avail;
 	ssize_t n = ch_pread_full(c->fd, c->buf + c->buf_len, room,
@@ -116,6 +122,17 @@ ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
 	if (r->h.type == CH_REC_SEAL && c->pos == CH_SEG_HDR)
 		return CH_CUR_BAD;
 	uint64_t total = ch_rec_size(r->h.meta_len, r->h.len);
+	if (total > CUR_CHUNK && c->pos + total <= c->size) {
+		/* Check the trailer before allocating for a big record: a
+		 * damaged length field (up to 4 GiB) must cost 4 bytes of
+		 * reading, not a 4 GiB buffer. */
+		unsigned char t[CH_REC_TRAILER];
+		if (ch_pread_full(c->fd, t, sizeof t,
+		    (off_t)(c->pos + total - CH_REC_TRAILER)) != sizeof t)
+			return CH_CUR_IOERR;
+		if (ch_get32(t) != (uint32_t)total || total > UINT32_MAX)
+			return CH_CUR_BAD;
+	}
 	rc = fill(c, total);
 	if (rc <= 0)
 		return rc;
