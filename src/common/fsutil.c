@@ -151,6 +151,31 @@ ch_fdatasync(int fd)
 }
 
 int
+ch_open_temp(int dirfd, const char *tmp, mode_t mode)
+{
+	struct stat st;
+	int fd;
+
+	for (int tries = 0; ; tries++) {
+		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
+		    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+			return fd;
+		int saved = fd >= 0 ? CH_ENOTREG : errno;
+		if (fd >= 0)
+			close(fd);
+		/* A symlink (ELOOP), a FIFO without reader (ENXIO) or with
+		 * one, a device: never written through.  The name is ours,
+		 * so remove the intruder once and try again. */
+		if (tries > 0 || (saved != ELOOP && saved != ENXIO &&
+		    saved != CH_ENOTREG) || unlinkat(dirfd, tmp, 0) < 0) {
+			errno = saved == ENXIO ? CH_ENOTREG : saved;
+			return -1;
+		}
+	}
+}
+
+int
 ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
     mode_t mode)
 {
@@ -161,9 +186,7 @@ ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = openat(dirfd, tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-	    mode);
+	fd = ch_open_temp(dirfd, tmp, mode);
 	if (fd < 0)
 		return -1;
 	if (ch_write_full(fd, data, len) < 0 || ch_fdatasync(fd) < 0)

@@ -38,6 +38,11 @@ int ch_fsync_dir(int dirfd);
 /* fdatasync(2), retried on EINTR. */
 int ch_fdatasync(int fd);
 
+/* Create or truncate the temporary file `tmp` for writing: never through
+ * a symlink, never a FIFO or device (one planted there is removed first,
+ * since temporary names belong to chtools). */
+int ch_open_temp(int dirfd, const char *tmp, mode_t mode);
+
 /*
  * Replace dirfd/name atomically with `len` bytes of `data`: write
  * ".name.tmp", fdatasync it, rename over name, fsync the directory.  A crash

@@ -238,9 +238,7 @@ ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
 	ch_seg_name(name, base);
 	snprintf(tmp, sizeof tmp, ".%s.tmp", name);
 	ch_seghdr_encode(buf, &h);
-	fd = openat(dirfd, tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-	    mode);
+	fd = ch_open_temp(dirfd, tmp, mode);
 	if (fd < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "create segment %s", name);
 	if (ch_write_full(fd, buf, sizeof buf) < 0 ||
