@@ -1,0 +1,230 @@
+#!/usr/bin/env bats
+# Hostile input and files: bad subscriber names, absurd length fields,
+# symlinks and FIFOs where the channel's files go, channels owned by
+# someone else or unreadable, and the permissions of everything created
+# (channel(5), PERMISSIONS).
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	common_setup
+}
+teardown() { common_teardown; }
+
+# as_nobody CMD...: run CMD as user nobody (skip where impossible).
+as_nobody() {
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+}
+need_nobody() {
+	command -v setpriv >/dev/null && id nobody >/dev/null 2>&1 &&
+	    setpriv --reuid=nobody --regid=nogroup --clear-groups true 2>/dev/null ||
+	    skip "cannot run as nobody here"
+	# nobody must reach $T (bats' temp directories are private)
+	local d=$T
+	while [[ $d != / && $d != /tmp ]]; do
+		chmod o+x "$d"
+		d=$(dirname "$d")
+	done
+}
+
+@test "subscriber names with /, .., a leading dot, control characters or 10 KB are refused (2), nothing created" {
+	new_channel
+	local long n
+	long=$(head -c 10240 /dev/zero | tr '\0' a)
+	for n in a/b / .. ../x ../../etc/passwd .hidden . $'a\nb' $'a\x01b' $'a\x7f' "$long" "" "a b" 'a*'; do
+		for tool in "chsub" "chsub --peek" "choffset" "choffset --create" "choffset --delete"; do
+			run -2 --separate-stderr $tool "$CH" "$n"
+			[[ $stderr == *"invalid subscriber name"* || $stderr == *"longer than 128"* ||
+			   $stderr == *"empty subscriber name"* ]] || { echo "$tool '$n': $stderr"; false; }
+		done
+	done
+	run -0 ls -A "$CH/subscribers"
+	assert_output ""
+}
+
+# plant_record_len LEN: set the payload length of the channel's first
+# record to LEN (and so break it).
+plant_record_len() {
+	local seg="$CH/$(segments | head -1)"
+	printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))" |
+	    dd of="$seg" bs=1 seek=$((64 + 8)) conv=notrunc status=none
+}
+
+@test "a record claiming 4 GiB in a sparse 5 GiB segment: bounded memory, no crash, reported as damage" {
+	new_channel
+	chpub "$CH" one two
+	plant_record_len 4294967040
+	truncate -s 5G "$CH/$(segments | head -1)" || skip "no sparse 5 GiB file here"
+	# 512 MiB of address space is plenty: nothing may try to hold 4 GiB
+	run --separate-stderr bash -c 'ulimit -v 524288; chsub --peek --from=earliest "$1"' _ "$CH"
+	((status == 0 || status == 65)) || { echo "exit $status: $stderr"; false; }
+	refute_output --partial one
+	run --separate-stderr bash -c 'ulimit -v 524288; chcompact --check "$1"' _ "$CH"
+	assert_equal "$status" 65
+}
+
+@test "offsets, bases and sequence numbers claiming 2^62 are refused as corrupt, never followed" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	new_channel
+	chpub "$CH" one two
+	choffset --create --earliest "$CH" s >/dev/null
+	doctor_offset s offset $((1 << 62))
+	run --separate-stderr chsub "$CH" s
+	((status == 65 || status == 1)) || { echo "exit $status"; false; }
+	[[ $stderr == "chsub: $CH: "* ]]
+	run -0 choffset --earliest "$CH" s
+	doctor_offset s seq $((1 << 62))
+	run --separate-stderr chsub "$CH" s
+	((status == 65 || status == 1)) || { echo "exit $status $output"; false; }
+	run -0 choffset --earliest "$CH" s
+	# a segment whose header claims base 2^62 (CRC fixed up)
+	python3 - "$CH/$(segments | head -1)" <<'EOF' || skip "no python3"
+import struct, sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[16:24] = struct.pack('<Q', 1 << 62)
+def crc32c(d):
+    c = 0xFFFFFFFF
+    for x in d:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+    return c ^ 0xFFFFFFFF
+b[60:64] = struct.pack('<I', crc32c(bytes(b[0:60])))
+open(p, 'wb').write(b)
+EOF
+	run --separate-stderr chsub --peek --from=earliest "$CH"
+	assert_equal "$status" 65
+	[[ $stderr == *"header says base offset $((1 << 62))"* ]]
+	run -65 chcompact --check "$CH"
+}
+
+# place KIND PATH: put a symlink (pointing out of the channel) or a FIFO
+# at PATH, after moving away what was there.
+place() {
+	rm -rf "$2"
+	case $1 in
+	symlink) ln -s "$T/outside/$(basename "$2")" "$2" ;;
+	fifo) mkfifo "$2" ;;
+	esac
+}
+
+@test "symlinks and FIFOs where segments, index, offsets, locks, temp files and channel.yaml go: never followed, never blocked on" {
+	local kind f rel tool
+	mkdir -p "$T/outside"
+	for kind in symlink fifo; do
+		for rel in 00000000000000000000.seg index channel.yaml append.lock compact.lock \
+		    subscribers/s/offset subscribers/s/lock subscribers/s/.offset.tmp \
+		    .index.tmp .00000000000000000000.seg.tmp subscribers/s subscribers; do
+			rm -rf "$CH" "$T/outside"/*
+			new_channel
+			chpub "$CH" one two
+			choffset --create --earliest "$CH" s >/dev/null
+			# the link targets exist, with content, so following is visible
+			for f in $(cd "$CH" && find . -type f -printf '%f\n'); do
+				echo "precious" >"$T/outside/$f"
+			done
+			place "$kind" "$CH/$rel"
+			for tool in "chpub $CH three" "chsub $CH s" "chsub --peek --from=earliest $CH" \
+			    "choffset --earliest $CH s" "choffset $CH" "chcompact $CH" \
+			    "chcompact --check $CH" "chlag $CH"; do
+				run timeout 10 $tool
+				((status != 124)) || { echo "$kind at $rel: '$tool' blocked"; false; }
+				((status < 128)) || { echo "$kind at $rel: '$tool' crashed ($status)"; false; }
+			done
+			for f in "$T/outside"/*; do
+				[[ ! -e $f || $(cat "$f") == precious ]] ||
+				    { echo "$kind at $rel: wrote through to $f"; false; }
+			done
+		done
+	done
+}
+
+@test "a channel owned by another user: read-only tools work, writers fail with a clear message (1)" {
+	need_nobody
+	new_channel
+	chpub "$CH" one
+	choffset --create --earliest "$CH" s >/dev/null
+	chmod -R go-w "$CH"
+	run -1 --separate-stderr as_nobody chpub "$CH" two
+	assert_equal "$stderr" "chpub: $CH: lock file append.lock: Permission denied"
+	run -1 --separate-stderr as_nobody chsub "$CH" s
+	[[ $stderr == "chsub: $CH: "*"Permission denied" ]]
+	run -0 as_nobody chsub --peek --from=earliest "$CH"
+	assert_output one
+	run -0 as_nobody chlag "$CH"
+	run -0 as_nobody chcompact --check "$CH"
+	run -0 choffset "$CH" s
+	assert_output 0
+}
+
+@test "an unreadable channel directory: every tool fails with 'open channel: Permission denied' (1)" {
+	need_nobody
+	new_channel
+	chpub "$CH" one
+	chmod 000 "$CH"
+	for tool in chpub "chsub --peek" choffset chcompact; do
+		run -1 --separate-stderr as_nobody $tool "$CH"
+		assert_equal "$stderr" "${tool%% *}: $CH: open channel: Permission denied"
+	done
+	run -3 --separate-stderr as_nobody chlag "$CH"
+}
+
+# modes DIR: "MODE TYPE PATH" for everything under DIR.
+modes() { (cd "$1" && find . -mindepth 1 -printf '%m %y %p\n' | sort -k3); }
+
+@test "everything created follows the umask: 0666 and 0777 less the umask (022, 002, 077)" {
+	local u want_f want_d
+	for u in 022 002 077; do
+		rm -rf "$CH"
+		(
+			umask "$u"
+			new_channel segment_bytes=4096
+			choffset --create --earliest "$CH" s >/dev/null
+			for i in $(seq 200); do echo "record $i padding padding"; done | chpub "$CH"
+			chsub "$CH" s >/dev/null
+			chlag "$CH" >/dev/null
+			chcompact "$CH"
+		)
+		want_f=$(printf '%o' $((0666 & ~8#$u)))
+		want_d=$(printf '%o' $((0777 & ~8#$u)))
+		run -0 modes "$CH"
+		refute_line --regexp "^[0-7]+ [^fd] "
+		while read -r m y p; do
+			if [[ $y == d ]]; then
+				[[ $m == "$want_d" ]] || { echo "umask $u: $p is $m, not $want_d"; false; }
+			else
+				[[ $m == "$want_f" ]] || { echo "umask $u: $p is $m, not $want_f"; false; }
+			fi
+		done <<<"$output"
+	done
+}
+
+@test "a setgid group-shared directory: the channel inherits the group and setgid; a group member publishes and consumes" {
+	need_nobody
+	getent group nogroup >/dev/null || skip "no group nogroup"
+	mkdir "$T/shared"
+	chgrp nogroup "$T/shared"
+	chmod 2775 "$T/shared"
+	CH="$T/shared/ch"
+	(umask 002; new_channel segment_bytes=4096; choffset --create --earliest "$CH" s >/dev/null)
+	run -0 modes "$CH"
+	while read -r m y p; do
+		[[ $(stat -c %G "$CH/$p") == nogroup ]] || { echo "$p: group $(stat -c %G "$CH/$p")"; false; }
+		if [[ $y == d ]]; then
+			[[ $m == 2775 ]] || { echo "$p is $m"; false; }
+		else
+			[[ $m == 664 ]] || { echo "$p is $m"; false; }
+		fi
+	done <<<"$output"
+	# another member of the group (not the owner) uses it fully
+	run -0 setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c '
+		umask 002
+		for i in $(seq 150); do echo "r$i padding padding padding"; done | chpub "$1" &&
+		chsub "$1" s >/dev/null && chsub "$1" t2 >/dev/null &&
+		chpub "$1" last && chsub "$1" s && chcompact "$1"' _ "$CH"
+	assert_output last
+	[[ $(stat -c %G "$CH/subscribers/t2") == nogroup ]]
+	[[ $(stat -c %a "$CH/subscribers/t2") == 2775 ]]
+	run -0 chsub "$CH" s
+	run -0 chcompact --check "$CH"
+}
