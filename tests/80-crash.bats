@@ -22,7 +22,7 @@ teardown() { common_teardown; }
 # crashtest ARGS...: run helpers/crashtest.sh; its output on failure.
 crashtest() {
 	run bash "$CRASHTEST" "$T" "$@" 3>&-
-	((status == 0)) || { echo "$output" | tail -40; false; }
+	((status == 0)) || { echo "${lines[0]}"; echo "$output" | tail -40; false; }
 }
 
 @test "kill -9 at random points of chpub, chsub, chcompact and choffset loses and tears nothing" {
