@@ -23,5 +23,5 @@ stress() {
 
 @test "stress: 8 publishers, followers, a consumer, chcompact in a loop and choffset changes" {
 	stress stress
-	echo "# ${lines[0]}; ${lines[1]}" >&3
+	printf "# %s\n" "${lines[@]}" >&3
 }

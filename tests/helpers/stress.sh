@@ -11,6 +11,7 @@ CH="$T/ch"
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/crash.bash"
 PIDS=()
+exec 3>&2
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
 fail() { echo "$*"; exit 1; }
