@@ -55,10 +55,13 @@ plant_record_len() {
 	plant_record_len 4294967040
 	truncate -s 5G "$CH/$(segments | head -1)" || skip "no sparse 5 GiB file here"
 	# 512 MiB of address space is plenty: nothing may try to hold 4 GiB
-	run --separate-stderr bash -c 'ulimit -v 524288; chsub --peek --from=earliest "$1"' _ "$CH"
+	# (AddressSanitizer reserves terabytes of shadow: no limit then)
+	local lim='ulimit -v 524288;'
+	ldd "$(command -v chsub)" | grep -q libasan && lim=
+	run --separate-stderr bash -c "$lim"' chsub --peek --from=earliest "$1"' _ "$CH"
 	((status == 0 || status == 65)) || { echo "exit $status: $stderr"; false; }
 	refute_output --partial one
-	run --separate-stderr bash -c 'ulimit -v 524288; chcompact --check "$1"' _ "$CH"
+	run --separate-stderr bash -c "$lim"' chcompact --check "$1"' _ "$CH"
 	assert_equal "$status" 65
 }
 
