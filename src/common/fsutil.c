@@ -40,8 +40,16 @@ ch_open_file(int dirfd, const char *name, int flags, mode_t mode)
 int
 ch_open_dir(int dirfd, const char *name)
 {
-	return openat(dirfd, name,
+	struct stat st;
+	int fd = openat(dirfd, name,
 	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	/* O_DIRECTORY reports a symlink as ENOTDIR: say what it is. */
+	if (fd < 0 && errno == ENOTDIR &&
+	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode))
+		errno = ELOOP;
+	return fd;
 }
 
 ssize_t

@@ -129,7 +129,8 @@ ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
 		if (dfd < 0) {
 			if (errno == ENOENT)
 				continue;	/* deleted under us: again */
-			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s'", name);
+			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s': %s/%s",
+			    name, CH_SUBSCRIBERS_DIR, name);
 			goto fail;
 		}
 		lfd = ch_open_file(dfd, LOCK_FILE, O_RDWR | O_CREAT, 0666);
@@ -394,7 +395,12 @@ ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
 		if (errno == EFBIG)
 			return ch_err(err, CH_EXIT_DATAERR,
 			    "subscriber '%s': offset file is too large", name);
-		return ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s'", name);
+		if (dfd < 0)
+			return ch_err_sys(err, CH_EXIT_FAIL,
+			    "subscriber '%s': %s/%s", name, CH_SUBSCRIBERS_DIR,
+			    name);
+		return ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s': %s",
+		    name, OFFSET_FILE);
 	}
 	close(dfd);
 	rc = ch_offset_parse(text, len, o, err);

@@ -1,0 +1,303 @@
+#!/usr/bin/env bats
+# The on-disk format of channel(5): names, headers, framing, checksums,
+# seals, locks, offset files, channel.yaml, versions and symlinks.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/format"
+	common_setup
+}
+teardown() { ops_teardown; }
+
+@test "a new channel has its first segment named by base 0, in 20 digits" {
+	chpub "$CH" </dev/null
+	run -0 segments
+	assert_output "00000000000000000000.seg"
+	assert_file_exists "$CH/channel.yaml"
+	assert_file_exists "$CH/index"
+	assert_file_exists "$CH/append.lock"
+	assert_dir_exists "$CH/subscribers"
+}
+
+@test "later segments are named by their base offset, which is their first record's offset" {
+	new_channel segment_bytes=4096
+	mapfile -t offs < <(for i in $(seq 300); do echo "record $i"; done |
+		chpub -p "$CH")
+	run segments
+	((${#lines[@]} > 1))
+	local s
+	for s in "${lines[@]:1}"; do
+		[[ $s =~ ^[0-9]{20}\.seg$ ]]
+		local base=$((10#${s%.seg}))
+		printf '%s\n' "${offs[@]}" | grep -qx "$base"
+		assert_equal "$(u64 "$CH/$s" 16)" "$base"
+	done
+}
+
+@test "a segment header is CHANSEG, version 1, size 64, base, with a CRC-32C" {
+	chpub "$CH" x
+	local f
+	f=$(seg0)
+	assert_equal "$(bytes "$f" 0 8)" "4348414e5345470a"
+	assert_equal "$(u32 "$f" 8)" 1
+	assert_equal "$(u32 "$f" 12)" 64
+	assert_equal "$(u64 "$f" 16)" 0
+	# Recomputing the CRC over the same bytes changes nothing.
+	local before
+	before=$(bytes "$f" 60 4)
+	fix_seghdr_crc "$f"
+	assert_equal "$(bytes "$f" 60 4)" "$before"
+}
+
+@test "a record is framed: signature, lengths, type, trailer with its total size" {
+	run -0 chpub -p "$CH" a bb ccc
+	assert_output "0
+37
+75"
+	local f
+	f=$(seg0)
+	assert_equal "$(size "$f")" $((64 + 37 + 38 + 39))
+	assert_equal "$(bytes "$f" 64 4)" "c7524543"
+	assert_equal "$(u32 "$f" 72)" 1
+	assert_equal "$(bytes "$f" 78 2)" "0100"
+	assert_equal "$(u64 "$f" 80)" 0
+	assert_equal "$(u32 "$f" $((64 + 37 - 4)))" 37
+	assert_equal "$(u64 "$f" $((64 + 37 + 16)))" 1
+	assert_equal "$(u32 "$f" $((64 + 37 + 38 - 4)))" 38
+}
+
+@test "a flipped payload byte in the middle is detected by the CRC: 65 after the records before it" {
+	chpub "$CH" first second third
+	flip_byte "$(seg0)" $((64 + 37 + 32 + 2))
+	run -65 --separate-stderr peek_all
+	assert_output "first"
+	[[ $stderr == "chsub: $CH: corrupt record at offset 41"* ]]
+}
+
+@test "a flipped byte in a header field is detected too" {
+	chpub "$CH" first second third
+	flip_byte "$(seg0)" $((64 + 41 + 20))
+	run -65 --separate-stderr peek_all
+	assert_output "first"
+	refute_output --partial "second"
+}
+
+@test "a flipped byte in the last record is never delivered" {
+	chpub "$CH" first second third
+	flip_byte "$(seg0)" $(($(size "$(seg0)") - 8))
+	run -0 --separate-stderr peek_all
+	assert_output "first
+second"
+}
+
+@test "a sealed segment ends with a 60-byte seal record naming the next base" {
+	new_channel segment_bytes=4096
+	for i in $(seq 200); do echo "record $i"; done | chpub "$CH"
+	local first next
+	first="$CH/$(segments | sed -n 1p)"
+	next=$(segments | sed -n 2p)
+	local sz
+	sz=$(size "$first")
+	assert_equal "$(u32 "$first" $((sz - 4)))" 60
+	assert_equal "$(bytes "$first" $((sz - 60)) 4)" "c7524543"
+	assert_equal "$(bytes "$first" $((sz - 60 + 14)) 1)" "02"
+	# The seal says how many data records the segment holds.
+	local n
+	n=$(u64 "$first" $((sz - 60 + 32)))
+	run -0 chsub --peek --from=earliest --format='%o\n' "$CH"
+	assert_equal "${lines[$n]}" "$((10#${next%.seg}))"
+}
+
+@test "a reader at the end of a sealed segment goes on to the next one without waiting" {
+	new_channel segment_bytes=4096
+	for i in $(seq 200); do echo "record $i"; done | chpub "$CH"
+	chsub --from=earliest "$CH" s >/dev/null
+	chpub "$CH" after-seal
+	run -0 timeout 5 chsub -t 3s "$CH" s
+	assert_output "after-seal"
+	# -t waited for more after the last record, not at the seal.
+	for i in $(seq 100); do echo "more $i"; done | chpub "$CH"
+	((SECONDS < 30))
+	run -0 timeout 10 chsub -n 100 "$CH" s
+	assert_line -n 99 "more 100"
+}
+
+@test "append.lock is never renamed: the same inode across appends, rollovers and compaction" {
+	new_channel segment_bytes=4096
+	local ino
+	ino=$(stat -c %i "$CH/append.lock")
+	chsub --from=earliest "$CH" s >/dev/null
+	for i in $(seq 300); do echo "record $i"; done | chpub "$CH"
+	chsub "$CH" s >/dev/null
+	chcompact "$CH"
+	assert_equal "$(stat -c %i "$CH/append.lock")" "$ino"
+}
+
+@test "an offset file is the documented text, with a valid CRC-32C" {
+	chpub "$CH" a bb
+	chsub --from=earliest "$CH" s >/dev/null
+	local f="$CH/subscribers/s/offset"
+	run -0 cat "$f"
+	assert_line -n 0 "chtools-offset 1"
+	assert_line -n 1 "offset 75"
+	assert_line -n 2 "seq 2"
+	assert_line -n 3 --regexp '^time [0-9]+$'
+	assert_line -n 4 --regexp '^history -?[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+$'
+	assert_line --regexp '^crc32c [0-9a-f]{8}$'
+	check_offset_crc "$f"
+}
+
+@test "an offset file is replaced by rename and leaves no temp file" {
+	chpub "$CH" a
+	chsub --from=earliest "$CH" s >/dev/null
+	local ino
+	ino=$(stat -c %i "$CH/subscribers/s/offset")
+	chpub "$CH" b
+	chsub "$CH" s >/dev/null
+	assert_not_equal "$(stat -c %i "$CH/subscribers/s/offset")" "$ino"
+	assert_file_not_exists "$CH/subscribers/s/.offset.tmp"
+	assert_equal "$(offset_of s)" 74
+}
+
+@test "an offset file with a wrong CRC is refused as corrupt, never reset" {
+	chpub "$CH" a b
+	chsub --from=earliest "$CH" s >/dev/null
+	sed -i 's/^offset 74$/offset 37/' "$CH/subscribers/s/offset"
+	run -65 --separate-stderr chsub "$CH" s
+	assert_output ""
+	[[ $stderr == "chsub: $CH: "*"s"*"corrupt"* ]] ||
+		[[ $stderr == "chsub: $CH: "*"checksum"* ]]
+	grep -q '^offset 37$' "$CH/subscribers/s/offset"
+}
+
+@test "a new channel.yaml is commented and holds every default" {
+	chpub "$CH" </dev/null
+	local y="$CH/channel.yaml"
+	grep -q '^# ' "$y"
+	grep -qx 'format: 1' "$y"
+	grep -qx 'segment_bytes: 64MiB' "$y"
+	grep -qx 'sync: none' "$y"
+	grep -qx 'max_record_bytes: 16MiB' "$y"
+	grep -qx 'on_full: fail' "$y"
+	grep -qx 'retention:' "$y"
+}
+
+@test "an empty channel.yaml means all defaults" {
+	chpub "$CH" </dev/null
+	: >"$CH/channel.yaml"
+	run -0 chpub -p "$CH" a b
+	assert_output "0
+37"
+	run -0 peek_all
+	assert_output "a
+b"
+}
+
+@test "a channel.yaml format newer than this chtools is refused with exit 1" {
+	chpub "$CH" a
+	set_config format 2
+	for tool in chpub chsub; do
+		run -1 --separate-stderr $tool "$CH" s
+		[[ $stderr == "$tool: $CH: "*"format 2"*"newer"* ]]
+	done
+	run -0 cat "$(seg0)"
+	[[ $(size "$(seg0)") -eq $((64 + 37)) ]]
+}
+
+@test "a segment whose header has a newer version is refused with exit 1" {
+	chpub "$CH" a
+	put_u32 "$(seg0)" 8 2
+	fix_seghdr_crc "$(seg0)"
+	run -1 --separate-stderr peek_all
+	[[ $stderr == *"format 2, newer than this chtools supports"* ]]
+	run -1 --separate-stderr chpub "$CH" b
+	[[ $stderr == *"newer than this chtools supports"* ]]
+}
+
+@test "a segment header with a bad CRC is corrupt (65)" {
+	chpub "$CH" a
+	flip_byte "$(seg0)" 33
+	run -65 --separate-stderr peek_all
+	[[ $stderr == *"bad or truncated header"* ]]
+}
+
+@test "a symlinked segment is refused, not followed" {
+	chpub "$CH" a
+	mv "$(seg0)" "$T/elsewhere.seg"
+	ln -s "$T/elsewhere.seg" "$CH/00000000000000000000.seg"
+	run -1 --separate-stderr peek_all
+	assert_output ""
+	[[ $stderr == *"00000000000000000000.seg"*"symbolic link"* ]]
+	run -1 --separate-stderr chpub "$CH" b
+	[[ $stderr == *"symbolic link"* ]]
+	assert_equal "$(size "$T/elsewhere.seg")" $((64 + 37))
+}
+
+@test "a symlinked offset file is refused, not followed" {
+	chpub "$CH" a
+	chsub --from=earliest "$CH" s >/dev/null
+	mv "$CH/subscribers/s/offset" "$T/offset"
+	ln -s "$T/offset" "$CH/subscribers/s/offset"
+	run --separate-stderr chsub "$CH" s
+	assert_failure
+	[[ $stderr == *"offset"*"symbolic link"* ]]
+	run --separate-stderr choffset "$CH" s
+	assert_failure
+	[[ $stderr == *"symbolic link"* ]]
+}
+
+@test "a symlinked subscriber directory is refused with a clear message" {
+	chpub "$CH" a
+	mkdir "$T/outside"
+	ln -s "$T/outside" "$CH/subscribers/s"
+	run --separate-stderr chsub "$CH" s
+	assert_failure
+	[[ $stderr == "chsub: $CH: "*"subscribers/s"*"symbolic link"* ]]
+	run ls -A "$T/outside"
+	assert_output ""
+}
+
+@test "a torn tail (truncated mid-record) is never delivered; the next chpub repairs it" {
+	chpub "$CH" one two three
+	truncate -s -5 "$(seg0)"
+	run -0 peek_all
+	assert_output "one
+two"
+	run -0 --separate-stderr chpub -v "$CH" four
+	[[ $stderr == *"torn tail"* ]]
+	run -0 peek_all
+	assert_output "one
+two
+four"
+}
+
+@test "garbage appended after the last record is never delivered; the next chpub cuts it" {
+	chpub "$CH" one two
+	local good
+	good=$(size "$(seg0)")
+	printf '\xc7REC garbage garbage garbage garbage garbage' >>"$(seg0)"
+	run -0 peek_all
+	assert_output "one
+two"
+	chpub "$CH" three
+	assert_equal "$(size "$(seg0)")" $((good + 36 + 5))
+	run -0 peek_all
+	assert_output "one
+two
+three"
+}
+
+@test "a record cut before its header ends is never delivered and is repaired" {
+	chpub "$CH" one
+	local good
+	good=$(size "$(seg0)")
+	chpub "$CH" two
+	truncate -s $((good + 10)) "$(seg0)"
+	run -0 peek_all
+	assert_output "one"
+	chpub "$CH" three
+	run -0 peek_all
+	assert_output "one
+three"
+}

@@ -1,0 +1,66 @@
+# Helpers for tests that look at the bytes of a channel (channel(5)).
+# Load after helpers/common (and helpers/ops for flip_byte).
+
+# u32 FILE POS / u64 FILE POS: a little-endian integer at POS.
+u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
+u64() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
+
+# bytes FILE POS N: N bytes at POS as lowercase hex.
+bytes() { od -An -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; }
+
+# size FILE: its size in bytes.
+size() { stat -c %s "$1"; }
+
+# seg0: the path of the oldest segment.
+seg0() { echo "$CH/$(segments | head -n1)"; }
+
+# put_u32 FILE POS VALUE: overwrite a little-endian u32 in place.
+put_u32() {
+	python3 - "$@" <<'PY'
+import struct, sys
+path, pos, val = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, 'r+b') as f:
+    f.seek(pos)
+    f.write(struct.pack('<I', val))
+PY
+}
+
+# fix_seghdr_crc FILE: recompute a segment header's CRC-32C (bytes 60..63)
+# after a deliberate edit of the header.
+fix_seghdr_crc() {
+	python3 - "$1" <<'PY'
+import struct, sys
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+with open(sys.argv[1], 'r+b') as f:
+    h = f.read(60)
+    f.seek(60)
+    f.write(struct.pack('<I', crc32c(h)))
+PY
+}
+
+# check_offset_crc FILE: the crc32c line matches the bytes before it.
+check_offset_crc() {
+	python3 - "$1" <<'PY'
+import sys
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+data = open(sys.argv[1], 'rb').read()
+body, _, last = data.rstrip(b'\n').rpartition(b'\n')
+body += b'\n'
+sys.exit(0 if last == b'crc32c %08x' % crc32c(body) else 1)
+PY
+}
+
+# peek_all: every record from the earliest, without registering.
+peek_all() { chsub --peek --from=earliest "$CH"; }
