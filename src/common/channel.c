@@ -108,9 +108,12 @@ create_channel(int dirfd, struct ch_error *err)
 	struct stat st;
 	int lockfd, rc = -1;
 
-	/* Refuse somebody else's directory before we put anything in it. */
+	/* Refuse somebody else's directory before we put anything in it;
+	 * but a channel.yaml found there may be another chpub's, which
+	 * finished creating the channel since we looked. */
 	if (check_empty(dirfd, err) < 0)
-		return -1;
+		return fstatat(dirfd, CH_CONFIG_FILE, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -1;
 	if (ch_lock_open(dirfd, CH_APPEND_LOCK, &lockfd, err) < 0)
 		return -1;
 	if (ch_flock(lockfd, LOCK_EX, CH_LOCK_WAIT) < 0) {

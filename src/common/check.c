@@ -157,7 +157,8 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			break;
 		/* Invalid bytes at cur.pos. */
 		uint64_t next;
-		int found = rc == CH_CUR_BAD ? ch_segcur_resync(&cur, &next) : 0;
+		int found = rc == CH_CUR_BAD ? ch_segcur_resync(&cur,
+		    *expect_seq, *last_ts, &next) : 0;
 		if (found < 0) {
 			ch_segcur_free(&cur);
 			close(fd);

@@ -97,7 +97,7 @@ vmsg(const char *channel, const char *fmt, va_list ap)
 	char buf[2048];
 	int n;
 
-	if (channel)
+	if (channel && channel[0])
 		n = snprintf(buf, sizeof buf, "%s: %s: ", ch_prog, channel);
 	else
 		n = snprintf(buf, sizeof buf, "%s: ", ch_prog);

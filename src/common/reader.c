@@ -19,6 +19,7 @@ struct ch_reader {
 	struct ch_segcur cur;
 	uint64_t next_seq;
 	int seq_unknown;		/* after skipping: take the next seq */
+	int64_t last_ts;	/* time of the last record read (for resync) */
 	int at_seal;		/* waiting for the segment after a seal */
 	int skip_corrupt;
 	ch_warn_fn warn;
@@ -126,6 +127,7 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
 	r->ch = ch;
 	r->segfd = -1;
+	r->last_ts = INT64_MIN;
 	if (ch_channel_locate(ch, offset, &fd, &h, &pos, err) < 0) {
 		if (err->code == CH_EXIT_NOINPUT)
 			ch_err(err, CH_EXIT_NOINPUT,
@@ -260,7 +262,7 @@ stuck(struct ch_reader *r)
 		return 0;
 	r->probed_size = r->cur.size;
 	ch_segcur_init(&c, r->segfd, r->cur.pos, r->cur.size);
-	found = ch_segcur_resync(&c, &next);
+	found = ch_segcur_resync(&c, r->next_seq, r->last_ts, &next);
 	if (found > 0) {
 		c.pos = next;
 		rc = ch_segcur_next(&c, &rec) == CH_CUR_OK &&
@@ -288,7 +290,7 @@ static int
 damaged(struct ch_reader *r, struct ch_error *err)
 {
 	uint64_t next, here = ch_reader_offset(r), nbase;
-	int found = ch_segcur_resync(&r->cur, &next);
+	int found = ch_segcur_resync(&r->cur, r->next_seq, r->last_ts, &next);
 
 	if (found < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
@@ -364,10 +366,19 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 				continue;
 			}
 			r->next_seq = rec->h.seq + 1;
+			r->last_ts = rec->h.ts;
 			return 1;
 		}
 		if (rc == CH_CUR_IOERR)
 			return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+		if (rc == CH_CUR_BAD && !grew) {
+			/* The bad bytes may be a torn tail that a writer has
+			 * since cut off and written over: read them again. */
+			grew = 1;
+			if (ch_segcur_refresh(&r->cur) < 0)
+				return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+			continue;
+		}
 		if (rc == CH_CUR_BAD) {
 			rc = damaged(r, err);
 			if (rc <= 0)

@@ -41,6 +41,10 @@ ch_segcur_refresh(struct ch_segcur *c)
 
 	if (fstat(c->fd, &st) < 0)
 		return CH_CUR_IOERR;
+	/* Bytes buffered past the cursor may be a torn tail that a writer
+	 * has since truncated and written over: never trust them again. */
+	if (c->pos >= c->buf_pos && c->pos < c->buf_pos + c->buf_len)
+		c->buf_len = (size_t)(c->pos - c->buf_pos);
 	if ((uint64_t)st.st_size > c->size) {
 		c->size = (uint64_t)st.st_size;
 		return 1;
@@ -147,12 +151,54 @@ ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
 	return CH_CUR_OK;
 }
 
+/*
+ * Could a record with header h stand `skipped` bytes after the place where
+ * record expect_seq was due?  Each lost record took at least
+ * CH_REC_OVERHEAD bytes and times never decrease, so this turns down
+ * records that merely sit inside a damaged record's payload.
+ */
+static int
+plausible(const struct ch_rechdr *h, uint64_t skipped, uint64_t expect_seq,
+    int64_t min_ts)
+{
+	if (expect_seq == CH_SEQ_ANY)
+		return 1;
+	return h->ts >= min_ts && h->seq > expect_seq &&
+	    h->seq - expect_seq <= skipped / CH_REC_OVERHEAD;
+}
+
+/* Is there a valid, plausible record at file position p? */
+static int
+valid_at(struct ch_segcur *c, uint64_t p, uint64_t from, uint64_t expect_seq,
+    int64_t min_ts)
+{
+	struct ch_rec r;
+
+	c->pos = p;
+	return ch_segcur_next(c, &r) == CH_CUR_OK &&
+	    plausible(&r.h, p - from, expect_seq, min_ts);
+}
+
 int
-ch_segcur_resync(struct ch_segcur *c, uint64_t *next)
+ch_segcur_resync(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
+    uint64_t *next)
 {
 	uint64_t save = c->pos;
 	unsigned char magic[4];
+	struct ch_rechdr h;
 
+	/* A damaged record whose header is intact says where the next one
+	 * starts: prefer that to a byte scan through its payload. */
+	if (fill(c, CH_REC_HDR) > 0 &&
+	    ch_rec_decode(c->buf + (save - c->buf_pos), &h) == 0) {
+		uint64_t q = save + ch_rec_size(h.meta_len, h.len);
+		if (q + CH_REC_OVERHEAD <= c->size &&
+		    valid_at(c, q, save, expect_seq, min_ts)) {
+			*next = q;
+			c->pos = save;
+			return 1;
+		}
+	}
 	ch_put32(magic, CH_REC_MAGIC);
 	for (uint64_t p = save + 1; p + CH_REC_OVERHEAD <= c->size; ) {
 		c->pos = p;
@@ -172,9 +218,7 @@ ch_segcur_resync(struct ch_segcur *c, uint64_t *next)
 			continue;
 		}
 		p += (uint64_t)(m - b);
-		c->pos = p;
-		struct ch_rec r;
-		if (ch_segcur_next(c, &r) == CH_CUR_OK) {
+		if (valid_at(c, p, save, expect_seq, min_ts)) {
 			*next = p;
 			c->pos = save;
 			return 1;
@@ -390,14 +434,35 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 	}
 	ch_segcur_init(&c, fd, start, size);
 	t->torn = 1;
+	int resynced = 0;
 	for (;;) {
 		rc = ch_segcur_next(&c, &r);
 		if (rc == CH_CUR_IOERR) {
 			ch_segcur_free(&c);
 			return ch_err_sys(err, CH_EXIT_FAIL, "scan segment");
 		}
-		if (rc != CH_CUR_OK || r.h.seq != t->next_seq)
+		if (rc == CH_CUR_BAD) {
+			/* Damage with valid records after it is corruption,
+			 * not a torn tail: never cut those records off. */
+			uint64_t next;
+			int found = ch_segcur_resync(&c, t->next_seq,
+			    t->last_ts, &next);
+			if (found < 0) {
+				ch_segcur_free(&c);
+				return ch_err_sys(err, CH_EXIT_FAIL,
+				    "scan segment");
+			}
+			if (!found)
+				break;
+			c.pos = next;
+			resynced = 1;	/* its sequence was judged plausible */
+			continue;
+		}
+		if (rc != CH_CUR_OK)
+			break;
+		if (r.h.seq != t->next_seq && !resynced)
 			break;	/* out of sequence: not written there by a writer */
+		resynced = 0;
 		if (r.h.type == CH_REC_SEAL) {
 			t->sealed = 1;
 			ch_seal_decode(r.payload, &t->seal);

@@ -55,11 +55,17 @@ int ch_segcur_next(struct ch_segcur *c, struct ch_rec *r);
 /* Re-read the file size; returns 1 if it grew. */
 int ch_segcur_refresh(struct ch_segcur *c);
 /*
- * After CH_CUR_BAD: look for the next valid record after pos (byte by
- * byte, using the magic number as a hint).  Returns 1 and its position in
+ * After CH_CUR_BAD: look for the next valid record after pos (where the
+ * damaged record's header says, else byte by byte, using the magic number
+ * as a hint).  expect_seq is the sequence number due at pos and min_ts the
+ * time of the record before it: a candidate must fit them, so a record
+ * embedded in a damaged payload is not taken for the next one
+ * (CH_SEQ_ANY: accept any valid record).  Returns 1 and its position in
  * *next, 0 if there is none before the end of the file.
  */
-int ch_segcur_resync(struct ch_segcur *c, uint64_t *next);
+#define CH_SEQ_ANY UINT64_MAX
+int ch_segcur_resync(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
+    uint64_t *next);
 
 /* Open segment `base` read-only (or O_RDWR) and check its header. */
 int ch_segment_open(int dirfd, uint64_t base, int rw, int *fdp,

@@ -1,0 +1,400 @@
+#!/usr/bin/env bats
+# chpub: records from arguments and stdin, channel creation, durability,
+# streaming, a bounded channel, limits, errors.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/format"
+	common_setup
+}
+teardown() { ops_teardown; }
+
+# payloads: every record from the earliest, each as %S:%s on one line.
+payloads() { chsub --peek --from=earliest --format='%S:%s\n' "$CH"; }
+
+@test "each line of stdin is one record, without its newline" {
+	printf 'alpha\nbeta gamma\n' | chpub "$CH"
+	run -0 payloads
+	assert_output "5:alpha
+10:beta gamma"
+}
+
+@test "a last line without a newline still counts" {
+	printf 'one\ntwo' | chpub "$CH"
+	run -0 payloads
+	assert_output "3:one
+3:two"
+}
+
+@test "an empty line is an empty record" {
+	printf 'a\n\nb\n' | chpub "$CH"
+	run -0 payloads
+	assert_output "1:a
+0:
+1:b"
+}
+
+@test "each MESSAGE argument is one record, and an empty one is an empty record" {
+	chpub "$CH" "first one" "" "with
+newline"
+	run -0 payloads
+	assert_output "9:first one
+0:
+12:with
+newline"
+}
+
+@test "-0 reads NUL-terminated records, newlines included" {
+	printf 'a\nb\0c\0last' | chpub -0 "$CH"
+	run -0 payloads
+	assert_output "3:a
+b
+1:c
+4:last"
+}
+
+@test "--whole publishes all of stdin as one record, byte-exact with NULs" {
+	head -c 70000 /dev/urandom >"$T/blob"
+	printf '\0\0\n\0' >>"$T/blob"
+	chpub --whole "$CH" <"$T/blob"
+	chsub --peek --from=earliest --format='%s' "$CH" >"$T/back"
+	cmp "$T/blob" "$T/back"
+}
+
+@test "--whole with empty stdin publishes one empty record" {
+	chpub --whole "$CH" </dev/null
+	run -0 payloads
+	assert_output "0:"
+}
+
+@test "binary lines with NUL bytes are kept byte-exact" {
+	printf 'a\0b\nc\0\0\n' | chpub "$CH"
+	chsub --peek --from=earliest --format='%s|' "$CH" >"$T/back"
+	printf 'a\0b|c\0\0|' | cmp - "$T/back"
+}
+
+@test "--whole and -0 cannot be combined, and neither takes MESSAGEs" {
+	run -2 --separate-stderr chpub --whole -0 "$CH"
+	[[ $stderr == "chpub: --whole and --null cannot be combined"* ]]
+	run -2 --separate-stderr chpub -0 "$CH" msg
+	[[ $stderr == "chpub: "*"MESSAGE"* ]]
+	assert_dir_not_exists "$CH"
+}
+
+@test "a missing channel is created with its parent directories" {
+	run -0 chpub "$T/a/b/c" hello
+	assert_file_exists "$T/a/b/c/channel.yaml"
+	run -0 chsub --peek "$T/a/b/c"
+	assert_output "hello"
+}
+
+@test "chpub CH </dev/null creates the channel and publishes nothing" {
+	run -0 chpub "$CH" </dev/null
+	assert_output ""
+	assert_file_exists "$CH/channel.yaml"
+	run -0 payloads
+	assert_output ""
+	assert_equal "$(size "$(seg0)")" 64
+}
+
+@test "an empty directory is made into a channel" {
+	mkdir "$CH"
+	run -0 chpub "$CH" x
+	assert_file_exists "$CH/channel.yaml"
+}
+
+@test "a non-empty directory that is not a channel is refused (1) and left alone" {
+	mkdir "$CH"
+	echo mine >"$CH/notes.txt"
+	run -1 --separate-stderr chpub "$CH" x
+	assert_equal "$stderr" "chpub: $CH: not a channel, and not an empty directory (found 'notes.txt'); refusing to create a channel here"
+	run ls -A "$CH"
+	assert_output "notes.txt"
+}
+
+@test "a CHANNEL that is a file is not a channel (1)" {
+	echo x >"$T/file"
+	run -1 --separate-stderr chpub "$T/file" x
+	[[ $stderr == "chpub: $T/file: not a channel"* ]]
+}
+
+@test "--no-create fails with 66 on a missing channel and creates nothing" {
+	run -66 --separate-stderr chpub --no-create "$CH" x
+	assert_equal "$stderr" "chpub: $CH: no such channel"
+	assert_not_exists "$CH"
+}
+
+@test "--no-create publishes to an existing channel" {
+	new_channel
+	run -0 chpub --no-create "$CH" x
+	run -0 payloads
+	assert_output "1:x"
+}
+
+@test "an empty channel name is a usage error without an empty prefix" {
+	run -2 --separate-stderr chpub "" x
+	assert_equal "$stderr" "chpub: empty channel name"
+}
+
+@test "CH_ROOT names a channel given without a slash" {
+	mkdir "$T/root"
+	CH_ROOT="$T/root" chpub jobs one
+	assert_file_exists "$T/root/jobs/channel.yaml"
+	run -0 env CH_ROOT="$T/root" chsub --peek jobs
+	assert_output "one"
+}
+
+@test "concurrent chpubs creating the same new channel all succeed" {
+	local round i
+	for round in $(seq 15); do
+		local pids=()
+		for i in 1 2 3 4 5 6; do
+			chpub "$T/race$round" "r$i" 3>&- 2>>"$T/errors" &
+			pids+=($!)
+		done
+		for i in "${pids[@]}"; do
+			wait "$i"
+		done
+		run -0 chsub --peek "$T/race$round"
+		assert_equal "${#lines[@]}" 6
+	done
+	run cat "$T/errors"
+	assert_output ""
+}
+
+@test "-p prints each record's offset, one per line" {
+	run -0 chpub -p "$CH" a bb ccc
+	assert_output "0
+37
+75"
+	run -0 bash -c "printf 'x\ny\n' | chpub -p '$CH'"
+	assert_output "114
+151"
+}
+
+@test "concurrent writers never interleave and each keeps its order" {
+	new_channel segment_bytes=8192
+	local w pids=()
+	for w in a b c d; do
+		seq -f "$w-%g" 1 400 | chpub "$CH" 3>&- &
+		pids+=($!)
+	done
+	for w in "${pids[@]}"; do
+		wait "$w"
+	done
+	payloads >"$T/all"
+	assert_equal "$(wc -l <"$T/all")" 1600
+	for w in a b c d; do
+		diff <(grep "^[0-9]*:$w-" "$T/all" | cut -d: -f2) \
+			<(seq -f "$w-%g" 1 400)
+	done
+}
+
+@test "--sync=always fdatasyncs before exiting 0" {
+	new_channel
+	run -0 strace -f -e trace=fdatasync -o "$T/trace" chpub --sync=always "$CH" x
+	grep -q fdatasync "$T/trace"
+}
+
+@test "--sync=none never calls fdatasync for records" {
+	new_channel
+	run -0 strace -f -e trace=fdatasync,fsync -o "$T/trace" chpub --sync=none "$CH" x
+	run grep -c 'fdatasync\|fsync' "$T/trace"
+	assert_output "0"
+}
+
+@test "--sync=periodic syncs before exiting" {
+	new_channel
+	run -0 strace -f -e trace=fdatasync -o "$T/trace" chpub --sync=periodic "$CH" x
+	grep -q fdatasync "$T/trace"
+}
+
+@test "sync: always in channel.yaml applies, and --sync overrides it" {
+	new_channel sync=always
+	strace -f -e trace=fdatasync -o "$T/trace1" chpub "$CH" x
+	grep -q fdatasync "$T/trace1"
+	strace -f -e trace=fdatasync,fsync -o "$T/trace2" chpub --sync=none "$CH" y
+	run grep -c 'fdatasync\|fsync' "$T/trace2"
+	assert_output "0"
+}
+
+@test "an unknown --sync policy is a usage error" {
+	run -2 --separate-stderr chpub --sync=sometimes "$CH" x
+	[[ $stderr == "chpub: --sync: invalid sync policy 'sometimes'"* ]]
+	assert_not_exists "$CH"
+}
+
+@test "a line is visible to a follower before chpub's stdin closes" {
+	new_channel
+	mkfifo "$T/in"
+	: >"$T/ready"
+	start_bg chsub -f --from=earliest --ready-fd=4 "$CH" s >"$T/out" 4>"$T/ready"
+	wait_for 10 test -s "$T/ready"
+	# Read-write open of a FIFO does not block; then chpub's does not.
+	exec 5<>"$T/in"
+	# Not start_bg: a background command's stdin would be /dev/null.
+	chpub "$CH" <"$T/in" 3>&- &
+	BG_PIDS+=($!)
+	echo first >&5
+	wait_for 10 grep -qx first "$T/out"
+	echo second >&5
+	wait_for 10 grep -qx second "$T/out"
+	exec 5>&-
+}
+
+@test "--max-bytes with --on-full=fail exits 75 after publishing what fitted" {
+	new_channel
+	run -75 --separate-stderr chpub --max-bytes=100 "$CH" a b c
+	[[ $stderr == "chpub: $CH: channel full"* ]]
+	run -0 payloads
+	assert_output "1:a
+1:b"
+}
+
+@test "max_bytes from channel.yaml makes the channel full too" {
+	new_channel max_bytes=100
+	run -75 chpub "$CH" a b c
+	run -0 --separate-stderr chpub --max-bytes=0 "$CH" d
+}
+
+@test "a record that could never fit fails at once even with --on-full=block" {
+	new_channel
+	run -75 timeout 10 chpub --max-bytes=50 --on-full=block "$CH" "a record much longer than fifty bytes, surely it is"
+}
+
+@test "--on-full=block waits until chcompact frees room" {
+	new_channel segment_bytes=4096
+	chsub --from=earliest "$CH" s >/dev/null
+	seq -f 'filler record %g padding padding padding' 1 120 | chpub "$CH"
+	local used
+	used=$(end_offset)
+	start_bg chpub --max-bytes="$used" --on-full=block "$CH" one-more
+	local pub=$BG
+	# Blocked: still running, nothing appended.
+	sleep 0.3
+	kill -0 "$pub"
+	run -0 bash -c "chsub --peek --from=earliest '$CH' | tail -n1"
+	assert_output "filler record 120 padding padding padding"
+	chsub "$CH" s >/dev/null
+	chcompact "$CH"
+	wait_for 10 bash -c "! kill -0 $pub 2>/dev/null"
+	wait "$pub"
+	run -0 bash -c "chsub --peek --from=earliest '$CH' | tail -n1"
+	assert_output "one-more"
+}
+
+@test "an unknown --on-full policy is a usage error" {
+	run -2 --separate-stderr chpub --on-full=wait "$CH" x
+	[[ $stderr == "chpub: --on-full: invalid on_full policy 'wait'"* ]]
+}
+
+@test "a record over --max-record-bytes fails naming the line; the lines before it stay" {
+	run -1 --separate-stderr bash -c "printf 'ok\nfine\ntoo long here\nnever\n' | chpub --max-record-bytes=8 '$CH'"
+	assert_equal "$stderr" "chpub: $CH: line 3: record of 13 bytes exceeds max_record_bytes (8)"
+	run -0 payloads
+	assert_output "2:ok
+4:fine"
+}
+
+@test "a MESSAGE over the limit names the argument" {
+	run -1 --separate-stderr chpub --max-record-bytes=4 "$CH" abc abcde x
+	assert_equal "$stderr" "chpub: $CH: argument 2: record of 5 bytes exceeds max_record_bytes (4)"
+	run -0 payloads
+	assert_output "3:abc"
+}
+
+@test "max_record_bytes is exact: SIZE units 1K and 1KB" {
+	run -0 bash -c "head -c 1024 /dev/zero | chpub --whole --max-record-bytes=1K '$CH'"
+	run -1 bash -c "head -c 1025 /dev/zero | chpub --whole --max-record-bytes=1K '$CH'"
+	run -0 bash -c "head -c 1000 /dev/zero | chpub --whole --max-record-bytes=1KB '$CH'"
+	run -1 bash -c "head -c 1001 /dev/zero | chpub --whole --max-record-bytes=1KB '$CH'"
+	run -0 bash -c "head -c 1024 /dev/zero | chpub --whole --max-record-bytes=1KiB '$CH'"
+	run -0 payloads
+	assert_equal "${#lines[@]}" 3
+}
+
+@test "a long line over the limit is rejected without reading on (-0 says record)" {
+	run -1 --separate-stderr bash -c "{ printf 'a\0'; head -c 3000000 /dev/zero | tr '\0' x; printf '\0b\0'; } | chpub -0 --max-record-bytes=1MiB '$CH'"
+	[[ $stderr == "chpub: $CH: record 2: "*"exceeds max_record_bytes (1048576)" ]]
+	run -0 payloads
+	assert_output "1:a"
+}
+
+@test "--max-record-bytes out of range is a usage error" {
+	run -2 chpub --max-record-bytes=0 "$CH" x
+	run -2 chpub --max-record-bytes=5GiB "$CH" x
+}
+
+@test "bad SIZE values are usage errors with the option named" {
+	local v
+	for v in 12X -5 "" K 1.5.5M 99999999999999999999; do
+		run -2 --separate-stderr chpub --max-bytes="$v" "$CH" x
+		[[ $stderr == "chpub: --max-bytes: "*"'$v'"* ]]
+	done
+	assert_not_exists "$CH"
+}
+
+@test "a torn tail is cut off by the next chpub, and -v says how much" {
+	chpub "$CH" one two
+	printf 'torn!' >>"$(seg0)"
+	run -0 --separate-stderr chpub -v "$CH" three
+	[[ $stderr == *"repaired a torn tail (5 bytes cut)"* ]]
+	run -0 payloads
+	assert_output "3:one
+3:two
+5:three"
+}
+
+@test "a crash mid-record (partial record after good ones) loses only that record" {
+	chpub "$CH" one two three
+	local f
+	f=$(seg0)
+	truncate -s $(($(size "$f") - 3)) "$f"
+	run -0 payloads
+	assert_output "3:one
+3:two"
+	chpub "$CH" four
+	run -0 payloads
+	assert_output "3:one
+3:two
+4:four"
+}
+
+@test "the repair never removes good records after damage in the middle of the segment" {
+	chpub "$CH" one two three four
+	flip_byte "$(seg0)" $((64 + 37 + 32 + 1))
+	printf 'torn tail' >>"$(seg0)"
+	chpub "$CH" five
+	run -65 --separate-stderr payloads
+	run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$CH"
+	assert_output "one
+three
+four
+five"
+}
+
+@test "a segment header newer than chpub knows is refused, nothing appended" {
+	chpub "$CH" a
+	put_u32 "$(seg0)" 8 2
+	fix_seghdr_crc "$(seg0)"
+	local before
+	before=$(size "$(seg0)")
+	run -1 --separate-stderr chpub "$CH" b
+	[[ $stderr == "chpub: $CH: "*"newer than this chtools supports" ]]
+	assert_equal "$(size "$(seg0)")" "$before"
+}
+
+@test "records published in one batch share a time that never decreases" {
+	chpub "$CH" a
+	faketime -f -1h chpub "$CH" b
+	run -0 chsub --peek --from=earliest --format='%T\n' "$CH"
+	((${lines[1]} >= ${lines[0]}))
+}
+
+@test "usage errors: missing CHANNEL, unknown option" {
+	run -2 --separate-stderr chpub
+	[[ $stderr == "chpub: missing CHANNEL"* ]]
+	run -2 --separate-stderr chpub --bogus "$CH"
+	[[ $stderr == "chpub: "*"bogus"* ]]
+}
