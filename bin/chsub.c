@@ -121,12 +121,22 @@ static struct mark {
 } *marks;
 static size_t nmarks, marks_cap;
 
+/* While write_out writes, stdout's flags; -1 otherwise. */
+static volatile sig_atomic_t out_flags = -1;
+
 static void
 on_signal(int sig)
 {
+	int saved = errno;
+
 	(void)sig;
 	if (stop < 2)
 		stop++;
+	/* A write blocked on a full pipe, or about to block, must not
+	 * outlive a stop signal: make it return (write_out restores). */
+	if (out_flags >= 0)
+		(void)fcntl(1, F_SETFL, out_flags | O_NONBLOCK);
+	errno = saved;
 }
 
 static void
@@ -142,22 +152,34 @@ static int
 write_out(void)
 {
 	size_t done = 0, m = 0;
-	int rc = 0;
+	int rc = 0, flags = fcntl(1, F_GETFL);
 
+	out_flags = flags;
 	if (prog.stdout_tty && out.len)
 		ch_progress_hide(&prog);	/* records own the terminal */
 	while (done < out.len) {
+		if (stop) {
+			rc = -1;
+			break;
+		}
 		ssize_t n = write(1, out.p + done, out.len - done);
 		if (n < 0) {
 			if (errno == EINTR && !stop)
 				continue;
-			if (errno != EPIPE && errno != EINTR)
+			if (stop && (errno == EINTR || errno == EAGAIN)) {
+				rc = -1;
+				break;
+			}
+			if (errno != EPIPE)
 				ch_msg(chname, "write: %s", strerror(errno));
-			rc = errno == EPIPE || errno == EINTR ? -1 : -2;
+			rc = errno == EPIPE ? -1 : -2;
 			break;
 		}
 		done += (size_t)n;
 	}
+	out_flags = -1;
+	if (stop && flags >= 0 && fcntl(1, F_SETFL, flags) < 0)
+		ch_msg(chname, "restore stdout flags: %s", strerror(errno));
 	while (m < nmarks && marks[m].end <= done)
 		m++;
 	if (m > 0)

@@ -68,10 +68,14 @@ ch_notify_wait(struct ch_notify *n, int64_t timeout_ns)
 	int ms, rc;
 
 	if (n->fd < 0) {
-		int64_t step = CH_NOTIFY_POLL_NS;
-		if (timeout_ns >= 0 && timeout_ns < step)
-			step = timeout_ns;
-		sleep_ns(step);
+		/* Polling: a sleep that covers the whole timeout is a
+		 * timeout (callers commit when idle); a shorter one only
+		 * means "look again". */
+		if (timeout_ns >= 0 && timeout_ns <= CH_NOTIFY_POLL_NS) {
+			sleep_ns(timeout_ns);
+			return 0;
+		}
+		sleep_ns(CH_NOTIFY_POLL_NS);
 		return 1;
 	}
 	if (timeout_ns < 0)

@@ -1,0 +1,509 @@
+#!/usr/bin/env bats
+# chsub in print mode: starting positions, following, counts, peeking,
+# exclusivity, signals, pipes, subscriber names, damaged offsets and data.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/format"
+	common_setup
+	new_channel
+}
+teardown() { ops_teardown; }
+
+# follow SUB [ARGS...]: chsub -f in the background, output in $T/out,
+# returning once it holds SUB with its watch in place; pid in $BG.
+follow() {
+	local sub=$1
+	shift
+	: >"$T/ready"
+	start_bg chsub -f --ready-fd=4 "$@" "$CH" "$sub" >"$T/out" 4>"$T/ready"
+	wait_for 10 test -s "$T/ready"
+}
+
+# gone PID: the process has exited.
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+@test "a new subscriber starts at the end by default and registers there" {
+	chpub "$CH" old1 old2
+	run -0 chsub "$CH" s
+	assert_output ""
+	assert_equal "$(offset_of s)" "$(end_offset)"
+	chpub "$CH" new
+	run -0 chsub "$CH" s
+	assert_output "new"
+}
+
+@test "chsub prints unread records, commits, and prints nothing the second time" {
+	chsub "$CH" s >/dev/null
+	chpub "$CH" a b
+	run -0 chsub "$CH" s
+	assert_output "a
+b"
+	run -0 chsub "$CH" s
+	assert_output ""
+}
+
+@test "-0 ends each record with NUL" {
+	chsub "$CH" s
+	chpub "$CH" a "b
+c"
+	chsub -0 "$CH" s >"$T/out"
+	printf 'a\0b\nc\0' | cmp - "$T/out"
+}
+
+@test "--from=earliest starts a new subscriber at the first record" {
+	chpub "$CH" a b
+	run -0 chsub --from=earliest "$CH" s
+	assert_output "a
+b"
+}
+
+@test "--from=latest skips history" {
+	chpub "$CH" a b
+	run -0 chsub --from=latest "$CH" s
+	assert_output ""
+}
+
+@test "--from=OFFSET starts at that record boundary" {
+	mapfile -t off < <(chpub -p "$CH" a b c)
+	run -0 chsub --from="${off[1]}" "$CH" s
+	assert_output "b
+c"
+}
+
+@test "--from=OFFSET not on a boundary or past the end is refused, nothing registered" {
+	mapfile -t off < <(chpub -p "$CH" a b c)
+	run --separate-stderr chsub --from=$((off[1] + 3)) "$CH" s
+	assert_failure
+	[[ $stderr == *"not on a record boundary"* ]]
+	run --separate-stderr chsub --from=99999 "$CH" s
+	assert_failure
+	[[ $stderr == *"past the end"* ]]
+	run -66 choffset "$CH" s
+}
+
+@test "--from=TIME and --from=DUR pick records by their publish time" {
+	CH="$T/timed"
+	CH_BIRTH=-3d new_channel
+	faketime -f -2d chpub "$CH" two-days-ago
+	faketime -f -2h chpub "$CH" two-hours-ago
+	chpub "$CH" now
+	run -0 chsub --from=1d "$CH" a
+	assert_output "two-hours-ago
+now"
+	run -0 chsub --from=1h "$CH" b
+	assert_output "now"
+	local iso
+	iso=$(date -u -d '-1 day' +%Y-%m-%dT%H:%M:%SZ)
+	run -0 chsub --from="$iso" "$CH" c
+	assert_output "two-hours-ago
+now"
+}
+
+@test "--from a time beyond the nanosecond range is a usage error, not a wrapped time" {
+	chpub "$CH" a b
+	run -2 --separate-stderr chsub --from=9999-12-31T23:59:59Z "$CH" s
+	assert_output ""
+	[[ $stderr == *"1677-09-21 to 2262-04-11"* ]]
+	run -0 chsub --peek --from=2262-01-01T00:00:00Z "$CH"
+	assert_output ""
+	chpub "$CH" c
+	run -0 chsub --from=2262-01-01T00:00:00Z "$CH" s
+	assert_output ""
+	chpub "$CH" d
+	run -0 chsub "$CH" s
+	assert_output "d"
+}
+
+@test "--from with a bad value is a usage error" {
+	run -2 --separate-stderr chsub --from=yesterday "$CH" s
+	[[ $stderr == "chsub: --from: invalid position 'yesterday'"* ]]
+	run -66 choffset "$CH" s
+}
+
+@test "--from applies only to a new subscriber" {
+	chsub "$CH" s
+	chpub "$CH" a b
+	chsub -n 1 "$CH" s >/dev/null
+	run -0 chsub --from=earliest "$CH" s
+	assert_output "b"
+}
+
+@test "-n N consumes exactly N records and commits after them" {
+	chsub "$CH" s
+	chpub "$CH" a b c d
+	run -0 chsub -n 2 "$CH" s
+	assert_output "a
+b"
+	run -0 chsub -n 5 "$CH" s
+	assert_output "c
+d"
+}
+
+@test "-n with -f waits for the missing records" {
+	chsub "$CH" s
+	chpub "$CH" a
+	follow s -n 3
+	chpub "$CH" b
+	chpub "$CH" c d
+	wait_for 10 gone "$BG"
+	run -0 cat "$T/out"
+	assert_output "a
+b
+c"
+	run -0 chsub "$CH" s
+	assert_output "d"
+}
+
+@test "-n 0 and -n garbage are usage errors" {
+	run -2 chsub -n 0 "$CH" s
+	run -2 chsub -n x "$CH" s
+	run -2 chsub -n -1 "$CH" s
+}
+
+@test "-f with inotify sees records published after it started" {
+	chsub "$CH" s
+	follow s
+	chpub "$CH" one
+	wait_for 10 grep -qx one "$T/out"
+	chpub "$CH" two
+	wait_for 10 grep -qx two "$T/out"
+}
+
+@test "-f with polling (CH_NOTIFY_POLL=1) sees new records too" {
+	chsub "$CH" s
+	export CH_NOTIFY_POLL=1
+	follow s
+	chpub "$CH" one
+	wait_for 10 grep -qx one "$T/out"
+}
+
+@test "-f commits soon after going idle, with inotify and with polling" {
+	local mode
+	for mode in 0 1; do
+		chsub "$CH" "s$mode" >/dev/null
+		CH_NOTIFY_POLL=$mode follow "s$mode"
+		chpub "$CH" "rec$mode"
+		wait_for 10 grep -qx "rec$mode" "$T/out"
+		local want
+		want=$(end_offset)
+		# Well under chsub's once-a-second busy commit.
+		local t0=$SECONDS
+		wait_for 10 test "$(offset_of "s$mode")" = "$want"
+		((SECONDS - t0 <= 1))
+		kill "$BG"
+		wait "$BG" || true
+	done
+}
+
+@test "-f across a segment rollover follows into the next segment" {
+	set_config segment_bytes 4096
+	chsub "$CH" s
+	follow s
+	seq -f 'roll %g padding padding padding padding padding' 1 200 | chpub "$CH"
+	wait_for 20 grep -qx 'roll 200 padding padding padding padding padding' "$T/out"
+	(($(segments | wc -l) > 1))
+}
+
+@test "-t DUR exits 0 after DUR without a new record" {
+	chsub "$CH" s
+	chpub "$CH" a
+	run -0 timeout 20 chsub -t 300ms "$CH" s
+	assert_output "a"
+}
+
+@test "-t restarts its clock at each new record" {
+	chsub "$CH" s
+	: >"$T/ready"
+	start_bg chsub -t 2s --ready-fd=4 "$CH" s >"$T/out" 4>"$T/ready"
+	wait_for 10 test -s "$T/ready"
+	chpub "$CH" one
+	wait_for 10 grep -qx one "$T/out"
+	kill -0 "$BG"
+	wait_for 15 gone "$BG"
+	wait "$BG"
+}
+
+@test "-t with a bad duration is a usage error" {
+	run -2 --separate-stderr chsub -t 5x "$CH" s
+	[[ $stderr == "chsub: --timeout: invalid duration '5x'"* ]]
+}
+
+@test "--peek reads from earliest without registering or committing" {
+	chpub "$CH" a b
+	run -0 chsub --peek "$CH"
+	assert_output "a
+b"
+	run -0 chsub --peek "$CH" s
+	assert_output "a
+b"
+	assert_dir_not_exists "$CH/subscribers/s"
+	run -66 choffset "$CH" s
+}
+
+@test "--peek with a registered subscriber starts at its offset and does not move it" {
+	chsub "$CH" s
+	chpub "$CH" a b
+	local before
+	before=$(offset_of s)
+	run -0 chsub --peek "$CH" s
+	assert_output "a
+b"
+	assert_equal "$(offset_of s)" "$before"
+}
+
+@test "--peek -n reads N records" {
+	chpub "$CH" a b c
+	run -0 chsub --peek -n 2 "$CH"
+	assert_output "a
+b"
+}
+
+@test "a second chsub for the same subscriber fails with 75, naming the holder" {
+	chsub "$CH" s
+	follow s
+	run -75 --separate-stderr chsub "$CH" s
+	assert_equal "$stderr" "chsub: $CH: subscriber 's' is held by another chsub (pid $BG); use --wait to queue"
+}
+
+@test "--wait queues behind the running chsub" {
+	chsub "$CH" s
+	follow s
+	local first=$BG
+	chpub "$CH" a
+	wait_for 10 grep -qx a "$T/out"
+	start_bg chsub --wait "$CH" s >"$T/second"
+	local second=$BG
+	chpub "$CH" b
+	wait_for 10 grep -qx b "$T/out"
+	kill -0 "$second"
+	kill "$first"
+	wait_for 10 gone "$second"
+	wait "$second"
+	chpub "$CH" c
+	run -0 chsub "$CH" s
+	assert_output "c"
+}
+
+@test "a subscriber behind the earliest record warns with the amount skipped and continues" {
+	set_config segment_bytes 4096
+	chsub --from=earliest "$CH" s
+	chsub --from=earliest "$CH" keeper >/dev/null
+	seq -f 'old %g padding padding padding padding padding' 1 200 | chpub "$CH"
+	chsub "$CH" keeper >/dev/null
+	set_retention max_bytes 4096
+	chcompact "$CH" 2>/dev/null
+	local earliest
+	earliest=$(base 0)
+	((earliest > 0))
+	run -0 --separate-stderr chsub -n 1 "$CH" s
+	[[ $stderr == "chsub: $CH: subscriber is behind the earliest record: skipping $earliest bytes ("*" records) removed by retention, continuing at offset $earliest" ]]
+	[[ $output == "old "* ]]
+}
+
+@test "--ready-fd writes one newline once the subscriber is held" {
+	chsub "$CH" s
+	follow s
+	run -0 od -An -c "$T/ready"
+	assert_output --regexp '^ +\\n$'
+	run -75 chsub "$CH" s
+}
+
+@test "--ready-fd without -f still signals readiness" {
+	chpub "$CH" a
+	chsub --from=earliest --ready-fd=4 "$CH" s 4>"$T/r" >/dev/null
+	run -0 od -An -c "$T/r"
+	assert_output --regexp '^ +\\n$'
+}
+
+@test "SIGTERM stops a follower cleanly with its offset committed" {
+	chsub "$CH" s
+	follow s
+	chpub "$CH" a b
+	wait_for 10 grep -qx b "$T/out"
+	kill -TERM "$BG"
+	wait_for 10 gone "$BG"
+	run wait "$BG"
+	assert_success
+	assert_equal "$(offset_of s)" "$(end_offset)"
+}
+
+@test "SIGINT stops a follower cleanly with its offset committed" {
+	chsub "$CH" s
+	follow s
+	chpub "$CH" a
+	wait_for 10 grep -qx a "$T/out"
+	kill -INT "$BG"
+	wait_for 10 gone "$BG"
+	assert_equal "$(offset_of s)" "$(end_offset)"
+	run -0 chsub "$CH" s
+	assert_output ""
+}
+
+@test "SIGTERM while blocked writing to a full pipe stops it; only whole records read are committed" {
+	chsub "$CH" s
+	seq -f 'line %g padding padding padding padding padding' 1 20000 | chpub "$CH"
+	mkfifo "$T/pipe"
+	exec 5<>"$T/pipe"
+	start_bg chsub "$CH" s >"$T/pipe"
+	local pid=$BG
+	# The pipe fills and chsub blocks in write(2).
+	wait_for 10 bash -c "grep -q 'pipe_wait\|pipe_write\|wait_woken' /proc/$pid/wchan 2>/dev/null || [ \"\$(cat /proc/$pid/wchan 2>/dev/null)\" != 0 ]"
+	sleep 0.2
+	kill -TERM "$pid"
+	wait_for 10 gone "$pid"
+	run wait "$pid"
+	assert_success
+	# Drain what chsub managed to write.
+	timeout 5 cat <&5 >"$T/got" &
+	local cat_pid=$!
+	exec 5>&-
+	wait "$cat_pid" || true
+	local n
+	n=$(grep -c '' <(sed -n '/padding$/p' "$T/got"))
+	((n > 0 && n < 20000))
+	run -0 chsub -n 1 "$CH" s
+	assert_output "line $((n + 1)) padding padding padding padding padding"
+}
+
+@test "chsub ch s | head -3: commits what it wrote into the pipe, as chsub(1) says" {
+	chsub "$CH" s
+	chpub "$CH" a b c d e
+	run -0 bash -c "chsub '$CH' s | head -3"
+	assert_output "a
+b
+c"
+	assert_equal "$(offset_of s)" "$(end_offset)"
+}
+
+@test "a reader gone before a big backlog is written: chsub exits 0 and commits only what was written" {
+	chsub "$CH" s
+	seq -f 'big %g padding padding padding padding padding padding' 1 50000 | chpub "$CH"
+	run -0 bash -c "chsub '$CH' s | head -c 1000 >/dev/null; echo \${PIPESTATUS[0]}"
+	assert_output "0"
+	local off
+	off=$(offset_of s)
+	((off > 0 && off < $(end_offset)))
+	run -0 chsub -n 1 "$CH" s
+	assert_output --regexp '^big [0-9]+ padding'
+}
+
+@test "invalid subscriber names are usage errors and create nothing" {
+	local name
+	for name in "a/b" "/" ".." "." ".hidden" "../x" "" "a b" $'a\tb' $'x\ny'; do
+		run -2 --separate-stderr chsub "$CH" "$name"
+		[[ $stderr == "chsub: "*"subscriber name"* ]]
+	done
+	run ls -A "$CH/subscribers"
+	assert_output ""
+}
+
+@test "a 10 KB subscriber name is refused" {
+	run -2 --separate-stderr chsub "$CH" "$(head -c 10240 /dev/zero | tr '\0' a)"
+	[[ $stderr == "chsub: subscriber name is longer than 128 characters"* ]]
+	run -0 chsub "$CH" "$(head -c 128 /dev/zero | tr '\0' a)"
+}
+
+@test "an offset file pointing past the end is a clear error, never reset" {
+	chpub "$CH" a
+	chsub --from=earliest "$CH" s >/dev/null
+	doctor_offset s offset 100000
+	run -65 --separate-stderr chsub "$CH" s
+	assert_output ""
+	[[ $stderr == "chsub: $CH: subscriber 's': offset 100000 is past the end of the channel"* ]]
+	grep -qx 'offset 100000' "$CH/subscribers/s/offset"
+}
+
+@test "an offset file not on a record boundary is a clear error, never reset" {
+	chpub "$CH" first second
+	chsub --from=earliest "$CH" s >/dev/null
+	chpub "$CH" third
+	doctor_offset s offset 40
+	run -65 --separate-stderr chsub "$CH" s
+	assert_output ""
+	[[ $stderr == "chsub: $CH: subscriber 's': "*"40"* ]]
+	grep -qx 'offset 40' "$CH/subscribers/s/offset"
+}
+
+@test "an offset file whose seq disagrees with the data is refused" {
+	chpub "$CH" a b c
+	chsub --from=earliest -n 1 "$CH" s >/dev/null
+	doctor_offset s seq 7
+	run -65 --separate-stderr chsub "$CH" s
+	[[ $stderr == *"offset file says record 7"* ]]
+}
+
+@test "a garbage offset file is reported as corrupt, never reset" {
+	chpub "$CH" a
+	chsub --from=earliest "$CH" s >/dev/null
+	echo "not an offset" >"$CH/subscribers/s/offset"
+	run -65 --separate-stderr chsub "$CH" s
+	[[ $stderr == "chsub: $CH: subscriber 's': "* ]]
+	run -0 cat "$CH/subscribers/s/offset"
+	assert_output "not an offset"
+}
+
+@test "a corrupt record in the middle stops with 65 after committing the records before it" {
+	chsub "$CH" s
+	chpub "$CH" one two three
+	local f
+	f=$(seg0)
+	flip_byte "$f" $((64 + 39 + 32 + 1))
+	run -65 --separate-stderr chsub "$CH" s
+	assert_output "one"
+	[[ $stderr == *"corrupt record at offset 39"* ]]
+	assert_equal "$(offset_of s)" 39
+}
+
+@test "--skip-corrupt skips a corrupt record with a warning and goes on" {
+	chsub "$CH" s
+	chpub "$CH" one two three
+	flip_byte "$(seg0)" $((64 + 39 + 32 + 1))
+	run -0 --separate-stderr chsub --skip-corrupt "$CH" s
+	assert_output "one
+three"
+	[[ $stderr == *"skipped 39 corrupt bytes at offset 39"* ]]
+}
+
+@test "--skip-corrupt never delivers a record embedded in a damaged record's payload" {
+	chpub "$T/other" EMBEDDED
+	tail -c +65 "$T/other/00000000000000000000.seg" >"$T/rec"
+	chpub "$CH" before
+	chpub --whole "$CH" <"$T/rec"
+	chpub "$CH" after
+	# Damage the length field of the record that carries the other one.
+	flip_byte "$(seg0)" $((64 + 42 + 9))
+	run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$CH"
+	refute_output --partial EMBEDDED
+	assert_output "before
+after"
+}
+
+@test "a follower at a torn tail goes on once the next chpub repairs it" {
+	chsub "$CH" s
+	chpub "$CH" one
+	printf '\xc7REC torn tail bytes that are no record' >>"$(seg0)"
+	follow s
+	wait_for 10 grep -qx one "$T/out"
+	chpub "$CH" two
+	wait_for 10 grep -qx two "$T/out"
+	chpub "$CH" three
+	wait_for 10 grep -qx three "$T/out"
+}
+
+@test "a follower at a torn tail longer than the repairing record goes on too" {
+	chsub "$CH" s
+	chpub "$CH" one
+	head -c 300 /dev/zero >>"$(seg0)"
+	follow s
+	wait_for 10 grep -qx one "$T/out"
+	chpub "$CH" 2
+	wait_for 10 grep -qx 2 "$T/out"
+}
+
+@test "a missing channel fails with 66; a missing SUBSCRIBER is a usage error" {
+	run -66 --separate-stderr chsub "$T/none" s
+	[[ $stderr == "chsub: $T/none: no such channel" ]]
+	run -2 chsub "$CH"
+}
