@@ -211,6 +211,8 @@ struct pstate {
 	size_t line[NKEYS], col[NKEYS];	/* where each value was set */
 	int format_seen;
 	int format_line, format_col;
+	const char *text;		/* the file, for reader errors */
+	size_t len;
 };
 
 static int
@@ -381,8 +383,19 @@ syntax_error(struct pstate *ps, yaml_parser_t *p)
 	if (p->error == YAML_MEMORY_ERROR) {
 		ch_err(ps->err, CH_EXIT_FAIL, "%s: out of memory", ps->name);
 	} else if (p->error == YAML_READER_ERROR) {
-		ch_err(ps->err, CH_EXIT_CONFIG, "%s: byte %zu: %s", ps->name,
-		    p->problem_offset, p->problem ? p->problem : "unreadable");
+		/* libyaml gives a byte offset here: turn it into the usual
+		 * line:column (bytes, counted from 1). */
+		size_t line = 1, col = 1;
+		for (size_t i = 0; i < p->problem_offset && i < ps->len; i++) {
+			if (ps->text[i] == '\n') {
+				line++;
+				col = 1;
+			} else {
+				col++;
+			}
+		}
+		ch_err(ps->err, CH_EXIT_CONFIG, "%s:%zu:%zu: %s", ps->name,
+		    line, col, p->problem ? p->problem : "unreadable");
 	} else {
 		ch_err(ps->err, CH_EXIT_CONFIG, "%s:%zu:%zu: %s%s%s", ps->name,
 		    p->problem_mark.line + 1, p->problem_mark.column + 1,
@@ -407,6 +420,8 @@ ch_config_parse(const char *text, size_t len, const char *name,
 
 	memset(&ps, 0, sizeof ps);
 	ps.name = name;
+	ps.text = text;
+	ps.len = len;
 	ps.cfg = cfg;
 	ps.err = err;
 	ch_config_defaults(cfg);
@@ -518,7 +533,13 @@ ch_config_parse(const char *text, size_t len, const char *name,
 			if (state == 1 || state == 3) {
 				const char *k = (const char *)ev.data.scalar.value;
 				const struct key *key = find_key(section, k);
-				if (!key) {
+				if (ev.data.scalar.tag || ev.data.scalar.anchor) {
+					/* As for values: a tag could change what
+					 * the key means to another YAML reader. */
+					at(&ps, &ev.start_mark, CH_EXIT_CONFIG,
+					    "tags and anchors are not allowed "
+					    "(key '%s')", k);
+				} else if (!key) {
 					const char *hint = suggest(section, k);
 					at(&ps, &ev.start_mark, CH_EXIT_CONFIG,
 					    "unknown key '%s%s%s'%s%s%s",
