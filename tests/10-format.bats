@@ -301,3 +301,55 @@ three"
 	assert_output "one
 three"
 }
+
+# two_segments: a channel of 150 records over (at least) two segments.
+two_segments() {
+	new_channel segment_bytes=4096
+	seq -f 'rec %g padding padding padding padding' 1 150 | chpub "$CH"
+	(($(segments | wc -l) >= 2))
+}
+
+@test "damage just before a seal is corruption (65), not a torn tail to wait at" {
+	two_segments
+	local f sz
+	f=$(seg0)
+	sz=$(size "$f")
+	flip_byte "$f" $((sz - 60 - 10))
+	run -65 --separate-stderr timeout 10 chsub --peek --from=earliest "$CH"
+	[[ $stderr == *"corrupt record at offset"* ]]
+	run -0 --separate-stderr timeout 10 chsub --peek --from=earliest --skip-corrupt "$CH"
+	assert_equal "${#lines[@]}" 149
+	assert_line -n 148 "rec 150 padding padding padding padding"
+}
+
+@test "a sealed segment that lost only its seal is read through, with a warning" {
+	two_segments
+	truncate -s -60 "$(seg0)"
+	run -0 --separate-stderr timeout 10 chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 150
+	[[ $stderr == *"ends without its seal; continuing at offset $(base 1)"* ]]
+}
+
+@test "an older segment cut short loses records: 65, or skipped with --skip-corrupt" {
+	two_segments
+	truncate -s -100 "$(seg0)"
+	run -65 --separate-stderr timeout 10 chsub --peek --from=earliest "$CH"
+	[[ $stderr == *"damaged"* ]]
+	local n=${#lines[@]}
+	run -0 --separate-stderr timeout 10 chsub --peek --from=earliest --skip-corrupt "$CH"
+	((${#lines[@]} > n))
+	assert_line "rec 150 padding padding padding padding"
+	[[ $stderr == *"skipped"* ]]
+}
+
+@test "a damaged length field in the active segment, with records after it, is corruption" {
+	chpub "$CH" one two three four
+	# Make record two claim to run far past the end of the file.
+	put_u32 "$(seg0)" $((64 + 39 + 8)) 100000
+	run -65 --separate-stderr timeout 10 chsub --peek --from=earliest "$CH"
+	assert_output "one"
+	run -0 --separate-stderr timeout 10 chsub --peek --from=earliest --skip-corrupt "$CH"
+	assert_output "one
+three
+four"
+}

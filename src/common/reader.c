@@ -334,6 +334,54 @@ damaged(struct ch_reader *r, struct ch_error *err)
 	return seq_at(r, CH_SEG_HDR, err) < 0 ? -1 : 1;
 }
 
+/*
+ * An incomplete record at the end of a segment that is not the newest:
+ * nobody will finish it, so it is damage (1), unless the file grew since
+ * we looked (2: a rollover listed the next segment after writing this
+ * one's last records).  0 if this is the newest segment, -1 on error.
+ */
+static int
+older(struct ch_reader *r, struct ch_error *err)
+{
+	uint64_t nbase;
+	int last = is_last(r->ch, r->seg.base, &nbase, err), g;
+
+	if (last != 0)
+		return last < 0 ? -1 : 0;
+	if ((g = ch_segcur_refresh(&r->cur)) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+	return g > 0 ? 2 : 1;
+}
+
+/*
+ * At the end of a segment that has no seal.  If it is the newest, this is
+ * the end of the channel for now.  Otherwise its seal was lost: when the
+ * next segment starts right here no record is missing, so go on (with a
+ * warning); else the records in between are gone, which is damage.
+ * Returns 1 to go on reading, 0 for end, -1.
+ */
+static int
+unsealed_end(struct ch_reader *r, struct ch_error *err)
+{
+	uint64_t nbase, here = ch_reader_offset(r);
+	int last = is_last(r->ch, r->seg.base, &nbase, err), g;
+
+	if (last != 0)
+		return last < 0 ? -1 : 0;
+	/* A rollover lists the next segment only after sealing this one:
+	 * look at this file again before calling anything damage. */
+	if ((g = ch_segcur_refresh(&r->cur)) != 0)
+		return g < 0 ? ch_err_sys(err, CH_EXIT_FAIL, "segment") : 1;
+	if (nbase != here)
+		return damaged(r, err);
+	warn(r, "segment at offset %llu ends without its seal; continuing "
+	    "at offset %llu", (unsigned long long)r->seg.base,
+	    (unsigned long long)here);
+	if (switch_segment(r, nbase, CH_SEG_HDR, err) < 0)
+		return -1;
+	return 1;
+}
+
 int
 ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 {
@@ -394,11 +442,29 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 			if (g > 0)
 				continue;
 		}
-		/* A record running past the end of a sealed segment can only
-		 * be damage, not a write in progress; so is one in the active
-		 * segment that the writers have written past. */
-		if (r->cur.pos < r->cur.size && (sealed(r) || stuck(r))) {
+		/* A record running past the end of a sealed (or older)
+		 * segment can only be damage, not a write in progress; so is
+		 * one in the active segment that the writers have written
+		 * past. */
+		int dmg = 0;
+		if (r->cur.pos < r->cur.size) {
+			dmg = sealed(r) || stuck(r);
+			if (!dmg && (dmg = older(r, err)) < 0)
+				return -1;
+			if (dmg == 2) {		/* it grew after all */
+				grew = 0;
+				continue;
+			}
+		}
+		if (dmg) {
 			rc = damaged(r, err);
+			if (rc <= 0)
+				return rc;
+			grew = 0;
+			continue;
+		}
+		if (r->cur.pos == r->cur.size) {
+			rc = unsealed_end(r, err);
 			if (rc <= 0)
 				return rc;
 			grew = 0;
