@@ -288,8 +288,9 @@ ch_parse_time(const char *s, int64_t now_ns, int64_t *out_ns,
 	    "invalid time '%s' (expected ISO 8601 like 2026-11-22T10:00:00Z, "
 	    "@EPOCH, or a duration like 1h meaning that long ago)", s);
 range:
-	return ch_err(err, CH_EXIT_USAGE, "time '%s' is out of range (times "
+	ch_err(err, CH_EXIT_USAGE, "time '%s' is out of range (times "
 	    "are kept in nanoseconds: 1677-09-21 to 2262-04-11)", s);
+	return -2;
 }
 
 void

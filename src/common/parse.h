@@ -22,6 +22,7 @@
 
 int ch_parse_size(const char *s, uint64_t *out, struct ch_error *err);
 int ch_parse_duration(const char *s, int64_t *out_ns, struct ch_error *err);
+/* -1 if s is not a TIME, -2 if it is one but beyond int64_t nanoseconds. */
 int ch_parse_time(const char *s, int64_t now_ns, int64_t *out_ns,
     struct ch_error *err);
 int ch_parse_u64(const char *s, uint64_t *out, struct ch_error *err);

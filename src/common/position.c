@@ -26,9 +26,14 @@ ch_parse_from(const char *s, int64_t now, struct ch_pos *p,
 		p->kind = CH_POS_OFFSET;
 		return ch_parse_u64(s, &p->offset, err);
 	}
-	if (ch_parse_time(s, now, &p->ts, &e) == 0) {
+	int rc = ch_parse_time(s, now, &p->ts, &e);
+	if (rc == 0) {
 		p->kind = CH_POS_TIME;
 		return 0;
+	}
+	if (rc == -2) {		/* a time, but one we cannot represent */
+		*err = e;
+		return -1;
 	}
 	return ch_err(err, CH_EXIT_USAGE,
 	    "invalid position '%s' (expected earliest, latest, an offset, an "
