@@ -1,0 +1,134 @@
+#!/usr/bin/env bats
+# channel.yaml, key by key: every key refuses values of the wrong type and
+# out of range, and SIZE and DUR values refuse junk; each refusal is exit
+# 78 with file:line:column and the key named, and publishes nothing.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	common_setup
+	new_channel
+	chpub "$CH" before
+	cp "$CH/channel.yaml" "$T/good.yaml"
+}
+teardown() { common_teardown; }
+
+# refuse KEY VALUE [MESSAGE-PART]: `KEY: VALUE` (a top-level key, or
+# retention.max_age style) is refused by chpub with 78, at line:column,
+# naming the key; nothing is published.
+refuse() {
+	local key=$1 value=$2 want=${3:-} text
+	if [[ $key == retention.* ]]; then
+		text=$(printf 'retention:\n  %s: %s\n' "${key#retention.}" "$value")
+	else
+		text=$(printf '%s: %s\n' "$key" "$value")
+	fi
+	printf '%s\n' "$text" >"$CH/channel.yaml"
+	run -78 --separate-stderr chpub "$CH" after
+	[[ $stderr == "chpub: $CH: channel.yaml:"[0-9]*:[0-9]*": "*"${key#retention.}"* ]] &&
+	[[ $stderr == *"$want"* ]] || {
+		echo "$key: $value: unexpected stderr: $stderr" >&2
+		return 1
+	}
+	# nothing was published
+	cp "$T/good.yaml" "$CH/channel.yaml"
+	[[ $(chsub --peek --from=earliest "$CH") == before ]]
+}
+
+KEYS="format segment_bytes segment_age sync sync_interval max_bytes on_full
+	max_record_bytes retention.max_age retention.max_bytes expire dead_letter"
+SIZE_KEYS="segment_bytes max_bytes max_record_bytes retention.max_bytes"
+DUR_KEYS="segment_age sync_interval retention.max_age expire"
+
+@test "every key refuses a list and a mapping" {
+	local k
+	for k in $KEYS; do
+		refuse "$k" '[1, 2]'
+		refuse "$k" '{a: 1}'
+	done
+}
+
+@test "retention refuses a scalar and a list" {
+	printf 'retention: 5\n' >"$CH/channel.yaml"
+	run -78 --separate-stderr chpub "$CH" x
+	[[ $stderr == "chpub: $CH: channel.yaml:1:"*retention* ]]
+	printf 'retention: [1]\n' >"$CH/channel.yaml"
+	run -78 --separate-stderr chpub "$CH" x
+	[[ $stderr == "chpub: $CH: channel.yaml:1:"*retention* ]]
+}
+
+@test "every SIZE key refuses junk" {
+	local k v
+	for k in $SIZE_KEYS; do
+		for v in lots -1 -5K 1X 1.2.3M 0x10 nan inf 1e3 1Ki 16EiB \
+		    '"1 M M"' true; do
+			refuse "$k" "$v" "invalid size"
+		done
+	done
+}
+
+@test "every SIZE key refuses sizes beyond 64 bits" {
+	local k
+	for k in $SIZE_KEYS; do
+		refuse "$k" 18446744073709551616 "too large"
+		refuse "$k" 99999999999999999999999 "too large"
+	done
+}
+
+@test "every DUR key refuses junk" {
+	local k v
+	for k in $DUR_KEYS; do
+		for v in soon -1s 1y 1.5.h '"5 minutes"' '"3 days"' 1w 0x10 \
+		    h 5x true; do
+			refuse "$k" "$v" "invalid duration"
+		done
+	done
+}
+
+@test "every DUR key refuses durations beyond 64-bit nanoseconds" {
+	local k
+	for k in $DUR_KEYS; do
+		refuse "$k" 99999999999h "too long"
+	done
+}
+
+@test "range limits: segment_bytes, max_record_bytes, sync_interval" {
+	refuse segment_bytes 4095 "between 4096"
+	refuse segment_bytes 1025TiB "between 4096"
+	refuse max_record_bytes 0 "between 1 and 4294967040"
+	refuse max_record_bytes 5GiB "between 1 and 4294967040"
+	refuse sync_interval 0 "greater than 0"
+}
+
+@test "the enumerations refuse anything else, case included" {
+	local v
+	for v in sometimes true 1 NONE Always ''\''none '\'''; do
+		refuse sync "$v" "invalid sync policy"
+	done
+	for v in wait 1 FAIL false; do
+		refuse on_full "$v" "invalid on_full policy"
+	done
+	for v in one 0 -1 1.0 1x; do
+		refuse format "$v" "is not a format version"
+	done
+}
+
+@test "a format newer than this build is refused as such (exit 1), not parsed as junk" {
+	printf 'format: 2\n' >"$CH/channel.yaml"
+	run -1 --separate-stderr chpub "$CH" x
+	[[ $stderr == "chpub: $CH: channel format 2 is newer than this chtools supports"* ]]
+}
+
+@test "values at the edges of their range are accepted" {
+	local kv
+	for kv in "segment_bytes: 4096" "segment_bytes: 1024TiB" \
+	    "max_record_bytes: 1" "max_record_bytes: 4294967040" \
+	    "sync_interval: 1ms" "segment_age: 1h30m" "max_bytes: 0" \
+	    "expire: 7d" "sync: always" "on_full: block" "format: 1"; do
+		printf '%s\n' "$kv" >"$CH/channel.yaml"
+		run --separate-stderr chpub "$CH" k	# 1 byte: max_record_bytes 1
+		[[ $status -eq 0 && -z $stderr ]] || {
+			echo "$kv: exit $status: $stderr" >&2
+			return 1
+		}
+	done
+}
