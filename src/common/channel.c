@@ -66,11 +66,13 @@ check_empty(int dirfd, struct ch_error *err)
 	}
 	while ((errno = 0, de = readdir(d))) {
 		if (!creation_leftover(de->d_name)) {
-			closedir(d);
-			return ch_err(err, CH_EXIT_FAIL,
+			/* de lives in d: report before closing it */
+			ch_err(err, CH_EXIT_FAIL,
 			    "not a channel, and not an empty directory "
 			    "(found '%s'); refusing to create a channel here",
 			    de->d_name);
+			closedir(d);
+			return -1;
 		}
 	}
 	if (errno) {

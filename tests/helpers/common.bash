@@ -45,9 +45,7 @@ start_bg() {
 }
 
 # faketime -f SPEC CMD...: run CMD with the clock moved by SPEC (e.g. -2h),
-# through libfaketime preloaded directly.  The faketime(1) wrapper also
-# sets up a shared-memory semaphore, which aborts now and then ("The futex
-# facility returned an unexpected error code") in sanitizer builds.
+# through libfaketime preloaded directly, the way sanitizer builds need.
 faketime() {
 	local lib
 	[[ $1 == -f ]] && shift
@@ -55,8 +53,18 @@ faketime() {
 		[[ -e $lib ]] && break
 	done
 	[[ -e $lib ]] || { echo "faketime: libfaketime not installed" >&2; return 127; }
+	# LeakSanitizer's exit-time check aborts under libfaketime (a futex
+	# error), every time: leaks are checked by every other run instead.
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
 	FAKETIME="$1" FAKETIME_DONT_FAKE_MONOTONIC=1 \
 		LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}" "${@:2}"
+}
+
+# strace ARGS...: strace(1), with LeakSanitizer off in sanitizer builds,
+# since it cannot work under ptrace.
+strace() {
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		command strace "$@"
 }
 
 # new_channel [KEY=VALUE...]: create $CH, then set channel.yaml keys.
