@@ -233,3 +233,13 @@ ch_crc32c(uint32_t crc, const void *buf, size_t len)
 #endif
 	return ch_crc32c_portable(crc, buf, len);
 }
+
+int
+ch_crc32c_hw(void)
+{
+#if defined(HW) && defined(CH_CRC32C_ASM)
+	return have_hw();
+#else
+	return 0;
+#endif
+}

@@ -29,42 +29,21 @@ ch_rec_decode(const unsigned char *p, struct ch_rechdr *h)
 int
 ch_rec_verify(const unsigned char *rec, uint64_t total)
 {
-	uint32_t crc;
-
-	if (total < CH_REC_OVERHEAD ||
-	    ch_get32(rec + total - CH_REC_TRAILER) != total)
-		return -1;
-	crc = ch_crc32c(0, rec + CH_REC_HDR, total - CH_REC_HDR);
-	crc = ch_crc32c(crc, rec + 8, CH_REC_HDR - 8);
-	return crc == ch_get32(rec + 4) ? 0 : -1;
+	return ch_rec_verify_fast(rec, total, ch_crc32c_hw());
 }
 
 uint32_t
 ch_rec_encode(unsigned char *dst, int type, const void *meta, size_t meta_len,
     const void *payload, size_t len)
 {
-	uint64_t total = ch_rec_size(meta_len, len);
-
-	ch_put32(dst, CH_REC_MAGIC);
-	ch_put32(dst + 4, 0);
-	ch_put32(dst + 8, (uint32_t)len);
-	ch_put16(dst + 12, (uint16_t)meta_len);
-	dst[14] = (unsigned char)type;
-	dst[15] = 0;
-	if (meta_len)
-		memcpy(dst + CH_REC_HDR, meta, meta_len);
-	if (len)
-		memcpy(dst + CH_REC_HDR + meta_len, payload, len);
-	ch_put32(dst + total - CH_REC_TRAILER, (uint32_t)total);
-	return ch_crc32c(0, dst + CH_REC_HDR, total - CH_REC_HDR);
+	return ch_rec_frame(dst, type, meta, meta_len, payload, len,
+	    ch_crc32c_hw());
 }
 
 void
 ch_rec_finish(unsigned char *rec, uint32_t partial, uint64_t seq, int64_t ts)
 {
-	ch_put64(rec + 16, seq);
-	ch_put64(rec + 24, (uint64_t)ts);
-	ch_put32(rec + 4, ch_crc32c(partial, rec + 8, CH_REC_HDR - 8));
+	ch_rec_finish_fast(rec, partial, seq, ts, ch_crc32c_hw());
 }
 
 void

@@ -37,6 +37,7 @@ struct ch_writer {
 	int64_t dirty_since;		/* monotonic ns of first unsynced write */
 	uint64_t wb_from;		/* file position not yet sent to writeback */
 	uint64_t repaired;
+	int hw;				/* ch_crc32c_hw() */
 };
 
 void
@@ -63,6 +64,7 @@ ch_writer_open(struct ch_channel *ch, const struct ch_pubopts *o,
 	w->ch = ch;
 	w->o = *o;
 	w->segfd = -1;
+	w->hw = ch_crc32c_hw();
 	if (ch_lock_open(ch->dirfd, CH_APPEND_LOCK, &w->lockfd, err) < 0) {
 		free(w);
 		return -1;
@@ -115,8 +117,8 @@ ch_writer_add(struct ch_writer *w, const void *meta, size_t meta_len,
 	}
 	/* The CRC of everything but the sequence number and time is done
 	 * here, outside the lock; it waits in the CRC field. */
-	uint32_t partial = ch_rec_encode(w->buf + w->len, CH_REC_DATA, meta,
-	    meta_len, payload, len);
+	uint32_t partial = ch_rec_frame(w->buf + w->len, CH_REC_DATA, meta,
+	    meta_len, payload, len, w->hw);
 	ch_put32(w->buf + w->len + 4, partial);
 	w->len += total;
 	w->nrec++;
@@ -464,8 +466,8 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 			if (w->o.want_offsets)
 				w->offs[w->noffs++] = ch_seg_offset(w->seg.base,
 				    w->end + (p - pos));
-			ch_rec_finish(w->buf + p, ch_get32(w->buf + p + 4),
-			    w->next_seq++, ts);
+			ch_rec_finish_fast(w->buf + p, ch_get32(w->buf + p + 4),
+			    w->next_seq++, ts, w->hw);
 			nrec_done++;
 		}
 		if (ch_pwrite_full(w->segfd, w->buf + pos, cut - pos,
