@@ -421,8 +421,9 @@ main(int argc, const char **argv)
 			finish(st);
 		}
 		if (rc == 1) {
+			uint64_t end = ch_reader_offset(sess.r);
 			struct ch_recview v = {
-				ch_reader_offset(sess.r) - rec.total, rec.h.seq,
+				end - rec.total, rec.h.seq,
 				rec.h.ts, rec.payload, rec.h.len, rec.meta,
 				rec.h.meta_len,
 			};
@@ -434,8 +435,8 @@ main(int argc, const char **argv)
 				if (!marks)
 					ch_die(CH_EXIT_FAIL, chname, "out of memory");
 			}
-			marks[nmarks++] = (struct mark){ out.len,
-			    ch_reader_offset(sess.r), ch_reader_seq(sess.r) };
+			marks[nmarks++] = (struct mark){ out.len, end,
+			    ch_reader_seq(sess.r) };
 			got++;
 			if (timeout >= 0)
 				deadline = ch_mono_ns() + timeout;

@@ -7,26 +7,6 @@
 #include "format.h"
 
 int
-ch_rec_decode(const unsigned char *p, struct ch_rechdr *h)
-{
-	if (ch_get32(p) != CH_REC_MAGIC)
-		return -1;
-	h->crc = ch_get32(p + 4);
-	h->len = ch_get32(p + 8);
-	h->meta_len = ch_get16(p + 12);
-	h->type = p[14];
-	h->flags = p[15];
-	h->seq = ch_get64(p + 16);
-	h->ts = (int64_t)ch_get64(p + 24);
-	if ((h->type != CH_REC_DATA && h->type != CH_REC_SEAL) || h->flags)
-		return -1;
-	if (h->type == CH_REC_SEAL &&
-	    (h->len != CH_SEAL_PAYLOAD || h->meta_len != 0))
-		return -1;
-	return 0;
-}
-
-int
 ch_rec_verify(const unsigned char *rec, uint64_t total)
 {
 	return ch_rec_verify_fast(rec, total, ch_crc32c_hw());

@@ -140,8 +140,27 @@ ch_rec_size(uint64_t meta_len, uint64_t len)
 	return CH_REC_OVERHEAD + meta_len + len;
 }
 
-/* Decode the 32-byte header; -1 if the magic, type or flags are wrong. */
-int ch_rec_decode(const unsigned char *p, struct ch_rechdr *h);
+/* Decode the 32-byte header; -1 if the magic, type or flags are wrong.
+ * Inline: readers decode one header per record. */
+static inline int
+ch_rec_decode(const unsigned char *p, struct ch_rechdr *h)
+{
+	if (ch_get32(p) != CH_REC_MAGIC)
+		return -1;
+	h->crc = ch_get32(p + 4);
+	h->len = ch_get32(p + 8);
+	h->meta_len = ch_get16(p + 12);
+	h->type = p[14];
+	h->flags = p[15];
+	h->seq = ch_get64(p + 16);
+	h->ts = (int64_t)ch_get64(p + 24);
+	if ((h->type != CH_REC_DATA && h->type != CH_REC_SEAL) || h->flags)
+		return -1;
+	if (h->type == CH_REC_SEAL &&
+	    (h->len != CH_SEAL_PAYLOAD || h->meta_len != 0))
+		return -1;
+	return 0;
+}
 
 /* Check a whole record in memory (`total` bytes): trailer and CRC. */
 int ch_rec_verify(const unsigned char *rec, uint64_t total);

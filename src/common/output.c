@@ -111,20 +111,11 @@ putu(struct ch_buf *b, uint64_t v)
 }
 
 int
-ch_output_record(struct ch_buf *b, const struct ch_outfmt *f,
+ch_output_formatted(struct ch_buf *b, const struct ch_outfmt *f,
     const struct ch_recview *r)
 {
 	char tbuf[64];
 
-	if (f->mode == CH_OUT_PLAIN) {
-		if (ch_buf_reserve(b, r->len + 1) < 0)
-			return -1;
-		if (r->len)	/* an empty record's payload may be NULL */
-			memcpy(b->p + b->len, r->payload, r->len);
-		b->p[b->len + r->len] = f->delim;
-		b->len += r->len + 1;
-		return 0;
-	}
 	if (f->mode == CH_OUT_JSON) {
 		if (ch_buf_put(b, "{\"offset\":", 10) < 0 || putu(b, r->offset) < 0 ||
 		    ch_buf_put(b, ",\"seq\":", 7) < 0 || putu(b, r->seq) < 0)

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "error.h"
 
@@ -47,9 +48,26 @@ struct ch_recview {
 /* Reject unknown % directives and bad escapes in a --format string. */
 int ch_format_check(const char *fmt, struct ch_error *err);
 
-/* Append one record's rendering; -1 only when out of memory. */
-int ch_output_record(struct ch_buf *b, const struct ch_outfmt *f,
+/* Append one record's rendering; -1 only when out of memory.  Plain mode
+ * is inline (a bulk reader renders millions of records); the others call
+ * ch_output_formatted. */
+int ch_output_formatted(struct ch_buf *b, const struct ch_outfmt *f,
     const struct ch_recview *r);
+
+static inline int
+ch_output_record(struct ch_buf *b, const struct ch_outfmt *f,
+    const struct ch_recview *r)
+{
+	if (f->mode != CH_OUT_PLAIN)
+		return ch_output_formatted(b, f, r);
+	if (b->len + r->len + 1 > b->cap && ch_buf_reserve(b, r->len + 1) < 0)
+		return -1;
+	if (r->len)	/* an empty record's payload may be NULL */
+		memcpy(b->p + b->len, r->payload, r->len);
+	b->p[b->len + r->len] = f->delim;
+	b->len += r->len + 1;
+	return 0;
+}
 
 /* Find KEY in metadata ("KEY=VALUE\n" lines); returns its length or -1. */
 int ch_meta_get(const unsigned char *meta, size_t len, const char *key,

@@ -23,6 +23,7 @@ ch_segcur_init(struct ch_segcur *c, int fd, uint64_t pos, uint64_t size)
 	c->size = size;
 	c->buf_pos = pos;
 	c->buf_len = 0;
+	c->hw = ch_crc32c_hw();
 }
 
 void
@@ -108,13 +109,21 @@ fill(struct ch_segcur *c, uint64_t need)
 	return c->pos + need <= c->buf_pos + c->buf_len;
 }
 
+/* The common case of fill(), checked inline: [pos, pos+need) is already
+ * in the buffer (and so within the file size). */
+static inline int
+buffered(const struct ch_segcur *c, uint64_t need)
+{
+	return c->pos >= c->buf_pos && c->pos + need <= c->size &&
+	    c->pos + need <= c->buf_pos + c->buf_len;
+}
+
 int
 ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
 {
 	int rc;
 
-	rc = fill(c, CH_REC_HDR);
-	if (rc <= 0)
+	if (!buffered(c, CH_REC_HDR) && (rc = fill(c, CH_REC_HDR)) <= 0)
 		return rc;
 	const unsigned char *p = c->buf + (c->pos - c->buf_pos);
 	if (ch_rec_decode(p, &r->h) < 0)
@@ -137,11 +146,10 @@ ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
 		if (ch_get32(t) != (uint32_t)total || total > UINT32_MAX)
 			return CH_CUR_BAD;
 	}
-	rc = fill(c, total);
-	if (rc <= 0)
+	if (!buffered(c, total) && (rc = fill(c, total)) <= 0)
 		return rc;
 	p = c->buf + (c->pos - c->buf_pos);
-	if (ch_rec_verify(p, total) < 0)
+	if (ch_rec_verify_fast(p, total, c->hw) < 0)
 		return CH_CUR_BAD;
 	r->pos = c->pos;
 	r->total = total;

@@ -28,6 +28,7 @@ struct ch_segcur {
 	size_t cap;
 	uint64_t buf_pos;	/* file position of buf[0] */
 	size_t buf_len;
+	int hw;			/* ch_crc32c_hw(), asked once at init */
 };
 
 enum {
