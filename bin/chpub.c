@@ -96,6 +96,27 @@ add(const char *what, unsigned long long n, const void *p, size_t len)
 	ch_die(err.code, chname, "%s %llu: %s", what, n, err.msg);
 }
 
+/* Queue the records of buf[0..len), which ends with a delimiter; returns
+ * how many. */
+static size_t
+add_split(const char *what, unsigned long long recno, const char *buf,
+    size_t len, char delim)
+{
+	struct ch_error err;
+	size_t used, n;
+
+	if (ch_writer_add_split(writer, buf, len, delim, &used, &n, &err) == 0)
+		return n;
+	/* From the record that failed on, one at a time: add() reports it
+	 * as usual, after publishing what came before it. */
+	for (const char *p = buf + used, *end = buf + len, *d; p < end;
+	    p = d + 1) {
+		d = memchr(p, delim, (size_t)(end - p));
+		add(what, recno + ++n, p, (size_t)(d - p));
+	}
+	return n;
+}
+
 static void
 publish_args(const char **args)
 {
@@ -169,14 +190,12 @@ publish_stdin(uint64_t max_record)
 		len += (size_t)n;
 		if (opt_whole)
 			continue;
-		/* Frame every complete record now in the buffer. */
-		size_t start = 0;
-		char *p;
-		while ((p = memchr(buf + scanned, delim, len - scanned))) {
-			size_t end = (size_t)(p - buf);
-			add(what, ++recno, buf + start, end - start);
-			start = scanned = end + 1;
-		}
+		/* Frame every complete record now in the buffer; bytes
+		 * already scanned hold no delimiter. */
+		char *last = memrchr(buf + scanned, delim, len - scanned);
+		size_t start = last ? (size_t)(last - buf) + 1 : 0;
+		if (start)
+			recno += add_split(what, recno, buf, start, delim);
 		scanned = len;
 		if (start) {
 			memmove(buf, buf + start, len - start);

@@ -92,36 +92,91 @@ ch_writer_offsets(const struct ch_writer *w, size_t *n)
 	return w->offs;
 }
 
+/* Room for `more` bytes of records in the batch buffer. */
+static int
+reserve(struct ch_writer *w, uint64_t more, struct ch_error *err)
+{
+	if (w->len + more <= w->cap)
+		return 0;
+	size_t cap = w->cap ? w->cap : 1 << 20;
+	while (cap < w->len + more)
+		cap *= 2;
+	unsigned char *nb = realloc(w->buf, cap);
+	if (!nb)
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	w->buf = nb;
+	w->cap = cap;
+	return 0;
+}
+
+static int
+too_large(struct ch_writer *w, size_t len, struct ch_error *err)
+{
+	return ch_err(err, CH_EXIT_FAIL,
+	    "record of %zu bytes exceeds max_record_bytes (%llu)", len,
+	    (unsigned long long)w->o.max_record_bytes);
+}
+
+/* Frame one record at the end of the batch (room reserved).  The CRC of
+ * everything but the sequence number and time is done here, outside the
+ * lock; it waits in the CRC field. */
+static inline void
+queue(struct ch_writer *w, const void *meta, size_t meta_len,
+    const void *payload, size_t len)
+{
+	unsigned char *rec = w->buf + w->len;
+	uint32_t partial = ch_rec_frame(rec, CH_REC_DATA, meta, meta_len,
+	    payload, len, w->hw);
+
+	ch_put32(rec + 4, partial);
+	w->len += ch_rec_size(meta_len, len);
+	w->nrec++;
+}
+
 int
 ch_writer_add(struct ch_writer *w, const void *meta, size_t meta_len,
     const void *payload, size_t len, struct ch_error *err)
 {
-	uint64_t total;
-
 	if (len > w->o.max_record_bytes)
-		return ch_err(err, CH_EXIT_FAIL,
-		    "record of %zu bytes exceeds max_record_bytes (%llu)", len,
-		    (unsigned long long)w->o.max_record_bytes);
+		return too_large(w, len, err);
 	if (meta_len > CH_MAX_META)
 		return ch_err(err, CH_EXIT_FAIL, "record metadata too large");
-	total = ch_rec_size(meta_len, len);
-	if (w->len + total > w->cap) {
-		size_t cap = w->cap ? w->cap : 1 << 20;
-		while (cap < w->len + total)
-			cap *= 2;
-		unsigned char *nb = realloc(w->buf, cap);
-		if (!nb)
-			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
-		w->buf = nb;
-		w->cap = cap;
+	if (reserve(w, ch_rec_size(meta_len, len), err) < 0)
+		return -1;
+	queue(w, meta, meta_len, payload, len);
+	return 0;
+}
+
+int
+ch_writer_add_split(struct ch_writer *w, const void *buf, size_t len,
+    int delim, size_t *used, size_t *nrec, struct ch_error *err)
+{
+	const char *p = buf, *end = p + len, *d;
+	size_t nrec0 = w->nrec;
+
+	*used = 0;
+	*nrec = 0;
+	/* Every record needs its bytes plus the overhead minus its
+	 * delimiter: reserving for one per byte is too much for short
+	 * records, so reserve for this buffer as if records were 64 bytes
+	 * and top up when it falls short. */
+	if (reserve(w, len + len / 64 * CH_REC_OVERHEAD + CH_REC_OVERHEAD,
+	    err) < 0)
+		return -1;
+	for (; p < end && (d = memchr(p, delim, (size_t)(end - p))); p = d + 1) {
+		size_t n = (size_t)(d - p);
+		if (n > w->o.max_record_bytes ||
+		    (w->len + n + CH_REC_OVERHEAD > w->cap &&
+		    reserve(w, (size_t)(end - p) + CH_REC_OVERHEAD, err) < 0)) {
+			*used = (size_t)(p - (const char *)buf);
+			*nrec = w->nrec - nrec0;
+			return n > w->o.max_record_bytes ? too_large(w, n, err) :
+			    -1;
+		}
+		queue(w, NULL, 0, p, n);
 	}
-	/* The CRC of everything but the sequence number and time is done
-	 * here, outside the lock; it waits in the CRC field. */
-	uint32_t partial = ch_rec_frame(w->buf + w->len, CH_REC_DATA, meta,
-	    meta_len, payload, len, w->hw);
-	ch_put32(w->buf + w->len + 4, partial);
-	w->len += total;
-	w->nrec++;
+	*used = (size_t)(p - (const char *)buf);
+	*nrec = w->nrec - nrec0;
 	return 0;
 }
 
@@ -450,25 +505,25 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 				continue;
 			}
 		}
-		/* Take the records that fit in this segment and the room. */
+		/* Take the records that fit in this segment and the room,
+		 * giving each its sequence number and time on the way. */
 		size_t cut = pos;
 		uint64_t fill = w->end;
+		int64_t ts = now > w->last_ts ? now : w->last_ts;
 		while (cut < w->len) {
-			uint64_t t = rec_total(w->buf + cut);
+			unsigned char *rec = w->buf + cut;
+			uint64_t t = rec_total(rec);
 			if (cut > pos && (fill + t > w->o.segment_bytes ||
 			    cut - pos + t > avail))
 				break;
-			fill += t;
-			cut += t;
-		}
-		int64_t ts = now > w->last_ts ? now : w->last_ts;
-		for (size_t p = pos; p < cut; p += rec_total(w->buf + p)) {
 			if (w->o.want_offsets)
 				w->offs[w->noffs++] = ch_seg_offset(w->seg.base,
-				    w->end + (p - pos));
-			ch_rec_finish_fast(w->buf + p, ch_get32(w->buf + p + 4),
-			    w->next_seq++, ts, w->hw);
+				    fill);
+			ch_rec_finish_fast(rec, ch_get32(rec + 4), w->next_seq++,
+			    ts, w->hw);
 			nrec_done++;
+			fill += t;
+			cut += t;
 		}
 		if (ch_pwrite_full(w->segfd, w->buf + pos, cut - pos,
 		    (off_t)w->end) < 0) {
