@@ -10,6 +10,10 @@ common_setup() {
 	mkdir -p "$HOME"
 	unset CH_ROOT POSIXLY_CORRECT POSIX_ME_HARDER CH_NOTIFY_POLL
 	export LC_ALL=C
+	# python3 snippets that doctor files import crc32c from here (and
+	# leave no __pycache__ in the source tree)
+	PYTHONPATH="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers${PYTHONPATH:+:$PYTHONPATH}"
+	export PYTHONPATH PYTHONDONTWRITEBYTECODE=1
 	T="$BATS_TEST_TMPDIR"
 	CH="$T/ch"
 	BG_PIDS=()

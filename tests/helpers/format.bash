@@ -30,13 +30,7 @@ PY
 fix_seghdr_crc() {
 	python3 - "$1" <<'PY'
 import struct, sys
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
+from crc32c import crc32c
 with open(sys.argv[1], 'r+b') as f:
     h = f.read(60)
     f.seek(60)
@@ -48,13 +42,7 @@ PY
 check_offset_crc() {
 	python3 - "$1" <<'PY'
 import sys
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
+from crc32c import crc32c
 data = open(sys.argv[1], 'rb').read()
 body, _, last = data.rstrip(b'\n').rpartition(b'\n')
 body += b'\n'

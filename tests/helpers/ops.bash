@@ -59,13 +59,7 @@ set_retention() {
 doctor_offset() {
 	python3 - "$CH/subscribers/$1/offset" "$2" "$3" <<'EOF'
 import sys
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
+from crc32c import crc32c
 path, key, val = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
 lines = [l for l in open(path, 'rb').read().split(b'\n')
          if l and not l.startswith(b'crc32c ')]
