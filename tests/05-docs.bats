@@ -193,3 +193,10 @@ synopsis_forms() {
 	run -0 find "$d" -type f
 	assert_output ""
 }
+
+@test "no test polls a stale \$(...): wait_for gets a command, wait_until a string" {
+	# A $(...) among wait_for's arguments runs once, at the call.
+	run grep -nE 'wait_for [0-9]+ (test|\[) [^|]*"\$\(' "$TESTS_SRCDIR"/*.bats
+	assert_failure 1
+	assert_output ""
+}

@@ -190,7 +190,7 @@ c"
 		want=$(end_offset)
 		# Well under chsub's once-a-second busy commit.
 		local t0=$SECONDS
-		wait_for 10 test "$(offset_of "s$mode")" = "$want"
+		wait_until 10 '[ "$(offset_of "s$mode")" = "$want" ]'
 		((SECONDS - t0 <= 1))
 		kill "$BG"
 		wait "$BG" || true

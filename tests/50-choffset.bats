@@ -265,7 +265,7 @@ b ${OFF[0]}"
 	choffset --create --earliest "$CH" s >/dev/null
 	hold s
 	pid=$BG
-	wait_for 10 test "$(offset_of s)" = "$END"
+	wait_until 10 '[ "$(offset_of s)" = "$END" ]'
 	run -75 --separate-stderr choffset --earliest "$CH" s
 	assert_output ""
 	assert_equal "$stderr" "choffset: $CH: subscriber 's' is held by a running chsub (pid $pid); stop it first"

@@ -310,13 +310,13 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	seq 10 | chpub "$CH"
 	# stop: a following chsub, caught up, then killed
 	hold stop
-	wait_for 10 test "$(offset_of stop)" = "$(end_offset)"
+	wait_until 10 '[ "$(offset_of stop)" = "$(end_offset)" ]'
 	kill "$BG"
 	wait "$BG" || true
 	# stall: a following chsub that is caught up, then stopped
 	hold stall
 	stall=$BG
-	wait_for 10 test "$(offset_of stall)" = "$(end_offset)"
+	wait_until 10 '[ "$(offset_of stall)" = "$(end_offset)" ]'
 	kill -STOP "$stall"
 	# ok, warn and rewind start together
 	chsub "$CH" ok >/dev/null
@@ -384,7 +384,7 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	# the reader holds the FIFO open but never reads: chsub blocks writing
 	start_bg bash -c 'exec 5<"$1"; kill -STOP $$' _ "$T/fifo"
 	start_bg chsub -f "$CH" s >"$T/fifo"
-	wait_for 10 test "$(chlag --json "$CH" | grep -c '"running":true')" = 1
+	wait_until 10 'chlag --json "$CH" | grep -q "\"running\":true"'
 	# far more than a pipe buffer (chsub may grow its stdout pipe to the
 	# 1 MiB limit): chsub blocks with a lag
 	seq -f 'a record of some length number %g' 60000 | chpub "$CH"

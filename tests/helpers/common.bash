@@ -40,6 +40,16 @@ wait_for() {
 	done
 }
 
+# wait_until SECONDS 'EXPR': like wait_for, but EXPR is a shell string that
+# is evaluated afresh on each try.  Use it whenever the condition holds a
+# $(...): in `wait_for 10 test "$(f)" = x` the substitution runs once, at
+# the call, and wait_for only polls its stale result.
+wait_until() {
+	local secs=$1
+	shift
+	wait_for "$secs" eval "$1"
+}
+
 # start_bg CMD...: run CMD in the background without bats' fd 3; its pid
 # goes to BG_PIDS (killed in teardown) and to $BG.
 start_bg() {
