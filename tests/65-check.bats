@@ -80,6 +80,48 @@ snapshot() {
 	assert_line -n -1 "after"
 }
 
+@test "an interrupted rollover, newest segment not in the index yet, is no problem; --repair adds it" {
+	local newest size
+	newest=$(segments | tail -1)
+	size=$(stat -c %s "$CH/index")
+	truncate -s -32 "$CH/index"	# the writer died before the entry
+	run -0 --separate-stderr chcompact -v --check "$CH"
+	[[ $stderr == *"chcompact: $CH: $newest: not in the index yet (an interrupted rollover; the next chpub adds it)"* ]]
+	[[ $stderr == *": 0 problems, 0 repaired" ]]
+	assert_equal "$(stat -c %s "$CH/index")" $((size - 32))
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"chcompact: $CH: repaired: finished an interrupted rollover"* ]]
+	assert_equal "$(stat -c %s "$CH/index")" "$size"
+	run -0 --separate-stderr chcompact -v --check "$CH"
+	[[ $stderr != *"not in the index"* ]]
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 200
+}
+
+@test "a rollover interrupted between the seal and the next segment is no problem; the next chpub finishes it" {
+	local newest
+	newest=$(segments | tail -1)
+	# the state of a writer killed right after sealing the segment before
+	rm "$CH/$newest"
+	truncate -s -32 "$CH/index"
+	run -0 --separate-stderr chcompact -v --check "$CH"
+	[[ $stderr == *"chcompact: $CH: the newest segment is sealed and $newest is not created yet"* ]]
+	chpub "$CH" after
+	assert_equal "$(segments | tail -1)" "$newest"
+	run -0 --separate-stderr chcompact -v --check "$CH"
+	[[ $stderr != *"not created yet"* ]]
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_line -n -1 after
+}
+
+@test "a segment file that is neither in the index nor the newest is a problem (65)" {
+	local stray
+	stray=$(printf '%020d.seg' 999999999)
+	cp "$CH/$(segments | head -1)" "$CH/$stray"
+	run -65 --separate-stderr chcompact --check "$CH"
+	[[ $stderr == *"chcompact: $CH: $stray: segment file not in the index"* ]]
+}
+
 @test "finds an offset file edited to a non-boundary offset, and --repair moves it to its record's start" {
 	at=$(record_offset rec-3)
 	doctor_offset s offset $((at + 5))

@@ -29,6 +29,9 @@ struct ctx {
 	void *rctx;
 	struct ch_check_result *res;
 	int torn;		/* the active segment has a torn tail */
+	int rollover;		/* a rollover was interrupted after the seal */
+	int unindexed;		/* ... and left its segment, unindexed_base */
+	uint64_t unindexed_base;
 	struct ch_progress *progress;
 	uint64_t first_seq;	/* of the earliest record, for progress */
 };
@@ -93,7 +96,7 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		*expect_seq = UINT64_MAX;
 		return 0;
 	}
-	if (h.first_seq != e->first_seq)
+	if (e->first_seq != UINT64_MAX && h.first_seq != e->first_seq)
 		say(c, CH_REPORT_WARN, "%s: header says first record %llu, the "
 		    "index says %llu", name, (unsigned long long)h.first_seq,
 		    (unsigned long long)e->first_seq);
@@ -266,6 +269,8 @@ check_files(struct ctx *c, struct ch_index *ix, struct ch_error *err)
 				    de->d_name);
 				continue;
 			}
+			if (c->unindexed && base == c->unindexed_base)
+				continue;	/* reported by check_unindexed */
 			if (ch_index_find(ix, base, &i, &ignored) < 0 ||
 			    ch_index_get(ix, i, &e, &ignored) < 0 || e.base != base)
 				say(c, CH_REPORT_WARN, "%s: segment file not in "
@@ -284,6 +289,37 @@ check_files(struct ctx *c, struct ch_index *ix, struct ch_error *err)
 	closedir(d);
 	if (afd >= 0)
 		close(afd);
+	return 0;
+}
+
+/* The last indexed segment is sealed: a rollover was interrupted after the
+ * seal.  The next segment may not exist yet, or exist without its index
+ * entry; channel(5) allows both and the next writer finishes the rollover.
+ * base is the seal's offset, *expect_seq its number. */
+static int
+check_unindexed(struct ctx *c, uint64_t base, uint64_t *expect_seq,
+    int64_t *last_ts, struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	struct ch_idxent e = { .base = base, .first_seq = UINT64_MAX };
+	uint64_t next_base;
+
+	c->rollover = 1;
+	ch_seg_name(name, base);
+	if (faccessat(c->ch->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		say(c, CH_REPORT_INFO, "the newest segment is sealed and %s "
+		    "is not created yet (an interrupted rollover; the next "
+		    "chpub finishes it)", name);
+		return 0;
+	}
+	c->unindexed = 1;
+	c->unindexed_base = base;
+	say(c, CH_REPORT_INFO, "%s: not in the index yet (an interrupted "
+	    "rollover; the next chpub adds it)", name);
+	if (check_segment(c, &e, 1, expect_seq, last_ts, &next_base, err) < 0)
+		return -1;
+	if (next_base)
+		say(c, CH_REPORT_WARN, "%s: sealed, but not in the index", name);
 	return 0;
 }
 
@@ -474,10 +510,11 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
     struct ch_progress *progress, struct ch_check_result *res,
     struct ch_error *err)
 {
-	struct ctx c = { ch, repair, report, rctx, res, 0, progress, 0 };
+	struct ctx c = { .ch = ch, .repair = repair, .report = report,
+	    .rctx = rctx, .res = res, .progress = progress };
 	struct ch_index ix;
 	struct ch_idxent e, prev = { 0 };
-	uint64_t expect = UINT64_MAX, next_base = 0;
+	uint64_t expect = UINT64_MAX, next_base = 0, tail_next = 0;
 	int64_t last_ts = INT64_MIN;
 	int seen_existing = 0;
 	struct ch_start start;
@@ -525,13 +562,20 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 			ch_index_close(&ix);
 			return -1;
 		}
+		if (i + 1 == ix.count)
+			tail_next = next_base;
+	}
+	if (tail_next && check_unindexed(&c, tail_next, &expect, &last_ts,
+	    err) < 0) {
+		ch_index_close(&ix);
+		return -1;
 	}
 	if (check_files(&c, &ix, err) < 0) {
 		ch_index_close(&ix);
 		return -1;
 	}
 	ch_index_close(&ix);
-	if (c.torn && repair) {
+	if ((c.torn || c.rollover) && repair) {
 		struct ch_pubopts po;
 		struct ch_writer *w;
 		int sealed;
@@ -545,6 +589,8 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 		if (cut)
 			fixed(&c, "cut a torn tail of %llu bytes",
 			    (unsigned long long)cut);
+		if (c.rollover)
+			fixed(&c, "finished an interrupted rollover");
 	}
 	return check_offsets(&c, err);
 }
