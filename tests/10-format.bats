@@ -114,7 +114,7 @@ second"
 	for i in $(seq 200); do echo "record $i"; done | chpub "$CH"
 	chsub --from=earliest "$CH" s >/dev/null
 	chpub "$CH" after-seal
-	run -0 timeout 5 chsub -t 3s "$CH" s
+	run -0 timeout 30 chsub -t 3s "$CH" s
 	assert_output "after-seal"
 	# -t waited for more after the last record, not at the seal.
 	for i in $(seq 100); do echo "more $i"; done | chpub "$CH"

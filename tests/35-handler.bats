@@ -43,6 +43,8 @@ teardown() {
 # proc_gone PID: PID has exited (a zombie counts as exited).
 proc_gone() {
 	local state
+	# not a pid (an empty pid file): /proc//stat would be /proc/stat
+	[[ $1 =~ ^[0-9]+$ ]] || return 1
 	[ -e "/proc/$1/stat" ] || return 0
 	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) ||
 		return 0
@@ -327,38 +329,44 @@ fresh() {
 @test "--handler-timeout: a hanging handler is killed with what it started, and dead-lettered as 'timeout'" {
 	fresh
 	pub hang
-	run -0 --separate-stderr timeout 20 chsub --handler-timeout=300ms \
+	run -0 --separate-stderr timeout 20 chsub --handler-timeout=1s \
 	    --dead-letter="$DLQ" \
 	    -x 'sleep 300 >/dev/null 2>&1 3>&- & echo $! >"$T/child.pid"; wait' \
 	    "$CH" s
 	[[ $stderr == *timeout* ]]
 	run -0 chsub --peek "$DLQ" --format '%s|%{status}'
 	assert_output "hang|timeout"
-	wait_for 10 proc_gone "$(cat "$T/child.pid")"
+	local child
+	child=$(cat "$T/child.pid")
+	wait_for 10 proc_gone "$child"
 	assert_equal "$(offset_of s)" "$(chan_end)"
 }
 
 @test "--handler-timeout: a handler that ignores SIGTERM is killed with SIGKILL" {
 	fresh
 	pub stubborn
-	run -0 timeout 20 chsub --handler-timeout=200ms --dead-letter="$DLQ" \
+	run -0 timeout 20 chsub --handler-timeout=1s --dead-letter="$DLQ" \
 	    -x 'trap "" TERM; echo $$ >"$T/h.pid"
 	    sleep 300 >/dev/null 2>&1 3>&- & echo $! >"$T/child.pid"; wait' \
 	    "$CH" s
 	assert_equal "$(chsub --peek "$DLQ" --format '%{status}')" timeout
-	wait_for 10 proc_gone "$(cat "$T/h.pid")"
-	wait_for 10 proc_gone "$(cat "$T/child.pid")"
+	local handler child
+	handler=$(cat "$T/h.pid") child=$(cat "$T/child.pid")
+	wait_for 10 proc_gone "$handler"
+	wait_for 10 proc_gone "$child"
 }
 
 @test "--handler-timeout: a child that ignores SIGTERM dies too when the handler itself obeys it" {
 	fresh
 	pub orphaning
-	run -0 timeout 20 chsub --handler-timeout=200ms --dead-letter="$DLQ" \
+	run -0 timeout 20 chsub --handler-timeout=1s --dead-letter="$DLQ" \
 	    -x '(trap "" TERM; exec sleep 300 >/dev/null 2>&1 3>&-) &
 	    echo $! >"$T/child.pid"; wait' \
 	    "$CH" s
 	assert_equal "$(chsub --peek "$DLQ" --format '%{status}')" timeout
-	wait_for 10 proc_gone "$(cat "$T/child.pid")"
+	local child
+	child=$(cat "$T/child.pid")
+	wait_for 10 proc_gone "$child"
 }
 
 # start_blocking [-f] [SIG]: run chsub in the background on $CH/s with a
@@ -439,6 +447,8 @@ term_until_gone() {
 	    echo "$CH_SEQ" >>"$T/handled"
 	    rm "$T/active/$CH_SEQ"' "$CH" s
 	wait_for 10 files_are "$T/active" 4
+	# and all four have counted (the fourth may not have, yet)
+	wait_until 10 '[ "$(wc -l <"$T/counts")" -ge 4 ]'
 	touch "$T/release"
 	wait_exit 20 "$BG"
 	assert_equal "$WST" 0
@@ -514,7 +524,7 @@ start_stuck() {
 	wait_for 10 test -s "$T/ready"
 	chpub "$CH" later1
 	chpub "$CH" later2
-	wait_for 10 offset_is s "$(chan_end)"
+	wait_until 10 'offset_is s "$(chan_end)"'
 	assert_equal "$(cat "$T/got")" "$(printf '%s\n' before later1 later2)"
 	kill -TERM "$BG"
 	wait_exit 10 "$BG"

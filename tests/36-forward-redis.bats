@@ -44,7 +44,7 @@ proc_gone() {
 free_port() {
 	local p i
 	for i in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12768))	# below the ephemeral range
 		if ! (exec 9<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
@@ -56,23 +56,27 @@ free_port() {
 redis_up() { [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ]; }
 redis_up_or_dead() { redis_up || proc_gone "$REDIS"; }
 
-# start_redis: start redis-server on $PORT (a new free port if unset, or
-# if that one turns out to be taken) with its data in $T/redis; $REDIS is
-# its pid.
+# start_redis: start redis-server with its data in $T/redis; $REDIS is its
+# pid.  With PORT unset, on a free port (another one if that is taken in
+# the meantime).  With PORT set, on that port, as a restart must be (the
+# forwarder's command names it): retried while the port is still taken.
 start_redis() {
-	local try
-	for try in 1 2 3 4 5; do
+	local try fixed=${PORT:+1}
+	for try in $(seq 10); do
 		[ -n "${PORT:-}" ] || PORT=$(free_port)
 		start_bg redis-server --port "$PORT" --bind 127.0.0.1 \
 		    --dir "$T/redis" --save '' --appendonly yes \
 		    --appendfsync always --daemonize no \
-		    --logfile "$T/redis.log"
+		    --logfile "$T/redis.$try.log"
 		REDIS=$BG
 		wait_for 20 redis_up_or_dead
 		redis_up && return 0
-		[ "$try" -lt 5 ] && ! grep -q 'Address already in use' \
-		    "$T/redis.log" && return 1
-		PORT=""
+		grep -q 'Address already in use' "$T/redis.$try.log" || return 1
+		if [ -n "$fixed" ]; then
+			sleep 0.5	# a back-off before the same port again
+		else
+			PORT=""
+		fi
 	done
 	return 1
 }
@@ -127,7 +131,7 @@ start_forwarder() {
 	    "rec-0003 it's; a | b" 'rec-0004 *')
 	chpub "$CH" "${recs[@]}"
 	start_forwarder
-	wait_for 20 offset_is fwd "$(chan_end)"
+	wait_until 20 'offset_is fwd "$(chan_end)"'
 	assert_equal "$(stream_values)" "$(printf '%s\n' "${recs[@]}")"
 	[ ! -e "$T/pwned" ]
 }
@@ -140,7 +144,7 @@ start_forwarder() {
 
 	publish 1 60
 	# Mid-stream: some records are in Redis, more are on their way.
-	wait_for 20 bash -c '[ "$(redis-cli -p '"$PORT"' XLEN stream)" -ge 10 ]'
+	wait_until 20 '[ "$(redis-cli -p "$PORT" XLEN stream)" -ge 10 ]'
 	kill -9 "$REDIS"
 	wait_for 10 proc_gone "$REDIS"
 	publish 61 80
@@ -150,7 +154,7 @@ start_forwarder() {
 	start_redis		# same port, same directory: the AOF is replayed
 	publish 81 120
 	wait_for 40 stream_has_all 120
-	wait_for 20 offset_is fwd "$(chan_end)"
+	wait_until 20 'offset_is fwd "$(chan_end)"'
 
 	local want got dups
 	want=$(seq -f 'rec-%04g' 1 120)

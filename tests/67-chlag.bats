@@ -299,7 +299,7 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 
 @test "--watch refreshes the report until interrupted" {
 	chsub "$CH" s >/dev/null
-	run -124 timeout 3 chlag --watch=0.3 "$CH"
+	run -124 timeout 4 chlag --watch=0.1 "$CH"
 	(( $(grep -c '^CHANNEL ' <<<"$output") >= 2 ))
 	refute_output --partial $'\e'
 }

@@ -1,7 +1,7 @@
 # complete-zsh.zsh DIR DUMP LINE OUT: type LINE and TAB into an interactive
 # `zsh -f` on a pseudo-terminal (zpty) whose fpath starts with DIR, and
 # write every candidate that the completion system adds to the file OUT,
-# one per line.  Exit 3 if zsh does not get that far within 10 seconds.
+# one per line.  Exit 3 if zsh does not get that far within 30 seconds.
 # DUMP is compinit's dump file: made if missing (slow: compinit reads every
 # file in fpath), then reused without that check (compinit -C).
 emulate -L zsh
@@ -14,7 +14,7 @@ rm -f $out.ready $out.done
 await() {
 	local junk
 	integer i
-	for ((i = 0; i < 1000; i++)); do
+	for ((i = 0; i < 3000; i++)); do
 		[[ -e $1 ]] && return 0
 		zpty -r -t z junk 2>/dev/null
 		zselect -t 1
