@@ -330,6 +330,30 @@ two_segments() {
 	[[ $stderr == *"ends without its seal; continuing at offset $(base 1)"* ]]
 }
 
+@test "a follower at the end of a segment whose seal was lost goes on when the next segment is listed" {
+	two_segments
+	local last prev n
+	last=$(segments | tail -1)
+	prev=$(segments | tail -2 | head -1)
+	cp "$CH/$last" "$T/last"
+	cp "$CH/index" "$T/index"
+	# the channel as it was before the rollover, minus prev's seal
+	rm "$CH/$last"
+	truncate -s -32 "$CH/index"
+	truncate -s -60 "$CH/$prev"
+	n=$(chsub --peek --from=earliest "$CH" | wc -l)
+	: >"$T/ready"
+	start_bg chsub -f --from=earliest --ready-fd=4 "$CH" s >"$T/out" \
+		4>"$T/ready" 2>"$T/err"
+	wait_for 10 test -s "$T/ready"
+	wait_until 10 '[ "$(wc -l <"$T/out")" -eq "$n" ]'
+	# the rollover lands, as a writer makes it: segment, then index entry
+	cp "$T/last" "$CH/$last"
+	tail -c 32 "$T/index" >>"$CH/index"
+	wait_until 10 '[ "$(wc -l <"$T/out")" -eq 150 ]'
+	grep -q "ends without its seal; continuing" "$T/err"
+}
+
 @test "an older segment cut short loses records: 65, or skipped with --skip-corrupt" {
 	two_segments
 	truncate -s -100 "$(seg0)"

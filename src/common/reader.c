@@ -26,24 +26,56 @@ struct ch_reader {
 	void *warn_ctx;
 	uint64_t skipped;
 	uint64_t probed_size;	/* file size at the last stuck-record probe */
+	/* The index as it was when it last said last_base is the newest
+	 * segment: while the file is the same, that still holds (entries
+	 * are only appended; compaction replaces the file).  Saves reading
+	 * the index at every end of the channel, such as each wake-up of
+	 * a follower. */
+	int last_known;
+	uint64_t last_base;
+	struct stat last_idx;
 };
+
+static int
+same_file_state(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+	    a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	    a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	    a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
 
 /* Is `base` the newest segment (the last index entry)?  Returns 1, 0, or
  * -1 on error; *next gets the following segment's base when there is one. */
 static int
-is_last(struct ch_channel *ch, uint64_t base, uint64_t *next,
+is_last(struct ch_reader *r, uint64_t base, uint64_t *next,
     struct ch_error *err)
 {
 	struct ch_index ix;
 	struct ch_idxent e;
+	struct stat st;
 	uint64_t i;
 	int rc = -1;
 
-	if (ch_index_open(ch->dirfd, &ix, err) < 0)
+	if (r->last_known && r->last_base == base &&
+	    fstatat(r->ch->dirfd, CH_IDX_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    same_file_state(&st, &r->last_idx))
+		return 1;
+	r->last_known = 0;
+	if (ch_index_open(r->ch->dirfd, &ix, err) < 0)
 		return -1;
 	if (ch_index_find(&ix, base, &i, err) < 0)
 		goto out;
 	if (i + 1 >= ix.count) {
+		/* The stat of what was read: a change after it shows. */
+		if (fstat(ix.fd, &r->last_idx) == 0 &&
+		    (uint64_t)r->last_idx.st_size ==
+		    CH_IDX_HDR + ix.count * CH_IDX_ENTRY) {
+			r->last_known = 1;
+			r->last_base = base;
+		}
 		rc = 1;
 		goto out;
 	}
@@ -308,7 +340,7 @@ damaged(struct ch_reader *r, struct ch_error *err)
 		return 1;
 	}
 	/* Nothing valid follows in this segment. */
-	int last = is_last(r->ch, r->seg.base, &nbase, err);
+	int last = is_last(r, r->seg.base, &nbase, err);
 	if (last < 0)
 		return -1;
 	if (last)
@@ -344,7 +376,7 @@ static int
 older(struct ch_reader *r, struct ch_error *err)
 {
 	uint64_t nbase;
-	int last = is_last(r->ch, r->seg.base, &nbase, err), g;
+	int last = is_last(r, r->seg.base, &nbase, err), g;
 
 	if (last != 0)
 		return last < 0 ? -1 : 0;
@@ -364,7 +396,7 @@ static int
 unsealed_end(struct ch_reader *r, struct ch_error *err)
 {
 	uint64_t nbase, here = ch_reader_offset(r);
-	int last = is_last(r->ch, r->seg.base, &nbase, err), g;
+	int last = is_last(r, r->seg.base, &nbase, err), g;
 
 	if (last != 0)
 		return last < 0 ? -1 : 0;
