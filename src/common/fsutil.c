@@ -30,10 +30,10 @@ ch_open_file(int dirfd, const char *name, int flags, mode_t mode)
 		errno = saved;
 		return -1;
 	}
-	/* Regular files ignore O_NONBLOCK, but clear it so nothing surprises. */
-	int fl = fcntl(fd, F_GETFL);
-	if (fl >= 0 && (fl & O_NONBLOCK))
-		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	/* Regular files ignore O_NONBLOCK, but clear it so nothing surprises.
+	 * F_SETFL sets only the status flags (O_APPEND, O_NONBLOCK, ...):
+	 * those asked for, without O_NONBLOCK; no F_GETFL needed. */
+	(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	return fd;
 }
 
