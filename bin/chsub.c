@@ -123,6 +123,8 @@ static size_t nmarks, marks_cap;
 
 /* While write_out writes, stdout's flags; -1 otherwise. */
 static volatile sig_atomic_t out_flags = -1;
+/* stdout's flags, read once at the start (-1: unknown). */
+static int stdout_flags = -1;
 
 static void
 on_signal(int sig)
@@ -152,8 +154,10 @@ static int
 write_out(void)
 {
 	size_t done = 0, m = 0;
-	int rc = 0, flags = fcntl(1, F_GETFL);
+	int rc = 0, flags = stdout_flags;
 
+	if (!out.len)
+		return 0;
 	out_flags = flags;
 	if (prog.stdout_tty && out.len)
 		ch_progress_hide(&prog);	/* records own the terminal */
@@ -374,6 +378,7 @@ main(int argc, const char **argv)
 	/* A pipe that holds a whole output batch: one write(2) per batch and
 	 * fewer wake-ups of the reader on the other end (no-op on a file). */
 	(void)fcntl(1, F_SETPIPE_SZ, OUT_FLUSH);
+	stdout_flags = fcntl(1, F_GETFL);
 
 	if (opt_follow)
 		ch_notify_open(&nt, ch.dirfd);
@@ -442,7 +447,13 @@ main(int argc, const char **argv)
 				deadline = ch_mono_ns() + timeout;
 			if (count && got == count)
 				break;
-			if (out.len >= OUT_FLUSH) {
+			/* Following: out with what we have before the
+			 * reader goes back to the file, so that a record
+			 * reaches the reader before the end-of-channel checks
+			 * (same batches as below when catching up: the
+			 * reader's buffer is as large as OUT_FLUSH). */
+			if (out.len >= OUT_FLUSH ||
+			    (opt_follow && !ch_reader_buffered(sess.r))) {
 				rc = write_out();
 				if (rc < 0)
 					finish(rc == -2 ? CH_EXIT_FAIL : 0);

@@ -251,6 +251,15 @@ ch_reader_offset(const struct ch_reader *r)
 	return ch_seg_offset(r->seg.base, r->cur.pos);
 }
 
+int
+ch_reader_buffered(const struct ch_reader *r)
+{
+	const struct ch_segcur *c = &r->cur;
+
+	return !r->at_seal && c->pos >= c->buf_pos &&
+	    c->pos + CH_REC_HDR <= c->buf_pos + c->buf_len;
+}
+
 uint64_t
 ch_reader_seq(const struct ch_reader *r)
 {

@@ -46,6 +46,10 @@ int ch_reader_next(struct ch_reader *r, struct ch_rec *rec,
 /* Offset and sequence number of the next record to be returned. */
 uint64_t ch_reader_offset(const struct ch_reader *r);
 uint64_t ch_reader_seq(const struct ch_reader *r);
+/* 1 if what follows the last record returned is already in memory, so
+ * the next call starts without reading the file; 0 if it will read (or
+ * find the end): a follower writes out what it has before that. */
+int ch_reader_buffered(const struct ch_reader *r);
 /* Bytes skipped over as corrupt so far. */
 uint64_t ch_reader_skipped(const struct ch_reader *r);
 
