@@ -345,6 +345,11 @@ if want L7 compact; then
 		'mkcomp $S/cb ${BIGSEG}MiB $((K * BIGSEG * 1048576 / 136 + 10)); secs "chcompact --max-bytes=1 \$S/cb" | awk "{ print \"v=\" \$1 * 1e6 }"' \
 		'mkcomp $S/cs 64KiB $((K * 65536 / 136 + 10)); secs "chcompact --max-bytes=1 \$S/cs" | awk "{ print \"v=\" \$1 * 1e6 }"'
 	report L7 "chcompact, $K segments of ${BIGSEG}MiB vs of 64KiB (us)" us "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" "<=1.2"
+	# The filesystem's own share: rm(1) of the same segment files.
+	abab "$RUNS" "$S/a" "$S/b" \
+		'mkcomp $S/cb ${BIGSEG}MiB $((K * BIGSEG * 1048576 / 136 + 10)); secs "rm \$S/cb/0*.seg" | awk "{ print \"v=\" \$1 * 1e6 }"' \
+		'mkcomp $S/cs 64KiB $((K * 65536 / 136 + 10)); secs "rm \$S/cs/0*.seg" | awk "{ print \"v=\" \$1 * 1e6 }"'
+	report L7b "  reference: rm of the same segment files (us)" us "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" "info"
 	rm -rf "$S/cb" "$S/cs"
 fi
 
@@ -355,6 +360,12 @@ if want C1 concurrency; then
 		'mkchan $S/c4; rate $BYTES $(secs "for f in \$S/q.0[0-3]; do chpub \$S/c4 < \$f & done; wait") | sed "s/^/v=/"' \
 		'mkchan $S/c1; rate $BYTES $(secs "chpub \$S/c1 < \$S/src") | sed "s/^/v=/"'
 	report C1 "4 concurrent chpub vs 1, aggregate (B/s)" B/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=0.8"
+	# The machine's own share: 4 cat(1)s appending to one file vs one.
+	abab "$RUNS" "$S/a" "$S/b" \
+		'rm -f $S/c4f; rate $BYTES $(secs "for f in \$S/q.0[0-3]; do cat \$f >> \$S/c4f & done; wait") | sed "s/^/v=/"' \
+		'rm -f $S/c1f; rate $BYTES $(secs "cat \$S/src > \$S/c1f") | sed "s/^/v=/"'
+	report C1b "  reference: 4 concurrent cat >> f vs 1 (B/s)" B/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" "info"
+	rm -f "$S/c4f" "$S/c1f"
 	rm -rf "$S/c4" "$S/c1" "$S"/q.*
 fi
 
