@@ -98,7 +98,9 @@ reserve(struct ch_writer *w, uint64_t more, struct ch_error *err)
 {
 	if (w->len + more <= w->cap)
 		return 0;
-	size_t cap = w->cap ? w->cap : 1 << 20;
+	/* Small to start: a message from the command line needs a few bytes,
+	 * not a mapping of its own to set up and tear down. */
+	size_t cap = w->cap ? w->cap : 16 << 10;
 	while (cap < w->len + more)
 		cap *= 2;
 	unsigned char *nb = realloc(w->buf, cap);
