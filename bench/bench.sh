@@ -178,6 +178,11 @@ if want P5 chpub; then
 		'"$CHB" spawn $SPAWNS chpub $S/p5 "$MSG"' \
 		'"$CHB" spawn $SPAWNS -i $S/one -a $S/f5 cat'
 	report P5 "spawn 'chpub CH msg' vs 'cat <one >>f' p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "<=1.1"
+	# The share of exec and loading chpub's libraries: no channel work.
+	abab "$RUNS" "$S/a" "$S/b" \
+		'"$CHB" spawn $SPAWNS chpub --version' \
+		'"$CHB" spawn $SPAWNS -i $S/one -a $S/f5 cat'
+	report P5b "  reference: spawn 'chpub --version' vs the same cat (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/b" p50_us)" "info"
 	rm -rf "$S/p5" "$S/f5"
 fi
 
