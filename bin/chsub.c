@@ -159,7 +159,7 @@ write_out(void)
 	if (!out.len)
 		return 0;
 	out_flags = flags;
-	if (prog.stdout_tty && out.len)
+	if (prog.stdout_tty)
 		ch_progress_hide(&prog);	/* records own the terminal */
 	while (done < out.len) {
 		if (stop) {
