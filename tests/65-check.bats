@@ -199,7 +199,7 @@ snapshot() {
 }
 
 @test "--repair leaves a temp file alone while a chsub holds its subscriber" {
-	hold s
+	hold_caught_up s
 	touch "$CH/subscribers/s/.offset.tmp"
 	run -65 --separate-stderr chcompact --repair "$CH"
 	[[ $stderr == *"chcompact: $CH: not repaired: subscribers/s/.offset.tmp: in use, left alone"* ]]
@@ -207,7 +207,7 @@ snapshot() {
 }
 
 @test "--repair does not move the offset of a subscriber a chsub holds" {
-	hold s
+	hold_caught_up s
 	doctor_offset s offset 99999999
 	run -65 --separate-stderr chcompact --repair "$CH"
 	[[ $stderr == *"chcompact: $CH: not repaired: subscriber 's' is held by a running chsub; stop it and repair again"* ]]

@@ -31,11 +31,18 @@ common_teardown() {
 }
 
 # wait_for SECONDS CMD...: poll CMD until it succeeds or time runs out.
+# On time out it says on stderr (shown with a failing test) what it
+# waited for.  Its locals have odd names: wait_until's expressions are
+# evaluated in here and must see the caller's variables.
 wait_for() {
-	local deadline=$((SECONDS + $1))
+	local _wf_secs=$1 _wf_deadline=$((SECONDS + $1))
 	shift
 	until "$@"; do
-		((SECONDS < deadline)) || return 1
+		if ((SECONDS >= _wf_deadline)); then
+			[[ $1 == eval ]] && shift
+			echo "# gave up after ${_wf_secs}s waiting for: $*" >&2
+			return 1
+		fi
 		sleep 0.02
 	done
 }
@@ -43,11 +50,14 @@ wait_for() {
 # wait_until SECONDS 'EXPR': like wait_for, but EXPR is a shell string that
 # is evaluated afresh on each try.  Use it whenever the condition holds a
 # $(...): in `wait_for 10 test "$(f)" = x` the substitution runs once, at
-# the call, and wait_for only polls its stale result.
+# the call, and wait_for only polls its stale result.  On time out it
+# also shows EXPR's words as last expanded, e.g. `[ 120 = 240 ]`.
 wait_until() {
-	local secs=$1
+	local _wu_secs=$1
 	shift
-	wait_for "$secs" eval "$1"
+	wait_for "$_wu_secs" eval "$1" && return 0
+	echo "# last seen: $(eval "set -- $1" 2>/dev/null && echo "$*")" >&2
+	return 1
 }
 
 # start_bg CMD...: run CMD in the background without bats' fd 3; its pid

@@ -78,6 +78,17 @@ hold() {
 	wait_for 10 test -s "$ready"
 }
 
+# hold_caught_up SUBSCRIBER [DIR]: hold, then wait until the holder has
+# delivered and committed everything there is.  A holder that is still
+# catching up commits (writing .offset.tmp, then offset) at any moment:
+# a test that plants or doctors one of those files must wait for this.
+hold_caught_up() {
+	hold "$@"
+	# wait_until evaluates in wait_for: name what it reads by locals
+	local held_name=$1 held_dir=${2:-$CH}
+	wait_until 10 '[ "$(offset_of "$held_name" "$held_dir")" = "$(end_offset "$held_dir")" ]'
+}
+
 # ops_teardown: continue stopped processes so that teardown can end them.
 ops_teardown() {
 	local p
