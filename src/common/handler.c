@@ -406,7 +406,10 @@ finished(struct hctx *h, size_t i, int status, int stopping,
 
 	h->running--;
 	u->status = status;
-	if (!u->timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+	/* One we signalled (timeout, second stop) has failed even if it
+	 * exits 0: kcat, for one, exits 0 on SIGTERM with its messages
+	 * unconfirmed. */
+	if (!u->killed && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		u->state = U_DONE;
 		h->stats->done += u->nrec;
 		return 0;
