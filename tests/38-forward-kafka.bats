@@ -1,7 +1,14 @@
 #!/usr/bin/env bats
-# A handler that chsub killed or timed out has failed, whatever it printed
-# and whatever status it exited with: kcat, for one, exits 0 when it is
-# signalled with its message unconfirmed.
+# Forwarding to Kafka with kcat, where no broker can run: the recipe of
+# examples/forwarding.md runs as written and fails (non-zero, nothing
+# committed) when the broker refuses or never answers.  And what kcat
+# does when it is signalled (it exits 0 with its message unconfirmed),
+# generalised: a handler that chsub killed or timed out has failed,
+# whatever it printed and whatever status it exited with.
+#
+# The silent broker is a Python listener on loopback that accepts
+# connections and never answers (each accepted connection adds a line to
+# $T/hole.conns).
 
 setup() {
 	load helpers/common
@@ -20,12 +27,127 @@ teardown() {
 	common_teardown
 }
 
+need_kcat() {
+	command -v kcat >/dev/null || skip "kcat is not installed"
+}
+
+# start_blackhole: the silent broker; its port in $HOLE_PORT.
+start_blackhole() {
+	start_bg python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("%d\n" % s.getsockname()[1])
+import os
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.settimeout(1)
+end = time.time() + 120
+kept = []
+while time.time() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    kept.append(c)
+    with open(sys.argv[2], "a") as f:
+        f.write("accepted\n")
+' "$T/hole.port" "$T/hole.conns"
+	HOLE=$BG
+	wait_for 10 test -s "$T/hole.port"
+	HOLE_PORT=$(cat "$T/hole.port")
+}
+
+# kcat_recipe BROKER: the Kafka recipe's chsub arguments in ARGV, its
+# brokers replaced by BROKER; its -x command in $XCMD.  In ARGV the
+# command starts with exec: dash runs kcat as its child, and dies of the
+# signal meant for kcat before kcat's exit status can show; a /bin/sh
+# that execs a lone command (bash) hands chsub kcat's own status.
+kcat_recipe() {
+	local i
+	recipe_argv "kcat -P" "kafka1:9092,kafka2:9092=$1"
+	for ((i = 0; i < ${#ARGV[@]}; i++)); do
+		if [[ ${ARGV[i]} == -x ]]; then
+			XCMD=${ARGV[i + 1]}
+			ARGV[i + 1]="exec $XCMD"
+		fi
+	done
+	[[ $XCMD == 'kcat -P '* ]]
+}
+
 # One record in $CH, subscriber "fwd" registered before it; its offset
 # stays 0 until a handler succeeds.
 one_record() {
 	new_channel
 	choffset --create "$CH" fwd >/dev/null
 	chpub "$CH" 'rec-0001 for kafka'
+}
+
+# --- kcat itself --------------------------------------------------------
+
+@test "kcat: the recipe's command line runs, and exits non-zero when the broker refuses or never answers" {
+	need_kcat
+	start_blackhole
+	kcat_recipe "127.0.0.1:$(free_port)"
+	printf 'rec-0001' >"$T/rec"
+	export CH_CHANNEL=/var/lib/chtools/logs CH_SEQ=0
+	# Refused: librdkafka gives up once every broker is down.
+	run --separate-stderr sh -c "$XCMD" <"$T/rec"
+	assert_failure
+	[[ $stderr == *"Connection refused"* ]] || fail "stderr: $stderr"
+	# Silent: the delivery times out after message.timeout.ms (20 s in
+	# the recipe; 1 s here).
+	kcat_recipe "127.0.0.1:$HOLE_PORT"
+	XCMD=${XCMD/message.timeout.ms=20000/message.timeout.ms=1000}
+	run --separate-stderr timeout 30 sh -c "$XCMD" <"$T/rec"
+	assert_failure 1
+	[[ $stderr == *"timed out"* ]] || fail "stderr: $stderr"
+	[ -s "$T/hole.conns" ]
+}
+
+@test "kcat: signalled with its message unconfirmed, it exits 0 (why chsub must not trust it)" {
+	need_kcat
+	start_blackhole
+	kcat_recipe "127.0.0.1:$HOLE_PORT"
+	printf 'rec-0001' >"$T/rec"
+	CH_CHANNEL=/x CH_SEQ=0 sh -c "exec $XCMD" <"$T/rec" 2>"$T/kcat.err" &
+	local k=$!
+	wait_for 20 test -s "$T/hole.conns"
+	kill -TERM "$k"
+	wait_exit 20 "$k"
+	assert_equal "$WST" 0
+	grep -q 'still in queue or transit' "$T/kcat.err"
+}
+
+# --- chsub with kcat ----------------------------------------------------
+
+@test "kcat recipe: --handler-timeout stops kcat, which exits 0, and nothing is committed" {
+	need_kcat
+	start_blackhole
+	one_record
+	kcat_recipe "127.0.0.1:$HOLE_PORT"
+	run -69 --separate-stderr timeout 60 chsub "${ARGV[@]}" \
+	    --handler-timeout=1s --retries=0
+	[[ $stderr == *"failed 1 times (last status timeout)"* ]] ||
+		fail "stderr: $stderr"
+	assert_equal "$(choffset "$CH" fwd)" 0
+}
+
+@test "kcat recipe: a second SIGTERM stops kcat, which exits 0, and its record is not committed" {
+	need_kcat
+	start_blackhole
+	one_record
+	kcat_recipe "127.0.0.1:$HOLE_PORT"
+	start_recipe
+	wait_for 20 test -s "$T/hole.conns"
+	local h
+	h=$(pgrep -P "$FWD")
+	echo "$h" >"$T/h.pid"
+	term_until_gone "$h"
+	wait_exit 20 "$FWD"
+	assert_equal "$WST" 0
+	assert_equal "$(choffset "$CH" fwd)" 0
 }
 
 # --- any handler --------------------------------------------------------

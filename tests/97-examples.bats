@@ -2,7 +2,9 @@
 # The examples in examples/ work as written: the crontab's jobs run, the
 # systemd unit passes systemd-analyze verify and its ExecStart line runs a
 # worker that stops cleanly on SIGTERM, and the log-shipping and replay
-# scripts run end to end.
+# scripts run end to end.  The forwarding recipes run in
+# 36-forward-redis, 37-forward-nats and 38-forward-kafka; the last test
+# here sees that no example goes without a test.
 
 setup() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
@@ -274,4 +276,22 @@ two-hours-ago-3 padding padding padding padding"
 	[[ $stderr == *"no records from 30m to 10m"* ]]
 	run -2 sh "$EX/replay.sh" "$CH" 30m
 	assert_output --partial usage
+}
+
+# --- all of them ---------------------------------------------------------
+
+@test "every example is listed in examples/README.md and named by the test that runs it" {
+	local f name n=0 tests=${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}
+	for f in "$EX"/*; do
+		name=${f##*/}
+		[[ $name == README.md ]] && continue
+		# a program built from an example's source in an in-tree build
+		[[ $(head -c 4 "$f") == $'\x7fELF' ]] && continue
+		grep -qF "[\`$name\`]($name)" "$EX/README.md" ||
+			fail "$name is not in the table of examples/README.md"
+		grep -qF "$name" "$tests"/*.bats "$tests"/helpers/*.bash ||
+			fail "no test names $name"
+		n=$((n + 1))
+	done
+	((n >= 7))
 }

@@ -1,0 +1,186 @@
+#!/usr/bin/env bats
+# Forwarding into NATS JetStream with examples/chnats-pub.c (built by make
+# check against Debian's libnats), against a real nats-server -js on
+# loopback: what the client guarantees by itself, then the recipes of
+# examples/forwarding.md run as written while the server is killed
+# (kill -9) and restarted in the middle of the stream.  The stream is
+# file-backed, so what JetStream acknowledged survives the kill.
+#
+# tests/helpers/nats-dump.c reads back what the stream holds: one line
+# per message, "Nats-Msg-Id<TAB>payload", or one payload byte for byte.
+
+setup() {
+	load helpers/common
+	load helpers/forward
+	common_setup
+	export T
+	command -v nats-server >/dev/null || skip "nats-server is not installed"
+	[ -x "$BUILT/examples/chnats-pub" ] && [ -x "$BUILT/tests/helpers/nats-dump" ] ||
+		skip "chnats-pub is not built (libnats-dev is not installed)"
+	# The recipes call chnats-pub by name, as once installed.
+	PATH="$BUILT/examples:$PATH"
+	DUMP=$BUILT/tests/helpers/nats-dump
+	mkdir "$T/store"
+	NATS="" FWD="" PORT=""
+}
+
+teardown() {
+	# Forwarder first, so that it does not race a dying server.
+	[ -n "$FWD" ] && kill -TERM "$FWD" 2>/dev/null
+	[ -n "$NATS" ] && kill -9 "$NATS" 2>/dev/null
+	common_teardown
+}
+
+nats_up() { grep -q 'Server is ready' "$NLOG" 2>/dev/null; }
+nats_up_or_dead() { nats_up || proc_gone "$NATS"; }
+
+# start_nats: nats-server with JetStream, its store in $T/store; $NATS is
+# its pid, $URL its address.  With PORT unset, on a free port (another
+# one if that is taken in the meantime); with PORT set, on that port, as
+# a restart must be (the forwarder's command names it).
+start_nats() {
+	local try fixed=${PORT:+1}
+	for try in $(seq 10); do
+		[ -n "$PORT" ] || PORT=$(free_port)
+		NLOG=$T/nats.$((++NSTARTS)).log
+		start_bg nats-server -a 127.0.0.1 -p "$PORT" -js -sd "$T/store" \
+		    -l "$NLOG"
+		NATS=$BG
+		wait_for 20 nats_up_or_dead
+		URL=nats://127.0.0.1:$PORT
+		nats_up && return 0
+		grep -q 'address already in use' "$NLOG" || return 1
+		if [ -n "$fixed" ]; then
+			sleep 0.5	# a back-off before the same port again
+		else
+			PORT=""
+		fi
+	done
+	return 1
+}
+NSTARTS=0
+
+# create_stream: the recipe's one-liner that creates stream APP_LOGS for
+# app.logs, run as written against $URL.
+create_stream() {
+	local cmd
+	cmd=$(recipe '--create-stream=')
+	[[ $cmd == 'chnats-pub '* ]] || { echo "# no recipe: $cmd" >&2; return 1; }
+	cmd=${cmd//nats:\/\/nats.example:4222/$URL}
+	eval "$cmd"
+}
+
+# stream_lines: "ID<TAB>PAYLOAD" for every message of APP_LOGS, in order.
+stream_lines() { "$DUMP" "$URL" APP_LOGS; }
+stream_payloads() { stream_lines | cut -f2-; }
+
+# stream_count: how many messages APP_LOGS holds (one request).
+stream_count() { "$DUMP" -c "$URL" APP_LOGS; }
+
+# --- chnats-pub by itself -----------------------------------------------
+
+@test "chnats-pub: exits 1 without a server or a stream, 2 on bad usage; --create-stream makes the stream once" {
+	run -1 --separate-stderr chnats-pub -s "nats://127.0.0.1:$(free_port)" \
+	    app.logs <<<down
+	[[ $stderr == *"chnats-pub: app.logs: connect to "* ]] ||
+		fail "stderr: $stderr"
+	start_nats
+	run -1 --separate-stderr chnats-pub -s "$URL" app.logs <<<no-stream
+	[[ $stderr == *"no stream answered"* ]] || fail "stderr: $stderr"
+	run -0 create_stream
+	run -0 create_stream
+	run -0 chnats-pub -s "$URL" app.logs <<<stored
+	assert_equal "$(stream_lines)" "$(printf -- '-\tstored')"
+	run -2 chnats-pub
+	run -2 chnats-pub -t soon app.logs
+	run -2 chnats-pub -s , app.logs
+	CH_CHANNEL=$'two\nlines' CH_SEQ=1 run -2 chnats-pub -s "$URL" app.logs
+}
+
+@test "chnats-pub: a record arrives byte for byte with Nats-Msg-Id CHANNEL/SEQ, and a redelivery is dropped as a duplicate" {
+	start_nats
+	create_stream
+	printf 'bin\0ary\nwith a NUL, {{ .Template }}, $(touch pwned) and \377\n\n' \
+		>"$T/rec"
+	export CH_CHANNEL=/srv/ch/logs CH_SEQ=41
+	run -0 --separate-stderr chnats-pub -v -s "$URL" app.logs <"$T/rec"
+	[[ $stderr == *"1 records acknowledged, 0 of them duplicates"* ]] ||
+		fail "stderr: $stderr"
+	# Sent again (its acknowledgement was lost, say): acknowledged, not stored.
+	run -0 --separate-stderr chnats-pub -v -s "$URL" app.logs <"$T/rec"
+	[[ $stderr == *"1 records acknowledged, 1 of them duplicates"* ]] ||
+		fail "stderr: $stderr"
+	"$DUMP" "$URL" APP_LOGS 1 | cmp - "$T/rec"
+	# The payload has three newlines; the id comes first.
+	assert_equal "$(stream_lines | wc -l)" 4
+	[[ $(stream_lines | head -n 1 | tr -d '\0') == $'/srv/ch/logs/41\tbinary' ]]
+	[ ! -e pwned ]
+}
+
+@test "chnats-pub -b: one message per newline- or NUL-terminated record, ids CHANNEL/SEQ+i" {
+	start_nats
+	create_stream
+	export CH_CHANNEL=/srv/ch/logs CH_SEQ=9
+	printf 'a b\n\nlast one\n' | chnats-pub -b -s "$URL" app.logs
+	printf 'x\0y\nz\0' | CH_SEQ=12 chnats-pub -b -0 -s "$URL" app.logs
+	# The same records again, the first batch split as chsub retries a
+	# failing batch: every id was seen, nothing is stored twice.
+	printf 'a b\n' | chnats-pub -b -s "$URL" app.logs
+	printf '\nlast one\n' | CH_SEQ=10 chnats-pub -b -s "$URL" app.logs
+	printf 'x' | CH_SEQ=12 chnats-pub --no-msg-id -s "$URL" app.logs
+	# (the record "y\nz" takes two lines)
+	run -0 stream_lines
+	assert_output "$(printf '%s\t%s\n' /srv/ch/logs/9 'a b' \
+	    /srv/ch/logs/10 '' /srv/ch/logs/11 'last one' /srv/ch/logs/12 x \
+	    /srv/ch/logs/13 $'y\nz' - x)"
+}
+
+# --- the recipes, through a crash of the server -------------------------
+
+# crash_story RECIPE ORDER N: the recipe forwards rec-0001 .. rec-N,
+# published while it runs, and nats-server is killed (kill -9) once some
+# are in the stream, and restarted while more come in.  Then every
+# record is there, in ORDER (see check_arrived), each with its id, and
+# the forwarder, still running, has committed the whole channel.  (A
+# handler run costs some 30 ms of CPU: one record per run gets a smaller
+# N, to keep the test short on a loaded machine.)
+crash_story() {
+	local n=$3
+	start_nats
+	create_stream
+	new_channel
+	choffset --create "$CH" fwd >/dev/null
+	recipe_argv "$1" "nats://nats.example:4222=$URL"
+	fast_retries
+	start_recipe
+
+	publish 1 $((n / 2))
+	# Mid-stream: some records are in the stream, more are on their way.
+	wait_until 20 '[ "$(stream_count)" -ge 5 ]'
+	kill -9 "$NATS"
+	wait_for 10 proc_gone "$NATS"
+	publish $((n / 2 + 1)) $((n * 2 / 3))
+	# The forwarder notices: the handler fails and is retried.
+	wait_for 20 grep -q 'retrying' "$T/fwd.err"
+
+	start_nats		# same port, same store: the stream is recovered
+	publish $((n * 2 / 3 + 1)) "$n"
+	# The forwarder commits only what JetStream acknowledged: once the
+	# offset is at the end, everything is in the stream.
+	wait_until 60 'offset_is fwd "$(chan_end fwd)"'
+
+	stream_payloads | check_arrived "$n" "$2"
+	# Each record carries its id, CHANNEL/SEQ (rec-0001 is seq 0).
+	run -0 awk -F '\t' -v ch="$CH" '
+	    $1 != ch "/" (substr($2, 5) - 1) { print "wrong id: " $0; bad = 1 }
+	    END { exit bad }' < <(stream_lines)
+	if proc_gone "$FWD"; then fail "the forwarder exited"; fi
+}
+
+@test "NATS killed and restarted mid-stream, one record per run: every record arrives, in order" {
+	crash_story "-x 'chnats-pub -s" strict 40
+}
+
+@test "NATS killed and restarted mid-stream, --batch: every record arrives, first arrivals in order" {
+	crash_story "chnats-pub -b" first 120
+}
