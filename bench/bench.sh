@@ -13,6 +13,7 @@
 #   BENCH_BIG_MB=N       the "large channel" (1000; quick 200)
 #   BENCH_SEGS=N         segments of the "many segments" channel (10000; quick 1000)
 #   BENCH_SUBS=N         subscribers of the "many subscribers" channel (10000; quick 1000)
+#   BENCH_FWD_N=N        records forwarded to Redis and NATS (100000; quick 20000)
 #   BENCH_ONLY="P1 S1"   run only these ids (prefix match), BENCH_SKIP="peers ..." skip
 #   TMPDIR               filesystem to measure (scratch dir removed on exit)
 set -euo pipefail
@@ -41,6 +42,11 @@ E2E=${QUICK:+1000}
 E2E=${E2E:-3000}
 REDIS_N=${QUICK:+100000}
 REDIS_N=${REDIS_N:-300000}
+FWD_N=${BENCH_FWD_N:-${QUICK:+20000}}
+FWD_N=${FWD_N:-100000}
+FWD_BATCH=1000
+EXAMPLES=$(cd "$(dirname "$0")/../examples" && pwd)
+CHNATSPUB=${CHNATSPUB:-}
 LINE=100
 NLINES=$((MB * 1000000 / LINE))
 BYTES=$((NLINES * LINE))
@@ -268,6 +274,110 @@ if [ -n "$redis_up" ]; then
 	BG=()
 fi
 rm -f "$S"/*.resp
+
+# ---------------------------------------------------------------- forward
+# Forwarding FWD_N records of 100-byte lines into a server, in batches of
+# FWD_BATCH, with the recipes of examples/forwarding.md:
+#   chsub --batch=1000 -x 'redis-xadd-batch.sh ...'   (Redis, AOF always)
+#   chsub --batch=1000 -x 'chnats-pub -b ...'         (JetStream, file store)
+# against the same handler run on the same batches by a shell loop, without
+# chsub (what chsub costs as a forwarder), and, for reference, the server
+# taking all the records from one client at once (its ceiling here).  Each
+# run starts from an empty stream; a chsub that fails stops the bench.
+if want F forward; then
+	"$CHB" gen "$FWD_N" "$LINE" >"$S/fsrc"
+	mkdir -p "$S/fchunks"
+	split -l "$FWD_BATCH" -a 4 -d "$S/fsrc" "$S/fchunks/c."
+	# fwd_chan: a fresh channel holding the records; the snippet times
+	# a new subscriber's chsub over it, to the end.
+	fwd_chan() { mkchan "$S/fch"; chpub "$S/fch" <"$S/fsrc"; }
+	# fwd_loop CMD: CMD on each batch file in turn, with the environment
+	# chsub would give it.
+	fwd_loop() {
+		local f k=0
+		for f in "$S"/fchunks/c.*; do
+			CH_CHANNEL=$S/loop CH_SEQ=$k sh -c "$1" <"$f"
+			k=$((k + FWD_BATCH))
+		done
+	}
+fi
+if want F1 forward && have redis-server && have redis-cli; then
+	FPORT=$((20000 + RANDOM % 12000))
+	mkdir -p "$S/fredis"
+	redis-server --bind 127.0.0.1 --port "$FPORT" --dir "$S/fredis" \
+		--appendonly yes --appendfsync always --save '' \
+		--auto-aof-rewrite-percentage 0 --daemonize no \
+		--logfile "$S/fredis/log" &
+	BG+=($!)
+	for _ in $(seq 100); do redis-cli -p "$FPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	FCMD="sh $EXAMPLES/redis-xadd-batch.sh fwd -p $FPORT"
+	fredis_empty() { redis-cli -p "$FPORT" del fwd >/dev/null; }
+	fredis_check() { # all FWD_N entries are there
+		[ "$(redis-cli -p "$FPORT" xlen fwd)" = "$FWD_N" ] ||
+			{ echo "F1: Redis holds $(redis-cli -p "$FPORT" xlen fwd) of $FWD_N" >&2; exit 1; }
+	}
+	abab "$RUNS" "$S/a" "$S/b" \
+		'fwd_chan; fredis_empty; rate $FWD_N $(secs "chsub --from=earliest --batch=$FWD_BATCH -x \"\$FCMD\" \$S/fch s") | sed "s/^/v=/"; fredis_check' \
+		'fredis_empty; rate $FWD_N $(secs "fwd_loop \"\$FCMD\"") | sed "s/^/v=/"; fredis_check'
+	report F1 "forward to Redis, chsub --batch=$FWD_BATCH vs handler loop (rec/s)" rec/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=0.8"
+	F1_RATE=$(medkey "$S/a" v)
+	# The server's ceiling: the same XADDs from one redis-cli --pipe.
+	LC_ALL=C awk '{ printf "*7\r\n$4\r\nXADD\r\n$3\r\nfwd\r\n$1\r\n*\r\n$2\r\nid\r\n$%d\r\n%s\r\n$4\r\ndata\r\n$%d\r\n%s\r\n", length("x/" NR), "x/" NR, length($0), $0 }' \
+		"$S/fsrc" >"$S/fxadd.resp"
+	: >"$S/b"
+	for _ in $(seq "$RUNS"); do
+		fredis_empty
+		rate "$FWD_N" "$(secs 'redis-cli -p $FPORT --pipe < $S/fxadd.resp > $S/pipe.out')" | sed "s/^/v=/" >>"$S/b"
+		grep -q 'errors: 0' "$S/pipe.out" || { cat "$S/pipe.out" >&2; exit 1; }
+		fredis_check
+	done
+	report F1b "  reference: one redis-cli --pipe of all $FWD_N (rec/s)" rec/s "$F1_RATE" "$(medkey "$S/b" v)" info
+	kill "${BG[-1]}" 2>/dev/null; wait "${BG[-1]}" 2>/dev/null || true
+	rm -rf "$S/fredis" "$S/fxadd.resp"
+elif want F1 forward; then
+	echo "F1   Redis forwarding skipped (redis-server/redis-cli not installed)" | tee -a "$RESULTS"
+fi
+if want F2 forward && have nats-server && [ -x "$CHNATSPUB" ]; then
+	NPORT=$((20000 + RANDOM % 12000))
+	NATS_PID=
+	# fnats_fresh: a new nats-server -js with an empty store and the
+	# stream FWD for subject fwd (a stream that grew over the previous
+	# runs, or remembered their ids, would not be the same work).
+	fnats_fresh() {
+		if [ -n "$NATS_PID" ]; then
+			kill "$NATS_PID" 2>/dev/null; wait "$NATS_PID" 2>/dev/null || true
+		fi
+		rm -rf "$S/fnats"
+		mkdir -p "$S/fnats"
+		nats-server -a 127.0.0.1 -p "$NPORT" -js -sd "$S/fnats" -l "$S/fnats/log" &
+		NATS_PID=$!
+		BG+=("$NATS_PID")
+		for _ in $(seq 100); do
+			"$CHNATSPUB" -s "nats://127.0.0.1:$NPORT" --create-stream=FWD fwd 2>/dev/null && return 0
+			sleep 0.1
+		done
+		echo "F2: nats-server did not start" >&2
+		exit 1
+	}
+	FCMD="$CHNATSPUB -b -s nats://127.0.0.1:$NPORT fwd"
+	abab "$RUNS" "$S/a" "$S/b" \
+		'fwd_chan; fnats_fresh; rate $FWD_N $(secs "chsub --from=earliest --batch=$FWD_BATCH -x \"\$FCMD\" \$S/fch s") | sed "s/^/v=/"' \
+		'fnats_fresh; rate $FWD_N $(secs "fwd_loop \"\$FCMD\"") | sed "s/^/v=/"'
+	report F2 "forward to NATS, chsub --batch=$FWD_BATCH vs handler loop (rec/s)" rec/s "$(medkey "$S/a" v)" "$(medkey "$S/b" v)" ">=0.8"
+	F2_RATE=$(medkey "$S/a" v)
+	# The ceiling: all the records from one chnats-pub, one connection.
+	: >"$S/b"
+	for _ in $(seq "$RUNS"); do
+		fnats_fresh
+		rate "$FWD_N" "$(secs 'CH_CHANNEL=$S/one CH_SEQ=0 $CHNATSPUB -b -t 60000 -s nats://127.0.0.1:$NPORT fwd < $S/fsrc')" | sed "s/^/v=/" >>"$S/b"
+	done
+	report F2b "  reference: one chnats-pub -b of all $FWD_N (rec/s)" rec/s "$F2_RATE" "$(medkey "$S/b" v)" info
+	kill "$NATS_PID" 2>/dev/null; wait "$NATS_PID" 2>/dev/null || true
+	rm -rf "$S/fnats"
+elif want F2 forward; then
+	echo "F2   NATS forwarding skipped (nats-server or chnats-pub (libnats-dev) missing)" | tee -a "$RESULTS"
+fi
+rm -rf "$S/fch" "$S/fchunks" "$S/fsrc"
 
 # ---------------------------------------------------------------- scale
 if want L scale; then
