@@ -111,8 +111,16 @@ one_record() {
 	start_blackhole
 	kcat_recipe "127.0.0.1:$HOLE_PORT"
 	printf 'rec-0001' >"$T/rec"
+	# kcat maps the file to produce it, which sets its access time (on a
+	# file system that keeps them): from the past, the time moves when
+	# the message is queued.
+	printf x >"$T/probe"
+	touch -a -d 2000-01-01 "$T/rec" "$T/probe"
+	cat "$T/probe" >/dev/null
+	local atime=$(($(stat -c %X "$T/probe") > 946684800))
 	CH_CHANNEL=/x CH_SEQ=0 sh -c "exec $XCMD" <"$T/rec" 2>"$T/kcat.err" &
 	local k=$!
+	((!atime)) || wait_until 20 '[ "$(stat -c %X "$T/rec")" -gt 946684800 ]'
 	wait_for 20 test -s "$T/hole.conns"
 	kill -TERM "$k"
 	wait_exit 20 "$k"
