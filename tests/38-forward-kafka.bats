@@ -86,7 +86,7 @@ one_record() {
 
 # --- kcat itself --------------------------------------------------------
 
-@test "kcat: the recipe's command line runs, and exits non-zero when the broker refuses or never answers" {
+@test "kcat: the recipe runs, and exits non-zero when the broker refuses or never answers: nothing is committed" {
 	need_kcat
 	start_blackhole
 	kcat_recipe "127.0.0.1:$(free_port)"
@@ -104,6 +104,14 @@ one_record() {
 	assert_failure 1
 	[[ $stderr == *"timed out"* ]] || fail "stderr: $stderr"
 	[ -s "$T/hole.conns" ]
+	# The whole recipe: kcat fails, and the record stays uncommitted.
+	unset CH_CHANNEL CH_SEQ
+	one_record
+	kcat_recipe "127.0.0.1:$(free_port)"
+	run -69 --separate-stderr timeout 60 chsub "${ARGV[@]}" --retries=0
+	[[ $stderr == *"failed 1 times (last status 1)"* ]] ||
+		fail "stderr: $stderr"
+	assert_equal "$(choffset "$CH" fwd)" 0
 }
 
 @test "kcat: signalled with its message unconfirmed, it exits 0 (why chsub must not trust it)" {
