@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "fsutil.h"
 #include "index.h"
 #include "segment.h"
@@ -430,8 +431,9 @@ static int
 cmd_mksegs(int argc, char **argv)
 {
 	struct ch_error err;
-	unsigned char rec[256], seal[CH_SEAL_SIZE], sp[CH_SEAL_PAYLOAD];
+	unsigned char sealbuf[CH_SEAL_MAX];
 	uint64_t base = 0, seq = 0;
+	uint32_t format = 0;
 
 	if (argc < 4)
 		return 2;
@@ -439,34 +441,41 @@ cmd_mksegs(int argc, char **argv)
 	size_t n = strtoul(argv[3], NULL, 10);
 	if (dir < 0)
 		die("open channel");
+	/* One record per segment, framed by the library in the format of
+	 * the channel's first segment, and a seal. */
 	for (size_t i = 0; i < n; i++) {
 		struct ch_seghdr h;
+		struct ch_batch b;
+		struct ch_piece pc;
 		int fd;
 		int64_t ts = ch_now_ns();
 		if (i > 0) {
 			struct ch_idxent e = { base, seq, ts };
-			if (ch_segment_create(dir, base, seq, ts, 0, 0666,
+			if (ch_segment_create(dir, base, format, seq, ts, 0, 0666,
 			    &err) < 0 ||
 			    ch_index_append(dir, &e, 0, &err) < 0)
 				goto fail;
 		}
 		if (ch_segment_open(dir, base, 1, &fd, &h, &err) < 0)
 			goto fail;
+		format = h.format;
 		char msg[100];
 		int len = snprintf(msg, sizeof msg, "segment %zu", i);
-		uint32_t part = ch_rec_encode(rec, CH_REC_DATA, NULL, 0, msg,
-		    (size_t)len);
-		ch_rec_finish(rec, part, seq++, ts);
-		uint64_t total = ch_rec_size(0, (uint64_t)len);
-		if (ch_pwrite_full(fd, rec, total, CH_SEG_HDR) < 0)
+		ch_batch_init(&b, h.format, 1 << 20, 0);
+		if (ch_batch_add(&b, NULL, 0, msg, (size_t)len, &err) < 0)
+			goto fail;
+		ch_batch_take(&b, &h, seq, ts, UINT64_MAX, CH_SEG_HDR, NULL, &pc);
+		if (ch_pwrite_full(fd, pc.p, pc.len, CH_SEG_HDR) < 0)
 			die("write");
+		uint64_t total = pc.len;
+		ch_batch_free(&b);
+		seq++;
 		if (i + 1 < n) {
 			struct ch_seal s = { 1, ts, ts };
-			ch_seal_encode(sp, &s);
-			part = ch_rec_encode(seal, CH_REC_SEAL, NULL, 0, sp,
-			    sizeof sp);
-			ch_rec_finish(seal, part, seq, ts);
-			if (ch_pwrite_full(fd, seal, sizeof seal,
+			uint32_t sl;
+			unsigned char *seal = ch_seal_make(sealbuf, &h, seq, ts,
+			    &s, &sl);
+			if (ch_pwrite_full(fd, seal, sl,
 			    (off_t)(CH_SEG_HDR + total)) < 0)
 				die("write");
 		}

@@ -5,7 +5,8 @@
  * NUL, --whole: all of it).  Whatever one read(2) returns is framed and
  * appended as one batch under one lock, so a line piped in becomes visible
  * to followers as soon as it is read, and bulk input still moves in large
- * batches.
+ * batches.  With --atomic, all of the input is one batch, written as one
+ * frame at the end: readers see all of it or nothing.
  */
 #include <config.h>
 
@@ -25,7 +26,7 @@
 
 enum { OPT_SYNC = 1, OPT_MAX_BYTES, OPT_ON_FULL, OPT_MAX_RECORD };
 
-static int opt_null, opt_whole, opt_print, opt_no_create;
+static int opt_null, opt_whole, opt_print, opt_no_create, opt_atomic;
 static const char *opt_sync, *opt_max_bytes, *opt_on_full, *opt_max_record;
 
 static struct poptOption pub_options[] = {
@@ -37,6 +38,8 @@ static struct poptOption pub_options[] = {
 	    "print the offset of each record on stdout", NULL },
 	{ "no-create", '\0', POPT_ARG_NONE, &opt_no_create, 0,
 	    "fail if the channel does not exist", NULL },
+	{ "atomic", '\0', POPT_ARG_NONE, &opt_atomic, 0,
+	    "publish all records at once or none (format 2)", NULL },
 	{ "sync", '\0', POPT_ARG_STRING, &opt_sync, OPT_SYNC,
 	    "durability: none, periodic or always", "POLICY" },
 	{ "max-bytes", '\0', POPT_ARG_STRING, &opt_max_bytes, OPT_MAX_BYTES,
@@ -89,6 +92,9 @@ add(const char *what, unsigned long long n, const void *p, size_t len)
 
 	if (ch_writer_add(writer, NULL, 0, p, len, &err) == 0)
 		return;
+	if (opt_atomic)
+		ch_die(err.code, chname, "%s %llu: %s; nothing was published",
+		    what, n, err.msg);
 	/* Too large: publish what came before it, then fail. */
 	struct ch_error ferr;
 	if (flush(&ferr) < 0)
@@ -160,12 +166,13 @@ publish_stdin(uint64_t max_record)
 		if (len == cap) {
 			/* One record fills the buffer: grow, within limits. */
 			if (cap > max_record + 1 && !opt_whole) {
-				if (flush(&err) < 0)
+				if (!opt_atomic && flush(&err) < 0)
 					ch_report(chname, &err);
 				ch_die(CH_EXIT_FAIL, chname,
 				    "%s %llu: record exceeds max_record_bytes "
-				    "(%llu)", what, recno + 1,
-				    (unsigned long long)max_record);
+				    "(%llu)%s", what, recno + 1,
+				    (unsigned long long)max_record, opt_atomic ?
+				    "; nothing was published" : "");
 			}
 			if (opt_whole && len > max_record)
 				ch_die(CH_EXIT_FAIL, chname,
@@ -202,7 +209,8 @@ publish_stdin(uint64_t max_record)
 			len -= start;
 			scanned -= start;
 		}
-		if (ch_writer_pending(writer) && flush(&err) < 0)
+		if (!opt_atomic && ch_writer_pending(writer) &&
+		    flush(&err) < 0)
 			ch_die_err(chname, &err);
 	}
 	/* The last line may lack its delimiter; --whole is one record,
@@ -274,6 +282,7 @@ main(int argc, const char **argv)
 	if (max_record)
 		po.max_record_bytes = max_record;
 	po.want_offsets = opt_print;
+	po.atomic = opt_atomic;
 	if (ch_writer_open(&ch, &po, &writer, &err) < 0)
 		ch_die_err(chname, &err);
 

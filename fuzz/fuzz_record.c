@@ -5,6 +5,12 @@
  * fixed-size decoders of format.h (segment header, index header and entry,
  * segment file names) and an encode/decode round trip.
  *
+ * Format 2: the input as a frame (header decoding, verification, its
+ * records), and a round trip through a writer's batch: the input's lines
+ * are queued, taken out in pieces cut to a room the input chooses (frames
+ * cut at a segment's end, the rest re-framed in place), and each piece
+ * must verify and give back the same records, numbered in order.
+ *
  * Input: a record (as found at a boundary in a segment), optionally
  * followed by a --format string used when it passes ch_format_check.
  */
@@ -14,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "format.h"
+#include "frame.h"
 #include "output.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -97,6 +105,133 @@ decode_record(const uint8_t *data, size_t size)
 	free(fmt);
 }
 
+/* The input as a format 2 frame of a segment born at `created`. */
+static void
+decode_frame(const uint8_t *data, size_t size)
+{
+	struct ch_framebase fb = { 1000, 1700000000000000000LL };
+	struct ch_framehdr f;
+	struct ch_recview v;
+
+	if (ch_frame_decode(data, size, &fb, &f) != 0 || f.len > size)
+		return;
+	int ok = ch_frame_verify(data, &f, ch_crc32c_hw()) == 0;
+	if (f.type != CH_REC_DATA)
+		return;
+	/* Walk the body even unverified: the decoder checks its bounds. */
+	const unsigned char *p = data + f.hlen;
+	const unsigned char *lim = data + f.len - CH_FRAME_TRAILER;
+	struct ch_frec r;
+	for (uint64_t k = 0; k < f.count && p < lim; k++) {
+		if (ch_frec_decode(p, lim, k == 0, &r) < 0) {
+			if (ok)
+				abort();	/* verified means well formed */
+			break;
+		}
+		v.offset = (uint64_t)(p - data);
+		v.seq = f.seq + k;
+		v.ts = f.ts;
+		v.meta = r.meta_len ? r.meta : NULL;
+		v.meta_len = r.meta_len;
+		v.payload = r.payload;
+		v.len = (size_t)r.len;
+		if (ok && k < 2)
+			render(&v, NULL);
+		p = r.end;
+	}
+}
+
+/* Queue the input's lines in a batch of `format`, take it out in pieces
+ * of at most `room` bytes (at least one record each) and read every piece
+ * back: the same records, in order, numbered from 7. */
+static void
+batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
+    int atomic, uint64_t room)
+{
+	struct ch_seghdr sh = { format, 0, 7, 1700000000000000000LL };
+	struct ch_framebase fb = { sh.first_seq, sh.created };
+	struct ch_batch b;
+	struct ch_error err;
+	size_t used, nrec, got = 0;
+	uint64_t seq = sh.first_seq, offs[4096];
+	const unsigned char *line = data;
+	int hw = ch_crc32c_hw();
+
+	ch_batch_init(&b, format, 1 << 20, atomic);
+	if (ch_batch_add_split(&b, data, size, '\n', &used, &nrec, &err) < 0 ||
+	    nrec >= 4096) {
+		ch_batch_free(&b);
+		return;
+	}
+	if (ch_batch_add(&b, "k=v\n", 4, data + used, size - used, &err) < 0)
+		abort();
+	nrec++;
+	while (ch_batch_records(&b)) {
+		struct ch_piece pc;
+		uint64_t first = ch_batch_first(&b, &sh, seq, sh.created + 5);
+		if (first == 0)
+			abort();
+		ch_batch_take(&b, &sh, seq, sh.created + 5, room, 1000, offs,
+		    &pc);
+		if (pc.nrec == 0 || (pc.len > room && pc.len != first &&
+		    !atomic))
+			abort();
+		/* Read the piece back. */
+		const unsigned char *p = pc.p, *end = pc.p + pc.len;
+		struct ch_rechdr h;
+		struct ch_framehdr f;
+		struct ch_frec r;
+		for (uint64_t k = 0; k < pc.nrec; k++, got++) {
+			const unsigned char *payload;
+			size_t len;
+			if (format == 1) {
+				if (ch_rec_decode(p, &h) < 0 ||
+				    ch_rec_verify(p, ch_rec_size(h.meta_len,
+				    h.len)) < 0 || h.seq != seq + k)
+					abort();
+				payload = p + CH_REC_HDR + h.meta_len;
+				len = h.len;
+				if (offs[k] != 1000 + (uint64_t)(p - pc.p))
+					abort();
+				p += ch_rec_size(h.meta_len, h.len);
+			} else {
+				if (k == 0) {
+					if (ch_frame_decode(p, pc.len, &fb, &f) ||
+					    f.len != pc.len || f.seq != seq ||
+					    f.count != pc.nrec ||
+					    ch_frame_verify(p, &f, hw) < 0)
+						abort();
+					p += f.hlen;
+					end = pc.p + f.len - CH_FRAME_TRAILER;
+				}
+				if (ch_frec_decode(p, end, k == 0, &r) < 0 ||
+				    offs[k] != 1000 + (k ? (uint64_t)(p - pc.p) :
+				    0))
+					abort();
+				payload = r.payload;
+				len = (size_t)r.len;
+				p = r.end;
+			}
+			/* The original: the next line, or the last part. */
+			const unsigned char *nl = got + 1 < nrec ?
+			    memchr(line, '\n', (size_t)(data + size - line)) :
+			    NULL;
+			size_t want = nl ? (size_t)(nl - line) :
+			    (size_t)(data + size - line);
+			if (len != want || (len && memcmp(payload, line, len)))
+				abort();
+			line += want + (nl != NULL);
+		}
+		if (p != (format == 1 ? pc.p + pc.len : end))
+			abort();
+		seq += pc.nrec;
+		ch_batch_consume(&b);
+	}
+	if (got != nrec)
+		abort();
+	ch_batch_free(&b);
+}
+
 /* Encode the input as a record and decode it back: must agree. */
 static void
 round_trip(const uint8_t *data, size_t size)
@@ -159,8 +294,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > (1u << 20))
 		return 0;
 	decode_record(data, size);
+	decode_frame(data, size);
 	fixed_decoders(data, size);
 	round_trip(data, size);
+	if (size <= 65536) {
+		uint64_t room = size ? 24 + data[size / 2] * 3 : 64;
+		batch_round_trip(data, size, 1, 0, room);
+		batch_round_trip(data, size, 2, 0, room);
+		batch_round_trip(data, size, 2, 1, room);
+	}
 	/* The whole input as metadata and as a JSON string. */
 	(void)ch_meta_get(data, size, "channel", &v);
 	(void)ch_meta_get(NULL, 0, "error", &v);

@@ -3,7 +3,9 @@
  * and the next writer see them.
  *
  * Input: the record area of up to four segments, separated by the 8 bytes
- * "CHSPLIT\n".  The harness writes each after a valid header (segment
+ * "CHSPLIT\n".  An input that starts with a frame signature (C9 46 52 4D)
+ * makes format 2 segments and channel, any other format 1.  The harness
+ * writes each after a valid header (segment
  * headers carry a CRC a fuzzer rarely forges; fuzz_record covers their
  * decoder), chaining them the way a writer does: the next segment's base
  * and first sequence number are where ch_segment_tail says the previous
@@ -57,7 +59,7 @@ quiet_report(void *ctx, int level, const char *msg)
 
 /* Write the segments and the index; returns how many segments. */
 static int
-build(const char *dir, const uint8_t *data, size_t size)
+build(const char *dir, const uint8_t *data, size_t size, uint32_t format)
 {
 	uint64_t base = 0, first_seq = 0;
 	int n = 0, dirfd;
@@ -70,7 +72,7 @@ build(const char *dir, const uint8_t *data, size_t size)
 		const uint8_t *sep = n + 1 < MAX_SEGS ?
 		    memmem(data, size, SPLIT, strlen(SPLIT)) : NULL;
 		size_t part = sep ? (size_t)(sep - data) : size;
-		struct ch_seghdr h = { 1, base, first_seq, CREATED + n };
+		struct ch_seghdr h = { format, base, first_seq, CREATED + n };
 		struct ch_idxent e = { base, first_seq, CREATED + n };
 		unsigned char *buf = malloc(CH_SEG_HDR + part);
 		char name[CH_SEG_NAME_LEN + 1];
@@ -130,7 +132,7 @@ read_all(struct ch_channel *ch, uint64_t from, int skip, uint64_t *seen,
 		int rc = ch_reader_next(r, &rec, &err);
 		if (rc <= 0)
 			break;
-		if (rec.total < CH_REC_OVERHEAD || rec.h.type != CH_REC_DATA)
+		if (rec.total == 0 || rec.h.type != CH_REC_DATA)
 			abort();
 		/* Where the record starts (after any skipped bytes). */
 		uint64_t at = ch_reader_offset(r) - rec.total;
@@ -236,14 +238,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ch_channel ch;
 	struct ch_error err;
 	const char *dir;
-	const char *tpl = ch_config_template();
+	uint32_t format = size >= 4 && ch_get32(data) == CH_FRAME_SIG ? 2 : 1;
+	const char *tpl = ch_config_template((int)format);
 
 	if (size > (1u << 20))
 		return 0;
 	dir = scratch_reset();
 	if (!dir || scratch_write(CH_CONFIG_FILE, tpl, strlen(tpl)) < 0)
 		abort();
-	if (build(dir, data, size) < 1)
+	if (build(dir, data, size, format) < 1)
 		return 0;
 	if (ch_channel_open(dir, 0, &ch, &err) < 0)
 		abort();

@@ -376,7 +376,7 @@ five"
 
 @test "a segment header newer than chpub knows is refused, nothing appended" {
 	chpub "$CH" a
-	put_u32 "$(seg0)" 8 2
+	put_u32 "$(seg0)" 8 3
 	fix_seghdr_crc "$(seg0)"
 	local before
 	before=$(size "$(seg0)")

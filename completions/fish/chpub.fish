@@ -78,6 +78,7 @@ complete -c chpub -s 0 -l null -d 'records on stdin end with NUL, not newline'
 complete -c chpub -l whole -d 'all of stdin is one record'
 complete -c chpub -s p -l print-offset -d 'print the offset of each record on stdout'
 complete -c chpub -l no-create -d 'fail if the channel does not exist'
+complete -c chpub -l atomic -d 'publish all records at once or none'
 complete -c chpub -l sync -x -d 'durability: none, periodic or always' \
     -a "none\t'no fsync' periodic\t'fsync every sync_interval' always\t'exit 0 only once on stable storage'"
 complete -c chpub -l max-bytes -x -d 'the channel is full above SIZE'

@@ -85,13 +85,14 @@ check_empty(int dirfd, struct ch_error *err)
 }
 
 static int
-create_files(int dirfd, struct ch_error *err)
+create_files(int dirfd, int format, struct ch_error *err)
 {
 	int64_t now = ch_now_ns();
 	struct ch_idxent e = { 0, 0, now };
-	const char *tpl = ch_config_template();
+	const char *tpl = ch_config_template(format);
 
-	if (ch_segment_create(dirfd, 0, 0, now, 1, 0666, err) < 0)
+	if (ch_segment_create(dirfd, 0, (uint32_t)format, 0, now, 1, 0666,
+	    err) < 0)
 		return -1;
 	if (ch_index_create(dirfd, &e, 1, 0666, err) < 0)
 		return -1;
@@ -108,8 +109,10 @@ static int
 create_channel(int dirfd, struct ch_error *err)
 {
 	struct stat st;
-	int lockfd, rc = -1;
+	int lockfd, rc = -1, format;
 
+	if (ch_config_new_format(&format, err) < 0)
+		return -1;
 	/* Refuse somebody else's directory before we put anything in it;
 	 * but a channel.yaml found there may be another chpub's, which
 	 * finished creating the channel since we looked. */
@@ -127,7 +130,7 @@ create_channel(int dirfd, struct ch_error *err)
 		rc = 0;
 		goto out;
 	}
-	if (check_empty(dirfd, err) < 0 || create_files(dirfd, err) < 0)
+	if (check_empty(dirfd, err) < 0 || create_files(dirfd, format, err) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -148,6 +151,9 @@ ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
 		return -1;
 	ch->dirfd = open(ch->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ch->dirfd < 0 && errno == ENOENT && (flags & CH_OPEN_CREATE)) {
+		int format;
+		if (ch_config_new_format(&format, err) < 0)
+			return -1;	/* before leaving a directory behind */
 		if (ch_mkdir_parents(ch->path, 0777) < 0)
 			return ch_err_sys(err, CH_EXIT_FAIL, "create directory");
 		ch->dirfd = open(ch->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

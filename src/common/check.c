@@ -110,7 +110,7 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		close(fd);
 		return ch_err_sys(err, CH_EXIT_FAIL, "%s", name);
 	}
-	ch_segcur_init(&cur, fd, CH_SEG_HDR, (uint64_t)st.st_size);
+	ch_segcur_init(&cur, fd, &h, CH_SEG_HDR, (uint64_t)st.st_size);
 	for (;;) {
 		uint64_t here = ch_seg_offset(e->base, cur.pos);
 		rc = ch_segcur_next(&cur, &r);
@@ -149,7 +149,17 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 				    "goes back in time", name,
 				    (unsigned long long)here);
 			*last_ts = r.h.ts;
-			*expect_seq = r.h.seq + 1;
+			*expect_seq = r.h.seq + r.nseq;
+			if (r.h.type == CH_REC_GAP) {
+				say(c, CH_REPORT_INFO, "%s: gap at offset %llu "
+				    "(%llu bytes, damage marked by a repair): "
+				    "%llu records lost", name,
+				    (unsigned long long)here,
+				    (unsigned long long)r.total,
+				    (unsigned long long)r.nseq);
+				records += r.nseq;
+				continue;
+			}
 			records++;
 			c->res->records++;
 			ch_progress_update(c->progress, here,
@@ -159,28 +169,30 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		if (rc == CH_CUR_END && cur.pos == cur.size)
 			break;
 		/* Invalid bytes at cur.pos. */
-		uint64_t next;
+		uint64_t next, next_seq;
 		int found = rc == CH_CUR_BAD ? ch_segcur_resync(&cur,
-		    *expect_seq, *last_ts, &next) : 0;
+		    *expect_seq, *last_ts, &next, &next_seq) : 0;
 		if (found < 0) {
 			ch_segcur_free(&cur);
 			close(fd);
 			return ch_err_sys(err, CH_EXIT_FAIL, "read %s", name);
 		}
 		if (found) {
-			say(c, CH_REPORT_WARN, "%s: corrupt record at offset %llu "
-			    "(%llu bytes up to the next valid record)", name,
-			    (unsigned long long)here,
-			    (unsigned long long)(next - cur.pos));
-			*expect_seq = UINT64_MAX;
-			cur.pos = next;
+			if (*expect_seq != UINT64_MAX)
+				say(c, CH_REPORT_WARN, "%s: corrupt record at "
+				    "offset %llu (%llu bytes up to the next valid "
+				    "record, %llu records lost)", name,
+				    (unsigned long long)here,
+				    (unsigned long long)(next - cur.pos),
+				    (unsigned long long)(next_seq - *expect_seq));
+			else
+				say(c, CH_REPORT_WARN, "%s: corrupt record at "
+				    "offset %llu (%llu bytes up to the next valid "
+				    "record)", name, (unsigned long long)here,
+				    (unsigned long long)(next - cur.pos));
 			/* Continue checking numbering from the next record. */
-			struct ch_rec peek;
-			struct ch_segcur p2 = { 0 };
-			ch_segcur_init(&p2, fd, next, cur.size);
-			if (ch_segcur_next(&p2, &peek) == CH_CUR_OK)
-				*expect_seq = peek.h.seq;
-			ch_segcur_free(&p2);
+			*expect_seq = next_seq;
+			ch_segcur_seek(&cur, next);
 			continue;
 		}
 		if (last) {
@@ -341,17 +353,33 @@ boundary_before(struct ch_channel *ch, uint64_t offset, uint64_t *out,
 		close(fd);
 		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
 	}
-	ch_segcur_init(&cur, fd, CH_SEG_HDR, (uint64_t)st.st_size);
+	ch_segcur_init(&cur, fd, &h, CH_SEG_HDR, (uint64_t)st.st_size);
 	*out = h.base;
 	*seq = h.first_seq;
-	while (ch_segcur_next(&cur, &r) == CH_CUR_OK && r.h.type == CH_REC_DATA &&
-	    cur.pos <= pos) {
+	while (ch_segcur_next(&cur, &r) == CH_CUR_OK &&
+	    r.h.type != CH_REC_SEAL && cur.pos <= pos) {
 		*out = ch_seg_offset(h.base, cur.pos);
-		*seq = r.h.seq + 1;
+		*seq = r.h.seq + r.nseq;
 	}
 	ch_segcur_free(&cur);
 	close(fd);
 	return 0;
+}
+
+/* Is offset inside a frame that is damaged (so that it cannot be proven a
+ * record boundary, nor disproven)? */
+static int
+in_damage(struct ch_channel *ch, uint64_t offset)
+{
+	struct ch_reader *r;
+	struct ch_error ignored;
+	int lost;
+
+	if (ch_reader_open(ch, offset, 0, &r, &ignored) < 0)
+		return 0;
+	lost = ch_reader_seq_lost(r);
+	ch_reader_close(r);
+	return lost;
 }
 
 static void
@@ -487,6 +515,15 @@ check_offsets(struct ctx *c, struct ch_error *err)
 		struct ch_reader *r;
 		if (ch_reader_open(c->ch, o.offset, 1, &r, &e) < 0) {
 			uint64_t b = 0, bseq = 0;
+			if (e.code == CH_EXIT_DATAERR &&
+			    in_damage(c->ch, o.offset)) {
+				/* The damage is reported with its segment;
+				 * the offset may well be right: keep it. */
+				say(c, CH_REPORT_WARN, "subscriber '%s': offset "
+				    "%llu is inside damaged data", name,
+				    (unsigned long long)o.offset);
+				continue;
+			}
 			say(c, CH_REPORT_WARN, "subscriber '%s': %s", name, e.msg);
 			if (c->repair && e.code == CH_EXIT_DATAERR &&
 			    boundary_before(c->ch, o.offset, &b, &bseq, &e) == 0)

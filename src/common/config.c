@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "format.h"
 #include "fsutil.h"
 #include "parse.h"
 
@@ -51,7 +52,7 @@ void
 ch_config_defaults(struct ch_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
-	cfg->format = CH_FORMAT_VERSION;
+	cfg->format = CH_FORMAT_UNSET;
 	cfg->segment_bytes = 64ULL << 20;
 	cfg->segment_age_ns = 0;
 	cfg->sync = CH_SYNC_NONE;
@@ -61,16 +62,18 @@ ch_config_defaults(struct ch_config *cfg)
 	cfg->max_record_bytes = 16ULL << 20;
 }
 
-const char *
-ch_config_template(void)
-{
-	return
+static const char template_head[] =
 "# channel.yaml: settings of this chtools channel (see channel.yaml(5)).\n"
 "# Every key is optional; an empty value means the default shown.\n"
 "# Command-line options override these for one run.\n"
 "\n"
-"# Version of the on-disk format.  Do not change it by hand.\n"
-"format: 1\n"
+"# On-disk format of new segments (channel(5)): 2, or 1 for older\n"
+"# chtools.  Raising it from 1 to 2 upgrades the channel from the next\n"
+"# segment on.\n"
+"format: ";
+
+static const char template_tail[] =
+"\n"
 "\n"
 "# A segment is sealed when it reaches this size (minimum 4096).\n"
 "segment_bytes: 64MiB\n"
@@ -102,6 +105,31 @@ ch_config_template(void)
 "\n"
 "# Default dead-letter channel for chsub --exec (empty: none).\n"
 "dead_letter:\n";
+
+const char *
+ch_config_template(int format)
+{
+	static char buf[sizeof template_head + sizeof template_tail + 16];
+
+	snprintf(buf, sizeof buf, "%s%d%s", template_head, format,
+	    template_tail);
+	return buf;
+}
+
+int
+ch_config_new_format(int *format, struct ch_error *err)
+{
+	const char *s = getenv("CH_FORMAT");
+
+	*format = CH_FORMAT_NEW;
+	if (!s || !*s)
+		return 0;
+	if (strcmp(s, "1") == 0 || strcmp(s, "2") == 0) {
+		*format = s[0] - '0';
+		return 0;
+	}
+	return ch_err(err, CH_EXIT_USAGE, "CH_FORMAT=%s: a channel can be "
+	    "created in format 1 or 2", s);
 }
 
 int
@@ -568,11 +596,11 @@ ch_config_parse(const char *text, size_t len, const char *name,
 		yaml_event_delete(&ev);
 	}
 
-	if (cfg->format > CH_FORMAT_VERSION) {
+	if (cfg->format > CH_FORMAT_MAX) {
 		ch_err(err, CH_EXIT_FAIL,
 		    "channel format %d is newer than this chtools supports "
 		    "(format %d); upgrade chtools", cfg->format,
-		    CH_FORMAT_VERSION);
+		    CH_FORMAT_MAX);
 		goto out;
 	}
 	if (ps.failed) {

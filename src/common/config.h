@@ -5,7 +5,7 @@
  * and duplicate keys, anchors, aliases, tags and sequences are errors, each
  * reported as "channel.yaml:LINE:COLUMN: message" with CH_EXIT_CONFIG.  An
  * empty file, or a key whose value is empty or null, means the default.
- * A `format` newer than CH_FORMAT_VERSION is refused before anything else.
+ * A `format` newer than CH_FORMAT_MAX is refused before anything else.
  */
 #ifndef CH_CONFIG_H
 #define CH_CONFIG_H
@@ -14,7 +14,11 @@
 
 #include "error.h"
 
-#define CH_FORMAT_VERSION 1
+/* A channel.yaml without `format` is format 1 (as channels were before
+ * format 2 existed); new channels get CH_FORMAT_NEW, or the format in the
+ * environment variable CH_FORMAT. */
+#define CH_FORMAT_UNSET 1
+#define CH_FORMAT_NEW 1
 #define CH_CONFIG_FILE "channel.yaml"
 #define CH_MIN_SEGMENT_BYTES 4096
 
@@ -45,8 +49,13 @@ int ch_config_parse(const char *text, size_t len, const char *name,
 /* Load dirfd/channel.yaml. */
 int ch_config_load(int dirfd, struct ch_config *cfg, struct ch_error *err);
 
-/* The commented default file written when a channel is created. */
-const char *ch_config_template(void);
+/* The commented default file written when a channel is created, for a
+ * channel of this format. */
+const char *ch_config_template(int format);
+
+/* The format of a channel created now: CH_FORMAT from the environment if
+ * set (1 or 2), else CH_FORMAT_NEW. */
+int ch_config_new_format(int *format, struct ch_error *err);
 
 /* Value keywords shared with the command line. */
 int ch_parse_sync(const char *s, int *out, struct ch_error *err);

@@ -46,6 +46,10 @@
 
 #include "crc32c.h"
 
+/* The newest format version this chtools reads and writes (channel(5)):
+ * 1, records one by one; 2, records in frames (frame.h). */
+#define CH_FORMAT_MAX 2
+
 #define CH_SEG_MAGIC "CHANSEG\n"
 #define CH_SEG_HDR 64
 #define CH_SEG_NAME_LEN 24		/* 20 digits + ".seg" */
@@ -56,6 +60,7 @@
 #define CH_REC_OVERHEAD (CH_REC_HDR + CH_REC_TRAILER)
 #define CH_REC_DATA 1
 #define CH_REC_SEAL 2
+#define CH_REC_GAP 3		/* format 2 only: damaged bytes written over */
 #define CH_SEAL_PAYLOAD 24
 #define CH_SEAL_SIZE (CH_REC_OVERHEAD + CH_SEAL_PAYLOAD)
 #define CH_MAX_META 65535u

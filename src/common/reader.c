@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,11 @@ struct ch_reader {
 	int seq_unknown;		/* after skipping: take the next seq */
 	int64_t last_ts;	/* time of the last record read (for resync) */
 	int at_seal;		/* waiting for the segment after a seal */
+	int seq_lost;		/* opened inside a damaged frame: next_seq is
+				 * the caller's (ch_reader_set_seq) */
+	int provisional;	/* the header was read while the segment held
+				 * nothing else: a writer may rewrite it in
+				 * another format before the first record */
 	int skip_corrupt;
 	ch_warn_fn warn;
 	void *warn_ctx;
@@ -89,17 +95,15 @@ out:
 }
 
 /* Sequence number of the record at file position pos, which is a
- * boundary: the record there, or one past the record ending there. */
+ * boundary: the record there, or the one due after what ends there. */
 static int
 seq_at(struct ch_reader *r, uint64_t pos, struct ch_error *err)
 {
-	unsigned char b[CH_REC_HDR];
-	struct ch_rechdr h;
 	struct ch_segcur c = { 0 };
 	struct ch_rec rec;
 	int rc;
 
-	ch_segcur_init(&c, r->segfd, pos, r->cur.size);
+	ch_segcur_init(&c, r->segfd, &r->seg, pos, r->cur.size);
 	rc = ch_segcur_next(&c, &rec);
 	ch_segcur_free(&c);
 	if (rc == CH_CUR_OK) {
@@ -111,16 +115,30 @@ seq_at(struct ch_reader *r, uint64_t pos, struct ch_error *err)
 		return 0;
 	}
 	/* At the end: the record ending here says who comes next. */
-	if (ch_pread_full(r->segfd, b, 4, (off_t)(pos - 4)) != 4)
+	rc = ch_segment_seq_before(r->segfd, &r->seg, pos, &r->next_seq);
+	if (rc == -1)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
-	uint32_t total = ch_get32(b);
-	if (total < CH_REC_OVERHEAD || total > pos - CH_SEG_HDR ||
-	    ch_pread_full(r->segfd, b, sizeof b, (off_t)(pos - total)) !=
-	    sizeof b || ch_rec_decode(b, &h) < 0)
+	if (rc < 0)
 		return ch_err(err, CH_EXIT_DATAERR,
 		    "offset %llu is not on a record boundary",
 		    (unsigned long long)ch_seg_offset(r->seg.base, pos));
-	r->next_seq = h.type == CH_REC_SEAL ? h.seq : h.seq + 1;
+	return 0;
+}
+
+/* The segment's header was read while it held nothing else; now it holds
+ * more: read the header again, in case a writer changed its format. */
+static int
+reread_header(struct ch_reader *r, struct ch_error *err)
+{
+	struct ch_seghdr h;
+
+	if (ch_segment_header(r->segfd, r->seg.base, &h, err) < 0)
+		return -1;
+	r->provisional = 0;
+	if (h.format != r->seg.format) {
+		r->seg = h;
+		ch_segcur_init(&r->cur, r->segfd, &h, r->cur.pos, r->cur.size);
+	}
 	return 0;
 }
 
@@ -142,7 +160,8 @@ switch_segment(struct ch_reader *r, uint64_t base, uint64_t pos,
 		close(r->segfd);
 	r->segfd = fd;
 	r->seg = h;
-	ch_segcur_init(&r->cur, fd, pos, (uint64_t)st.st_size);
+	r->provisional = (uint64_t)st.st_size <= CH_SEG_HDR;
+	ch_segcur_init(&r->cur, fd, &h, pos, (uint64_t)st.st_size);
 	return 0;
 }
 
@@ -185,9 +204,9 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 		 * that look like a record, a walk cannot be fooled. */
 		struct ch_segcur c = { 0 };
 		struct ch_rec rec;
-		ch_segcur_init(&c, r->segfd, CH_SEG_HDR, r->cur.size);
+		ch_segcur_init(&c, r->segfd, &r->seg, CH_SEG_HDR, r->cur.size);
 		while (c.pos < pos && ch_segcur_next(&c, &rec) == CH_CUR_OK &&
-		    rec.h.type == CH_REC_DATA)
+		    rec.h.type != CH_REC_SEAL)
 			;
 		ch_segcur_free(&c);
 		if (c.pos != pos) {
@@ -203,7 +222,7 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 	if (pos < r->cur.size) {
 		struct ch_segcur c = { 0 };
 		struct ch_rec rec;
-		ch_segcur_init(&c, r->segfd, pos, r->cur.size);
+		ch_segcur_init(&c, r->segfd, &r->seg, pos, r->cur.size);
 		int rc = ch_segcur_next(&c, &rec);
 		ch_segcur_free(&c);
 		if (rc == CH_CUR_IOERR) {
@@ -212,6 +231,16 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 		}
 		if (rc == CH_CUR_OK) {
 			r->next_seq = rec.h.seq;
+			*rp = r;
+			return 0;
+		}
+		if (rc == CH_CUR_BAD && c.in_damage && !strict) {
+			/* Inside a frame that is damaged: its records, and so
+			 * the number due here, cannot be known; reading
+			 * reports the damage (or skips it). */
+			r->next_seq = 0;
+			r->seq_lost = 1;
+			r->seq_unknown = 1;
 			*rp = r;
 			return 0;
 		}
@@ -254,16 +283,25 @@ ch_reader_offset(const struct ch_reader *r)
 int
 ch_reader_buffered(const struct ch_reader *r)
 {
-	const struct ch_segcur *c = &r->cur;
-
-	return !r->at_seal && c->pos >= c->buf_pos &&
-	    c->pos + CH_REC_HDR <= c->buf_pos + c->buf_len;
+	return !r->at_seal && ch_segcur_buffered(&r->cur);
 }
 
 uint64_t
 ch_reader_seq(const struct ch_reader *r)
 {
 	return r->next_seq;
+}
+
+int
+ch_reader_seq_lost(const struct ch_reader *r)
+{
+	return r->seq_lost;
+}
+
+void
+ch_reader_set_seq(struct ch_reader *r, uint64_t seq)
+{
+	r->next_seq = seq;
 }
 
 uint64_t
@@ -289,39 +327,39 @@ sealed(struct ch_reader *r)
  * The record at the cursor claims to end past the end of the file.  A
  * write in progress is the last thing in the file, so if the very next
  * record (by sequence number) already stands after it, its length field
- * is damaged.  Probed again only when the file has grown.
+ * is damaged (or, in format 2, the next frame: a frame's length).  Probed
+ * again only when the file has grown.
  */
 static int
 stuck(struct ch_reader *r)
 {
 	struct ch_segcur c = { 0 };
-	struct ch_rec rec;
-	uint64_t next;
-	int found, rc = 0;
+	uint64_t next, seq;
+	int found;
 
 	if (r->cur.size == r->probed_size)
 		return 0;
 	r->probed_size = r->cur.size;
-	ch_segcur_init(&c, r->segfd, r->cur.pos, r->cur.size);
-	found = ch_segcur_resync(&c, r->next_seq, r->last_ts, &next);
-	if (found > 0) {
-		c.pos = next;
-		rc = ch_segcur_next(&c, &rec) == CH_CUR_OK &&
-		    rec.h.seq == r->next_seq + 1;
-	}
+	ch_segcur_init(&c, r->segfd, &r->seg, r->cur.pos, r->cur.size);
+	found = ch_segcur_resync(&c, r->next_seq, r->last_ts, &next, &seq);
 	ch_segcur_free(&c);
-	return rc;
+	return found > 0 && ch_segcur_follows(&r->cur, r->next_seq, seq);
 }
 
+static void warn(struct ch_reader *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
-warn(struct ch_reader *r, const char *fmt, unsigned long long a,
-    unsigned long long b)
+warn(struct ch_reader *r, const char *fmt, ...)
 {
 	char msg[256];
+	va_list ap;
 
 	if (!r->warn)
 		return;
-	snprintf(msg, sizeof msg, fmt, a, b);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
 	r->warn(r->warn_ctx, msg);
 }
 
@@ -330,8 +368,9 @@ warn(struct ch_reader *r, const char *fmt, unsigned long long a,
 static int
 damaged(struct ch_reader *r, struct ch_error *err)
 {
-	uint64_t next, here = ch_reader_offset(r), nbase;
-	int found = ch_segcur_resync(&r->cur, r->next_seq, r->last_ts, &next);
+	uint64_t next, seq, here = ch_reader_offset(r), nbase;
+	int found = ch_segcur_resync(&r->cur, r->next_seq, r->last_ts, &next,
+	    &seq);
 
 	if (found < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
@@ -340,11 +379,12 @@ damaged(struct ch_reader *r, struct ch_error *err)
 			return ch_err(err, CH_EXIT_DATAERR,
 			    "corrupt record at offset %llu (use --skip-corrupt "
 			    "to skip it)", (unsigned long long)here);
-		warn(r, "skipped %llu corrupt bytes at offset %llu",
-		    (unsigned long long)(next - r->cur.pos),
-		    (unsigned long long)here);
+		warn(r, "skipped %llu corrupt bytes at offset %llu, %llu "
+		    "records lost", (unsigned long long)(next - r->cur.pos),
+		    (unsigned long long)here,
+		    (unsigned long long)(seq - r->next_seq));
 		r->skipped += next - r->cur.pos;
-		r->cur.pos = next;
+		ch_segcur_seek(&r->cur, next);
 		r->seq_unknown = 1;	/* records were skipped */
 		return 1;
 	}
@@ -367,12 +407,16 @@ damaged(struct ch_reader *r, struct ch_error *err)
 		return ch_err(err, CH_EXIT_DATAERR,
 		    "segment damaged from offset %llu to its end (use "
 		    "--skip-corrupt to skip it)", (unsigned long long)here);
-	warn(r, "skipped %llu bytes of a damaged segment at offset %llu",
-	    (unsigned long long)(nbase - here), (unsigned long long)here);
+	uint64_t due = r->next_seq;
 	r->skipped += nbase - here;
-	if (switch_segment(r, nbase, CH_SEG_HDR, err) < 0)
+	if (switch_segment(r, nbase, CH_SEG_HDR, err) < 0 ||
+	    seq_at(r, CH_SEG_HDR, err) < 0)
 		return -1;
-	return seq_at(r, CH_SEG_HDR, err) < 0 ? -1 : 1;
+	warn(r, "skipped %llu bytes of a damaged segment at offset %llu, "
+	    "%llu records lost", (unsigned long long)(nbase - here),
+	    (unsigned long long)here, (unsigned long long)(r->next_seq >
+	    due ? r->next_seq - due : 0));
+	return 1;
 }
 
 /*
@@ -429,6 +473,9 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 	int grew = 0;
 
 	for (;;) {
+		if (r->provisional && r->cur.size > CH_SEG_HDR &&
+		    reread_header(r, err) < 0)
+			return -1;
 		if (r->at_seal) {
 			uint64_t base = ch_reader_offset(r);
 			if (switch_segment(r, base, CH_SEG_HDR, err) < 0) {
@@ -450,11 +497,24 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 		if (rc == CH_CUR_OK) {
 			if (rec->h.type == CH_REC_SEAL) {
 				r->next_seq = rec->h.seq;
-				r->cur.pos = rec->pos;	/* offset = next base */
+				/* its offset is the next segment's base */
+				ch_segcur_seek(&r->cur, rec->pos);
 				r->at_seal = 1;
 				continue;
 			}
-			r->next_seq = rec->h.seq + 1;
+			r->next_seq = rec->h.seq + rec->nseq;
+			if (rec->h.type == CH_REC_GAP) {
+				/* Damage that a repair marked: nothing to
+				 * deliver, but say what was lost. */
+				warn(r, "skipped a gap of %llu bytes at offset "
+				    "%llu (damage marked by a repair), %llu "
+				    "records lost", (unsigned long long)rec->total,
+				    (unsigned long long)ch_seg_offset(r->seg.base,
+				    rec->pos), (unsigned long long)rec->nseq);
+				r->skipped += rec->total;
+				r->last_ts = rec->h.ts;
+				continue;
+			}
 			r->last_ts = rec->h.ts;
 			return 1;
 		}
@@ -520,18 +580,17 @@ static int
 first_record_time(struct ch_channel *ch, uint64_t base, int64_t *ts,
     struct ch_error *err)
 {
-	unsigned char b[CH_REC_HDR];
 	struct ch_seghdr h;
-	struct ch_rechdr rh;
-	int fd;
-	ssize_t n;
+	int fd, type;
 
 	if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0)
 		return -1;
-	n = ch_pread_full(fd, b, sizeof b, CH_SEG_HDR);
+	int rc = ch_segment_peek(fd, &h, CH_SEG_HDR, &type, ts);
 	close(fd);
-	*ts = (n == sizeof b && ch_rec_decode(b, &rh) == 0 &&
-	    rh.type == CH_REC_DATA) ? rh.ts : 0;
+	if (rc < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+	if (type != CH_REC_DATA)
+		*ts = 0;
 	return 0;
 }
 
@@ -640,22 +699,18 @@ ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
     struct ch_error *err)
 {
 	struct ch_seghdr h;
-	struct ch_rechdr rh;
-	unsigned char b[CH_REC_HDR];
 	uint64_t pos;
-	int fd;
+	int fd, type;
 
 	if (ch_channel_locate(ch, offset, &fd, &h, &pos, err) < 0)
 		return -1;
-	ssize_t n = ch_pread_full(fd, b, sizeof b, (off_t)pos);
+	int rc = ch_segment_peek(fd, &h, pos, &type, ts);
 	close(fd);
-	if (n < 0)
+	if (rc < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
-	/* rh is filled only when the record decodes: a failed decode (not a
-	 * record boundary, damage) must not be asked for its type. */
-	int ok = n == sizeof b && ch_rec_decode(b, &rh) == 0;
-	*ts = ok && rh.type == CH_REC_DATA ? rh.ts : 0;
-	if (ok && rh.type == CH_REC_SEAL) {
+	if (type != CH_REC_DATA)
+		*ts = 0;
+	if (type == CH_REC_SEAL) {
 		/* At a seal: the record is the next segment's first. */
 		if (first_record_time(ch, offset, ts, err) < 0)
 			*ts = 0;

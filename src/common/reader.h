@@ -43,6 +43,12 @@ void ch_reader_set_skip_corrupt(struct ch_reader *r, int on, ch_warn_fn warn,
 int ch_reader_next(struct ch_reader *r, struct ch_rec *rec,
     struct ch_error *err);
 
+/* The offset is inside a frame that is damaged (non-strict opens only):
+ * the sequence number due there cannot be known from the channel, and the
+ * caller sets it from what it knows (an offset file). */
+int ch_reader_seq_lost(const struct ch_reader *r);
+void ch_reader_set_seq(struct ch_reader *r, uint64_t seq);
+
 /* Offset and sequence number of the next record to be returned. */
 uint64_t ch_reader_offset(const struct ch_reader *r);
 uint64_t ch_reader_seq(const struct ch_reader *r);

@@ -1,4 +1,5 @@
-/* segment.c - segment files: cursor, tail detection, creation. */
+/* segment.c - segment files: the cursor's buffer, tail detection, creation;
+ * what depends on the format is in segment1.c and segment2.c. */
 #include <config.h>
 
 #include <errno.h>
@@ -7,16 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "crc32c.h"
 #include "fsutil.h"
-#include "segment.h"
+#include "segfmt.h"
 
-#define CUR_CHUNK (256u << 10)
+static const struct ch_segfmt *
+fmt_of(uint32_t format)
+{
+	return format >= 2 ? &ch_segfmt2 : &ch_segfmt1;
+}
 
 void
-ch_segcur_init(struct ch_segcur *c, int fd, uint64_t pos, uint64_t size)
+ch_segcur_init(struct ch_segcur *c, int fd, const struct ch_seghdr *h,
+    uint64_t pos, uint64_t size)
 {
 	c->fd = fd;
 	c->pos = pos;
@@ -24,6 +32,20 @@ ch_segcur_init(struct ch_segcur *c, int fd, uint64_t pos, uint64_t size)
 	c->buf_pos = pos;
 	c->buf_len = 0;
 	c->hw = ch_crc32c_hw();
+	c->format = h->format;
+	c->fb.first_seq = h->first_seq;
+	c->fb.created = h->created;
+	c->entry = 1;
+	c->left = 0;
+	c->in_damage = 0;
+}
+
+void
+ch_segcur_seek(struct ch_segcur *c, uint64_t pos)
+{
+	c->pos = pos;
+	c->entry = 1;
+	c->left = 0;
 }
 
 void
@@ -43,9 +65,12 @@ ch_segcur_refresh(struct ch_segcur *c)
 	if (fstat(c->fd, &st) < 0)
 		return CH_CUR_IOERR;
 	/* Bytes buffered past the cursor may be a torn tail that a writer
-	 * has since truncated and written over: never trust them again. */
-	if (c->pos >= c->buf_pos && c->pos < c->buf_pos + c->buf_len)
-		c->buf_len = (size_t)(c->pos - c->buf_pos);
+	 * has since truncated and written over: never trust them again.
+	 * Those of a verified frame being handed out stay: a writer never
+	 * cuts a valid frame. */
+	uint64_t keep = c->left ? c->fend : c->pos;
+	if (keep >= c->buf_pos && keep < c->buf_pos + c->buf_len)
+		c->buf_len = (size_t)(keep - c->buf_pos);
 	if ((uint64_t)st.st_size > c->size) {
 		c->size = (uint64_t)st.st_size;
 		return 1;
@@ -60,11 +85,8 @@ ch_segcur_refresh(struct ch_segcur *c)
 	return 0;
 }
 
-/* Make [pos, pos+need) available in the buffer, reading as much as the
- * file allows beyond it.  Returns 1 if available, 0 if the file (as far as
- * c->size) does not hold it, or CH_CUR_IOERR. */
-static int
-fill(struct ch_segcur *c, uint64_t need)
+int
+ch_cur_fill(struct ch_segcur *c, uint64_t need)
 {
 	if (c->pos + need > c->size)
 		return 0;
@@ -78,9 +100,9 @@ fill(struct ch_segcur *c, uint64_t need)
 	}
 	c->buf_pos = c->pos;
 	c->buf_len = keep;
-	size_t want = need > CUR_CHUNK ? (size_t)need : CUR_CHUNK;
+	size_t want = need > CH_CUR_CHUNK ? (size_t)need : CH_CUR_CHUNK;
 	if (want > c->cap) {
-		size_t cap = c->cap ? c->cap : CUR_CHUNK;
+		size_t cap = c->cap ? c->cap : CH_CUR_CHUNK;
 		while (cap < want)
 			cap *= 2;
 		unsigned char *nb = realloc(c->buf, cap);
@@ -94,7 +116,7 @@ fill(struct ch_segcur *c, uint64_t need)
 	/* Read what is needed and a chunk more, not the whole buffer: after
 	 * one big record the buffer stays big, and a scan would otherwise
 	 * read that much at every step. */
-	size_t lim = (want > keep ? want - keep : 0) + CUR_CHUNK;
+	size_t lim = (want > keep ? want - keep : 0) + CH_CUR_CHUNK;
 	if (room > lim)
 		room = lim;
 	if (avail < room)
@@ -109,131 +131,74 @@ fill(struct ch_segcur *c, uint64_t need)
 	return c->pos + need <= c->buf_pos + c->buf_len;
 }
 
-/* The common case of fill(), checked inline: [pos, pos+need) is already
- * in the buffer (and so within the file size). */
-static inline int
-buffered(const struct ch_segcur *c, uint64_t need)
-{
-	return c->pos >= c->buf_pos && c->pos + need <= c->size &&
-	    c->pos + need <= c->buf_pos + c->buf_len;
-}
-
 int
 ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
 {
-	int rc;
-
-	if (!buffered(c, CH_REC_HDR) && (rc = fill(c, CH_REC_HDR)) <= 0)
-		return rc;
-	const unsigned char *p = c->buf + (c->pos - c->buf_pos);
-	if (ch_rec_decode(p, &r->h) < 0)
-		return CH_CUR_BAD;
-	/* A seal right after the header would name this very segment as the
-	 * next one (a seal's offset is the next base): readers and writers
-	 * following it would go round forever.  Writers never seal an empty
-	 * segment (channel(5)), so it is damage. */
-	if (r->h.type == CH_REC_SEAL && c->pos == CH_SEG_HDR)
-		return CH_CUR_BAD;
-	uint64_t total = ch_rec_size(r->h.meta_len, r->h.len);
-	if (total > CUR_CHUNK && c->pos + total <= c->size) {
-		/* Check the trailer before allocating for a big record: a
-		 * damaged length field (up to 4 GiB) must cost 4 bytes of
-		 * reading, not a 4 GiB buffer. */
-		unsigned char t[CH_REC_TRAILER];
-		if (ch_pread_full(c->fd, t, sizeof t,
-		    (off_t)(c->pos + total - CH_REC_TRAILER)) != sizeof t)
-			return CH_CUR_IOERR;
-		if (ch_get32(t) != (uint32_t)total || total > UINT32_MAX)
-			return CH_CUR_BAD;
-	}
-	if (!buffered(c, total) && (rc = fill(c, total)) <= 0)
-		return rc;
-	p = c->buf + (c->pos - c->buf_pos);
-	if (ch_rec_verify_fast(p, total, c->hw) < 0)
-		return CH_CUR_BAD;
-	r->pos = c->pos;
-	r->total = total;
-	r->meta = p + CH_REC_HDR;
-	r->payload = p + CH_REC_HDR + r->h.meta_len;
-	c->pos += total;
-	return CH_CUR_OK;
+	return fmt_of(c->format)->next(c, r);
 }
 
-/*
- * Could a record with header h stand `skipped` bytes after the place where
- * record expect_seq was due?  Each lost record took at least
- * CH_REC_OVERHEAD bytes and times never decrease, so this turns down
- * records that merely sit inside a damaged record's payload.
- */
-static int
-plausible(const struct ch_rechdr *h, uint64_t skipped, uint64_t expect_seq,
-    int64_t min_ts)
+int
+ch_segcur_buffered(const struct ch_segcur *c)
 {
-	if (expect_seq == CH_SEQ_ANY)
-		return 1;
-	return h->ts >= min_ts && h->seq > expect_seq &&
-	    h->seq - expect_seq <= skipped / CH_REC_OVERHEAD;
-}
-
-/* Is there a valid, plausible record at file position p? */
-static int
-valid_at(struct ch_segcur *c, uint64_t p, uint64_t from, uint64_t expect_seq,
-    int64_t min_ts)
-{
-	struct ch_rec r;
-
-	c->pos = p;
-	return ch_segcur_next(c, &r) == CH_CUR_OK &&
-	    plausible(&r.h, p - from, expect_seq, min_ts);
+	if (c->format >= 2)
+		return c->left > 0;
+	return c->pos >= c->buf_pos &&
+	    c->pos + CH_REC_HDR <= c->buf_pos + c->buf_len;
 }
 
 int
 ch_segcur_resync(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
-    uint64_t *next)
+    uint64_t *next, uint64_t *next_seq)
 {
-	uint64_t save = c->pos;
-	unsigned char magic[4];
-	struct ch_rechdr h;
+	uint64_t ignored;
 
-	/* A damaged record whose header is intact says where the next one
-	 * starts: prefer that to a byte scan through its payload. */
-	if (fill(c, CH_REC_HDR) > 0 &&
-	    ch_rec_decode(c->buf + (save - c->buf_pos), &h) == 0) {
-		uint64_t q = save + ch_rec_size(h.meta_len, h.len);
-		if (q + CH_REC_OVERHEAD <= c->size &&
-		    valid_at(c, q, save, expect_seq, min_ts)) {
-			*next = q;
-			c->pos = save;
-			return 1;
-		}
-	}
-	ch_put32(magic, CH_REC_MAGIC);
-	for (uint64_t p = save + 1; p + CH_REC_OVERHEAD <= c->size; ) {
-		c->pos = p;
-		int rc = fill(c, 4);
-		if (rc < 0) {
-			c->pos = save;
-			return rc;
-		}
-		if (rc == 0)
+	return fmt_of(c->format)->resync(c, expect_seq, min_ts, next,
+	    next_seq ? next_seq : &ignored);
+}
+
+int
+ch_segcur_follows(const struct ch_segcur *c, uint64_t expect_seq,
+    uint64_t found)
+{
+	return found > expect_seq &&
+	    found - expect_seq <= fmt_of(c->format)->unit_records;
+}
+
+int
+ch_segment_header(int fd, uint64_t base, struct ch_seghdr *hdr,
+    struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	unsigned char buf[CH_SEG_HDR];
+	int tries;
+
+	ch_seg_name(name, base);
+	/* A writer that changes the format of an empty segment rewrites its
+	 * header in place: a read racing that write can see a mix.  Look
+	 * again a few times before calling it corrupt. */
+	for (tries = 0;; tries++) {
+		ssize_t n = ch_pread_full(fd, buf, sizeof buf, 0);
+		if (n < 0)
+			return ch_err_sys(err, CH_EXIT_FAIL, "segment %s", name);
+		if (n == CH_SEG_HDR && ch_seghdr_decode(buf, hdr) == 0)
 			break;
-		/* Find the next candidate magic within the buffer. */
-		const unsigned char *b = c->buf + (p - c->buf_pos);
-		size_t avail = (size_t)(c->buf_pos + c->buf_len - p);
-		const unsigned char *m = memmem(b, avail, magic, 4);
-		if (!m) {
-			p += avail > 3 ? avail - 3 : 1;
-			continue;
-		}
-		p += (uint64_t)(m - b);
-		if (valid_at(c, p, save, expect_seq, min_ts)) {
-			*next = p;
-			c->pos = save;
-			return 1;
-		}
-		p++;
+		if (n < CH_SEG_HDR || tries == 3)
+			return ch_err(err, CH_EXIT_DATAERR,
+			    "segment %s: bad or truncated header", name);
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
 	}
-	c->pos = save;
+	if (hdr->base != base)
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "segment %s: header says base offset %llu", name,
+		    (unsigned long long)hdr->base);
+	if (hdr->format > CH_FORMAT_MAX)
+		return ch_err(err, CH_EXIT_FAIL,
+		    "segment %s has format %u, newer than this chtools supports",
+		    name, hdr->format);
+	if (hdr->format < 1)
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "segment %s: header says format %u", name, hdr->format);
 	return 0;
 }
 
@@ -242,8 +207,6 @@ ch_segment_open(int dirfd, uint64_t base, int rw, int *fdp,
     struct ch_seghdr *hdr, struct ch_error *err)
 {
 	char name[CH_SEG_NAME_LEN + 1];
-	unsigned char buf[CH_SEG_HDR];
-	ssize_t n;
 	int fd;
 
 	ch_seg_name(name, base);
@@ -251,40 +214,45 @@ ch_segment_open(int dirfd, uint64_t base, int rw, int *fdp,
 	if (fd < 0)
 		return ch_err_sys(err, errno == ENOENT ? CH_EXIT_NOINPUT :
 		    CH_EXIT_FAIL, "segment %s", name);
-	n = ch_pread_full(fd, buf, sizeof buf, 0);
-	if (n < 0) {
-		ch_err_sys(err, CH_EXIT_FAIL, "segment %s", name);
+	if (ch_segment_header(fd, base, hdr, err) < 0) {
 		close(fd);
 		return -1;
-	}
-	if (n < CH_SEG_HDR || ch_seghdr_decode(buf, hdr) < 0) {
-		close(fd);
-		return ch_err(err, CH_EXIT_DATAERR,
-		    "segment %s: bad or truncated header", name);
-	}
-	if (hdr->base != base) {
-		close(fd);
-		return ch_err(err, CH_EXIT_DATAERR,
-		    "segment %s: header says base offset %llu", name,
-		    (unsigned long long)hdr->base);
-	}
-	if (hdr->format > 1) {
-		close(fd);
-		return ch_err(err, CH_EXIT_FAIL,
-		    "segment %s has format %u, newer than this chtools supports",
-		    name, hdr->format);
 	}
 	*fdp = fd;
 	return 0;
 }
 
 int
-ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
-    int64_t created, int durable, mode_t mode, struct ch_error *err)
+ch_segment_reformat(int dirfd, uint64_t base, uint32_t format,
+    uint64_t first_seq, int64_t created, struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	unsigned char buf[CH_SEG_HDR];
+	struct ch_seghdr h = { format, base, first_seq, created };
+	int fd;
+
+	ch_seg_name(name, base);
+	ch_seghdr_encode(buf, &h);
+	fd = ch_open_file(dirfd, name, O_WRONLY, 0);
+	if (fd < 0 || ch_pwrite_full(fd, buf, sizeof buf, 0) < 0 ||
+	    ch_fdatasync(fd) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "rewrite segment %s", name);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int
+ch_segment_create(int dirfd, uint64_t base, uint32_t format,
+    uint64_t first_seq, int64_t created, int durable, mode_t mode,
+    struct ch_error *err)
 {
 	char name[CH_SEG_NAME_LEN + 1], tmp[CH_SEG_NAME_LEN + 8];
 	unsigned char buf[CH_SEG_HDR];
-	struct ch_seghdr h = { 1, base, first_seq, created };
+	struct ch_seghdr h = { format, base, first_seq, created };
 	int fd;
 
 	ch_seg_name(name, base);
@@ -322,17 +290,8 @@ ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
 			    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 			    !S_ISREG(st.st_mode) || st.st_size > CH_SEG_HDR)
 				return -1;
-			fd = ch_open_file(dirfd, name, O_WRONLY, 0);
-			if (fd < 0 || ch_pwrite_full(fd, buf, sizeof buf, 0) < 0 ||
-			    ch_fdatasync(fd) < 0) {
-				ch_err_sys(err, CH_EXIT_FAIL, "rewrite segment %s",
-				    name);
-				if (fd >= 0)
-					close(fd);
-				return -1;
-			}
-			close(fd);
-			return 0;
+			return ch_segment_reformat(dirfd, base, format,
+			    first_seq, created, err);
 		}
 		errno = saved;
 		return ch_err_sys(err, CH_EXIT_FAIL, "create segment %s", name);
@@ -342,47 +301,10 @@ ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
 	return 0;
 }
 
-/* Check the record that ends exactly at `size` (the trailer gives its
- * length).  Returns 1 valid (filled r), 0 not valid, -1 I/O error. */
-static int
-tail_record(int fd, uint64_t size, struct ch_rechdr *h)
-{
-	unsigned char b[CH_REC_HDR];
-	unsigned char chunk[65536];
-	uint32_t total, crc;
-
-	if (size < CH_SEG_HDR + CH_REC_OVERHEAD)
-		return 0;
-	if (ch_pread_full(fd, b, 4, (off_t)(size - 4)) != 4)
-		return -1;
-	total = ch_get32(b);
-	if (total < CH_REC_OVERHEAD || total > size - CH_SEG_HDR)
-		return 0;
-	uint64_t start = size - total;
-	if (ch_pread_full(fd, b, CH_REC_HDR, (off_t)start) != CH_REC_HDR)
-		return -1;
-	if (ch_rec_decode(b, h) < 0 || ch_rec_size(h->meta_len, h->len) != total)
-		return 0;
-	if (h->type == CH_REC_SEAL && start == CH_SEG_HDR)
-		return 0;	/* an empty segment is never sealed: see above */
-	/* Stream the CRC so a multi-megabyte record needs no big buffer. */
-	crc = 0;
-	for (uint64_t p = start + CH_REC_HDR; p < size; ) {
-		size_t n = size - p < sizeof chunk ? (size_t)(size - p) : sizeof chunk;
-		if (ch_pread_full(fd, chunk, n, (off_t)p) != (ssize_t)n)
-			return -1;
-		crc = ch_crc32c(crc, chunk, n);
-		p += n;
-	}
-	crc = ch_crc32c(crc, b + 8, CH_REC_HDR - 8);
-	return crc == h->crc ? 1 : 0;
-}
-
 int
 ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
     uint64_t hint, uint64_t hint_seq, struct ch_tail *t, struct ch_error *err)
 {
-	struct ch_rechdr h;
 	struct ch_segcur c = { 0 };
 	struct ch_rec r;
 	int rc;
@@ -395,52 +317,22 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 		t->torn = size < CH_SEG_HDR;
 		return 0;
 	}
-	rc = tail_record(fd, size, &h);
-	if (rc == 1) {
-		/* A valid record is trusted at the tail only if it follows
-		 * its predecessor in sequence: a copy of the last record
-		 * appended again (a duplicated block) is valid on its own,
-		 * and appending after it would plant it mid-segment. */
-		uint64_t start = size - ch_rec_size(h.meta_len, h.len);
-		struct ch_rechdr ph;
-		if (start == CH_SEG_HDR)
-			rc = h.seq == hdr->first_seq;
-		else if ((rc = tail_record(fd, start, &ph)) == 1)
-			rc = ph.type == CH_REC_DATA && ph.seq + 1 == h.seq;
-	}
+	rc = fmt_of(hdr->format)->tail(fd, hdr, size, t);
 	if (rc < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment tail");
-	if (rc == 1) {
-		uint64_t total = ch_rec_size(h.meta_len, h.len);
-		t->file_end = size;
-		if (h.type == CH_REC_SEAL) {
-			unsigned char p[CH_SEAL_PAYLOAD];
-			if (ch_pread_full(fd, p, sizeof p,
-			    (off_t)(size - total + CH_REC_HDR)) != sizeof p)
-				return ch_err_sys(err, CH_EXIT_FAIL, "read seal");
-			t->sealed = 1;
-			ch_seal_decode(p, &t->seal);
-			t->end = size - total;
-			t->next_seq = h.seq;
-			t->last_ts = t->seal.last_ts;
-		} else {
-			t->end = size;
-			t->next_seq = h.seq + 1;
-			t->last_ts = h.ts;
-		}
+	if (rc == 1)
 		return 0;
-	}
 
 	/* Torn: scan forward from a trusted boundary. */
 	uint64_t start = CH_SEG_HDR;
 	if (hint > CH_SEG_HDR && hint < size) {
-		ch_segcur_init(&c, fd, hint, size);
+		ch_segcur_init(&c, fd, hdr, hint, size);
 		if (ch_segcur_next(&c, &r) == CH_CUR_OK && r.h.seq == hint_seq &&
-		    r.h.type == CH_REC_DATA) {
+		    r.h.type != CH_REC_SEAL) {
 			start = hint;
 		}
 	}
-	ch_segcur_init(&c, fd, start, size);
+	ch_segcur_init(&c, fd, hdr, start, size);
 	t->torn = 1;
 	int resynced = 0;
 	for (;;) {
@@ -454,7 +346,7 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 			 * not a torn tail: never cut those records off. */
 			uint64_t next;
 			int found = ch_segcur_resync(&c, t->next_seq,
-			    t->last_ts, &next);
+			    t->last_ts, &next, NULL);
 			if (found < 0) {
 				ch_segcur_free(&c);
 				return ch_err_sys(err, CH_EXIT_FAIL,
@@ -462,7 +354,7 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 			}
 			if (!found)
 				break;
-			c.pos = next;
+			ch_segcur_seek(&c, next);
 			resynced = 1;	/* its sequence was judged plausible */
 			continue;
 		}
@@ -475,17 +367,40 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 			t->sealed = 1;
 			ch_seal_decode(r.payload, &t->seal);
 			t->end = r.pos;
-			t->file_end = c.pos;
+			t->file_end = r.pos + r.total;
 			t->next_seq = r.h.seq;
 			t->last_ts = t->seal.last_ts;
 			break;
 		}
 		t->end = t->file_end = c.pos;
-		t->next_seq = r.h.seq + 1;
+		t->next_seq = r.h.seq + r.nseq;
 		t->last_ts = r.h.ts;
 	}
 	ch_segcur_free(&c);
 	if (t->file_end == size)
 		t->torn = 0;
 	return 0;
+}
+
+int
+ch_segment_seq_before(int fd, const struct ch_seghdr *hdr, uint64_t pos,
+    uint64_t *seq)
+{
+	return fmt_of(hdr->format)->seq_before(fd, hdr, pos, seq);
+}
+
+int
+ch_segment_peek(int fd, const struct ch_seghdr *hdr, uint64_t pos, int *type,
+    int64_t *ts)
+{
+	*type = 0;
+	*ts = 0;
+	return fmt_of(hdr->format)->peek(fd, hdr, pos, type, ts);
+}
+
+unsigned char *
+ch_seal_make(unsigned char *buf, const struct ch_seghdr *hdr, uint64_t seq,
+    int64_t ts, const struct ch_seal *s, uint32_t *lenp)
+{
+	return fmt_of(hdr->format)->seal(buf, hdr, seq, ts, s, lenp);
 }

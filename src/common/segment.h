@@ -1,15 +1,20 @@
 /*
  * segment.h - one segment file: its header, its records, its tail.
  *
- * A cursor reads records front to back through a large buffer (one pread
- * per megabyte, not per record) and hands out pointers into that buffer.
- * It never returns a partial record: a record that runs past the known file
- * size is "not there yet" (a writer is mid-write, or a crash tore it).
+ * A segment holds format 1 records or format 2 frames, as its header says
+ * (channel(5)); everything here takes the segment's header and hides which.
+ * A cursor reads front to back through a large buffer (one pread per
+ * quarter megabyte or per frame, not per record) and hands out records,
+ * with pointers into that buffer.  It never returns a partial record, nor
+ * a record of a frame whose checksum it has not verified: a record or
+ * frame that runs past the known file size is "not there yet" (a writer is
+ * mid-write, or a crash tore it).
  *
  * Finding the end of a segment is O(1) in the common case: the last four
- * bytes of the file are the length of the last record, so the tail record
- * can be checked without reading anything else.  Only when that check fails
- * (a torn tail after a crash) is the segment scanned from a known boundary.
+ * bytes of the file are the length of the last record or frame, so it can
+ * be checked without reading anything before it.  Only when that check
+ * fails (a torn tail after a crash) is the segment scanned from a known
+ * boundary.
  */
 #ifndef CH_SEGMENT_H
 #define CH_SEGMENT_H
@@ -19,6 +24,7 @@
 
 #include "error.h"
 #include "format.h"
+#include "frame.h"
 
 struct ch_segcur {
 	int fd;
@@ -29,57 +35,101 @@ struct ch_segcur {
 	uint64_t buf_pos;	/* file position of buf[0] */
 	size_t buf_len;
 	int hw;			/* ch_crc32c_hw(), asked once at init */
+	uint32_t format;	/* the segment's */
+	struct ch_framebase fb;	/* its first sequence number and birth */
+	/* Format 2: the verified frame whose records are being handed out
+	 * (left of them, from pos on). */
+	int entry;		/* pos was set from outside: maybe mid-frame */
+	int in_damage;		/* CH_CUR_BAD there: pos is inside a frame
+				 * whose header is intact but which is not
+				 * valid (its records cannot be checked) */
+	uint64_t left;
+	uint64_t fseq;		/* sequence number of the next one */
+	int64_t fts;		/* the frame's time */
+	uint64_t fend;		/* file position of the frame's end */
+	uint64_t fbody;		/* ... and of its body */
 };
 
 enum {
 	CH_CUR_IOERR = -2,	/* errno set */
-	CH_CUR_BAD = -1,	/* an invalid record starts at pos */
+	CH_CUR_BAD = -1,	/* an invalid record or frame starts at pos */
 	CH_CUR_END = 0,		/* nothing (complete) at pos within size */
 	CH_CUR_OK = 1,
 };
 
-/* A record handed out by a cursor; pointers valid until the next call. */
+/* A record handed out by a cursor; pointers valid until the next call.
+ * A seal or a gap (type CH_REC_SEAL, CH_REC_GAP) is handed out too. */
 struct ch_rec {
-	struct ch_rechdr h;
-	uint64_t pos;		/* file position */
-	uint64_t total;		/* bytes on disk */
+	struct ch_rechdr h;	/* len, meta_len, type, seq, ts (and for
+				 * format 1 the crc) */
+	uint64_t pos;		/* file position: its offset */
+	uint64_t total;		/* offset space up to the next record */
+	uint64_t nseq;		/* sequence numbers it stands for: 1 for a
+				 * data record, 0 for a seal, a gap's count */
 	const unsigned char *meta;
 	const unsigned char *payload;
 };
 
-/* Point a cursor at fd/pos; c must be zeroed before its first use (its
- * buffer is kept across re-inits). */
-void ch_segcur_init(struct ch_segcur *c, int fd, uint64_t pos, uint64_t size);
+/* Point a cursor at fd/pos of the segment with header h; c must be zeroed
+ * before its first use (its buffer is kept across re-inits).  pos may be
+ * any record's offset, also one inside a frame. */
+void ch_segcur_init(struct ch_segcur *c, int fd, const struct ch_seghdr *h,
+    uint64_t pos, uint64_t size);
+/* Move to another record boundary of the same segment. */
+void ch_segcur_seek(struct ch_segcur *c, uint64_t pos);
 void ch_segcur_free(struct ch_segcur *c);
 /* Next record; on CH_CUR_OK the cursor has moved past it. */
 int ch_segcur_next(struct ch_segcur *c, struct ch_rec *r);
 /* Re-read the file size; returns 1 if it grew. */
 int ch_segcur_refresh(struct ch_segcur *c);
+/* 1 if the next record is already in memory, verified. */
+int ch_segcur_buffered(const struct ch_segcur *c);
 /*
- * After CH_CUR_BAD: look for the next valid record after pos (where the
- * damaged record's header says, else byte by byte, using the magic number
- * as a hint).  expect_seq is the sequence number due at pos and min_ts the
- * time of the record before it: a candidate must fit them, so a record
- * embedded in a damaged payload is not taken for the next one
- * (CH_SEQ_ANY: accept any valid record).  Returns 1 and its position in
- * *next, 0 if there is none before the end of the file.
+ * After CH_CUR_BAD: look for the next valid record or frame after pos
+ * (where the damaged one's header says it ends, else byte by byte, using
+ * the signature as a hint).  expect_seq is the sequence number due at pos
+ * and min_ts the time of the record before it: a candidate must fit them,
+ * so a record or frame embedded in a damaged payload is not taken for the
+ * next one (CH_SEQ_ANY: accept any valid one).  Returns 1 with its
+ * position in *next and its sequence number in *next_seq, 0 if there is
+ * none before the end of the file.
  */
 #define CH_SEQ_ANY UINT64_MAX
 int ch_segcur_resync(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
-    uint64_t *next);
+    uint64_t *next, uint64_t *next_seq);
+/* With the damaged unit at pos (format 1: a record; 2: a frame) claiming
+ * to run past the end of the file: would a record found at resync
+ * sequence number `found` mean it is damage rather than a write in
+ * progress, expect_seq being due at pos? */
+int ch_segcur_follows(const struct ch_segcur *c, uint64_t expect_seq,
+    uint64_t found);
+
+/* Read and check the header of segment `base`, open on fd. */
+int ch_segment_header(int fd, uint64_t base, struct ch_seghdr *hdr,
+    struct ch_error *err);
 
 /* Open segment `base` read-only (or O_RDWR) and check its header. */
 int ch_segment_open(int dirfd, uint64_t base, int rw, int *fdp,
     struct ch_seghdr *hdr, struct ch_error *err);
 
 /*
- * Create segment `base` atomically (temp file, then rename without
- * replacing).  If it already exists with a valid header for `base` (a crash
- * after the rename), that file is kept.  With `durable`, the file and the
- * directory are fsynced.
+ * Create segment `base` in format `format` atomically (temp file, then
+ * rename without replacing).  If it already exists with a valid header
+ * for `base` (a crash after the rename), that file is kept.  With
+ * `durable`, the file and the directory are fsynced.
  */
-int ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
-    int64_t created, int durable, mode_t mode, struct ch_error *err);
+int ch_segment_create(int dirfd, uint64_t base, uint32_t format,
+    uint64_t first_seq, int64_t created, int durable, mode_t mode,
+    struct ch_error *err);
+
+/*
+ * Give segment `base`, which holds no record (its file is just a header),
+ * a header of format `format`, in place (the writer, under the append
+ * lock, when the channel's format changed; also a header that a crash
+ * tore).  fdatasynced.
+ */
+int ch_segment_reformat(int dirfd, uint64_t base, uint32_t format,
+    uint64_t first_seq, int64_t created, struct ch_error *err);
 
 /* What is at the end of a segment. */
 struct ch_tail {
@@ -101,6 +151,28 @@ struct ch_tail {
  */
 int ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
     uint64_t hint, uint64_t hint_seq, struct ch_tail *t, struct ch_error *err);
+
+/*
+ * At file position pos, a record boundary past the header: the sequence
+ * number due there, from the record or frame that ends there (its
+ * checksum is not verified).  0, -1 on an I/O error, -2 if nothing valid
+ * ends there.
+ */
+int ch_segment_seq_before(int fd, const struct ch_seghdr *hdr, uint64_t pos,
+    uint64_t *seq);
+
+/* The type and time of the record at boundary pos, without verifying it;
+ * 0 with *type 0 if none decodes there, -1 on an I/O error. */
+int ch_segment_peek(int fd, const struct ch_seghdr *hdr, uint64_t pos,
+    int *type, int64_t *ts);
+
+/* The largest seal, in bytes, of any format. */
+#define CH_SEAL_MAX (CH_FRAME_HDR_MAX + CH_SEAL_PAYLOAD + CH_FRAME_TRAILER)
+
+/* Encode the seal of segment hdr into buf (CH_SEAL_MAX bytes): the seal's
+ * bytes start at the returned pointer and take *lenp bytes. */
+unsigned char *ch_seal_make(unsigned char *buf, const struct ch_seghdr *hdr,
+    uint64_t seq, int64_t ts, const struct ch_seal *s, uint32_t *lenp);
 
 /* Global offset of file position pos in the segment with this base. */
 static inline uint64_t

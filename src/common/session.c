@@ -114,6 +114,8 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 			ch_err_prefix(err, "subscriber '%s'", o->name);
 		goto fail;
 	}
+	if (ch_reader_seq_lost(s->r))
+		ch_reader_set_seq(s->r, seq);
 	if (ch_reader_seq(s->r) != seq && s->registered) {
 		ch_err(err, CH_EXIT_DATAERR,
 		    "subscriber '%s': offset file says record %llu at offset "

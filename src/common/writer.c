@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "fsutil.h"
 #include "lock.h"
 #include "notify.h"
@@ -28,16 +29,14 @@ struct ch_writer {
 	int64_t seg_first_ts;		/* time of its first record, or 0 */
 	uint64_t start;			/* earliest offset, as last seen */
 	int have_start;
-	unsigned char *buf;		/* queued records, back to back */
-	size_t len, cap;
-	size_t nrec;
+	uint32_t format;		/* of the segments it writes */
+	struct ch_batch b;		/* queued records, framed */
 	uint64_t *offs;
 	size_t noffs, offs_cap;
 	int dirty;			/* written but not fdatasynced */
 	int64_t dirty_since;		/* monotonic ns of first unsynced write */
 	uint64_t wb_from;		/* file position not yet sent to writeback */
 	uint64_t repaired;
-	int hw;				/* ch_crc32c_hw() */
 };
 
 void
@@ -51,6 +50,7 @@ ch_pubopts_from_config(struct ch_pubopts *o, const struct ch_config *c)
 	o->max_record_bytes = c->max_record_bytes;
 	o->segment_bytes = c->segment_bytes;
 	o->segment_age_ns = c->segment_age_ns;
+	o->format = (uint32_t)c->format;
 }
 
 int
@@ -64,7 +64,14 @@ ch_writer_open(struct ch_channel *ch, const struct ch_pubopts *o,
 	w->ch = ch;
 	w->o = *o;
 	w->segfd = -1;
-	w->hw = ch_crc32c_hw();
+	w->format = o->format ? o->format : 1;
+	if (o->atomic && w->format < 2) {
+		free(w);
+		return ch_err(err, CH_EXIT_FAIL, "atomic publishing needs a "
+		    "format 2 channel (this one is format 1; set 'format: 2' "
+		    "in %s to upgrade it)", CH_CONFIG_FILE);
+	}
+	ch_batch_init(&w->b, w->format, o->max_record_bytes, o->atomic);
 	if (ch_lock_open(ch->dirfd, CH_APPEND_LOCK, &w->lockfd, err) < 0) {
 		free(w);
 		return -1;
@@ -76,7 +83,7 @@ ch_writer_open(struct ch_channel *ch, const struct ch_pubopts *o,
 size_t
 ch_writer_pending(const struct ch_writer *w)
 {
-	return w->len;
+	return ch_batch_pending(&w->b);
 }
 
 uint64_t
@@ -92,100 +99,18 @@ ch_writer_offsets(const struct ch_writer *w, size_t *n)
 	return w->offs;
 }
 
-/* Room for `more` bytes of records in the batch buffer. */
-static int
-reserve(struct ch_writer *w, uint64_t more, struct ch_error *err)
-{
-	if (w->len + more <= w->cap)
-		return 0;
-	/* Small to start: a message from the command line needs a few bytes,
-	 * not a mapping of its own to set up and tear down. */
-	size_t cap = w->cap ? w->cap : 16 << 10;
-	while (cap < w->len + more)
-		cap *= 2;
-	unsigned char *nb = realloc(w->buf, cap);
-	if (!nb)
-		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
-	w->buf = nb;
-	w->cap = cap;
-	return 0;
-}
-
-static int
-too_large(struct ch_writer *w, size_t len, struct ch_error *err)
-{
-	return ch_err(err, CH_EXIT_FAIL,
-	    "record of %zu bytes exceeds max_record_bytes (%llu)", len,
-	    (unsigned long long)w->o.max_record_bytes);
-}
-
-/* Frame one record at the end of the batch (room reserved).  The CRC of
- * everything but the sequence number and time is done here, outside the
- * lock; it waits in the CRC field. */
-static inline void
-queue(struct ch_writer *w, const void *meta, size_t meta_len,
-    const void *payload, size_t len)
-{
-	unsigned char *rec = w->buf + w->len;
-	uint32_t partial = ch_rec_frame(rec, CH_REC_DATA, meta, meta_len,
-	    payload, len, w->hw);
-
-	ch_put32(rec + 4, partial);
-	w->len += ch_rec_size(meta_len, len);
-	w->nrec++;
-}
-
 int
 ch_writer_add(struct ch_writer *w, const void *meta, size_t meta_len,
     const void *payload, size_t len, struct ch_error *err)
 {
-	if (len > w->o.max_record_bytes)
-		return too_large(w, len, err);
-	if (meta_len > CH_MAX_META)
-		return ch_err(err, CH_EXIT_FAIL, "record metadata too large");
-	if (reserve(w, ch_rec_size(meta_len, len), err) < 0)
-		return -1;
-	queue(w, meta, meta_len, payload, len);
-	return 0;
+	return ch_batch_add(&w->b, meta, meta_len, payload, len, err);
 }
 
 int
 ch_writer_add_split(struct ch_writer *w, const void *buf, size_t len,
     int delim, size_t *used, size_t *nrec, struct ch_error *err)
 {
-	const char *p = buf, *end = p + len, *d;
-	size_t nrec0 = w->nrec;
-
-	*used = 0;
-	*nrec = 0;
-	/* Every record needs its bytes plus the overhead minus its
-	 * delimiter: reserving for one per byte is too much for short
-	 * records, so reserve for this buffer as if records were 64 bytes
-	 * and top up when it falls short. */
-	if (reserve(w, len + len / 64 * CH_REC_OVERHEAD + CH_REC_OVERHEAD,
-	    err) < 0)
-		return -1;
-	for (; p < end && (d = memchr(p, delim, (size_t)(end - p))); p = d + 1) {
-		size_t n = (size_t)(d - p);
-		if (n > w->o.max_record_bytes ||
-		    (w->len + n + CH_REC_OVERHEAD > w->cap &&
-		    reserve(w, (size_t)(end - p) + CH_REC_OVERHEAD, err) < 0)) {
-			*used = (size_t)(p - (const char *)buf);
-			*nrec = w->nrec - nrec0;
-			return n > w->o.max_record_bytes ? too_large(w, n, err) :
-			    -1;
-		}
-		queue(w, NULL, 0, p, n);
-	}
-	*used = (size_t)(p - (const char *)buf);
-	*nrec = w->nrec - nrec0;
-	return 0;
-}
-
-static uint64_t
-rec_total(const unsigned char *p)
-{
-	return ch_rec_size(ch_get16(p + 12), ch_get32(p + 8));
+	return ch_batch_add_split(&w->b, buf, len, delim, used, nrec, err);
 }
 
 static int
@@ -246,7 +171,7 @@ finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
 	 * header in a power failure would stop every later append. */
 	(void)durable;
 	int64_t now = ch_now_ns();
-	if (ch_segment_create(w->ch->dirfd, base, first_seq,
+	if (ch_segment_create(w->ch->dirfd, base, w->format, first_seq,
 	    now > w->last_ts ? now : w->last_ts, 1, 0666, err) < 0)
 		return -1;
 	if (open_segment(w, base, err) < 0)
@@ -265,6 +190,8 @@ finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
 	}
 	return 0;
 }
+
+static int roll(struct ch_writer *w, int64_t now, struct ch_error *err);
 
 /* Bring the view of the active segment's tail up to date (lock held). */
 static int
@@ -290,24 +217,40 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 		}
 		if (t.last_ts > w->last_ts)
 			w->last_ts = t.last_ts;
-		if (!t.sealed) {
-			w->end = t.end;
-			w->next_seq = t.next_seq;
-			w->have_state = 1;
-			return 0;
+		if (t.sealed) {
+			if (finish_roll(w, ch_seg_offset(w->seg.base, t.end),
+			    t.next_seq, err) < 0)
+				return -1;
+			hint = 0;
+			continue;
 		}
-		if (finish_roll(w, ch_seg_offset(w->seg.base, t.end),
-		    t.next_seq, err) < 0)
+		w->end = t.end;
+		w->next_seq = t.next_seq;
+		w->have_state = 1;
+		if (w->seg.format == w->format)
+			return 0;
+		/* channel.yaml names another format: a segment holding
+		 * records is sealed and the next one made in that format;
+		 * one holding none just gets a new header. */
+		if (t.end > CH_SEG_HDR)
+			return roll(w, ch_now_ns(), err);
+		if (ch_segment_reformat(w->ch->dirfd, w->seg.base, w->format,
+		    w->seg.first_seq, w->seg.created, err) < 0 ||
+		    open_segment(w, w->seg.base, err) < 0)
 			return -1;
 		hint = 0;
 	}
 }
 
+/* The active segment, from the last index entry.  One that holds no
+ * record and whose header a crash tore gets its header again. */
 static int
 load(struct ch_writer *w, struct ch_error *err)
 {
 	struct ch_index ix;
 	struct ch_idxent e;
+	struct stat st;
+	char name[CH_SEG_NAME_LEN + 1];
 
 	if (ch_index_open(w->ch->dirfd, &ix, err) < 0)
 		return -1;
@@ -316,8 +259,16 @@ load(struct ch_writer *w, struct ch_error *err)
 		return -1;
 	}
 	ch_index_close(&ix);
-	if (open_segment(w, e.base, err) < 0)
-		return -1;
+	if (open_segment(w, e.base, err) < 0) {
+		ch_seg_name(name, e.base);
+		if (err->code != CH_EXIT_DATAERR ||
+		    fstatat(w->ch->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_size > CH_SEG_HDR ||
+		    ch_segment_reformat(w->ch->dirfd, e.base, w->format,
+		    e.first_seq, e.created, err) < 0 ||
+		    open_segment(w, e.base, err) < 0)
+			return -1;
+	}
 	return settle(w, 0, 0, err);
 }
 
@@ -338,13 +289,13 @@ refresh(struct ch_writer *w, struct ch_error *err)
 static int64_t
 first_ts(struct ch_writer *w)
 {
-	unsigned char b[CH_REC_HDR];
-	struct ch_rechdr h;
+	int type;
+	int64_t ts;
 
 	if (w->seg_first_ts == 0 && w->end > CH_SEG_HDR &&
-	    ch_pread_full(w->segfd, b, sizeof b, CH_SEG_HDR) == sizeof b &&
-	    ch_rec_decode(b, &h) == 0)
-		w->seg_first_ts = h.ts;
+	    ch_segment_peek(w->segfd, &w->seg, CH_SEG_HDR, &type, &ts) == 0 &&
+	    type == CH_REC_DATA)
+		w->seg_first_ts = ts;
 	return w->seg_first_ts;
 }
 
@@ -352,18 +303,16 @@ first_ts(struct ch_writer *w)
 static int
 roll(struct ch_writer *w, int64_t now, struct ch_error *err)
 {
-	unsigned char rec[CH_SEAL_SIZE], payload[CH_SEAL_PAYLOAD];
+	unsigned char buf[CH_SEAL_MAX], *seal;
 	struct ch_seal s;
+	uint32_t len;
 	int64_t ts = now > w->last_ts ? now : w->last_ts;
 
 	s.records = w->next_seq - w->seg.first_seq;
 	s.first_ts = first_ts(w);
 	s.last_ts = w->last_ts;
-	ch_seal_encode(payload, &s);
-	uint32_t partial = ch_rec_encode(rec, CH_REC_SEAL, NULL, 0, payload,
-	    sizeof payload);
-	ch_rec_finish(rec, partial, w->next_seq, ts);
-	if (ch_pwrite_full(w->segfd, rec, sizeof rec, (off_t)w->end) < 0) {
+	seal = ch_seal_make(buf, &w->seg, w->next_seq, ts, &s, &len);
+	if (ch_pwrite_full(w->segfd, seal, len, (off_t)w->end) < 0) {
 		ch_err_sys(err, CH_EXIT_FAIL, "seal segment");
 		if (ftruncate(w->segfd, (off_t)w->end) < 0)
 			w->have_state = 0;
@@ -468,28 +417,34 @@ full(struct ch_writer *w, uint64_t need, int64_t *deadline, int *locked,
 int
 ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 {
-	size_t pos = 0, nrec_done = 0;
+	size_t nrec = ch_batch_records(&w->b);
 	int64_t deadline = 0;
 	int rc = -1, locked = 0;
 
 	w->noffs = 0;
-	if (w->len == 0)
+	if (nrec == 0)
 		return 0;
-	if (w->o.want_offsets && w->offs_cap < w->nrec) {
-		uint64_t *no = realloc(w->offs, w->nrec * sizeof *no);
-		if (!no)
+	if (w->o.want_offsets && w->offs_cap < nrec) {
+		uint64_t *no = realloc(w->offs, nrec * sizeof *no);
+		if (!no) {
+			ch_batch_clear(&w->b);
 			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		}
 		w->offs = no;
-		w->offs_cap = w->nrec;
+		w->offs_cap = nrec;
 	}
 	if (lock(w, err) < 0)
 		goto out;
 	locked = 1;
 	if (refresh(w, err) < 0)
 		goto out_unlock;
-	while (pos < w->len) {
+	while (ch_batch_records(&w->b)) {
 		int64_t now = ch_now_ns();
-		uint64_t first = rec_total(w->buf + pos), avail;
+		int64_t ts = now > w->last_ts ? now : w->last_ts;
+		if (ts < w->seg.created)
+			ts = w->seg.created;	/* never before the segment */
+		uint64_t first = ch_batch_first(&w->b, &w->seg, w->next_seq, ts);
+		uint64_t avail;
 
 		if (need_roll(w, first, now)) {
 			if (roll(w, now, err) < 0)
@@ -507,35 +462,28 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 				continue;
 			}
 		}
-		/* Take the records that fit in this segment and the room,
-		 * giving each its sequence number and time on the way. */
-		size_t cut = pos;
-		uint64_t fill = w->end;
-		int64_t ts = now > w->last_ts ? now : w->last_ts;
-		while (cut < w->len) {
-			unsigned char *rec = w->buf + cut;
-			uint64_t t = rec_total(rec);
-			if (cut > pos && (fill + t > w->o.segment_bytes ||
-			    cut - pos + t > avail))
-				break;
-			if (w->o.want_offsets)
-				w->offs[w->noffs++] = ch_seg_offset(w->seg.base,
-				    fill);
-			ch_rec_finish_fast(rec, ch_get32(rec + 4), w->next_seq++,
-			    ts, w->hw);
-			nrec_done++;
-			fill += t;
-			cut += t;
-		}
-		if (ch_pwrite_full(w->segfd, w->buf + pos, cut - pos,
-		    (off_t)w->end) < 0) {
+		/* Take what fits in this segment and the room, numbered and
+		 * timed on the way. */
+		uint64_t space = w->end < w->o.segment_bytes ?
+		    w->o.segment_bytes - w->end : 0;
+		struct ch_piece pc;
+		ch_batch_take(&w->b, &w->seg, w->next_seq, ts,
+		    space < avail ? space : avail, w->end,
+		    w->o.want_offsets ? w->offs + w->noffs : NULL, &pc);
+		if (ch_pwrite_full(w->segfd, pc.p, pc.len, (off_t)w->end) < 0) {
 			ch_err_sys(err, CH_EXIT_FAIL, "write segment");
 			/* Leave no partial record behind (if this fails too,
 			 * the next writer cuts the torn tail). */
 			(void)!ftruncate(w->segfd, (off_t)w->end);
 			w->have_state = 0;
-			w->noffs -= w->o.want_offsets ? nrec_done : 0;
 			goto out_unlock;
+		}
+		ch_batch_consume(&w->b);
+		if (w->o.want_offsets) {
+			for (uint64_t i = 0; i < pc.nrec; i++)
+				w->offs[w->noffs + i] = ch_seg_offset(w->seg.base,
+				    w->offs[w->noffs + i]);
+			w->noffs += pc.nrec;
 		}
 		if (!w->dirty) {
 			w->dirty = 1;
@@ -543,10 +491,9 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 		}
 		if (w->seg_first_ts == 0 && w->end == CH_SEG_HDR)
 			w->seg_first_ts = ts;
-		w->end = fill;
+		w->end += pc.len;
+		w->next_seq += pc.nrec;
 		w->last_ts = ts;
-		pos = cut;
-		nrec_done = 0;
 		kick_writeback(w);
 	}
 	rc = 0;
@@ -554,8 +501,7 @@ out_unlock:
 	if (locked)
 		unlock(w);
 out:
-	w->len = 0;
-	w->nrec = 0;
+	ch_batch_clear(&w->b);
 	if (rc == 0 && w->o.sync == CH_SYNC_ALWAYS)
 		rc = ch_writer_sync(w, err);
 	else if (rc == 0 && w->o.sync == CH_SYNC_PERIODIC &&
@@ -619,7 +565,7 @@ ch_writer_close(struct ch_writer *w, struct ch_error *err)
 	if (w->segfd >= 0)
 		close(w->segfd);
 	close(w->lockfd);
-	free(w->buf);
+	ch_batch_free(&w->b);
 	free(w->offs);
 	free(w);
 	return rc;

@@ -1,14 +1,20 @@
 /*
  * writer.h - appending records to a channel.
  *
- * Records are framed and checksummed into a batch buffer without any lock
- * (ch_writer_add); ch_writer_flush then takes the append lock once for the
- * whole batch, brings its view of the tail up to date (another writer may
- * have appended, sealed, or died mid-write: a torn tail is truncated back
- * to the last valid record here), gives each record its sequence number
- * and time, writes the batch with as few pwrite(2) calls as segment
- * boundaries allow, and releases the lock.  So concurrent writers never
- * interleave inside a record and each writer's order is kept.
+ * Records are framed and checksummed into a batch (batch.h), in the format
+ * channel.yaml names, without any lock (ch_writer_add); ch_writer_flush
+ * then takes the append lock once for the whole batch, brings its view of
+ * the tail up to date (another writer may have appended, sealed, or died
+ * mid-write: a torn tail is truncated back to the last valid record here),
+ * gives each record its sequence number and time, writes the batch with
+ * one pwrite(2) per segment boundary (format 1) or per frame (format 2),
+ * and releases the lock.  So concurrent writers never interleave inside a
+ * record and each writer's order is kept.
+ *
+ * A writer that finds the active segment in another format than the
+ * channel's (channel.yaml was edited to upgrade it) seals that segment if
+ * it holds records and writes the next one in the channel's format; an
+ * empty one just gets a new header.
  *
  * Rollover (sealing the active segment) under the lock: append a seal
  * record, fdatasync it (unless sync is none), create the next segment
@@ -35,6 +41,8 @@ struct ch_pubopts {
 	uint64_t segment_bytes;
 	int64_t segment_age_ns;
 	int want_offsets;		/* keep offsets of flushed records */
+	uint32_t format;		/* of new segments (channel.yaml) */
+	int atomic;			/* one frame per flush: all or nothing */
 };
 
 /* Options from the channel's config (callers then apply overrides). */
@@ -45,7 +53,8 @@ struct ch_writer;
 int ch_writer_open(struct ch_channel *ch, const struct ch_pubopts *o,
     struct ch_writer **wp, struct ch_error *err);
 
-/* Queue one record (copied).  Fails if it exceeds max_record_bytes. */
+/* Queue one record (copied).  Fails if it exceeds max_record_bytes; with
+ * `atomic`, also if everything queued would (see ch_writer_flush). */
 int ch_writer_add(struct ch_writer *w, const void *meta, size_t meta_len,
     const void *payload, size_t len, struct ch_error *err);
 
@@ -65,6 +74,9 @@ size_t ch_writer_pending(const struct ch_writer *w);
 /*
  * Append everything queued.  On failure the records that were written stay
  * (ch_writer_offsets lists them) and the rest are dropped from the queue.
+ * With `atomic` (format 2 only), everything queued is one frame, written
+ * with one pwrite(2) into one segment: readers see all of it or, after a
+ * crash tore it, none.
  */
 int ch_writer_flush(struct ch_writer *w, struct ch_error *err);
 

@@ -52,3 +52,13 @@ PY
 
 # peek_all: every record from the earliest, without registering.
 peek_all() { chsub --peek --from=earliest "$CH"; }
+
+# Format 2 frames (channel(5) FRAME FORMAT), through helpers/frames.py.
+# frames SEG: one line per frame: POS LEN TYPE COUNT SEQ TIME H.
+frames() { python3 -m frames list "$1"; }
+# frame_records SEG: one line per data record: POS SEQ LEN.
+frame_records() { python3 -m frames records "$1"; }
+# fix_frame_crc SEG POS: recompute the CRC of the frame at POS.
+fix_frame_crc() { python3 -m frames fixcrc "$1" "$2"; }
+# gap_frame SEG POS: overwrite the frame at POS with a gap of its length.
+gap_frame() { python3 -m frames gap "$1" "$2"; }

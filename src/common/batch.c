@@ -1,0 +1,208 @@
+/* batch.c - a writer's queued records (batch.h): what both formats share,
+ * and format 1's records; format 2's frames are in batch2.c. */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "crc32c.h"
+
+void
+ch_batch_init(struct ch_batch *b, uint32_t format, uint64_t max_record,
+    int atomic)
+{
+	memset(b, 0, sizeof *b);
+	b->format = format;
+	b->max_record = max_record;
+	b->atomic = atomic;
+	b->hw = ch_crc32c_hw();
+}
+
+void
+ch_batch_free(struct ch_batch *b)
+{
+	free(b->buf);
+	free(b->fr);
+	memset(b, 0, sizeof *b);
+}
+
+int
+ch_batch_reserve(struct ch_batch *b, uint64_t more, struct ch_error *err)
+{
+	if (b->len + more <= b->cap)
+		return 0;
+	/* Small to start: a message from the command line needs a few bytes,
+	 * not a mapping of its own to set up and tear down. */
+	size_t cap = b->cap ? b->cap : 16 << 10;
+	while (cap < b->len + more)
+		cap *= 2;
+	unsigned char *nb = realloc(b->buf, cap);
+	if (!nb)
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	b->buf = nb;
+	b->cap = cap;
+	return 0;
+}
+
+int
+ch_batch_too_large(const struct ch_batch *b, size_t len, struct ch_error *err)
+{
+	return ch_err(err, CH_EXIT_FAIL,
+	    "record of %zu bytes exceeds max_record_bytes (%llu)", len,
+	    (unsigned long long)b->max_record);
+}
+
+size_t
+ch_batch_pending(const struct ch_batch *b)
+{
+	return b->nrec ? b->len - (b->format >= 2 ? 0 : b->done) : 0;
+}
+
+size_t
+ch_batch_records(const struct ch_batch *b)
+{
+	return b->nrec;
+}
+
+void
+ch_batch_clear(struct ch_batch *b)
+{
+	b->len = b->done = 0;
+	b->nrec = 0;
+	b->bytes = 0;
+	b->nfr = b->fdone = 0;
+	b->part = 0;
+	b->closed = 0;
+}
+
+/* Format 1: frame one record at the end of the buffer (room reserved).
+ * The CRC of everything but the sequence number and time is done here,
+ * outside the lock; it waits in the CRC field. */
+static inline void
+queue1(struct ch_batch *b, const void *meta, size_t meta_len,
+    const void *payload, size_t len)
+{
+	unsigned char *rec = b->buf + b->len;
+	uint32_t partial = ch_rec_frame(rec, CH_REC_DATA, meta, meta_len,
+	    payload, len, b->hw);
+
+	ch_put32(rec + 4, partial);
+	b->len += ch_rec_size(meta_len, len);
+	b->nrec++;
+}
+
+int
+ch_batch_add(struct ch_batch *b, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err)
+{
+	if (len > b->max_record)
+		return ch_batch_too_large(b, len, err);
+	if (meta_len > CH_MAX_META)
+		return ch_err(err, CH_EXIT_FAIL, "record metadata too large");
+	if (b->format >= 2)
+		return ch_batch2_add(b, meta, meta_len, payload, len, err);
+	if (ch_batch_reserve(b, ch_rec_size(meta_len, len), err) < 0)
+		return -1;
+	queue1(b, meta, meta_len, payload, len);
+	return 0;
+}
+
+int
+ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
+    int delim, size_t *used, size_t *nrec, struct ch_error *err)
+{
+	const char *p = buf, *end = p + len, *d;
+	size_t nrec0 = b->nrec;
+
+	if (b->format >= 2)
+		return ch_batch2_add_split(b, buf, len, delim, used, nrec, err);
+	*used = 0;
+	*nrec = 0;
+	/* Every record needs its bytes plus the overhead minus its
+	 * delimiter: reserving for one per byte is too much for short
+	 * records, so reserve for this buffer as if records were 64 bytes
+	 * and top up when it falls short. */
+	if (ch_batch_reserve(b, len + len / 64 * CH_REC_OVERHEAD +
+	    CH_REC_OVERHEAD, err) < 0)
+		return -1;
+	for (; p < end && (d = memchr(p, delim, (size_t)(end - p))); p = d + 1) {
+		size_t n = (size_t)(d - p);
+		if (n > b->max_record ||
+		    (b->len + n + CH_REC_OVERHEAD > b->cap &&
+		    ch_batch_reserve(b, (size_t)(end - p) + CH_REC_OVERHEAD,
+		    err) < 0)) {
+			*used = (size_t)(p - (const char *)buf);
+			*nrec = b->nrec - nrec0;
+			return n > b->max_record ? ch_batch_too_large(b, n, err) :
+			    -1;
+		}
+		queue1(b, NULL, 0, p, n);
+	}
+	*used = (size_t)(p - (const char *)buf);
+	*nrec = b->nrec - nrec0;
+	return 0;
+}
+
+static uint64_t
+rec_total(const unsigned char *p)
+{
+	return ch_rec_size(ch_get16(p + 12), ch_get32(p + 8));
+}
+
+uint64_t
+ch_batch_first(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
+    int64_t ts)
+{
+	if (!b->nrec)
+		return 0;
+	if (b->format >= 2)
+		return ch_batch2_first(b, seg, seq, ts);
+	return rec_total(b->buf + b->done);
+}
+
+void
+ch_batch_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
+    int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
+    struct ch_piece *pc)
+{
+	if (b->format >= 2) {
+		ch_batch2_take(b, seg, seq, ts, room, at, offs, pc);
+		return;
+	}
+	/* Format 1: the records that fit, each given its sequence number
+	 * and the time on the way. */
+	size_t cut = b->done;
+	uint64_t n = 0;
+	while (cut < b->len) {
+		unsigned char *rec = b->buf + cut;
+		uint64_t t = rec_total(rec);
+		if (cut > b->done && cut - b->done + t > room)
+			break;
+		if (offs)
+			offs[n] = at + (cut - b->done);
+		ch_rec_finish_fast(rec, ch_get32(rec + 4), seq + n, ts, b->hw);
+		n++;
+		cut += t;
+	}
+	b->cut = cut;
+	b->taken = n;
+	pc->p = b->buf + b->done;
+	pc->len = cut - b->done;
+	pc->nrec = n;
+}
+
+void
+ch_batch_consume(struct ch_batch *b)
+{
+	b->nrec -= b->taken;
+	if (b->format >= 2) {
+		ch_batch2_consume(b);
+	} else {
+		b->done = b->cut;
+		if (b->done == b->len)
+			b->done = b->len = 0;
+	}
+	if (!b->nrec)
+		ch_batch_clear(b);
+}

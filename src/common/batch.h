@@ -1,0 +1,115 @@
+/*
+ * batch.h - the records a writer has queued, framed outside the lock in
+ * the format of the segments it writes: format 1 records back to back, or
+ * format 2 frames of at most CH_FRAME_BOUND bytes (one frame, unbounded,
+ * for an atomic batch).  Framing copies each payload and checksums it in
+ * the same pass.
+ *
+ * Under the append lock the writer takes the batch out in pieces that fit
+ * the active segment (ch_batch_take): the records that fit, or for format
+ * 2 the frame, or the first records of a frame cut at the segment's end
+ * (the rest become a frame of their own).  A piece is completed with its
+ * sequence numbers and time and is ready for one pwrite(2); once written,
+ * ch_batch_consume moves on.
+ */
+#ifndef CH_BATCH_H
+#define CH_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "format.h"
+
+struct ch_bframe {
+	size_t body;		/* where its body starts in buf */
+	size_t len;		/* body bytes */
+	uint64_t count;		/* records */
+	uint32_t crc;		/* of the body */
+};
+
+struct ch_batch {
+	uint32_t format;
+	int atomic;		/* format 2: one frame, never cut */
+	uint64_t max_record;
+	int hw;
+	unsigned char *buf;
+	size_t len, cap;
+	size_t nrec;		/* records not yet taken out */
+	uint64_t bytes;		/* their metadata and payload bytes */
+	size_t done;		/* format 1: buf[done..len) is pending */
+	struct ch_bframe *fr;	/* format 2: fr[fdone..nfr) are pending */
+	size_t nfr, frcap, fdone;
+	int closed;		/* format 2: taking out began; no more
+				 * records go into these frames */
+	/* The piece taken out and not yet consumed. */
+	size_t cut;		/* format 1: where it ends */
+	uint64_t part;		/* format 2: records of a cut frame, or 0 */
+	unsigned char saved[4];	/* bytes its trailer covers */
+	uint64_t taken;		/* its records */
+};
+
+/* A piece ready to write. */
+struct ch_piece {
+	const unsigned char *p;
+	size_t len;
+	uint64_t nrec;
+};
+
+void ch_batch_init(struct ch_batch *b, uint32_t format, uint64_t max_record,
+    int atomic);
+void ch_batch_free(struct ch_batch *b);
+
+/* Queue one record (copied).  Fails if it exceeds max_record (or, for an
+ * atomic batch, if the batch would). */
+int ch_batch_add(struct ch_batch *b, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err);
+
+/* Queue every record of buf[0..len) that ends with `delim` (see
+ * ch_writer_add_split). */
+int ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
+    int delim, size_t *used, size_t *nrec, struct ch_error *err);
+
+/* Bytes queued and not yet taken out (0: nothing to write). */
+size_t ch_batch_pending(const struct ch_batch *b);
+/* Records queued and not yet taken out. */
+size_t ch_batch_records(const struct ch_batch *b);
+
+/* Bytes of the smallest piece that can be taken next into a segment with
+ * header seg, numbered from seq, at time ts: one record, framed (for an
+ * atomic batch, all of it). */
+uint64_t ch_batch_first(struct ch_batch *b, const struct ch_seghdr *seg,
+    uint64_t seq, int64_t ts);
+
+/*
+ * Complete the largest next piece of at most `room` bytes, and at least
+ * the smallest one, for file position `at` of segment seg: sequence
+ * numbers from seq, time ts (not before the segment's birth).  With offs,
+ * the file position of each of its records goes there.
+ */
+void ch_batch_take(struct ch_batch *b, const struct ch_seghdr *seg,
+    uint64_t seq, int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
+    struct ch_piece *pc);
+/* The piece taken out was written: go on with the rest. */
+void ch_batch_consume(struct ch_batch *b);
+/* Drop everything queued. */
+void ch_batch_clear(struct ch_batch *b);
+
+/* Format 2 (batch2.c). */
+int ch_batch2_add(struct ch_batch *b, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err);
+int ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
+    int delim, size_t *used, size_t *nrec, struct ch_error *err);
+uint64_t ch_batch2_first(struct ch_batch *b, const struct ch_seghdr *seg,
+    uint64_t seq, int64_t ts);
+void ch_batch2_take(struct ch_batch *b, const struct ch_seghdr *seg,
+    uint64_t seq, int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
+    struct ch_piece *pc);
+void ch_batch2_consume(struct ch_batch *b);
+
+/* Shared by both halves. */
+int ch_batch_reserve(struct ch_batch *b, uint64_t more, struct ch_error *err);
+int ch_batch_too_large(const struct ch_batch *b, size_t len,
+    struct ch_error *err);
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * batch2.c - a writer's queued records as format 2 frames (batch.h).
+ *
+ * The buffer holds the frames one after another, each as room for its
+ * header (CH_FRAME_HDR_MAX bytes: its size depends on the sequence number
+ * and time, known only under the lock), its body, and room for its
+ * trailer.  A record is framed straight into the body of the last frame,
+ * its bytes checksummed as they are copied; a frame that would grow past
+ * CH_FRAME_BOUND is closed and a new one opened.  Under the lock the
+ * header is written right before the body, so the frame is contiguous.
+ */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "frame.h"
+
+#define SLACK CH_FRAME_HDR_MAX
+#define BODY_BOUND (CH_FRAME_BOUND - CH_FRAME_HDR_MAX - CH_FRAME_TRAILER)
+/* The most a record's sub-header takes in a bounded frame (position
+ * below 2 MiB: 3 bytes; length up to 4 GiB: 5). */
+#define SUB_MAX (1 + 3 + 5)
+/* Bodies must leave a frame's length within 32 bits. */
+#define BODY_MAX (CH_FRAME_MAX_LEN - CH_FRAME_HDR_MAX - CH_FRAME_TRAILER)
+
+/* The frame records are added to, if any. */
+static inline struct ch_bframe *
+open_frame(struct ch_batch *b)
+{
+	return b->nfr > b->fdone && !b->closed ?
+	    &b->fr[b->nfr - 1] : NULL;
+}
+
+/* Start a new frame at the end of the buffer. */
+static struct ch_bframe *
+new_frame(struct ch_batch *b, struct ch_error *err)
+{
+	size_t at = b->len + (b->nfr ? CH_FRAME_TRAILER : 0) + SLACK;
+
+	if (b->nfr == b->frcap) {
+		size_t cap = b->frcap ? b->frcap * 2 : 8;
+		struct ch_bframe *nf = realloc(b->fr, cap * sizeof *nf);
+		if (!nf) {
+			ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+			return NULL;
+		}
+		b->fr = nf;
+		b->frcap = cap;
+	}
+	if (ch_batch_reserve(b, at - b->len + CH_FRAME_TRAILER, err) < 0)
+		return NULL;
+	struct ch_bframe *f = &b->fr[b->nfr++];
+	f->body = at;
+	f->len = 0;
+	f->count = 0;
+	f->crc = 0;
+	b->len = at;
+	return f;
+}
+
+/* Frame one record; the buffer may move. */
+static inline int
+put(struct ch_batch *b, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err)
+{
+	struct ch_bframe *f = open_frame(b);
+	size_t need = SUB_MAX + CH_VARINT_MAX + meta_len + len;
+
+	if (b->atomic) {
+		if (b->bytes + meta_len + len > b->max_record)
+			return ch_err(err, CH_EXIT_FAIL, "an atomic batch holds "
+			    "at most max_record_bytes (%llu) of records",
+			    (unsigned long long)b->max_record);
+		if (f && f->len + need > BODY_MAX)
+			return ch_err(err, CH_EXIT_FAIL, "atomic batch too "
+			    "large for one frame (4 GiB)");
+	} else if (f && f->len + need > BODY_BOUND) {
+		f = NULL;
+	}
+	if (!f && !(f = new_frame(b, err)))
+		return -1;
+	if (b->len + need + CH_FRAME_TRAILER > b->cap &&
+	    ch_batch_reserve(b, need + CH_FRAME_TRAILER, err) < 0)
+		return -1;
+	size_t n = ch_frec_put(b->buf + f->body + f->len, f->len, meta,
+	    meta_len, payload, len, &f->crc, b->hw);
+	f->len += n;
+	f->count++;
+	b->len += n;
+	b->nrec++;
+	b->bytes += meta_len + len;
+	return 0;
+}
+
+int
+ch_batch2_add(struct ch_batch *b, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err)
+{
+	return put(b, meta, meta_len, payload, len, err);
+}
+
+int
+ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
+    int delim, size_t *used, size_t *nrec, struct ch_error *err)
+{
+	const char *p = buf, *end = p + len, *d;
+	size_t nrec0 = b->nrec;
+	int rc = 0;
+
+	/* As if records were 64 bytes; put() tops up when it falls short. */
+	if (ch_batch_reserve(b, len + (len / 64 + 1) * SUB_MAX +
+	    (len / BODY_BOUND + 2) * (SLACK + CH_FRAME_TRAILER), err) < 0)
+		rc = -1;
+	for (; !rc && p < end && (d = memchr(p, delim, (size_t)(end - p)));
+	    p = d + 1) {
+		size_t n = (size_t)(d - p);
+		if (n > b->max_record)
+			rc = ch_batch_too_large(b, n, err);
+		else
+			rc = put(b, NULL, 0, p, n, err);
+		if (rc)
+			break;
+	}
+	*used = (size_t)(p - (const char *)buf);
+	*nrec = b->nrec - nrec0;
+	return rc;
+}
+
+uint64_t
+ch_batch2_first(struct ch_batch *b, const struct ch_seghdr *seg,
+    uint64_t seq, int64_t ts)
+{
+	struct ch_framebase fb = { seg->first_seq, seg->created };
+	struct ch_bframe *f = &b->fr[b->fdone];
+
+	if (ts < seg->created)
+		ts = seg->created;
+	if (b->atomic)
+		return ch_frame_hlen(&fb, f->count, seq, ts) + f->len +
+		    CH_FRAME_TRAILER;
+	return ch_frame_hlen(&fb, 1, seq, ts) +
+	    ch_frame_record_at(b->buf + f->body, f->len, 1) + CH_FRAME_TRAILER;
+}
+
+void
+ch_batch2_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
+    int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
+    struct ch_piece *pc)
+{
+	struct ch_framebase fb = { seg->first_seq, seg->created };
+	struct ch_bframe *f = &b->fr[b->fdone];
+	unsigned char *body = b->buf + f->body;
+	uint64_t j = f->count;
+	size_t prefix = f->len;
+	uint32_t crc = f->crc, n;
+
+	if (ts < seg->created)
+		ts = seg->created;
+	b->closed = 1;
+	if (!b->atomic && ch_frame_hlen(&fb, j, seq, ts) + f->len +
+	    CH_FRAME_TRAILER > room) {
+		/* Cut it where the segment ends; at least one record. */
+		j = ch_frame_fit(body, f->len, f->count, room, &fb, seq, ts,
+		    &prefix);
+		if (j == 0) {
+			j = 1;
+			prefix = ch_frame_record_at(body, f->len, 1);
+		}
+	}
+	b->part = 0;
+	if (j < f->count) {
+		/* The trailer goes where record j starts: keep those bytes. */
+		memcpy(b->saved, body + prefix, CH_FRAME_TRAILER);
+		b->part = j;
+		crc = ch_crc32c(0, body, prefix);
+	}
+	unsigned char *fr = ch_frame_close(body, prefix, crc, CH_REC_DATA, j,
+	    seq, ts, &fb, b->hw, &n);
+	if (offs) {
+		const unsigned char *p = body, *lim = body + prefix;
+		struct ch_frec r;
+		offs[0] = at;
+		for (uint64_t k = 1; k < j; k++) {
+			if (ch_frec_decode(p, lim, k == 1, &r) < 0)
+				break;
+			p = r.end;
+			offs[k] = at + (uint64_t)(p - fr);
+		}
+	}
+	b->taken = j;
+	pc->p = fr;
+	pc->len = n;
+	pc->nrec = j;
+}
+
+void
+ch_batch2_consume(struct ch_batch *b)
+{
+	struct ch_bframe *f = &b->fr[b->fdone];
+
+	if (b->part) {
+		unsigned char *body = b->buf + f->body;
+		size_t prefix = ch_frame_record_at(body, f->len, b->part);
+		memcpy(body + prefix, b->saved, CH_FRAME_TRAILER);
+		ch_frame_drop(body, &f->len, &f->count, b->part, &f->crc, b->hw);
+		b->part = 0;
+	} else {
+		b->fdone++;
+	}
+}

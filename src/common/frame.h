@@ -1,0 +1,304 @@
+/*
+ * frame.h - format 2's batch frames (channel(5), FRAME FORMAT, is the
+ * normative description).
+ *
+ * A frame holds the records of one append under one CRC-32C:
+ *
+ *   0   4  signature C9 46 52 4D ("\xC9" "FRM")
+ *   4   4  CRC-32C of bytes H..N-1 (body and trailer), then of bytes 8..H-1
+ *   8   4  frame length N
+ *  12   1  type: 1 data, 2 seal, 3 gap
+ *  13   1  flags (0)
+ *  14   v  count: data records (data), 0 (seal), sequence numbers (gap)
+ *       v  sequence number of the first record minus the segment's first
+ *       v  frame time minus the segment's creation time; the frame time is
+ *          that of its newest record
+ * H-1   1  H, the header length (15 + the three varints)
+ *   H      body: records (data), the 24-byte seal payload (seal), filler
+ * N-4   4  N again, so the end of a segment is found from its last 4 bytes
+ *
+ * A data record in the body (record k of the frame):
+ *      1  attributes: bit 0 an age follows, bit 1 metadata follows
+ *      v  (k > 0 only) where this record starts, counted from H
+ *      v  payload length
+ *      v  (bit 0) age: frame time minus the record's time
+ *      v  (bit 1) metadata length, then the metadata
+ *         payload
+ * Record 0's offset is the frame's; record k's (k > 0) is that of its
+ * attribute byte, so a reader starting there finds the frame through the
+ * second field and the byte before the body.
+ *
+ * Varints are unsigned LEB128 (7 bits a byte, low first, high bit set on
+ * all but the last byte), at most 10 bytes.
+ *
+ * The CRC's order lets a writer checksum the body while it copies the
+ * records in, outside the lock, and add the header, whose sequence number
+ * and time it learns under the lock, at the end.
+ */
+#ifndef CH_FRAME_H
+#define CH_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "format.h"
+
+#define CH_FRAME_SIG 0x4D5246C9u	/* bytes C9 46 52 4D */
+#define CH_FRAME_SIG0 0xC9
+#define CH_FRAME_FIXED 14		/* signature .. flags */
+#define CH_VARINT_MAX 10
+#define CH_FRAME_HDR_MAX (CH_FRAME_FIXED + 3 * CH_VARINT_MAX + 1)
+#define CH_FRAME_TRAILER 4
+/* The shortest header: three one-byte varints and H; the smallest frame
+ * adds no body and the trailer. */
+#define CH_FRAME_HDR_MIN (CH_FRAME_FIXED + 4)
+#define CH_FRAME_MIN (CH_FRAME_HDR_MIN + CH_FRAME_TRAILER)
+/* A writer splits the records of one append into frames of at most this
+ * many bytes; a record that does not fit alone gets a frame of its own. */
+#define CH_FRAME_BOUND (1u << 20)
+#define CH_FRAME_MAX_LEN UINT32_MAX
+
+#define CH_FREC_AGE 1
+#define CH_FREC_META 2
+/* The longest record sub-header: attributes, position, length (5: at most
+ * 4 GiB), age, metadata length (3: at most 65535). */
+#define CH_FREC_HDR_MAX (1 + CH_VARINT_MAX + 5 + CH_VARINT_MAX + 3)
+
+static inline size_t
+ch_uvarint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static inline size_t
+ch_uvarint_put(unsigned char *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (unsigned char)v;
+	return n;
+}
+
+/* Decode a varint at p, reading nothing at or past end: the bytes used,
+ * or 0 if it is cut short, longer than 10 bytes or over 64 bits. */
+static inline size_t
+ch_uvarint_get(const unsigned char *p, const unsigned char *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	unsigned shift = 0;
+
+	if (p < end && p[0] < 0x80) {	/* the common case: one byte */
+		*v = p[0];
+		return 1;
+	}
+	for (size_t n = 0; p + n < end && n < CH_VARINT_MAX; n++) {
+		unsigned char b = p[n];
+		if (shift == 63 && b > 1)
+			return 0;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return n + 1;
+		}
+		shift += 7;
+	}
+	return 0;
+}
+
+/* A decoded frame header, its relative fields made absolute. */
+struct ch_framehdr {
+	uint32_t crc;
+	uint32_t len;		/* N */
+	uint8_t type;
+	uint8_t flags;
+	uint32_t hlen;		/* H */
+	uint64_t count;
+	uint64_t seq;		/* of its first record */
+	int64_t ts;		/* of its newest record */
+};
+
+/* What a frame is relative to: its segment's header fields. */
+struct ch_framebase {
+	uint64_t first_seq;
+	int64_t created;
+};
+
+/*
+ * Decode the header at p, of which `avail` bytes are readable.  0 when it
+ * is valid as far as the header alone can tell; -1 when it is not a frame
+ * header; 1 when it runs past `avail` (give it more bytes, up to
+ * CH_FRAME_HDR_MAX, or it is cut short).
+ */
+int ch_frame_decode(const unsigned char *p, size_t avail,
+    const struct ch_framebase *b, struct ch_framehdr *f);
+
+/* Check a whole frame in memory (f decoded from it): trailer, CRC, and
+ * for data frames that the body is exactly `count` well-formed records. */
+int ch_frame_verify(const unsigned char *frame, const struct ch_framehdr *f,
+    int hw);
+
+/* A record decoded from a body. */
+struct ch_frec {
+	uint64_t len;
+	uint32_t meta_len;
+	uint64_t age;
+	const unsigned char *meta;
+	const unsigned char *payload;
+	const unsigned char *end;	/* just after the payload */
+	uint64_t at;			/* its position field (k > 0), else 0 */
+};
+
+/*
+ * Decode the record whose sub-header is at p, `lim` being the end of the
+ * body; `first` for record 0, which has no position field.  0 or -1 (the
+ * sub-header or the record runs past lim, or is malformed).
+ */
+static inline int
+ch_frec_decode(const unsigned char *p, const unsigned char *lim, int first,
+    struct ch_frec *r)
+{
+	uint64_t v;
+	size_t n;
+
+	if (p >= lim || (p[0] & ~(CH_FREC_AGE | CH_FREC_META)))
+		return -1;
+	unsigned attr = p[0];
+	p++;
+	r->at = 0;
+	if (!first) {
+		if (!(n = ch_uvarint_get(p, lim, &r->at)))
+			return -1;
+		p += n;
+	}
+	if (!(n = ch_uvarint_get(p, lim, &r->len)) || r->len > 0xFFFFFFFFu)
+		return -1;
+	p += n;
+	r->age = 0;
+	if (attr & CH_FREC_AGE) {
+		if (!(n = ch_uvarint_get(p, lim, &r->age)))
+			return -1;
+		p += n;
+	}
+	r->meta_len = 0;
+	if (attr & CH_FREC_META) {
+		if (!(n = ch_uvarint_get(p, lim, &v)) || v > CH_MAX_META)
+			return -1;
+		p += n;
+		r->meta_len = (uint32_t)v;
+	}
+	if ((uint64_t)(lim - p) < r->meta_len + r->len)
+		return -1;
+	r->meta = p;
+	r->payload = p + r->meta_len;
+	r->end = r->payload + r->len;
+	return 0;
+}
+
+/* The time of a record of age `age` in a frame of time ts; -1 if it would
+ * fall before the earliest representable time. */
+static inline int
+ch_frec_time(int64_t ts, uint64_t age, int64_t *out)
+{
+	if (age > (uint64_t)ts - (uint64_t)INT64_MIN)
+		return -1;
+	*out = (int64_t)((uint64_t)ts - age);
+	return 0;
+}
+
+/* Bytes a data record takes in a body: record 0 (first) or one starting
+ * at body position `at`. */
+static inline size_t
+ch_frec_size(int first, uint64_t at, size_t meta_len, size_t len)
+{
+	return 1 + (first ? 0 : ch_uvarint_len(at)) + ch_uvarint_len(len) +
+	    (meta_len ? ch_uvarint_len(meta_len) : 0) + meta_len + len;
+}
+
+/*
+ * Encode a record at dst, which is body position `at` (0 for record 0):
+ * its sub-header, then meta and payload copied and checksummed in the
+ * same pass, chained onto *crc.  Returns the bytes written.  The age is
+ * 0: a writer gives a frame's records one time.
+ */
+static inline size_t
+ch_frec_put(unsigned char *dst, uint64_t at, const void *meta,
+    size_t meta_len, const void *payload, size_t len, uint32_t *crc, int hw)
+{
+	unsigned char *p = dst;
+
+	*p++ = meta_len ? CH_FREC_META : 0;
+	if (at)
+		p += ch_uvarint_put(p, at);
+	p += ch_uvarint_put(p, len);
+	if (meta_len)
+		p += ch_uvarint_put(p, meta_len);
+	uint32_t c = ch_crc32c_fast(*crc, dst, (size_t)(p - dst), hw);
+	if (meta_len) {
+		c = ch_crc32c_copy(c, p, meta, meta_len, hw);
+		p += meta_len;
+	}
+	c = ch_crc32c_copy(c, p, payload, len, hw);
+	*crc = c;
+	return (size_t)(p - dst) + len;
+}
+
+/* Header length of a frame with these fields. */
+size_t ch_frame_hlen(const struct ch_framebase *b, uint64_t count,
+    uint64_t seq, int64_t ts);
+
+/*
+ * Complete a frame whose body of body_len bytes is at `body`, with room
+ * for the header (up to CH_FRAME_HDR_MAX bytes) before it and for the
+ * trailer after it; crc is the CRC-32C of the body.  Writes header and
+ * trailer and the CRC; returns the frame's start (*lenp: its length N).
+ * The caller makes sure seq >= b->first_seq, ts >= b->created and that N
+ * fits 32 bits.
+ */
+unsigned char *ch_frame_close(unsigned char *body, size_t body_len,
+    uint32_t crc, int type, uint64_t count, uint64_t seq, int64_t ts,
+    const struct ch_framebase *b, int hw, uint32_t *lenp);
+
+/* A whole frame with a given body (seals, gaps, tests): dst has room for
+ * CH_FRAME_HDR_MAX + body_len + CH_FRAME_TRAILER bytes. */
+unsigned char *ch_frame_build(unsigned char *dst, int type, uint64_t count,
+    uint64_t seq, int64_t ts, const struct ch_framebase *b,
+    const void *body, size_t body_len, uint32_t *lenp);
+
+/*
+ * Body position of record j (0 < j <= count: j == count gives the body's
+ * length) in a well-formed body; or of the first record that does not fit
+ * `room` bytes, see ch_frame_fit.
+ */
+uint64_t ch_frame_record_at(const unsigned char *body, size_t body_len,
+    uint64_t j);
+
+/*
+ * How many of the body's first records, at least one, make a frame of at
+ * most `room` bytes with these fields (its header length grows with the
+ * count); 0 if not even record 0 fits.  *prefix gets their body length.
+ */
+uint64_t ch_frame_fit(const unsigned char *body, size_t body_len,
+    uint64_t count, uint64_t room, const struct ch_framebase *b,
+    uint64_t seq, int64_t ts, size_t *prefix);
+
+/*
+ * Drop the first j records of a body in place (0 < j < count): the rest
+ * move to the front, with their position fields recomputed, and *crc
+ * becomes the CRC of the new body.
+ */
+void ch_frame_drop(unsigned char *body, size_t *body_len, uint64_t *count,
+    uint64_t j, uint32_t *crc, int hw);
+
+#endif

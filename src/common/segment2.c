@@ -1,0 +1,494 @@
+/*
+ * segment2.c - format 2 segments: frames of records (segfmt.h, frame.h).
+ *
+ * The cursor reads a whole frame, verifies its checksum and structure
+ * once, then hands its records out one by one from the buffer.  A cursor
+ * put at an offset inside a frame finds the frame's start through the
+ * record's position field and the header length byte before the body,
+ * verifies the frame, and proves the offset is one of its record
+ * boundaries by walking the records from the first.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include "crc32c.h"
+#include "fsutil.h"
+#include "segfmt.h"
+
+/* Read the frame at c->pos into the buffer and verify it; *f its header
+ * (f->len 0 unless the header decoded).  CH_CUR_END if it is not all
+ * there (yet). */
+static int
+load(struct ch_segcur *c, struct ch_framehdr *f)
+{
+	int rc;
+
+	f->len = 0;
+	if (c->pos >= c->size)
+		return CH_CUR_END;
+	uint64_t avail = c->size - c->pos;
+	size_t want = avail < CH_FRAME_HDR_MAX ? (size_t)avail : CH_FRAME_HDR_MAX;
+	if (!ch_cur_buffered(c, want) && (rc = ch_cur_fill(c, want)) <= 0)
+		return rc;
+	rc = ch_frame_decode(ch_cur_at(c), want, &c->fb, f);
+	if (rc != 0) {
+		f->len = 0;
+		return rc > 0 ? CH_CUR_END : CH_CUR_BAD;
+	}
+	/* A seal right after the header would name this very segment as the
+	 * next one: writers never seal an empty segment, so it is damage. */
+	if (f->type == CH_REC_SEAL && c->pos == CH_SEG_HDR)
+		return CH_CUR_BAD;
+	if (f->len > CH_CUR_CHUNK && c->pos + f->len <= c->size) {
+		/* A damaged length field must cost 4 bytes of reading, not a
+		 * buffer of up to 4 GiB. */
+		unsigned char t[CH_FRAME_TRAILER];
+		if (ch_pread_full(c->fd, t, sizeof t,
+		    (off_t)(c->pos + f->len - CH_FRAME_TRAILER)) != sizeof t)
+			return CH_CUR_IOERR;
+		if (ch_get32(t) != f->len)
+			return CH_CUR_BAD;
+	}
+	if (!ch_cur_buffered(c, f->len) && (rc = ch_cur_fill(c, f->len)) <= 0)
+		return rc;
+	if (ch_frame_verify(ch_cur_at(c), f, c->hw) < 0)
+		return CH_CUR_BAD;
+	return CH_CUR_OK;
+}
+
+/* Hand out the record whose sub-header is at c->pos, of the frame being
+ * handed out; its offset is `at` (the frame's, for record 0). */
+static int
+emit(struct ch_segcur *c, struct ch_rec *r, uint64_t at)
+{
+	const unsigned char *p = ch_cur_at(c);
+	const unsigned char *lim = c->buf + (c->fend - CH_FRAME_TRAILER -
+	    c->buf_pos);
+	struct ch_frec fr;
+
+	if (ch_frec_decode(p, lim, c->pos == c->fbody, &fr) < 0) {
+		c->left = 0;	/* cannot happen in a verified frame */
+		return CH_CUR_BAD;
+	}
+	r->h.type = CH_REC_DATA;
+	r->h.flags = 0;
+	r->h.crc = 0;
+	r->h.len = (uint32_t)fr.len;
+	r->h.meta_len = (uint16_t)fr.meta_len;
+	r->h.seq = c->fseq++;
+	r->h.ts = c->fts;
+	if (fr.age)
+		(void)ch_frec_time(c->fts, fr.age, &r->h.ts);
+	r->meta = fr.meta;
+	r->payload = fr.payload;
+	r->nseq = 1;
+	r->pos = at;
+	uint64_t next = --c->left ? c->pos + (uint64_t)(fr.end - p) : c->fend;
+	r->total = next - at;
+	c->pos = next;
+	return CH_CUR_OK;
+}
+
+/* The frame at c->pos is loaded: hand out its first record, or itself
+ * (a seal, a gap). */
+static int
+start_frame(struct ch_segcur *c, const struct ch_framehdr *f,
+    struct ch_rec *r)
+{
+	uint64_t at = c->pos;
+
+	if (f->type != CH_REC_DATA) {
+		const unsigned char *p = ch_cur_at(c);
+		r->h.type = f->type;
+		r->h.flags = 0;
+		r->h.crc = f->crc;
+		r->h.len = f->len - f->hlen - CH_FRAME_TRAILER;
+		r->h.meta_len = 0;
+		r->h.seq = f->seq;
+		r->h.ts = f->ts;
+		r->meta = p + f->hlen;
+		r->payload = p + f->hlen;
+		r->nseq = f->type == CH_REC_GAP ? f->count : 0;
+		r->pos = at;
+		r->total = f->len;
+		c->pos += f->len;
+		return CH_CUR_OK;
+	}
+	c->fend = at + f->len;
+	c->fbody = at + f->hlen;
+	c->fseq = f->seq;
+	c->fts = f->ts;
+	c->left = f->count;
+	c->pos = c->fbody;
+	return emit(c, r, at);
+}
+
+/* c->pos is a record offset inside a frame (it holds no signature): find
+ * the frame, verify it, and prove pos is one of its record boundaries. */
+static int
+enter(struct ch_segcur *c, struct ch_rec *r)
+{
+	uint64_t target = c->pos, at, body;
+	unsigned char b[1 + CH_VARINT_MAX], h;
+	struct ch_framehdr f;
+	size_t n = sizeof b;
+	int rc;
+
+	if (c->size - target < n)
+		n = (size_t)(c->size - target);
+	if (n < 2 || target < CH_SEG_HDR + CH_FRAME_HDR_MIN + 2)
+		return CH_CUR_BAD;
+	if (ch_pread_full(c->fd, b, n, (off_t)target) != (ssize_t)n)
+		return CH_CUR_IOERR;
+	if ((b[0] & ~(CH_FREC_AGE | CH_FREC_META)) ||
+	    !ch_uvarint_get(b + 1, b + n, &at) || at < 2 ||
+	    at > target - CH_SEG_HDR - CH_FRAME_HDR_MIN)
+		return CH_CUR_BAD;
+	body = target - at;
+	if (ch_pread_full(c->fd, &h, 1, (off_t)(body - 1)) != 1)
+		return CH_CUR_IOERR;
+	if (h < CH_FRAME_HDR_MIN || h > CH_FRAME_HDR_MAX ||
+	    body - h < CH_SEG_HDR)
+		return CH_CUR_BAD;
+	c->pos = body - h;
+	c->entry = 0;
+	rc = load(c, &f);
+	if (rc == CH_CUR_OK && f.type == CH_REC_DATA && f.hlen == h) {
+		const unsigned char *fr = ch_cur_at(c), *p = fr + f.hlen;
+		const unsigned char *lim = fr + f.len - CH_FRAME_TRAILER;
+		struct ch_frec rec;
+		uint64_t k;
+		for (k = 0; k < f.count; k++) {
+			uint64_t here = c->pos + (uint64_t)(p - fr);
+			if (k > 0 && here >= target)
+				break;
+			if (ch_frec_decode(p, lim, k == 0, &rec) < 0)
+				break;
+			p = rec.end;
+		}
+		if (k > 0 && k < f.count &&
+		    c->pos + (uint64_t)(p - fr) == target) {
+			c->fend = c->pos + f.len;
+			c->fbody = c->pos + f.hlen;
+			c->fseq = f.seq + k;
+			c->fts = f.ts;
+			c->left = f.count - k;
+			c->pos = target;
+			return emit(c, r, target);
+		}
+	}
+	/* A frame that says it holds target but is not valid: target may be
+	 * one of its records, but that cannot be known. */
+	c->in_damage = rc == CH_CUR_BAD && f.len && f.hlen == h &&
+	    c->pos + f.len > target;
+	c->pos = target;
+	c->entry = 1;
+	return rc == CH_CUR_IOERR ? rc : CH_CUR_BAD;
+}
+
+static int
+next2(struct ch_segcur *c, struct ch_rec *r)
+{
+	struct ch_framehdr f;
+	int rc;
+
+	if (c->left)
+		return emit(c, r, c->pos);
+	if (c->entry && c->pos > CH_SEG_HDR && c->pos < c->size) {
+		unsigned char b;
+		if (ch_cur_buffered(c, 1))
+			b = *ch_cur_at(c);
+		else if (ch_pread_full(c->fd, &b, 1, (off_t)c->pos) != 1)
+			return CH_CUR_IOERR;
+		if (b != CH_FRAME_SIG0)
+			return enter(c, r);
+	}
+	c->entry = 0;
+	if ((rc = load(c, &f)) != CH_CUR_OK)
+		return rc;
+	return start_frame(c, &f, r);
+}
+
+/*
+ * Could a frame with header f stand `skipped` bytes after the place where
+ * record expect_seq was due?  Each lost record took at least two bytes and
+ * times never decrease, so this turns down frames that merely sit inside a
+ * damaged frame's payloads.
+ */
+static int
+plausible(const struct ch_framehdr *f, uint64_t skipped, uint64_t expect_seq,
+    int64_t min_ts)
+{
+	if (expect_seq == CH_SEQ_ANY)
+		return 1;
+	return f->ts >= min_ts && f->seq > expect_seq &&
+	    f->seq - expect_seq <= skipped / 2;
+}
+
+static int
+valid_at(struct ch_segcur *c, uint64_t p, uint64_t from, uint64_t expect_seq,
+    int64_t min_ts, uint64_t *seq)
+{
+	struct ch_framehdr f;
+
+	c->pos = p;
+	if (load(c, &f) != CH_CUR_OK || !plausible(&f, p - from, expect_seq,
+	    min_ts))
+		return 0;
+	*seq = f.seq;
+	return 1;
+}
+
+static int
+resync2(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
+    uint64_t *next, uint64_t *next_seq)
+{
+	uint64_t save = c->pos;
+	int entry = c->entry, found = 0;
+	unsigned char sig[4];
+	struct ch_framehdr f;
+
+	c->left = 0;
+	c->entry = 0;
+	/* A damaged frame whose header is intact says where the next one
+	 * starts: prefer that to a byte scan through its records. */
+	if (save < c->size) {
+		uint64_t avail = c->size - save;
+		size_t want = avail < CH_FRAME_HDR_MAX ? (size_t)avail :
+		    CH_FRAME_HDR_MAX;
+		if (ch_cur_fill(c, want) > 0 &&
+		    ch_frame_decode(ch_cur_at(c), want, &c->fb, &f) == 0) {
+			uint64_t q = save + f.len;
+			if (q + CH_FRAME_MIN <= c->size &&
+			    valid_at(c, q, save, expect_seq, min_ts, next_seq)) {
+				*next = q;
+				found = 1;
+				goto out;
+			}
+		}
+	}
+	ch_put32(sig, CH_FRAME_SIG);
+	for (uint64_t p = save + 1; p + CH_FRAME_MIN <= c->size; ) {
+		c->pos = p;
+		int rc = ch_cur_fill(c, 4);
+		if (rc < 0) {
+			found = rc;
+			goto out;
+		}
+		if (rc == 0)
+			break;
+		const unsigned char *b = ch_cur_at(c);
+		size_t avail = (size_t)(c->buf_pos + c->buf_len - p);
+		const unsigned char *m = memmem(b, avail, sig, 4);
+		if (!m) {
+			p += avail > 3 ? avail - 3 : 1;
+			continue;
+		}
+		p += (uint64_t)(m - b);
+		if (valid_at(c, p, save, expect_seq, min_ts, next_seq)) {
+			*next = p;
+			found = 1;
+			goto out;
+		}
+		p++;
+	}
+out:
+	c->pos = save;
+	c->entry = entry;
+	c->left = 0;
+	return found;
+}
+
+/* Read and decode the header of the frame at F, N bytes long. 1 if it is
+ * one, 0 if not, -1 on an I/O error; hb gets its bytes. */
+static int
+read_header(int fd, const struct ch_seghdr *hdr, uint64_t F, uint32_t N,
+    struct ch_framehdr *f, unsigned char *hb)
+{
+	struct ch_framebase fb = { hdr->first_seq, hdr->created };
+	size_t n = N < CH_FRAME_HDR_MAX ? N : CH_FRAME_HDR_MAX;
+
+	if (ch_pread_full(fd, hb, n, (off_t)F) != (ssize_t)n)
+		return -1;
+	return ch_frame_decode(hb, n, &fb, f) == 0 && f->len == N;
+}
+
+/* The frame that ends at pos: 1 (f filled, its start in *F), 0, -1. */
+static int
+frame_before(int fd, const struct ch_seghdr *hdr, uint64_t pos,
+    struct ch_framehdr *f, uint64_t *F, unsigned char *hb)
+{
+	unsigned char b[4];
+
+	if (pos < CH_SEG_HDR + CH_FRAME_MIN)
+		return 0;
+	if (ch_pread_full(fd, b, 4, (off_t)(pos - 4)) != 4)
+		return -1;
+	uint32_t n = ch_get32(b);
+	if (n < CH_FRAME_MIN || n > pos - CH_SEG_HDR)
+		return 0;
+	*F = pos - n;
+	return read_header(fd, hdr, *F, n, f, hb);
+}
+
+static int
+tail2(int fd, const struct ch_seghdr *hdr, uint64_t size, struct ch_tail *t)
+{
+	unsigned char hb[CH_FRAME_HDR_MAX], chunk[65536];
+	struct ch_framehdr f, pf;
+	uint64_t F, PF;
+	int rc = frame_before(fd, hdr, size, &f, &F, hb);
+
+	if (rc != 1)
+		return rc;
+	if (f.type == CH_REC_SEAL && F == CH_SEG_HDR)
+		return 0;	/* an empty segment is never sealed */
+	/* Stream the CRC so a multi-megabyte frame needs no big buffer. */
+	uint32_t crc = 0;
+	for (uint64_t p = F + f.hlen; p < size; ) {
+		size_t n = size - p < sizeof chunk ? (size_t)(size - p) :
+		    sizeof chunk;
+		if (ch_pread_full(fd, chunk, n, (off_t)p) != (ssize_t)n)
+			return -1;
+		crc = ch_crc32c(crc, chunk, n);
+		p += n;
+	}
+	if (ch_crc32c(crc, hb + 8, f.hlen - 8) != f.crc)
+		return 0;
+	/* Trusted only if it follows its predecessor in sequence: a copy of
+	 * the last frame appended again is valid on its own, and appending
+	 * after it would plant it mid-segment. */
+	if (F == CH_SEG_HDR) {
+		if (f.seq != hdr->first_seq)
+			return 0;
+	} else {
+		unsigned char pb[CH_FRAME_HDR_MAX];
+		if ((rc = frame_before(fd, hdr, F, &pf, &PF, pb)) != 1)
+			return rc;
+		if (pf.type == CH_REC_SEAL || pf.seq + pf.count != f.seq)
+			return 0;
+	}
+	t->file_end = size;
+	if (f.type == CH_REC_SEAL) {
+		unsigned char p[CH_SEAL_PAYLOAD];
+		if (ch_pread_full(fd, p, sizeof p, (off_t)(F + f.hlen)) !=
+		    sizeof p)
+			return -1;
+		t->sealed = 1;
+		ch_seal_decode(p, &t->seal);
+		t->end = F;
+		t->next_seq = f.seq;
+		t->last_ts = t->seal.last_ts;
+	} else {
+		t->end = size;
+		t->next_seq = f.seq + f.count;
+		t->last_ts = f.ts;
+	}
+	return 1;
+}
+
+static int
+seq_before2(int fd, const struct ch_seghdr *hdr, uint64_t pos, uint64_t *seq)
+{
+	unsigned char hb[CH_FRAME_HDR_MAX];
+	struct ch_framehdr f;
+	uint64_t F;
+	int rc = frame_before(fd, hdr, pos, &f, &F, hb);
+
+	if (rc != 1)
+		return rc < 0 ? -1 : -2;
+	*seq = f.seq + f.count;
+	return 0;
+}
+
+/* The age field of the record sub-header at p (record 0 if first), not
+ * looking past end: 0, or -1 if it does not decode. */
+static int
+sub_age(const unsigned char *p, const unsigned char *end, int first,
+    uint64_t *at, uint64_t *age)
+{
+	uint64_t len;
+	size_t m;
+
+	*at = 0;
+	*age = 0;
+	if (p >= end || (p[0] & ~(CH_FREC_AGE | CH_FREC_META)))
+		return -1;
+	unsigned attr = *p++;
+	if (!first) {
+		if (!(m = ch_uvarint_get(p, end, at)))
+			return -1;
+		p += m;
+	}
+	if (!(m = ch_uvarint_get(p, end, &len)))
+		return -1;
+	p += m;
+	if ((attr & CH_FREC_AGE) && !ch_uvarint_get(p, end, age))
+		return -1;
+	return 0;
+}
+
+static int
+peek2(int fd, const struct ch_seghdr *hdr, uint64_t pos, int *type,
+    int64_t *ts)
+{
+	struct ch_framebase fb = { hdr->first_seq, hdr->created };
+	unsigned char b[CH_FRAME_HDR_MAX + CH_FREC_HDR_MAX];
+	struct ch_framehdr f;
+	uint64_t at, age;
+	ssize_t n = ch_pread_full(fd, b, sizeof b, (off_t)pos);
+
+	if (n < 0)
+		return -1;
+	if (n > 0 && b[0] != CH_FRAME_SIG0) {
+		/* Inside a frame: the record's age, then the frame's time. */
+		unsigned char h;
+		if (pos < CH_SEG_HDR + CH_FRAME_HDR_MIN + 2 ||
+		    sub_age(b, b + n, 0, &at, &age) < 0 || at < 2 ||
+		    at > pos - CH_SEG_HDR - CH_FRAME_HDR_MIN)
+			return 0;
+		if (ch_pread_full(fd, &h, 1, (off_t)(pos - at - 1)) != 1)
+			return -1;
+		if (h < CH_FRAME_HDR_MIN || h > pos - at - CH_SEG_HDR)
+			return 0;
+		pos -= at + h;
+		n = ch_pread_full(fd, b, sizeof b, (off_t)pos);
+		if (n < 0)
+			return -1;
+		if (ch_frame_decode(b, (size_t)n, &fb, &f) != 0 ||
+		    f.type != CH_REC_DATA || f.hlen != h)
+			return 0;
+	} else {
+		if (ch_frame_decode(b, (size_t)n, &fb, &f) != 0)
+			return 0;
+		if (f.type == CH_REC_DATA &&
+		    sub_age(b + f.hlen, b + n, 1, &at, &age) < 0)
+			return 0;
+		if (f.type != CH_REC_DATA)
+			age = 0;
+	}
+	*type = f.type;
+	*ts = f.ts;
+	if (age && ch_frec_time(f.ts, age, ts) < 0)
+		*ts = f.ts;
+	return 0;
+}
+
+static unsigned char *
+seal2(unsigned char *buf, const struct ch_seghdr *hdr, uint64_t seq,
+    int64_t ts, const struct ch_seal *s, uint32_t *lenp)
+{
+	struct ch_framebase fb = { hdr->first_seq, hdr->created };
+	unsigned char payload[CH_SEAL_PAYLOAD];
+
+	ch_seal_encode(payload, s);
+	if (ts < hdr->created)
+		ts = hdr->created;	/* frame times count from the birth */
+	return ch_frame_build(buf, CH_REC_SEAL, 0, seq, ts, &fb, payload,
+	    sizeof payload, lenp);
+}
+
+const struct ch_segfmt ch_segfmt2 = {
+	next2, resync2, tail2, seq_before2, peek2, seal2, UINT64_MAX,
+};
