@@ -449,36 +449,43 @@ c"
 	assert_output "not an offset"
 }
 
+# one_two_three: three appends; $two and $three the offsets of the last two.
+one_two_three() {
+	chpub "$CH" one
+	two=$(chpub -p "$CH" two)
+	three=$(chpub -p "$CH" three)
+}
+
 @test "a corrupt record in the middle stops with 65 after committing the records before it" {
 	chsub "$CH" s
-	chpub "$CH" one two three
-	local f
-	f=$(seg0)
-	flip_byte "$f" $((64 + 39 + 32 + 1))
+	one_two_three
+	flip_byte "$(seg0)" $((64 + (two + three) / 2))
 	run -65 --separate-stderr chsub "$CH" s
 	assert_output "one"
-	[[ $stderr == *"corrupt record at offset 39"* ]]
-	assert_equal "$(offset_of s)" 39
+	[[ $stderr == *"corrupt record at offset $two"* ]]
+	assert_equal "$(offset_of s)" "$two"
 }
 
 @test "--skip-corrupt skips a corrupt record with a warning and goes on" {
 	chsub "$CH" s
-	chpub "$CH" one two three
-	flip_byte "$(seg0)" $((64 + 39 + 32 + 1))
+	one_two_three
+	flip_byte "$(seg0)" $((64 + (two + three) / 2))
 	run -0 --separate-stderr chsub --skip-corrupt "$CH" s
 	assert_output "one
 three"
-	[[ $stderr == *"skipped 39 corrupt bytes at offset 39"* ]]
+	[[ $stderr == *"skipped $((three - two)) corrupt bytes at offset $two, 1 record lost"* ]]
 }
 
 @test "--skip-corrupt never delivers a record embedded in a damaged record's payload" {
 	chpub "$T/other" EMBEDDED
 	tail -c +65 "$T/other/00000000000000000000.seg" >"$T/rec"
 	chpub "$CH" before
-	chpub --whole "$CH" <"$T/rec"
+	local at
+	at=$(chpub -p --whole "$CH" <"$T/rec")
 	chpub "$CH" after
-	# Damage the length field of the record that carries the other one.
-	flip_byte "$(seg0)" $((64 + 42 + 9))
+	# Damage the length field of the record (format 1) or frame (format
+	# 2) that carries the other one: bytes 8 to 11 in both.
+	flip_byte "$(seg0)" $((64 + at + 9))
 	run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$CH"
 	refute_output --partial EMBEDDED
 	assert_output "before

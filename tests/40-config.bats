@@ -29,7 +29,11 @@ refused() {
 
 @test "the default channel.yaml parses and each default applies" {
 	run -0 chpub -p "$CH" b
-	assert_output "37"
+	assert_output "$(chsub --peek --from=earliest --format='%o\n' "$CH" | tail -1)"
+	(($output > 0))
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "a
+b"
 }
 
 @test "malformed YAML is refused with file:line:column" {

@@ -60,15 +60,35 @@ crashtest() {
 	crashtest every_call choffset-delete
 }
 
-@test "a torn tail cut at every byte of the last record: never delivered, --check says repairable, the next writer cuts it" {
+@test "chpub --atomic killed at every call: all of the batch or none of it" {
+	need_chfault
+	export CH_FORMAT=2
+	crashtest every_call chpub-atomic
+}
+
+# The byte-level tests run on both formats, whatever CH_FORMAT is.
+@test "a torn tail cut at every byte of the last record: never delivered, --check says repairable, the next writer cuts it (format 1)" {
+	export CH_FORMAT=1
 	crashtest torn_every_byte
 }
 
-@test "garbage after the last record is never delivered and the next writer cuts it" {
+@test "a torn tail cut at every byte of the last frame: never delivered, --check says repairable, the next writer cuts it (format 2)" {
+	export CH_FORMAT=2
+	crashtest torn_every_byte
+}
+
+@test "garbage after the last record is never delivered and the next writer cuts it (format 1)" {
+	export CH_FORMAT=1
 	crashtest garbage_after
 }
 
-@test "a whole duplicate of the last record appended is not delivered twice" {
+@test "garbage after the last frame is never delivered and the next writer cuts it (format 2)" {
+	export CH_FORMAT=2
+	crashtest garbage_after
+}
+
+# duplicate_last: the last record (format 2: frame) appended again.
+duplicate_last() {
 	local off seg
 	new_channel
 	chpub "$CH" one two
@@ -82,4 +102,14 @@ crashtest() {
 	run -0 chsub --peek --from=earliest "$CH"
 	assert_output $'one\ntwo\nlast\nafter'
 	run -0 chcompact --check "$CH"
+}
+
+@test "a whole duplicate of the last record appended is not delivered twice (format 1)" {
+	export CH_FORMAT=1
+	duplicate_last
+}
+
+@test "a whole duplicate of the last frame appended is not delivered twice (format 2)" {
+	export CH_FORMAT=2
+	duplicate_last
 }

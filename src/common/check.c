@@ -153,10 +153,11 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			if (r.h.type == CH_REC_GAP) {
 				say(c, CH_REPORT_INFO, "%s: gap at offset %llu "
 				    "(%llu bytes, damage marked by a repair): "
-				    "%llu records lost", name,
+				    "%llu record%s lost", name,
 				    (unsigned long long)here,
 				    (unsigned long long)r.total,
-				    (unsigned long long)r.nseq);
+				    (unsigned long long)r.nseq,
+				    r.nseq == 1 ? "" : "s");
 				records += r.nseq;
 				continue;
 			}
@@ -181,10 +182,11 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			if (*expect_seq != UINT64_MAX)
 				say(c, CH_REPORT_WARN, "%s: corrupt record at "
 				    "offset %llu (%llu bytes up to the next valid "
-				    "record, %llu records lost)", name,
+				    "record, %llu record%s lost)", name,
 				    (unsigned long long)here,
 				    (unsigned long long)(next - cur.pos),
-				    (unsigned long long)(next_seq - *expect_seq));
+				    (unsigned long long)(next_seq - *expect_seq),
+				    next_seq - *expect_seq == 1 ? "" : "s");
 			else
 				say(c, CH_REPORT_WARN, "%s: corrupt record at "
 				    "offset %llu (%llu bytes up to the next valid "

@@ -18,7 +18,7 @@
  * format 2 existed); new channels get CH_FORMAT_NEW, or the format in the
  * environment variable CH_FORMAT. */
 #define CH_FORMAT_UNSET 1
-#define CH_FORMAT_NEW 1
+#define CH_FORMAT_NEW 2
 #define CH_CONFIG_FILE "channel.yaml"
 #define CH_MIN_SEGMENT_BYTES 4096
 

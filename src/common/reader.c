@@ -380,10 +380,12 @@ damaged(struct ch_reader *r, struct ch_error *err)
 			    "corrupt record at offset %llu (use --skip-corrupt "
 			    "to skip it)", (unsigned long long)here);
 		warn(r, "skipped %llu corrupt bytes at offset %llu, %llu "
-		    "records lost", (unsigned long long)(next - r->cur.pos),
+		    "record%s lost", (unsigned long long)(next - r->cur.pos),
 		    (unsigned long long)here,
-		    (unsigned long long)(seq - r->next_seq));
+		    (unsigned long long)(seq - r->next_seq),
+		    seq - r->next_seq == 1 ? "" : "s");
 		r->skipped += next - r->cur.pos;
+		r->next_seq = seq;	/* the one found: plausible */
 		ch_segcur_seek(&r->cur, next);
 		r->seq_unknown = 1;	/* records were skipped */
 		return 1;
@@ -412,10 +414,11 @@ damaged(struct ch_reader *r, struct ch_error *err)
 	if (switch_segment(r, nbase, CH_SEG_HDR, err) < 0 ||
 	    seq_at(r, CH_SEG_HDR, err) < 0)
 		return -1;
+	uint64_t lost = r->next_seq > due ? r->next_seq - due : 0;
 	warn(r, "skipped %llu bytes of a damaged segment at offset %llu, "
-	    "%llu records lost", (unsigned long long)(nbase - here),
-	    (unsigned long long)here, (unsigned long long)(r->next_seq >
-	    due ? r->next_seq - due : 0));
+	    "%llu record%s lost", (unsigned long long)(nbase - here),
+	    (unsigned long long)here, (unsigned long long)lost,
+	    lost == 1 ? "" : "s");
 	return 1;
 }
 
@@ -508,9 +511,10 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 				 * deliver, but say what was lost. */
 				warn(r, "skipped a gap of %llu bytes at offset "
 				    "%llu (damage marked by a repair), %llu "
-				    "records lost", (unsigned long long)rec->total,
+				    "record%s lost", (unsigned long long)rec->total,
 				    (unsigned long long)ch_seg_offset(r->seg.base,
-				    rec->pos), (unsigned long long)rec->nseq);
+				    rec->pos), (unsigned long long)rec->nseq,
+				    rec->nseq == 1 ? "" : "s");
 				r->skipped += rec->total;
 				r->last_ts = rec->h.ts;
 				continue;

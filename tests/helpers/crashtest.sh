@@ -277,6 +277,8 @@ garbage_after() {
 		"printf '\\xff%.0s' {1..100}"
 		"printf '\\xc7REC'"
 		"printf '\\xc7REC\\xff\\xff\\xff\\xff'; head -c 100 /dev/urandom"
+		"printf '\\xc9FRM'"
+		"printf '\\xc9FRM\\0\\0\\0\\0\\x30\\0\\0\\0\\x01\\0'; head -c 100 /dev/urandom"
 		"head -c 37 /dev/urandom"
 		"printf 'junk\\n%.0s' {1..50}"
 		"printf '\\x24\\x00\\x00\\x00'"
@@ -313,6 +315,17 @@ every_call() {
 	chpub-none)
 		crash_every_call "chpub --sync=none" setup_rollover \
 		    sh -c 'exec chpub --sync=none "$1" <"$2"' sh "$CH" "$T/batch" ;;
+	chpub-atomic)
+		# all of the batch or none of it, whenever the kill comes
+		after_victim() {
+			local n
+			n=$(chsub --peek --from=earliest "$CH" | grep -c '^b-' || true)
+			((n == 0 || n == $(wc -l <"$T/batch"))) ||
+			    { echo "$what: $n records of the atomic batch"; false; }
+		}
+		crash_every_call "chpub --atomic" setup_rollover \
+		    sh -c 'exec chpub --atomic --sync=always "$1" <"$2"' sh \
+		    "$CH" "$T/batch" ;;
 	chsub)
 		# the killed run committed nothing it had not delivered, and a
 		# new run reads on from there, at least once

@@ -1,0 +1,138 @@
+#!/usr/bin/env bats
+# Formats side by side: CH_FORMAT at creation, upgrading a format 1 channel
+# by editing channel.yaml, channels holding segments of both formats.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/format"
+	common_setup
+	unset CH_FORMAT
+}
+teardown() { ops_teardown; }
+
+@test "a new channel is format 2 unless CH_FORMAT=1 says format 1" {
+	chpub "$CH" a
+	grep -qx 'format: 2' "$CH/channel.yaml"
+	assert_equal "$(u32 "$(seg0)" 8)" 2
+	assert_equal "$(bytes "$(seg0)" 64 4)" "c946524d"
+	CH="$T/one"
+	CH_FORMAT=1 chpub "$CH" a
+	grep -qx 'format: 1' "$CH/channel.yaml"
+	assert_equal "$(u32 "$(seg0)" 8)" 1
+	assert_equal "$(bytes "$(seg0)" 64 4)" "c7524543"
+	# CH_FORMAT only matters when a channel is created.
+	CH_FORMAT=2 chpub "$CH" b
+	assert_equal "$(u32 "$(seg0)" 8)" 1
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "a
+b"
+}
+
+@test "a CH_FORMAT other than 1 or 2 is a usage error, and creates nothing" {
+	for v in 0 3 x 2.0; do
+		CH_FORMAT=$v run -2 --separate-stderr chpub "$CH" a
+		assert_equal "$stderr" "chpub: $CH: CH_FORMAT=$v: a channel can be created in format 1 or 2"
+		assert_not_exist "$CH"
+	done
+	chpub "$CH" a
+	CH_FORMAT=3 run -0 chpub "$CH" b
+}
+
+# v1_channel N: a format 1 channel of N records "old-1".."old-N".
+v1_channel() {
+	CH_FORMAT=1 new_channel
+	for ((i = 1; i <= $1; i++)); do echo "old-$i"; done | chpub "$CH"
+}
+
+@test "format: 2 in channel.yaml upgrades a channel: the format 1 segment is sealed, never rewritten, and format 2 follows" {
+	v1_channel 3
+	local before head
+	before=$(size "$(seg0)")
+	head=$(head -c "$before" "$(seg0)" | md5sum)
+	chsub --from=earliest -n 1 "$CH" s >/dev/null
+	set_config format 2
+	run -0 chpub -p "$CH" new-1 new-2
+	assert_equal "$(segments | wc -l)" 2
+	local first second
+	first="$CH/$(segments | sed -n 1p)"
+	second="$CH/$(segments | sed -n 2p)"
+	# The old segment got a format 1 seal and nothing else changed.
+	assert_equal "$(size "$first")" $((before + 60))
+	assert_equal "$(head -c "$before" "$first" | md5sum)" "$head"
+	assert_equal "$(u32 "$first" $((before + 60 - 4)))" 60
+	assert_equal "$(u32 "$second" 8)" 2
+	assert_equal "${lines[0]}" "$((10#$(basename "$second" .seg)))"
+	run -0 chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_output "0 old-1
+1 old-2
+2 old-3
+3 new-1
+4 new-2"
+	# A subscriber inside the old segment reads on across the formats.
+	run -0 chlag --json "$CH"
+	assert_output --partial '"lag_records":4'
+	run -0 chsub "$CH" s
+	assert_output "old-2
+old-3
+new-1
+new-2"
+	run -0 chcompact --check "$CH"
+	# Offsets in either format can be set.
+	choffset --set="$(record_offset old-3)" "$CH" s >/dev/null
+	run -0 chsub -n 1 "$CH" s
+	assert_output old-3
+	choffset --set="$(record_offset new-2)" "$CH" s >/dev/null
+	run -0 chsub "$CH" s
+	assert_output new-2
+	# And the old segment goes when it is consumed.
+	chcompact "$CH"
+	assert_equal "$(segments)" "$(basename "$second")"
+}
+
+@test "upgrading a channel whose format 1 segment holds nothing rewrites its header; a follower there reads on" {
+	CH_FORMAT=1 new_channel
+	: >"$T/ready"
+	start_bg chsub -f --from=earliest --ready-fd=4 "$CH" s >"$T/out" \
+		4>"$T/ready" 2>"$T/err"
+	wait_for 10 test -s "$T/ready"
+	set_config format 2
+	chpub "$CH" one two
+	wait_until 10 '[ "$(wc -l <"$T/out")" -eq 2 ]'
+	assert_equal "$(cat "$T/out")" "one
+two"
+	assert_equal "$(segments | wc -l)" 1
+	assert_equal "$(u32 "$(seg0)" 8)" 2
+	run -0 chcompact --check "$CH"
+	[[ ! -s $T/err ]] || fail "$(cat "$T/err")"
+}
+
+@test "format: 1 again makes the next segments format 1; every segment still reads" {
+	chpub "$CH" two-1 two-2
+	set_config format 1
+	chpub "$CH" one-1
+	set_config format 2
+	chpub "$CH" two-3
+	run -0 segments
+	assert_equal "${#lines[@]}" 3
+	assert_equal "$(u32 "$CH/${lines[0]}" 8) $(u32 "$CH/${lines[1]}" 8) $(u32 "$CH/${lines[2]}" 8)" "2 1 2"
+	run -0 chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_output "0 two-1
+1 two-2
+2 one-1
+3 two-3"
+	run -0 chcompact --check "$CH"
+}
+
+@test "a crash in the middle of rewriting an empty segment's header is repaired by the next writer" {
+	CH_FORMAT=1 new_channel
+	# A torn header: the rewrite stopped after 10 bytes.
+	printf 'CHANSEG\n\x02\x00' | dd of="$(seg0)" conv=notrunc status=none
+	run -65 chsub --peek --from=earliest "$CH"
+	set_config format 2
+	run -0 chpub "$CH" a
+	assert_equal "$(u32 "$(seg0)" 8)" 2
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output a
+	run -0 chcompact --check "$CH"
+}
