@@ -224,7 +224,7 @@ main(int argc, const char **argv)
 	poptContext pc;
 	struct ch_channel ch;
 	struct ch_session_opts so = { 0 };
-	struct ch_outfmt fmt = { CH_OUT_PLAIN, '\n', NULL };
+	struct ch_outfmt fmt = { CH_OUT_PLAIN, '\n', NULL, 1 };
 	struct ch_notify nt = { -1 };
 	struct ch_handler_opts ho = { 0 };
 	struct ch_error err;
@@ -426,9 +426,9 @@ main(int argc, const char **argv)
 			finish(st);
 		}
 		if (rc == 1) {
-			uint64_t end = ch_reader_offset(sess.r);
+			uint64_t end = rec.offset + rec.total;
 			struct ch_recview v = {
-				end - rec.total, rec.h.seq,
+				rec.offset, rec.h.seq,
 				rec.h.ts, rec.payload, rec.h.len, rec.meta,
 				rec.h.meta_len,
 			};
@@ -441,7 +441,7 @@ main(int argc, const char **argv)
 					ch_die(CH_EXIT_FAIL, chname, "out of memory");
 			}
 			marks[nmarks++] = (struct mark){ out.len, end,
-			    ch_reader_seq(sess.r) };
+			    rec.h.seq + 1 };
 			got++;
 			if (timeout >= 0)
 				deadline = ch_mono_ns() + timeout;

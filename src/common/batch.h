@@ -25,7 +25,8 @@ struct ch_bframe {
 	size_t body;		/* where its body starts in buf */
 	size_t len;		/* body bytes */
 	uint64_t count;		/* records */
-	uint32_t crc;		/* of the body */
+	uint32_t crc;		/* of the body's first crc_len bytes */
+	size_t crc_len;
 };
 
 struct ch_batch {

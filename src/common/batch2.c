@@ -56,8 +56,24 @@ new_frame(struct ch_batch *b, struct ch_error *err)
 	f->len = 0;
 	f->count = 0;
 	f->crc = 0;
+	f->crc_len = 0;
 	b->len = at;
 	return f;
+}
+
+/* Bring the CRC of every frame's body up to date: once per call that
+ * adds records, over what it added, before the lock is taken. */
+static void
+checksum(struct ch_batch *b)
+{
+	for (size_t i = b->fdone; i < b->nfr; i++) {
+		struct ch_bframe *f = &b->fr[i];
+		if (f->crc_len < f->len) {
+			f->crc = ch_crc32c(f->crc, b->buf + f->body + f->crc_len,
+			    f->len - f->crc_len);
+			f->crc_len = f->len;
+		}
+	}
 }
 
 /* Frame one record; the buffer may move. */
@@ -85,7 +101,7 @@ put(struct ch_batch *b, const void *meta, size_t meta_len,
 	    ch_batch_reserve(b, need + CH_FRAME_TRAILER, err) < 0)
 		return -1;
 	size_t n = ch_frec_put(b->buf + f->body + f->len, f->len, meta,
-	    meta_len, payload, len, &f->crc, b->hw);
+	    meta_len, payload, len);
 	f->len += n;
 	f->count++;
 	b->len += n;
@@ -98,8 +114,49 @@ int
 ch_batch2_add(struct ch_batch *b, const void *meta, size_t meta_len,
     const void *payload, size_t len, struct ch_error *err)
 {
-	return put(b, meta, meta_len, payload, len, err);
+	int rc = put(b, meta, meta_len, payload, len, err);
+
+	checksum(b);
+	return rc;
 }
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define COPY_SLACK 16
+/*
+ * Copy src to dst up to the first `delim`, 16 bytes at a time, and return
+ * the length before it: scanning and copying in one pass.  Reads nothing
+ * at or past end; writes up to 15 bytes past the record (dst has room).
+ * Returns SIZE_MAX if there is no delim before the last 16 bytes: the
+ * caller takes that slow way.
+ */
+static inline size_t
+copy_line(unsigned char *dst, const char *src, const char *end, int delim)
+{
+	const __m128i d = _mm_set1_epi8((char)delim);
+
+	for (size_t i = 0; end - src >= (ptrdiff_t)(i + 16); i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+		_mm_storeu_si128((__m128i *)(void *)(dst + i), v);
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, d));
+		if (m)
+			return i + (size_t)__builtin_ctz(m);
+	}
+	return SIZE_MAX;
+}
+#else
+#define COPY_SLACK 0
+static inline size_t
+copy_line(unsigned char *dst, const char *src, const char *end, int delim)
+{
+	const char *d = memchr(src, delim, (size_t)(end - src));
+
+	if (!d)
+		return SIZE_MAX;
+	memcpy(dst, src, (size_t)(d - src));
+	return (size_t)(d - src);
+}
+#endif
 
 int
 ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
@@ -111,18 +168,58 @@ ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
 
 	/* As if records were 64 bytes; put() tops up when it falls short. */
 	if (ch_batch_reserve(b, len + (len / 64 + 1) * SUB_MAX +
-	    (len / BODY_BOUND + 2) * (SLACK + CH_FRAME_TRAILER), err) < 0)
+	    (len / BODY_BOUND + 2) * (SLACK + CH_FRAME_TRAILER) + COPY_SLACK,
+	    err) < 0)
 		rc = -1;
-	for (; !rc && p < end && (d = memchr(p, delim, (size_t)(end - p)));
-	    p = d + 1) {
+	while (!rc && p < end) {
+		struct ch_bframe *f = open_frame(b);
+		/* The common case inline: a line copied straight into the open
+		 * frame, scanned for its end on the way, when the buffer has
+		 * room for all the rest of the input; put() does the rest. */
+		if (f && !b->atomic && b->len + SUB_MAX + (size_t)(end - p) +
+		    COPY_SLACK + CH_FRAME_TRAILER <= b->cap) {
+			uint64_t at = f->len;
+			unsigned char *q = b->buf + b->len;
+			size_t ah = 1 + ch_uvarint_len(at);
+			/* Guess a length below 128: one byte; move the
+			 * payload up if it is longer. */
+			size_t n = copy_line(q + ah + 1, p, end, delim);
+			if (n == SIZE_MAX) {
+				if (!(d = memchr(p, delim, (size_t)(end - p))))
+					break;
+				n = (size_t)(d - p);
+				memcpy(q + ah + 1, p, n);
+			}
+			size_t lh = ch_uvarint_len(n);
+			if (at + ah + lh + n <= BODY_BOUND && n <= b->max_record) {
+				if (lh > 1)
+					memmove(q + ah + lh, q + ah + 1, n);
+				q[0] = 0;
+				ch_uvarint_put(q + 1, at);
+				ch_uvarint_put(q + ah, n);
+				f->len += ah + lh + n;
+				f->count++;
+				b->len += ah + lh + n;
+				b->nrec++;
+				b->bytes += n;
+				p += n + 1;
+				continue;
+			}
+		} else if (!(d = memchr(p, delim, (size_t)(end - p)))) {
+			break;
+		}
+		d = memchr(p, delim, (size_t)(end - p));
+		if (!d)
+			break;
 		size_t n = (size_t)(d - p);
 		if (n > b->max_record)
 			rc = ch_batch_too_large(b, n, err);
 		else
 			rc = put(b, NULL, 0, p, n, err);
-		if (rc)
-			break;
+		if (!rc)
+			p = d + 1;
 	}
+	checksum(b);
 	*used = (size_t)(p - (const char *)buf);
 	*nrec = b->nrec - nrec0;
 	return rc;
@@ -205,6 +302,7 @@ ch_batch2_consume(struct ch_batch *b)
 		size_t prefix = ch_frame_record_at(body, f->len, b->part);
 		memcpy(body + prefix, b->saved, CH_FRAME_TRAILER);
 		ch_frame_drop(body, &f->len, &f->count, b->part, &f->crc, b->hw);
+		f->crc_len = f->len;
 		b->part = 0;
 	} else {
 		b->fdone++;

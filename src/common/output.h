@@ -34,6 +34,8 @@ struct ch_outfmt {
 	int mode;
 	char delim;		/* plain mode */
 	const char *fmt;	/* format mode */
+	int slack;		/* payloads can be read 16 bytes past their
+				 * end (a cursor's, CH_CUR_SLACK) */
 };
 
 struct ch_recview {
@@ -60,10 +62,16 @@ ch_output_record(struct ch_buf *b, const struct ch_outfmt *f,
 {
 	if (f->mode != CH_OUT_PLAIN)
 		return ch_output_formatted(b, f, r);
-	if (b->len + r->len + 1 > b->cap && ch_buf_reserve(b, r->len + 1) < 0)
+	if (b->len + r->len + 17 > b->cap && ch_buf_reserve(b, r->len + 17) < 0)
 		return -1;
-	if (r->len)	/* an empty record's payload may be NULL */
+	if (f->slack && r->len <= 256) {
+		/* Whole 16-byte words, past the end on both sides: the bytes
+		 * after the payload are overwritten next. */
+		for (size_t i = 0; i < r->len; i += 16)
+			memcpy(b->p + b->len + i, r->payload + i, 16);
+	} else if (r->len) {	/* an empty record's payload may be NULL */
 		memcpy(b->p + b->len, r->payload, r->len);
+	}
 	b->p[b->len + r->len] = f->delim;
 	b->len += r->len + 1;
 	return 0;

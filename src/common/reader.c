@@ -475,6 +475,15 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 {
 	int grew = 0;
 
+	/* The rest of a verified frame: its first record was checked below,
+	 * the others follow it in sequence by construction. */
+	if (r->cur.left && !r->provisional &&
+	    ch_segcur_emit(&r->cur, rec, r->cur.pos) == CH_CUR_OK) {
+		r->next_seq = rec->h.seq + 1;
+		r->last_ts = rec->h.ts;
+		rec->offset = ch_seg_offset(r->seg.base, rec->pos);
+		return 1;
+	}
 	for (;;) {
 		if (r->provisional && r->cur.size > CH_SEG_HDR &&
 		    reread_header(r, err) < 0)
@@ -506,6 +515,7 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 				continue;
 			}
 			r->next_seq = rec->h.seq + rec->nseq;
+			rec->offset = ch_seg_offset(r->seg.base, rec->pos);
 			if (rec->h.type == CH_REC_GAP) {
 				/* Damage that a repair marked: nothing to
 				 * deliver, but say what was lost. */

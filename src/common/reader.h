@@ -39,7 +39,8 @@ void ch_reader_close(struct ch_reader *r);
 void ch_reader_set_skip_corrupt(struct ch_reader *r, int on, ch_warn_fn warn,
     void *ctx);
 
-/* Next data record: 1 and *rec, 0 when nothing more is there now, -1. */
+/* Next data record: 1 and *rec (rec->offset its offset; the next record's
+ * is rec->offset + rec->total), 0 when nothing more is there now, -1. */
 int ch_reader_next(struct ch_reader *r, struct ch_rec *rec,
     struct ch_error *err);
 

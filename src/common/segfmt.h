@@ -8,7 +8,8 @@
 
 #include "segment.h"
 
-#define CH_CUR_CHUNK (256u << 10)
+#define CH_CUR_CHUNK (256u << 10)	/* read at a time */
+#define CH_CUR_BUF (1u << 20)		/* the buffer, at least */
 
 /* Make [pos, pos+need) available in the cursor's buffer, reading as much
  * as the file allows beyond it.  Returns 1 if available, 0 if the file (as

@@ -92,37 +92,45 @@ ch_cur_fill(struct ch_segcur *c, uint64_t need)
 		return 0;
 	if (c->pos >= c->buf_pos && c->pos + need <= c->buf_pos + c->buf_len)
 		return 1;
-	/* Keep the unread part, drop the rest. */
-	size_t keep = 0;
-	if (c->pos >= c->buf_pos && c->pos < c->buf_pos + c->buf_len) {
-		keep = (size_t)(c->buf_pos + c->buf_len - c->pos);
-		memmove(c->buf, c->buf + (c->pos - c->buf_pos), keep);
-	}
-	c->buf_pos = c->pos;
-	c->buf_len = keep;
 	size_t want = need > CH_CUR_CHUNK ? (size_t)need : CH_CUR_CHUNK;
-	if (want > c->cap) {
-		size_t cap = c->cap ? c->cap : CH_CUR_CHUNK;
-		while (cap < want)
-			cap *= 2;
-		unsigned char *nb = realloc(c->buf, cap);
-		if (!nb)
-			return CH_CUR_IOERR;
-		c->buf = nb;
-		c->cap = cap;
+	int inside = c->pos >= c->buf_pos &&
+	    c->pos <= c->buf_pos + c->buf_len;
+	/* Read on at the end of the buffer while [pos, pos+want) fits in
+	 * it; only when it does not, move the unread part to the front.  A
+	 * frame that straddles a read is then moved once per buffer, not
+	 * once per read. */
+	if (!inside || c->pos - c->buf_pos + want > c->cap) {
+		size_t keep = 0;
+		if (inside) {
+			keep = (size_t)(c->buf_pos + c->buf_len - c->pos);
+			memmove(c->buf, c->buf + (c->pos - c->buf_pos), keep);
+		}
+		c->buf_pos = c->pos;
+		c->buf_len = keep;
+		if (want > c->cap) {
+			size_t cap = c->cap ? c->cap : CH_CUR_BUF;
+			while (cap < want)
+				cap *= 2;
+			unsigned char *nb = realloc(c->buf, cap + CH_CUR_SLACK);
+			if (!nb)
+				return CH_CUR_IOERR;
+			memset(nb + cap, 0, CH_CUR_SLACK);
+			c->buf = nb;
+			c->cap = cap;
+		}
 	}
-	uint64_t avail = c->size - (c->buf_pos + c->buf_len);
+	uint64_t have = c->buf_pos + c->buf_len;
+	uint64_t avail = c->size - have;
 	size_t room = c->cap - c->buf_len;
 	/* Read what is needed and a chunk more, not the whole buffer: after
 	 * one big record the buffer stays big, and a scan would otherwise
 	 * read that much at every step. */
-	size_t lim = (want > keep ? want - keep : 0) + CH_CUR_CHUNK;
+	uint64_t lim = c->pos + want + CH_CUR_CHUNK - have;
 	if (room > lim)
-		room = lim;
+		room = (size_t)lim;
 	if (avail < room)
 		room = (size_t)avail;
-	ssize_t n = ch_pread_full(c->fd, c->buf + c->buf_len, room,
-	    (off_t)(c->buf_pos + c->buf_len));
+	ssize_t n = ch_pread_full(c->fd, c->buf + c->buf_len, room, (off_t)have);
 	if (n < 0)
 		return CH_CUR_IOERR;
 	c->buf_len += (size_t)n;
@@ -132,7 +140,7 @@ ch_cur_fill(struct ch_segcur *c, uint64_t need)
 }
 
 int
-ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
+ch_segcur_next_unit(struct ch_segcur *c, struct ch_rec *r)
 {
 	return fmt_of(c->format)->next(c, r);
 }

@@ -57,39 +57,6 @@ load(struct ch_segcur *c, struct ch_framehdr *f)
 	return CH_CUR_OK;
 }
 
-/* Hand out the record whose sub-header is at c->pos, of the frame being
- * handed out; its offset is `at` (the frame's, for record 0). */
-static int
-emit(struct ch_segcur *c, struct ch_rec *r, uint64_t at)
-{
-	const unsigned char *p = ch_cur_at(c);
-	const unsigned char *lim = c->buf + (c->fend - CH_FRAME_TRAILER -
-	    c->buf_pos);
-	struct ch_frec fr;
-
-	if (ch_frec_decode(p, lim, c->pos == c->fbody, &fr) < 0) {
-		c->left = 0;	/* cannot happen in a verified frame */
-		return CH_CUR_BAD;
-	}
-	r->h.type = CH_REC_DATA;
-	r->h.flags = 0;
-	r->h.crc = 0;
-	r->h.len = (uint32_t)fr.len;
-	r->h.meta_len = (uint16_t)fr.meta_len;
-	r->h.seq = c->fseq++;
-	r->h.ts = c->fts;
-	if (fr.age)
-		(void)ch_frec_time(c->fts, fr.age, &r->h.ts);
-	r->meta = fr.meta;
-	r->payload = fr.payload;
-	r->nseq = 1;
-	r->pos = at;
-	uint64_t next = --c->left ? c->pos + (uint64_t)(fr.end - p) : c->fend;
-	r->total = next - at;
-	c->pos = next;
-	return CH_CUR_OK;
-}
-
 /* The frame at c->pos is loaded: hand out its first record, or itself
  * (a seal, a gap). */
 static int
@@ -121,7 +88,7 @@ start_frame(struct ch_segcur *c, const struct ch_framehdr *f,
 	c->fts = f->ts;
 	c->left = f->count;
 	c->pos = c->fbody;
-	return emit(c, r, at);
+	return ch_segcur_emit(c, r, at);
 }
 
 /* c->pos is a record offset inside a frame (it holds no signature): find
@@ -175,7 +142,7 @@ enter(struct ch_segcur *c, struct ch_rec *r)
 			c->fts = f.ts;
 			c->left = f.count - k;
 			c->pos = target;
-			return emit(c, r, target);
+			return ch_segcur_emit(c, r, target);
 		}
 	}
 	/* A frame that says it holds target but is not valid: target may be
@@ -194,7 +161,7 @@ next2(struct ch_segcur *c, struct ch_rec *r)
 	int rc;
 
 	if (c->left)
-		return emit(c, r, c->pos);
+		return ch_segcur_emit(c, r, c->pos);
 	if (c->entry && c->pos > CH_SEG_HDR && c->pos < c->size) {
 		unsigned char b;
 		if (ch_cur_buffered(c, 1))
