@@ -46,6 +46,7 @@ ch_segcur_seek(struct ch_segcur *c, uint64_t pos)
 	c->pos = pos;
 	c->entry = 1;
 	c->left = 0;
+	c->in_damage = 0;
 }
 
 void
@@ -97,27 +98,36 @@ ch_cur_fill(struct ch_segcur *c, uint64_t need)
 	    c->pos <= c->buf_pos + c->buf_len;
 	/* Read on at the end of the buffer while [pos, pos+want) fits in
 	 * it; only when it does not, move the unread part to the front.  A
-	 * frame that straddles a read is then moved once per buffer, not
-	 * once per read. */
-	if (!inside || c->pos - c->buf_pos + want > c->cap) {
-		size_t keep = 0;
-		if (inside) {
-			keep = (size_t)(c->buf_pos + c->buf_len - c->pos);
+	 * cursor that streams (the first time it would move a frame) gets a
+	 * buffer of CH_CUR_BUF, so that a frame straddling a read is moved
+	 * once per megabyte, not once per read; one that reads a little
+	 * keeps a small one. */
+	size_t cap = c->cap;
+	if (inside && c->buf_pos + c->buf_len > c->pos &&
+	    c->pos - c->buf_pos + want > cap && cap < CH_CUR_BUF &&
+	    c->pos - c->buf_pos + want <= CH_CUR_BUF)
+		cap = CH_CUR_BUF;
+	else if (!inside || c->pos - c->buf_pos + want > cap) {
+		size_t keep = inside ?
+		    (size_t)(c->buf_pos + c->buf_len - c->pos) : 0;
+		if (keep)	/* an empty buffer may be NULL */
 			memmove(c->buf, c->buf + (c->pos - c->buf_pos), keep);
-		}
 		c->buf_pos = c->pos;
 		c->buf_len = keep;
-		if (want > c->cap) {
-			size_t cap = c->cap ? c->cap : CH_CUR_BUF;
-			while (cap < want)
-				cap *= 2;
-			unsigned char *nb = realloc(c->buf, cap + CH_CUR_SLACK);
-			if (!nb)
-				return CH_CUR_IOERR;
-			memset(nb + cap, 0, CH_CUR_SLACK);
-			c->buf = nb;
-			c->cap = cap;
-		}
+	}
+	if (want > cap - (c->pos - c->buf_pos)) {
+		if (!cap)
+			cap = CH_CUR_CHUNK;
+		while (cap < want)
+			cap *= 2;
+	}
+	if (cap != c->cap) {
+		unsigned char *nb = realloc(c->buf, cap + CH_CUR_SLACK);
+		if (!nb)
+			return CH_CUR_IOERR;
+		memset(nb + cap, 0, CH_CUR_SLACK);
+		c->buf = nb;
+		c->cap = cap;
 	}
 	uint64_t have = c->buf_pos + c->buf_len;
 	uint64_t avail = c->size - have;
