@@ -34,9 +34,9 @@ SUBS=${BENCH_SUBS:-${QUICK:+1000}}
 SUBS=${SUBS:-10000}
 # Scenarios that depend on the on-disk format run chpub/chsub on format 2
 # channels (the default) and, beside them in the same alternation, on
-# format 1 ones: ids ending in "1" (P1 and P11, S4 and S41...).
-F1=${BENCH_FORMAT1:-1}
-[ "$F1" = 0 ] && F1=
+# format 1 ones: ids ending in "/1" (P1 and P1/1, S4 and S4/1...).
+WITH_F1=${BENCH_FORMAT1:-1}
+[ "$WITH_F1" = 0 ] && WITH_F1=
 SPAWNS=${QUICK:+200}
 SPAWNS=${SPAWNS:-1000}
 # spawns per run in the scale scenarios (four of them, ABAB)
@@ -125,7 +125,7 @@ abab() {
 }
 # abab3 N TOOL2FILE TOOL1FILE REFFILE TOOLSNIPPET REFSNIPPET: like abab, the
 # tool on format 2 channels, then on format 1 ones (CH_FORMAT, which chpub
-# obeys when it creates a channel; skipped without F1), then the reference.
+# obeys when it creates a channel; skipped without WITH_F1), then the reference.
 abab3() {
 	local i
 	: >"$2"
@@ -133,14 +133,14 @@ abab3() {
 	: >"$4"
 	for i in $(seq "$1"); do
 		CH_FORMAT=2 eval "$5" >>"$2"
-		[ -z "$F1" ] || CH_FORMAT=1 eval "$5" >>"$3"
+		[ -z "$WITH_F1" ] || CH_FORMAT=1 eval "$5" >>"$3"
 		eval "$6" >>"$4"
 	done
 }
 # report3 ID DESC UNIT KEY TARGET: the lines of an abab3 run (files a, a1, b)
 report3() {
 	report "$1" "$2" "$3" "$(medkey "$S/a" "$4")" "$(medkey "$S/b" "$4")" "$5"
-	[ -z "$F1" ] || report "${1}1" "  same, format 1" "$3" "$(medkey "$S/a1" "$4")" "$(medkey "$S/b" "$4")" info
+	[ -z "$WITH_F1" ] || report "${1}/1" "  same, format 1" "$3" "$(medkey "$S/a1" "$4")" "$(medkey "$S/b" "$4")" info
 }
 medkey() { get_all "$2" <"$1" | med; } # medkey FILE KEY
 get_all() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }'; }
@@ -203,7 +203,7 @@ if want P4 chpub; then
 	report3 P4 "one record at a time, --sync=always p50 (us)" us p50_us "<=1.15"
 	report P4b "  same, p99 (us)" us "$(medkey "$S/a" p99_us)" "$(medkey "$S/b" p99_us)" "<=1.5"
 	# no worse than format 1 (same alternation)
-	[ -z "$F1" ] || report P4= "  format 2 vs format 1, p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/a1" p50_us)" "<=1.1"
+	[ -z "$WITH_F1" ] || report P4= "  format 2 vs format 1, p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/a1" p50_us)" "<=1.1"
 	rm -rf "$S/p4"
 fi
 if want P5 chpub; then
@@ -223,7 +223,7 @@ fi
 
 # ---------------------------------------------------------------- chsub
 if want S1 chsub; then
-	for f in 2 ${F1:+1}; do
+	for f in 2 ${WITH_F1:+1}; do
 		[ -d "$S/p1.$f" ] || { CH_FORMAT=$f mkchan "$S/p1.$f"; chpub "$S/p1.$f" <"$S/src"; }
 		cat "$S/p1.$f"/*.seg >/dev/null
 	done
@@ -242,7 +242,7 @@ if want S4 chsub; then
 		'rm -f $S/tf; : > $S/tf; "$CHB" e2e $E2E "cat >> $S/tf" "tail -n0 -f $S/tf"'
 	report3 S4 "follow chpub|chsub -f vs cat>>f|tail -f p50 (us)" us p50_us "<=1.0"
 	report S4b "  same, p99 (us)" us "$(medkey "$S/a" p99_us)" "$(medkey "$S/b" p99_us)" "<=1.2"
-	[ -z "$F1" ] || report S4= "  format 2 vs format 1, p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/a1" p50_us)" "<=1.1"
+	[ -z "$WITH_F1" ] || report S4= "  format 2 vs format 1, p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/a1" p50_us)" "<=1.1"
 	rm -rf "$S/p4f" "$S/tf"
 fi
 
