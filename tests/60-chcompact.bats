@@ -15,7 +15,7 @@ teardown() { ops_teardown; }
 list() { printf '%s\n' "$@"; }
 
 @test "deletes the sealed segments every subscriber has fully consumed" {
-	fill 300
+	fill 500	# five segments or more in either format
 	mapfile -t before < <(segments)
 	((${#before[@]} >= 5))
 	chsub --from=earliest "$CH" fast >/dev/null
@@ -28,7 +28,7 @@ list() { printf '%s\n' "$@"; }
 	# nothing the slow subscriber still needs went
 	run -0 --separate-stderr chsub "$CH" slow
 	assert_equal "$stderr" ""
-	assert_line -n -1 --partial "rec-300 "
+	assert_line -n -1 --partial "rec-500 "
 }
 
 @test "keeps a segment that a subscriber has only partly consumed" {
