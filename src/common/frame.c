@@ -74,7 +74,10 @@ ch_frame_decode(const unsigned char *p, size_t avail,
 			return -1;
 		break;
 	default:
-		if (f->count > UINT64_MAX - f->seq)
+		/* A gap stands for at least one record, each of which took at
+		 * least two bytes of what it replaced. */
+		if (f->count == 0 || f->count > f->len / 2 ||
+		    f->count > UINT64_MAX - f->seq)
 			return -1;
 		break;
 	}
