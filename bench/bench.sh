@@ -146,7 +146,8 @@ medkey() { get_all "$2" <"$1" | med; } # medkey FILE KEY
 get_all() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }'; }
 
 mkchan() { # mkchan DIR: a fresh empty channel
-	rm -rf "$1"
+	# a chsub -f that e2e just stopped may still be committing in it
+	rm -rf "$1" 2>/dev/null || { sleep 0.5; rm -rf "$1"; }
 	chpub "$1" </dev/null
 }
 setyaml() { # setyaml DIR KEY VALUE
@@ -238,12 +239,12 @@ if want S1 chsub; then
 fi
 if want S4 chsub; then
 	abab3 "$RUNS" "$S/a" "$S/a1" "$S/b" \
-		'mkchan $S/p4f; "$CHB" e2e $E2E "chpub $S/p4f" "chsub -f $S/p4f s"' \
+		'mkchan $S/p4f.$CH_FORMAT; "$CHB" e2e $E2E "chpub $S/p4f.$CH_FORMAT" "chsub -f $S/p4f.$CH_FORMAT s"' \
 		'rm -f $S/tf; : > $S/tf; "$CHB" e2e $E2E "cat >> $S/tf" "tail -n0 -f $S/tf"'
 	report3 S4 "follow chpub|chsub -f vs cat>>f|tail -f p50 (us)" us p50_us "<=1.0"
 	report S4b "  same, p99 (us)" us "$(medkey "$S/a" p99_us)" "$(medkey "$S/b" p99_us)" "<=1.2"
 	[ -z "$WITH_F1" ] || report S4= "  format 2 vs format 1, p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/a1" p50_us)" "<=1.1"
-	rm -rf "$S/p4f" "$S/tf"
+	rm -rf "$S"/p4f.* "$S/tf"
 fi
 
 # ---------------------------------------------------------------- peers
