@@ -216,6 +216,28 @@ fail:
 	return -1;
 }
 
+/* fsync the directory that holds path (path is changed and restored). */
+static int
+fsync_parent(char *path)
+{
+	char *slash = strrchr(path, '/');
+	int fd, rc;
+
+	if (slash == path)
+		fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	else if (slash) {
+		*slash = '\0';
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		*slash = '/';
+	} else
+		fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)	/* a parent we may write but not read: nothing to do */
+		return errno == EACCES ? 0 : -1;
+	rc = ch_fsync_dir(fd);
+	close(fd);
+	return rc;
+}
+
 int
 ch_mkdir_parents(const char *path, mode_t mode)
 {
@@ -227,12 +249,20 @@ ch_mkdir_parents(const char *path, mode_t mode)
 		return -1;
 	}
 	memcpy(buf, path, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
 	for (size_t i = 1; i <= len; i++) {
 		if (buf[i] != '/' && buf[i] != '\0')
 			continue;
 		char c = buf[i];
 		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		/* A new directory exists after a power loss only once its
+		 * parent is fsynced.  The last one is synced even if another
+		 * process created it a moment ago and has not synced yet. */
+		int made = mkdir(buf, mode) == 0;
+		if (!made && errno != EEXIST)
+			return -1;
+		if ((made || c == '\0') && fsync_parent(buf) < 0)
 			return -1;
 		buf[i] = c;
 	}

@@ -52,7 +52,9 @@ int ch_open_temp(int dirfd, const char *tmp, mode_t mode);
 int ch_atomic_replace(int dirfd, const char *name, const void *data,
     size_t len, mode_t mode);
 
-/* mkdir -p for an absolute or relative path (mode applies to new dirs). */
+/* mkdir -p for an absolute or relative path (mode applies to new dirs),
+ * fsyncing the parent of each directory it creates, and of the last one,
+ * so that the path survives a power loss. */
 int ch_mkdir_parents(const char *path, mode_t mode);
 
 /* Read a whole small file (at most max bytes) into a malloc'd, NUL-terminated
