@@ -24,6 +24,7 @@ struct ch_channel {
 	char path[4096];	/* after CH_ROOT resolution */
 	int dirfd;
 	struct ch_config cfg;
+	int journal_synced;	/* the journal's name fsynced by us */
 };
 
 enum {

@@ -66,6 +66,15 @@ ch_journal_append(struct ch_channel *ch, const char *subscriber,
 	}
 	if (close(fd) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "journal");
+	/* The journal is created by its first entry, and a new name lasts
+	 * through a power loss only once the directory is fsynced; whoever
+	 * created it may have died before.  Once per process. */
+	if (!ch->journal_synced) {
+		if (ch_fsync_dir(ch->dirfd) < 0)
+			return ch_err_sys(err, CH_EXIT_FAIL, "journal: fsync "
+			    "channel directory");
+		ch->journal_synced = 1;
+	}
 	return 0;
 }
 
