@@ -287,6 +287,10 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 		rc = 0;
 		goto out;
 	}
+	/* Oldest first, each unlink made durable before the next: a power
+	 * loss may keep any of a directory's unsynced changes and lose the
+	 * others, and the deleted segments must stay a prefix of the index
+	 * (readers skip a prefix; a hole would end the channel there). */
 	for (size_t i = 0; i < ndel; i++) {
 		char name[CH_SEG_NAME_LEN + 1];
 		ch_seg_name(name, del[i]);
@@ -294,10 +298,10 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			ch_err_sys(err, CH_EXIT_FAIL, "delete %s", name);
 			goto out;
 		}
-	}
-	if (ndel && ch_fsync_dir(ch->dirfd) < 0) {
-		ch_err_sys(err, CH_EXIT_FAIL, "fsync channel directory");
-		goto out;
+		if (ch_fsync_dir(ch->dirfd) < 0) {
+			ch_err_sys(err, CH_EXIT_FAIL, "fsync channel directory");
+			goto out;
+		}
 	}
 	/* Drop index entries of deleted files (this pass's and any a crash
 	 * left), under the append lock so no entry is appended meanwhile. */
