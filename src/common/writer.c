@@ -237,14 +237,16 @@ static int
 finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
     struct ch_error *err)
 {
-	int durable = w->o.sync != CH_SYNC_NONE;
 	struct ch_index ix;
 	struct ch_idxent last;
 
-	/* The new segment and its name are always made durable: it is one
-	 * small file per rollover, and a segment that vanished or lost its
-	 * header in a power failure would stop every later append. */
-	(void)durable;
+	/* A rollover is durable whatever the sync policy, in this order: the
+	 * sealed segment (roll), the new segment and its name, its index
+	 * entry.  It costs three syncs per segment_bytes written.  Without
+	 * them a power loss under sync: none could keep a new segment while
+	 * losing the seal or the records before it (a hole in the middle of
+	 * the channel, or a segment nothing leads to), or keep a later index
+	 * entry and lose an earlier one (a corrupt index). */
 	int64_t now = ch_now_ns();
 	if (ch_segment_create(w->ch->dirfd, base, first_seq,
 	    now > w->last_ts ? now : w->last_ts, 1, 0666, err) < 0)
@@ -260,7 +262,7 @@ finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
 	ch_index_close(&ix);
 	if (last.base < base) {
 		struct ch_idxent e = { base, w->seg.first_seq, w->seg.created };
-		if (ch_index_append(w->ch->dirfd, &e, durable, err) < 0)
+		if (ch_index_append(w->ch->dirfd, &e, 1, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -369,7 +371,9 @@ roll(struct ch_writer *w, int64_t now, struct ch_error *err)
 			w->have_state = 0;
 		return -1;
 	}
-	if (w->o.sync != CH_SYNC_NONE && ch_fdatasync(w->segfd) < 0)
+	/* Whatever the policy: a sealed segment must be whole on disk before
+	 * its successor exists there (see finish_roll). */
+	if (ch_fdatasync(w->segfd) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "fdatasync sealed segment");
 	uint64_t base = ch_seg_offset(w->seg.base, w->end);
 	if (finish_roll(w, base, w->next_seq, err) < 0) {
