@@ -52,6 +52,11 @@ struct ch_end {
 int ch_channel_end(struct ch_channel *ch, struct ch_end *end,
     struct ch_error *err);
 
+/* Put every record published so far on stable storage: fdatasync the
+ * newest segment (sealed ones already are).  Offsets are written only
+ * after this, so that no offset outlives the records before it. */
+int ch_channel_sync(struct ch_channel *ch, struct ch_error *err);
+
 /* The oldest segment still present. */
 struct ch_start {
 	uint64_t offset;	/* its base: the earliest offset */

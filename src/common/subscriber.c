@@ -421,6 +421,13 @@ ch_sub_write(struct ch_sub *s, const struct ch_offset *o, struct ch_error *err)
 	if (n == 0)	/* cannot happen: 16 entries take under 2 KiB */
 		return ch_err(err, CH_EXIT_SOFTWARE,
 		    "offset of subscriber '%s' does not fit its buffer", s->name);
+	/* The records before the offset first: under sync none or periodic
+	 * they may still be in the page cache only, and an offset that
+	 * survived a power loss they did not would point past the end, or
+	 * later into records published again under the same offsets. */
+	if (ch_channel_sync(s->ch, err) < 0)
+		return ch_err_prefix(err, "commit offset of subscriber '%s'",
+		    s->name);
 	if (ch_atomic_replace(s->dirfd, OFFSET_FILE, buf, n, 0666) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL,
 		    "commit offset of subscriber '%s'", s->name);

@@ -75,8 +75,9 @@ pid_t ch_sub_running(struct ch_channel *ch, const char *name);
 int ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
     struct ch_error *err);
 
-/* Write the offset file (lock held).  The first write of a process also
- * fsyncs subscribers/, so that the subscriber's directory, created
+/* Write the offset file (lock held), once the records published so far
+ * are on stable storage (ch_channel_sync).  The first write of a process
+ * also fsyncs subscribers/, so that the subscriber's directory, created
  * without a sync when its lock was first taken, survives a power loss
  * with its offset. */
 int ch_sub_write(struct ch_sub *s, const struct ch_offset *o,
