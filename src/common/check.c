@@ -73,6 +73,73 @@ fixed(struct ctx *c, const char *fmt, ...)
 	c->report(c->rctx, CH_REPORT_FIXED, msg);
 }
 
+/*
+ * --repair of damaged bytes between two valid records [pos, next) of
+ * segment `base`: write over them one gap record of exactly their length
+ * (channel(5), Gap records), numbered `lost` (the number due there) and
+ * standing for the records up to `next_seq`, the number of the record
+ * after.  Under append.lock, then fdatasynced.  Damage that cannot be a
+ * run of lost records (unknown numbering, too short) is left, and said.
+ * Returns 1 if the gap was written, 0 if not, -1 on error.
+ */
+static int
+fill_gap(struct ctx *c, const char *name, uint64_t base, uint64_t pos,
+    uint64_t next, uint64_t lost, uint64_t next_seq, int64_t ts,
+    struct ch_error *err)
+{
+	uint64_t len = next - pos, off = ch_seg_offset(base, pos);
+	unsigned char *buf;
+	int afd, fd, rc = -1;
+
+	if (lost == UINT64_MAX || next_seq == UINT64_MAX || next_seq <= lost ||
+	    len < CH_REC_OVERHEAD ||
+	    (next_seq - lost) > len / CH_REC_OVERHEAD) {
+		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu is not "
+		    "where whole records were lost (their numbers or lengths "
+		    "do not add up); left as it is", name,
+		    (unsigned long long)off);
+		return 0;
+	}
+	if (len > CH_REC_OVERHEAD + 0xFFFFFF00ULL) {
+		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu is too "
+		    "long for one gap record; left as it is", name,
+		    (unsigned long long)off);
+		return 0;
+	}
+	if (!(buf = malloc((size_t)len)))
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	ch_gap_encode(buf, len, lost, ts, next_seq - lost);
+	if (ch_lock_open(c->ch->dirfd, CH_APPEND_LOCK, &afd, err) < 0) {
+		free(buf);
+		return -1;
+	}
+	if (ch_flock(afd, LOCK_EX, CH_LOCK_WAIT) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
+		goto out;
+	}
+	fd = ch_open_file(c->ch->dirfd, name, O_RDWR, 0);
+	if (fd < 0 || ch_pwrite_full(fd, buf, (size_t)len, (off_t)pos) < 0 ||
+	    ch_fdatasync(fd) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record", name);
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	if (close(fd) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record", name);
+		goto out;
+	}
+	fixed(c, "%s: replaced %llu damaged bytes at offset %llu with a gap "
+	    "record: %llu record%s lost", name, (unsigned long long)len,
+	    (unsigned long long)off, (unsigned long long)(next_seq - lost),
+	    next_seq - lost == 1 ? "" : "s");
+	rc = 1;
+out:
+	close(afd);
+	free(buf);
+	return rc;
+}
+
 /* Verify one segment.  *expect_seq is the sequence number its first
  * record must have (UINT64_MAX: unknown); on return, the next one.
  * *next_base gets the next segment's base from the seal (0 if none). */
@@ -131,6 +198,17 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 				    (unsigned long long)here,
 				    (unsigned long long)r.h.seq,
 				    (unsigned long long)*expect_seq);
+			if (r.h.type == CH_REC_GAP) {
+				say(c, CH_REPORT_INFO, "%s: %llu record%s lost at "
+				    "offset %llu (a gap record)", name,
+				    (unsigned long long)r.seqs,
+				    r.seqs == 1 ? "" : "s",
+				    (unsigned long long)here);
+				records += r.seqs;
+				*expect_seq = r.h.seq + r.seqs;
+				*last_ts = r.h.ts > *last_ts ? r.h.ts : *last_ts;
+				continue;
+			}
 			if (r.h.type == CH_REC_SEAL) {
 				struct ch_seal s;
 				ch_seal_decode(r.payload, &s);
@@ -172,8 +250,8 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			    "(%llu bytes up to the next valid record)", name,
 			    (unsigned long long)here,
 			    (unsigned long long)(next - cur.pos));
+			uint64_t lost = *expect_seq;
 			*expect_seq = UINT64_MAX;
-			cur.pos = next;
 			/* Continue checking numbering from the next record. */
 			struct ch_rec peek;
 			struct ch_segcur p2 = { 0 };
@@ -181,6 +259,20 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			if (ch_segcur_next(&p2, &peek) == CH_CUR_OK)
 				*expect_seq = peek.h.seq;
 			ch_segcur_free(&p2);
+			if (c->repair) {
+				int64_t ts = *last_ts > h.created ? *last_ts :
+				    h.created;
+				int filled = fill_gap(c, name, e->base, cur.pos,
+				    next, lost, *expect_seq, ts, err);
+				if (filled < 0) {
+					ch_segcur_free(&cur);
+					close(fd);
+					return -1;
+				}
+				if (filled)	/* the seal counts them */
+					records += *expect_seq - lost;
+			}
+			cur.pos = next;
 			continue;
 		}
 		if (last) {
@@ -344,10 +436,10 @@ boundary_before(struct ch_channel *ch, uint64_t offset, uint64_t *out,
 	ch_segcur_init(&cur, fd, CH_SEG_HDR, (uint64_t)st.st_size);
 	*out = h.base;
 	*seq = h.first_seq;
-	while (ch_segcur_next(&cur, &r) == CH_CUR_OK && r.h.type == CH_REC_DATA &&
+	while (ch_segcur_next(&cur, &r) == CH_CUR_OK && r.h.type != CH_REC_SEAL &&
 	    cur.pos <= pos) {
 		*out = ch_seg_offset(h.base, cur.pos);
-		*seq = r.h.seq + 1;
+		*seq = r.h.seq + r.seqs;
 	}
 	ch_segcur_free(&cur);
 	close(fd);

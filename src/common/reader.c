@@ -120,7 +120,19 @@ seq_at(struct ch_reader *r, uint64_t pos, struct ch_error *err)
 		return ch_err(err, CH_EXIT_DATAERR,
 		    "offset %llu is not on a record boundary",
 		    (unsigned long long)ch_seg_offset(r->seg.base, pos));
-	r->next_seq = h.type == CH_REC_SEAL ? h.seq : h.seq + 1;
+	if (h.type != CH_REC_GAP) {
+		r->next_seq = h.type == CH_REC_SEAL ? h.seq : h.seq + 1;
+		return 0;
+	}
+	/* A gap says in its payload how many numbers it takes. */
+	ch_segcur_init(&c, r->segfd, pos - total, pos);
+	rc = ch_segcur_next(&c, &rec);
+	ch_segcur_free(&c);
+	if (rc != CH_CUR_OK)
+		return ch_err(err, CH_EXIT_DATAERR,
+		    "offset %llu is not on a record boundary",
+		    (unsigned long long)ch_seg_offset(r->seg.base, pos));
+	r->next_seq = rec.h.seq + rec.seqs;
 	return 0;
 }
 
@@ -187,7 +199,7 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 		struct ch_rec rec;
 		ch_segcur_init(&c, r->segfd, CH_SEG_HDR, r->cur.size);
 		while (c.pos < pos && ch_segcur_next(&c, &rec) == CH_CUR_OK &&
-		    rec.h.type == CH_REC_DATA)
+		    rec.h.type != CH_REC_SEAL)
 			;
 		ch_segcur_free(&c);
 		if (c.pos != pos) {
@@ -452,6 +464,18 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 				r->next_seq = rec->h.seq;
 				r->cur.pos = rec->pos;	/* offset = next base */
 				r->at_seal = 1;
+				continue;
+			}
+			if (rec->h.type == CH_REC_GAP) {
+				/* Records lost (to a power failure, say) and
+				 * accounted for by chcompact --repair. */
+				warn(r, rec->seqs == 1 ? "%llu record lost at "
+				    "offset %llu" : "%llu records lost at offset "
+				    "%llu", (unsigned long long)rec->seqs,
+				    (unsigned long long)ch_seg_offset(
+				    r->seg.base, rec->pos));
+				r->next_seq = rec->h.seq + rec->seqs;
+				r->last_ts = rec->h.ts;
 				continue;
 			}
 			r->next_seq = rec->h.seq + 1;

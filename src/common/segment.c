@@ -151,6 +151,10 @@ ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
 	p = c->buf + (c->pos - c->buf_pos);
 	if (ch_rec_verify_fast(p, total, c->hw) < 0)
 		return CH_CUR_BAD;
+	uint64_t gap = 0;
+	if (r->h.type == CH_REC_GAP && ch_gap_count(p, total, &gap) < 0)
+		return CH_CUR_BAD;
+	r->seqs = ch_rec_seqs(&r->h, gap);
 	r->pos = c->pos;
 	r->total = total;
 	r->meta = p + CH_REC_HDR;
@@ -343,12 +347,14 @@ ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
 }
 
 /* Check the record that ends exactly at `size` (the trailer gives its
- * length).  Returns 1 valid (filled r), 0 not valid, -1 I/O error. */
+ * length).  Returns 1 valid (filled h, and *seqs: the sequence numbers it
+ * takes), 0 not valid, -1 I/O error. */
 static int
-tail_record(int fd, uint64_t size, struct ch_rechdr *h)
+tail_record(int fd, uint64_t size, struct ch_rechdr *h, uint64_t *seqs)
 {
 	unsigned char b[CH_REC_HDR];
 	unsigned char chunk[65536];
+	unsigned char count[CH_REC_HDR + CH_GAP_COUNT_BYTES];
 	uint32_t total, crc;
 
 	if (size < CH_SEG_HDR + CH_REC_OVERHEAD)
@@ -375,7 +381,22 @@ tail_record(int fd, uint64_t size, struct ch_rechdr *h)
 		p += n;
 	}
 	crc = ch_crc32c(crc, b + 8, CH_REC_HDR - 8);
-	return crc == h->crc ? 1 : 0;
+	if (crc != h->crc)
+		return 0;
+	uint64_t gap = 0;
+	if (h->type == CH_REC_GAP) {
+		/* The count is in the first bytes of the payload. */
+		size_t n = total - CH_REC_OVERHEAD < CH_GAP_COUNT_BYTES ?
+		    total - CH_REC_OVERHEAD : CH_GAP_COUNT_BYTES;
+		memset(count, 0, sizeof count);
+		if (ch_pread_full(fd, count + CH_REC_HDR, n,
+		    (off_t)(start + CH_REC_HDR)) != (ssize_t)n)
+			return -1;
+		if (ch_gap_count(count, total, &gap) < 0)
+			return 0;
+	}
+	*seqs = ch_rec_seqs(h, gap);
+	return 1;
 }
 
 int
@@ -395,7 +416,8 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 		t->torn = size < CH_SEG_HDR;
 		return 0;
 	}
-	rc = tail_record(fd, size, &h);
+	uint64_t seqs = 0, pseqs = 0;
+	rc = tail_record(fd, size, &h, &seqs);
 	if (rc == 1) {
 		/* A valid record is trusted at the tail only if it follows
 		 * its predecessor in sequence: a copy of the last record
@@ -405,8 +427,8 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 		struct ch_rechdr ph;
 		if (start == CH_SEG_HDR)
 			rc = h.seq == hdr->first_seq;
-		else if ((rc = tail_record(fd, start, &ph)) == 1)
-			rc = ph.type == CH_REC_DATA && ph.seq + 1 == h.seq;
+		else if ((rc = tail_record(fd, start, &ph, &pseqs)) == 1)
+			rc = ph.type != CH_REC_SEAL && ph.seq + pseqs == h.seq;
 	}
 	if (rc < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment tail");
@@ -425,7 +447,7 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 			t->last_ts = t->seal.last_ts;
 		} else {
 			t->end = size;
-			t->next_seq = h.seq + 1;
+			t->next_seq = h.seq + seqs;
 			t->last_ts = h.ts;
 		}
 		return 0;
@@ -436,7 +458,7 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 	if (hint > CH_SEG_HDR && hint < size) {
 		ch_segcur_init(&c, fd, hint, size);
 		if (ch_segcur_next(&c, &r) == CH_CUR_OK && r.h.seq == hint_seq &&
-		    r.h.type == CH_REC_DATA) {
+		    r.h.type != CH_REC_SEAL) {
 			start = hint;
 		}
 	}
@@ -481,7 +503,7 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 			break;
 		}
 		t->end = t->file_end = c.pos;
-		t->next_seq = r.h.seq + 1;
+		t->next_seq = r.h.seq + r.seqs;
 		t->last_ts = r.h.ts;
 	}
 	ch_segcur_free(&c);

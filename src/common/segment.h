@@ -43,6 +43,7 @@ struct ch_rec {
 	struct ch_rechdr h;
 	uint64_t pos;		/* file position */
 	uint64_t total;		/* bytes on disk */
+	uint64_t seqs;		/* sequence numbers it takes (ch_rec_seqs) */
 	const unsigned char *meta;
 	const unsigned char *payload;
 };
