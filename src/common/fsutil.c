@@ -12,6 +12,21 @@
 
 #include "fsutil.h"
 
+#ifdef CH_TEST_BROKEN_ORDER
+int
+ch_broken_order(const char *what)
+{
+	const char *list = getenv("CH_BROKEN_ORDER");
+	size_t n = strlen(what);
+
+	for (const char *p = list; p && *p; p += strcspn(p, ","),
+	    p += *p == ',')
+		if (strncmp(p, what, n) == 0 && (p[n] == ',' || !p[n]))
+			return 1;
+	return 0;
+}
+#endif
+
 int
 ch_open_file(int dirfd, const char *name, int flags, mode_t mode)
 {
@@ -197,7 +212,8 @@ ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
 	fd = ch_open_temp(dirfd, tmp, mode);
 	if (fd < 0)
 		return -1;
-	if (ch_write_full(fd, data, len) < 0 || ch_fdatasync(fd) < 0)
+	if (ch_write_full(fd, data, len) < 0 ||
+	    (!ch_broken_order("rename-before-fsync") && ch_fdatasync(fd) < 0))
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;

@@ -16,6 +16,18 @@
 #include <errno.h>
 #include <sys/types.h>
 
+/*
+ * Test builds only (tests/broken/, see tests/RELIABILITY.md): an ordering
+ * broken on purpose, named in $CH_BROKEN_ORDER, so that the crash-state
+ * explorer can prove it catches one.  The tools are built without
+ * CH_TEST_BROKEN_ORDER: for them this is the constant 0.
+ */
+#ifdef CH_TEST_BROKEN_ORDER
+int ch_broken_order(const char *what);
+#else
+#define ch_broken_order(what) 0
+#endif
+
 /* errno for "exists but is not a regular file" (a FIFO, a device...).
  * EBADFD is never returned by openat(2), and ch_err_sys() prints this one
  * as "not a regular file". */

@@ -341,7 +341,8 @@ ch_segment_create(int dirfd, uint64_t base, uint64_t first_seq,
 		errno = saved;
 		return ch_err_sys(err, CH_EXIT_FAIL, "create segment %s", name);
 	}
-	if (durable && ch_fsync_dir(dirfd) < 0)
+	if (durable && !ch_broken_order("segment-no-dirsync") &&
+	    ch_fsync_dir(dirfd) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "fsync channel directory");
 	return 0;
 }

@@ -659,6 +659,15 @@ class Explorer:
                                         self.meta["workload"]))
 
 
+def default_scratch(tmp):
+    """Crash states are checked in a tmpfs when there is one: the tools'
+    fsyncs cost nothing there, and the state is thrown away anyway."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return tmp
+
+
 def run(opts, out):
     tools_fmts = [None if f in ("", "default") else f
                   for f in opts.formats.split(",")]
@@ -676,7 +685,8 @@ def run(opts, out):
     os.makedirs(base, exist_ok=True)
     # strace prints resolved paths: the workspace must be one already.
     base = os.path.realpath(base)
-    scratch = tempfile.mkdtemp(prefix="crash-state.", dir=opts.scratch or tmp)
+    scratch = tempfile.mkdtemp(prefix="crash-state.",
+                               dir=opts.scratch or default_scratch(tmp))
     total = failed = distinct = 0
     t_all = time.time()
     try:
@@ -727,7 +737,8 @@ def replay_one(opts, out):
     with open(os.path.join(opts.dir, "meta.json")) as f:
         meta = json.load(f)
     tools = Tools(opts.bin, meta["format"])
-    scratch = tempfile.mkdtemp(prefix="crash-state.")
+    scratch = tempfile.mkdtemp(prefix="crash-state.",
+                               dir=default_scratch(tempfile.gettempdir()))
     try:
         for p, fs in replay(meta, opts.dir):
             if p.k != opts.point or p.done != opts.done:
