@@ -576,7 +576,9 @@ class Explorer:
         distinct states (a seeded sample of them beyond max_states)."""
         first = {}		# hash -> (k, done, variant)
         evals = {}		# (hash, ctxkey) -> (point, variant)
+        self.points = 0
         for p, fs in replay(self.meta, self.workdir):
+            self.points += 1
             for name, choice in M.variants(fs.pending):
                 h = M.tree_hash(fs.materialise(choice))
                 first.setdefault(h, (p.k, p.done, name))
@@ -607,6 +609,7 @@ class Explorer:
     def sampled(self, n):
         rng = random.Random(self.opts.seed)
         npoints = sum(1 for _ in replay(self.meta, self.workdir))
+        self.points = npoints
         picks = {}
         for _ in range(n):
             picks.setdefault(rng.randrange(npoints), []).append(
@@ -715,10 +718,10 @@ def run(opts, out):
                         kinds[sig] = kinds.get(sig, 0) + 1
                 for sig, n in sorted(kinds.items(), key=lambda x: -x[1]):
                     out("  %5d x %s" % (n, sig))
-                out("%s (format %s): %d crash states checked (%s; %d "
-                    "distinct), %d failed, %.1f s" % (
-                        wl.name, fmt or "default", ex.checked, how,
-                        ex.checked_distinct, nf, time.time() - t0))
+                out("%s (format %s): %d crash states checked at %d crash "
+                    "points (%s; %d distinct), %d failed, %.1f s" % (
+                        wl.name, fmt or "default", ex.checked, ex.points,
+                        how, ex.checked_distinct, nf, time.time() - t0))
                 total += ex.checked
                 failed += nf
                 distinct += ex.checked_distinct

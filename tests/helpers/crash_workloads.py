@@ -182,16 +182,16 @@ def w_handler(rng):
         channels={"ch": "ch", "dlq": "dlq"}, handler=("h", "dlq"))
 
 
-def w_mixed(rng, nsteps=14):
+def w_mixed(rng, nsteps=24):
     """A longer random sequence for sampling (check-long)."""
     steps = []
     for i in range(nsteps):
-        k = rng.randrange(7)
-        if k <= 2:
+        k = rng.randrange(8)
+        if k <= 3:
             sync = rng.choice(["none", "periodic", "always"])
             steps.append(pub("publish (%s)" % sync,
-                             recs("x%d" % i, rng.randint(1, 30), rng),
-                             sync))
+                             recs("x%d" % i, rng.randint(1, 40), rng,
+                                  20, 600), sync))
         elif k == 3:
             steps.append(Step("chsub s", ["chsub", "--from=earliest",
                                           "{ch}", "s"]))
@@ -201,6 +201,9 @@ def w_mixed(rng, nsteps=14):
                                                "t"]))
         elif k == 5:
             steps.append(Step("chcompact", ["chcompact", "{ch}"]))
+        elif k == 6:
+            steps.append(Step("chcompact --max-bytes",
+                              ["chcompact", "--max-bytes=6000", "{ch}"]))
         else:
             steps.append(Step("choffset --earliest t (if registered)",
                               ["sh", "-c", "choffset --earliest \"$1\" t "
