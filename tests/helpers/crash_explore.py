@@ -155,11 +155,16 @@ def gather(tools, paths):
         lst = tools.run(["choffset", path])
         if lst[0] != 0:
             raise WorkloadError("choffset %s failed: %s" % (path, lst[2]))
-        chk = tools.run(["chcompact", "--check", path])
-        hist = tools.run(["choffset", "--history", path])
-        chans[key] = Chan(True, parse_records(peek[1]),
-                          parse_offsets(lst[1]), behind_earliest(chk[2]),
-                          hist[1].count("\n"))
+        offs = parse_offsets(lst[1])
+        behind, journal = set(), 0
+        if offs:
+            chk = tools.run(["chcompact", "--check", path])
+            behind = behind_earliest(chk[2])
+        if os.path.exists(os.path.join(path, "journal")):
+            hist = tools.run(["choffset", "--history", path])
+            journal = hist[1].count("\n")
+        chans[key] = Chan(True, parse_records(peek[1]), offs, behind,
+                          journal)
     return Truth(chans)
 
 
@@ -681,8 +686,9 @@ def run(opts, out):
         if unknown:
             raise SystemExit("unknown workloads: " + ", ".join(unknown))
         wls = [w for w in wls if w.name in names]
-    elif not opts.large:
-        wls = [w for w in wls if w.size == "small"]
+    else:
+        wls = [w for w in wls if w.size == "small" or
+               (opts.large and w.size == "large")]
     tmp = opts.tmp or tempfile.gettempdir()
     base = opts.keep or tempfile.mkdtemp(prefix="crash-explore.", dir=tmp)
     os.makedirs(base, exist_ok=True)
@@ -702,7 +708,7 @@ def run(opts, out):
                 os.makedirs(wd)
                 meta = record(wl, fmt, wd, tools)
                 ex = Explorer(meta, wd, tools, scratch, opts, out)
-                if wl.size == "small":
+                if wl.size != "large":
                     ex.exhaustive()
                     how = "exhaustive" if ex.checked_distinct == ex.distinct \
                         else "%d of %d distinct sampled" % (

@@ -63,6 +63,9 @@ def config(path_key, **kv):
 class Workload:
     def __init__(self, name, steps, setup=(), channels=None, size="small",
                  handler=None, journal=False):
+        """size: "small" (explored exhaustively by default), "large"
+        (sampled, with --large or by name), "probe" (by name only: the
+        explorer's own tests)."""
         self.name = name
         # Steps change offsets through choffset or chcompact, which keep
         # a journal: its acknowledged entries must survive too.
@@ -182,6 +185,27 @@ def w_handler(rng):
         channels={"ch": "ch", "dlq": "dlq"}, handler=("h", "dlq"))
 
 
+def w_roll_once(rng):
+    """A probe for the explorer's own tests: one rollover under
+    --sync=always, few crash points."""
+    return Workload("roll-once", [
+        pub("publish 6 records that roll over (always)",
+            recs("o", 6, rng, 200, 300), "always"),
+    ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
+              config("ch", segment_bytes=4096),
+              pub("fill", recs("f", 14, rng, 200, 250), "always")],
+        size="probe")
+
+
+def w_commit_once(rng):
+    """A probe for the explorer's own tests: one registration and
+    commit."""
+    return Workload("commit-once", [
+        Step("chsub registers s and commits",
+             ["chsub", "--from=earliest", "{ch}", "s"]),
+    ], setup=[pub("setup", recs("c", 3, rng), "always")], size="probe")
+
+
 def w_mixed(rng, nsteps=24):
     """A longer random sequence for sampling (check-long)."""
     steps = []
@@ -224,4 +248,6 @@ def workloads(seed):
         out.append(w_roll(rng, sync))
     out += [w_subscriber(rng), w_choffset(rng), w_compact(rng),
             w_handler(rng), w_mixed(rng)]
+    # Drawn last, so that adding them changed no other workload's records.
+    out += [w_roll_once(rng), w_commit_once(rng)]
     return out
