@@ -226,7 +226,7 @@ def record(wl, fmt, workdir, tools):
                       "durable": sorted(st.durable)})
     meta = {"workload": wl.name, "format": fmt, "root": os.path.realpath(ws),
             "channels": wl.channels, "handler": wl.handler,
-            "journal": wl.journal,
+            "journal": wl.journal, "bin": tools.bindir,
             "setup_records": {k: [r.decode("latin-1") for r in v]
                               for k, v in published.items()},
             "steps": steps,
@@ -745,7 +745,7 @@ def run(opts, out):
 def replay_one(opts, out):
     with open(os.path.join(opts.dir, "meta.json")) as f:
         meta = json.load(f)
-    tools = Tools(opts.bin, meta["format"])
+    tools = Tools(opts.bin or meta["bin"], meta["format"])
     scratch = tempfile.mkdtemp(prefix="crash-state.",
                                dir=default_scratch(tempfile.gettempdir()))
     try:
@@ -798,7 +798,8 @@ def main():
     p.add_argument("--point", type=int, required=True)
     p.add_argument("--variant", required=True)
     p.add_argument("--done", action="store_true")
-    p.add_argument("--bin", default=env.get("CH_CRASH_BIN", default_bin))
+    p.add_argument("--bin", default=env.get("CH_CRASH_BIN"),
+                   help="the tools (default: those the run used)")
     opts = ap.parse_args()
 
     def out(s):
