@@ -39,6 +39,7 @@ import crash_trace as T	 # noqa: E402
 import crash_workloads as W	 # noqa: E402
 
 MARKER = b"MARKER"
+SAMPLES_PER_ROUND = 150
 FMT = "--format=%o %n %t %s\\n"
 TOOL_TIMEOUT = float(os.environ.get("CH_CRASH_TOOL_TIMEOUT", "30"))
 
@@ -689,6 +690,18 @@ def run(opts, out):
     else:
         wls = [w for w in wls if w.size == "small" or
                (opts.large and w.size == "large")]
+    # A large workload sampled many times repeats its few distinct states:
+    # beyond SAMPLES_PER_ROUND samples, more workloads of its kind are
+    # drawn (round i from seed * 1000 + i), each sampled in turn.
+    rounds = max(1, opts.samples // SAMPLES_PER_ROUND)
+    more = []
+    for w in wls:
+        if w.size == "large":
+            for i in range(1, rounds):
+                extra = W.w_mixed(random.Random(opts.seed * 1000 + i))
+                extra.name = "%s-r%d" % (w.name, i)
+                more.append(extra)
+    wls += more
     tmp = opts.tmp or tempfile.gettempdir()
     base = opts.keep or tempfile.mkdtemp(prefix="crash-explore.", dir=tmp)
     os.makedirs(base, exist_ok=True)
@@ -714,7 +727,7 @@ def run(opts, out):
                         else "%d of %d distinct sampled" % (
                             ex.checked_distinct, ex.distinct)
                 else:
-                    ex.sampled(opts.samples)
+                    ex.sampled(max(1, opts.samples // rounds))
                     how = "sampled"
                 nf = len({(p.k, p.done, n) for p, n, _ in ex.failures})
                 kinds = {}
