@@ -18,7 +18,8 @@ Environment (each also an option): CH_CRASH_SEED, CH_CRASH_FORMATS
 ("1"), CH_CRASH_WORKLOADS (names, comma-separated), CH_CRASH_MAX_STATES
 (distinct states checked per workload; more are sampled down to it),
 CH_CRASH_SAMPLES (crash states drawn from a large workload), CH_CRASH_KEEP
-(directory for traces and failing states).  CH_FORMAT=N is passed to
+(directory for traces and failing states), CH_CRASH_TOOL_TIMEOUT
+(seconds a tool may run on a crash state, 30).  CH_FORMAT=N is passed to
 every tool: a channel is created in format N when it is set.
 """
 
@@ -60,10 +61,9 @@ class Tools:
         else:
             self.env.pop("CH_FORMAT", None)
         self.env["PATH"] = bindir + ":" + self.env.get("PATH", "")
-        self.runs = 0
 
     def run(self, argv, stdin=b"", cwd=None):
-        self.runs += 1
+        """[exit status or "timeout", stdout, stderr] of argv."""
         try:
             p = subprocess.run(argv, input=stdin, cwd=cwd, env=self.env,
                                capture_output=True, timeout=TOOL_TIMEOUT)
@@ -87,11 +87,17 @@ def crashed(r):
 
 
 def parse_records(out):
-    """Records printed with FMT: [(offset, seq, time, payload)]."""
+    """Records printed with FMT: [(offset, seq, time, payload)].  A line
+    that is not one (a payload that was never published, with a newline
+    in it) comes back whole as a payload at offset -1, for the checks to
+    report."""
     recs = []
     for line in out.split("\n")[:-1]:
-        off, seq, ts, payload = line.split(" ", 3)
-        recs.append((int(off), int(seq), ts, payload.encode("latin-1")))
+        try:
+            off, seq, ts, payload = line.split(" ", 3)
+            recs.append((int(off), int(seq), ts, payload.encode("latin-1")))
+        except ValueError:
+            recs.append((-1, -1, "", line.encode("latin-1")))
     return recs
 
 

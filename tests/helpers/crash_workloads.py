@@ -180,7 +180,8 @@ def w_handler(rng):
     return Workload("handler", [
         Step("chsub -x --batch=3 -P 4 --dead-letter",
              ["chsub", "--from=earliest", "-x", handler, "--batch=3", "-P",
-              "4", "--retries=0", "--dead-letter={dlq}", "{ch}", "h"]),
+              "4", "--retries=0", "--dead-letter={dlq}", "{ch}", "h"],
+             durable={"dlq"}),
     ], setup=[pub("setup", records, "always")],
         channels={"ch": "ch", "dlq": "dlq"}, handler=("h", "dlq"))
 
