@@ -209,10 +209,13 @@ open_segment(struct ch_writer *w, uint64_t base, struct ch_error *err)
 }
 
 /*
- * sync=periodic: start writeback of every WRITEBACK_BYTES written, without
- * waiting for it, so that the disk works while we append and the periodic
- * (or final) fdatasync finds little left to do.  Bulk input then runs at
- * about the speed of one write-and-fdatasync of the same bytes (P2).
+ * sync=periodic and none: start writeback of every WRITEBACK_BYTES
+ * written, without waiting for it, so that the disk works while we append
+ * and the periodic, final or rollover fdatasync finds little left to do.
+ * Bulk input then runs at about the speed of one write-and-fdatasync of
+ * the same bytes (P2).  Under none the rollover's fdatasync of the sealed
+ * segment (see finish_roll) cost 0.26-0.44 s -> 0.73-0.77 s for 200 MB
+ * through three rollovers; with this, 0.52-0.64 s.
  */
 #define WRITEBACK_BYTES (4u << 20)
 
@@ -220,7 +223,7 @@ static void
 kick_writeback(struct ch_writer *w)
 {
 #ifdef SYNC_FILE_RANGE_WRITE
-	if (w->o.sync != CH_SYNC_PERIODIC || w->end < w->wb_from ||
+	if (w->o.sync == CH_SYNC_ALWAYS || w->end < w->wb_from ||
 	    w->end - w->wb_from < WRITEBACK_BYTES)
 		return;
 	(void)sync_file_range(w->segfd, (off_t)w->wb_from,
