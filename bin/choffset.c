@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "lock.h"
+#include "offcheck.h"
 #include "parse.h"
 #include "position.h"
 #include "subscriber.h"
@@ -236,6 +237,32 @@ state(const char *name, struct ch_offset *cur, struct ch_sub *held,
 	ch_die_err(chname, &err);
 }
 
+/*
+ * An offset file that disagrees with the channel (restored from another
+ * channel or an old backup) is replaced with a warning by an absolute
+ * position; a shift, which counts from it, is refused.
+ */
+static void
+distrust(const char *name, const struct ch_offset *cur)
+{
+	struct ch_start st;
+	struct ch_end end;
+	struct ch_error err, why;
+
+	if (ch_channel_start(&ch, &st, &err) < 0 ||
+	    ch_channel_end(&ch, &end, &err) < 0)
+		ch_die_err(chname, &err);
+	if (ch_offset_check(&ch, cur, &st, &end, &why) == 0)
+		return;
+	if (why.code != CH_EXIT_DATAERR)
+		ch_die_err(chname, &why);
+	if (npos && pos.kind == CH_POS_SHIFT)
+		ch_die(CH_EXIT_DATAERR, chname, "subscriber '%s': %.800s; "
+		    "--shift cannot count from it: set it with --set, "
+		    "--earliest, --latest or --time", name, why.msg);
+	ch_warn(chname, "subscriber '%s': %.800s; replacing it", name, why.msg);
+}
+
 static int
 change(const char *name)
 {
@@ -257,6 +284,8 @@ change(const char *name)
 	if (st == DAMAGED)
 		ch_warn(chname, "%s; %s it", damage.msg,
 		    opt_delete ? "deleting" : "replacing");
+	else if (st == REGISTERED && !opt_delete && !opt_create)
+		distrust(name, &cur);
 	if (st == REGISTERED)
 		offstr(a, sizeof a, 1, cur.offset);
 	else

@@ -439,6 +439,29 @@ c"
 	[[ $stderr == *"offset file says record 7"* ]]
 }
 
+@test "--peek SUBSCRIBER refuses an offset file that disagrees with the data, like a read" {
+	chpub "$CH" a b c
+	chsub --from=earliest -n 1 "$CH" s >/dev/null
+	doctor_offset s seq 2
+	run -65 --separate-stderr chsub --peek "$CH" s
+	assert_output ""
+	assert_equal "$stderr" "chsub: $CH: subscriber 's': offset file says record 2 at offset $(record_offset b), the channel has record 1 there"
+}
+
+@test "an offset below the earliest record whose record number is not below it too is refused" {
+	set_config segment_bytes 4096
+	chsub --from=earliest "$CH" s >/dev/null
+	seq -f 'old %g padding padding padding padding padding' 1 200 | chpub "$CH"
+	chcompact -q --max-bytes=4096 "$CH"
+	local earliest
+	earliest=$(base 0)
+	((earliest > 0))
+	doctor_offset s seq 199
+	run -65 --separate-stderr chsub "$CH" s
+	assert_output ""
+	[[ $stderr == "chsub: $CH: subscriber 's': offset file says record 199 at offset 0, below the earliest record (record "*" at offset $earliest)" ]]
+}
+
 @test "a garbage offset file is reported as corrupt, never reset" {
 	chpub "$CH" a
 	chsub --from=earliest "$CH" s >/dev/null

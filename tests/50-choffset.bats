@@ -142,6 +142,23 @@ r5"
 	assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift goes past the end; clamped to offset $END"
 }
 
+@test "--shift refuses to count from an offset file that disagrees with the data (65); --set replaces it with a warning" {
+	choffset --create --set="${OFF[1]}" "$CH" s >/dev/null
+	doctor_offset s seq 40
+	cp "$CH/subscribers/s/offset" "$T/before"
+	run -65 --separate-stderr choffset --shift=-1 "$CH" s
+	assert_output ""
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': offset file says record 40 at offset ${OFF[1]}, the channel has record 1 there; --shift cannot count from it: set it with --set, --earliest, --latest or --time"
+	run -65 choffset --dry-run --shift=+1 "$CH" s
+	cmp "$T/before" "$CH/subscribers/s/offset"
+	run -0 --separate-stderr choffset --set="${OFF[3]}" "$CH" s
+	assert_output "s ${OFF[1]} -> ${OFF[3]}"
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': offset file says record 40 at offset ${OFF[1]}, the channel has record 1 there; replacing it"
+	run -0 chsub "$CH" s
+	assert_output "r4
+r5"
+}
+
 @test "--shift with a bad count is a usage error" {
 	choffset --create "$CH" s >/dev/null
 	run -2 --separate-stderr choffset --shift=x3 "$CH" s

@@ -246,10 +246,17 @@ chsub: $CH: 1 record lost at offset 114"
 	run -0 chcompact --check "$CH"
 }
 
-@test "finds an offset file whose sequence number disagrees with the data" {
+@test "finds an offset file whose sequence number disagrees with the data; --repair keeps the offset and takes the record's number" {
 	doctor_offset s seq 7
 	run -65 --separate-stderr chcompact --check "$CH"
 	assert_equal "$stderr" "chcompact: $CH: subscriber 's': offset file says record 7, the channel has record 0 there"
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"repaired: subscriber 's': offset 0 now says record 0 (its record number disagreed with the data)"* ]]
+	run -0 chcompact --check "$CH"
+	run -0 choffset --history "$CH" s
+	assert_line -n 1 --regexp "repair +s +0 -> 0 +its record number disagreed with the data +\(chcompact\["
+	run -0 chsub -n 1 "$CH" s
+	assert_output --partial "rec-1 "
 }
 
 @test "finds a garbage offset file; --repair leaves it and says how to fix it" {

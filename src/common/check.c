@@ -476,6 +476,10 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 	    ch_journal_append(c->ch, name, "repair", o->offset, off, why,
 	    &err) < 0)
 		say(c, CH_REPORT_UNFIXED, "%s", err.msg);
+	else if (off == o->offset)
+		fixed(c, "subscriber '%s': offset %llu now says record %llu "
+		    "(%s)", name, (unsigned long long)off,
+		    (unsigned long long)seq, why);
 	else
 		fixed(c, "subscriber '%s': moved from offset %llu to %llu (%s)",
 		    name, (unsigned long long)o->offset,
@@ -586,11 +590,18 @@ check_offsets(struct ctx *c, struct ch_error *err)
 				    "was not on a record boundary");
 			continue;
 		}
-		if (ch_reader_seq(r) != o.seq)
+		if (ch_reader_seq(r) != o.seq) {
 			say(c, CH_REPORT_WARN, "subscriber '%s': offset file says "
 			    "record %llu, the channel has record %llu there", name,
 			    (unsigned long long)o.seq,
 			    (unsigned long long)ch_reader_seq(r));
+			/* The offset is a proven boundary: keep it, and the
+			 * number of the record that is there. */
+			if (c->repair)
+				move_offset(c, name, &o, o.offset,
+				    ch_reader_seq(r), "its record number "
+				    "disagreed with the data");
+		}
 		ch_reader_close(r);
 	}
 	closedir(d);

@@ -15,6 +15,7 @@
 #include "index.h"
 #include "journal.h"
 #include "lock.h"
+#include "offcheck.h"
 #include "parse.h"
 #include "segment.h"
 #include "subscriber.h"
@@ -136,7 +137,8 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 	struct subinfo *subs = NULL;
 	char **names = NULL;
 	size_t nsubs = 0;
-	int cfd = -1, rc = -1, any_bad = 0;
+	int cfd = -1, rc = -1;
+	struct subinfo *bad = NULL;	/* unreadable or untrusted offset */
 	int64_t now = ch_now_ns();
 	struct ch_index ix = { -1, 0 };
 	uint64_t *del = NULL;
@@ -182,10 +184,34 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 		if (ch_sub_read(ch, names[i], &subs[i].off, &e) == 0) {
 			subs[i].ok = 1;
 		} else {
-			any_bad = 1;
+			if (!bad)
+				bad = &subs[i];
 			report(o, CH_REPORT_WARN, "%s; keeping everything it may "
 			    "still need", e.msg);
 		}
+	}
+
+	/* The end is read after the offsets: a subscriber committing
+	 * meanwhile must not look past the end.  An offset that disagrees
+	 * with the data says nothing about what its subscriber consumed:
+	 * it holds back everything, like an unreadable one, and is not
+	 * expired on the strength of the time it claims. */
+	struct ch_start st;
+	struct ch_end end;
+	if (ch_channel_start(ch, &st, err) < 0 ||
+	    ch_channel_end(ch, &end, err) < 0)
+		goto out;
+	for (size_t i = 0; i < nsubs; i++) {
+		struct ch_error e;
+		if (!subs[i].ok ||
+		    ch_offset_check(ch, &subs[i].off, &st, &end, &e) == 0)
+			continue;
+		subs[i].ok = 0;
+		if (!bad)
+			bad = &subs[i];
+		report(o, CH_REPORT_WARN, "subscriber '%s': %s; keeping "
+		    "everything it may still need: fix it with chcompact "
+		    "--repair or choffset --set", subs[i].name, e.msg);
 	}
 	if (o->expire_ns > 0)
 		expire(ch, o, subs, nsubs, now, res);
@@ -201,11 +227,7 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			slowest = &subs[i];
 	}
 
-	struct ch_start st;
-	struct ch_end end;
-	if (ch_channel_start(ch, &st, err) < 0 ||
-	    ch_channel_end(ch, &end, err) < 0 ||
-	    ch_index_open(ch->dirfd, &ix, err) < 0)
+	if (ch_index_open(ch->dirfd, &ix, err) < 0)
 		goto out;
 	del = calloc(ix.count, sizeof *del);
 	if (!del) {
@@ -221,14 +243,18 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			goto out;
 		if (e.base >= end.active_base)
 			break;
-		int consumed = live > 0 && !any_bad &&
+		int consumed = live > 0 && !bad &&
 		    slowest->off.offset >= next.base;
 		int64_t last = o->max_age_ns ? sealed_last_ts(ch, e.base) : 0;
 		int aged = o->max_age_ns && last && now - last > o->max_age_ns;
 		int over = o->max_bytes && end.offset - e.base > o->max_bytes;
 		if (!consumed && !aged && !over) {
 			ch_seg_name(name, e.base);
-			if (o->dry_run && live == 0 && !any_bad)
+			if (o->dry_run && bad)
+				report(o, CH_REPORT_PLAN, "keeping %s and later: "
+				    "held back by subscriber '%s' (its offset file "
+				    "cannot be trusted)", name, bad->name);
+			else if (o->dry_run && live == 0)
 				report(o, CH_REPORT_PLAN, "keeping %s and later: "
 				    "no subscribers (only retention deletes "
 				    "without subscribers)", name);
