@@ -5,7 +5,8 @@
  * Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage
  * errors included).  With --warn/--crit the thresholds decide; without
  * them the status does (WARN -> 1; STALL, STOP, REWIND -> 2).  A channel
- * that cannot be read is UNKNOWN.  Over several rows the worst wins, in the
+ * or an offset file that cannot be read is UNKNOWN; an offset file that
+ * disagrees with the channel (INVALID) is CRITICAL either way.  Over several rows the worst wins, in the
  * order CRITICAL, UNKNOWN, WARNING, OK.
  */
 #include <config.h>
@@ -131,6 +132,8 @@ row_code(const struct ch_lagrow *r)
 {
 	if (r->status == CH_ST_ERROR)
 		return N_UNKNOWN;
+	if (r->status == CH_ST_INVALID)
+		return N_CRITICAL;
 	if (warn_t.have || crit_t.have)
 		return over(&crit_t, r) ? N_CRITICAL :
 		    over(&warn_t, r) ? N_WARNING : N_OK;
@@ -219,6 +222,10 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 	else if (worst->status == CH_ST_ERROR)
 		fprintf(f, "%s/%s: %s", worst->channel, worst->subscriber,
 		    worst->error);
+	else if (worst->status == CH_ST_INVALID)
+		fprintf(f, "%zu of %zu subscribers need attention; worst %s/%s: "
+		    "INVALID: %s", bad, n, worst->channel, worst->subscriber,
+		    worst->error);
 	else {
 		char age[32];
 		ch_format_duration(age, sizeof age, worst->age_ns);
@@ -231,7 +238,7 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 	fputs(" |", f);
 	for (size_t i = 0; i < n; i++) {
 		const struct ch_lagrow *r = &rows[i];
-		if (r->status == CH_ST_ERROR)
+		if (r->status == CH_ST_ERROR || r->status == CH_ST_INVALID)
 			continue;
 		fputc(' ', f);
 		perf_label(f, r, "records");

@@ -280,6 +280,54 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	run -3 chlag "$CH"
 }
 
+@test "an offset file that disagrees with the channel is INVALID, CRITICAL (2) in every format, thresholds or not" {
+	local kind why
+	seq 10 | chpub "$CH"
+	end=$(end_offset)
+	choffset --create --earliest "$CH" good >/dev/null
+	chsub "$CH" s >/dev/null
+	cp "$CH/subscribers/s/offset" "$T/good"
+	for kind in past boundary seq; do
+		cp "$T/good" "$CH/subscribers/s/offset"
+		case $kind in
+		past) doctor_offset s offset $((end + 100)); off=$((end + 100))
+		      why="offset $off is past the end of the channel ($end)" ;;
+		boundary) off=$(($(record_offset 3) + 2)); doctor_offset s offset $off
+		      why="offset $off is not on a record boundary" ;;
+		seq) doctor_offset s seq 4; off=$end
+		      why="offset file says record 4 at offset $end, the channel has record 10 there" ;;
+		esac
+		run -2 --separate-stderr chlag "$CH"
+		assert_line -n 2 --regexp "^$CH +s +$off +$end +- +- +- +[0-9]+(ms|s) ago +INVALID$"
+		assert_line -n 3 "  ($why)"
+		run -2 chlag --warn=records:100 --crit=records:100 "$CH"
+	done
+	run -2 chlag --json "$CH"
+	python3 -c '
+import json, sys
+rows = {r["subscriber"]: r for r in json.loads(sys.argv[1])}
+s = rows["s"]
+assert s["status"] == "INVALID" and s["error"] == sys.argv[2], s
+assert s["offset"] == int(sys.argv[3]) and s["end"] == int(sys.argv[3]), s
+assert "lag_records" not in s and "age_seconds" not in s, s
+assert rows["good"]["status"] == "OK"' "$output" "$why" "$end"
+	run -2 chlag --yaml "$CH"
+	assert_output --partial '  status: "INVALID"
+  error: "'"$why"'"
+  offset: '"$end"'
+  end: '"$end"
+	run -2 chlag --prometheus "$CH"
+	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"INVALID\"} 1"
+	assert_line "chlag_offset{channel=\"$CH\",subscriber=\"s\"} $end"
+	refute_line --partial "chlag_lag_records{channel=\"$CH\",subscriber=\"s\"}"
+	run -2 chlag --nagios "$CH"
+	assert_output --regexp "^CHLAG CRITICAL - 1 of 2 subscribers need attention; worst $CH/s: INVALID: $why \\| '$CH/good_records'=10;;;0; '$CH/good_age'=[0-9]+s;;;0;\$"
+	run -2 chlag --nagios --warn=records:100 "$CH"
+	# fixed, it is OK again
+	choffset --latest "$CH" s >/dev/null 2>&1
+	run -0 chlag --warn=records:100 "$CH"
+}
+
 @test "bad thresholds and options are usage errors (3)" {
 	run -3 --separate-stderr chlag --warn=foo:1 "$CH"
 	[[ $stderr == "chlag: --warn: unknown kind 'foo' (records, bytes or age)"* ]]

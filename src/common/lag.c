@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lag.h"
+#include "offcheck.h"
 #include "reader.h"
 
 void
@@ -19,9 +20,9 @@ ch_lag_defaults(struct ch_lag_opts *o)
 const char *
 ch_status_name(int status)
 {
-	static const char *names[] = { "OK", "WARN", "STALL", "STOP", "REWIND",
-	    "ERROR" };
-	return status >= 0 && status <= CH_ST_ERROR ? names[status] : "?";
+	static const char *names[CH_ST_COUNT] = { "OK", "WARN", "STALL",
+	    "STOP", "REWIND", "ERROR", "INVALID" };
+	return status >= 0 && status < CH_ST_COUNT ? names[status] : "?";
 }
 
 /*
@@ -108,6 +109,36 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 	return CH_ST_OK;
 }
 
+/*
+ * Does the offset file agree with the channel?  0 if so; else the row
+ * becomes INVALID (or ERROR, when the data cannot be read) and 1 is
+ * returned.  Start and end were read before the offset file: a
+ * subscriber may have committed past that end since, or a chcompact
+ * deleted the segment it is in.  Look at both again before calling it
+ * damage (they are then the newer ones, for this row and the next).
+ */
+static int
+distrust(struct ch_channel *ch, const struct ch_offset *off,
+    struct ch_start *start, struct ch_end *end, struct ch_lagrow *r)
+{
+	struct ch_error e;
+
+	if (ch_offset_check(ch, off, start, end, &e) == 0)
+		return 0;
+	if (ch_channel_start(ch, start, &e) == 0 &&
+	    ch_channel_end(ch, end, &e) == 0 &&
+	    ch_offset_check(ch, off, start, end, &e) == 0) {
+		r->end = end->offset;
+		r->end_seq = end->seq;
+		return 0;
+	}
+	r->end = end->offset;
+	r->end_seq = end->seq;
+	r->status = e.code == CH_EXIT_DATAERR ? CH_ST_INVALID : CH_ST_ERROR;
+	snprintf(r->error, sizeof r->error, "%.500s", e.msg);
+	return 1;
+}
+
 int
 ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
     int64_t now, struct ch_lagrow **rowsp, size_t *np, struct ch_error *err)
@@ -147,10 +178,12 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 		}
 		r->offset = off.offset;
 		r->seq = off.seq;
-		r->lag_bytes = end.offset > off.offset ? end.offset - off.offset : 0;
-		r->lag_records = end.seq > off.seq ? end.seq - off.seq : 0;
 		r->last_commit = off.time;
 		r->idle_ns = sat_sub(now, off.time);
+		if (distrust(ch, &off, &start, &end, r) != 0)
+			continue;
+		r->lag_bytes = end.offset > off.offset ? end.offset - off.offset : 0;
+		r->lag_records = end.seq > off.seq ? end.seq - off.seq : 0;
 		if (r->lag_records > 0) {
 			/* Behind the earliest record: its oldest unread record
 			 * is the earliest one. */
