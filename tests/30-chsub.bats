@@ -305,6 +305,50 @@ b"
 	[[ $output == "old "* ]]
 }
 
+@test "a live -f follower whose unread segments retention deletes says what it skipped, goes on at the earliest record and keeps following" {
+	set_config segment_bytes 65536
+	choffset --create --earliest "$CH" s >/dev/null
+	local pad
+	pad=$(printf 'x%.0s' {1..480})
+	seq 2000 | awk -v pad="$pad" '{ print "rec-" $1 " " pad }' | chpub "$CH"
+	# The follower fills a pipe nobody reads yet and blocks in the
+	# middle of the data, its unread segments still ahead of it.
+	mkfifo "$T/pipe"
+	exec 5<>"$T/pipe"
+	start_bg chsub -f "$CH" s >"$T/pipe" 2>"$T/err"
+	local pid=$BG
+	wait_for 20 grep -q pipe "/proc/$pid/wchan"
+	chcompact -q --max-bytes=200K "$CH"
+	local start
+	start=$(base 0)
+	((start > 600000))
+	# (a background command's stdin would be /dev/null: give it fd 5)
+	start_bg bash -c 'exec cat <&5' >"$T/out"
+	exec 5<&-
+	wait_until 20 'grep -q "^rec-2000 " "$T/out"' ||
+	    { echo "stalled after $(tail -1 "$T/out" | cut -c1-12)"; cat "$T/err"; false; }
+	chpub "$CH" after
+	wait_for 20 grep -qx after "$T/out"
+	# the records in order: those read before, then from the earliest on
+	awk '{ print $1 }' "$T/out" | sed 's/^rec-//' >"$T/nums"
+	local jump_at last_before first_after
+	jump_at=$(awk 'NR > 1 && $1 != prev + 1 { print NR; exit } { prev = $1 }' "$T/nums")
+	last_before=$(sed -n "$((jump_at - 1))p" "$T/nums")
+	first_after=$(sed -n "${jump_at}p" "$T/nums")
+	((last_before >= 1 && first_after > last_before + 1))
+	run -0 sed -n "1,${last_before}p" "$T/nums"
+	assert_output "$(seq 1 "$last_before")"
+	run -0 sed -n "${jump_at},\$p" "$T/nums"
+	assert_output "$(seq "$first_after" 2000; echo after)"
+	local read_to	# the offset after rec-$last_before: 36 bytes of frame each
+	read_to=$(seq "$last_before" | awk '{ n += 36 + length("rec-" $1 " ") + 480 } END { print n }')
+	run -0 cat "$T/err"
+	assert_output "chsub: $CH: subscriber is behind the earliest record: skipping $((start - read_to)) bytes ($((first_after - last_before - 1)) records) removed by retention, continuing at offset $start"
+	kill -TERM "$pid"
+	wait_for 10 gone "$pid"
+	assert_equal "$(offset_of s)" "$(end_offset)"
+}
+
 @test "--ready-fd writes one newline once the subscriber is held" {
 	chsub "$CH" s
 	follow s
