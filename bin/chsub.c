@@ -194,6 +194,30 @@ write_out(void)
 	return rc;
 }
 
+/*
+ * A dead-letter channel that is the channel being read would hand every
+ * failed record back to be read, fail and be dead-lettered again, forever
+ * (and fill the disk): refuse it before anything is read or registered.
+ */
+static void
+refuse_own_dead_letter(struct ch_channel *ch, const char *dl)
+{
+	struct ch_error err;
+	int same = ch_channel_names(ch, dl, &err);
+
+	if (same < 0)
+		ch_die_err(chname, &err);
+	if (!same)
+		return;
+	if (opt_dead_letter)
+		ch_usage("--dead-letter: '%s' is the channel being read (failed "
+		    "records would come back to it forever)", dl);
+	ch_die(CH_EXIT_CONFIG, chname, "%s:%u:%u: dead_letter: '%s' is this "
+	    "channel itself (failed records would come back to it forever)",
+	    CH_CONFIG_FILE, ch->cfg.dead_letter_line, ch->cfg.dead_letter_col,
+	    dl);
+}
+
 static void
 commit(void)
 {
@@ -347,6 +371,10 @@ main(int argc, const char **argv)
 
 	if (ch_channel_open(chname, 0, &ch, &err) < 0)
 		ch_die_err(chname, &err);
+	if (ho.cmd && !ho.dead_letter && ch.cfg.dead_letter[0])
+		ho.dead_letter = ch.cfg.dead_letter;
+	if (ho.dead_letter)
+		refuse_own_dead_letter(&ch, ho.dead_letter);
 	so.name = args[1];
 	so.peek = opt_peek;
 	so.wait_ns = opt_wait ? CH_LOCK_WAIT : CH_LOCK_NOWAIT;
@@ -391,8 +419,6 @@ main(int argc, const char **argv)
 
 	if (ho.cmd) {
 		struct ch_handler_stats stats;
-		if (!ho.dead_letter && ch.cfg.dead_letter[0])
-			ho.dead_letter = ch.cfg.dead_letter;
 		ho.delim = opt_null ? '\0' : '\n';
 		ho.follow = opt_follow;
 		ho.idle_ns = timeout;

@@ -35,6 +35,24 @@ ch_channel_resolve(const char *arg, char *out, size_t outlen,
 	return 0;
 }
 
+int
+ch_channel_names(struct ch_channel *ch, const char *arg, struct ch_error *err)
+{
+	char path[sizeof ch->path];
+	struct stat a, b;
+
+	if (ch_channel_resolve(arg, path, sizeof path, err) < 0)
+		return -1;
+	if (stat(path, &a) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return ch_err_sys(err, CH_EXIT_FAIL, "%s", path);
+	}
+	if (fstat(ch->dirfd, &b) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "channel");
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /* Names a crashed creation may have left; anything else means the
  * directory is somebody else's and we must not touch it. */
 static int

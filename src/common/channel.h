@@ -35,6 +35,12 @@ enum {
 int ch_channel_resolve(const char *arg, char *out, size_t outlen,
     struct ch_error *err);
 
+/* Does CHANNEL (a name under CH_ROOT, a path, through symlinks or "./"
+ * and ".." forms) name the directory of ch?  1 if so, 0 if not (or if it
+ * does not exist), -1 if it cannot be told. */
+int ch_channel_names(struct ch_channel *ch, const char *arg,
+    struct ch_error *err);
+
 /* Open (or create) a channel.  A missing channel is CH_EXIT_NOINPUT. */
 int ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
     struct ch_error *err);

@@ -326,6 +326,9 @@ set_value(struct pstate *ps, const struct key *k, const yaml_event_t *ev)
 			return;
 		}
 		strcpy(base + k->off, v);
+		/* for chsub's "names this channel itself" */
+		ps->cfg->dead_letter_line = (unsigned)ev->start_mark.line + 1;
+		ps->cfg->dead_letter_col = (unsigned)ev->start_mark.column + 1;
 		return;
 	case K_MAP:
 		at(ps, &ev->start_mark, CH_EXIT_CONFIG,

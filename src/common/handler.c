@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -298,10 +299,20 @@ dead_letter(struct hctx *h, struct unit *u, struct ch_error *err)
 
 	if (!h->dlq_open) {
 		struct ch_pubopts po;
+		struct stat a, b;
 		if (ch_channel_open(o->dead_letter, CH_OPEN_CREATE, &h->dlq,
 		    err) < 0) {
 			ch_err_prefix(err, "dead-letter channel %s", o->dead_letter);
 			return -1;
+		}
+		/* chsub refuses this before it starts; should the name come
+		 * to mean this channel since (a symlink put in its place),
+		 * publishing there would feed failures back forever. */
+		if (fstat(h->dlq.dirfd, &a) < 0 || fstat(h->s->ch->dirfd, &b) < 0 ||
+		    (a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
+			ch_channel_close(&h->dlq);
+			return ch_err(err, CH_EXIT_USAGE, "dead-letter channel %s "
+			    "is the channel being read", o->dead_letter);
 		}
 		ch_pubopts_from_config(&po, &h->dlq.cfg);
 		po.sync = CH_SYNC_ALWAYS;	/* durable before we move on */
