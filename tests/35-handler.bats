@@ -299,6 +299,38 @@ fresh() {
 	assert_output "$CH s ${OFFS[1]} 3 2"
 }
 
+# long_path LEN: a path under $T of exactly LEN bytes (200-byte names).
+long_path() {
+	local p="$T/long" part
+	while ((${#p} + 201 < $1)); do
+		p+=/$(printf 'd%.0s' {1..200})
+	done
+	part=$(head -c $(($1 - ${#p} - 1)) /dev/zero | tr '\0' c)
+	echo "$p/$part"
+}
+
+@test "dead letters of a channel whose path is up to PATH_MAX long keep their whole origin, nothing after it" {
+	local len dlq
+	for len in 1000 2100 4095; do
+		CH=$(long_path "$len")
+		((${#CH} == len))
+		mkdir -p "$(dirname "$CH")"
+		fresh
+		pub x
+		dlq="$T/dlq$len"
+		run -0 timeout 10 chsub --dead-letter="$dlq" -x 'cat >/dev/null; exit 7' "$CH" s
+		chsub --peek "$dlq" --format '%{channel}|%{subscriber}|%{offset}|%{seq}|%{status}|%{attempts}|%s\n' >"$T/got"
+		printf '%s|s|%s|0|7|1|x\n' "$CH" "${OFFS[0]}" >"$T/want"
+		cmp "$T/want" "$T/got"
+		run -0 bash -c 'chsub --peek "$1" --json | jq -r ".origin | [.channel, .subscriber,
+		    .offset, .status] | join(\"|\")"' _ "$dlq"
+		assert_output "$CH|s|${OFFS[0]}|7"
+		# the metadata holds the origin lines and nothing else
+		chsub --peek "$dlq" --json | jq -r '.origin | keys | join(" ")' >"$T/keys"
+		assert_equal "$(cat "$T/keys")" "attempts channel offset seq status subscriber time timestamp"
+	done
+}
+
 @test "channel.yaml dead_letter is used when --dead-letter is absent, and the option wins over it" {
 	fresh
 	set_config dead_letter "$DLQ"
