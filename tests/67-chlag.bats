@@ -41,6 +41,19 @@ status_of() {
 	assert_equal "$(col "${lines[2]}")" "$(col "${lines[0]}")"
 }
 
+@test "long channel paths and 128-byte subscriber names are printed whole, still aligned" {
+	local sub ch
+	sub=$(printf 's%.0s' {1..128})
+	ch=$T/$(printf 'p%.0s' {1..200})/$(printf 'q%.0s' {1..200})
+	mkdir -p "$(dirname "$ch")"
+	chpub "$ch" a
+	choffset --create --earliest "$ch" "$sub" >/dev/null
+	choffset --create "$ch" t >/dev/null
+	run -0 chlag "$ch"
+	assert_line -n 1 --regexp "^$ch +$sub +0 +"
+	assert_line -n 2 --regexp "^$ch +t {128} +"
+}
+
 @test "sizes and ages are human-readable" {
 	for i in $(seq 2000); do echo "record $i of some length"; done | at -2h chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null

@@ -49,6 +49,14 @@ width(const char *s, int col, int utf8)
 	return col == 9 && utf8 ? strlen(s) / 3 : strlen(s);
 }
 
+/* The text of a cell: names as they are (a channel path runs to PATH_MAX,
+ * a subscriber name to 128 bytes), the rest formatted into cells. */
+static const char *
+cell(const struct ch_lagrow *r, char (*cells)[96], int c)
+{
+	return c == 0 ? r->channel : c == 1 ? r->subscriber : cells[c];
+}
+
 void
 ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
     const struct ch_lagview *v)
@@ -64,8 +72,6 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const struct ch_lagrow *r = &rows[i];
 		char (*row)[96] = cells[i];
-		snprintf(row[0], 96, "%s", r->channel);
-		snprintf(row[1], 96, "%s", r->subscriber);
 		if (r->status == CH_ST_ERROR) {
 			for (int c = 2; c < 8; c++)
 				snprintf(row[c], 96, "-");
@@ -97,8 +103,8 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 			spark(row[9], 96, r, v->utf8);
 		}
 		for (int c = 0; c < NCOLS; c++)
-			if (width(row[c], c, v->utf8) > w[c])
-				w[c] = width(row[c], c, v->utf8);
+			if (width(cell(r, row, c), c, v->utf8) > w[c])
+				w[c] = width(cell(r, row, c), c, v->utf8);
 	}
 	for (int c = 0; c < ncols; c++) {
 		int right = c >= 2 && c <= 5;
@@ -109,7 +115,7 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 	}
 	for (size_t i = 0; i < n; i++) {
 		for (int c = 0; c < ncols; c++) {
-			const char *s = cells[i][c];
+			const char *s = cell(&rows[i], cells[i], c);
 			int right = c >= 2 && c <= 5;
 			int pad = (int)(w[c] - width(s, c, v->utf8));
 			if (right)
