@@ -35,7 +35,7 @@ static const char *opt_set, *opt_time, *opt_shift, *opt_import;
 static int npos;
 static struct ch_pos pos;
 static const char *pos_text;
-static char pos_arg[160];		/* the option as given, for the journal */
+static char *pos_arg;		/* the option as given, for the journal */
 
 static struct poptOption change_options[] = {
 	{ "set", '\0', POPT_ARG_STRING, &opt_set, OPT_SET,
@@ -81,6 +81,15 @@ static struct poptOption options[] = {
 };
 
 static const char *chname;
+
+/* pos_arg = FMT with VAL (the option as given, whatever its length). */
+static void
+option_text(const char *fmt, const char *val)
+{
+	free(pos_arg);
+	if (asprintf(&pos_arg, fmt, val) < 0)
+		ch_die(CH_EXIT_FAIL, NULL, "out of memory");
+}
 static struct ch_channel ch;
 static int compact_fd = -1;
 
@@ -325,13 +334,15 @@ change(const char *name)
 	if (ch_channel_end(&ch, &end, &err) < 0)
 		ch_die_err(chname, &err);
 	ch_offset_advance(&next, off, seq, ch_now_ns(), end.offset, end.seq);
-	char why[sizeof pos_arg + 48];
-	snprintf(why, sizeof why, "%s%s", npos ? pos_arg : "--latest",
-	    st == DAMAGED ? " (offset file was damaged)" : "");
+	char *why;
+	if (asprintf(&why, "%s%s", npos ? pos_arg : "--latest",
+	    st == DAMAGED ? " (offset file was damaged)" : "") < 0)
+		ch_die(CH_EXIT_FAIL, chname, "out of memory");
 	if (ch_sub_write(&s, &next, &err) < 0 ||
 	    ch_journal_append(&ch, name, st == UNREGISTERED ? "create" : "set",
 	    st == REGISTERED ? cur.offset : CH_NO_OFFSET, off, why, &err) < 0)
 		ch_die_err(chname, &err);
+	free(why);
 	ch_sub_release(&s);
 	return 0;
 }
@@ -482,19 +493,19 @@ main(int argc, const char **argv)
 			    pos.kind != CH_POS_OFFSET)
 				ch_usage("--set: '%s' is not an offset", opt_set);
 			pos_text = "--set";
-			snprintf(pos_arg, sizeof pos_arg, "--set=%s", opt_set);
+			option_text("--set=%s", opt_set);
 			npos++;
 			break;
 		case OPT_EARLIEST:
 			pos.kind = CH_POS_EARLIEST;
 			pos_text = "--earliest";
-			snprintf(pos_arg, sizeof pos_arg, "--earliest");
+			option_text("--earliest", NULL);
 			npos++;
 			break;
 		case OPT_LATEST:
 			pos.kind = CH_POS_LATEST;
 			pos_text = "--latest";
-			snprintf(pos_arg, sizeof pos_arg, "--latest");
+			option_text("--latest", NULL);
 			npos++;
 			break;
 		case OPT_TIME:
@@ -502,14 +513,14 @@ main(int argc, const char **argv)
 			if (ch_parse_time(opt_time, ch_now_ns(), &pos.ts, &err) < 0)
 				ch_usage("--time: %s", err.msg);
 			pos_text = "--time";
-			snprintf(pos_arg, sizeof pos_arg, "--time=%s", opt_time);
+			option_text("--time=%s", opt_time);
 			npos++;
 			break;
 		case OPT_SHIFT:
 			if (ch_parse_shift(opt_shift, &pos, &err) < 0)
 				ch_usage("--shift: %s", err.msg);
 			pos_text = "--shift";
-			snprintf(pos_arg, sizeof pos_arg, "--shift=%s", opt_shift);
+			option_text("--shift=%s", opt_shift);
 			npos++;
 			break;
 		case OPT_IMPORT:
@@ -583,6 +594,7 @@ main(int argc, const char **argv)
 	if (compact_fd >= 0)
 		close(compact_fd);
 	ch_channel_close(&ch);
+	free(pos_arg);
 	poptFreeContext(pc);
 	return ch_finish(0);
 }

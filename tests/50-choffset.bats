@@ -159,6 +159,20 @@ r5"
 r5"
 }
 
+@test "the journal keeps a long reason whole: an --import FILE path, a long --time" {
+	local dir long
+	dir=$T/$(printf 'i%.0s' {1..250})/$(printf 'j%.0s' {1..250})/$(printf 'k%.0s' {1..250})
+	mkdir -p "$dir"
+	echo "s ${OFF[1]}" >"$dir/offsets"
+	run -0 choffset --import="$dir/offsets" "$CH"
+	long=$(printf '1s%.0s' {1..200})	# 200 seconds ago, in 400 bytes
+	choffset --time="$long" "$CH" s >/dev/null
+	run -0 choffset --history "$CH" s
+	assert_line -n 0 --regexp "  import +s +- -> ${OFF[1]}  $dir/offsets  \(choffset\[[0-9]+\]:[^)]+\)\$"
+	assert_line -n 1 --regexp "  set +s +${OFF[1]} -> [0-9]+  --time=$long  \(choffset\[[0-9]+\]:[^)]+\)\$"
+	assert_equal "${#lines[@]}" 2
+}
+
 @test "--shift with a bad count is a usage error" {
 	choffset --create "$CH" s >/dev/null
 	run -2 --separate-stderr choffset --shift=x3 "$CH" s
