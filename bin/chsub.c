@@ -126,6 +126,12 @@ static volatile sig_atomic_t out_flags = -1;
 /* stdout's flags, read once at the start (-1: unknown). */
 static int stdout_flags = -1;
 
+/*
+ * A first stop signal lets the record being written finish (a blocked
+ * write returns what it wrote, and write_out writes the rest of that
+ * record, no more), so a reader never gets half a record; a second one
+ * makes a write that is still blocked return at once, even mid-record.
+ */
 static void
 on_signal(int sig)
 {
@@ -134,9 +140,7 @@ on_signal(int sig)
 	(void)sig;
 	if (stop < 2)
 		stop++;
-	/* A write blocked on a full pipe, or about to block, must not
-	 * outlive a stop signal: make it return (write_out restores). */
-	if (out_flags >= 0)
+	if (stop > 1 && out_flags >= 0)	/* write_out restores the flags */
 		(void)fcntl(1, F_SETFL, out_flags | O_NONBLOCK);
 	errno = saved;
 }
@@ -148,8 +152,28 @@ warn_cb(void *ctx, const char *msg)
 	ch_warn(chname, "%s", msg);
 }
 
+/* Where the record that output position `done` is in ends: done itself
+ * when it is on a boundary (nothing is half written). */
+static size_t
+record_end(size_t done)
+{
+	size_t lo = 0, hi = nmarks;
+
+	if (done == 0)
+		return 0;
+	while (lo < hi) {		/* first mark ending at or after done */
+		size_t mid = lo + (hi - lo) / 2;
+		if (marks[mid].end < done)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nmarks ? marks[lo].end : done;
+}
+
 /* Write the output buffer; returns 0, or -1 when stdout is gone (EPIPE,
- * or interrupted by a stop signal).  Marks delivered what got out. */
+ * or a stop signal: after a first one, the record being written is
+ * finished, nothing more is started).  Marks delivered what got out. */
 static int
 write_out(void)
 {
@@ -162,14 +186,18 @@ write_out(void)
 	if (prog.stdout_tty)
 		ch_progress_hide(&prog);	/* records own the terminal */
 	while (done < out.len) {
+		size_t upto = out.len;
 		if (stop) {
-			rc = -1;
-			break;
+			upto = stop > 1 ? done : record_end(done);
+			if (upto <= done) {
+				rc = -1;
+				break;
+			}
 		}
-		ssize_t n = write(1, out.p + done, out.len - done);
+		ssize_t n = write(1, out.p + done, upto - done);
 		if (n < 0) {
-			if (errno == EINTR && !stop)
-				continue;
+			if (errno == EINTR && stop < 2)
+				continue;	/* a first stop: finish the record */
 			if (stop && (errno == EINTR || errno == EAGAIN)) {
 				rc = -1;
 				break;
