@@ -177,6 +177,28 @@ export(void)
 	list();
 }
 
+/*
+ * Note a change that is made in the journal.  The journal is the record
+ * of changes, not the change: if it cannot be written (a full disk, a
+ * journal that is not a regular file), the change stands and this says
+ * so, and choffset still exits 0, so that a script retrying on failure
+ * never moves an offset twice.
+ */
+static void
+journal(const char *name, const char *action, uint64_t old, uint64_t new,
+    const char *why)
+{
+	struct ch_error err;
+	char a[24], b[24];
+
+	if (ch_journal_append(&ch, name, action, old, new, why, &err) == 0)
+		return;
+	offstr(a, sizeof a, old != CH_NO_OFFSET, old);
+	offstr(b, sizeof b, new != CH_NO_OFFSET, new);
+	ch_warn(chname, "subscriber '%s': changed (%s %s -> %s), but the "
+	    "journal could not be written: %s", name, action, a, b, err.msg);
+}
+
 /* Resolve the requested position for one subscriber. */
 static int
 target(const char *name, int registered, const struct ch_offset *cur,
@@ -303,11 +325,11 @@ change(const char *name)
 		printf("%s %s -> -\n", name, a);
 		if (opt_dry_run)
 			return 0;
-		if (ch_sub_delete(&s, &err) < 0 ||
-		    ch_journal_append(&ch, name, "delete", st == REGISTERED ?
-		    cur.offset : CH_NO_OFFSET, CH_NO_OFFSET, st == DAMAGED ?
-		    "--delete (offset file was damaged)" : "--delete", &err) < 0)
+		if (ch_sub_delete(&s, &err) < 0)
 			ch_die_err(chname, &err);
+		journal(name, "delete", st == REGISTERED ? cur.offset :
+		    CH_NO_OFFSET, CH_NO_OFFSET, st == DAMAGED ?
+		    "--delete (offset file was damaged)" : "--delete");
 		ch_sub_release(&s);
 		return 0;
 	}
@@ -338,10 +360,10 @@ change(const char *name)
 	if (asprintf(&why, "%s%s", npos ? pos_arg : "--latest",
 	    st == DAMAGED ? " (offset file was damaged)" : "") < 0)
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
-	if (ch_sub_write(&s, &next, &err) < 0 ||
-	    ch_journal_append(&ch, name, st == UNREGISTERED ? "create" : "set",
-	    st == REGISTERED ? cur.offset : CH_NO_OFFSET, off, why, &err) < 0)
+	if (ch_sub_write(&s, &next, &err) < 0)
 		ch_die_err(chname, &err);
+	journal(name, st == UNREGISTERED ? "create" : "set",
+	    st == REGISTERED ? cur.offset : CH_NO_OFFSET, off, why);
 	free(why);
 	ch_sub_release(&s);
 	return 0;
@@ -465,11 +487,10 @@ import(const char *file)
 		    (struct ch_offset){ 0 };
 		ch_offset_advance(&next, items[i].off, items[i].seq, ch_now_ns(),
 		    end.offset, end.seq);
-		if (ch_sub_write(&items[i].s, &next, &err) < 0 ||
-		    ch_journal_append(&ch, items[i].name, "import",
-		    items[i].registered ? items[i].cur.offset : CH_NO_OFFSET,
-		    items[i].off, file, &err) < 0)
+		if (ch_sub_write(&items[i].s, &next, &err) < 0)
 			ch_die_err(chname, &err);
+		journal(items[i].name, "import", items[i].registered ?
+		    items[i].cur.offset : CH_NO_OFFSET, items[i].off, file);
 		ch_sub_release(&items[i].s);
 	}
 	free(items);

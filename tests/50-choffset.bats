@@ -173,6 +173,31 @@ r5"
 	assert_equal "${#lines[@]}" 2
 }
 
+@test "a journal that cannot be written: the change stands, a warning says so, exit 0, so a retry on failure never moves an offset twice" {
+	choffset --create --set="${OFF[0]}" "$CH" s >/dev/null
+	choffset --create --set="${OFF[0]}" "$CH" t >/dev/null
+	rm "$CH/journal"
+	mkdir "$CH/journal"		# not a file: cannot be appended to
+	run -0 --separate-stderr choffset --shift=+1 "$CH" s
+	assert_output "s ${OFF[0]} -> ${OFF[1]}"
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': changed (set ${OFF[0]} -> ${OFF[1]}), but the journal could not be written: journal: Is a directory"
+	assert_equal "$(offset_of s)" "${OFF[1]}"
+	# all of an import is applied, not only the lines before the failure
+	printf 's %s\nt %s\n' "${OFF[3]}" "${OFF[4]}" >"$T/in"
+	run -0 --separate-stderr choffset --import="$T/in" "$CH"
+	[[ $stderr == *"subscriber 's': changed (import ${OFF[1]} -> ${OFF[3]}), but the journal could not be written"* ]]
+	[[ $stderr == *"subscriber 't': changed (import ${OFF[0]} -> ${OFF[4]}), but the journal could not be written"* ]]
+	assert_equal "$(offset_of s)" "${OFF[3]}"
+	assert_equal "$(offset_of t)" "${OFF[4]}"
+	run -0 --separate-stderr choffset --delete "$CH" t
+	[[ $stderr == *"subscriber 't': changed (delete ${OFF[4]} -> -)"* ]]
+	run -66 choffset "$CH" t
+	# -q: no warning, still exit 0
+	run -0 --separate-stderr choffset -q --shift=-1 "$CH" s
+	assert_equal "$stderr" ""
+	assert_equal "$(offset_of s)" "${OFF[2]}"
+}
+
 @test "--shift with a bad count is a usage error" {
 	choffset --create "$CH" s >/dev/null
 	run -2 --separate-stderr choffset --shift=x3 "$CH" s

@@ -266,6 +266,23 @@ list() { printf '%s\n' "$@"; }
 	assert_output --regexp "expire +idle +$(end_offset) -> - +expired: no commit for 2h00m \(expire 1h00m\) +\(chcompact\["
 }
 
+@test "--expire with a journal that cannot be written still expires, counts and says so" {
+	fill 300
+	mapfile -t before < <(segments)
+	faketime -f '-2h' choffset --create --earliest "$CH" idle >/dev/null
+	chsub --from=earliest "$CH" busy >/dev/null
+	rm "$CH/journal"
+	mkdir "$CH/journal"
+	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
+	[[ $stderr == *"chcompact: $CH: expired subscriber 'idle', but the journal could not be written: journal: Is a directory"* ]]
+	[[ $stderr == *"expired 1 subscribers"* ]]
+	run -0 choffset "$CH"
+	assert_output "busy $(end_offset)"
+	# and it no longer held anything back in that same run
+	run -0 segments
+	assert_output "${before[-1]}"
+}
+
 @test "--expire says what it expired with -v" {
 	faketime -f '-2h' chsub "$CH" idle >/dev/null
 	run -0 --separate-stderr chcompact -v --expire=1h "$CH"

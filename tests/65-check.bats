@@ -259,6 +259,16 @@ chsub: $CH: 1 record lost at offset 114"
 	assert_output --partial "rec-1 "
 }
 
+@test "--repair with a journal that cannot be written still repairs, exits 0, and says the journal missed it" {
+	doctor_offset s offset 99999999
+	rm -f "$CH/journal"
+	mkdir "$CH/journal"
+	end=$(end_offset)
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"repaired: subscriber 's': moved from offset 99999999 to $end (was past the end); the journal could not be written: journal: Is a directory"* ]]
+	assert_equal "$(offset_of s)" "$end"
+}
+
 @test "finds a garbage offset file; --repair leaves it and says how to fix it" {
 	echo garbage >"$CH/subscribers/s/offset"
 	run -65 --separate-stderr chcompact --check "$CH"

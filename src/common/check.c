@@ -472,18 +472,25 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 	}
 	n.offset = off;
 	n.seq = seq;
-	if (ch_sub_write(&s, &n, &err) < 0 ||
-	    ch_journal_append(c->ch, name, "repair", o->offset, off, why,
-	    &err) < 0)
+	if (ch_sub_write(&s, &n, &err) < 0) {
 		say(c, CH_REPORT_UNFIXED, "%s", err.msg);
-	else if (off == o->offset)
+		ch_sub_release(&s);
+		return;
+	}
+	/* Repaired, journal or not (it records changes, not makes them). */
+	char note[sizeof err.msg + 48] = "";
+	if (ch_journal_append(c->ch, name, "repair", o->offset, off, why,
+	    &err) < 0)
+		snprintf(note, sizeof note, "; the journal could not be "
+		    "written: %s", err.msg);
+	if (off == o->offset)
 		fixed(c, "subscriber '%s': offset %llu now says record %llu "
-		    "(%s)", name, (unsigned long long)off,
-		    (unsigned long long)seq, why);
+		    "(%s)%s", name, (unsigned long long)off,
+		    (unsigned long long)seq, why, note);
 	else
-		fixed(c, "subscriber '%s': moved from offset %llu to %llu (%s)",
+		fixed(c, "subscriber '%s': moved from offset %llu to %llu (%s)%s",
 		    name, (unsigned long long)o->offset,
-		    (unsigned long long)off, why);
+		    (unsigned long long)off, why, note);
 	ch_sub_release(&s);
 }
 

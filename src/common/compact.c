@@ -115,13 +115,18 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 		}
 		snprintf(reason, sizeof reason, "expired: no commit for %s "
 		    "(expire %s)", idle, limit);
-		if (ch_sub_delete(&s, &err) < 0 ||
-		    ch_journal_append(ch, subs[i].name, "expire",
-		    subs[i].off.offset, CH_NO_OFFSET, reason, &err) < 0) {
+		if (ch_sub_delete(&s, &err) < 0) {
 			report(o, CH_REPORT_WARN, "%s", err.msg);
 			ch_sub_release(&s);
 			continue;
 		}
+		/* Expired it is, journal or not (the journal records
+		 * changes, it does not make them). */
+		if (ch_journal_append(ch, subs[i].name, "expire",
+		    subs[i].off.offset, CH_NO_OFFSET, reason, &err) < 0)
+			report(o, CH_REPORT_WARN, "expired subscriber '%s', but "
+			    "the journal could not be written: %s", subs[i].name,
+			    err.msg);
 		ch_sub_release(&s);
 		report(o, CH_REPORT_INFO, "expired subscriber '%s' (no commit "
 		    "for %s)", subs[i].name, idle);
