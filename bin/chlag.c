@@ -312,30 +312,55 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 	return code;
 }
 
-/* --output: write to a temp file beside FILE, then rename over it. */
+/*
+ * --output: write to FILE.tmp.PID beside FILE, sync it, rename it over
+ * FILE, sync the directory.  The temporary file is created exclusively
+ * (ch_open_temp): a FIFO, a symlink or a hard link planted at its name
+ * is removed, never opened, so it can neither block chlag nor be written
+ * through.
+ */
 static int
 report_to_file(const char *path, const char **chans, size_t nch)
 {
-	char tmp[4096];
+	char *dir = strdup(path), *slash, *tmp;
+	const char *base;
 	FILE *f;
-	int code, fd;
+	int code, fd, dfd;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
-	    (int)sizeof tmp)
-		ch_die(N_UNKNOWN, NULL, "--output: path too long");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    0644);
+	if (!dir)
+		ch_die(N_UNKNOWN, NULL, "out of memory");
+	slash = strrchr(dir, '/');
+	base = slash ? path + (slash - dir) + 1 : path;
+	if (slash)
+		slash[slash == dir ? 1 : 0] = '\0';	/* "/x" is in "/" */
+	if (!base[0])
+		ch_usage("--output: '%s' names a directory, not a file", path);
+	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		ch_die(N_UNKNOWN, NULL, "%s.tmp.%ld: %s", path, (long)getpid(),
+		    strerror(errno));
+	if (asprintf(&tmp, "%s.tmp.%ld", base, (long)getpid()) < 0)
+		ch_die(N_UNKNOWN, NULL, "out of memory");
+	fd = ch_open_temp(dfd, tmp, 0644);
 	if (fd < 0 || !(f = fdopen(fd, "w")))
-		ch_die(N_UNKNOWN, NULL, "%s: %s", tmp, strerror(errno));
+		ch_die(N_UNKNOWN, NULL, "%s.tmp.%ld: %s", path, (long)getpid(),
+		    errno == CH_ENOTREG ? "not a regular file" : strerror(errno));
 	code = report(f, chans, nch, 0);
 	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0) {
-		unlink(tmp);
-		ch_die(N_UNKNOWN, NULL, "%s: %s", tmp, strerror(errno));
+		int saved = errno;
+		unlinkat(dfd, tmp, 0);
+		ch_die(N_UNKNOWN, NULL, "%s.tmp.%ld: %s", path, (long)getpid(),
+		    strerror(saved));
 	}
-	if (fclose(f) != 0 || rename(tmp, path) < 0) {
-		unlink(tmp);
-		ch_die(N_UNKNOWN, NULL, "%s: %s", path, strerror(errno));
+	if (fclose(f) != 0 || renameat(dfd, tmp, dfd, base) < 0 ||
+	    ch_fsync_dir(dfd) < 0) {
+		int saved = errno;
+		unlinkat(dfd, tmp, 0);
+		ch_die(N_UNKNOWN, NULL, "%s: %s", path, strerror(saved));
 	}
+	close(dfd);
+	free(tmp);
+	free(dir);
 	return code;
 }
 

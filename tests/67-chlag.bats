@@ -204,6 +204,28 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	refute_output --partial chlag.prom.tmp
 }
 
+@test "--output: a FIFO, a symlink or a hard link planted at its temporary name neither blocks it nor is written through" {
+	seq 3 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	echo precious >"$T/victim"
+	local kind
+	for kind in fifo symlink hardlink; do
+		rm -f "$T/out.prom"
+		# exec keeps the pid, which names the temporary file
+		run -0 timeout 10 bash -c '
+			case $2 in
+			fifo) mkfifo "$1.tmp.$$" ;;
+			symlink) ln -s "$3" "$1.tmp.$$" ;;
+			hardlink) ln "$3" "$1.tmp.$$" ;;
+			esac
+			exec chlag --prometheus -o "$1" "$4"' _ "$T/out.prom" "$kind" "$T/victim" "$CH"
+		grep -q '^chlag_lag_records{.*subscriber="s"} 3$' "$T/out.prom"
+		assert_equal "$(cat "$T/victim")" precious
+		run -0 ls "$T"
+		refute_output --partial "out.prom.tmp"
+	done
+}
+
 @test "--output keeps the Nagios exit status" {
 	seq 10 | chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null

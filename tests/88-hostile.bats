@@ -177,6 +177,35 @@ place() {
 	done
 }
 
+@test "hard links planted at temporary names (creation, commit, index rewrite) are removed, never written through" {
+	mkdir -p "$T/outside" "$CH"
+	local f
+	for f in a b c d e; do echo "precious $f" >"$T/outside/$f"; done
+	# a channel's creation: the names an interrupted creation may leave
+	ln "$T/outside/a" "$CH/.index.tmp"
+	ln "$T/outside/b" "$CH/.00000000000000000000.seg.tmp"
+	ln "$T/outside/c" "$CH/.channel.yaml.tmp"
+	run -0 chpub "$CH" one
+	set_config segment_bytes 4096
+	# an offset commit
+	choffset --create --earliest "$CH" s >/dev/null
+	ln "$T/outside/d" "$CH/subscribers/s/.offset.tmp"
+	for i in $(seq 200); do echo "record $i padding padding"; done | chpub "$CH"
+	run -0 chsub "$CH" s
+	# compaction's index rewrite
+	ln "$T/outside/e" "$CH/.index.tmp"
+	run -0 chcompact "$CH"
+	((${#lines[@]} == 0))
+	run -0 segments
+	assert_equal "${#lines[@]}" 1
+	for f in a b c d e; do
+		assert_equal "$(cat "$T/outside/$f")" "precious $f"
+		assert_equal "$(stat -c %h "$T/outside/$f")" 1
+	done
+	run -0 chcompact --check "$CH"
+	run -0 chsub --peek --from=earliest -n 1 "$CH"
+}
+
 @test "a byte flipped anywhere in a record is never delivered" {
 	new_channel
 	chpub "$CH" first middle-record-payload last

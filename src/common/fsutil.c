@@ -180,19 +180,26 @@ ch_open_temp(int dirfd, const char *tmp, mode_t mode)
 	int fd;
 
 	for (int tries = 0; ; tries++) {
-		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
+		/* O_EXCL: only a file this call creates is ever written, so
+		 * nothing planted at the name (a symlink, a FIFO that would
+		 * block the open, a device, a hard link to a file elsewhere)
+		 * is opened at all.  O_NONBLOCK and O_NOFOLLOW all the same,
+		 * should a file system not honour O_EXCL. */
+		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
-		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			(void)fcntl(fd, F_SETFL, 0);	/* blocking writes */
 			return fd;
+		}
 		int saved = fd >= 0 ? CH_ENOTREG : errno;
 		if (fd >= 0)
 			close(fd);
-		/* A symlink (ELOOP), a FIFO without reader (ENXIO) or with
-		 * one, a device: never written through.  The name is ours,
-		 * so remove the intruder once and try again. */
-		if (tries > 0 || (saved != ELOOP && saved != ENXIO &&
-		    saved != CH_ENOTREG) || unlinkat(dirfd, tmp, 0) < 0) {
-			errno = saved == ENXIO ? CH_ENOTREG : saved;
+		/* Something is there: a leftover of a crash, or an intruder.
+		 * The name is ours: remove it once and try again. */
+		if (tries > 0 || saved != EEXIST || unlinkat(dirfd, tmp, 0) < 0) {
+			if (saved == EEXIST && tries == 0)
+				saved = errno;	/* why it could not go */
+			errno = saved;
 			return -1;
 		}
 	}

@@ -50,9 +50,10 @@ int ch_fsync_dir(int dirfd);
 /* fdatasync(2), retried on EINTR. */
 int ch_fdatasync(int fd);
 
-/* Create or truncate the temporary file `tmp` for writing: never through
- * a symlink, never a FIFO or device (one planted there is removed first,
- * since temporary names belong to chtools). */
+/* Create the temporary file `tmp` for writing, exclusively (O_EXCL): never
+ * through a symlink, never a FIFO, a device or a file linked from
+ * elsewhere; whatever is at the name (a crash's leftover, or planted) is
+ * removed first, since temporary names belong to chtools. */
 int ch_open_temp(int dirfd, const char *tmp, mode_t mode);
 
 /*
