@@ -101,6 +101,14 @@ list() { printf '%s\n' "$@"; }
 	assert_output "$(list "${before[@]}")"
 }
 
+@test "--dry-run: a commit stamped ahead of the clock (the clock stepped back since) is idle 0, not negative" {
+	fill 300
+	mapfile -t before < <(segments)
+	faketime -f +1h choffset --create --earliest "$CH" s >/dev/null
+	run -0 --separate-stderr chcompact --dry-run --expire=1m "$CH"
+	assert_output "$CH: keeping ${before[0]} and later: held back by subscriber 's' (lag 300 records, idle 0ms)"
+}
+
 @test "--dry-run says that nothing goes without subscribers" {
 	fill 100
 	run -0 chcompact -n "$CH"

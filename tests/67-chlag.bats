@@ -363,6 +363,48 @@ assert rows["good"]["status"] == "OK"' "$output" "$why" "$end"
 	run -0 chlag --warn=records:100 "$CH"
 }
 
+@test "a record stamped ahead of the clock (the clock stepped back since): its age is never negative, a backlog never shows as empty" {
+	choffset --create "$CH" s >/dev/null
+	at +1h chpub "$CH" from-the-future
+	end=$(end_offset)
+	run -0 --separate-stderr chlag "$CH"
+	assert_line -n 1 --regexp "^$CH +s +0 +$end +$end B +1 +0ms +[0-9]+(ms|s) ago +OK$"
+	run -0 chlag --json "$CH"
+	python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])[0]
+assert r["lag_records"] == 1 and r["age_seconds"] == 0, r' "$output"
+	run -0 chlag --yaml "$CH"
+	assert_line "  age_seconds: 0.000"
+	run -0 chlag --prometheus "$CH"
+	assert_line "chlag_lag_seconds{channel=\"$CH\",subscriber=\"s\"} 0"
+	run -0 chlag --nagios "$CH"
+	assert_output --regexp "age 0ms \\| '$CH/s_records'=1;;;0; '$CH/s_age'=0s;;;0;\$"
+	# a commit stamped ahead of the clock is no negative idle time either
+	at +1h choffset --shift=+0 "$CH" s >/dev/null
+	run -0 chlag --json "$CH"
+	python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])[0]
+assert r["idle_seconds"] == 0, r' "$output"
+	run -0 chlag "$CH"
+	assert_line -n 1 --regexp " 0ms ago +OK$"
+}
+
+@test "a record stamped ahead of the clock: age thresholds fire once the commit history shows it has waited that long" {
+	at +1h chpub "$CH" from-the-future
+	# registered behind it: the history says it was there from now on
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 chlag --warn=age:5m "$CH"
+	run -1 at +10m chlag --warn=age:5m --crit=age:1h "$CH"
+	run -1 at +10m chlag --nagios --warn=age:5m "$CH"
+	assert_output --regexp "'$CH/s_age'=(599|6[0-9][0-9])s;;;0;"
+	run -2 at +2h chlag --crit=age:1h "$CH"
+	# and a stopped reader behind it is STOP once that is long enough
+	run -2 at +2h chlag --json "$CH"
+	assert_output --partial '"status":"STOP"'
+}
+
 @test "bad thresholds and options are usage errors (3)" {
 	run -3 --separate-stderr chlag --warn=foo:1 "$CH"
 	[[ $stderr == "chlag: --warn: unknown kind 'foo' (records, bytes or age)"* ]]

@@ -77,9 +77,11 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 	struct ch_sub s;
 
 	for (size_t i = 0; i < n; i++) {
-		if (!subs[i].ok || now - subs[i].off.time <= o->expire_ns)
+		/* A commit time ahead of the clock is no idle time. */
+		if (!subs[i].ok || ch_age(now, subs[i].off.time) <= o->expire_ns)
 			continue;
-		ch_format_duration(idle, sizeof idle, now - subs[i].off.time);
+		ch_format_duration(idle, sizeof idle,
+		    ch_age(now, subs[i].off.time));
 		ch_format_duration(limit, sizeof limit, o->expire_ns);
 		if (ch_sub_running(ch, subs[i].name)) {
 			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
@@ -105,7 +107,7 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 		struct ch_offset again;
 		if (ch_sub_read(ch, subs[i].name, &again, &err) < 0 ||
 		    again.offset != subs[i].off.offset ||
-		    now - again.time <= o->expire_ns) {
+		    ch_age(now, again.time) <= o->expire_ns) {
 			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
 			    "it committed meanwhile", subs[i].name);
 			ch_sub_release(&s);
@@ -251,7 +253,8 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 		int consumed = live > 0 && !bad &&
 		    slowest->off.offset >= next.base;
 		int64_t last = o->max_age_ns ? sealed_last_ts(ch, e.base) : 0;
-		int aged = o->max_age_ns && last && now - last > o->max_age_ns;
+		int aged = o->max_age_ns && last &&
+		    ch_age(now, last) > o->max_age_ns;
 		int over = o->max_bytes && end.offset - e.base > o->max_bytes;
 		if (!consumed && !aged && !over) {
 			ch_seg_name(name, e.base);
@@ -266,7 +269,7 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			else if (o->dry_run && slowest) {
 				char idle[32];
 				ch_format_duration(idle, sizeof idle,
-				    now - slowest->off.time);
+				    ch_age(now, slowest->off.time));
 				report(o, CH_REPORT_PLAN, "keeping %s and later: "
 				    "held back by subscriber '%s' (lag %llu "
 				    "records, idle %s)", name, slowest->name,

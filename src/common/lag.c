@@ -7,6 +7,7 @@
 
 #include "lag.h"
 #include "offcheck.h"
+#include "parse.h"
 #include "reader.h"
 
 void
@@ -110,6 +111,29 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 }
 
 /*
+ * The age of the oldest unread record, number seq, published at ts (0:
+ * unknown).  Its time stamp says how old it is, unless the clock was
+ * stepped back after it was published: then it is ahead of the clock,
+ * and its age is not negative but unknown.  The commit history knows a
+ * lower bound: a commit whose channel end was past seq saw the record
+ * there already.  So the age is the larger of the two, and never below
+ * zero: a backlog never looks younger than the evidence, nor empty.
+ */
+static int64_t
+oldest_age(const struct ch_offset *off, uint64_t seq, int64_t ts, int64_t now)
+{
+	int64_t age = ts > 0 ? ch_age(now, ts) : 0;
+
+	for (int i = 0; i < off->nhist; i++) {	/* oldest first */
+		if (off->hist[i].end_seq > seq) {
+			int64_t seen = ch_age(now, off->hist[i].time);
+			return seen > age ? seen : age;
+		}
+	}
+	return age;
+}
+
+/*
  * Does the offset file agree with the channel?  0 if so; else the row
  * becomes INVALID (or ERROR, when the data cannot be read) and 1 is
  * returned.  Start and end were read before the offset file: a
@@ -179,7 +203,7 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 		r->offset = off.offset;
 		r->seq = off.seq;
 		r->last_commit = off.time;
-		r->idle_ns = sat_sub(now, off.time);
+		r->idle_ns = ch_age(now, off.time);
 		if (distrust(ch, &off, &start, &end, r) != 0)
 			continue;
 		r->lag_bytes = end.offset > off.offset ? end.offset - off.offset : 0;
@@ -187,11 +211,13 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 		if (r->lag_records > 0) {
 			/* Behind the earliest record: its oldest unread record
 			 * is the earliest one. */
-			uint64_t at = off.offset < start.offset ? start.offset :
-			    off.offset;
+			int behind = off.offset < start.offset;
 			int64_t ts = 0;
-			if (ch_record_time(ch, at, &ts, &e) == 0 && ts > 0)
-				r->age_ns = sat_sub(now, ts);
+			if (ch_record_time(ch, behind ? start.offset : off.offset,
+			    &ts, &e) < 0)
+				ts = 0;
+			r->age_ns = oldest_age(&off, behind ? start.seq : off.seq,
+			    ts, now);
 		}
 		for (int h = 0; h < off.nhist; h++)
 			r->hist_lag[r->nhist++] = off.hist[h].end_seq >
