@@ -294,79 +294,138 @@ distrust(const char *name, const struct ch_offset *cur)
 	ch_warn(chname, "subscriber '%s': %.800s; replacing it", name, why.msg);
 }
 
-static int
-change(const char *name)
-{
-	struct ch_offset cur, next;
-	struct ch_error err, damage;
+/* One subscriber's change, worked out in full, its lock held, before
+ * anything is written. */
+struct plan {
+	const char *name;
 	struct ch_sub s;
-	uint64_t off = 0, seq = 0;
 	int st;
-	char a[24], b[24];
+	struct ch_offset cur;
+	uint64_t off, seq;
+	int keep;		/* --create of a registered one: nothing to do */
+};
 
+/* Take NAME's lock (not with --dry-run); a busy subscriber ends the run
+ * with 75 before anything is changed. */
+static void
+hold(struct plan *p, const char *name)
+{
+	struct ch_error damage;
+
+	memset(p, 0, sizeof *p);
+	p->name = name;
+	p->s.dirfd = p->s.lockfd = -1;
 	/* Checked before taking the lock too: taking it creates the
 	 * subscriber's directory. */
-	st = state(name, &cur, NULL, &damage);
-	if (!opt_dry_run) {
-		acquire(name, &s);
-		hold_compaction();
-		st = state(name, &cur, &s, &damage);
-	}
-	if (st == DAMAGED)
+	(void)state(name, &p->cur, NULL, &damage);
+	if (!opt_dry_run)
+		acquire(name, &p->s);
+}
+
+/* Where it goes (compaction held): dies on a refused change. */
+static void
+plan(struct plan *p)
+{
+	struct ch_error err, damage;
+
+	p->st = state(p->name, &p->cur, opt_dry_run ? NULL : &p->s, &damage);
+	if (p->st == DAMAGED)
 		ch_warn(chname, "%s; %s it", damage.msg,
 		    opt_delete ? "deleting" : "replacing");
-	else if (st == REGISTERED && !opt_delete && !opt_create)
-		distrust(name, &cur);
-	if (st == REGISTERED)
-		offstr(a, sizeof a, 1, cur.offset);
-	else
-		snprintf(a, sizeof a, st == DAMAGED ? "?" : "-");
-	if (opt_delete) {
-		printf("%s %s -> -\n", name, a);
-		if (opt_dry_run)
-			return 0;
-		if (ch_sub_delete(&s, &err) < 0)
-			ch_die_err(chname, &err);
-		journal(name, "delete", st == REGISTERED ? cur.offset :
-		    CH_NO_OFFSET, CH_NO_OFFSET, st == DAMAGED ?
-		    "--delete (offset file was damaged)" : "--delete");
-		ch_sub_release(&s);
-		return 0;
+	else if (p->st == REGISTERED && !opt_delete && !opt_create)
+		distrust(p->name, &p->cur);
+	if (opt_delete)
+		return;
+	if (p->st == REGISTERED && opt_create) {
+		p->keep = 1;
+		return;
 	}
-	if (st == REGISTERED && opt_create) {
-		/* Idempotent: registering again moves nothing. */
-		ch_info(chname, "subscriber '%s' is already registered", name);
-		if (!opt_dry_run)
-			ch_sub_release(&s);
-		return 0;
-	}
-	if (target(name, st == REGISTERED, &cur, &off, &seq, &err) < 0) {
-		if (!opt_dry_run && st == UNREGISTERED) {
+	if (target(p->name, p->st == REGISTERED, &p->cur, &p->off, &p->seq,
+	    &err) < 0) {
+		if (!opt_dry_run && p->st == UNREGISTERED) {
 			struct ch_error ignored;
-			ch_sub_delete(&s, &ignored);
+			ch_sub_delete(&p->s, &ignored);
 		}
 		ch_die_err(chname, &err);
 	}
-	offstr(b, sizeof b, 1, off);
-	printf("%s %s -> %s\n", name, a, b);
+}
+
+/* Say it (NAME OLD -> NEW), and unless --dry-run, do it. */
+static void
+apply(struct plan *p)
+{
+	struct ch_offset next;
+	struct ch_error err;
+	char a[24], b[24];
+
+	if (p->keep) {
+		/* Idempotent: registering again moves nothing. */
+		ch_info(chname, "subscriber '%s' is already registered",
+		    p->name);
+		if (!opt_dry_run)
+			ch_sub_release(&p->s);
+		return;
+	}
+	if (p->st == REGISTERED)
+		offstr(a, sizeof a, 1, p->cur.offset);
+	else
+		snprintf(a, sizeof a, p->st == DAMAGED ? "?" : "-");
+	offstr(b, sizeof b, !opt_delete, p->off);
+	printf("%s %s -> %s\n", p->name, a, b);
 	if (opt_dry_run)
-		return 0;
-	next = cur;
+		return;
+	if (opt_delete) {
+		if (ch_sub_delete(&p->s, &err) < 0)
+			ch_die_err(chname, &err);
+		journal(p->name, "delete", p->st == REGISTERED ?
+		    p->cur.offset : CH_NO_OFFSET, CH_NO_OFFSET,
+		    p->st == DAMAGED ? "--delete (offset file was damaged)" :
+		    "--delete");
+		ch_sub_release(&p->s);
+		return;
+	}
+	next = p->cur;
 	struct ch_end end;
 	if (ch_channel_end(&ch, &end, &err) < 0)
 		ch_die_err(chname, &err);
-	ch_offset_advance(&next, off, seq, ch_now_ns(), end.offset, end.seq);
+	ch_offset_advance(&next, p->off, p->seq, ch_now_ns(), end.offset,
+	    end.seq);
 	char *why;
 	if (asprintf(&why, "%s%s", npos ? pos_arg : "--latest",
-	    st == DAMAGED ? " (offset file was damaged)" : "") < 0)
+	    p->st == DAMAGED ? " (offset file was damaged)" : "") < 0)
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
-	if (ch_sub_write(&s, &next, &err) < 0)
+	if (ch_sub_write(&p->s, &next, &err) < 0)
 		ch_die_err(chname, &err);
-	journal(name, st == UNREGISTERED ? "create" : "set",
-	    st == REGISTERED ? cur.offset : CH_NO_OFFSET, off, why);
+	journal(p->name, p->st == UNREGISTERED ? "create" : "set",
+	    p->st == REGISTERED ? p->cur.offset : CH_NO_OFFSET, p->off, why);
 	free(why);
-	ch_sub_release(&s);
-	return 0;
+	ch_sub_release(&p->s);
+}
+
+/*
+ * Change the n subscribers in names, all or nothing: every lock is taken
+ * and every new position worked out before the first offset is written,
+ * so a busy subscriber (75), a damaged offset file or a refused position
+ * changes none of them, and a script that retries the whole command on
+ * failure never moves one twice.  (A failure to write an offset file
+ * half way, an I/O error, still leaves those before it changed.)
+ */
+static void
+change(char **names, size_t n)
+{
+	struct plan *p = calloc(n ? n : 1, sizeof *p);
+
+	if (!p)
+		ch_die(CH_EXIT_FAIL, chname, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		hold(&p[i], names[i]);
+	if (!opt_dry_run)
+		hold_compaction();
+	for (size_t i = 0; i < n; i++)
+		plan(&p[i]);
+	for (size_t i = 0; i < n; i++)
+		apply(&p[i]);
+	free(p);
 }
 
 static void
@@ -599,11 +658,10 @@ main(int argc, const char **argv)
 		size_t n;
 		if (ch_sub_list(&ch, &names, &n, &err) < 0)
 			ch_die_err(chname, &err);
-		for (size_t i = 0; i < n; i++)
-			change(names[i]);
+		change(names, n);
 		ch_sub_list_free(names, n);
 	} else if (npos || opt_create || opt_delete) {
-		change(sub);
+		change((char **)&sub, 1);
 	} else if (sub) {
 		struct ch_offset o;
 		if (ch_sub_read(&ch, sub, &o, &err) < 0)

@@ -198,6 +198,33 @@ r5"
 	assert_equal "$(offset_of s)" "${OFF[2]}"
 }
 
+@test "--all is all or nothing: a busy subscriber or an offset file it refuses changes none, so retrying never shifts one twice" {
+	local n
+	for n in a b c; do
+		choffset --create --set="${OFF[0]}" "$CH" "$n" >/dev/null
+	done
+	hold b		# a running chsub holds b (and reads it to the end)
+	run -75 --separate-stderr choffset --all --shift=+1 "$CH"
+	assert_output ""
+	[[ $stderr == "choffset: $CH: subscriber 'b' is held by a running chsub"* ]]
+	assert_equal "$(offset_of a)" "${OFF[0]}"
+	assert_equal "$(offset_of c)" "${OFF[0]}"
+	kill "$BG"
+	wait_for 10 bash -c "! kill -0 $BG 2>/dev/null"
+	choffset --set="${OFF[0]}" "$CH" b >/dev/null
+	doctor_offset c seq 3
+	run -65 --separate-stderr choffset --all --shift=+1 "$CH"
+	assert_output ""
+	assert_equal "$(offset_of a)" "${OFF[0]}"
+	assert_equal "$(offset_of b)" "${OFF[0]}"
+	# fixed, the retry moves each once
+	choffset --set="${OFF[0]}" "$CH" c >/dev/null 2>&1
+	run -0 choffset --all --shift=+1 "$CH"
+	assert_output "a ${OFF[0]} -> ${OFF[1]}
+b ${OFF[0]} -> ${OFF[1]}
+c ${OFF[0]} -> ${OFF[1]}"
+}
+
 @test "--shift with a bad count is a usage error" {
 	choffset --create "$CH" s >/dev/null
 	run -2 --separate-stderr choffset --shift=x3 "$CH" s
