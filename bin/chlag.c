@@ -434,8 +434,12 @@ main(int argc, const char **argv)
 	} else if (!watch_ns) {
 		code = report(stdout, args, nch, isatty(1));
 	} else {
+		/* A first signal ends the loop once the report being
+		 * written is out whole (SA_RESTART: a write blocked on a full
+		 * pipe goes on); a second one ends chlag at once. */
 		struct sigaction sa = { 0 };
 		sa.sa_handler = on_signal;
+		sa.sa_flags = SA_RESTART | SA_RESETHAND;
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 		int tty = isatty(1);

@@ -429,6 +429,44 @@ assert r["idle_seconds"] == 0, r' "$output"
 	refute_output --partial $'\e'
 }
 
+@test "--watch: SIGINT or SIGTERM while a report is blocked on a full pipe lets that report out whole, then exits 0; a second signal ends it at once" {
+	local sig
+	chpub "$CH" a
+	choffset --create --earliest "$CH" s0 >/dev/null
+	# 150 subscribers: a Prometheus report of about 200 KB
+	mkdir "$CH"/subscribers/s{1..149}
+	tee "$CH"/subscribers/s{1..149}/offset <"$CH/subscribers/s0/offset" >/dev/null
+	mkfifo "$T/pipe"
+	for sig in INT TERM; do
+		exec 5<>"$T/pipe"
+		start_bg chlag --prometheus --watch=1 "$CH" >"$T/pipe"
+		wait_for 20 grep -q pipe "/proc/$BG/wchan"
+		kill -"$sig" "$BG"
+		exec 6<"$T/pipe"
+		exec 5>&-
+		timeout 20 cat <&6 >"$T/got"
+		exec 6<&-
+		wait_for 10 bash -c "! kill -0 $BG 2>/dev/null"
+		run wait "$BG"
+		assert_success
+		# whole reports only: the last one ends with its scrape time
+		(($(grep -c '^chlag_scrape_timestamp_seconds ' "$T/got") >= 1))
+		run tail -n 2 "$T/got"
+		assert_line -n 0 --regexp '^chlag_scrape_timestamp_seconds [0-9.]+$'
+		assert_line -n 1 ''
+	done
+	# two signals: the second one ends it even with nobody reading
+	exec 5<>"$T/pipe"
+	start_bg chlag --prometheus --watch=1 "$CH" >"$T/pipe"
+	wait_for 20 grep -q pipe "/proc/$BG/wchan"
+	kill -INT "$BG"
+	wait_until 20 'grep -Eq "^ShdPnd:\s+0+$" "/proc/$BG/status" &&
+	    grep -Eq "^SigPnd:\s+0+$" "/proc/$BG/status"'
+	kill -INT "$BG"
+	wait_for 10 bash -c "! kill -0 $BG 2>/dev/null"
+	exec 5>&-
+}
+
 # --- status rules ---------------------------------------------------------
 
 @test "acceptance: killed -> STOP, keeping up -> OK, falling behind -> WARN, stuck -> STALL, moved back -> REWIND, idle -> OK" {
