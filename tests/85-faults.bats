@@ -179,9 +179,10 @@ end_offset() { chpub -p "$CH" </dev/null; choffset --dry-run --create --latest "
 	need_chfault
 	local spec before after
 	choffset --create --earliest "$CH" s >/dev/null
-	# the offset file is written first (write 1, fdatasync 1), then the
-	# journal line (write 2, fdatasync 2)
-	for spec in write:2:ENOSPC fdatasync:2:EIO; do
+	# the segment is synced first (fdatasync 1: an offset never gets
+	# ahead of durable records), the offset file written next (write 1,
+	# fdatasync 2), then the journal line (write 2, fdatasync 3)
+	for spec in write:2:ENOSPC fdatasync:3:EIO; do
 		before=$(choffset "$CH" s)
 		run -0 --separate-stderr fault "$spec" choffset --shift=+1 "$CH" s
 		after=$(choffset "$CH" s)
