@@ -5,7 +5,8 @@
  * Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage
  * errors included).  With --warn/--crit the thresholds decide; without
  * them the status does (WARN -> 1; STALL, STOP, REWIND -> 2).  A channel
- * that cannot be read is UNKNOWN.  Over several rows the worst wins, in the
+ * or an offset file that cannot be read is UNKNOWN; an offset file that
+ * disagrees with the channel (INVALID) is CRITICAL either way.  Over several rows the worst wins, in the
  * order CRITICAL, UNKNOWN, WARNING, OK.
  */
 #include <config.h>
@@ -131,6 +132,8 @@ row_code(const struct ch_lagrow *r)
 {
 	if (r->status == CH_ST_ERROR)
 		return N_UNKNOWN;
+	if (r->status == CH_ST_INVALID)
+		return N_CRITICAL;
 	if (warn_t.have || crit_t.have)
 		return over(&crit_t, r) ? N_CRITICAL :
 		    over(&warn_t, r) ? N_WARNING : N_OK;
@@ -219,6 +222,10 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 	else if (worst->status == CH_ST_ERROR)
 		fprintf(f, "%s/%s: %s", worst->channel, worst->subscriber,
 		    worst->error);
+	else if (worst->status == CH_ST_INVALID)
+		fprintf(f, "%zu of %zu subscribers need attention; worst %s/%s: "
+		    "INVALID: %s", bad, n, worst->channel, worst->subscriber,
+		    worst->error);
 	else {
 		char age[32];
 		ch_format_duration(age, sizeof age, worst->age_ns);
@@ -231,7 +238,7 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 	fputs(" |", f);
 	for (size_t i = 0; i < n; i++) {
 		const struct ch_lagrow *r = &rows[i];
-		if (r->status == CH_ST_ERROR)
+		if (r->status == CH_ST_ERROR || r->status == CH_ST_INVALID)
 			continue;
 		fputc(' ', f);
 		perf_label(f, r, "records");
@@ -305,30 +312,55 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 	return code;
 }
 
-/* --output: write to a temp file beside FILE, then rename over it. */
+/*
+ * --output: write to FILE.tmp.PID beside FILE, sync it, rename it over
+ * FILE, sync the directory.  The temporary file is created exclusively
+ * (ch_open_temp): a FIFO, a symlink or a hard link planted at its name
+ * is removed, never opened, so it can neither block chlag nor be written
+ * through.
+ */
 static int
 report_to_file(const char *path, const char **chans, size_t nch)
 {
-	char tmp[4096];
+	char *dir = strdup(path), *slash, *tmp;
+	const char *base;
 	FILE *f;
-	int code, fd;
+	int code, fd, dfd;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
-	    (int)sizeof tmp)
-		ch_die(N_UNKNOWN, NULL, "--output: path too long");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    0644);
+	if (!dir)
+		ch_die(N_UNKNOWN, NULL, "out of memory");
+	slash = strrchr(dir, '/');
+	base = slash ? path + (slash - dir) + 1 : path;
+	if (slash)
+		slash[slash == dir ? 1 : 0] = '\0';	/* "/x" is in "/" */
+	if (!base[0])
+		ch_usage("--output: '%s' names a directory, not a file", path);
+	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		ch_die(N_UNKNOWN, NULL, "%s.tmp.%ld: %s", path, (long)getpid(),
+		    strerror(errno));
+	if (asprintf(&tmp, "%s.tmp.%ld", base, (long)getpid()) < 0)
+		ch_die(N_UNKNOWN, NULL, "out of memory");
+	fd = ch_open_temp(dfd, tmp, 0644);
 	if (fd < 0 || !(f = fdopen(fd, "w")))
-		ch_die(N_UNKNOWN, NULL, "%s: %s", tmp, strerror(errno));
+		ch_die(N_UNKNOWN, NULL, "%s.tmp.%ld: %s", path, (long)getpid(),
+		    errno == CH_ENOTREG ? "not a regular file" : strerror(errno));
 	code = report(f, chans, nch, 0);
 	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0) {
-		unlink(tmp);
-		ch_die(N_UNKNOWN, NULL, "%s: %s", tmp, strerror(errno));
+		int saved = errno;
+		unlinkat(dfd, tmp, 0);
+		ch_die(N_UNKNOWN, NULL, "%s.tmp.%ld: %s", path, (long)getpid(),
+		    strerror(saved));
 	}
-	if (fclose(f) != 0 || rename(tmp, path) < 0) {
-		unlink(tmp);
-		ch_die(N_UNKNOWN, NULL, "%s: %s", path, strerror(errno));
+	if (fclose(f) != 0 || renameat(dfd, tmp, dfd, base) < 0 ||
+	    ch_fsync_dir(dfd) < 0) {
+		int saved = errno;
+		unlinkat(dfd, tmp, 0);
+		ch_die(N_UNKNOWN, NULL, "%s: %s", path, strerror(saved));
 	}
+	close(dfd);
+	free(tmp);
+	free(dir);
 	return code;
 }
 
@@ -402,8 +434,12 @@ main(int argc, const char **argv)
 	} else if (!watch_ns) {
 		code = report(stdout, args, nch, isatty(1));
 	} else {
+		/* A first signal ends the loop once the report being
+		 * written is out whole (SA_RESTART: a write blocked on a full
+		 * pipe goes on); a second one ends chlag at once. */
 		struct sigaction sa = { 0 };
 		sa.sa_handler = on_signal;
+		sa.sa_flags = SA_RESTART | SA_RESETHAND;
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 		int tty = isatty(1);

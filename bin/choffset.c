@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "lock.h"
+#include "offcheck.h"
 #include "parse.h"
 #include "position.h"
 #include "subscriber.h"
@@ -34,7 +35,7 @@ static const char *opt_set, *opt_time, *opt_shift, *opt_import;
 static int npos;
 static struct ch_pos pos;
 static const char *pos_text;
-static char pos_arg[160];		/* the option as given, for the journal */
+static char *pos_arg;		/* the option as given, for the journal */
 
 static struct poptOption change_options[] = {
 	{ "set", '\0', POPT_ARG_STRING, &opt_set, OPT_SET,
@@ -80,6 +81,15 @@ static struct poptOption options[] = {
 };
 
 static const char *chname;
+
+/* pos_arg = FMT with VAL (the option as given, whatever its length). */
+static void
+option_text(const char *fmt, const char *val)
+{
+	free(pos_arg);
+	if (asprintf(&pos_arg, fmt, val) < 0)
+		ch_die(CH_EXIT_FAIL, NULL, "out of memory");
+}
 static struct ch_channel ch;
 static int compact_fd = -1;
 
@@ -167,6 +177,28 @@ export(void)
 	list();
 }
 
+/*
+ * Note a change that is made in the journal.  The journal is the record
+ * of changes, not the change: if it cannot be written (a full disk, a
+ * journal that is not a regular file), the change stands and this says
+ * so, and choffset still exits 0, so that a script retrying on failure
+ * never moves an offset twice.
+ */
+static void
+journal(const char *name, const char *action, uint64_t old, uint64_t new,
+    const char *why)
+{
+	struct ch_error err;
+	char a[24], b[24];
+
+	if (ch_journal_append(&ch, name, action, old, new, why, &err) == 0)
+		return;
+	offstr(a, sizeof a, old != CH_NO_OFFSET, old);
+	offstr(b, sizeof b, new != CH_NO_OFFSET, new);
+	ch_warn(chname, "subscriber '%s': changed (%s %s -> %s), but the "
+	    "journal could not be written: %s", name, action, a, b, err.msg);
+}
+
 /* Resolve the requested position for one subscriber. */
 static int
 target(const char *name, int registered, const struct ch_offset *cur,
@@ -236,75 +268,164 @@ state(const char *name, struct ch_offset *cur, struct ch_sub *held,
 	ch_die_err(chname, &err);
 }
 
-static int
-change(const char *name)
+/*
+ * An offset file that disagrees with the channel (restored from another
+ * channel or an old backup) is replaced with a warning by an absolute
+ * position; a shift, which counts from it, is refused.
+ */
+static void
+distrust(const char *name, const struct ch_offset *cur)
 {
-	struct ch_offset cur, next;
-	struct ch_error err, damage;
-	struct ch_sub s;
-	uint64_t off = 0, seq = 0;
-	int st;
-	char a[24], b[24];
+	struct ch_start st;
+	struct ch_end end;
+	struct ch_error err, why;
 
+	if (ch_channel_start(&ch, &st, &err) < 0 ||
+	    ch_channel_end(&ch, &end, &err) < 0)
+		ch_die_err(chname, &err);
+	if (ch_offset_check(&ch, cur, &st, &end, &why) == 0)
+		return;
+	if (why.code != CH_EXIT_DATAERR)
+		ch_die_err(chname, &why);
+	if (npos && pos.kind == CH_POS_SHIFT)
+		ch_die(CH_EXIT_DATAERR, chname, "subscriber '%s': %.800s; "
+		    "--shift cannot count from it: set it with --set, "
+		    "--earliest, --latest or --time", name, why.msg);
+	ch_warn(chname, "subscriber '%s': %.800s; replacing it", name, why.msg);
+}
+
+/* One subscriber's change, worked out in full, its lock held, before
+ * anything is written. */
+struct plan {
+	const char *name;
+	struct ch_sub s;
+	int st;
+	struct ch_offset cur;
+	uint64_t off, seq;
+	int keep;		/* --create of a registered one: nothing to do */
+};
+
+/* Take NAME's lock (not with --dry-run); a busy subscriber ends the run
+ * with 75 before anything is changed. */
+static void
+hold(struct plan *p, const char *name)
+{
+	struct ch_error damage;
+
+	memset(p, 0, sizeof *p);
+	p->name = name;
+	p->s.dirfd = p->s.lockfd = -1;
 	/* Checked before taking the lock too: taking it creates the
 	 * subscriber's directory. */
-	st = state(name, &cur, NULL, &damage);
-	if (!opt_dry_run) {
-		acquire(name, &s);
-		hold_compaction();
-		st = state(name, &cur, &s, &damage);
-	}
-	if (st == DAMAGED)
+	(void)state(name, &p->cur, NULL, &damage);
+	if (!opt_dry_run)
+		acquire(name, &p->s);
+}
+
+/* Where it goes (compaction held): dies on a refused change. */
+static void
+plan(struct plan *p)
+{
+	struct ch_error err, damage;
+
+	p->st = state(p->name, &p->cur, opt_dry_run ? NULL : &p->s, &damage);
+	if (p->st == DAMAGED)
 		ch_warn(chname, "%s; %s it", damage.msg,
 		    opt_delete ? "deleting" : "replacing");
-	if (st == REGISTERED)
-		offstr(a, sizeof a, 1, cur.offset);
-	else
-		snprintf(a, sizeof a, st == DAMAGED ? "?" : "-");
-	if (opt_delete) {
-		printf("%s %s -> -\n", name, a);
-		if (opt_dry_run)
-			return 0;
-		if (ch_sub_delete(&s, &err) < 0 ||
-		    ch_journal_append(&ch, name, "delete", st == REGISTERED ?
-		    cur.offset : CH_NO_OFFSET, CH_NO_OFFSET, st == DAMAGED ?
-		    "--delete (offset file was damaged)" : "--delete", &err) < 0)
-			ch_die_err(chname, &err);
-		ch_sub_release(&s);
-		return 0;
+	else if (p->st == REGISTERED && !opt_delete && !opt_create)
+		distrust(p->name, &p->cur);
+	if (opt_delete)
+		return;
+	if (p->st == REGISTERED && opt_create) {
+		p->keep = 1;
+		return;
 	}
-	if (st == REGISTERED && opt_create) {
-		/* Idempotent: registering again moves nothing. */
-		ch_info(chname, "subscriber '%s' is already registered", name);
-		if (!opt_dry_run)
-			ch_sub_release(&s);
-		return 0;
-	}
-	if (target(name, st == REGISTERED, &cur, &off, &seq, &err) < 0) {
-		if (!opt_dry_run && st == UNREGISTERED) {
+	if (target(p->name, p->st == REGISTERED, &p->cur, &p->off, &p->seq,
+	    &err) < 0) {
+		if (!opt_dry_run && p->st == UNREGISTERED) {
 			struct ch_error ignored;
-			ch_sub_delete(&s, &ignored);
+			ch_sub_delete(&p->s, &ignored);
 		}
 		ch_die_err(chname, &err);
 	}
-	offstr(b, sizeof b, 1, off);
-	printf("%s %s -> %s\n", name, a, b);
+}
+
+/* Say it (NAME OLD -> NEW), and unless --dry-run, do it. */
+static void
+apply(struct plan *p)
+{
+	struct ch_offset next;
+	struct ch_error err;
+	char a[24], b[24];
+
+	if (p->keep) {
+		/* Idempotent: registering again moves nothing. */
+		ch_info(chname, "subscriber '%s' is already registered",
+		    p->name);
+		if (!opt_dry_run)
+			ch_sub_release(&p->s);
+		return;
+	}
+	if (p->st == REGISTERED)
+		offstr(a, sizeof a, 1, p->cur.offset);
+	else
+		snprintf(a, sizeof a, p->st == DAMAGED ? "?" : "-");
+	offstr(b, sizeof b, !opt_delete, p->off);
+	printf("%s %s -> %s\n", p->name, a, b);
 	if (opt_dry_run)
-		return 0;
-	next = cur;
+		return;
+	if (opt_delete) {
+		if (ch_sub_delete(&p->s, &err) < 0)
+			ch_die_err(chname, &err);
+		journal(p->name, "delete", p->st == REGISTERED ?
+		    p->cur.offset : CH_NO_OFFSET, CH_NO_OFFSET,
+		    p->st == DAMAGED ? "--delete (offset file was damaged)" :
+		    "--delete");
+		ch_sub_release(&p->s);
+		return;
+	}
+	next = p->cur;
 	struct ch_end end;
 	if (ch_channel_end(&ch, &end, &err) < 0)
 		ch_die_err(chname, &err);
-	ch_offset_advance(&next, off, seq, ch_now_ns(), end.offset, end.seq);
-	char why[sizeof pos_arg + 48];
-	snprintf(why, sizeof why, "%s%s", npos ? pos_arg : "--latest",
-	    st == DAMAGED ? " (offset file was damaged)" : "");
-	if (ch_sub_write(&s, &next, &err) < 0 ||
-	    ch_journal_append(&ch, name, st == UNREGISTERED ? "create" : "set",
-	    st == REGISTERED ? cur.offset : CH_NO_OFFSET, off, why, &err) < 0)
+	ch_offset_advance(&next, p->off, p->seq, ch_now_ns(), end.offset,
+	    end.seq);
+	char *why;
+	if (asprintf(&why, "%s%s", npos ? pos_arg : "--latest",
+	    p->st == DAMAGED ? " (offset file was damaged)" : "") < 0)
+		ch_die(CH_EXIT_FAIL, chname, "out of memory");
+	if (ch_sub_write(&p->s, &next, &err) < 0)
 		ch_die_err(chname, &err);
-	ch_sub_release(&s);
-	return 0;
+	journal(p->name, p->st == UNREGISTERED ? "create" : "set",
+	    p->st == REGISTERED ? p->cur.offset : CH_NO_OFFSET, p->off, why);
+	free(why);
+	ch_sub_release(&p->s);
+}
+
+/*
+ * Change the n subscribers in names, all or nothing: every lock is taken
+ * and every new position worked out before the first offset is written,
+ * so a busy subscriber (75), a damaged offset file or a refused position
+ * changes none of them, and a script that retries the whole command on
+ * failure never moves one twice.  (A failure to write an offset file
+ * half way, an I/O error, still leaves those before it changed.)
+ */
+static void
+change(char **names, size_t n)
+{
+	struct plan *p = calloc(n ? n : 1, sizeof *p);
+
+	if (!p)
+		ch_die(CH_EXIT_FAIL, chname, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		hold(&p[i], names[i]);
+	if (!opt_dry_run)
+		hold_compaction();
+	for (size_t i = 0; i < n; i++)
+		plan(&p[i]);
+	for (size_t i = 0; i < n; i++)
+		apply(&p[i]);
+	free(p);
 }
 
 static void
@@ -425,11 +546,10 @@ import(const char *file)
 		    (struct ch_offset){ 0 };
 		ch_offset_advance(&next, items[i].off, items[i].seq, ch_now_ns(),
 		    end.offset, end.seq);
-		if (ch_sub_write(&items[i].s, &next, &err) < 0 ||
-		    ch_journal_append(&ch, items[i].name, "import",
-		    items[i].registered ? items[i].cur.offset : CH_NO_OFFSET,
-		    items[i].off, file, &err) < 0)
+		if (ch_sub_write(&items[i].s, &next, &err) < 0)
 			ch_die_err(chname, &err);
+		journal(items[i].name, "import", items[i].registered ?
+		    items[i].cur.offset : CH_NO_OFFSET, items[i].off, file);
 		ch_sub_release(&items[i].s);
 	}
 	free(items);
@@ -453,19 +573,19 @@ main(int argc, const char **argv)
 			    pos.kind != CH_POS_OFFSET)
 				ch_usage("--set: '%s' is not an offset", opt_set);
 			pos_text = "--set";
-			snprintf(pos_arg, sizeof pos_arg, "--set=%s", opt_set);
+			option_text("--set=%s", opt_set);
 			npos++;
 			break;
 		case OPT_EARLIEST:
 			pos.kind = CH_POS_EARLIEST;
 			pos_text = "--earliest";
-			snprintf(pos_arg, sizeof pos_arg, "--earliest");
+			option_text("--earliest", NULL);
 			npos++;
 			break;
 		case OPT_LATEST:
 			pos.kind = CH_POS_LATEST;
 			pos_text = "--latest";
-			snprintf(pos_arg, sizeof pos_arg, "--latest");
+			option_text("--latest", NULL);
 			npos++;
 			break;
 		case OPT_TIME:
@@ -473,14 +593,14 @@ main(int argc, const char **argv)
 			if (ch_parse_time(opt_time, ch_now_ns(), &pos.ts, &err) < 0)
 				ch_usage("--time: %s", err.msg);
 			pos_text = "--time";
-			snprintf(pos_arg, sizeof pos_arg, "--time=%s", opt_time);
+			option_text("--time=%s", opt_time);
 			npos++;
 			break;
 		case OPT_SHIFT:
 			if (ch_parse_shift(opt_shift, &pos, &err) < 0)
 				ch_usage("--shift: %s", err.msg);
 			pos_text = "--shift";
-			snprintf(pos_arg, sizeof pos_arg, "--shift=%s", opt_shift);
+			option_text("--shift=%s", opt_shift);
 			npos++;
 			break;
 		case OPT_IMPORT:
@@ -538,11 +658,10 @@ main(int argc, const char **argv)
 		size_t n;
 		if (ch_sub_list(&ch, &names, &n, &err) < 0)
 			ch_die_err(chname, &err);
-		for (size_t i = 0; i < n; i++)
-			change(names[i]);
+		change(names, n);
 		ch_sub_list_free(names, n);
 	} else if (npos || opt_create || opt_delete) {
-		change(sub);
+		change((char **)&sub, 1);
 	} else if (sub) {
 		struct ch_offset o;
 		if (ch_sub_read(&ch, sub, &o, &err) < 0)
@@ -554,6 +673,7 @@ main(int argc, const char **argv)
 	if (compact_fd >= 0)
 		close(compact_fd);
 	ch_channel_close(&ch);
+	free(pos_arg);
 	poptFreeContext(pc);
 	return ch_finish(0);
 }

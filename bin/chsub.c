@@ -126,6 +126,12 @@ static volatile sig_atomic_t out_flags = -1;
 /* stdout's flags, read once at the start (-1: unknown). */
 static int stdout_flags = -1;
 
+/*
+ * A first stop signal lets the record being written finish (a blocked
+ * write returns what it wrote, and write_out writes the rest of that
+ * record, no more), so a reader never gets half a record; a second one
+ * makes a write that is still blocked return at once, even mid-record.
+ */
 static void
 on_signal(int sig)
 {
@@ -134,9 +140,7 @@ on_signal(int sig)
 	(void)sig;
 	if (stop < 2)
 		stop++;
-	/* A write blocked on a full pipe, or about to block, must not
-	 * outlive a stop signal: make it return (write_out restores). */
-	if (out_flags >= 0)
+	if (stop > 1 && out_flags >= 0)	/* write_out restores the flags */
 		(void)fcntl(1, F_SETFL, out_flags | O_NONBLOCK);
 	errno = saved;
 }
@@ -148,8 +152,28 @@ warn_cb(void *ctx, const char *msg)
 	ch_warn(chname, "%s", msg);
 }
 
+/* Where the record that output position `done` is in ends: done itself
+ * when it is on a boundary (nothing is half written). */
+static size_t
+record_end(size_t done)
+{
+	size_t lo = 0, hi = nmarks;
+
+	if (done == 0)
+		return 0;
+	while (lo < hi) {		/* first mark ending at or after done */
+		size_t mid = lo + (hi - lo) / 2;
+		if (marks[mid].end < done)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nmarks ? marks[lo].end : done;
+}
+
 /* Write the output buffer; returns 0, or -1 when stdout is gone (EPIPE,
- * or interrupted by a stop signal).  Marks delivered what got out. */
+ * or a stop signal: after a first one, the record being written is
+ * finished, nothing more is started).  Marks delivered what got out. */
 static int
 write_out(void)
 {
@@ -162,14 +186,18 @@ write_out(void)
 	if (prog.stdout_tty)
 		ch_progress_hide(&prog);	/* records own the terminal */
 	while (done < out.len) {
+		size_t upto = out.len;
 		if (stop) {
-			rc = -1;
-			break;
+			upto = stop > 1 ? done : record_end(done);
+			if (upto <= done) {
+				rc = -1;
+				break;
+			}
 		}
-		ssize_t n = write(1, out.p + done, out.len - done);
+		ssize_t n = write(1, out.p + done, upto - done);
 		if (n < 0) {
-			if (errno == EINTR && !stop)
-				continue;
+			if (errno == EINTR && stop < 2)
+				continue;	/* a first stop: finish the record */
 			if (stop && (errno == EINTR || errno == EAGAIN)) {
 				rc = -1;
 				break;
@@ -192,6 +220,30 @@ write_out(void)
 	out.len = 0;
 	nmarks = 0;
 	return rc;
+}
+
+/*
+ * A dead-letter channel that is the channel being read would hand every
+ * failed record back to be read, fail and be dead-lettered again, forever
+ * (and fill the disk): refuse it before anything is read or registered.
+ */
+static void
+refuse_own_dead_letter(struct ch_channel *ch, const char *dl)
+{
+	struct ch_error err;
+	int same = ch_channel_names(ch, dl, &err);
+
+	if (same < 0)
+		ch_die_err(chname, &err);
+	if (!same)
+		return;
+	if (opt_dead_letter)
+		ch_usage("--dead-letter: '%s' is the channel being read (failed "
+		    "records would come back to it forever)", dl);
+	ch_die(CH_EXIT_CONFIG, chname, "%s:%u:%u: dead_letter: '%s' is this "
+	    "channel itself (failed records would come back to it forever)",
+	    CH_CONFIG_FILE, ch->cfg.dead_letter_line, ch->cfg.dead_letter_col,
+	    dl);
 }
 
 static void
@@ -347,6 +399,10 @@ main(int argc, const char **argv)
 
 	if (ch_channel_open(chname, 0, &ch, &err) < 0)
 		ch_die_err(chname, &err);
+	if (ho.cmd && !ho.dead_letter && ch.cfg.dead_letter[0])
+		ho.dead_letter = ch.cfg.dead_letter;
+	if (ho.dead_letter)
+		refuse_own_dead_letter(&ch, ho.dead_letter);
 	so.name = args[1];
 	so.peek = opt_peek;
 	so.wait_ns = opt_wait ? CH_LOCK_WAIT : CH_LOCK_NOWAIT;
@@ -391,8 +447,6 @@ main(int argc, const char **argv)
 
 	if (ho.cmd) {
 		struct ch_handler_stats stats;
-		if (!ho.dead_letter && ch.cfg.dead_letter[0])
-			ho.dead_letter = ch.cfg.dead_letter;
 		ho.delim = opt_null ? '\0' : '\n';
 		ho.follow = opt_follow;
 		ho.idle_ns = timeout;

@@ -1,9 +1,10 @@
 /*
  * fuzz_record.c - one record as bytes: header decoding, checksum and
- * trailer verification, the seal payload, and the renderings chsub gives
- * a record (plain, --json, --format with %{KEY} metadata).  Also the other
- * fixed-size decoders of format.h (segment header, index header and entry,
- * segment file names) and an encode/decode round trip.
+ * trailer verification, the seal and gap payloads, and the renderings
+ * chsub gives a record (plain, --json, --format with %{KEY} metadata).
+ * Also the other fixed-size decoders of format.h (segment header, index
+ * header and entry, segment file names) and encode/decode round trips of
+ * a record and of a gap record.
  *
  * Format 2: the input as a frame (header decoding, verification, its
  * records), and a round trip through a writer's batch: the input's lines
@@ -82,6 +83,13 @@ decode_record(const uint8_t *data, size_t size)
 	if (h.type == CH_REC_SEAL) {
 		struct ch_seal s;
 		ch_seal_decode(data + CH_REC_HDR, &s);
+		return;
+	}
+	if (h.type == CH_REC_GAP) {
+		uint64_t n;
+		if (ok && ch_gap_count(data, total, &n) == 0 &&
+		    (n == 0 || n > total / CH_REC_OVERHEAD))
+			abort();
 		return;
 	}
 	/* Render even an unverified record: chsub --skip-corrupt never does,
@@ -254,6 +262,26 @@ round_trip(const uint8_t *data, size_t size)
 	free(rec);
 }
 
+/* A gap record made for the input's length decodes to what was put in. */
+static void
+gap_round_trip(size_t size)
+{
+	uint64_t total = CH_REC_OVERHEAD + size % 4096, n;
+	uint64_t count = 1 + size % (total / CH_REC_OVERHEAD);
+	unsigned char *rec = malloc(total);
+	struct ch_rechdr h;
+
+	if (!rec)
+		return;
+	ch_gap_encode(rec, total, size, (int64_t)size - 7, count);
+	if (ch_rec_decode(rec, &h) < 0 || h.type != CH_REC_GAP ||
+	    ch_rec_size(h.meta_len, h.len) != total || h.seq != size ||
+	    ch_rec_verify(rec, total) < 0 ||
+	    ch_gap_count(rec, total, &n) < 0 || n != count)
+		abort();
+	free(rec);
+}
+
 static void
 fixed_decoders(const uint8_t *data, size_t size)
 {
@@ -303,6 +331,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		batch_round_trip(data, size, 2, 0, room);
 		batch_round_trip(data, size, 2, 1, room);
 	}
+	gap_round_trip(size);
 	/* The whole input as metadata and as a JSON string. */
 	(void)ch_meta_get(data, size, "channel", &v);
 	(void)ch_meta_get(NULL, 0, "error", &v);

@@ -381,3 +381,28 @@ two_segments() {
 three
 four"
 }
+
+@test "metadata written by another implementation: %{KEY} names the whole key, however long, never a prefix of it" {
+	chpub "$CH" </dev/null
+	local short long
+	short=$(printf 'k%.0s' {1..63})
+	long=${short}x$(printf 'y%.0s' {1..200})
+	# one record, built by hand as channel(5) says, with two meta lines
+	python3 - "$CH/$(segments | head -1)" "$short" "$long" <<'PY'
+import struct, sys, time
+from crc32c import crc32c
+path, short, long = sys.argv[1], sys.argv[2], sys.argv[3]
+meta = ('%s=short\n%s=long\n' % (short, long)).encode()
+payload = b'payload'
+total = 36 + len(meta) + len(payload)
+hdr = struct.pack('<IHBBQq', len(payload), len(meta), 1, 0, 0, time.time_ns())
+body = meta + payload + struct.pack('<I', total)
+crc = crc32c(body + hdr)
+with open(path, 'ab') as f:
+    f.write(struct.pack('<II', 0x434552C7, crc) + hdr + body)
+PY
+	run -0 chsub --peek --from=earliest --format="%{$short}|%{$long}|%{${long}z}|%s\n" "$CH"
+	assert_output "short|long||payload"
+	run -0 bash -c 'chsub --peek --from=earliest --json "$1" | jq -r ".origin[\"$2\"]"' _ "$CH" "$long"
+	assert_output long
+}

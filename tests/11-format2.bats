@@ -282,17 +282,52 @@ r10"
 	[[ $stderr == *"records lost"* ]]
 }
 
-@test "chcompact --check finds a corrupt frame and says how many records it held" {
-	new_channel segment_bytes=4096
-	fill 200
-	choffset --create --earliest "$CH" s >/dev/null
-	local seg
-	seg=$(segments | head -1)
-	flip_byte "$CH/$seg" 1000
+@test "chcompact --check finds a corrupt frame and says how many records it held; --repair writes a gap frame over it" {
+	three_frames
+	flip_byte "$(seg0)" $((F1 + 20))
 	run -65 --separate-stderr chcompact --check "$CH"
-	[[ $stderr == "chcompact: $CH: $seg: corrupt record at offset "*" ("*" bytes up to the next valid record, "*" lost)"* ]]
-	run -65 --separate-stderr chcompact --repair "$CH"
-	[[ $stderr == *"corrupt record"* ]]
+	assert_equal "$stderr" "chcompact: $CH: $(basename "$(seg0)"): corrupt record at offset $((F1 - 64)) ($((F2 - F1)) bytes up to the next valid record, 2 records lost)"
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"repaired: $(basename "$(seg0)"): replaced $((F2 - F1)) damaged bytes at offset $((F1 - 64)) with a gap record: 2 records lost" ]]
+	# A gap frame of exactly the damaged bytes, standing for the two.
+	assert_equal "$(frame_field 1 type) $(frame_field 1 count) $(frame_field 1 seq) $(frame_field 1 len)" "3 2 1 $((F2 - F1))"
+	run -0 --separate-stderr chcompact --check "$CH"
+	assert_equal "$stderr" ""
+	run -0 --separate-stderr chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_output "0 first
+3 fourth"
+	assert_equal "$stderr" "chsub: $CH: 2 records lost at offset $((F1 - 64))"
+	# The writer goes on after it, numbering intact.
+	chpub "$CH" fifth
+	run -0 --separate-stderr chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_line -n 2 "4 fifth"
+}
+
+@test "a hole of zeros over frames in the newest segment (a power loss): readers stop there until --repair fills it with a gap frame" {
+	chpub "$CH" first
+	chpub "$CH" second third
+	chpub "$CH" fourth
+	chpub "$CH" fifth
+	local f1 f3
+	f1=$(frame_field 1 pos)
+	f3=$(frame_field 3 pos)
+	dd if=/dev/zero of="$(seg0)" bs=1 seek="$f1" count=$((f3 - f1)) \
+	    conv=notrunc status=none
+	run -65 --separate-stderr chsub --peek --from=earliest "$CH"
+	assert_output first
+	run -65 chcompact --check "$CH"
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"replaced $((f3 - f1)) damaged bytes at offset $((f1 - 64)) with a gap record: 3 records lost" ]]
+	run -0 chcompact --check "$CH"
+	run -0 --separate-stderr chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_output "0 first
+4 fifth"
+	run -0 chlag --json "$CH"
+	# A subscriber set at the gap reads on after it.
+	choffset --create --set=$((f1 - 64)) "$CH" s >/dev/null
+	run -0 --separate-stderr chsub "$CH" s
+	assert_output fifth
+	assert_equal "$stderr" "chsub: $CH: 3 records lost at offset $((f1 - 64))"
 }
 
 @test "chcompact --repair cuts a torn frame and the channel checks clean" {
@@ -312,7 +347,7 @@ r10"
 	run -0 --separate-stderr chsub --peek --from=earliest "$CH"
 	assert_output "first
 fourth"
-	assert_equal "$stderr" "chsub: $CH: skipped a gap of $((F2 - F1)) bytes at offset $((F1 - 64)) (damage marked by a repair), 2 records lost"
+	assert_equal "$stderr" "chsub: $CH: 2 records lost at offset $((F1 - 64))"
 	run -0 --separate-stderr chsub --peek --from=earliest --format='%n %s\n' "$CH"
 	assert_line -n 1 "3 fourth"
 	run -0 chcompact --check "$CH"

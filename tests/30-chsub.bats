@@ -305,6 +305,50 @@ b"
 	[[ $output == "old "* ]]
 }
 
+@test "a live -f follower whose unread segments retention deletes says what it skipped, goes on at the earliest record and keeps following" {
+	set_config segment_bytes 65536
+	choffset --create --earliest "$CH" s >/dev/null
+	local pad
+	pad=$(printf 'x%.0s' {1..480})
+	seq 2000 | awk -v pad="$pad" '{ print "rec-" $1 " " pad }' | chpub "$CH"
+	# The follower fills a pipe nobody reads yet and blocks in the
+	# middle of the data, its unread segments still ahead of it.
+	mkfifo "$T/pipe"
+	exec 5<>"$T/pipe"
+	start_bg chsub -f "$CH" s >"$T/pipe" 2>"$T/err"
+	local pid=$BG
+	wait_for 20 grep -q pipe "/proc/$pid/wchan"
+	chcompact -q --max-bytes=200K "$CH"
+	local start
+	start=$(base 0)
+	((start > 600000))
+	# (a background command's stdin would be /dev/null: give it fd 5)
+	start_bg bash -c 'exec cat <&5' >"$T/out"
+	exec 5<&-
+	wait_until 20 'grep -q "^rec-2000 " "$T/out"' ||
+	    { echo "stalled after $(tail -1 "$T/out" | cut -c1-12)"; cat "$T/err"; false; }
+	chpub "$CH" after
+	wait_for 20 grep -qx after "$T/out"
+	# the records in order: those read before, then from the earliest on
+	awk '{ print $1 }' "$T/out" | sed 's/^rec-//' >"$T/nums"
+	local jump_at last_before first_after
+	jump_at=$(awk 'NR > 1 && $1 != prev + 1 { print NR; exit } { prev = $1 }' "$T/nums")
+	last_before=$(sed -n "$((jump_at - 1))p" "$T/nums")
+	first_after=$(sed -n "${jump_at}p" "$T/nums")
+	((last_before >= 1 && first_after > last_before + 1))
+	run -0 sed -n "1,${last_before}p" "$T/nums"
+	assert_output "$(seq 1 "$last_before")"
+	run -0 sed -n "${jump_at},\$p" "$T/nums"
+	assert_output "$(seq "$first_after" 2000; echo after)"
+	local read_to	# the offset after rec-$last_before: 36 bytes of frame each
+	read_to=$(seq "$last_before" | awk '{ n += 36 + length("rec-" $1 " ") + 480 } END { print n }')
+	run -0 cat "$T/err"
+	assert_output "chsub: $CH: subscriber is behind the earliest record: skipping $((start - read_to)) bytes ($((first_after - last_before - 1)) records) removed by retention, continuing at offset $start"
+	kill -TERM "$pid"
+	wait_for 10 gone "$pid"
+	assert_equal "$(offset_of s)" "$(end_offset)"
+}
+
 @test "--ready-fd writes one newline once the subscriber is held" {
 	chsub "$CH" s
 	follow s
@@ -344,32 +388,86 @@ b"
 	assert_output ""
 }
 
-@test "SIGTERM while blocked writing to a full pipe stops it; only whole records read are committed" {
+# blocked_on_pipe SIGNAL...: publish 2000 records of 1001 output bytes,
+# run chsub s into the FIFO $T/pipe, which a reader holds open without
+# reading (fd 5), until it blocks in write(2) mid-record (no pipe size,
+# 64 or 256 KiB, is a multiple of 1001), then send each SIGNAL; pid in
+# $BG.
+blocked_on_pipe() {
+	local pad sig
 	chsub "$CH" s
-	seq -f 'line %g padding padding padding padding padding' 1 20000 | chpub "$CH"
+	pad=$(printf 'x%.0s' {1..990})
+	seq -f "%08g $pad" 1 2000 | chpub "$CH"
 	mkfifo "$T/pipe"
 	exec 5<>"$T/pipe"
 	start_bg chsub "$CH" s >"$T/pipe"
-	local pid=$BG
-	# The pipe fills and chsub blocks in write(2) (pipe_write,
-	# anon_pipe_write or pipe_wait_writable, by kernel): it has written,
-	# so its signal handlers are in place.
-	wait_for 20 grep -q pipe "/proc/$pid/wchan"
-	kill -TERM "$pid"
-	wait_for 10 gone "$pid"
-	run wait "$pid"
-	assert_success
-	# Drain what chsub managed to write: a read-only end, then close the
-	# last writer (fd 5) so that cat sees the end of the data.
+	# blocked in write(2): pipe_write, anon_pipe_write or
+	# pipe_wait_writable, by kernel
+	wait_for 20 grep -q pipe "/proc/$BG/wchan"
+	for sig; do
+		kill -"$sig" "$BG"
+	done
+}
+
+# drain: read the FIFO to its end (closing the test's own writer end).
+drain() {
 	exec 6<"$T/pipe"
 	exec 5>&-
-	timeout 10 cat <&6 >"$T/got"
+	timeout 20 cat <&6 >"$T/got"
 	exec 6<&-
+}
+
+# whole_records: every line of $T/got is a whole record, in order from
+# the first; prints how many.
+whole_records() {
 	local n
-	n=$(grep -c '' <(sed -n '/padding$/p' "$T/got"))
-	((n > 0 && n < 20000))
-	run -0 chsub -n 1 "$CH" s
-	assert_output "line $((n + 1)) padding padding padding padding padding"
+	n=$(grep -c '' "$T/got")
+	((n > 0 && n < 2000)) || { echo "got $n records"; return 1; }
+	[[ $(tail -c 1 "$T/got" | od -An -c | tr -d ' ') == '\n' ]] ||
+	    { echo "the output ends in half a record"; return 1; }
+	cut -c 1-8 "$T/got" | cmp - <(seq -f '%08g' 1 "$n") >&2 || return 1
+	[[ -z $(awk 'length($0) != 999' "$T/got") ]] ||
+	    { echo "a record is cut or spliced"; return 1; }
+	echo "$n"
+}
+
+@test "SIGTERM, SIGINT or SIGHUP while blocked on a full pipe: chsub finishes the record it is writing, commits and exits 0; the reader gets only whole records" {
+	local sig n
+	for sig in TERM INT HUP; do
+		rm -rf "$CH" "$T/pipe"
+		new_channel
+		blocked_on_pipe "$sig"
+		# it waits to write the rest of the record: drain the pipe
+		drain
+		wait_for 20 gone "$BG"
+		run wait "$BG"
+		assert_success
+		n=$(whole_records)
+		# committed: exactly what was delivered
+		run -0 chsub -n 1 "$CH" s
+		assert_output "$(printf '%08d ' $((n + 1)))$(printf 'x%.0s' {1..990})"
+	done
+}
+
+@test "a second signal makes a write still blocked on a full pipe return at once: the record cut short is not committed and comes again, whole" {
+	local n
+	blocked_on_pipe TERM
+	# the first stop waits for the record to be finished; nobody reads.
+	# Once it is taken (signals of one kind do not queue), a second:
+	wait_until 20 'grep -Eq "^ShdPnd:\s+0+$" "/proc/$BG/status" &&
+	    grep -Eq "^SigPnd:\s+0+$" "/proc/$BG/status"'
+	kill -TERM "$BG"
+	wait_for 20 gone "$BG"
+	run wait "$BG"
+	assert_success
+	drain
+	# the last record is cut: everything before it is whole and committed
+	n=$(tr -cd '\n' <"$T/got" | wc -c)
+	((n > 0))
+	[[ $(tail -c 1 "$T/got") == x ]]
+	run -0 chsub -n 1 --format='%s' "$CH" s
+	assert_equal "${output:0:8}" "$(printf '%08d' $((n + 1)))"
+	assert_equal "${#output}" 999
 }
 
 @test "chsub ch s | head -3: commits what it wrote into the pipe, as chsub(1) says" {
@@ -437,6 +535,29 @@ c"
 	doctor_offset s seq 7
 	run -65 --separate-stderr chsub "$CH" s
 	[[ $stderr == *"offset file says record 7"* ]]
+}
+
+@test "--peek SUBSCRIBER refuses an offset file that disagrees with the data, like a read" {
+	chpub "$CH" a b c
+	chsub --from=earliest -n 1 "$CH" s >/dev/null
+	doctor_offset s seq 2
+	run -65 --separate-stderr chsub --peek "$CH" s
+	assert_output ""
+	assert_equal "$stderr" "chsub: $CH: subscriber 's': offset file says record 2 at offset $(record_offset b), the channel has record 1 there"
+}
+
+@test "an offset below the earliest record whose record number is not below it too is refused" {
+	set_config segment_bytes 4096
+	chsub --from=earliest "$CH" s >/dev/null
+	seq -f 'old %g padding padding padding padding padding' 1 200 | chpub "$CH"
+	chcompact -q --max-bytes=4096 "$CH"
+	local earliest
+	earliest=$(base 0)
+	((earliest > 0))
+	doctor_offset s seq 199
+	run -65 --separate-stderr chsub "$CH" s
+	assert_output ""
+	[[ $stderr == "chsub: $CH: subscriber 's': offset file says record 199 at offset 0, below the earliest record (record "*" at offset $earliest)" ]]
 }
 
 @test "a garbage offset file is reported as corrupt, never reset" {

@@ -299,6 +299,38 @@ fresh() {
 	assert_output "$CH s ${OFFS[1]} 3 2"
 }
 
+# long_path LEN: a path under $T of exactly LEN bytes (200-byte names).
+long_path() {
+	local p="$T/long" part
+	while ((${#p} + 201 < $1)); do
+		p+=/$(printf 'd%.0s' {1..200})
+	done
+	part=$(head -c $(($1 - ${#p} - 1)) /dev/zero | tr '\0' c)
+	echo "$p/$part"
+}
+
+@test "dead letters of a channel whose path is up to PATH_MAX long keep their whole origin, nothing after it" {
+	local len dlq
+	for len in 1000 2100 4095; do
+		CH=$(long_path "$len")
+		((${#CH} == len))
+		mkdir -p "$(dirname "$CH")"
+		fresh
+		pub x
+		dlq="$T/dlq$len"
+		run -0 timeout 10 chsub --dead-letter="$dlq" -x 'cat >/dev/null; exit 7' "$CH" s
+		chsub --peek "$dlq" --format '%{channel}|%{subscriber}|%{offset}|%{seq}|%{status}|%{attempts}|%s\n' >"$T/got"
+		printf '%s|s|%s|0|7|1|x\n' "$CH" "${OFFS[0]}" >"$T/want"
+		cmp "$T/want" "$T/got"
+		run -0 bash -c 'chsub --peek "$1" --json | jq -r ".origin | [.channel, .subscriber,
+		    .offset, .status] | join(\"|\")"' _ "$dlq"
+		assert_output "$CH|s|${OFFS[0]}|7"
+		# the metadata holds the origin lines and nothing else
+		chsub --peek "$dlq" --json | jq -r '.origin | keys | join(" ")' >"$T/keys"
+		assert_equal "$(cat "$T/keys")" "attempts channel offset seq status subscriber time timestamp"
+	done
+}
+
 @test "channel.yaml dead_letter is used when --dead-letter is absent, and the option wins over it" {
 	fresh
 	set_config dead_letter "$DLQ"
@@ -310,6 +342,61 @@ fresh() {
 	assert_equal "$(chsub --peek "$T/other" --format '%s\n')" bad2
 	assert_equal "$(chsub --peek "$DLQ" --format '%s\n')" bad1
 	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "a dead-letter channel that is the channel being read is refused (2), however it is named, before anything is read or registered" {
+	fresh
+	pub bad
+	ln -s "$CH" "$T/link"
+	mkdir "$T/sub"
+	local dl
+	for dl in "$CH" "$CH/" "$T/./ch" "$T/sub/../ch" ch ./ch "$T/link" "link/"; do
+		run -2 --separate-stderr timeout 10 chsub --dead-letter="$dl" -x 'cat >/dev/null; exit 1' "$CH" s
+		assert_equal "${stderr%%$'\n'*}" "chsub: --dead-letter: '$dl' is the channel being read (failed records would come back to it forever)"
+		run -2 timeout 10 chsub --dead-letter="$dl" -x 'exit 1' "$CH" newcomer
+	done
+	# a name under CH_ROOT
+	run -2 --separate-stderr env CH_ROOT="$T" timeout 10 chsub --dead-letter=ch -x 'exit 1' ch s
+	[[ $stderr == "chsub: --dead-letter: 'ch' is the channel being read"* ]]
+	# nothing consumed, nothing published, nobody new registered
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+	run -0 chsub --peek --from=earliest --format='%s\n' "$CH"
+	assert_output bad
+	run -0 choffset "$CH"
+	assert_output "s ${OFFS[0]}"
+	# a different channel is fine
+	run -0 timeout 10 chsub --dead-letter="$DLQ" -x 'cat >/dev/null; exit 1' "$CH" s
+	assert_equal "$(chsub --peek "$DLQ" --format '%s\n')" bad
+}
+
+@test "channel.yaml dead_letter naming the channel itself is a bad channel.yaml (78), with its line and column" {
+	fresh
+	pub bad
+	set_config dead_letter "$T/./ch"
+	local line
+	line=$(grep -n '^dead_letter:' "$CH/channel.yaml" | cut -d: -f1)
+	run -78 --separate-stderr timeout 10 chsub -x 'cat >/dev/null; exit 1' "$CH" s
+	assert_equal "$stderr" "chsub: $CH: channel.yaml:$line:14: dead_letter: '$T/./ch' is this channel itself (failed records would come back to it forever)"
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+	# the option overrides it
+	run -0 timeout 10 chsub --dead-letter="$DLQ" -x 'cat >/dev/null; exit 1' "$CH" s
+	# and without -x it does not matter
+	run -0 chsub "$CH" other
+}
+
+@test "a dead-letter name that comes to mean the channel being read while chsub runs is refused when a record fails, not looped on" {
+	fresh
+	pub bad next
+	# the handler itself puts a symlink to the channel where the
+	# dead-letter channel was going to be created
+	run --separate-stderr timeout 20 chsub --dead-letter="$T/later" \
+	    -x 'cat >/dev/null; ln -sfn "$T/ch" "$T/later"; exit 1' "$CH" s
+	assert_equal "$status" 2
+	[[ $stderr == *"dead-letter channel $T/later is the channel being read" ]]
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+	run -0 chsub --peek --from=earliest --format='%s\n' "$CH"
+	assert_output "bad
+next"
 }
 
 # --- signals and timeouts --------------------------------------------------

@@ -165,6 +165,45 @@ b"
 	[[ $stderr == "chsub: $CH: channel.yaml: "* ]]
 }
 
+# deep N UNIT [PREFIX]: channel.yaml of PREFIX (printf %b) and N times
+# UNIT.
+deep() {
+	{
+		printf '%b' "${3:-}"
+		head -c "$1" /dev/zero | sed "s/\x0/$2/g"
+		echo
+	} >"$CH/channel.yaml"
+}
+
+@test "100k nested '[' or '{', up to 1 MiB of them, or deep block nesting: every tool answers 78 at once, with line:column" {
+	local spec n unit prefix tools tool t0 ms
+	for spec in '100000|[|' '100000|{|' '1048000|[|' '100000|{a: |' \
+	    '300000|- |' '300000|? |'; do
+		IFS='|' read -r n unit prefix <<<"$spec"
+		deep "$n" "$unit" "$prefix"
+		tools=("chsub --peek $CH")
+		[[ $spec != '100000|[|' ]] ||
+		    tools+=("chpub $CH x" "choffset $CH" "chcompact $CH" "chlag $CH")
+		for tool in "${tools[@]}"; do
+			t0=$(date +%s%N)
+			run --separate-stderr timeout 10 $tool
+			ms=$((($(date +%s%N) - t0) / 1000000))
+			((status == 78 || (status == 3 && ${tool%% *} == chlag))) ||
+			    { echo "$spec: $tool: exit $status after ${ms}ms: $stderr"; false; }
+			[[ $stderr == "${tool%% *}: $CH: channel.yaml:"[0-9]*:[0-9]*": "* ]] ||
+			    { echo "$spec: $tool: $stderr"; false; }
+			# milliseconds, not libyaml's minutes; a loose bound for
+			# loaded and sanitized runs
+			((ms < 3000)) || { echo "$spec: $tool took ${ms}ms"; false; }
+		done
+	done
+	# the first problem is the one reported
+	deep 100000 '['
+	refused 1:1 "lists are not allowed here"
+	deep 100000 '[' 'format: 1\nsync: '
+	refused 2:7 "lists are not allowed here (key 'sync')"
+}
+
 @test "comments, quoted keys and an empty document are fine" {
 	yaml '# only a comment\n'
 	run -0 chsub --peek "$CH"

@@ -142,6 +142,89 @@ r5"
 	assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift goes past the end; clamped to offset $END"
 }
 
+@test "--shift refuses to count from an offset file that disagrees with the data (65); --set replaces it with a warning" {
+	choffset --create --set="${OFF[1]}" "$CH" s >/dev/null
+	doctor_offset s seq 40
+	cp "$CH/subscribers/s/offset" "$T/before"
+	run -65 --separate-stderr choffset --shift=-1 "$CH" s
+	assert_output ""
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': offset file says record 40 at offset ${OFF[1]}, the channel has record 1 there; --shift cannot count from it: set it with --set, --earliest, --latest or --time"
+	run -65 choffset --dry-run --shift=+1 "$CH" s
+	cmp "$T/before" "$CH/subscribers/s/offset"
+	run -0 --separate-stderr choffset --set="${OFF[3]}" "$CH" s
+	assert_output "s ${OFF[1]} -> ${OFF[3]}"
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': offset file says record 40 at offset ${OFF[1]}, the channel has record 1 there; replacing it"
+	run -0 chsub "$CH" s
+	assert_output "r4
+r5"
+}
+
+@test "the journal keeps a long reason whole: an --import FILE path, a long --time" {
+	local dir long
+	dir=$T/$(printf 'i%.0s' {1..250})/$(printf 'j%.0s' {1..250})/$(printf 'k%.0s' {1..250})
+	mkdir -p "$dir"
+	echo "s ${OFF[1]}" >"$dir/offsets"
+	run -0 choffset --import="$dir/offsets" "$CH"
+	long=$(printf '1s%.0s' {1..200})	# 200 seconds ago, in 400 bytes
+	choffset --time="$long" "$CH" s >/dev/null
+	run -0 choffset --history "$CH" s
+	assert_line -n 0 --regexp "  import +s +- -> ${OFF[1]}  $dir/offsets  \(choffset\[[0-9]+\]:[^)]+\)\$"
+	assert_line -n 1 --regexp "  set +s +${OFF[1]} -> [0-9]+  --time=$long  \(choffset\[[0-9]+\]:[^)]+\)\$"
+	assert_equal "${#lines[@]}" 2
+}
+
+@test "a journal that cannot be written: the change stands, a warning says so, exit 0, so a retry on failure never moves an offset twice" {
+	choffset --create --set="${OFF[0]}" "$CH" s >/dev/null
+	choffset --create --set="${OFF[0]}" "$CH" t >/dev/null
+	rm "$CH/journal"
+	mkdir "$CH/journal"		# not a file: cannot be appended to
+	run -0 --separate-stderr choffset --shift=+1 "$CH" s
+	assert_output "s ${OFF[0]} -> ${OFF[1]}"
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': changed (set ${OFF[0]} -> ${OFF[1]}), but the journal could not be written: journal: Is a directory"
+	assert_equal "$(offset_of s)" "${OFF[1]}"
+	# all of an import is applied, not only the lines before the failure
+	printf 's %s\nt %s\n' "${OFF[3]}" "${OFF[4]}" >"$T/in"
+	run -0 --separate-stderr choffset --import="$T/in" "$CH"
+	[[ $stderr == *"subscriber 's': changed (import ${OFF[1]} -> ${OFF[3]}), but the journal could not be written"* ]]
+	[[ $stderr == *"subscriber 't': changed (import ${OFF[0]} -> ${OFF[4]}), but the journal could not be written"* ]]
+	assert_equal "$(offset_of s)" "${OFF[3]}"
+	assert_equal "$(offset_of t)" "${OFF[4]}"
+	run -0 --separate-stderr choffset --delete "$CH" t
+	[[ $stderr == *"subscriber 't': changed (delete ${OFF[4]} -> -)"* ]]
+	run -66 choffset "$CH" t
+	# -q: no warning, still exit 0
+	run -0 --separate-stderr choffset -q --shift=-1 "$CH" s
+	assert_equal "$stderr" ""
+	assert_equal "$(offset_of s)" "${OFF[2]}"
+}
+
+@test "--all is all or nothing: a busy subscriber or an offset file it refuses changes none, so retrying never shifts one twice" {
+	local n
+	for n in a b c; do
+		choffset --create --set="${OFF[0]}" "$CH" "$n" >/dev/null
+	done
+	hold b		# a running chsub holds b (and reads it to the end)
+	run -75 --separate-stderr choffset --all --shift=+1 "$CH"
+	assert_output ""
+	[[ $stderr == "choffset: $CH: subscriber 'b' is held by a running chsub"* ]]
+	assert_equal "$(offset_of a)" "${OFF[0]}"
+	assert_equal "$(offset_of c)" "${OFF[0]}"
+	kill "$BG"
+	wait_for 10 bash -c "! kill -0 $BG 2>/dev/null"
+	choffset --set="${OFF[0]}" "$CH" b >/dev/null
+	doctor_offset c seq 3
+	run -65 --separate-stderr choffset --all --shift=+1 "$CH"
+	assert_output ""
+	assert_equal "$(offset_of a)" "${OFF[0]}"
+	assert_equal "$(offset_of b)" "${OFF[0]}"
+	# fixed, the retry moves each once
+	choffset --set="${OFF[0]}" "$CH" c >/dev/null 2>&1
+	run -0 choffset --all --shift=+1 "$CH"
+	assert_output "a ${OFF[0]} -> ${OFF[1]}
+b ${OFF[0]} -> ${OFF[1]}
+c ${OFF[0]} -> ${OFF[1]}"
+}
+
 @test "--shift with a bad count is a usage error" {
 	choffset --create "$CH" s >/dev/null
 	run -2 --separate-stderr choffset --shift=x3 "$CH" s

@@ -101,6 +101,14 @@ list() { printf '%s\n' "$@"; }
 	assert_output "$(list "${before[@]}")"
 }
 
+@test "--dry-run: a commit stamped ahead of the clock (the clock stepped back since) is idle 0, not negative" {
+	fill 300
+	mapfile -t before < <(segments)
+	faketime -f +1h choffset --create --earliest "$CH" s >/dev/null
+	run -0 --separate-stderr chcompact --dry-run --expire=1m "$CH"
+	assert_output "$CH: keeping ${before[0]} and later: held back by subscriber 's' (lag 300 records, idle 0ms)"
+}
+
 @test "--dry-run says that nothing goes without subscribers" {
 	fill 100
 	run -0 chcompact -n "$CH"
@@ -203,6 +211,57 @@ list() { printf '%s\n' "$@"; }
 	assert_equal "$stderr" "chsub: $CH: subscriber is behind the earliest record: skipping $start bytes ($((${first#rec-} - 1)) records) removed by retention, continuing at offset $start"
 }
 
+@test "an offset file that disagrees with the data (past the end, off a boundary, wrong record number) holds everything back, with a warning" {
+	local kind want
+	fill 300
+	mapfile -t before < <(segments)
+	chsub --from=earliest "$CH" s >/dev/null
+	end=$(end_offset)
+	cp "$CH/subscribers/s/offset" "$T/good"
+	for kind in past boundary seq copied; do
+		cp "$T/good" "$CH/subscribers/s/offset"
+		case $kind in
+		past) doctor_offset s offset $((end + 4000))
+		      want="offset $((end + 4000)) is past the end of the channel ($end)" ;;
+		boundary) doctor_offset s offset $(($(base 2) + 5))
+		      want="offset $(($(base 2) + 5)) is not on a record boundary" ;;
+		seq) doctor_offset s seq 0
+		      want="offset file says record 0 at offset $end, the channel has record 300 there" ;;
+		copied)	# restored from a longer channel
+		      mkdir "$T/other" && cp -a "$CH" "$T/other/ch"
+		      CH=$T/other/ch fill 300 other
+		      CH=$T/other/ch chsub "$T/other/ch" s >/dev/null
+		      cp "$T/other/ch/subscribers/s/offset" "$CH/subscribers/s/offset"
+		      want="offset $(CH=$T/other/ch end_offset) is past the end of the channel ($(end_offset))" ;;
+		esac
+		run -0 --separate-stderr chcompact "$CH"
+		assert_equal "$stderr" "chcompact: $CH: subscriber 's': $want; keeping everything it may still need: fix it with chcompact --repair or choffset --set"
+		run -0 segments
+		assert_output "$(list "${before[@]}")"
+		run -0 --separate-stderr chcompact -n "$CH"
+		assert_output "$CH: keeping ${before[0]} and later: held back by subscriber 's' (its offset file cannot be trusted)"
+	done
+	# once fixed, it counts again
+	choffset --latest "$CH" s >/dev/null
+	run -0 --separate-stderr chcompact "$CH"
+	assert_equal "$stderr" ""
+	run -0 segments
+	assert_output "${before[-1]}"
+}
+
+@test "--expire leaves a subscriber alone whose offset file disagrees with the data: its time cannot be believed either" {
+	fill 300
+	mapfile -t before < <(segments)
+	faketime -f '-2h' chsub --from=earliest "$CH" s >/dev/null
+	doctor_offset s offset 999999
+	run -0 --separate-stderr chcompact --expire=1h "$CH"
+	[[ $stderr == "chcompact: $CH: subscriber 's': offset 999999 is past the end"* ]]
+	run -0 choffset "$CH"
+	assert_output "s 999999"
+	run -0 segments
+	assert_output "$(list "${before[@]}")"
+}
+
 @test "--expire deregisters subscribers idle for longer, and journals it" {
 	fill 10
 	faketime -f '-2h' chsub --from=earliest "$CH" idle >/dev/null
@@ -213,6 +272,23 @@ list() { printf '%s\n' "$@"; }
 	assert_output "busy $(end_offset)"
 	run -0 choffset --history "$CH" idle
 	assert_output --regexp "expire +idle +$(end_offset) -> - +expired: no commit for 2h00m \(expire 1h00m\) +\(chcompact\["
+}
+
+@test "--expire with a journal that cannot be written still expires, counts and says so" {
+	fill 300
+	mapfile -t before < <(segments)
+	faketime -f '-2h' choffset --create --earliest "$CH" idle >/dev/null
+	chsub --from=earliest "$CH" busy >/dev/null
+	rm "$CH/journal"
+	mkdir "$CH/journal"
+	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
+	[[ $stderr == *"chcompact: $CH: expired subscriber 'idle', but the journal could not be written: journal: Is a directory"* ]]
+	[[ $stderr == *"expired 1 subscribers"* ]]
+	run -0 choffset "$CH"
+	assert_output "busy $(end_offset)"
+	# and it no longer held anything back in that same run
+	run -0 segments
+	assert_output "${before[-1]}"
 }
 
 @test "--expire says what it expired with -v" {

@@ -44,13 +44,111 @@ snapshot() {
 	[[ $stderr == "chcompact: $CH: $seg: corrupt record at offset "* ]]
 }
 
-@test "--repair leaves a corrupt record alone and still exits 65" {
+# format1_channel: the setup's channel again, in format 1, where one
+# flipped byte damages one record (11-format2.bats: format 2's frames).
+format1_channel() {
+	rm -rf "$CH"
+	CH_FORMAT=1 new_channel segment_bytes=4096
+	fill 200
+	choffset --create --earliest "$CH" s >/dev/null
+}
+
+@test "--repair writes a gap record over a corrupt record, keeping every other; readers skip it with a warning" {
+	format1_channel
 	seg=$(segments | head -1)
 	flip_byte "$CH/$seg" 1000
-	before=$(md5sum <"$CH/$seg")
-	run -65 --separate-stderr chcompact --repair "$CH"
+	size=$(stat -c %s "$CH/$seg")
+	run -65 chsub --peek --from=earliest "$CH"
+	run -0 --separate-stderr chcompact --repair "$CH"
 	[[ $stderr == *"$seg: corrupt record at offset "* ]]
-	assert_equal "$(md5sum <"$CH/$seg")" "$before"
+	[[ $stderr =~ repaired:\ $seg:\ replaced\ [0-9]+\ damaged\ bytes\ at\ offset\ ([0-9]+)\ with\ a\ gap\ record:\ 1\ record\ lost ]]
+	at=${BASH_REMATCH[1]}
+	assert_equal "$(stat -c %s "$CH/$seg")" "$size"
+	run -0 --separate-stderr chcompact -v --check "$CH"
+	[[ $stderr == *"$seg: 1 record lost at offset $at (a gap record)"* ]]
+	[[ $stderr == *"checked 199 records in "*": 0 problems, 0 repaired" ]]
+	run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 199
+	assert_equal "$stderr" "chsub: $CH: 1 record lost at offset $at"
+	assert_line -n -1 --partial "rec-200 "
+	# Numbering and lag stay whole: 200 records, one of them lost.
+	run -0 chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_line -n -1 --partial "199 rec-200 "
+	run -0 chlag --json "$CH"
+	assert_output --partial '"lag_records":200,'
+}
+
+# zero_records FIRST LAST: overwrite the records from FIRST up to (not
+# including) LAST with zeros, as a power loss that kept the writes after
+# them would leave the newest segment.
+zero_records() {
+	local a b seg
+	a=$(record_offset "$1")
+	b=$(record_offset "$2")
+	seg=$(segment_of "$a")
+	dd if=/dev/zero of="$CH/$seg" bs=1 seek=$((a - 10#${seg%.seg} + 64)) \
+	    count=$((b - a)) conv=notrunc status=none
+	echo "$seg $a $((b - a))"
+}
+
+@test "a hole in the newest segment with records after it (a power loss): readers stop there (65) until --repair fills it with a gap" {
+	format1_channel
+	read -r seg at len < <(zero_records rec-196 rec-199)
+	assert_equal "$seg" "$(segments | tail -1)"
+	run -65 --separate-stderr chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 195
+	run -65 chcompact --check "$CH"
+	# The next writer appends after it, unaware (it looks at the tail).
+	chpub "$CH" after
+	run -0 --separate-stderr chcompact --repair "$CH"
+	assert_equal "$stderr" "chcompact: $CH: $seg: corrupt record at offset $at ($len bytes up to the next valid record, 3 records lost)
+chcompact: $CH: repaired: $seg: replaced $len damaged bytes at offset $at with a gap record: 3 records lost"
+	run -0 --separate-stderr chcompact --check "$CH"
+	assert_equal "$stderr" ""
+	run -0 --separate-stderr chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_equal "$stderr" "chsub: $CH: 3 records lost at offset $at"
+	assert_equal "${#lines[@]}" 198
+	assert_line -n -4 --partial "194 rec-195 "
+	assert_line -n -3 --partial "198 rec-199 "
+	assert_line -n -1 "200 after"
+	# A subscriber whose offset was a lost record reads on from there.
+	choffset --set="$at" "$CH" s >/dev/null
+	run -0 --separate-stderr chsub "$CH" s
+	assert_equal "$stderr" "chsub: $CH: 3 records lost at offset $at"
+	assert_equal "${lines[0]%% *}" rec-199
+	# ... and the writer goes on after a gap that precedes the tail.
+	chpub "$CH" more
+	run -0 chcompact --check "$CH"
+}
+
+@test "a gap as short as one lost record: an empty one (36 bytes, no payload) and one of 4 bytes (40)" {
+	export CH_FORMAT=1	# byte positions of format 1 records
+	rm -rf "$CH"
+	new_channel
+	printf 'one\n\nabcd\nlast\n' | chpub "$CH"
+	dd if=/dev/zero of="$CH/00000000000000000000.seg" bs=1 seek=$((64 + 39)) \
+	    count=76 conv=notrunc status=none
+	run -65 chcompact --check "$CH"
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"replaced 76 damaged bytes at offset 39 with a gap record: 2 records lost"* ]]
+	run -0 --separate-stderr chsub --peek --from=earliest --format='%o %n %s\n' "$CH"
+	assert_output $'0 0 one\n115 3 last'
+	# Now each alone: the 36-byte gap has no room for a count.
+	rm -rf "$CH"
+	new_channel
+	printf 'one\n\nmid\nabcd\nlast\n' | chpub "$CH"
+	dd if=/dev/zero of="$CH/00000000000000000000.seg" bs=1 seek=$((64 + 39)) \
+	    count=36 conv=notrunc status=none
+	dd if=/dev/zero of="$CH/00000000000000000000.seg" bs=1 \
+	    seek=$((64 + 114 + 2)) count=10 conv=notrunc status=none
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"replaced 36 damaged bytes at offset 39 with a gap record: 1 record lost"* ]]
+	[[ $stderr == *"replaced 40 damaged bytes at offset 114 with a gap record: 1 record lost"* ]]
+	run -0 --separate-stderr chsub --peek --from=earliest --format='%o %n %s\n' "$CH"
+	assert_output $'0 0 one\n75 2 mid\n154 4 last'
+	assert_equal "$stderr" "chsub: $CH: 1 record lost at offset 39
+chsub: $CH: 1 record lost at offset 114"
+	run -0 chcompact --check "$CH"
 }
 
 @test "reports a torn tail as repairable (65)" {
@@ -164,10 +262,27 @@ snapshot() {
 	run -0 chcompact --check "$CH"
 }
 
-@test "finds an offset file whose sequence number disagrees with the data" {
+@test "finds an offset file whose sequence number disagrees with the data; --repair keeps the offset and takes the record's number" {
 	doctor_offset s seq 7
 	run -65 --separate-stderr chcompact --check "$CH"
 	assert_equal "$stderr" "chcompact: $CH: subscriber 's': offset file says record 7, the channel has record 0 there"
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"repaired: subscriber 's': offset 0 now says record 0 (its record number disagreed with the data)"* ]]
+	run -0 chcompact --check "$CH"
+	run -0 choffset --history "$CH" s
+	assert_line -n 1 --regexp "repair +s +0 -> 0 +its record number disagreed with the data +\(chcompact\["
+	run -0 chsub -n 1 "$CH" s
+	assert_output --partial "rec-1 "
+}
+
+@test "--repair with a journal that cannot be written still repairs, exits 0, and says the journal missed it" {
+	doctor_offset s offset 99999999
+	rm -f "$CH/journal"
+	mkdir "$CH/journal"
+	end=$(end_offset)
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"repaired: subscriber 's': moved from offset 99999999 to $end (was past the end); the journal could not be written: journal: Is a directory"* ]]
+	assert_equal "$(offset_of s)" "$end"
 }
 
 @test "finds a garbage offset file; --repair leaves it and says how to fix it" {

@@ -41,6 +41,19 @@ status_of() {
 	assert_equal "$(col "${lines[2]}")" "$(col "${lines[0]}")"
 }
 
+@test "long channel paths and 128-byte subscriber names are printed whole, still aligned" {
+	local sub ch
+	sub=$(printf 's%.0s' {1..128})
+	ch=$T/$(printf 'p%.0s' {1..200})/$(printf 'q%.0s' {1..200})
+	mkdir -p "$(dirname "$ch")"
+	chpub "$ch" a
+	choffset --create --earliest "$ch" "$sub" >/dev/null
+	choffset --create "$ch" t >/dev/null
+	run -0 chlag "$ch"
+	assert_line -n 1 --regexp "^$ch +$sub +0 +"
+	assert_line -n 2 --regexp "^$ch +t {128} +"
+}
+
 @test "sizes and ages are human-readable" {
 	for i in $(seq 2000); do echo "record $i of some length"; done | at -2h chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null
@@ -191,6 +204,28 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	refute_output --partial chlag.prom.tmp
 }
 
+@test "--output: a FIFO, a symlink or a hard link planted at its temporary name neither blocks it nor is written through" {
+	seq 3 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	echo precious >"$T/victim"
+	local kind
+	for kind in fifo symlink hardlink; do
+		rm -f "$T/out.prom"
+		# exec keeps the pid, which names the temporary file
+		run -0 timeout 10 bash -c '
+			case $2 in
+			fifo) mkfifo "$1.tmp.$$" ;;
+			symlink) ln -s "$3" "$1.tmp.$$" ;;
+			hardlink) ln "$3" "$1.tmp.$$" ;;
+			esac
+			exec chlag --prometheus -o "$1" "$4"' _ "$T/out.prom" "$kind" "$T/victim" "$CH"
+		grep -q '^chlag_lag_records{.*subscriber="s"} 3$' "$T/out.prom"
+		assert_equal "$(cat "$T/victim")" precious
+		run -0 ls "$T"
+		refute_output --partial "out.prom.tmp"
+	done
+}
+
 @test "--output keeps the Nagios exit status" {
 	seq 10 | chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null
@@ -280,6 +315,96 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	run -3 chlag "$CH"
 }
 
+@test "an offset file that disagrees with the channel is INVALID, CRITICAL (2) in every format, thresholds or not" {
+	local kind why
+	seq 10 | chpub "$CH"
+	end=$(end_offset)
+	choffset --create --earliest "$CH" good >/dev/null
+	chsub "$CH" s >/dev/null
+	cp "$CH/subscribers/s/offset" "$T/good"
+	for kind in past boundary seq; do
+		cp "$T/good" "$CH/subscribers/s/offset"
+		case $kind in
+		past) doctor_offset s offset $((end + 100)); off=$((end + 100))
+		      why="offset $off is past the end of the channel ($end)" ;;
+		boundary) off=$(($(record_offset 3) + 2)); doctor_offset s offset $off
+		      why="offset $off is not on a record boundary" ;;
+		seq) doctor_offset s seq 4; off=$end
+		      why="offset file says record 4 at offset $end, the channel has record 10 there" ;;
+		esac
+		run -2 --separate-stderr chlag "$CH"
+		assert_line -n 2 --regexp "^$CH +s +$off +$end +- +- +- +[0-9]+(ms|s) ago +INVALID$"
+		assert_line -n 3 "  ($why)"
+		run -2 chlag --warn=records:100 --crit=records:100 "$CH"
+	done
+	run -2 chlag --json "$CH"
+	python3 -c '
+import json, sys
+rows = {r["subscriber"]: r for r in json.loads(sys.argv[1])}
+s = rows["s"]
+assert s["status"] == "INVALID" and s["error"] == sys.argv[2], s
+assert s["offset"] == int(sys.argv[3]) and s["end"] == int(sys.argv[3]), s
+assert "lag_records" not in s and "age_seconds" not in s, s
+assert rows["good"]["status"] == "OK"' "$output" "$why" "$end"
+	run -2 chlag --yaml "$CH"
+	assert_output --partial '  status: "INVALID"
+  error: "'"$why"'"
+  offset: '"$end"'
+  end: '"$end"
+	run -2 chlag --prometheus "$CH"
+	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"INVALID\"} 1"
+	assert_line "chlag_offset{channel=\"$CH\",subscriber=\"s\"} $end"
+	refute_line --partial "chlag_lag_records{channel=\"$CH\",subscriber=\"s\"}"
+	run -2 chlag --nagios "$CH"
+	assert_output --regexp "^CHLAG CRITICAL - 1 of 2 subscribers need attention; worst $CH/s: INVALID: $why \\| '$CH/good_records'=10;;;0; '$CH/good_age'=[0-9]+s;;;0;\$"
+	run -2 chlag --nagios --warn=records:100 "$CH"
+	# fixed, it is OK again
+	choffset --latest "$CH" s >/dev/null 2>&1
+	run -0 chlag --warn=records:100 "$CH"
+}
+
+@test "a record stamped ahead of the clock (the clock stepped back since): its age is never negative, a backlog never shows as empty" {
+	choffset --create "$CH" s >/dev/null
+	at +1h chpub "$CH" from-the-future
+	end=$(end_offset)
+	run -0 --separate-stderr chlag "$CH"
+	assert_line -n 1 --regexp "^$CH +s +0 +$end +$end B +1 +0ms +[0-9]+(ms|s) ago +OK$"
+	run -0 chlag --json "$CH"
+	python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])[0]
+assert r["lag_records"] == 1 and r["age_seconds"] == 0, r' "$output"
+	run -0 chlag --yaml "$CH"
+	assert_line "  age_seconds: 0.000"
+	run -0 chlag --prometheus "$CH"
+	assert_line "chlag_lag_seconds{channel=\"$CH\",subscriber=\"s\"} 0"
+	run -0 chlag --nagios "$CH"
+	assert_output --regexp "age 0ms \\| '$CH/s_records'=1;;;0; '$CH/s_age'=0s;;;0;\$"
+	# a commit stamped ahead of the clock is no negative idle time either
+	at +1h choffset --shift=+0 "$CH" s >/dev/null
+	run -0 chlag --json "$CH"
+	python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])[0]
+assert r["idle_seconds"] == 0, r' "$output"
+	run -0 chlag "$CH"
+	assert_line -n 1 --regexp " 0ms ago +OK$"
+}
+
+@test "a record stamped ahead of the clock: age thresholds fire once the commit history shows it has waited that long" {
+	at +1h chpub "$CH" from-the-future
+	# registered behind it: the history says it was there from now on
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 chlag --warn=age:5m "$CH"
+	run -1 at +10m chlag --warn=age:5m --crit=age:1h "$CH"
+	run -1 at +10m chlag --nagios --warn=age:5m "$CH"
+	assert_output --regexp "'$CH/s_age'=(599|6[0-9][0-9])s;;;0;"
+	run -2 at +2h chlag --crit=age:1h "$CH"
+	# and a stopped reader behind it is STOP once that is long enough
+	run -2 at +2h chlag --json "$CH"
+	assert_output --partial '"status":"STOP"'
+}
+
 @test "bad thresholds and options are usage errors (3)" {
 	run -3 --separate-stderr chlag --warn=foo:1 "$CH"
 	[[ $stderr == "chlag: --warn: unknown kind 'foo' (records, bytes or age)"* ]]
@@ -302,6 +427,44 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	run -124 timeout 4 chlag --watch=0.1 "$CH"
 	(( $(grep -c '^CHANNEL ' <<<"$output") >= 2 ))
 	refute_output --partial $'\e'
+}
+
+@test "--watch: SIGINT or SIGTERM while a report is blocked on a full pipe lets that report out whole, then exits 0; a second signal ends it at once" {
+	local sig
+	chpub "$CH" a
+	choffset --create --earliest "$CH" s0 >/dev/null
+	# 150 subscribers: a Prometheus report of about 200 KB
+	mkdir "$CH"/subscribers/s{1..149}
+	tee "$CH"/subscribers/s{1..149}/offset <"$CH/subscribers/s0/offset" >/dev/null
+	mkfifo "$T/pipe"
+	for sig in INT TERM; do
+		exec 5<>"$T/pipe"
+		start_bg chlag --prometheus --watch=1 "$CH" >"$T/pipe"
+		wait_for 20 grep -q pipe "/proc/$BG/wchan"
+		kill -"$sig" "$BG"
+		exec 6<"$T/pipe"
+		exec 5>&-
+		timeout 20 cat <&6 >"$T/got"
+		exec 6<&-
+		wait_for 10 bash -c "! kill -0 $BG 2>/dev/null"
+		run wait "$BG"
+		assert_success
+		# whole reports only: the last one ends with its scrape time
+		(($(grep -c '^chlag_scrape_timestamp_seconds ' "$T/got") >= 1))
+		run tail -n 2 "$T/got"
+		assert_line -n 0 --regexp '^chlag_scrape_timestamp_seconds [0-9.]+$'
+		assert_line -n 1 ''
+	done
+	# two signals: the second one ends it even with nobody reading
+	exec 5<>"$T/pipe"
+	start_bg chlag --prometheus --watch=1 "$CH" >"$T/pipe"
+	wait_for 20 grep -q pipe "/proc/$BG/wchan"
+	kill -INT "$BG"
+	wait_until 20 'grep -Eq "^ShdPnd:\s+0+$" "/proc/$BG/status" &&
+	    grep -Eq "^SigPnd:\s+0+$" "/proc/$BG/status"'
+	kill -INT "$BG"
+	wait_for 10 bash -c "! kill -0 $BG 2>/dev/null"
+	exec 5>&-
 }
 
 # --- status rules ---------------------------------------------------------

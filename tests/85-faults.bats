@@ -175,6 +175,31 @@ end_offset() { chpub -p "$CH" </dev/null; choffset --dry-run --create --latest "
 	done
 }
 
+@test "choffset: the journal failing on a full disk (write ENOSPC, fdatasync EIO) after the offset moved: exit 0 with a warning, so a retry does not move it again" {
+	need_chfault
+	local spec before after
+	choffset --create --earliest "$CH" s >/dev/null
+	# the segment is synced first (fdatasync 1: an offset never gets
+	# ahead of durable records), the offset file written next (write 1,
+	# fdatasync 2), then the journal line (write 2, fdatasync 3)
+	for spec in write:2:ENOSPC fdatasync:3:EIO; do
+		before=$(choffset "$CH" s)
+		run -0 --separate-stderr fault "$spec" choffset --shift=+1 "$CH" s
+		after=$(choffset "$CH" s)
+		assert_output "s $before -> $after"
+		((after > before))
+		[[ $stderr == "choffset: $CH: subscriber 's': changed (set $before -> $after), but the journal could not be written: journal: "* ]] ||
+		    { echo "$spec: $stderr"; false; }
+		# one record on, not two: what a script retrying on failure sees
+		assert_equal "$(chsub --peek --from="$before" -n 2 --format='%o\n' "$CH" | tail -1)" "$after"
+		run -0 chcompact --check "$CH"
+	done
+	# the offset file failing is still a failure, and changes nothing
+	before=$(choffset "$CH" s)
+	run -1 fault write:1:ENOSPC choffset --shift=+1 "$CH" s
+	assert_equal "$(choffset "$CH" s)" "$before"
+}
+
 @test "chcompact: a failing delete or index rewrite exits 1; the next run finishes the job" {
 	need_chfault
 	local spec n

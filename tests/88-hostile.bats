@@ -41,6 +41,37 @@ need_nobody() {
 	assert_output ""
 }
 
+# long_path LEN: a path under $T of exactly LEN bytes (200-byte names).
+long_path() {
+	local p="$T/long" part
+	while ((${#p} + 201 < $1)); do
+		p+=/$(printf 'd%.0s' {1..200})
+	done
+	part=$(head -c $(($1 - ${#p} - 1)) /dev/zero | tr '\0' c)
+	echo "$p/$part"
+}
+
+@test "channel paths up to PATH_MAX: messages keep their 'TOOL: CHANNEL:' prefix, and their cause" {
+	local ch len dl
+	for len in 2100 4095; do
+		ch=$(long_path "$len")
+		run -66 --separate-stderr chsub --peek "$ch"
+		assert_equal "$stderr" "chsub: $ch: no such channel"
+		mkdir -p "$(dirname "$ch")"
+		chpub "$ch" a
+		choffset --create --earliest "$ch" s >/dev/null
+		# a message that names a long path ends with its cause (the
+		# dead-letter channel's channel.yaml is a FIFO)
+		dl=$(long_path 4000)/dl
+		mkdir -p "$dl"
+		mkfifo "$dl/channel.yaml"
+		run -1 --separate-stderr timeout 10 chsub --dead-letter="$dl" -x 'cat >/dev/null; exit 1' "$ch" s
+		[[ $stderr == "chsub: $ch: dead-letter channel $T/long/dd"*"...dd"*"/dl: channel.yaml: not a regular file" ]] ||
+		    { echo "$stderr" | cut -c 1-100; echo ...; echo "$stderr" | rev | cut -c 1-100 | rev; false; }
+		rm -rf "$T/long"
+	done
+}
+
 # plant_record_len LEN: set the payload length of the channel's first
 # record to LEN (and so break it).
 plant_record_len() {
@@ -144,6 +175,35 @@ place() {
 			    { echo "$kind at $rel: followed without complaint"; false; }
 		done
 	done
+}
+
+@test "hard links planted at temporary names (creation, commit, index rewrite) are removed, never written through" {
+	mkdir -p "$T/outside" "$CH"
+	local f
+	for f in a b c d e; do echo "precious $f" >"$T/outside/$f"; done
+	# a channel's creation: the names an interrupted creation may leave
+	ln "$T/outside/a" "$CH/.index.tmp"
+	ln "$T/outside/b" "$CH/.00000000000000000000.seg.tmp"
+	ln "$T/outside/c" "$CH/.channel.yaml.tmp"
+	run -0 chpub "$CH" one
+	set_config segment_bytes 4096
+	# an offset commit
+	choffset --create --earliest "$CH" s >/dev/null
+	ln "$T/outside/d" "$CH/subscribers/s/.offset.tmp"
+	for i in $(seq 200); do echo "record $i padding padding"; done | chpub "$CH"
+	run -0 chsub "$CH" s
+	# compaction's index rewrite
+	ln "$T/outside/e" "$CH/.index.tmp"
+	run -0 chcompact "$CH"
+	((${#lines[@]} == 0))
+	run -0 segments
+	assert_equal "${#lines[@]}" 1
+	for f in a b c d e; do
+		assert_equal "$(cat "$T/outside/$f")" "precious $f"
+		assert_equal "$(stat -c %h "$T/outside/$f")" 1
+	done
+	run -0 chcompact --check "$CH"
+	run -0 chsub --peek --from=earliest -n 1 "$CH"
 }
 
 @test "a byte flipped anywhere in a record is never delivered" {

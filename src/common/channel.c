@@ -35,6 +35,24 @@ ch_channel_resolve(const char *arg, char *out, size_t outlen,
 	return 0;
 }
 
+int
+ch_channel_names(struct ch_channel *ch, const char *arg, struct ch_error *err)
+{
+	char path[sizeof ch->path];
+	struct stat a, b;
+
+	if (ch_channel_resolve(arg, path, sizeof path, err) < 0)
+		return -1;
+	if (stat(path, &a) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return ch_err_sys(err, CH_EXIT_FAIL, "%s", path);
+	}
+	if (fstat(ch->dirfd, &b) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "channel");
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /* Names a crashed creation may have left; anything else means the
  * directory is somebody else's and we must not touch it. */
 static int
@@ -192,8 +210,11 @@ ch_channel_close(struct ch_channel *ch)
 	ch->dirfd = -1;
 }
 
-int
-ch_channel_end(struct ch_channel *ch, struct ch_end *end, struct ch_error *err)
+/* Where the channel ends; with `sync`, fdatasync each segment on the way
+ * to the newest (normally just the newest: every rollover is durable). */
+static int
+channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
+    struct ch_error *err)
 {
 	struct ch_index ix;
 	struct ch_idxent e;
@@ -234,6 +255,10 @@ ch_channel_end(struct ch_channel *ch, struct ch_end *end, struct ch_error *err)
 			struct timespec ts = { 0, 1000000 };
 			nanosleep(&ts, NULL);
 		}
+		if (sync && ch_fdatasync(fd) < 0) {
+			close(fd);
+			return ch_err_sys(err, CH_EXIT_FAIL, "fdatasync segment");
+		}
 		close(fd);
 		end->offset = ch_seg_offset(base, t.end);
 		end->seq = t.next_seq;
@@ -252,6 +277,20 @@ ch_channel_end(struct ch_channel *ch, struct ch_end *end, struct ch_error *err)
 		if (hops > 1000000)
 			return ch_err(err, CH_EXIT_DATAERR, "segment chain loops");
 	}
+}
+
+int
+ch_channel_end(struct ch_channel *ch, struct ch_end *end, struct ch_error *err)
+{
+	return channel_end(ch, end, 0, err);
+}
+
+int
+ch_channel_sync(struct ch_channel *ch, struct ch_error *err)
+{
+	struct ch_end end;
+
+	return channel_end(ch, &end, 1, err);
 }
 
 static int

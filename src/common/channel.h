@@ -24,6 +24,7 @@ struct ch_channel {
 	char path[4096];	/* after CH_ROOT resolution */
 	int dirfd;
 	struct ch_config cfg;
+	int journal_synced;	/* the journal's name fsynced by us */
 };
 
 enum {
@@ -32,6 +33,12 @@ enum {
 
 /* CHANNEL -> path: a name without '/' means $CH_ROOT/NAME when set. */
 int ch_channel_resolve(const char *arg, char *out, size_t outlen,
+    struct ch_error *err);
+
+/* Does CHANNEL (a name under CH_ROOT, a path, through symlinks or "./"
+ * and ".." forms) name the directory of ch?  1 if so, 0 if not (or if it
+ * does not exist), -1 if it cannot be told. */
+int ch_channel_names(struct ch_channel *ch, const char *arg,
     struct ch_error *err);
 
 /* Open (or create) a channel.  A missing channel is CH_EXIT_NOINPUT. */
@@ -50,6 +57,11 @@ struct ch_end {
 };
 int ch_channel_end(struct ch_channel *ch, struct ch_end *end,
     struct ch_error *err);
+
+/* Put every record published so far on stable storage: fdatasync the
+ * newest segment (sealed ones already are).  Offsets are written only
+ * after this, so that no offset outlives the records before it. */
+int ch_channel_sync(struct ch_channel *ch, struct ch_error *err);
 
 /* The oldest segment still present. */
 struct ch_start {

@@ -73,6 +73,66 @@ fixed(struct ctx *c, const char *fmt, ...)
 	c->report(c->rctx, CH_REPORT_FIXED, msg);
 }
 
+/*
+ * --repair of damaged bytes between two valid records [pos, next) of
+ * segment `base`: write over them one gap record of exactly their length
+ * (channel(5), Gap records), numbered `lost` (the number due there) and
+ * standing for the records up to `next_seq`, the number of the record
+ * after.  Under append.lock, then fdatasynced.  Damage that cannot be a
+ * run of lost records (unknown numbering, too short) is left, and said.
+ * Returns 1 if the gap was written, 0 if not, -1 on error.
+ */
+static int
+fill_gap(struct ctx *c, const char *name, const struct ch_seghdr *h,
+    uint64_t pos, uint64_t next, uint64_t lost, uint64_t next_seq, int64_t ts,
+    struct ch_error *err)
+{
+	uint64_t len = next - pos, off = ch_seg_offset(h->base, pos);
+	unsigned char *buf;
+	int afd, fd, rc = -1;
+
+	if (!(buf = malloc((size_t)len)))
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	if (lost == UINT64_MAX || next_seq == UINT64_MAX || next_seq <= lost ||
+	    ch_gap_make(buf, h, len, lost, ts, next_seq - lost) < 0) {
+		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu is not "
+		    "where whole records were lost (their numbers or lengths "
+		    "do not add up); left as it is", name,
+		    (unsigned long long)off);
+		free(buf);
+		return 0;
+	}
+	if (ch_lock_open(c->ch->dirfd, CH_APPEND_LOCK, &afd, err) < 0) {
+		free(buf);
+		return -1;
+	}
+	if (ch_flock(afd, LOCK_EX, CH_LOCK_WAIT) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
+		goto out;
+	}
+	fd = ch_open_file(c->ch->dirfd, name, O_RDWR, 0);
+	if (fd < 0 || ch_pwrite_full(fd, buf, (size_t)len, (off_t)pos) < 0 ||
+	    ch_fdatasync(fd) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record", name);
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	if (close(fd) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record", name);
+		goto out;
+	}
+	fixed(c, "%s: replaced %llu damaged bytes at offset %llu with a gap "
+	    "record: %llu record%s lost", name, (unsigned long long)len,
+	    (unsigned long long)off, (unsigned long long)(next_seq - lost),
+	    next_seq - lost == 1 ? "" : "s");
+	rc = 1;
+out:
+	close(afd);
+	free(buf);
+	return rc;
+}
+
 /* Verify one segment.  *expect_seq is the sequence number its first
  * record must have (UINT64_MAX: unknown); on return, the next one.
  * *next_base gets the next segment's base from the seal (0 if none). */
@@ -131,6 +191,17 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 				    (unsigned long long)here,
 				    (unsigned long long)r.h.seq,
 				    (unsigned long long)*expect_seq);
+			if (r.h.type == CH_REC_GAP) {
+				say(c, CH_REPORT_INFO, "%s: %llu record%s lost at "
+				    "offset %llu (a gap record)", name,
+				    (unsigned long long)r.nseq,
+				    r.nseq == 1 ? "" : "s",
+				    (unsigned long long)here);
+				records += r.nseq;
+				*expect_seq = r.h.seq + r.nseq;
+				*last_ts = r.h.ts > *last_ts ? r.h.ts : *last_ts;
+				continue;
+			}
 			if (r.h.type == CH_REC_SEAL) {
 				struct ch_seal s;
 				ch_seal_decode(r.payload, &s);
@@ -150,17 +221,6 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 				    (unsigned long long)here);
 			*last_ts = r.h.ts;
 			*expect_seq = r.h.seq + r.nseq;
-			if (r.h.type == CH_REC_GAP) {
-				say(c, CH_REPORT_INFO, "%s: gap at offset %llu "
-				    "(%llu bytes, damage marked by a repair): "
-				    "%llu record%s lost", name,
-				    (unsigned long long)here,
-				    (unsigned long long)r.total,
-				    (unsigned long long)r.nseq,
-				    r.nseq == 1 ? "" : "s");
-				records += r.nseq;
-				continue;
-			}
 			records++;
 			c->res->records++;
 			ch_progress_update(c->progress, here,
@@ -179,14 +239,15 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			return ch_err_sys(err, CH_EXIT_FAIL, "read %s", name);
 		}
 		if (found) {
-			if (*expect_seq != UINT64_MAX)
+			uint64_t lost = *expect_seq;
+			if (lost != UINT64_MAX)
 				say(c, CH_REPORT_WARN, "%s: corrupt record at "
 				    "offset %llu (%llu bytes up to the next valid "
 				    "record, %llu record%s lost)", name,
 				    (unsigned long long)here,
 				    (unsigned long long)(next - cur.pos),
-				    (unsigned long long)(next_seq - *expect_seq),
-				    next_seq - *expect_seq == 1 ? "" : "s");
+				    (unsigned long long)(next_seq - lost),
+				    next_seq - lost == 1 ? "" : "s");
 			else
 				say(c, CH_REPORT_WARN, "%s: corrupt record at "
 				    "offset %llu (%llu bytes up to the next valid "
@@ -194,6 +255,19 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 				    (unsigned long long)(next - cur.pos));
 			/* Continue checking numbering from the next record. */
 			*expect_seq = next_seq;
+			if (c->repair) {
+				int64_t ts = *last_ts > h.created ? *last_ts :
+				    h.created;
+				int filled = fill_gap(c, name, &h, cur.pos, next,
+				    lost, next_seq, ts, err);
+				if (filled < 0) {
+					ch_segcur_free(&cur);
+					close(fd);
+					return -1;
+				}
+				if (filled)	/* the seal counts them */
+					records += next_seq - lost;
+			}
 			ch_segcur_seek(&cur, next);
 			continue;
 		}
@@ -410,14 +484,25 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 	}
 	n.offset = off;
 	n.seq = seq;
-	if (ch_sub_write(&s, &n, &err) < 0 ||
-	    ch_journal_append(c->ch, name, "repair", o->offset, off, why,
-	    &err) < 0)
+	if (ch_sub_write(&s, &n, &err) < 0) {
 		say(c, CH_REPORT_UNFIXED, "%s", err.msg);
+		ch_sub_release(&s);
+		return;
+	}
+	/* Repaired, journal or not (it records changes, not makes them). */
+	char note[sizeof err.msg + 48] = "";
+	if (ch_journal_append(c->ch, name, "repair", o->offset, off, why,
+	    &err) < 0)
+		snprintf(note, sizeof note, "; the journal could not be "
+		    "written: %s", err.msg);
+	if (off == o->offset)
+		fixed(c, "subscriber '%s': offset %llu now says record %llu "
+		    "(%s)%s", name, (unsigned long long)off,
+		    (unsigned long long)seq, why, note);
 	else
-		fixed(c, "subscriber '%s': moved from offset %llu to %llu (%s)",
+		fixed(c, "subscriber '%s': moved from offset %llu to %llu (%s)%s",
 		    name, (unsigned long long)o->offset,
-		    (unsigned long long)off, why);
+		    (unsigned long long)off, why, note);
 	ch_sub_release(&s);
 }
 
@@ -533,11 +618,18 @@ check_offsets(struct ctx *c, struct ch_error *err)
 				    "was not on a record boundary");
 			continue;
 		}
-		if (ch_reader_seq(r) != o.seq)
+		if (ch_reader_seq(r) != o.seq) {
 			say(c, CH_REPORT_WARN, "subscriber '%s': offset file says "
 			    "record %llu, the channel has record %llu there", name,
 			    (unsigned long long)o.seq,
 			    (unsigned long long)ch_reader_seq(r));
+			/* The offset is a proven boundary: keep it, and the
+			 * number of the record that is there. */
+			if (c->repair)
+				move_offset(c, name, &o, o.offset,
+				    ch_reader_seq(r), "its record number "
+				    "disagreed with the data");
+		}
 		ch_reader_close(r);
 	}
 	closedir(d);

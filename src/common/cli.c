@@ -93,19 +93,33 @@ ch_usage(const char *fmt, ...)
 static void
 vmsg(const char *channel, const char *fmt, va_list ap)
 {
-	/* One fprintf per message so concurrent writers do not interleave. */
-	char buf[2048];
-	int n;
+	/* One write per message so concurrent writers do not interleave,
+	 * sized from the message: a channel path alone may take PATH_MAX,
+	 * and the prefix and the end of the message must not be lost. */
+	const char *sep = channel && channel[0] ? ": " : "";
+	va_list aq;
+	char *buf;
+	int pre, n;
 
-	if (channel && channel[0])
-		n = snprintf(buf, sizeof buf, "%s: %s: ", ch_prog, channel);
-	else
-		n = snprintf(buf, sizeof buf, "%s: ", ch_prog);
-	if (n < 0 || (size_t)n >= sizeof buf)
-		n = 0;
-	vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	if (!channel)
+		channel = "";
+	va_copy(aq, ap);
+	n = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	pre = snprintf(NULL, 0, "%s: %s%s", ch_prog, channel, sep);
 	ch_progress_hide_all();		/* a message never shares its line */
-	fprintf(stderr, "%s\n", buf);
+	if (n < 0 || pre < 0 ||
+	    !(buf = malloc((size_t)pre + (size_t)n + 2))) {
+		fprintf(stderr, "%s: %s%s", ch_prog, channel, sep);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		return;
+	}
+	snprintf(buf, (size_t)pre + 1, "%s: %s%s", ch_prog, channel, sep);
+	vsnprintf(buf + pre, (size_t)n + 1, fmt, ap);
+	buf[pre + n] = '\n';
+	fwrite(buf, 1, (size_t)pre + (size_t)n + 1, stderr);
+	free(buf);
 }
 
 void

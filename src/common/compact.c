@@ -15,6 +15,7 @@
 #include "index.h"
 #include "journal.h"
 #include "lock.h"
+#include "offcheck.h"
 #include "parse.h"
 #include "segment.h"
 #include "subscriber.h"
@@ -76,9 +77,11 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 	struct ch_sub s;
 
 	for (size_t i = 0; i < n; i++) {
-		if (!subs[i].ok || now - subs[i].off.time <= o->expire_ns)
+		/* A commit time ahead of the clock is no idle time. */
+		if (!subs[i].ok || ch_age(now, subs[i].off.time) <= o->expire_ns)
 			continue;
-		ch_format_duration(idle, sizeof idle, now - subs[i].off.time);
+		ch_format_duration(idle, sizeof idle,
+		    ch_age(now, subs[i].off.time));
 		ch_format_duration(limit, sizeof limit, o->expire_ns);
 		if (ch_sub_running(ch, subs[i].name)) {
 			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
@@ -104,7 +107,7 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 		struct ch_offset again;
 		if (ch_sub_read(ch, subs[i].name, &again, &err) < 0 ||
 		    again.offset != subs[i].off.offset ||
-		    now - again.time <= o->expire_ns) {
+		    ch_age(now, again.time) <= o->expire_ns) {
 			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
 			    "it committed meanwhile", subs[i].name);
 			ch_sub_release(&s);
@@ -114,13 +117,18 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 		}
 		snprintf(reason, sizeof reason, "expired: no commit for %s "
 		    "(expire %s)", idle, limit);
-		if (ch_sub_delete(&s, &err) < 0 ||
-		    ch_journal_append(ch, subs[i].name, "expire",
-		    subs[i].off.offset, CH_NO_OFFSET, reason, &err) < 0) {
+		if (ch_sub_delete(&s, &err) < 0) {
 			report(o, CH_REPORT_WARN, "%s", err.msg);
 			ch_sub_release(&s);
 			continue;
 		}
+		/* Expired it is, journal or not (the journal records
+		 * changes, it does not make them). */
+		if (ch_journal_append(ch, subs[i].name, "expire",
+		    subs[i].off.offset, CH_NO_OFFSET, reason, &err) < 0)
+			report(o, CH_REPORT_WARN, "expired subscriber '%s', but "
+			    "the journal could not be written: %s", subs[i].name,
+			    err.msg);
 		ch_sub_release(&s);
 		report(o, CH_REPORT_INFO, "expired subscriber '%s' (no commit "
 		    "for %s)", subs[i].name, idle);
@@ -136,7 +144,8 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 	struct subinfo *subs = NULL;
 	char **names = NULL;
 	size_t nsubs = 0;
-	int cfd = -1, rc = -1, any_bad = 0;
+	int cfd = -1, rc = -1;
+	struct subinfo *bad = NULL;	/* unreadable or untrusted offset */
 	int64_t now = ch_now_ns();
 	struct ch_index ix = { -1, 0 };
 	uint64_t *del = NULL;
@@ -182,10 +191,34 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 		if (ch_sub_read(ch, names[i], &subs[i].off, &e) == 0) {
 			subs[i].ok = 1;
 		} else {
-			any_bad = 1;
+			if (!bad)
+				bad = &subs[i];
 			report(o, CH_REPORT_WARN, "%s; keeping everything it may "
 			    "still need", e.msg);
 		}
+	}
+
+	/* The end is read after the offsets: a subscriber committing
+	 * meanwhile must not look past the end.  An offset that disagrees
+	 * with the data says nothing about what its subscriber consumed:
+	 * it holds back everything, like an unreadable one, and is not
+	 * expired on the strength of the time it claims. */
+	struct ch_start st;
+	struct ch_end end;
+	if (ch_channel_start(ch, &st, err) < 0 ||
+	    ch_channel_end(ch, &end, err) < 0)
+		goto out;
+	for (size_t i = 0; i < nsubs; i++) {
+		struct ch_error e;
+		if (!subs[i].ok ||
+		    ch_offset_check(ch, &subs[i].off, &st, &end, &e) == 0)
+			continue;
+		subs[i].ok = 0;
+		if (!bad)
+			bad = &subs[i];
+		report(o, CH_REPORT_WARN, "subscriber '%s': %s; keeping "
+		    "everything it may still need: fix it with chcompact "
+		    "--repair or choffset --set", subs[i].name, e.msg);
 	}
 	if (o->expire_ns > 0)
 		expire(ch, o, subs, nsubs, now, res);
@@ -201,11 +234,7 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			slowest = &subs[i];
 	}
 
-	struct ch_start st;
-	struct ch_end end;
-	if (ch_channel_start(ch, &st, err) < 0 ||
-	    ch_channel_end(ch, &end, err) < 0 ||
-	    ch_index_open(ch->dirfd, &ix, err) < 0)
+	if (ch_index_open(ch->dirfd, &ix, err) < 0)
 		goto out;
 	del = calloc(ix.count, sizeof *del);
 	if (!del) {
@@ -221,21 +250,26 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			goto out;
 		if (e.base >= end.active_base)
 			break;
-		int consumed = live > 0 && !any_bad &&
+		int consumed = live > 0 && !bad &&
 		    slowest->off.offset >= next.base;
 		int64_t last = o->max_age_ns ? sealed_last_ts(ch, e.base) : 0;
-		int aged = o->max_age_ns && last && now - last > o->max_age_ns;
+		int aged = o->max_age_ns && last &&
+		    ch_age(now, last) > o->max_age_ns;
 		int over = o->max_bytes && end.offset - e.base > o->max_bytes;
 		if (!consumed && !aged && !over) {
 			ch_seg_name(name, e.base);
-			if (o->dry_run && live == 0 && !any_bad)
+			if (o->dry_run && bad)
+				report(o, CH_REPORT_PLAN, "keeping %s and later: "
+				    "held back by subscriber '%s' (its offset file "
+				    "cannot be trusted)", name, bad->name);
+			else if (o->dry_run && live == 0)
 				report(o, CH_REPORT_PLAN, "keeping %s and later: "
 				    "no subscribers (only retention deletes "
 				    "without subscribers)", name);
 			else if (o->dry_run && slowest) {
 				char idle[32];
 				ch_format_duration(idle, sizeof idle,
-				    now - slowest->off.time);
+				    ch_age(now, slowest->off.time));
 				report(o, CH_REPORT_PLAN, "keeping %s and later: "
 				    "held back by subscriber '%s' (lag %llu "
 				    "records, idle %s)", name, slowest->name,
@@ -287,6 +321,10 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 		rc = 0;
 		goto out;
 	}
+	/* Oldest first, each unlink made durable before the next: a power
+	 * loss may keep any of a directory's unsynced changes and lose the
+	 * others, and the deleted segments must stay a prefix of the index
+	 * (readers skip a prefix; a hole would end the channel there). */
 	for (size_t i = 0; i < ndel; i++) {
 		char name[CH_SEG_NAME_LEN + 1];
 		ch_seg_name(name, del[i]);
@@ -294,10 +332,10 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			ch_err_sys(err, CH_EXIT_FAIL, "delete %s", name);
 			goto out;
 		}
-	}
-	if (ndel && ch_fsync_dir(ch->dirfd) < 0) {
-		ch_err_sys(err, CH_EXIT_FAIL, "fsync channel directory");
-		goto out;
+		if (ch_fsync_dir(ch->dirfd) < 0) {
+			ch_err_sys(err, CH_EXIT_FAIL, "fsync channel directory");
+			goto out;
+		}
 	}
 	/* Drop index entries of deleted files (this pass's and any a crash
 	 * left), under the append lock so no entry is appended meanwhile. */

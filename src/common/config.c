@@ -3,7 +3,10 @@
  *
  * The schema is flat (plus one nested mapping, `retention`), so a loop with
  * an explicit state beats a recursive walker, and it cannot be driven into
- * deep recursion by hostile input.  A key table drives both validation and
+ * deep recursion by hostile input.  libyaml itself is not so safe: its
+ * scanner spends time in the nesting depth at every token, so 100k nested
+ * '[' take it minutes; nothing valid nests deeper than 2 levels, so
+ * parsing stops at MAX_DEPTH.  A key table drives both validation and
  * the "did you mean" hint.  Every parsed event is deleted on every path.
  */
 #include <config.h>
@@ -47,6 +50,9 @@ static const struct key keys[] = {
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
+
+/* Deepest nesting looked at, even to skip it (the schema needs 2). */
+#define MAX_DEPTH 16
 
 void
 ch_config_defaults(struct ch_config *cfg)
@@ -354,6 +360,9 @@ set_value(struct pstate *ps, const struct key *k, const yaml_event_t *ev)
 			return;
 		}
 		strcpy(base + k->off, v);
+		/* for chsub's "names this channel itself" */
+		ps->cfg->dead_letter_line = (unsigned)ev->start_mark.line + 1;
+		ps->cfg->dead_letter_col = (unsigned)ev->start_mark.column + 1;
 		return;
 	case K_MAP:
 		at(ps, &ev->start_mark, CH_EXIT_CONFIG,
@@ -432,6 +441,38 @@ syntax_error(struct pstate *ps, yaml_parser_t *p)
 	}
 }
 
+/*
+ * The next event, keeping count of the nesting depth.  Past MAX_DEPTH the
+ * parse ends with the first error found (a collection that deep is an
+ * error well before): -1 with *ps->err filled, as for a syntax error.
+ */
+static int
+next_event(struct pstate *ps, yaml_parser_t *p, yaml_event_t *ev, int *depth)
+{
+	if (!yaml_parser_parse(p, ev)) {
+		syntax_error(ps, p);
+		return -1;
+	}
+	switch (ev->type) {
+	case YAML_SEQUENCE_START_EVENT:
+	case YAML_MAPPING_START_EVENT:
+		if (++*depth <= MAX_DEPTH)
+			break;
+		at(ps, &ev->start_mark, CH_EXIT_CONFIG, "nested deeper than %d "
+		    "levels", MAX_DEPTH);
+		*ps->err = ps->first;
+		yaml_event_delete(ev);
+		return -1;
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		--*depth;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
 int
 ch_config_parse(const char *text, size_t len, const char *name,
     struct ch_config *cfg, struct ch_error *err)
@@ -442,7 +483,7 @@ ch_config_parse(const char *text, size_t len, const char *name,
 	/* where we are: 0 stream, 1 in top mapping expecting key, 2 expecting
 	 * top value, 3 in retention mapping expecting key, 4 expecting its
 	 * value, 5 after the document */
-	int state = 0, done = 0, rc = -1, docs = 0;
+	int state = 0, done = 0, rc = -1, docs = 0, nesting = 0;
 	const struct key *pending = NULL;
 	const char *section = NULL;
 
@@ -458,10 +499,8 @@ ch_config_parse(const char *text, size_t len, const char *name,
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 
 	while (!done) {
-		if (!yaml_parser_parse(&parser, &ev)) {
-			syntax_error(&ps, &parser);
+		if (next_event(&ps, &parser, &ev, &nesting) < 0)
 			goto out;
-		}
 		switch (ev.type) {
 		case YAML_STREAM_START_EVENT:
 		case YAML_NO_EVENT:
@@ -491,10 +530,9 @@ ch_config_parse(const char *text, size_t len, const char *name,
 				int depth = 1;
 				yaml_event_delete(&ev);
 				while (depth > 0) {
-					if (!yaml_parser_parse(&parser, &ev)) {
-						syntax_error(&ps, &parser);
+					if (next_event(&ps, &parser, &ev,
+					    &nesting) < 0)
 						goto out;
-					}
 					if (ev.type == YAML_SEQUENCE_START_EVENT ||
 					    ev.type == YAML_MAPPING_START_EVENT)
 						depth++;
@@ -530,10 +568,9 @@ ch_config_parse(const char *text, size_t len, const char *name,
 				int depth = 1;
 				yaml_event_delete(&ev);
 				while (depth > 0) {
-					if (!yaml_parser_parse(&parser, &ev)) {
-						syntax_error(&ps, &parser);
+					if (next_event(&ps, &parser, &ev,
+					    &nesting) < 0)
 						goto out;
-					}
 					if (ev.type == YAML_SEQUENCE_START_EVENT ||
 					    ev.type == YAML_MAPPING_START_EVENT)
 						depth++;

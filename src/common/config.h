@@ -38,6 +38,7 @@ struct ch_config {
 	uint64_t retention_max_bytes;	/* 0: keep */
 	int64_t expire_ns;		/* 0: never expire subscribers */
 	char dead_letter[4096];		/* "": none */
+	unsigned dead_letter_line, dead_letter_col;	/* where it was set */
 };
 
 void ch_config_defaults(struct ch_config *cfg);

@@ -43,6 +43,49 @@ ch_seal_decode(const unsigned char *p, struct ch_seal *s)
 }
 
 void
+ch_gap_encode(unsigned char *dst, uint64_t total, uint64_t seq, int64_t ts,
+    uint64_t count)
+{
+	uint64_t len = total - CH_REC_OVERHEAD;
+	unsigned char n[CH_GAP_COUNT_BYTES];
+
+	ch_put32(dst, CH_REC_MAGIC);
+	ch_put32(dst + 8, (uint32_t)len);
+	ch_put16(dst + 12, 0);
+	dst[14] = CH_REC_GAP;
+	dst[15] = 0;
+	ch_put64(dst + 16, seq);
+	ch_put64(dst + 24, (uint64_t)ts);
+	memset(dst + CH_REC_HDR, 0, (size_t)len);
+	ch_put64(n, count);
+	memcpy(dst + CH_REC_HDR, n, len < sizeof n ? (size_t)len : sizeof n);
+	ch_put32(dst + total - CH_REC_TRAILER, (uint32_t)total);
+	/* The CRC as for every record: bytes 32..end, then 8..31. */
+	uint32_t crc = ch_crc32c(0, dst + CH_REC_HDR, total - CH_REC_HDR);
+	ch_put32(dst + 4, ch_crc32c(crc, dst + 8, CH_REC_HDR - 8));
+}
+
+int
+ch_gap_count(const unsigned char *rec, uint64_t total, uint64_t *count)
+{
+	uint64_t len = total - CH_REC_OVERHEAD, n = 0;
+	unsigned char b[CH_GAP_COUNT_BYTES] = { 0 };
+
+	if (len == 0) {
+		n = 1;
+	} else {
+		memcpy(b, rec + CH_REC_HDR, len < sizeof b ? (size_t)len :
+		    sizeof b);
+		n = ch_get64(b);
+	}
+	/* Every record lost took at least CH_REC_OVERHEAD bytes. */
+	if (n == 0 || n > total / CH_REC_OVERHEAD)
+		return -1;
+	*count = n;
+	return 0;
+}
+
+void
 ch_seghdr_encode(unsigned char *p, const struct ch_seghdr *h)
 {
 	memset(p, 0, CH_SEG_HDR);

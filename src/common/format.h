@@ -23,7 +23,7 @@
  *   4  4  CRC-32C of bytes 32..end, then of bytes 8..31
  *   8  4  payload length
  *  12  2  meta length
- *  14  1  type: 1 data, 2 seal
+ *  14  1  type: 1 data, 2 seal, 3 gap
  *  15  1  flags (0)
  *  16  8  sequence number (records are numbered 0, 1, 2... per channel)
  *  24  8  publish time, ns since the epoch (non-decreasing)
@@ -32,6 +32,12 @@
  *
  * Seal payload (24 bytes): data records in the segment, time of its first
  * and of its last data record.
+ *
+ * Gap (written only by chcompact --repair, over damaged bytes between two
+ * valid records, at exactly their length): sequence number of the first
+ * record lost, time of the record before it; payload: the number of
+ * records lost, little-endian in its first min(len, 8) bytes, the rest
+ * zero; a gap of 36 bytes has no payload and stands for one record.
  *
  * Index file "index": a 64-byte header ("CHANIDX\n", version, entry size,
  * CRC at 60) and one 32-byte entry per segment, oldest first: base offset,
@@ -60,7 +66,7 @@
 #define CH_REC_OVERHEAD (CH_REC_HDR + CH_REC_TRAILER)
 #define CH_REC_DATA 1
 #define CH_REC_SEAL 2
-#define CH_REC_GAP 3		/* format 2 only: damaged bytes written over */
+#define CH_REC_GAP 3		/* damaged bytes written over by a repair */
 #define CH_SEAL_PAYLOAD 24
 #define CH_SEAL_SIZE (CH_REC_OVERHEAD + CH_SEAL_PAYLOAD)
 #define CH_MAX_META 65535u
@@ -159,10 +165,12 @@ ch_rec_decode(const unsigned char *p, struct ch_rechdr *h)
 	h->flags = p[15];
 	h->seq = ch_get64(p + 16);
 	h->ts = (int64_t)ch_get64(p + 24);
-	if ((h->type != CH_REC_DATA && h->type != CH_REC_SEAL) || h->flags)
+	if (h->type < CH_REC_DATA || h->type > CH_REC_GAP || h->flags)
 		return -1;
 	if (h->type == CH_REC_SEAL &&
 	    (h->len != CH_SEAL_PAYLOAD || h->meta_len != 0))
+		return -1;
+	if (h->type == CH_REC_GAP && h->meta_len != 0)
 		return -1;
 	return 0;
 }
@@ -241,6 +249,31 @@ struct ch_seal {
 };
 void ch_seal_encode(unsigned char *payload, const struct ch_seal *s);
 void ch_seal_decode(const unsigned char *payload, struct ch_seal *s);
+
+/*
+ * Gap records (type 3).  A gap stands where records were lost, typically
+ * to a power failure that kept later writes and lost earlier ones; it
+ * has the exact length of the damaged bytes, so offsets keep their
+ * meaning, and the count of records lost, so sequence numbers and lag do.
+ * ch_gap_encode writes a whole gap of `total` bytes (at least
+ * CH_REC_OVERHEAD, and at least CH_REC_OVERHEAD per record lost) into
+ * dst.  ch_gap_count reads the count from a verified gap record of
+ * `total` bytes: -1 if it is not a plausible one (no record lost, or more
+ * than its bytes could have held).
+ */
+#define CH_GAP_COUNT_BYTES 8
+void ch_gap_encode(unsigned char *dst, uint64_t total, uint64_t seq,
+    int64_t ts, uint64_t count);
+int ch_gap_count(const unsigned char *rec, uint64_t total, uint64_t *count);
+
+/* Sequence numbers a valid record takes: a data record one, a seal none
+ * (its number is the next record's), a gap as many as it lost. */
+static inline uint64_t
+ch_rec_seqs(const struct ch_rechdr *h, uint64_t gap_count)
+{
+	return h->type == CH_REC_DATA ? 1 : h->type == CH_REC_GAP ?
+	    gap_count : 0;
+}
 
 struct ch_seghdr {
 	uint32_t format;

@@ -12,6 +12,21 @@
 
 #include "fsutil.h"
 
+#ifdef CH_TEST_BROKEN_ORDER
+int
+ch_broken_order(const char *what)
+{
+	const char *list = getenv("CH_BROKEN_ORDER");
+	size_t n = strlen(what);
+
+	for (const char *p = list; p && *p; p += strcspn(p, ","),
+	    p += *p == ',')
+		if (strncmp(p, what, n) == 0 && (p[n] == ',' || !p[n]))
+			return 1;
+	return 0;
+}
+#endif
+
 int
 ch_open_file(int dirfd, const char *name, int flags, mode_t mode)
 {
@@ -165,19 +180,26 @@ ch_open_temp(int dirfd, const char *tmp, mode_t mode)
 	int fd;
 
 	for (int tries = 0; ; tries++) {
-		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
+		/* O_EXCL: only a file this call creates is ever written, so
+		 * nothing planted at the name (a symlink, a FIFO that would
+		 * block the open, a device, a hard link to a file elsewhere)
+		 * is opened at all.  O_NONBLOCK and O_NOFOLLOW all the same,
+		 * should a file system not honour O_EXCL. */
+		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
-		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			(void)fcntl(fd, F_SETFL, 0);	/* blocking writes */
 			return fd;
+		}
 		int saved = fd >= 0 ? CH_ENOTREG : errno;
 		if (fd >= 0)
 			close(fd);
-		/* A symlink (ELOOP), a FIFO without reader (ENXIO) or with
-		 * one, a device: never written through.  The name is ours,
-		 * so remove the intruder once and try again. */
-		if (tries > 0 || (saved != ELOOP && saved != ENXIO &&
-		    saved != CH_ENOTREG) || unlinkat(dirfd, tmp, 0) < 0) {
-			errno = saved == ENXIO ? CH_ENOTREG : saved;
+		/* Something is there: a leftover of a crash, or an intruder.
+		 * The name is ours: remove it once and try again. */
+		if (tries > 0 || saved != EEXIST || unlinkat(dirfd, tmp, 0) < 0) {
+			if (saved == EEXIST && tries == 0)
+				saved = errno;	/* why it could not go */
+			errno = saved;
 			return -1;
 		}
 	}
@@ -197,7 +219,8 @@ ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
 	fd = ch_open_temp(dirfd, tmp, mode);
 	if (fd < 0)
 		return -1;
-	if (ch_write_full(fd, data, len) < 0 || ch_fdatasync(fd) < 0)
+	if (ch_write_full(fd, data, len) < 0 ||
+	    (!ch_broken_order("rename-before-fsync") && ch_fdatasync(fd) < 0))
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -216,6 +239,28 @@ fail:
 	return -1;
 }
 
+/* fsync the directory that holds path (path is changed and restored). */
+static int
+fsync_parent(char *path)
+{
+	char *slash = strrchr(path, '/');
+	int fd, rc;
+
+	if (slash == path)
+		fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	else if (slash) {
+		*slash = '\0';
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		*slash = '/';
+	} else
+		fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)	/* a parent we may write but not read: nothing to do */
+		return errno == EACCES ? 0 : -1;
+	rc = ch_fsync_dir(fd);
+	close(fd);
+	return rc;
+}
+
 int
 ch_mkdir_parents(const char *path, mode_t mode)
 {
@@ -227,12 +272,20 @@ ch_mkdir_parents(const char *path, mode_t mode)
 		return -1;
 	}
 	memcpy(buf, path, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
 	for (size_t i = 1; i <= len; i++) {
 		if (buf[i] != '/' && buf[i] != '\0')
 			continue;
 		char c = buf[i];
 		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		/* A new directory exists after a power loss only once its
+		 * parent is fsynced.  The last one is synced even if another
+		 * process created it a moment ago and has not synced yet. */
+		int made = mkdir(buf, mode) == 0;
+		if (!made && errno != EEXIST)
+			return -1;
+		if ((made || c == '\0') && fsync_parent(buf) < 0)
 			return -1;
 		buf[i] = c;
 	}

@@ -16,6 +16,18 @@
 #include <errno.h>
 #include <sys/types.h>
 
+/*
+ * Test builds only (tests/broken/, see tests/RELIABILITY.md): an ordering
+ * broken on purpose, named in $CH_BROKEN_ORDER, so that the crash-state
+ * explorer can prove it catches one.  The tools are built without
+ * CH_TEST_BROKEN_ORDER: for them this is the constant 0.
+ */
+#ifdef CH_TEST_BROKEN_ORDER
+int ch_broken_order(const char *what);
+#else
+#define ch_broken_order(what) 0
+#endif
+
 /* errno for "exists but is not a regular file" (a FIFO, a device...).
  * EBADFD is never returned by openat(2), and ch_err_sys() prints this one
  * as "not a regular file". */
@@ -38,9 +50,10 @@ int ch_fsync_dir(int dirfd);
 /* fdatasync(2), retried on EINTR. */
 int ch_fdatasync(int fd);
 
-/* Create or truncate the temporary file `tmp` for writing: never through
- * a symlink, never a FIFO or device (one planted there is removed first,
- * since temporary names belong to chtools). */
+/* Create the temporary file `tmp` for writing, exclusively (O_EXCL): never
+ * through a symlink, never a FIFO, a device or a file linked from
+ * elsewhere; whatever is at the name (a crash's leftover, or planted) is
+ * removed first, since temporary names belong to chtools. */
 int ch_open_temp(int dirfd, const char *tmp, mode_t mode);
 
 /*
@@ -52,7 +65,9 @@ int ch_open_temp(int dirfd, const char *tmp, mode_t mode);
 int ch_atomic_replace(int dirfd, const char *name, const void *data,
     size_t len, mode_t mode);
 
-/* mkdir -p for an absolute or relative path (mode applies to new dirs). */
+/* mkdir -p for an absolute or relative path (mode applies to new dirs),
+ * fsyncing the parent of each directory it creates, and of the last one,
+ * so that the path survives a power loss. */
 int ch_mkdir_parents(const char *path, mode_t mode);
 
 /* Read a whole small file (at most max bytes) into a malloc'd, NUL-terminated

@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -289,19 +291,56 @@ backoff(const struct ch_handler_opts *o, unsigned attempt)
 	return d > o->backoff_max_ns ? o->backoff_max_ns : d;
 }
 
+/* printf into a buffer of the size it needs (paths run to PATH_MAX);
+ * NULL when out of memory.  *lenp, if given, gets the length. */
+static char *
+format_alloc(size_t *lenp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static char *
+format_alloc(size_t *lenp, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !(s = malloc((size_t)n + 1)))
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	if (lenp)
+		*lenp = (size_t)n;
+	return s;
+}
+
 static int
 dead_letter(struct hctx *h, struct unit *u, struct ch_error *err)
 {
 	const struct ch_handler_opts *o = h->o;
-	char status[32], t[40], rt[40], meta[2048];
-	char *payload = NULL;
+	char status[32], t[40], rt[40];
+	char *payload = NULL, *meta;
+	size_t ml;
 
 	if (!h->dlq_open) {
 		struct ch_pubopts po;
+		struct stat a, b;
 		if (ch_channel_open(o->dead_letter, CH_OPEN_CREATE, &h->dlq,
 		    err) < 0) {
 			ch_err_prefix(err, "dead-letter channel %s", o->dead_letter);
 			return -1;
+		}
+		/* chsub refuses this before it starts; should the name come
+		 * to mean this channel since (a symlink put in its place),
+		 * publishing there would feed failures back forever. */
+		if (fstat(h->dlq.dirfd, &a) < 0 || fstat(h->s->ch->dirfd, &b) < 0 ||
+		    (a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
+			ch_channel_close(&h->dlq);
+			return ch_err(err, CH_EXIT_USAGE, "dead-letter channel %s "
+			    "is the channel being read", o->dead_letter);
 		}
 		ch_pubopts_from_config(&po, &h->dlq.cfg);
 		po.sync = CH_SYNC_ALWAYS;	/* durable before we move on */
@@ -323,26 +362,33 @@ dead_letter(struct hctx *h, struct unit *u, struct ch_error *err)
 			return ch_err_sys(err, CH_EXIT_FAIL, "read buffered record");
 		}
 		ch_format_time(rt, sizeof rt, r->ts, 1);
-		int ml = snprintf(meta, sizeof meta, "channel=%s\nsubscriber=%s\n"
+		meta = format_alloc(&ml, "channel=%s\nsubscriber=%s\n"
 		    "offset=%llu\nseq=%llu\ntimestamp=%s\nstatus=%s\n"
 		    "attempts=%u\ntime=%s\n", o->channel_path,
 		    o->subscriber ? o->subscriber : "",
 		    (unsigned long long)r->offset, (unsigned long long)r->seq,
 		    rt, status, u->attempt, t);
-		if (ch_writer_add(h->dlw, meta, (size_t)ml, payload, r->len,
+		if (!meta) {
+			free(payload);
+			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		}
+		if (ch_writer_add(h->dlw, meta, ml, payload, r->len,
 		    err) < 0 || ch_writer_flush(h->dlw, err) < 0) {
+			free(meta);
 			free(payload);
 			ch_err_prefix(err, "dead-letter channel %s", o->dead_letter);
 			return -1;
 		}
+		free(meta);
 		free(payload);
 		if (o->warn) {
-			char msg[256];
-			snprintf(msg, sizeof msg, "record at offset %llu failed %u "
-			    "times (last status %s): sent to %s",
+			char *msg = format_alloc(NULL, "record at offset %llu "
+			    "failed %u times (last status %s): sent to %s",
 			    (unsigned long long)r->offset, u->attempt, status,
 			    o->dead_letter);
-			o->warn(o->warn_ctx, msg);
+			o->warn(o->warn_ctx, msg ? msg : "record sent to the "
+			    "dead-letter channel");
+			free(msg);
 		}
 		h->stats->dead_lettered++;
 	}

@@ -14,15 +14,17 @@
 #include "journal.h"
 #include "parse.h"
 
-static void
-clean(char *dst, size_t len, const char *src)
+/* A malloc'd copy of src with tabs and line ends made spaces (fields are
+ * tab-separated, one line each); NULL when out of memory. */
+static char *
+clean(const char *src)
 {
-	size_t i = 0;
+	char *dst = strdup(src);
 
-	for (; src && *src && i + 1 < len; src++)
-		dst[i++] = (*src == '\t' || *src == '\n' || *src == '\r') ?
-		    ' ' : *src;
-	dst[i] = '\0';
+	for (char *p = dst; p && *p; p++)
+		if (*p == '\t' || *p == '\n' || *p == '\r')
+			*p = ' ';
+	return dst;
 }
 
 static void
@@ -39,56 +41,73 @@ ch_journal_append(struct ch_channel *ch, const char *subscriber,
     const char *action, uint64_t old, uint64_t new, const char *reason,
     struct ch_error *err)
 {
-	char line[1024], t[40], o[24], n[24], r[512], user[64];
+	char t[40], o[24], n[24], uid[24], *line = NULL, *r, *user;
 	struct passwd *pw = getpwuid(geteuid());
-	int fd, len;
+	int fd, len = -1, rc = -1;
 
+	/* Sized from its parts: a reason (an --import FILE, a --time) or a
+	 * user name may be long, and a line cut short would lose its end
+	 * of line and run into the next one. */
 	ch_format_time(t, sizeof t, ch_now_ns(), 1);
 	offstr(o, sizeof o, old);
 	offstr(n, sizeof n, new);
-	clean(r, sizeof r, reason && *reason ? reason : "-");
-	if (pw)
-		clean(user, sizeof user, pw->pw_name);
-	else
-		snprintf(user, sizeof user, "%ld", (long)geteuid());
-	len = snprintf(line, sizeof line, "%s\t%s[%ld]:%s\t%s\t%s\t%s\t%s\t%s\n",
-	    t, ch_prog, (long)getpid(), user, subscriber, action, o, n, r);
-	if (len < 0 || (size_t)len >= sizeof line)
-		len = (int)strlen(line);
+	snprintf(uid, sizeof uid, "%ld", (long)geteuid());
+	r = clean(reason && *reason ? reason : "-");
+	user = clean(pw ? pw->pw_name : uid);
+	if (r && user)
+		len = asprintf(&line, "%s\t%s[%ld]:%s\t%s\t%s\t%s\t%s\t%s\n", t,
+		    ch_prog, (long)getpid(), user, subscriber, action, o, n, r);
+	free(r);
+	free(user);
+	if (!line || len < 0) {
+		errno = ENOMEM;
+		return ch_err_sys(err, CH_EXIT_FAIL, "journal");
+	}
 	fd = ch_open_file(ch->dirfd, CH_JOURNAL_FILE,
 	    O_WRONLY | O_APPEND | O_CREAT, 0666);
-	if (fd < 0)
-		return ch_err_sys(err, CH_EXIT_FAIL, "journal");
+	if (fd < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "journal");
+		goto out;
+	}
 	if (ch_write_full(fd, line, (size_t)len) < 0 || ch_fdatasync(fd) < 0) {
 		ch_err_sys(err, CH_EXIT_FAIL, "journal");
 		close(fd);
-		return -1;
+		goto out;
 	}
-	if (close(fd) < 0)
-		return ch_err_sys(err, CH_EXIT_FAIL, "journal");
-	return 0;
+	if (close(fd) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "journal");
+		goto out;
+	}
+	/* The journal is created by its first entry, and a new name lasts
+	 * through a power loss only once the directory is fsynced; whoever
+	 * created it may have died before.  Once per process. */
+	if (!ch->journal_synced) {
+		if (ch_fsync_dir(ch->dirfd) < 0) {
+			ch_err_sys(err, CH_EXIT_FAIL, "journal: fsync channel "
+			    "directory");
+			goto out;
+		}
+		ch->journal_synced = 1;
+	}
+	rc = 0;
+out:
+	free(line);
+	return rc;
 }
 
-/* Copy field i (tab separated) of line into dst. */
-static void
-field(const char *line, int i, char *dst, size_t len, int rest)
+/* Cut the field starting at *p at its tab (or the end of the line) and
+ * move *p to the next; the last field takes the rest of the line. */
+static const char *
+field(char **p, int last)
 {
-	const char *p = line;
+	char *s = *p, *e;
 
-	while (i-- > 0 && p) {
-		p = strchr(p, '\t');
-		if (p)
-			p++;
-	}
-	if (!p) {
-		dst[0] = '\0';
-		return;
-	}
-	size_t n = rest ? strcspn(p, "\n") : strcspn(p, "\t\n");
-	if (n >= len)
-		n = len - 1;
-	memcpy(dst, p, n);
-	dst[n] = '\0';
+	if (!s)
+		return "";
+	e = s + strcspn(s, last ? "\n" : "\t\n");
+	*p = *e == '\t' && !last ? e + 1 : NULL;
+	*e = '\0';
+	return s;
 }
 
 int
@@ -114,13 +133,14 @@ ch_journal_read(struct ch_channel *ch, const char *subscriber,
 	}
 	while (getline(&line, &cap, f) > 0) {
 		struct ch_journal_entry e;
-		field(line, 0, e.time, sizeof e.time, 0);
-		field(line, 1, e.who, sizeof e.who, 0);
-		field(line, 2, e.subscriber, sizeof e.subscriber, 0);
-		field(line, 3, e.action, sizeof e.action, 0);
-		field(line, 4, e.old, sizeof e.old, 0);
-		field(line, 5, e.new, sizeof e.new, 0);
-		field(line, 6, e.reason, sizeof e.reason, 1);
+		char *p = line;
+		e.time = field(&p, 0);
+		e.who = field(&p, 0);
+		e.subscriber = field(&p, 0);
+		e.action = field(&p, 0);
+		e.old = field(&p, 0);
+		e.new = field(&p, 0);
+		e.reason = field(&p, 1);
 		if (!e.action[0])
 			continue;	/* a torn last line */
 		if (subscriber && strcmp(subscriber, e.subscriber) != 0)

@@ -24,13 +24,14 @@
 #define CH_JOURNAL_FILE "journal"
 #define CH_NO_OFFSET UINT64_MAX		/* printed as "-" */
 
+/* The fields of one line, valid during the callback only. */
 struct ch_journal_entry {
-	char time[40];
-	char who[96];
-	char subscriber[130];
-	char action[16];
-	char old[24], new[24];
-	char reason[512];
+	const char *time;
+	const char *who;
+	const char *subscriber;
+	const char *action;
+	const char *old, *new;
+	const char *reason;
 };
 
 int ch_journal_append(struct ch_channel *ch, const char *subscriber,

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "lag.h"
+#include "offcheck.h"
+#include "parse.h"
 #include "reader.h"
 
 void
@@ -19,9 +21,9 @@ ch_lag_defaults(struct ch_lag_opts *o)
 const char *
 ch_status_name(int status)
 {
-	static const char *names[] = { "OK", "WARN", "STALL", "STOP", "REWIND",
-	    "ERROR" };
-	return status >= 0 && status <= CH_ST_ERROR ? names[status] : "?";
+	static const char *names[CH_ST_COUNT] = { "OK", "WARN", "STALL",
+	    "STOP", "REWIND", "ERROR", "INVALID" };
+	return status >= 0 && status < CH_ST_COUNT ? names[status] : "?";
 }
 
 /*
@@ -108,6 +110,59 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 	return CH_ST_OK;
 }
 
+/*
+ * The age of the oldest unread record, number seq, published at ts (0:
+ * unknown).  Its time stamp says how old it is, unless the clock was
+ * stepped back after it was published: then it is ahead of the clock,
+ * and its age is not negative but unknown.  The commit history knows a
+ * lower bound: a commit whose channel end was past seq saw the record
+ * there already.  So the age is the larger of the two, and never below
+ * zero: a backlog never looks younger than the evidence, nor empty.
+ */
+static int64_t
+oldest_age(const struct ch_offset *off, uint64_t seq, int64_t ts, int64_t now)
+{
+	int64_t age = ts > 0 ? ch_age(now, ts) : 0;
+
+	for (int i = 0; i < off->nhist; i++) {	/* oldest first */
+		if (off->hist[i].end_seq > seq) {
+			int64_t seen = ch_age(now, off->hist[i].time);
+			return seen > age ? seen : age;
+		}
+	}
+	return age;
+}
+
+/*
+ * Does the offset file agree with the channel?  0 if so; else the row
+ * becomes INVALID (or ERROR, when the data cannot be read) and 1 is
+ * returned.  Start and end were read before the offset file: a
+ * subscriber may have committed past that end since, or a chcompact
+ * deleted the segment it is in.  Look at both again before calling it
+ * damage (they are then the newer ones, for this row and the next).
+ */
+static int
+distrust(struct ch_channel *ch, const struct ch_offset *off,
+    struct ch_start *start, struct ch_end *end, struct ch_lagrow *r)
+{
+	struct ch_error e;
+
+	if (ch_offset_check(ch, off, start, end, &e) == 0)
+		return 0;
+	if (ch_channel_start(ch, start, &e) == 0 &&
+	    ch_channel_end(ch, end, &e) == 0 &&
+	    ch_offset_check(ch, off, start, end, &e) == 0) {
+		r->end = end->offset;
+		r->end_seq = end->seq;
+		return 0;
+	}
+	r->end = end->offset;
+	r->end_seq = end->seq;
+	r->status = e.code == CH_EXIT_DATAERR ? CH_ST_INVALID : CH_ST_ERROR;
+	snprintf(r->error, sizeof r->error, "%.500s", e.msg);
+	return 1;
+}
+
 int
 ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
     int64_t now, struct ch_lagrow **rowsp, size_t *np, struct ch_error *err)
@@ -147,18 +202,22 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 		}
 		r->offset = off.offset;
 		r->seq = off.seq;
+		r->last_commit = off.time;
+		r->idle_ns = ch_age(now, off.time);
+		if (distrust(ch, &off, &start, &end, r) != 0)
+			continue;
 		r->lag_bytes = end.offset > off.offset ? end.offset - off.offset : 0;
 		r->lag_records = end.seq > off.seq ? end.seq - off.seq : 0;
-		r->last_commit = off.time;
-		r->idle_ns = sat_sub(now, off.time);
 		if (r->lag_records > 0) {
 			/* Behind the earliest record: its oldest unread record
 			 * is the earliest one. */
-			uint64_t at = off.offset < start.offset ? start.offset :
-			    off.offset;
+			int behind = off.offset < start.offset;
 			int64_t ts = 0;
-			if (ch_record_time(ch, at, &ts, &e) == 0 && ts > 0)
-				r->age_ns = sat_sub(now, ts);
+			if (ch_record_time(ch, behind ? start.offset : off.offset,
+			    &ts, &e) < 0)
+				ts = 0;
+			r->age_ns = oldest_age(&off, behind ? start.seq : off.seq,
+			    ts, now);
 		}
 		for (int h = 0; h < off.nhist; h++)
 			r->hist_lag[r->nhist++] = off.hist[h].end_seq >

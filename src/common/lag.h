@@ -29,8 +29,11 @@
 #include "error.h"
 #include "subscriber.h"
 
+/* ERROR: the offset file cannot be read; INVALID: it can, but disagrees
+ * with the channel (see offcheck.h), so no lag can be told from it. */
 enum { CH_ST_OK, CH_ST_WARN, CH_ST_STALL, CH_ST_STOP, CH_ST_REWIND,
-    CH_ST_ERROR };
+    CH_ST_ERROR, CH_ST_INVALID };
+#define CH_ST_COUNT (CH_ST_INVALID + 1)
 
 struct ch_lag_opts {
 	int64_t window_ns;
@@ -53,7 +56,7 @@ struct ch_lagrow {
 	int status;
 	int nhist;		/* lag (records) at each history entry */
 	uint64_t hist_lag[CH_HISTORY_MAX + 1];
-	char error[512];	/* status CH_ST_ERROR: why */
+	char error[512];	/* status ERROR or INVALID: why */
 };
 
 const char *ch_status_name(int status);
@@ -64,7 +67,9 @@ int ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
     const struct ch_lag_opts *o);
 
 /* One row per registered subscriber (sorted); rows of subscribers whose
- * offset file is unreadable carry CH_ST_ERROR.  Free with free(). */
+ * offset file is unreadable carry CH_ST_ERROR, those whose offset file
+ * disagrees with the channel CH_ST_INVALID (with offset, end and commit
+ * time, but no lag).  Free with free(). */
 int ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
     int64_t now, struct ch_lagrow **rows, size_t *n, struct ch_error *err);
 

@@ -49,6 +49,14 @@ width(const char *s, int col, int utf8)
 	return col == 9 && utf8 ? strlen(s) / 3 : strlen(s);
 }
 
+/* The text of a cell: names as they are (a channel path runs to PATH_MAX,
+ * a subscriber name to 128 bytes), the rest formatted into cells. */
+static const char *
+cell(const struct ch_lagrow *r, char (*cells)[96], int c)
+{
+	return c == 0 ? r->channel : c == 1 ? r->subscriber : cells[c];
+}
+
 void
 ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
     const struct ch_lagview *v)
@@ -64,12 +72,21 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const struct ch_lagrow *r = &rows[i];
 		char (*row)[96] = cells[i];
-		snprintf(row[0], 96, "%s", r->channel);
-		snprintf(row[1], 96, "%s", r->subscriber);
 		if (r->status == CH_ST_ERROR) {
 			for (int c = 2; c < 8; c++)
 				snprintf(row[c], 96, "-");
 			snprintf(row[8], 96, "ERROR");
+			row[9][0] = '\0';
+		} else if (r->status == CH_ST_INVALID) {
+			/* What the file says, where the channel ends; no lag
+			 * can be told from them. */
+			snprintf(row[2], 96, "%" PRIu64, r->offset);
+			snprintf(row[3], 96, "%" PRIu64, r->end);
+			for (int c = 4; c < 7; c++)
+				snprintf(row[c], 96, "-");
+			ch_format_duration(row[7], 90, r->idle_ns);
+			strcat(row[7], " ago");
+			snprintf(row[8], 96, "INVALID");
 			row[9][0] = '\0';
 		} else {
 			snprintf(row[2], 96, "%" PRIu64, r->offset);
@@ -86,8 +103,8 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 			spark(row[9], 96, r, v->utf8);
 		}
 		for (int c = 0; c < NCOLS; c++)
-			if (width(row[c], c, v->utf8) > w[c])
-				w[c] = width(row[c], c, v->utf8);
+			if (width(cell(r, row, c), c, v->utf8) > w[c])
+				w[c] = width(cell(r, row, c), c, v->utf8);
 	}
 	for (int c = 0; c < ncols; c++) {
 		int right = c >= 2 && c <= 5;
@@ -98,7 +115,7 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 	}
 	for (size_t i = 0; i < n; i++) {
 		for (int c = 0; c < ncols; c++) {
-			const char *s = cells[i][c];
+			const char *s = cell(&rows[i], cells[i], c);
 			int right = c >= 2 && c <= 5;
 			int pad = (int)(w[c] - width(s, c, v->utf8));
 			if (right)
@@ -114,7 +131,8 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 				fprintf(f, "%*s", pad, "");
 			fputs(c + 1 < ncols ? "  " : "\n", f);
 		}
-		if (rows[i].status == CH_ST_ERROR)
+		if (rows[i].status == CH_ST_ERROR ||
+		    rows[i].status == CH_ST_INVALID)
 			fprintf(f, "  (%s)\n", rows[i].error);
 	}
 	free(cells);
@@ -147,6 +165,13 @@ ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n)
 		if (r->status == CH_ST_ERROR) {
 			fputs(",\"error\":", f);
 			json_str(f, r->error);
+		} else if (r->status == CH_ST_INVALID) {
+			fputs(",\"error\":", f);
+			json_str(f, r->error);
+			ch_format_time(t, sizeof t, r->last_commit, 0);
+			fprintf(f, ",\"offset\":%" PRIu64 ",\"end\":%" PRIu64
+			    ",\"last_commit\":\"%s\",\"idle_seconds\":%.3f",
+			    r->offset, r->end, t, r->idle_ns / 1e9);
 		} else {
 			ch_format_time(t, sizeof t, r->last_commit, 0);
 			fprintf(f, ",\"offset\":%" PRIu64 ",\"end\":%" PRIu64
@@ -218,6 +243,21 @@ ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n)
 			goto out;
 		if (r->status == CH_ST_ERROR) {
 			if (kv(&em, "error", r->error, 1) < 0)
+				goto out;
+		} else if (r->status == CH_ST_INVALID) {
+			if (kv(&em, "error", r->error, 1) < 0)
+				goto out;
+			snprintf(b, sizeof b, "%" PRIu64, r->offset);
+			if (kv(&em, "offset", b, 0) < 0)
+				goto out;
+			snprintf(b, sizeof b, "%" PRIu64, r->end);
+			if (kv(&em, "end", b, 0) < 0)
+				goto out;
+			ch_format_time(b, sizeof b, r->last_commit, 0);
+			if (kv(&em, "last_commit", b, 1) < 0)
+				goto out;
+			snprintf(b, sizeof b, "%.3f", r->idle_ns / 1e9);
+			if (kv(&em, "idle_seconds", b, 0) < 0)
 				goto out;
 		} else {
 			struct { const char *k; uint64_t v; } nums[] = {
@@ -306,15 +346,16 @@ ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
 		{ "chlag_running", "1 if a chsub is running for the subscriber." },
 		{ "chlag_status", "1 for the subscriber's current status." },
 	};
-	static const char *st[] = { "OK", "WARN", "STALL", "STOP", "REWIND",
-	    "ERROR" };
 
 	for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) {
 		fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", m[k].name,
 		    m[k].help, m[k].name);
 		for (size_t i = 0; i < n; i++) {
 			const struct ch_lagrow *r = &rows[i];
-			if (r->status == CH_ST_ERROR && k < 6)
+			/* No lag from an unreadable or untrusted offset
+			 * file; nothing at all from an unreadable one. */
+			if ((r->status == CH_ST_ERROR && k < 6) ||
+			    (r->status == CH_ST_INVALID && k < 3))
 				continue;
 			switch (k) {
 			case 0: metric(f, m[k].name, r, NULL, (double)r->lag_records); break;
@@ -325,10 +366,10 @@ ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
 			case 5: metric(f, m[k].name, r, NULL, r->last_commit / 1e9); break;
 			case 6: metric(f, m[k].name, r, NULL, r->pid ? 1 : 0); break;
 			case 7:
-				for (int s = 0; s <= CH_ST_ERROR; s++) {
+				for (int s = 0; s < CH_ST_COUNT; s++) {
 					char extra[32];
 					snprintf(extra, sizeof extra,
-					    ",status=\"%s\"", st[s]);
+					    ",status=\"%s\"", ch_status_name(s));
 					metric(f, m[k].name, r, extra,
 					    r->status == s);
 				}

@@ -76,12 +76,12 @@ ch_format_check(const char *fmt, struct ch_error *err)
 	return 0;
 }
 
-int
-ch_meta_get(const unsigned char *meta, size_t len, const char *key,
+/* The value of the KEY of kl bytes (not NUL-terminated): its length, or
+ * -1 if absent. */
+static int
+meta_find(const unsigned char *meta, size_t len, const char *key, size_t kl,
     const unsigned char **val)
 {
-	size_t kl = strlen(key);
-
 	/* A record without metadata may have meta == NULL, and NULL + 0 is
 	 * undefined. */
 	if (!meta || len == 0)
@@ -100,6 +100,13 @@ ch_meta_get(const unsigned char *meta, size_t len, const char *key,
 		p = nl + 1;
 	}
 	return -1;
+}
+
+int
+ch_meta_get(const unsigned char *meta, size_t len, const char *key,
+    const unsigned char **val)
+{
+	return meta_find(meta, len, key, strlen(key), val);
 }
 
 static int
@@ -207,15 +214,12 @@ ch_output_formatted(struct ch_buf *b, const struct ch_outfmt *f,
 				rc = putu(b, (uint64_t)(r->ts / 1000000));
 				break;
 			case '{': {
+				/* The key as written, however long: a prefix of
+				 * it would name another key. */
 				const char *end = strchr(p, '}');
-				char key[64];
 				const unsigned char *v;
-				size_t kl = (size_t)(end - p - 1);
-				if (kl >= sizeof key)
-					kl = sizeof key - 1;
-				memcpy(key, p + 1, kl);
-				key[kl] = '\0';
-				int vl = ch_meta_get(r->meta, r->meta_len, key, &v);
+				int vl = meta_find(r->meta, r->meta_len, p + 1,
+				    (size_t)(end - p - 1), &v);
 				if (vl > 0)
 					rc = ch_buf_put(b, v, (size_t)vl);
 				p = end;

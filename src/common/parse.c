@@ -334,6 +334,16 @@ ch_format_duration(char *buf, int len, int64_t ns)
 	}
 }
 
+int64_t
+ch_age(int64_t now, int64_t then)
+{
+	int64_t d;
+
+	if (__builtin_sub_overflow(now, then, &d))
+		return then < 0 ? INT64_MAX : 0;
+	return d < 0 ? 0 : d;
+}
+
 void
 ch_format_time(char *buf, int len, int64_t ns, int nanos)
 {

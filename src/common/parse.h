@@ -33,6 +33,12 @@ int ch_parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 /* Human renderings for reports: "1.5 MiB", "3m12s", "2026-11-22T10:00:00Z". */
 void ch_format_size(char *buf, int len, uint64_t bytes);
 void ch_format_duration(char *buf, int len, int64_t ns);
+
+/* How long before `now` the time `then` (from a record or an offset file)
+ * was: never negative, since a time ahead of the clock (stamped before
+ * the clock was stepped back) is not in the future of anything; and
+ * saturated, since a file may hold any 64-bit time. */
+int64_t ch_age(int64_t now, int64_t then);
 /* RFC 3339 UTC; with nanos != 0, nine fractional digits. */
 void ch_format_time(char *buf, int len, int64_t ns, int nanos);
 

@@ -470,6 +470,47 @@ unsealed_end(struct ch_reader *r, struct ch_error *err)
 	return 1;
 }
 
+/*
+ * The segment at `base`, named by the seal just read, is not there.  If
+ * the channel now starts after it, retention deleted it (and maybe more)
+ * while we read the one before: say what was skipped and go on at the
+ * earliest record, as a subscriber that starts behind it does.  Returns 1
+ * to go on reading, 0 if it is just not created yet, -1.
+ */
+static int
+deleted(struct ch_reader *r, uint64_t base, struct ch_error *err)
+{
+	struct ch_start st;
+	char msg[256];
+
+	for (int tries = 0; tries < 100; tries++) {
+		if (ch_channel_start(r->ch, &st, err) < 0)
+			return -1;
+		if (st.offset <= base)
+			return 0;
+		if (switch_segment(r, st.offset, CH_SEG_HDR, err) == 0)
+			break;
+		if (err->code != CH_EXIT_NOINPUT)
+			return -1;
+		/* deleted in turn since we looked: look again */
+	}
+	if (r->seg.base != st.offset)
+		return ch_err(err, CH_EXIT_TEMPFAIL, "segments keep being "
+		    "deleted under the reader");
+	if (r->warn) {
+		snprintf(msg, sizeof msg, "subscriber is behind the earliest "
+		    "record: skipping %llu bytes (%llu records) removed by "
+		    "retention, continuing at offset %llu",
+		    (unsigned long long)(st.offset - base),
+		    (unsigned long long)(st.seq > r->next_seq ?
+		    st.seq - r->next_seq : 0), (unsigned long long)st.offset);
+		r->warn(r->warn_ctx, msg);
+	}
+	r->next_seq = st.seq;
+	r->at_seal = 0;
+	return 1;
+}
+
 int
 ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 {
@@ -491,9 +532,14 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 		if (r->at_seal) {
 			uint64_t base = ch_reader_offset(r);
 			if (switch_segment(r, base, CH_SEG_HDR, err) < 0) {
-				if (err->code == CH_EXIT_NOINPUT)
-					return 0;	/* not created yet */
-				return -1;
+				if (err->code != CH_EXIT_NOINPUT)
+					return -1;
+				/* Not created yet, or deleted by retention
+				 * while we were reading the one before. */
+				int gone = deleted(r, base, err);
+				if (gone <= 0)
+					return gone;
+				continue;
 			}
 			r->at_seal = 0;
 			continue;
@@ -517,15 +563,12 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 			r->next_seq = rec->h.seq + rec->nseq;
 			rec->offset = ch_seg_offset(r->seg.base, rec->pos);
 			if (rec->h.type == CH_REC_GAP) {
-				/* Damage that a repair marked: nothing to
-				 * deliver, but say what was lost. */
-				warn(r, "skipped a gap of %llu bytes at offset "
-				    "%llu (damage marked by a repair), %llu "
-				    "record%s lost", (unsigned long long)rec->total,
-				    (unsigned long long)ch_seg_offset(r->seg.base,
-				    rec->pos), (unsigned long long)rec->nseq,
-				    rec->nseq == 1 ? "" : "s");
-				r->skipped += rec->total;
+				/* Records lost (to a power failure, say) and
+				 * accounted for by chcompact --repair. */
+				warn(r, rec->nseq == 1 ? "%llu record lost at "
+				    "offset %llu" : "%llu records lost at offset "
+				    "%llu", (unsigned long long)rec->nseq,
+				    (unsigned long long)rec->offset);
 				r->last_ts = rec->h.ts;
 				continue;
 			}

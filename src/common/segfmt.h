@@ -46,6 +46,9 @@ struct ch_segfmt {
 	    int *type, int64_t *ts);
 	unsigned char *(*seal)(unsigned char *buf, const struct ch_seghdr *hdr,
 	    uint64_t seq, int64_t ts, const struct ch_seal *s, uint32_t *lenp);
+	/* See ch_gap_make (segment.h). */
+	int (*gap)(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
+	    uint64_t seq, int64_t ts, uint64_t count);
 	/* A damaged unit holds at most this many records. */
 	uint64_t unit_records;
 };

@@ -314,7 +314,8 @@ ch_segment_create(int dirfd, uint64_t base, uint32_t format,
 		errno = saved;
 		return ch_err_sys(err, CH_EXIT_FAIL, "create segment %s", name);
 	}
-	if (durable && ch_fsync_dir(dirfd) < 0)
+	if (durable && !ch_broken_order("segment-no-dirsync") &&
+	    ch_fsync_dir(dirfd) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "fsync channel directory");
 	return 0;
 }
@@ -414,6 +415,15 @@ ch_segment_peek(int fd, const struct ch_seghdr *hdr, uint64_t pos, int *type,
 	*type = 0;
 	*ts = 0;
 	return fmt_of(hdr->format)->peek(fd, hdr, pos, type, ts);
+}
+
+int
+ch_gap_make(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
+    uint64_t seq, int64_t ts, uint64_t count)
+{
+	if (count == 0 || seq < hdr->first_seq || ts < hdr->created)
+		return -1;
+	return fmt_of(hdr->format)->gap(dst, hdr, len, seq, ts, count);
 }
 
 unsigned char *

@@ -223,6 +223,15 @@ int ch_segment_peek(int fd, const struct ch_seghdr *hdr, uint64_t pos,
 unsigned char *ch_seal_make(unsigned char *buf, const struct ch_seghdr *hdr,
     uint64_t seq, int64_t ts, const struct ch_seal *s, uint32_t *lenp);
 
+/*
+ * Encode into dst (len bytes) a gap of exactly len bytes in segment hdr's
+ * format (channel(5), Gap records), numbered seq, of time ts, standing for
+ * `count` records lost.  -1 if no such gap exists: the count is 0 or more
+ * than len bytes could have held, or len is too short or too long for one.
+ */
+int ch_gap_make(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
+    uint64_t seq, int64_t ts, uint64_t count);
+
 /* Global offset of file position pos in the segment with this base. */
 static inline uint64_t
 ch_seg_offset(uint64_t base, uint64_t pos)

@@ -40,9 +40,12 @@ next1(struct ch_segcur *c, struct ch_rec *r)
 	p = ch_cur_at(c);
 	if (ch_rec_verify_fast(p, total, c->hw) < 0)
 		return CH_CUR_BAD;
+	uint64_t gap = 0;
+	if (r->h.type == CH_REC_GAP && ch_gap_count(p, total, &gap) < 0)
+		return CH_CUR_BAD;
 	r->pos = c->pos;
 	r->total = total;
-	r->nseq = r->h.type == CH_REC_DATA;
+	r->nseq = ch_rec_seqs(&r->h, gap);
 	r->meta = p + CH_REC_HDR;
 	r->payload = p + CH_REC_HDR + r->h.meta_len;
 	c->pos += total;
@@ -131,10 +134,28 @@ resync1(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 	return 0;
 }
 
-/* Check the record that ends exactly at `size` (the trailer gives its
- * length).  Returns 1 valid (filled h), 0 not valid, -1 I/O error. */
+/* The count of the verified gap record of `total` bytes at `start`:
+ * 1 (filled *count), 0 not a plausible gap, -1 I/O error. */
 static int
-tail_record(int fd, uint64_t size, struct ch_rechdr *h)
+gap_at(int fd, uint64_t start, uint64_t total, uint64_t *count)
+{
+	unsigned char b[CH_REC_HDR + CH_GAP_COUNT_BYTES];
+
+	/* The count is in the first bytes of the payload. */
+	size_t n = total - CH_REC_OVERHEAD < CH_GAP_COUNT_BYTES ?
+	    (size_t)(total - CH_REC_OVERHEAD) : CH_GAP_COUNT_BYTES;
+	memset(b, 0, sizeof b);
+	if (ch_pread_full(fd, b + CH_REC_HDR, n, (off_t)(start + CH_REC_HDR)) !=
+	    (ssize_t)n)
+		return -1;
+	return ch_gap_count(b, total, count) == 0;
+}
+
+/* Check the record that ends exactly at `size` (the trailer gives its
+ * length).  Returns 1 valid (filled h, and *seqs: the sequence numbers it
+ * takes), 0 not valid, -1 I/O error. */
+static int
+tail_record(int fd, uint64_t size, struct ch_rechdr *h, uint64_t *seqs)
 {
 	unsigned char b[CH_REC_HDR];
 	unsigned char chunk[65536];
@@ -164,14 +185,24 @@ tail_record(int fd, uint64_t size, struct ch_rechdr *h)
 		p += n;
 	}
 	crc = ch_crc32c(crc, b + 8, CH_REC_HDR - 8);
-	return crc == h->crc ? 1 : 0;
+	if (crc != h->crc)
+		return 0;
+	uint64_t gap = 0;
+	if (h->type == CH_REC_GAP) {
+		int rc = gap_at(fd, start, total, &gap);
+		if (rc != 1)
+			return rc;
+	}
+	*seqs = ch_rec_seqs(h, gap);
+	return 1;
 }
 
 static int
 tail1(int fd, const struct ch_seghdr *hdr, uint64_t size, struct ch_tail *t)
 {
 	struct ch_rechdr h, ph;
-	int rc = tail_record(fd, size, &h);
+	uint64_t seqs = 0, pseqs = 0;
+	int rc = tail_record(fd, size, &h, &seqs);
 
 	if (rc == 1) {
 		/* A valid record is trusted at the tail only if it follows
@@ -181,8 +212,8 @@ tail1(int fd, const struct ch_seghdr *hdr, uint64_t size, struct ch_tail *t)
 		uint64_t start = size - ch_rec_size(h.meta_len, h.len);
 		if (start == CH_SEG_HDR)
 			rc = h.seq == hdr->first_seq;
-		else if ((rc = tail_record(fd, start, &ph)) == 1)
-			rc = ph.type == CH_REC_DATA && ph.seq + 1 == h.seq;
+		else if ((rc = tail_record(fd, start, &ph, &pseqs)) == 1)
+			rc = ph.type != CH_REC_SEAL && ph.seq + pseqs == h.seq;
 	}
 	if (rc != 1)
 		return rc;
@@ -200,7 +231,7 @@ tail1(int fd, const struct ch_seghdr *hdr, uint64_t size, struct ch_tail *t)
 		t->last_ts = t->seal.last_ts;
 	} else {
 		t->end = size;
-		t->next_seq = h.seq + 1;
+		t->next_seq = h.seq + seqs;
 		t->last_ts = h.ts;
 	}
 	return 1;
@@ -223,7 +254,14 @@ seq_before1(int fd, const struct ch_seghdr *hdr, uint64_t pos, uint64_t *seq)
 		return -1;
 	if (n != sizeof b || ch_rec_decode(b, &h) < 0)
 		return -2;
-	*seq = h.type == CH_REC_SEAL ? h.seq : h.seq + 1;
+	uint64_t gap = 0;
+	if (h.type == CH_REC_GAP) {
+		/* A gap says in its payload how many numbers it takes. */
+		int rc = gap_at(fd, pos - total, total, &gap);
+		if (rc != 1)
+			return rc < 0 ? -1 : -2;
+	}
+	*seq = h.seq + ch_rec_seqs(&h, gap);
 	return 0;
 }
 
@@ -262,6 +300,20 @@ seal1(unsigned char *buf, const struct ch_seghdr *hdr, uint64_t seq,
 	return buf;
 }
 
+static int
+gap1(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
+    uint64_t seq, int64_t ts, uint64_t count)
+{
+	(void)hdr;
+	/* Every record lost took at least CH_REC_OVERHEAD bytes; the payload
+	 * length is a 32-bit field. */
+	if (len < CH_REC_OVERHEAD || count > len / CH_REC_OVERHEAD ||
+	    len - CH_REC_OVERHEAD > UINT32_MAX - CH_REC_OVERHEAD)
+		return -1;
+	ch_gap_encode(dst, len, seq, ts, count);
+	return 0;
+}
+
 const struct ch_segfmt ch_segfmt1 = {
-	next1, resync1, tail1, seq_before1, peek1, seal1, 1,
+	next1, resync1, tail1, seq_before1, peek1, seal1, gap1, 1,
 };

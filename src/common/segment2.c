@@ -456,6 +456,29 @@ seal2(unsigned char *buf, const struct ch_seghdr *hdr, uint64_t seq,
 	    sizeof payload, lenp);
 }
 
+/* A gap frame: its header, then zeros up to exactly len bytes. */
+static int
+gap2(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
+    uint64_t seq, int64_t ts, uint64_t count)
+{
+	struct ch_framebase b = { hdr->first_seq, hdr->created };
+	size_t hlen = ch_frame_hlen(&b, count, seq, ts);
+	uint32_t n;
+
+	/* Every record lost took at least two bytes (frame.c). */
+	if (len < hlen + CH_FRAME_TRAILER || len > CH_FRAME_MAX_LEN ||
+	    count > len / 2)
+		return -1;
+	size_t body_len = (size_t)(len - hlen - CH_FRAME_TRAILER);
+	memset(dst + hlen, 0, body_len);
+	/* ch_frame_close writes the header just before the body and the
+	 * trailer just after it: build in place, the body being in dst. */
+	unsigned char *start = ch_frame_close(dst + hlen, body_len,
+	    ch_crc32c(0, dst + hlen, body_len), CH_REC_GAP, count, seq, ts,
+	    &b, ch_crc32c_hw(), &n);
+	return start == dst && n == len ? 0 : -1;
+}
+
 const struct ch_segfmt ch_segfmt2 = {
-	next2, resync2, tail2, seq_before2, peek2, seal2, UINT64_MAX,
+	next2, resync2, tail2, seq_before2, peek2, seal2, gap2, UINT64_MAX,
 };

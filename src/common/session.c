@@ -9,6 +9,7 @@
 
 #include "fsutil.h"
 #include "lock.h"
+#include "offcheck.h"
 #include "parse.h"
 #include "session.h"
 
@@ -61,6 +62,7 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 {
 	struct ch_start start;
 	uint64_t offset, seq;
+	int have_off = 0;
 
 	memset(s, 0, sizeof *s);
 	s->ch = ch;
@@ -76,6 +78,7 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 				return -1;
 		}
 		if (have) {
+			have_off = 1;
 			offset = s->off.offset;
 			seq = s->off.seq;
 		} else if (ch_pos_resolve(ch, o->have_from ? &o->from : &earliest,
@@ -97,9 +100,18 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 		seq = s->off.seq;
 	}
 
-	/* Data removed by retention: warn and start at the earliest. */
+	/* An offset file that disagrees with the data is refused, never
+	 * reset; data removed by retention: warn, start at the earliest. */
 	if (ch_channel_start(ch, &start, err) < 0)
 		goto fail;
+	if (s->registered || have_off) {
+		struct ch_end end;
+		if (ch_channel_end(ch, &end, err) < 0 ||
+		    ch_offset_check(ch, &s->off, &start, &end, err) < 0) {
+			ch_err_prefix(err, "subscriber '%s'", o->name);
+			goto fail;
+		}
+	}
 	if (offset < start.offset) {
 		say(s, "subscriber is behind the earliest record: skipping %llu "
 		    "bytes (%llu records) removed by retention, continuing at "

@@ -59,8 +59,10 @@ open_subsdir(struct ch_channel *ch, int create, struct ch_error *err)
 	int fd = ch_open_dir(ch->dirfd, CH_SUBSCRIBERS_DIR);
 
 	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdirat(ch->dirfd, CH_SUBSCRIBERS_DIR, 0777) < 0 &&
-		    errno != EEXIST)
+		/* Made durable at once: a registration inside it is
+		 * acknowledged as soon as its offset is written. */
+		if ((mkdirat(ch->dirfd, CH_SUBSCRIBERS_DIR, 0777) < 0 &&
+		    errno != EEXIST) || ch_fsync_dir(ch->dirfd) < 0)
 			return ch_err_sys(err, CH_EXIT_FAIL, "%s/",
 			    CH_SUBSCRIBERS_DIR);
 		fd = ch_open_dir(ch->dirfd, CH_SUBSCRIBERS_DIR);
@@ -419,9 +421,33 @@ ch_sub_write(struct ch_sub *s, const struct ch_offset *o, struct ch_error *err)
 	if (n == 0)	/* cannot happen: 16 entries take under 2 KiB */
 		return ch_err(err, CH_EXIT_SOFTWARE,
 		    "offset of subscriber '%s' does not fit its buffer", s->name);
+	/* The records before the offset first: under sync none or periodic
+	 * they may still be in the page cache only, and an offset that
+	 * survived a power loss they did not would point past the end, or
+	 * later into records published again under the same offsets. */
+	if (ch_channel_sync(s->ch, err) < 0)
+		return ch_err_prefix(err, "commit offset of subscriber '%s'",
+		    s->name);
 	if (ch_atomic_replace(s->dirfd, OFFSET_FILE, buf, n, 0666) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL,
 		    "commit offset of subscriber '%s'", s->name);
+	/* subscribers/NAME was made by whoever first took its lock, with no
+	 * sync (that may not even have been us, or it may have died before
+	 * registering): until subscribers/ is fsynced, a power loss can take
+	 * the directory and the offset with it.  Once per process. */
+	if (!s->entry_synced) {
+		int subs = open_subsdir(s->ch, 0, err);
+		if (subs < 0)
+			return -1;
+		if (ch_fsync_dir(subs) < 0) {
+			close(subs);
+			return ch_err_sys(err, CH_EXIT_FAIL,
+			    "commit offset of subscriber '%s': fsync %s/",
+			    s->name, CH_SUBSCRIBERS_DIR);
+		}
+		close(subs);
+		s->entry_synced = 1;
+	}
 	return 0;
 }
 

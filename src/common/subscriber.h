@@ -52,6 +52,7 @@ struct ch_sub {
 	char name[CH_SUB_NAME_MAX + 1];
 	int dirfd;			/* subscribers/NAME */
 	int lockfd;
+	int entry_synced;		/* subscribers/ fsynced since we wrote */
 };
 
 /* [A-Za-z0-9._-]{1,128}, not starting with '.'. */
@@ -74,7 +75,11 @@ pid_t ch_sub_running(struct ch_channel *ch, const char *name);
 int ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
     struct ch_error *err);
 
-/* Write the offset file (lock held). */
+/* Write the offset file (lock held), once the records published so far
+ * are on stable storage (ch_channel_sync).  The first write of a process
+ * also fsyncs subscribers/, so that the subscriber's directory, created
+ * without a sync when its lock was first taken, survives a power loss
+ * with its offset. */
 int ch_sub_write(struct ch_sub *s, const struct ch_offset *o,
     struct ch_error *err);
 

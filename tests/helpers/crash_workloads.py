@@ -1,0 +1,254 @@
+"""Workloads for the crash-state explorer (crash_explore.py).
+
+A workload is a setup, run without tracing and then taken as durable (the
+snapshot), and steps, each one run of a tool under strace.  Steps name
+channels by key ("{ch}", "{dlq}"); an argument may be a function of the
+ground truth so far (offsets and times of the records, see Truth in
+crash_explore.py), for positions only known once the setup ran.
+
+What a step acknowledges when it exits 0:
+  durable   the channels whose every record is on stable storage once the
+            step exited 0 (chpub --sync=always or periodic; the dead-letter
+            channel of chsub -x, written with sync always)
+Offsets, subscribers (created or deleted) and channel creation are always
+durable once their tool exited 0 (channel(5), Sync policies): nothing to
+declare.  Records published by a step are its `records`, in order.
+
+Payloads are self-checking ("TAG-N-SIZE-xxxx", SIZE bytes long): a torn
+or spliced record is never one of the published ones.  A handler fails on
+the records whose payload holds "bad".
+"""
+
+import random
+
+
+def rec(tag, n, size):
+    head = "%s-%d-%d-" % (tag, n, size)
+    return (head + "x" * max(0, size - len(head))).encode()
+
+
+def recs(tag, count, rng, lo=20, hi=300):
+    return [rec(tag, i, rng.randint(lo, hi)) for i in range(1, count + 1)]
+
+
+class Step:
+    def __init__(self, name, argv, records=(), channel="ch", durable=(),
+                 stdin=None, expect=0, env=None):
+        self.name = name
+        self.argv = argv
+        self.records = list(records)
+        self.channel = channel
+        self.durable = set(durable)
+        self.stdin = stdin
+        self.expect = expect
+        self.env = env or {}
+
+
+def pub(name, records, sync=None, channel="ch", extra=()):
+    """chpub of records from stdin, one per line."""
+    argv = ["chpub"] + (["--sync=" + sync] if sync else []) + list(extra) + \
+        ["{%s}" % channel]
+    durable = {channel} if sync in ("always", "periodic") else set()
+    return Step(name, argv, records, channel, durable,
+                stdin=b"".join(r + b"\n" for r in records))
+
+
+def config(path_key, **kv):
+    """A setup step that sets channel.yaml keys (through sed, untraced)."""
+    script = "; ".join("s|^%s:.*|%s: %s|" % (k, k, v) for k, v in kv.items())
+    return Step("config", ["sed", "-i", script, "{%s}/channel.yaml" %
+                           path_key])
+
+
+class Workload:
+    def __init__(self, name, steps, setup=(), channels=None, size="small",
+                 handler=None, journal=False):
+        """size: "small" (explored exhaustively by default), "large"
+        (sampled, with --large or by name), "probe" (by name only: the
+        explorer's own tests)."""
+        self.name = name
+        # Steps change offsets through choffset or chcompact, which keep
+        # a journal: its acknowledged entries must survive too.
+        self.journal = journal
+        self.setup = list(setup)
+        self.steps = list(steps)
+        self.channels = channels or {"ch": "ch"}
+        self.size = size
+        # (subscriber, dead-letter channel key): records holding "bad"
+        # below that subscriber's offset must be in the dead letters.
+        self.handler = handler
+
+
+def w_create(rng):
+    return Workload("create", [
+        Step("create a channel and its missing parents",
+             ["chpub", "{ch}"], stdin=b""),
+        pub("publish one record (always)", [rec("c", 1, 40)], "always"),
+    ], channels={"ch": "a/b/ch"})
+
+
+def w_publish(rng, sync):
+    base = recs("s", 3, rng)
+    return Workload("publish-" + sync, [
+        Step("publish one record (%s)" % sync,
+             ["chpub", "--sync=" + sync, "{ch}", rec("o", 1, 60).decode()],
+             [rec("o", 1, 60)], durable={"ch"} if sync != "none" else ()),
+        pub("publish 40 records (%s)" % sync, recs("b", 40, rng), sync),
+    ], setup=[pub("setup", base, "always")])
+
+
+def w_roll(rng, sync):
+    return Workload("roll-" + sync, [
+        pub("publish 20 records (%s)" % sync, recs("r", 20, rng, 100, 300),
+            sync),
+        pub("publish 20 more (%s)" % sync, recs("q", 20, rng, 100, 300),
+            sync),
+    ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
+              config("ch", segment_bytes=4096)])
+
+
+def w_subscriber(rng):
+    return Workload("subscriber", [
+        Step("chsub registers s from the earliest and commits",
+             ["chsub", "--from=earliest", "{ch}", "s"]),
+        pub("publish 3 more (always)", recs("m", 3, rng), "always"),
+        Step("chsub s commits", ["chsub", "{ch}", "s"]),
+        pub("publish 3 more (none)", recs("n", 3, rng), "none"),
+        Step("chsub s commits past unsynced records",
+             ["chsub", "{ch}", "s"]),
+        Step("choffset --delete s", ["choffset", "--delete", "{ch}", "s"]),
+    ], setup=[pub("setup", recs("s", 5, rng), "always")], journal=True)
+
+
+def _nth_offset(key, n):
+    return lambda truth: str(truth.records(key)[n][0])
+
+
+def _nth_time(key, n):
+    return lambda truth: truth.records(key)[n][2]
+
+
+def w_choffset(rng):
+    return Workload("choffset", [
+        Step("choffset --create --earliest t",
+             ["choffset", "--create", "--earliest", "{ch}", "t"]),
+        Step("choffset --set s", ["choffset", lambda t: "--set=" +
+                                  _nth_offset("ch", 2)(t), "{ch}", "s"]),
+        Step("choffset --time s", ["choffset", lambda t: "--time=" +
+                                   _nth_time("ch", 4)(t), "{ch}", "s"]),
+        Step("choffset --import (s, t, new u)",
+             ["choffset", "--import=-", "{ch}"],
+             stdin=lambda t: ("s %s\nt %s\nu %s\n" % (
+                 _nth_offset("ch", 1)(t), _nth_offset("ch", 5)(t),
+                 _nth_offset("ch", 3)(t))).encode()),
+        pub("publish 2 (none)", recs("n", 2, rng), "none"),
+        Step("choffset --latest t", ["choffset", "--latest", "{ch}", "t"]),
+    ], setup=[pub("setup", recs("s", 6, rng), "always"),
+              Step("register s", ["choffset", "--create", "--latest",
+                                  "{ch}", "s"])], journal=True)
+
+
+def w_compact(rng):
+    setup = [Step("create", ["chpub", "{ch}"], stdin=b""),
+             config("ch", segment_bytes=4096)]
+    for i in range(8):
+        setup.append(pub("setup %d" % i, recs("k%d" % i, 12, rng, 150, 300),
+                         "always"))
+    setup += [
+        Step("register s at the end", ["choffset", "--create", "--latest",
+                                       "{ch}", "s"]),
+        Step("register t in the middle",
+             ["choffset", "--create", lambda t: "--set=" +
+              str(t.records("ch")[len(t.records("ch")) // 2][0]),
+              "{ch}", "t"]),
+    ]
+    return Workload("compact", [
+        Step("chcompact deletes consumed segments", ["chcompact", "{ch}"]),
+        Step("chcompact --max-bytes", ["chcompact", "--max-bytes=9000",
+                                       "{ch}"]),
+        Step("chcompact --max-age", ["chcompact", "--max-age=1ms", "{ch}"]),
+        Step("chcompact --expire", ["chcompact", "--expire=1ms", "{ch}"]),
+    ], setup=setup, journal=True)
+
+
+def w_handler(rng):
+    records = []
+    for i in range(1, 11):
+        tag = "bad" if i in (3, 4, 8) else "ok"
+        records.append(rec(tag, i, rng.randint(20, 120)))
+    handler = "if grep -q bad; then exit 1; fi"
+    return Workload("handler", [
+        Step("chsub -x --batch=3 -P 4 --dead-letter",
+             ["chsub", "--from=earliest", "-x", handler, "--batch=3", "-P",
+              "4", "--retries=0", "--dead-letter={dlq}", "{ch}", "h"],
+             durable={"dlq"}),
+    ], setup=[pub("setup", records, "always")],
+        channels={"ch": "ch", "dlq": "dlq"}, handler=("h", "dlq"))
+
+
+def w_roll_once(rng):
+    """A probe for the explorer's own tests: one rollover under
+    --sync=always, few crash points."""
+    return Workload("roll-once", [
+        pub("publish 6 records that roll over (always)",
+            recs("o", 6, rng, 200, 300), "always"),
+    ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
+              config("ch", segment_bytes=4096),
+              pub("fill", recs("f", 14, rng, 200, 250), "always")],
+        size="probe")
+
+
+def w_commit_once(rng):
+    """A probe for the explorer's own tests: one registration and
+    commit."""
+    return Workload("commit-once", [
+        Step("chsub registers s and commits",
+             ["chsub", "--from=earliest", "{ch}", "s"]),
+    ], setup=[pub("setup", recs("c", 3, rng), "always")], size="probe")
+
+
+def w_mixed(rng, nsteps=24):
+    """A longer random sequence for sampling (check-long)."""
+    steps = []
+    for i in range(nsteps):
+        k = rng.randrange(8)
+        if k <= 3:
+            sync = rng.choice(["none", "periodic", "always"])
+            steps.append(pub("publish (%s)" % sync,
+                             recs("x%d" % i, rng.randint(1, 40), rng,
+                                  20, 600), sync))
+        elif k == 3:
+            steps.append(Step("chsub s", ["chsub", "--from=earliest",
+                                          "{ch}", "s"]))
+        elif k == 4:
+            steps.append(Step("chsub -n 5 t", ["chsub", "-n", "5",
+                                               "--from=earliest", "{ch}",
+                                               "t"]))
+        elif k == 5:
+            steps.append(Step("chcompact", ["chcompact", "{ch}"]))
+        elif k == 6:
+            steps.append(Step("chcompact --max-bytes",
+                              ["chcompact", "--max-bytes=6000", "{ch}"]))
+        else:
+            steps.append(Step("choffset --earliest t (if registered)",
+                              ["sh", "-c", "choffset --earliest \"$1\" t "
+                               ">/dev/null 2>&1; exit 0", "sh", "{ch}"]))
+    return Workload("mixed", steps, setup=[
+        Step("create", ["chpub", "{ch}"], stdin=b""),
+        config("ch", segment_bytes=4096)], size="large")
+
+
+def workloads(seed):
+    """Every workload, with records drawn from a generator seeded by
+    seed (so a run can be replayed)."""
+    rng = random.Random(seed)
+    out = [w_create(rng)]
+    for sync in ("none", "periodic", "always"):
+        out.append(w_publish(rng, sync))
+    for sync in ("none", "always"):
+        out.append(w_roll(rng, sync))
+    out += [w_subscriber(rng), w_choffset(rng), w_compact(rng),
+            w_handler(rng), w_mixed(rng)]
+    # Drawn last, so that adding them changed no other workload's records.
+    out += [w_roll_once(rng), w_commit_once(rng)]
+    return out
