@@ -281,8 +281,9 @@ twenty() { seq -f 'record-%02g' 20; }
 	used=$(end_offset)
 	start_bg chpub --max-bytes="$used" --on-full=block "$CH" one-more
 	local pub=$BG
-	# Blocked: still running, nothing appended.
-	sleep 0.3
+	# Blocked: waiting for the channel directory to change (poll on its
+	# inotify descriptor), nothing appended.
+	wait_for 10 grep -q '^poll' "/proc/$pub/wchan"
 	kill -0 "$pub"
 	run -0 bash -c "chsub --peek --from=earliest '$CH' | tail -n1"
 	assert_output "filler record 120 padding padding padding"
