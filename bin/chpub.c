@@ -6,7 +6,8 @@
  * appended as one batch under one lock, so a line piped in becomes visible
  * to followers as soon as it is read, and bulk input still moves in large
  * batches.  With --atomic, all of the input is one batch, written as one
- * frame at the end: readers see all of it or nothing.
+ * frame at the end: readers see all of it or nothing.  With --tee, each
+ * batch's records go on to stdout, in one write, once it is appended.
  */
 #include <config.h>
 
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +24,12 @@
 #include "channel.h"
 #include "cli.h"
 #include "config.h"
+#include "fsutil.h"
 #include "writer.h"
 
 enum { OPT_SYNC = 1, OPT_MAX_BYTES, OPT_ON_FULL, OPT_MAX_RECORD };
 
-static int opt_null, opt_whole, opt_print, opt_no_create, opt_atomic;
+static int opt_null, opt_whole, opt_print, opt_no_create, opt_atomic, opt_tee;
 static const char *opt_sync, *opt_max_bytes, *opt_on_full, *opt_max_record;
 
 static struct poptOption pub_options[] = {
@@ -36,6 +39,8 @@ static struct poptOption pub_options[] = {
 	    "all of stdin is one record", NULL },
 	{ "print-offset", 'p', POPT_ARG_NONE, &opt_print, 0,
 	    "print the offset of each record on stdout", NULL },
+	{ "tee", '\0', POPT_ARG_NONE, &opt_tee, 0,
+	    "copy each record to stdout once it is appended", NULL },
 	{ "no-create", '\0', POPT_ARG_NONE, &opt_no_create, 0,
 	    "fail if the channel does not exist", NULL },
 	{ "atomic", '\0', POPT_ARG_NONE, &opt_atomic, 0,
@@ -66,8 +71,90 @@ static struct poptOption options[] = {
 
 static const char *chname;
 static struct ch_writer *writer;
+static int sync_always;
 
-/* Append the queue; print offsets with -p. */
+/* --tee: the records queued and not yet appended, each with its delimiter
+ * (none for --whole), and where each one ends. */
+static struct {
+	char *p;
+	size_t len, cap;
+	size_t *ends;
+	size_t n, ncap;
+} teebuf;
+
+static void
+tee_grow(size_t more)
+{
+	if (teebuf.len + more <= teebuf.cap)
+		return;
+	size_t cap = teebuf.cap ? teebuf.cap : 64 << 10;
+	while (cap < teebuf.len + more)
+		cap *= 2;
+	char *np = realloc(teebuf.p, cap);
+	if (!np)
+		ch_die(CH_EXIT_FAIL, chname, "out of memory");
+	teebuf.p = np;
+	teebuf.cap = cap;
+}
+
+static void
+tee_end(void)
+{
+	if (teebuf.n == teebuf.ncap) {
+		size_t cap = teebuf.ncap ? teebuf.ncap * 2 : 4096;
+		size_t *ne = realloc(teebuf.ends, cap * sizeof *ne);
+		if (!ne)
+			ch_die(CH_EXIT_FAIL, chname, "out of memory");
+		teebuf.ends = ne;
+		teebuf.ncap = cap;
+	}
+	teebuf.ends[teebuf.n++] = teebuf.len;
+}
+
+/* One record queued: keep it for stdout, with its delimiter. */
+static void
+tee_record(const void *p, size_t len)
+{
+	if (!opt_tee)
+		return;
+	tee_grow(len + 1);
+	if (len)
+		memcpy(teebuf.p + teebuf.len, p, len);
+	teebuf.len += len;
+	if (!opt_whole)
+		teebuf.p[teebuf.len++] = opt_null ? '\0' : '\n';
+	tee_end();
+}
+
+/* Records queued from buf[0..len), each ended by delim: kept as they are. */
+static void
+tee_records(const char *buf, size_t len, char delim)
+{
+	if (!opt_tee || !len)
+		return;
+	tee_grow(len);
+	memcpy(teebuf.p + teebuf.len, buf, len);
+	for (const char *p = buf, *end = buf + len, *d; p < end; p = d + 1) {
+		d = memchr(p, delim, (size_t)(end - p));
+		teebuf.len += (size_t)(d - p) + 1;
+		tee_end();
+	}
+}
+
+/* The first n records kept are appended: out with them, in one write.
+ * Stdout gone is an error, after the fact: those records stay. */
+static void
+tee_out(size_t n)
+{
+	size_t len = n ? teebuf.ends[n - 1] : 0;
+
+	if (len && ch_write_full(1, teebuf.p, len) < 0)
+		ch_die(CH_EXIT_FAIL, chname, "--tee: write to stdout: %s (the "
+		    "records were published)", strerror(errno));
+	teebuf.len = teebuf.n = 0;
+}
+
+/* Append the queue; print offsets with -p, copy the records with --tee. */
 static int
 flush(struct ch_error *err)
 {
@@ -82,6 +169,10 @@ flush(struct ch_error *err)
 			ch_die(CH_EXIT_FAIL, chname, "write offsets: %s",
 			    strerror(errno));
 	}
+	/* After a failure, the records written before it: but with
+	 * sync=always they are not known to be on stable storage. */
+	if (opt_tee)
+		tee_out(rc == 0 ? teebuf.n : sync_always ? 0 : n);
 	return rc;
 }
 
@@ -90,8 +181,10 @@ add(const char *what, unsigned long long n, const void *p, size_t len)
 {
 	struct ch_error err;
 
-	if (ch_writer_add(writer, NULL, 0, p, len, &err) == 0)
+	if (ch_writer_add(writer, NULL, 0, p, len, &err) == 0) {
+		tee_record(p, len);
 		return;
+	}
 	if (opt_atomic)
 		ch_die(err.code, chname, "%s %llu: %s; nothing was published",
 		    what, n, err.msg);
@@ -110,8 +203,10 @@ add_split(const char *what, unsigned long long recno, const char *buf,
 {
 	struct ch_error err;
 	size_t used, n;
+	int rc = ch_writer_add_split(writer, buf, len, delim, &used, &n, &err);
 
-	if (ch_writer_add_split(writer, buf, len, delim, &used, &n, &err) == 0)
+	tee_records(buf, used, delim);
+	if (rc == 0)
 		return n;
 	/* From the record that failed on, one at a time: add() reports it
 	 * as usual, after publishing what came before it. */
@@ -267,6 +362,8 @@ main(int argc, const char **argv)
 		ch_usage("--whole and --null cannot be combined");
 	if ((opt_whole || opt_null) && args[1])
 		ch_usage("--whole and --null read stdin; do not give MESSAGEs");
+	if (opt_tee && opt_print)
+		ch_usage("--tee and --print-offset both write to stdout; use one");
 	chname = args[0];
 
 	if (ch_channel_open(chname, opt_no_create ? 0 : CH_OPEN_CREATE, &ch,
@@ -281,7 +378,11 @@ main(int argc, const char **argv)
 		po.on_full = on_full;
 	if (max_record)
 		po.max_record_bytes = max_record;
-	po.want_offsets = opt_print;
+	/* --tee counts what a failed flush wrote by its offsets. */
+	po.want_offsets = opt_print || opt_tee;
+	sync_always = po.sync == CH_SYNC_ALWAYS;
+	if (opt_tee)
+		signal(SIGPIPE, SIG_IGN);	/* a closed stdout is an error */
 	po.atomic = opt_atomic;
 	if (ch_writer_open(&ch, &po, &writer, &err) < 0)
 		ch_die_err(chname, &err);

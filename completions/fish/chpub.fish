@@ -77,6 +77,7 @@ complete -c chpub -n 'test (count (__chpub_operands)) = 0' -a '(__chtools_channe
 complete -c chpub -s 0 -l null -d 'records on stdin end with NUL, not newline'
 complete -c chpub -l whole -d 'all of stdin is one record'
 complete -c chpub -s p -l print-offset -d 'print the offset of each record on stdout'
+complete -c chpub -l tee -d 'copy each record to stdout once it is appended'
 complete -c chpub -l no-create -d 'fail if the channel does not exist'
 complete -c chpub -l atomic -d 'publish all records at once or none'
 complete -c chpub -l sync -x -d 'durability: none, periodic or always' \
