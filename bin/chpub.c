@@ -2,7 +2,8 @@
  * chpub - append records to a channel.
  *
  * Records come from the arguments, or from stdin one per line (-0: per
- * NUL, --whole: all of it).  Whatever one read(2) returns is framed and
+ * NUL, --whole: all of it), each with the key and headers given (-k, -H)
+ * as its metadata.  Whatever one read(2) returns is framed and
  * appended as one batch under one lock, so a line piped in becomes visible
  * to followers as soon as it is read, and bulk input still moves in large
  * batches.  With --atomic, all of the input is one batch, written as one
@@ -25,22 +26,29 @@
 #include "cli.h"
 #include "config.h"
 #include "fsutil.h"
+#include "meta.h"
 #include "writer.h"
 
-enum { OPT_SYNC = 1, OPT_MAX_BYTES, OPT_ON_FULL, OPT_MAX_RECORD };
+enum { OPT_SYNC = 1, OPT_MAX_BYTES, OPT_ON_FULL, OPT_MAX_RECORD, OPT_KEY,
+    OPT_HEADER };
 
 static int opt_null, opt_whole, opt_print, opt_no_create, opt_atomic, opt_tee;
-static const char *opt_sync, *opt_max_bytes, *opt_on_full, *opt_max_record;
+static const char *opt_sync, *opt_max_bytes, *opt_on_full, *opt_max_record,
+    *opt_key, *opt_header;
 
 static struct poptOption pub_options[] = {
 	{ "null", '0', POPT_ARG_NONE, &opt_null, 0,
 	    "records on stdin end with NUL, not newline", NULL },
 	{ "whole", '\0', POPT_ARG_NONE, &opt_whole, 0,
 	    "all of stdin is one record", NULL },
+	{ "key", 'k', POPT_ARG_STRING, &opt_key, OPT_KEY,
+	    "give every record the key KEY", "KEY" },
+	{ "header", 'H', POPT_ARG_STRING, &opt_header, OPT_HEADER,
+	    "give every record header NAME (repeatable)", "NAME=VALUE" },
 	{ "print-offset", 'p', POPT_ARG_NONE, &opt_print, 0,
 	    "print the offset of each record on stdout", NULL },
 	{ "tee", '\0', POPT_ARG_NONE, &opt_tee, 0,
-	    "copy each record to stdout once it is appended", NULL },
+	    "copy each record to stdout once appended", NULL },
 	{ "no-create", '\0', POPT_ARG_NONE, &opt_no_create, 0,
 	    "fail if the channel does not exist", NULL },
 	{ "atomic", '\0', POPT_ARG_NONE, &opt_atomic, 0,
@@ -71,6 +79,8 @@ static struct poptOption options[] = {
 
 static const char *chname;
 static struct ch_writer *writer;
+/* Every record's metadata: its key and headers. */
+static struct ch_usermeta meta;
 static int sync_always;
 
 /* --tee: the records queued and not yet appended, each with its delimiter
@@ -181,7 +191,7 @@ add(const char *what, unsigned long long n, const void *p, size_t len)
 {
 	struct ch_error err;
 
-	if (ch_writer_add(writer, NULL, 0, p, len, &err) == 0) {
+	if (ch_writer_add(writer, meta.p, meta.len, p, len, &err) == 0) {
 		tee_record(p, len);
 		return;
 	}
@@ -203,7 +213,8 @@ add_split(const char *what, unsigned long long recno, const char *buf,
 {
 	struct ch_error err;
 	size_t used, n;
-	int rc = ch_writer_add_split(writer, buf, len, delim, &used, &n, &err);
+	int rc = ch_writer_add_split(writer, buf, len, delim, meta.p, meta.len,
+	    &used, &n, &err);
 
 	tee_records(buf, used, delim);
 	if (rc == 0)
@@ -324,7 +335,8 @@ main(int argc, const char **argv)
 	struct ch_error err;
 	int rc, sync = -1, on_full = -1;
 	uint64_t max_bytes = 0, max_record = 0;
-	const char **args;
+	const char **args, **headers = NULL;
+	size_t nheaders = 0;
 
 	pc = ch_cli_init("chpub", CH_EXIT_USAGE, argc, argv, options,
 	    "[OPTION...] CHANNEL [MESSAGE...]");
@@ -348,6 +360,17 @@ main(int argc, const char **argv)
 				ch_usage("--max-record-bytes: must be between 1 "
 				    "and 4294967040");
 			break;
+		case OPT_KEY:
+			break;	/* the last one counts, as with every option */
+		case OPT_HEADER: {
+			const char **nh = realloc(headers, (nheaders + 1) *
+			    sizeof *nh);
+			if (!nh)
+				ch_die(CH_EXIT_FAIL, NULL, "out of memory");
+			headers = nh;
+			headers[nheaders++] = opt_header;
+			break;
+		}
 		default:
 			ch_die(CH_EXIT_SOFTWARE, NULL,
 			    "option table misconfigured (%d)", rc);
@@ -365,6 +388,14 @@ main(int argc, const char **argv)
 	if (opt_tee && opt_print)
 		ch_usage("--tee and --print-offset both write to stdout; use one");
 	chname = args[0];
+	/* Checked before the channel is touched: a bad header creates
+	 * nothing. */
+	if (opt_key && ch_usermeta_key(&meta, opt_key, &err) < 0)
+		ch_die_err(chname, &err);
+	for (size_t i = 0; i < nheaders; i++)
+		if (ch_usermeta_header(&meta, headers[i], &err) < 0)
+			ch_die_err(chname, &err);
+	free(headers);
 
 	if (ch_channel_open(chname, opt_no_create ? 0 : CH_OPEN_CREATE, &ch,
 	    &err) < 0)
@@ -401,6 +432,9 @@ main(int argc, const char **argv)
 		ch_die_err(chname, &err);
 	}
 	ch_channel_close(&ch);
+	ch_usermeta_free(&meta);
+	free(teebuf.p);
+	free(teebuf.ends);
 	poptFreeContext(pc);
 	return ch_finish(0);
 }

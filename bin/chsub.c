@@ -58,7 +58,7 @@ static struct poptOption sub_options[] = {
 	{ "null", '0', POPT_ARG_NONE, &opt_null, 0,
 	    "end records with NUL, not newline", NULL },
 	{ "format", '\0', POPT_ARG_STRING, &opt_format, OPT_FORMAT,
-	    "print records as FMT (%o %n %s %S %t %T %{KEY})", "FMT" },
+	    "print records as FMT (%o %n %s %S %t %T %k %{KEY})", "FMT" },
 	{ "json", '\0', POPT_ARG_NONE, &opt_json, 0,
 	    "print one JSON object per record", NULL },
 	{ "skip-corrupt", '\0', POPT_ARG_NONE, &opt_skip_corrupt, 0,

@@ -1,16 +1,20 @@
 /*
  * fuzz_record.c - one record as bytes: header decoding, checksum and
  * trailer verification, the seal and gap payloads, and the renderings
- * chsub gives a record (plain, --json, --format with %{KEY} metadata).
+ * chsub gives a record (plain, --json, --format with %k and %{KEY}
+ * metadata), and the metadata's own parsers (meta.h): its lines, lookups,
+ * header names and the environment names they give, and a publisher's
+ * key and headers built from the input's lines, which must read back.
  * Also the other fixed-size decoders of format.h (segment header, index
  * header and entry, segment file names) and encode/decode round trips of
  * a record and of a gap record.
  *
  * Format 2: the input as a frame (header decoding, verification, its
  * records), and a round trip through a writer's batch: the input's lines
- * are queued, taken out in pieces cut to a room the input chooses (frames
- * cut at a segment's end, the rest re-framed in place), and each piece
- * must verify and give back the same records, numbered in order.
+ * are queued (with metadata, or not), taken out in pieces cut to a room
+ * the input chooses (frames cut at a segment's end, the rest re-framed in
+ * place), and each piece must verify and give back the same records and
+ * metadata, numbered in order.
  *
  * Input: a record (as found at a boundary in a segment), optionally
  * followed by a --format string used when it passes ch_format_check.
@@ -24,6 +28,7 @@
 #include "batch.h"
 #include "format.h"
 #include "frame.h"
+#include "meta.h"
 #include "output.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,6 +38,7 @@ static const char *formats[] = {
 	"%s\\0",
 	"%{channel}%s",
 	"%{offset}%{status}%{attempts}%{time}%%\\t\\r\\\\",
+	"%k|%{key}|%{Content-Type}|%{h.channel}|%{h.}|%{}}|%s\\n",
 };
 
 /* Each rendering into a fresh buffer, as chsub's first record meets it. */
@@ -48,7 +54,7 @@ render_one(const struct ch_outfmt *f, const struct ch_recview *v)
 static void
 render(const struct ch_recview *v, const char *extra_fmt)
 {
-	struct ch_outfmt f = { CH_OUT_FORMAT, '\n', NULL };
+	struct ch_outfmt f = { CH_OUT_FORMAT, '\n', NULL, 0 };
 	struct ch_error err;
 
 	for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
@@ -154,8 +160,9 @@ decode_frame(const uint8_t *data, size_t size)
  * back: the same records, in order, numbered from 7. */
 static void
 batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
-    int atomic, uint64_t room)
+    int atomic, uint64_t room, const char *meta)
 {
+	size_t ml = meta ? strlen(meta) : 0;
 	struct ch_seghdr sh = { format, 0, 7, 1700000000000000000LL };
 	struct ch_framebase fb = { sh.first_seq, sh.created };
 	struct ch_batch b;
@@ -166,8 +173,8 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 	int hw = ch_crc32c_hw();
 
 	ch_batch_init(&b, format, 1 << 20, atomic);
-	if (ch_batch_add_split(&b, data, size, '\n', &used, &nrec, &err) < 0 ||
-	    nrec >= 4096) {
+	if (ch_batch_add_split(&b, data, size, '\n', meta, ml, &used, &nrec,
+	    &err) < 0 || nrec >= 4096) {
 		ch_batch_free(&b);
 		return;
 	}
@@ -199,6 +206,9 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 					abort();
 				payload = p + CH_REC_HDR + h.meta_len;
 				len = h.len;
+				if (got + 1 < nrec && (h.meta_len != ml ||
+				    (ml && memcmp(p + CH_REC_HDR, meta, ml))))
+					abort();
 				if (offs[k] != 1000 + (uint64_t)(p - pc.p))
 					abort();
 				p += ch_rec_size(h.meta_len, h.len);
@@ -218,6 +228,9 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 					abort();
 				payload = r.payload;
 				len = (size_t)r.len;
+				if (got + 1 < nrec && (r.meta_len != ml ||
+				    (ml && memcmp(r.meta, meta, ml))))
+					abort();
 				p = r.end;
 			}
 			/* The original: the next line, or the last part. */
@@ -313,6 +326,97 @@ fixed_decoders(const uint8_t *data, size_t size)
 	}
 }
 
+/* Every line of the input as metadata: each found again by a lookup
+ * (unless an earlier line has its name), headers given environment
+ * names only when valid; the key and header lines copied out parse to
+ * the same fields. */
+static void
+meta_fields(const uint8_t *data, size_t size)
+{
+	const unsigned char *p = data, *end = data + size, *v;
+	struct ch_meta_field f;
+	char env[CH_HDR_ENV_MAX];
+	unsigned char *copy = malloc(size + 1);
+	size_t n = 0;
+
+	if (!copy)
+		return;
+	while (ch_meta_next(&p, end, &f)) {
+		if (f.key + f.key_len >= end || f.key[f.key_len] != '=' ||
+		    f.val + f.val_len > end || (f.kind == CH_MF_HEADER &&
+		    f.name != f.key + 2))
+			abort();
+		int vl = ch_meta_lookup(data, size, (const char *)f.key,
+		    f.key_len, &v);
+		if (vl < 0)
+			abort();
+		if (f.kind == CH_MF_HEADER) {
+			int ok = ch_hdr_env_name(f.name, f.name_len, env) == 0;
+			if (ok != ch_hdr_name_valid((const char *)f.name,
+			    f.name_len) || (ok && strlen(env) != 7 + f.name_len))
+				abort();
+		}
+		if (f.kind != CH_MF_OTHER)
+			n++;
+	}
+	size_t cl = ch_meta_copy_user(data, size, copy);
+	if (cl > size + 1)
+		abort();
+	p = copy;
+	while (ch_meta_next(&p, copy + cl, &f)) {
+		if (f.kind == CH_MF_OTHER || n-- == 0)
+			abort();
+	}
+	if (n)
+		abort();
+	free(copy);
+}
+
+/* A publisher's key and headers from the input's lines: the first line
+ * is the key, the others -H arguments.  What is accepted reads back. */
+static void
+user_meta(const uint8_t *data, size_t size)
+{
+	struct ch_usermeta m = { 0 };
+	struct ch_error err;
+	char *s = malloc(size + 1), *line, *next;
+	const unsigned char *v;
+	int first = 1;
+
+	if (!s)
+		return;
+	memcpy(s, data, size);
+	s[size] = '\0';
+	for (line = s; line; line = next, first = 0) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (first) {
+			if (ch_usermeta_key(&m, line, &err) < 0)
+				continue;
+			int vl = ch_meta_lookup((unsigned char *)m.p, m.len,
+			    "key", 3, &v);
+			if (vl != (int)strlen(line) || memcmp(v, line,
+			    (size_t)vl))
+				abort();
+			continue;
+		}
+		if (ch_usermeta_header(&m, line, &err) < 0)
+			continue;
+		char *eq = strchr(line, '=');
+		/* Found as a header, or as the key line when it is "key". */
+		int vl = ch_meta_lookup((unsigned char *)m.p, m.len, line,
+		    (size_t)(eq - line), &v);
+		if (vl < 0 || m.len > CH_META_USER_MAX)
+			abort();
+		if (strncmp(line, "key=", 4) != 0 && (vl != (int)strlen(eq + 1) ||
+		    memcmp(v, eq + 1, (size_t)vl)))
+			abort();
+	}
+	ch_usermeta_free(&m);
+	free(s);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -327,14 +431,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	round_trip(data, size);
 	if (size <= 65536) {
 		uint64_t room = size ? 24 + data[size / 2] * 3 : 64;
-		batch_round_trip(data, size, 1, 0, room);
-		batch_round_trip(data, size, 2, 0, room);
-		batch_round_trip(data, size, 2, 1, room);
+		const char *meta = size % 2 ? "key=k\nh.A-b=c\n" : NULL;
+		batch_round_trip(data, size, 1, 0, room, meta);
+		batch_round_trip(data, size, 2, 0, room, meta);
+		batch_round_trip(data, size, 2, 1, room, meta);
 	}
 	gap_round_trip(size);
 	/* The whole input as metadata and as a JSON string. */
-	(void)ch_meta_get(data, size, "channel", &v);
-	(void)ch_meta_get(NULL, 0, "error", &v);
+	(void)ch_meta_lookup(data, size, "channel", 7, &v);
+	(void)ch_meta_lookup(NULL, 0, "error", 5, &v);
+	meta_fields(data, size);
+	user_meta(data, size);
 	(void)ch_utf8_valid(data, size);
 	ch_json_string(&b, data, size);
 	ch_buf_free(&b);

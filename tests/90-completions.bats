@@ -85,7 +85,7 @@ complete_bash() {
 
 @test "bash: bash-completion's loader finds each tool's file by its name" {
 	for t in $TOOLS; do
-		complete_bash "$t --he"
+		complete_bash "$t --hel"
 		assert_output "--help"
 	done
 }
@@ -197,7 +197,7 @@ complete_fish() {
 @test "fish: the files parse, and complete options and values" {
 	for t in $TOOLS; do
 		run -0 fish --no-config -n "$COMPL/fish/$t.fish"
-		complete_fish "$t" "$t --he"
+		complete_fish "$t" "$t --hel"
 		assert_output "--help"
 	done
 	complete_fish chsub "chsub --fr"

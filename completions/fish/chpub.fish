@@ -69,15 +69,17 @@ end
 # --- chtools helpers: end ---
 
 function __chpub_operands
-    __chtools_operands '' sync max-bytes on-full max-record-bytes
+    __chtools_operands kH key header sync max-bytes on-full max-record-bytes
 end
 
 complete -c chpub -f
 complete -c chpub -n 'test (count (__chpub_operands)) = 0' -a '(__chtools_channels)'
 complete -c chpub -s 0 -l null -d 'records on stdin end with NUL, not newline'
 complete -c chpub -l whole -d 'all of stdin is one record'
+complete -c chpub -s k -l key -x -d 'give every record the key KEY'
+complete -c chpub -s H -l header -x -d 'give every record header NAME (repeatable)'
 complete -c chpub -s p -l print-offset -d 'print the offset of each record on stdout'
-complete -c chpub -l tee -d 'copy each record to stdout once it is appended'
+complete -c chpub -l tee -d 'copy each record to stdout once appended'
 complete -c chpub -l no-create -d 'fail if the channel does not exist'
 complete -c chpub -l atomic -d 'publish all records at once or none'
 complete -c chpub -l sync -x -d 'durability: none, periodic or always' \

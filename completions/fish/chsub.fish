@@ -84,7 +84,7 @@ complete -c chsub -l from -x -d 'where a new subscriber (or a peek) starts: earl
 complete -c chsub -l peek -d 'read without registering or committing'
 complete -c chsub -l wait -d 'wait while another chsub holds the subscriber'
 complete -c chsub -s 0 -l null -d 'end records with NUL, not newline'
-complete -c chsub -l format -x -d 'print records as FMT (%o %n %s %S %t %T %{KEY})'
+complete -c chsub -l format -x -d 'print records as FMT (%o %n %s %S %t %T %k %{KEY})'
 complete -c chsub -l json -d 'print one JSON object per record'
 complete -c chsub -l skip-corrupt -d 'skip corrupt records with a warning instead of stopping'
 complete -c chsub -l ready-fd -x -d 'write a newline to fd N once ready'

@@ -110,34 +110,36 @@ ch_batch_add(struct ch_batch *b, const void *meta, size_t meta_len,
 
 int
 ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
-    int delim, size_t *used, size_t *nrec, struct ch_error *err)
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err)
 {
 	const char *p = buf, *end = p + len, *d;
-	size_t nrec0 = b->nrec;
+	size_t nrec0 = b->nrec, over = CH_REC_OVERHEAD + meta_len;
 
-	if (b->format >= 2)
-		return ch_batch2_add_split(b, buf, len, delim, used, nrec, err);
 	*used = 0;
 	*nrec = 0;
+	if (meta_len > CH_MAX_META)
+		return ch_err(err, CH_EXIT_FAIL, "record metadata too large");
+	if (b->format >= 2)
+		return ch_batch2_add_split(b, buf, len, delim, meta, meta_len,
+		    used, nrec, err);
 	/* Every record needs its bytes plus the overhead minus its
 	 * delimiter: reserving for one per byte is too much for short
 	 * records, so reserve for this buffer as if records were 64 bytes
 	 * and top up when it falls short. */
-	if (ch_batch_reserve(b, len + len / 64 * CH_REC_OVERHEAD +
-	    CH_REC_OVERHEAD, err) < 0)
+	if (ch_batch_reserve(b, len + len / 64 * over + over, err) < 0)
 		return -1;
 	for (; p < end && (d = memchr(p, delim, (size_t)(end - p))); p = d + 1) {
 		size_t n = (size_t)(d - p);
 		if (n > b->max_record ||
-		    (b->len + n + CH_REC_OVERHEAD > b->cap &&
-		    ch_batch_reserve(b, (size_t)(end - p) + CH_REC_OVERHEAD,
-		    err) < 0)) {
+		    (b->len + n + over > b->cap &&
+		    ch_batch_reserve(b, (size_t)(end - p) + over, err) < 0)) {
 			*used = (size_t)(p - (const char *)buf);
 			*nrec = b->nrec - nrec0;
 			return n > b->max_record ? ch_batch_too_large(b, n, err) :
 			    -1;
 		}
-		queue1(b, NULL, 0, p, n);
+		queue1(b, meta, meta_len, p, n);
 	}
 	*used = (size_t)(p - (const char *)buf);
 	*nrec = b->nrec - nrec0;

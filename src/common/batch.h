@@ -69,7 +69,8 @@ int ch_batch_add(struct ch_batch *b, const void *meta, size_t meta_len,
 /* Queue every record of buf[0..len) that ends with `delim` (see
  * ch_writer_add_split). */
 int ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
-    int delim, size_t *used, size_t *nrec, struct ch_error *err);
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err);
 
 /* Bytes queued and not yet taken out (0: nothing to write). */
 size_t ch_batch_pending(const struct ch_batch *b);
@@ -100,7 +101,8 @@ void ch_batch_clear(struct ch_batch *b);
 int ch_batch2_add(struct ch_batch *b, const void *meta, size_t meta_len,
     const void *payload, size_t len, struct ch_error *err);
 int ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
-    int delim, size_t *used, size_t *nrec, struct ch_error *err);
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err);
 uint64_t ch_batch2_first(struct ch_batch *b, const struct ch_seghdr *seg,
     uint64_t seq, int64_t ts);
 void ch_batch2_take(struct ch_batch *b, const struct ch_seghdr *seg,

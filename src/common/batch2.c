@@ -160,7 +160,8 @@ copy_line(unsigned char *dst, const char *src, const char *end, int delim)
 
 int
 ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
-    int delim, size_t *used, size_t *nrec, struct ch_error *err)
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err)
 {
 	const char *p = buf, *end = p + len, *d;
 	size_t nrec0 = b->nrec;
@@ -176,7 +177,7 @@ ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
 		/* The common case inline: a line copied straight into the open
 		 * frame, scanned for its end on the way, when the buffer has
 		 * room for all the rest of the input; put() does the rest. */
-		if (f && !b->atomic && b->len + SUB_MAX + (size_t)(end - p) +
+		if (f && !b->atomic && !meta_len && b->len + SUB_MAX + (size_t)(end - p) +
 		    COPY_SLACK + CH_FRAME_TRAILER <= b->cap) {
 			uint64_t at = f->len;
 			unsigned char *q = b->buf + b->len;
@@ -215,7 +216,7 @@ ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
 		if (n > b->max_record)
 			rc = ch_batch_too_large(b, n, err);
 		else
-			rc = put(b, NULL, 0, p, n, err);
+			rc = put(b, meta, meta_len, p, n, err);
 		if (!rc)
 			p = d + 1;
 	}

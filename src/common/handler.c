@@ -17,6 +17,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "handler.h"
+#include "meta.h"
 #include "parse.h"
 #include "writer.h"
 
@@ -30,6 +31,8 @@ struct hrec {
 	uint64_t offset, seq;
 	int64_t ts;
 	uint64_t pos, len;		/* payload within the unit's memfd */
+	unsigned char *meta;		/* its key and header lines (owned), */
+	size_t meta_len;		/* for the environment, dead letters */
 };
 
 enum { U_READY, U_RUNNING, U_WAIT, U_DONE };
@@ -86,6 +89,8 @@ unit_free(struct unit *u)
 {
 	if (u->memfd >= 0)
 		close(u->memfd);
+	for (size_t i = 0; u->recs && i < u->nrec; i++)
+		free(u->recs[i].meta);
 	free(u->recs);
 	u->recs = NULL;
 	u->memfd = -1;
@@ -143,9 +148,18 @@ read_unit(struct hctx *h, struct ch_error *err)
 			unit_free(&u);
 			return ch_err_sys(err, CH_EXIT_FAIL, "buffer record");
 		}
+		unsigned char *meta = NULL;
+		size_t ml = 0;
+		if (rec.h.meta_len) {
+			if (!(meta = malloc((size_t)rec.h.meta_len + 1))) {
+				unit_free(&u);
+				return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+			}
+			ml = ch_meta_copy_user(rec.meta, rec.h.meta_len, meta);
+		}
 		u.recs[u.nrec++] = (struct hrec){
 			ch_reader_offset(h->s->r) - rec.total, rec.h.seq, rec.h.ts,
-			(uint64_t)pos, rec.h.len,
+			(uint64_t)pos, rec.h.len, meta, ml,
 		};
 		u.end_offset = ch_reader_offset(h->s->r);
 		u.end_seq = ch_reader_seq(h->s->r);
@@ -168,18 +182,73 @@ read_unit(struct hctx *h, struct ch_error *err)
 	return 1;
 }
 
+/* Add K=V, V of vl bytes (cut at a NUL, which no variable can hold). */
 static void
-setenv_kv(char **env, size_t *n, const char *k, const char *v)
+setenv_kvn(char **env, size_t *n, const char *k, const void *v, size_t vl)
 {
-	size_t kl = strlen(k), vl = strlen(v);
-	char *s = malloc(kl + vl + 2);
+	size_t kl = strlen(k);
+	const char *nul = vl ? memchr(v, '\0', vl) : NULL;
+	char *s;
 
-	if (!s)
+	if (nul)
+		vl = (size_t)(nul - (const char *)v);
+	if (!(s = malloc(kl + vl + 2)))
 		return;
 	memcpy(s, k, kl);
 	s[kl] = '=';
-	memcpy(s + kl + 1, v, vl + 1);
+	if (vl)
+		memcpy(s + kl + 1, v, vl);
+	s[kl + 1 + vl] = '\0';
 	env[(*n)++] = s;
+}
+
+static void
+setenv_kv(char **env, size_t *n, const char *k, const char *v)
+{
+	setenv_kvn(env, n, k, v, strlen(v));
+}
+
+/* The key and headers of a unit of one record: CH_KEY, CH_HDR_NAME (the
+ * first of a name counts).  A batch has none: its records each have
+ * their own. */
+static void
+setenv_meta(char **env, size_t *n, const struct hrec *r)
+{
+	const unsigned char *p = r->meta, *end = r->meta ? p + r->meta_len : p;
+	struct ch_meta_field f;
+	size_t first = *n;
+	int have_key = 0;
+	char name[CH_HDR_ENV_MAX];
+
+	while (ch_meta_next(&p, end, &f)) {
+		if (f.kind == CH_MF_KEY && !have_key) {
+			setenv_kvn(env, n, "CH_KEY", f.val, f.val_len);
+			have_key = 1;
+			continue;
+		}
+		if (f.kind != CH_MF_HEADER ||
+		    ch_hdr_env_name(f.name, f.name_len, name) < 0)
+			continue;
+		size_t nl = strlen(name), i;
+		for (i = first; i < *n; i++)
+			if (strncmp(env[i], name, nl) == 0 && env[i][nl] == '=')
+				break;
+		if (i == *n)
+			setenv_kvn(env, n, name, f.val, f.val_len);
+	}
+}
+
+/* Lines of metadata: an upper bound on the variables it gives. */
+static size_t
+meta_lines(const struct hrec *r)
+{
+	const unsigned char *p = r->meta, *end = r->meta ? p + r->meta_len : p;
+	struct ch_meta_field f;
+	size_t k = 0;
+
+	while (ch_meta_next(&p, end, &f))
+		k++;
+	return k;
 }
 
 static int
@@ -198,11 +267,15 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 
 	while (environ[ne])
 		ne++;
-	char **env = calloc(ne + 8, sizeof *env);
+	size_t nmeta = o->batch == 1 ? meta_lines(&u->recs[0]) : 0;
+	char **env = calloc(ne + 8 + nmeta, sizeof *env);
 	if (!env)
 		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
 	for (size_t i = 0; i < ne; i++) {
-		int skip = 0;
+		/* Ours, and a key or header chsub was started with, which
+		 * would pass for the record's. */
+		int skip = strncmp(environ[i], "CH_KEY=", 7) == 0 ||
+		    strncmp(environ[i], "CH_HDR_", 7) == 0;
 		for (int k = 0; ours[k]; k++)
 			if (strncmp(environ[i], ours[k], strlen(ours[k])) == 0)
 				skip = 1;
@@ -222,6 +295,8 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 	setenv_kv(env, &n, "CH_TIMESTAMP", buf);
 	snprintf(buf, sizeof buf, "%u", u->attempt + 1);
 	setenv_kv(env, &n, "CH_ATTEMPT", buf);
+	if (o->batch == 1)
+		setenv_meta(env, &n, &u->recs[0]);
 	(void)first_own;
 
 	if (lseek(u->memfd, 0, SEEK_SET) < 0) {
@@ -368,6 +443,17 @@ dead_letter(struct hctx *h, struct unit *u, struct ch_error *err)
 		    o->subscriber ? o->subscriber : "",
 		    (unsigned long long)r->offset, (unsigned long long)r->seq,
 		    rt, status, u->attempt, t);
+		/* Its origin, then the record's own key and headers. */
+		if (meta && r->meta_len) {
+			char *more = realloc(meta, ml + r->meta_len);
+			if (!more)
+				free(meta);
+			meta = more;
+			if (meta) {
+				memcpy(meta + ml, r->meta, r->meta_len);
+				ml += r->meta_len;
+			}
+		}
 		if (!meta) {
 			free(payload);
 			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
@@ -418,18 +504,22 @@ split(struct hctx *h, size_t i, struct ch_error *err)
 		struct unit *u = &h->u[i + k];
 		struct hrec r = old.recs[k];
 		char *p = malloc(r.len ? r.len : 1);
+		old.recs[k].meta = NULL;	/* the record's unit has it now */
 		memset(u, 0, sizeof *u);
 		u->memfd = -1;
 		if (!p || (u->memfd = new_memfd(err)) < 0 ||
 		    ch_pread_full(old.memfd, p, r.len, (off_t)r.pos) !=
 		    (ssize_t)r.len || ch_write_full(u->memfd, p, r.len) < 0) {
 			free(p);
+			free(r.meta);
 			return ch_err_sys(err, CH_EXIT_FAIL, "split batch");
 		}
 		free(p);
 		u->recs = malloc(sizeof *u->recs);
-		if (!u->recs)
+		if (!u->recs) {
+			free(r.meta);
 			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		}
 		r.pos = 0;
 		u->recs[0] = r;
 		u->nrec = 1;

@@ -4,7 +4,8 @@
  *
  * Records are grouped into units (one record, or up to --batch records
  * that are already there) and each unit runs `/bin/sh -c CMD` with the
- * payload on stdin and CH_* variables in its environment; the command
+ * payload on stdin and CH_* variables in its environment (for a unit of
+ * one record, its key and headers too: CH_KEY, CH_HDR_NAME); the command
  * string is never built from record data.  A unit's stdin is a memfd, so
  * a handler reads at its own pace, never deadlocks against chsub, and a
  * retry re-reads the same bytes.  Each handler runs in its own process
@@ -20,7 +21,8 @@
  * and jitter, each wait between backoff_min_ns and backoff_max_ns.  A
  * batch that still fails is split and its records are retried one by
  * one, so one poison record does not condemn its neighbours.  A record that still fails goes to the dead-letter channel
- * (payload byte-exact, origin in its metadata) and consumption goes on;
+ * (payload byte-exact, origin in its metadata, then the record's key
+ * and headers) and consumption goes on;
  * without one, nothing more is started, running units finish, the offset
  * is committed up to the failed record, and the run ends with
  * CH_EXIT_UNAVAILABLE.

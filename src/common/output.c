@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "meta.h"
 #include "output.h"
 #include "parse.h"
 
@@ -66,47 +67,14 @@ ch_format_check(const char *fmt, struct ch_error *err)
 					return ch_err(err, CH_EXIT_USAGE,
 					    "unterminated %%{KEY} in format");
 				p = end;
-			} else if (!*p || !strchr("onsStT%", *p)) {
+			} else if (!*p || !strchr("onsStTk%", *p)) {
 				return ch_err(err, CH_EXIT_USAGE,
 				    "unknown format directive '%%%c' (use %%o %%n "
-				    "%%s %%S %%t %%T %%{KEY} %%%%)", *p ? *p : ' ');
+				    "%%s %%S %%t %%T %%k %%{KEY} %%%%)", *p ? *p : ' ');
 			}
 		}
 	}
 	return 0;
-}
-
-/* The value of the KEY of kl bytes (not NUL-terminated): its length, or
- * -1 if absent. */
-static int
-meta_find(const unsigned char *meta, size_t len, const char *key, size_t kl,
-    const unsigned char **val)
-{
-	/* A record without metadata may have meta == NULL, and NULL + 0 is
-	 * undefined. */
-	if (!meta || len == 0)
-		return -1;
-	const unsigned char *p = meta, *end = meta + len;
-
-	while (p < end) {
-		const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-		if (!nl)
-			nl = end;
-		if ((size_t)(nl - p) > kl && memcmp(p, key, kl) == 0 &&
-		    p[kl] == '=') {
-			*val = p + kl + 1;
-			return (int)(nl - p - (ptrdiff_t)kl - 1);
-		}
-		p = nl + 1;
-	}
-	return -1;
-}
-
-int
-ch_meta_get(const unsigned char *meta, size_t len, const char *key,
-    const unsigned char **val)
-{
-	return meta_find(meta, len, key, strlen(key), val);
 }
 
 static int
@@ -115,6 +83,82 @@ putu(struct ch_buf *b, uint64_t v)
 	char s[24];
 	int n = snprintf(s, sizeof s, "%" PRIu64, v);
 	return ch_buf_put(b, s, (size_t)n);
+}
+
+/* ,"NAME":"..." when the bytes are valid UTF-8, else ,"NAME_base64":"...". */
+static int
+json_bytes(struct ch_buf *b, const char *name, const unsigned char *s,
+    size_t len)
+{
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	int utf8 = ch_utf8_valid(s, len);
+
+	if (ch_buf_put(b, ",\"", 2) < 0 || ch_buf_put(b, name, strlen(name)) < 0)
+		return -1;
+	if (utf8)
+		return ch_buf_put(b, "\":", 2) < 0 ? -1 : ch_json_string(b, s, len);
+	if (ch_buf_put(b, "_base64\":\"", 10) < 0 ||
+	    ch_buf_reserve(b, (len + 2) / 3 * 4 + 2) < 0)
+		return -1;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)s[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)s[i + 1] << 8;
+		if (i + 2 < len)
+			v |= s[i + 2];
+		b->p[b->len++] = tbl[v >> 18];
+		b->p[b->len++] = tbl[(v >> 12) & 63];
+		b->p[b->len++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+		b->p[b->len++] = i + 2 < len ? tbl[v & 63] : '=';
+	}
+	b->p[b->len++] = '"';
+	return 0;
+}
+
+/* The metadata lines of one kind as an object ,"NAME":{...}: its names
+ * and values as JSON strings; nothing if there are none. */
+static int
+json_fields(struct ch_buf *b, const struct ch_recview *r, int kind,
+    const char *name)
+{
+	const unsigned char *p = r->meta, *end = r->meta + r->meta_len;
+	struct ch_meta_field f;
+	int first = 1;
+
+	while (ch_meta_next(&p, end, &f)) {
+		if (f.kind != kind)
+			continue;
+		if (ch_buf_put(b, first ? ",\"" : ",", first ? 2 : 1) < 0 ||
+		    (first && (ch_buf_put(b, name, strlen(name)) < 0 ||
+		    ch_buf_put(b, "\":{", 3) < 0)) ||
+		    ch_json_string(b, f.name, f.name_len) < 0 ||
+		    ch_buf_put(b, ":", 1) < 0 ||
+		    ch_json_string(b, f.val, f.val_len) < 0)
+			return -1;
+		first = 0;
+	}
+	return first ? 0 : ch_buf_put(b, "}", 1);
+}
+
+/* A publisher's key and headers: "key" (or "key_base64") and "headers". */
+static int
+json_key_headers(struct ch_buf *b, const struct ch_recview *r)
+{
+	const unsigned char *v;
+	int vl = ch_meta_lookup(r->meta, r->meta_len, CH_META_KEY,
+	    sizeof CH_META_KEY - 1, &v);
+
+	if (vl >= 0 && json_bytes(b, "key", v, (size_t)vl) < 0)
+		return -1;
+	return json_fields(b, r, CH_MF_HEADER, "headers");
+}
+
+/* The other lines: a dead letter's origin. */
+static int
+json_origin(struct ch_buf *b, const struct ch_recview *r)
+{
+	return json_fields(b, r, CH_MF_OTHER, "origin");
 }
 
 int
@@ -133,56 +177,12 @@ ch_output_formatted(struct ch_buf *b, const struct ch_outfmt *f,
 		    ch_buf_put(b, "\",\"size\":", 9) < 0 ||
 		    putu(b, r->len) < 0)
 			return -1;
-		if (ch_utf8_valid(r->payload, r->len)) {
-			if (ch_buf_put(b, ",\"payload\":", 11) < 0 ||
-			    ch_json_string(b, r->payload, r->len) < 0)
-				return -1;
-		} else {
-			static const char tbl[] =
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			    "0123456789+/";
-			if (ch_buf_put(b, ",\"payload_base64\":\"", 19) < 0 ||
-			    ch_buf_reserve(b, (r->len + 2) / 3 * 4 + 2) < 0)
-				return -1;
-			for (size_t i = 0; i < r->len; i += 3) {
-				uint32_t v = (uint32_t)r->payload[i] << 16;
-				if (i + 1 < r->len)
-					v |= (uint32_t)r->payload[i + 1] << 8;
-				if (i + 2 < r->len)
-					v |= r->payload[i + 2];
-				b->p[b->len++] = tbl[v >> 18];
-				b->p[b->len++] = tbl[(v >> 12) & 63];
-				b->p[b->len++] = i + 1 < r->len ? tbl[(v >> 6) & 63] : '=';
-				b->p[b->len++] = i + 2 < r->len ? tbl[v & 63] : '=';
-			}
-			b->p[b->len++] = '"';
-		}
-		if (r->meta_len) {
-			const unsigned char *p = r->meta, *end = r->meta + r->meta_len;
-			int first = 1;
-			if (ch_buf_put(b, ",\"origin\":{", 11) < 0)
-				return -1;
-			while (p < end) {
-				const unsigned char *nl = memchr(p, '\n',
-				    (size_t)(end - p));
-				if (!nl)
-					nl = end;
-				const unsigned char *eq = memchr(p, '=',
-				    (size_t)(nl - p));
-				if (eq) {
-					if ((!first && ch_buf_put(b, ",", 1) < 0) ||
-					    ch_json_string(b, p, (size_t)(eq - p)) < 0 ||
-					    ch_buf_put(b, ":", 1) < 0 ||
-					    ch_json_string(b, eq + 1,
-					    (size_t)(nl - eq - 1)) < 0)
-						return -1;
-					first = 0;
-				}
-				p = nl + 1;
-			}
-			if (ch_buf_put(b, "}", 1) < 0)
-				return -1;
-		}
+		if (r->meta_len && json_key_headers(b, r) < 0)
+			return -1;
+		if (json_bytes(b, "payload", r->payload, r->len) < 0)
+			return -1;
+		if (r->meta_len && json_origin(b, r) < 0)
+			return -1;
 		return ch_buf_put(b, "}\n", 2);
 	}
 	for (const char *p = f->fmt; *p; p++) {
@@ -213,12 +213,20 @@ ch_output_formatted(struct ch_buf *b, const struct ch_outfmt *f,
 			case 'T':
 				rc = putu(b, (uint64_t)(r->ts / 1000000));
 				break;
+			case 'k': {
+				const unsigned char *v;
+				int vl = ch_meta_lookup(r->meta, r->meta_len,
+				    CH_META_KEY, sizeof CH_META_KEY - 1, &v);
+				if (vl > 0)
+					rc = ch_buf_put(b, v, (size_t)vl);
+				break;
+			}
 			case '{': {
-				/* The key as written, however long: a prefix of
-				 * it would name another key. */
+				/* The name as written, however long: a prefix of
+				 * it would name another field. */
 				const char *end = strchr(p, '}');
 				const unsigned char *v;
-				int vl = meta_find(r->meta, r->meta_len, p + 1,
+				int vl = ch_meta_lookup(r->meta, r->meta_len, p + 1,
 				    (size_t)(end - p - 1), &v);
 				if (vl > 0)
 					rc = ch_buf_put(b, v, (size_t)vl);

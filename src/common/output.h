@@ -4,11 +4,13 @@
  * Plain: the payload and a delimiter (newline, or NUL with -0).
  * --format=FMT, kcat style: %o offset, %n sequence number, %s payload,
  *   %S payload size, %t publish time (RFC 3339 UTC, nanoseconds), %T publish
- *   time in epoch milliseconds, %{KEY} a metadata field (the origin of a
- *   dead letter: channel, subscriber, offset, status, attempts, time,
- *   error), %% a percent sign; \n \t \r \0 \\ escapes.  Nothing is added.
+ *   time in epoch milliseconds, %k the key, %{NAME} a metadata field (the
+ *   origin of a dead letter: channel, subscriber, offset, status, attempts,
+ *   time, error) or else header NAME (meta.h), %% a percent sign; \n \t
+ *   \r \0 \\ escapes.  Nothing is added.
  * --json: one object per line; the payload as a JSON string when it is
- *   valid UTF-8, else as "payload_base64"; metadata as "origin".
+ *   valid UTF-8, else as "payload_base64"; likewise "key"; the headers as
+ *   "headers", other metadata as "origin".
  */
 #ifndef CH_OUTPUT_H
 #define CH_OUTPUT_H
@@ -76,10 +78,6 @@ ch_output_record(struct ch_buf *b, const struct ch_outfmt *f,
 	b->len += r->len + 1;
 	return 0;
 }
-
-/* Find KEY in metadata ("KEY=VALUE\n" lines); returns its length or -1. */
-int ch_meta_get(const unsigned char *meta, size_t len, const char *key,
-    const unsigned char **val);
 
 /* JSON string escaping (with the quotes) of arbitrary bytes; invalid UTF-8
  * bytes become U+FFFD.  Returns -1 only when out of memory. */

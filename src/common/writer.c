@@ -108,9 +108,11 @@ ch_writer_add(struct ch_writer *w, const void *meta, size_t meta_len,
 
 int
 ch_writer_add_split(struct ch_writer *w, const void *buf, size_t len,
-    int delim, size_t *used, size_t *nrec, struct ch_error *err)
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err)
 {
-	return ch_batch_add_split(&w->b, buf, len, delim, used, nrec, err);
+	return ch_batch_add_split(&w->b, buf, len, delim, meta, meta_len, used,
+	    nrec, err);
 }
 
 static int
