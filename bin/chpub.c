@@ -392,9 +392,11 @@ main(int argc, const char **argv)
 	 * nothing. */
 	if (opt_key && ch_usermeta_key(&meta, opt_key, &err) < 0)
 		ch_die_err(chname, &err);
-	for (size_t i = 0; i < nheaders; i++)
+	for (size_t i = 0; i < nheaders; i++) {
 		if (ch_usermeta_header(&meta, headers[i], &err) < 0)
 			ch_die_err(chname, &err);
+		free((void *)headers[i]);	/* popt's copy, ours to free */
+	}
 	free(headers);
 
 	if (ch_channel_open(chname, opt_no_create ? 0 : CH_OPEN_CREATE, &ch,
