@@ -33,13 +33,15 @@
 
 enum { OPT_FROM = 1, OPT_TIMEOUT, OPT_COUNT, OPT_READY_FD, OPT_FORMAT,
     OPT_EXEC, OPT_BATCH, OPT_RETRIES, OPT_BACKOFF, OPT_DEAD_LETTER,
-    OPT_PARALLEL, OPT_RATE, OPT_HANDLER_TIMEOUT };
+    OPT_PARALLEL, OPT_RATE, OPT_HANDLER_TIMEOUT, OPT_BATCH_BYTES,
+    OPT_LINGER };
 
 static int opt_follow, opt_peek, opt_wait, opt_null, opt_skip_corrupt,
     opt_json, opt_progress;
 static const char *opt_from, *opt_timeout, *opt_count, *opt_ready_fd,
     *opt_format, *opt_exec, *opt_batch, *opt_retries, *opt_backoff,
-    *opt_dead_letter, *opt_parallel, *opt_rate, *opt_handler_timeout;
+    *opt_dead_letter, *opt_parallel, *opt_rate, *opt_handler_timeout,
+    *opt_batch_bytes, *opt_linger;
 
 static struct poptOption sub_options[] = {
 	{ "follow", 'f', POPT_ARG_NONE, &opt_follow, 0,
@@ -76,6 +78,11 @@ static struct poptOption exec_options[] = {
 	    "CMD" },
 	{ "batch", '\0', POPT_ARG_STRING, &opt_batch, OPT_BATCH,
 	    "hand up to N records to one run of CMD", "N" },
+	{ "batch-bytes", '\0', POPT_ARG_STRING, &opt_batch_bytes,
+	    OPT_BATCH_BYTES, "hand at most SIZE bytes to one run of CMD (a "
+	    "larger record goes alone)", "SIZE" },
+	{ "linger", '\0', POPT_ARG_STRING, &opt_linger, OPT_LINGER,
+	    "following, wait up to DUR for a batch to fill", "DUR" },
 	{ "retries", '\0', POPT_ARG_STRING, &opt_retries, OPT_RETRIES,
 	    "retry a failing CMD N more times (default 0)", "N" },
 	{ "backoff", '\0', POPT_ARG_STRING, &opt_backoff, OPT_BACKOFF,
@@ -320,6 +327,15 @@ main(int argc, const char **argv)
 		case OPT_BATCH:
 			ho.batch = ch_opt_count("--batch", opt_batch, 1, 1000000);
 			break;
+		case OPT_BATCH_BYTES:
+			ho.batch_bytes = ch_opt_size("--batch-bytes",
+			    opt_batch_bytes);
+			if (!ho.batch_bytes)
+				ch_usage("--batch-bytes: must be more than 0");
+			break;
+		case OPT_LINGER:
+			ho.linger_ns = ch_opt_duration("--linger", opt_linger);
+			break;
 		case OPT_RETRIES:
 			ho.retries = ch_opt_count("--retries", opt_retries, 0,
 			    1000000);
@@ -379,9 +395,14 @@ main(int argc, const char **argv)
 	if (opt_json)
 		fmt.mode = CH_OUT_JSON;
 	if (!ho.cmd && (opt_batch || opt_retries || opt_backoff ||
-	    opt_dead_letter || opt_parallel || opt_rate || opt_handler_timeout))
-		ch_usage("--batch, --retries, --backoff, --dead-letter, "
-		    "--parallel, --rate and --handler-timeout need --exec");
+	    opt_dead_letter || opt_parallel || opt_rate || opt_handler_timeout ||
+	    opt_batch_bytes || opt_linger))
+		ch_usage("--batch, --batch-bytes, --linger, --retries, --backoff, "
+		    "--dead-letter, --parallel, --rate and --handler-timeout need "
+		    "--exec");
+	/* --batch-bytes alone: batches as large as the bytes allow. */
+	if (opt_batch_bytes && !opt_batch)
+		ho.batch = 1000000;
 	if (ho.cmd && (opt_json || fmt.mode == CH_OUT_FORMAT))
 		ch_usage("--exec does not print records: no --json or --format");
 	if (ho.cmd && opt_peek)

@@ -230,6 +230,77 @@ fresh() {
 	assert_equal "$(offset_of s)" "$(chan_end)"
 }
 
+@test "--batch-bytes: a batch holds at most SIZE bytes of stdin, a larger record goes alone" {
+	fresh
+	# stdin bytes with their newlines: 5 5 3 3 3 31 2 2
+	pub aaaa bbbb cc dd ee "$(printf 'x%.0s' {1..30})" f g
+	run -0 timeout 10 chsub --batch-bytes=10 \
+	    -x 'echo "$CH_OFFSET $CH_COUNT $(wc -c)" >>"$T/calls"' "$CH" s
+	assert_equal "$(cat "$T/calls")" "$(printf '%s\n' "${OFFS[0]} 2 10" \
+	    "${OFFS[2]} 3 9" "${OFFS[5]} 1 31" "${OFFS[6]} 2 4")"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "--batch-bytes with --batch: whichever limit is reached first ends the batch" {
+	fresh
+	pub a b c d e f g hhhhhhhh i
+	run -0 timeout 10 chsub --batch=3 --batch-bytes=1K \
+	    -x 'echo "$CH_COUNT $(wc -c)" >>"$T/calls"' "$CH" s
+	run -0 timeout 10 chsub --from=earliest --batch=3 --batch-bytes=12 \
+	    -x 'echo "$CH_COUNT $(wc -c)" >>"$T/calls2"' "$CH" s2
+	assert_equal "$(cat "$T/calls")" "$(printf '%s\n' '3 6' '3 6' '3 13')"
+	assert_equal "$(cat "$T/calls2")" "$(printf '%s\n' '3 6' '3 6' '2 11' '1 2')"
+}
+
+@test "--linger: following, a partial batch waits for more records and goes as one batch" {
+	fresh
+	start_bg chsub -f --batch=3 --linger=1h --ready-fd=4 \
+	    -x 'cat >>"$T/got"; echo "$CH_COUNT" >>"$T/counts"' "$CH" s 4>"$T/ready"
+	wait_for 10 test -s "$T/ready"
+	pub r1
+	pub r2
+	pub r3
+	wait_for 20 test -s "$T/counts"
+	assert_equal "$(cat "$T/counts")" 3
+	printf 'r1\nr2\nr3\n' | cmp - "$T/got"
+	wait_until 10 'offset_is s "$(chan_end)"'
+	kill -TERM "$BG"
+	wait_exit 10 "$BG"
+	assert_equal "$WST" 0
+}
+
+@test "--linger: a lone record is handed over once it has waited DUR, with no more input" {
+	fresh
+	start_bg chsub -f --batch=100 --linger=1s --ready-fd=4 \
+	    -x 'date +%s%N >"$T/t1"; echo "$CH_COUNT $(cat)" >"$T/call"' \
+	    "$CH" s 4>"$T/ready"
+	wait_for 10 test -s "$T/ready"
+	t0=$(date +%s%N)
+	pub lone
+	wait_for 20 test -s "$T/call"
+	assert_equal "$(cat "$T/call")" "1 lone"
+	# Not before it waited 1 s (nothing is said about how much later).
+	(( $(cat "$T/t1") - t0 >= 1000000000 ))
+	wait_until 10 'offset_is s "$(chan_end)"'
+}
+
+@test "--linger without -f holds nothing back: the last partial batch goes at the end of the channel" {
+	fresh
+	pub r1 r2
+	run -0 timeout 10 chsub --batch=10 --linger=1h -x 'echo "$CH_COUNT" >>"$T/counts"' "$CH" s
+	assert_equal "$(cat "$T/counts")" 2
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "--linger: a record that makes the batch full sends it at once; -n ends a lingering batch" {
+	fresh
+	pub r1 r2 r3 r4
+	run -0 timeout 10 chsub -f -n 3 --batch=10 --linger=1h \
+	    -x 'echo "$CH_COUNT" >>"$T/counts"' "$CH" s
+	assert_equal "$(cat "$T/counts")" 3
+	assert_equal "$(offset_of s)" "${OFFS[3]}"
+}
+
 # --- retries ---------------------------------------------------------------
 
 @test "--retries: a handler that fails twice then succeeds gets the same record three times and the channel moves on" {
@@ -666,4 +737,9 @@ start_stuck() {
 	run -2 chsub -x true --backoff=2s,1s "$CH" s
 	run -2 chsub -x true --peek "$CH"
 	run -2 chsub -x true -P 0 "$CH" s
+	run -2 chsub --batch-bytes=1K "$CH" s
+	run -2 chsub --linger=1s "$CH" s
+	run -2 chsub -x true --batch-bytes=0 "$CH" s
+	run -2 chsub -x true --batch-bytes=lots "$CH" s
+	run -2 chsub -x true --linger=soon "$CH" s
 }

@@ -70,7 +70,8 @@ end
 
 function __chsub_operands
     __chtools_operands tnxP timeout count from format ready-fd exec batch \
-        retries backoff dead-letter parallel rate handler-timeout
+        batch-bytes linger retries backoff dead-letter parallel rate \
+        handler-timeout
 end
 
 complete -c chsub -f
@@ -91,6 +92,8 @@ complete -c chsub -l ready-fd -x -d 'write a newline to fd N once ready'
 complete -c chsub -l progress -d "show catch-up progress on a terminal's stderr"
 complete -c chsub -s x -l exec -x -a '(__fish_complete_command)' -d 'run CMD (with /bin/sh -c) for each record, payload on stdin'
 complete -c chsub -l batch -x -d 'hand up to N records to one run of CMD'
+complete -c chsub -l batch-bytes -x -d 'hand at most SIZE bytes to one run of CMD (a larger record goes alone)'
+complete -c chsub -l linger -x -d 'following, wait up to DUR for a batch to fill'
 complete -c chsub -l retries -x -d 'retry a failing CMD N more times (default 0)'
 complete -c chsub -l backoff -x -d 'wait between retries, doubling from MIN up to MAX (default 1s,60s)'
 complete -c chsub -l dead-letter -x -a '(__chtools_channels)' -d 'publish records that still fail to CHANNEL and go on'

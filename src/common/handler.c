@@ -35,12 +35,15 @@ struct hrec {
 	size_t meta_len;		/* for the environment, dead letters */
 };
 
-enum { U_READY, U_RUNNING, U_WAIT, U_DONE };
+/* U_FILLING: the newest unit, still taking records (see fill_unit). */
+enum { U_FILLING, U_READY, U_RUNNING, U_WAIT, U_DONE };
 
 struct unit {
 	struct hrec *recs;
 	size_t nrec;
 	uint64_t end_offset, end_seq;	/* just after the last record */
+	uint64_t bytes;			/* on the handler's stdin */
+	int64_t linger_until;		/* --linger: ready by then (mono) */
 	int memfd;
 	int state;
 	pid_t pid;
@@ -106,24 +109,113 @@ new_memfd(struct ch_error *err)
 	return fd;
 }
 
-/* Read up to o->batch available records into a new unit at the end. */
+/* Make room for one more unit at the end of h->u. */
 static int
-read_unit(struct hctx *h, struct ch_error *err)
+grow_units(struct hctx *h, struct ch_error *err)
+{
+	if (h->nu < h->cap)
+		return 0;
+	size_t cap = h->cap ? h->cap * 2 : 16;
+	struct unit *nu = realloc(h->u, cap * sizeof *nu);
+	if (!nu)
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	h->u = nu;
+	h->cap = cap;
+	return 0;
+}
+
+/* The stdin bytes a record takes in a unit: its payload, and in batch
+ * mode its separator. */
+static uint64_t
+rec_bytes(const struct ch_handler_opts *o, uint64_t len)
+{
+	return len + (o->batch > 1);
+}
+
+/* Append the record the reader just returned to unit u. */
+static int
+add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
+    struct ch_error *err)
 {
 	const struct ch_handler_opts *o = h->o;
-	uint64_t want = o->batch;
-	struct unit u = { 0 };
 
-	if (o->count) {
-		if (h->dispatched >= o->count)
-			return 0;
-		if (o->count - h->dispatched < want)
-			want = o->count - h->dispatched;
+	if (u->memfd < 0 && (u->memfd = new_memfd(err)) < 0)
+		return -1;
+	struct hrec *nr = realloc(u->recs, (u->nrec + 1) * sizeof *nr);
+	if (!nr)
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	u->recs = nr;
+	off_t pos = lseek(u->memfd, 0, SEEK_CUR);
+	if (pos < 0 || ch_write_full(u->memfd, rec->payload, rec->h.len) < 0 ||
+	    (o->batch > 1 && ch_write_full(u->memfd, &o->delim, 1) < 0))
+		return ch_err_sys(err, CH_EXIT_FAIL, "buffer record");
+	unsigned char *meta = NULL;
+	size_t ml = 0;
+	if (rec->h.meta_len) {
+		if (!(meta = malloc((size_t)rec->h.meta_len + 1)))
+			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+		ml = ch_meta_copy_user(rec->meta, rec->h.meta_len, meta);
 	}
-	u.memfd = -1;
-	for (uint64_t k = 0; k < want; k++) {
+	u->recs[u->nrec++] = (struct hrec){
+		ch_reader_offset(h->s->r) - rec->total, rec->h.seq, rec->h.ts,
+		(uint64_t)pos, rec->h.len, meta, ml,
+	};
+	u->bytes += rec_bytes(o, rec->h.len);
+	u->end_offset = ch_reader_offset(h->s->r);
+	u->end_seq = ch_reader_seq(h->s->r);
+	if (u->nrec == 1 && o->linger_ns > 0) {
+		/* Handed over once the record has waited --linger since it
+		 * was published (a backlog goes at once), and at the latest
+		 * --linger from now (a time stamp ahead of the clock). */
+		int64_t waited = ch_now_ns() - rec->h.ts;
+		int64_t left = o->linger_ns - (waited > 0 ? waited : 0);
+		u->linger_until = ch_mono_ns() + (left > 0 ? left : 0);
+	}
+	h->dispatched++;
+	return 0;
+}
+
+/* A filling unit holds all it may: --batch records, --batch-bytes bytes,
+ * or what -n has left. */
+static int
+unit_full(const struct hctx *h, const struct unit *u)
+{
+	const struct ch_handler_opts *o = h->o;
+
+	return u->nrec >= o->batch ||
+	    (o->batch_bytes && u->bytes >= o->batch_bytes) ||
+	    (o->count && h->dispatched >= o->count);
+}
+
+/*
+ * Fill the unit at the end (U_FILLING) with the records that are there,
+ * up to --batch, --batch-bytes and -n.  It becomes U_READY once full, when
+ * the next record would take it past --batch-bytes (that record starts
+ * the next unit), or at the end of the channel unless it lingers: while
+ * following with --linger, a partial batch waits for more until its
+ * oldest record has waited that long.  Returns 1 if a unit became ready
+ * (*ready: its index), 0 if not, -1 on error.
+ */
+static int
+fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
+{
+	const struct ch_handler_opts *o = h->o;
+	struct unit *u;
+
+	if (h->nu && h->u[h->nu - 1].state == U_FILLING) {
+		u = &h->u[h->nu - 1];
+	} else {
+		if (o->count && h->dispatched >= o->count)
+			return 0;
+		if (grow_units(h, err) < 0)
+			return -1;
+		u = &h->u[h->nu];
+		memset(u, 0, sizeof *u);
+		u->memfd = -1;
+		u->state = U_FILLING;
+	}
+	while (!unit_full(h, u)) {
 		struct ch_rec rec;
-		uint64_t before = ch_reader_offset(h->s->r);
 		int rc = ch_reader_next(h->s->r, &rec, &h->rerr);
 		if (rc < 0) {
 			h->reader_error = 1;
@@ -133,52 +225,38 @@ read_unit(struct hctx *h, struct ch_error *err)
 			h->at_end = 1;
 			break;
 		}
-		(void)before;
-		if (u.memfd < 0 && (u.memfd = new_memfd(err)) < 0)
+		if (u->nrec && o->batch_bytes &&
+		    u->bytes + rec_bytes(o, rec.h.len) > o->batch_bytes) {
+			/* Does not fit: this unit goes, the record starts
+			 * the next one (alone if it is larger than the limit). */
+			size_t i = (size_t)(u - h->u);
+			u->state = U_READY;
+			if (grow_units(h, err) < 0)
+				return -1;
+			u = &h->u[h->nu++];
+			memset(u, 0, sizeof *u);
+			u->memfd = -1;
+			u->state = U_FILLING;
+			if (add_rec(h, u, &rec, err) < 0)
+				return -1;
+			*ready = i;
+			return 1;
+		}
+		if (add_rec(h, u, &rec, err) < 0) {
+			if (u == &h->u[h->nu])
+				unit_free(u);
 			return -1;
-		struct hrec *nr = realloc(u.recs, (u.nrec + 1) * sizeof *nr);
-		if (!nr) {
-			unit_free(&u);
-			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
 		}
-		u.recs = nr;
-		off_t pos = lseek(u.memfd, 0, SEEK_CUR);
-		if (pos < 0 || ch_write_full(u.memfd, rec.payload, rec.h.len) < 0 ||
-		    (o->batch > 1 && ch_write_full(u.memfd, &o->delim, 1) < 0)) {
-			unit_free(&u);
-			return ch_err_sys(err, CH_EXIT_FAIL, "buffer record");
-		}
-		unsigned char *meta = NULL;
-		size_t ml = 0;
-		if (rec.h.meta_len) {
-			if (!(meta = malloc((size_t)rec.h.meta_len + 1))) {
-				unit_free(&u);
-				return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
-			}
-			ml = ch_meta_copy_user(rec.meta, rec.h.meta_len, meta);
-		}
-		u.recs[u.nrec++] = (struct hrec){
-			ch_reader_offset(h->s->r) - rec.total, rec.h.seq, rec.h.ts,
-			(uint64_t)pos, rec.h.len, meta, ml,
-		};
-		u.end_offset = ch_reader_offset(h->s->r);
-		u.end_seq = ch_reader_seq(h->s->r);
+		if (u == &h->u[h->nu])
+			h->nu++;	/* the new unit holds a record now */
 	}
-	if (!u.nrec)
+	if (!u->nrec)
 		return 0;
-	if (h->nu == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 16;
-		struct unit *nu = realloc(h->u, cap * sizeof *nu);
-		if (!nu) {
-			unit_free(&u);
-			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
-		}
-		h->u = nu;
-		h->cap = cap;
-	}
-	u.state = U_READY;
-	h->u[h->nu++] = u;
-	h->dispatched += u.nrec;
+	if (!unit_full(h, u) && !h->reader_error && !stopping && o->follow &&
+	    o->linger_ns > 0 && ch_mono_ns() < u->linger_until)
+		return 0;	/* lingers for more */
+	u->state = U_READY;
+	*ready = (size_t)(u - h->u);
 	return 1;
 }
 
@@ -768,6 +846,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			}
 			if (!u) {
 				int64_t tw = 0;
+				size_t ready;
 				if (b >= o->parallel || (h.at_end && !nt))
 					break;
 				if (!take_token(&h, 1, &tw)) {
@@ -777,7 +856,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 				}
 				h.tokens += 1;	/* only peeked */
 				h.at_end = 0;
-				int got = read_unit(&h, err);
+				int got = fill_unit(&h, stopping, &ready, err);
 				if (got < 0)
 					goto out;
 				if (h.reader_error) {
@@ -786,9 +865,9 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 				}
 				if (!got)
 					break;
-				u = &h.u[h.nu - 1];
-				take_token(&h, u->nrec, &tw);
+				take_token(&h, h.u[ready].nrec, &tw);
 				h.last_activity = now;
+				continue;	/* start it, oldest first */
 			}
 			if (spawn(&h, u, err) < 0)
 				goto out;
@@ -800,6 +879,14 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			    u->deadline && !u->killed ? u->deadline : -1;
 			if (next >= 0 && (wait_ns < 0 || next - now < wait_ns))
 				wait_ns = next - now > 0 ? next - now : 0;
+		}
+		if (h.nu && h.u[h.nu - 1].state == U_FILLING &&
+		    busy(&h) < o->parallel) {	/* lingering */
+			int64_t d = h.u[h.nu - 1].linger_until - now;
+			if (d < 0)
+				d = 0;
+			if (wait_ns < 0 || d < wait_ns)
+				wait_ns = d;
 		}
 		for (size_t i = 0; i < h.nu; i++)
 			if (h.u[i].state == U_WAIT && h.u[i].retry_at != INT64_MAX) {

@@ -2,8 +2,10 @@
  * handler.h - chsub's handler mode: hand records to a command, at least
  * once.
  *
- * Records are grouped into units (one record, or up to --batch records
- * that are already there) and each unit runs `/bin/sh -c CMD` with the
+ * Records are grouped into units (one record, or a batch: up to --batch
+ * records and --batch-bytes bytes of stdin that are already there, or,
+ * following with --linger, that come before the oldest of them has waited
+ * that long) and each unit runs `/bin/sh -c CMD` with the
  * payload on stdin and CH_* variables in its environment (for a unit of
  * one record, its key and headers too: CH_KEY, CH_HDR_NAME); the command
  * string is never built from record data.  A unit's stdin is a memfd, so
@@ -39,6 +41,8 @@
 struct ch_handler_opts {
 	const char *cmd;
 	uint64_t batch;			/* records per unit, >= 1 */
+	uint64_t batch_bytes;		/* stdin bytes per unit, 0: no limit */
+	int64_t linger_ns;		/* following: wait this long to fill */
 	uint64_t retries;		/* attempts after the first */
 	int64_t backoff_min_ns, backoff_max_ns;
 	const char *dead_letter;	/* channel, or NULL */
