@@ -173,3 +173,7 @@ crash_story() {
 @test "Redis killed and restarted mid-stream, --batch: every record arrives, first arrivals in order" {
 	crash_story "redis-xadd-batch.sh" first 120
 }
+
+@test "Redis killed and restarted mid-stream, batches with --batch-bytes and --linger: every record arrives, first arrivals in order" {
+	crash_story "--linger=1s" first 120
+}
