@@ -155,11 +155,11 @@ fresh() {
 	pub a b
 	run -69 timeout 10 chsub -x 'cat >/dev/null; exit 1' "$CH" s
 	assert_equal "$(offset_of s)" "${OFFS[0]}"
-	run -0 timeout 10 chsub -x 'cat >/dev/null' "$CH" s
+	run -0 timeout 10 chsub --retries=1 -x 'cat >/dev/null' "$CH" s
 	assert_equal "$(offset_of s)" "$(chan_end)"
 }
 
-@test "no dead-letter channel: exit 69, the offset stays at the failed record, the next run gets it again" {
+@test "no dead-letter channel: exit 69, the offset stays at the failed record, the next run with more --retries gets it again" {
 	fresh
 	pub ok1 bad ok2
 	local h='d=$(cat); echo "$CH_OFFSET" >>"$T/log"; [ "$d" != bad ] || exit 5'
@@ -170,8 +170,8 @@ fresh() {
 	# ok2 was never started: the run stopped at the failure.
 	assert_equal "$(cat "$T/log")" "$(printf '%s\n' "${OFFS[0]}" "${OFFS[1]}")"
 	: >"$T/log"
-	run -69 timeout 10 chsub -x "$h" "$CH" s
-	assert_equal "$(head -n 1 "$T/log")" "${OFFS[1]}"
+	run -69 timeout 10 chsub --retries=1 --backoff=10ms -x "$h" "$CH" s
+	assert_equal "$(cat "$T/log")" "${OFFS[1]}"
 	assert_equal "$(offset_of s)" "${OFFS[1]}"
 }
 
@@ -336,6 +336,141 @@ fresh() {
 	# Each gap is at least MIN (200 ms); nothing is said about the maximum.
 	(( t[1] - t[0] >= 200000000 ))
 	(( t[2] - t[1] >= 200000000 ))
+}
+
+# --- retry state across restarts -------------------------------------------
+
+# retry_line SUB: the retry line of SUB's offset file, if any.
+retry_line() { grep '^retry ' "$CH/subscribers/$1/offset" || true; }
+
+@test "a restarted chsub -x goes on with the attempt count and waits out the backoff of the last run" {
+	fresh
+	pub doomed
+	local h='echo "$CH_ATTEMPT $(date +%s%N)" >>"$T/log"; exit 1'
+	start_bg chsub --retries=5 --backoff=2s,2s -x "$h" "$CH" s
+	wait_until 10 '[ -n "$(retry_line s)" ]'
+	kill -TERM "$BG"
+	wait_exit 10 "$BG"
+	assert_equal "$WST" 0
+	# retry OFFSET RECORDS ATTEMPTS LAST NEXT HOW CODE
+	[[ $(retry_line s) =~ ^retry\ ${OFFS[0]}\ 1\ 1\ [0-9]+\ [0-9]+\ exit\ 1$ ]] ||
+		fail "retry line: $(retry_line s)"
+	start_bg chsub --retries=5 --backoff=2s,2s -x "$h" "$CH" s
+	wait_until 20 '[ "$(wc -l <"$T/log")" -ge 2 ]'
+	kill -TERM "$BG"
+	wait_exit 10 "$BG"
+	mapfile -t l <"$T/log"
+	# Attempt 2, not 1 again, and not before the 2 s backoff after
+	# attempt 1 (a lower bound only).
+	assert_equal "${l[1]%% *}" 2
+	(( ${l[1]#* } - ${l[0]#* } >= 2000000000 ))
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+}
+
+@test "--retries holds across restarts: a record that used up its attempts fails at once, or goes to the dead-letter channel" {
+	fresh
+	pub doomed next
+	local h='d=$(cat); echo "$d $CH_ATTEMPT" >>"$T/log"; [ "$d" != doomed ]'
+	run -69 timeout 10 chsub --retries=1 --backoff=10ms -x "$h" "$CH" s
+	assert_equal "$(cat "$T/log")" "$(printf '%s\n' 'doomed 1' 'doomed 2')"
+	[[ $(retry_line s) == "retry ${OFFS[0]} 1 2 "*" - exit 1" ]] ||
+		fail "retry line: $(retry_line s)"
+	# The same limit again: no attempt left, the handler does not run.
+	run -69 --separate-stderr timeout 10 chsub --retries=1 --backoff=10ms -x "$h" "$CH" s
+	[[ $stderr == *"failed 2 times before this run"* ]] || fail "stderr: $stderr"
+	assert_equal "$(wc -l <"$T/log")" 2
+	# A higher limit goes on counting.
+	run -69 timeout 10 chsub --retries=2 --backoff=10ms -x "$h" "$CH" s
+	assert_equal "$(tail -n 1 "$T/log")" "doomed 3"
+	# With a dead-letter channel, straight there; then the next record.
+	run -0 timeout 10 chsub --retries=2 --backoff=10ms --dead-letter="$DLQ" -x "$h" "$CH" s
+	assert_equal "$(tail -n 1 "$T/log")" "next 1"
+	assert_equal "$(chsub --peek "$DLQ" --format '%s %{attempts} %{status}\n')" "doomed 3 1"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+	assert_equal "$(retry_line s)" ""
+}
+
+@test "a failing batch is retried after a restart with the same records and its count" {
+	fresh
+	pub r1 r2 r3
+	# -n 2: a batch of 2; attempt 1 fails, chsub dies during attempt 2.
+	local h='echo "$CH_OFFSET $CH_COUNT $CH_ATTEMPT" >>"$T/log"; cat >/dev/null
+	    [ -e "$T/ok" ] && exit 0
+	    [ "$CH_ATTEMPT" -lt 2 ] || [ -e "$T/killed" ] || { touch "$T/killed"; kill -9 $PPID; }
+	    exit 1'
+	run -137 timeout 10 chsub -n 2 --batch=3 --retries=5 --backoff=10ms,10ms -x "$h" "$CH" s
+	pub r4 r5
+	: >"$T/log"
+	run -69 timeout 10 chsub --batch=10 --retries=2 --backoff=10ms -x "$h" "$CH" s
+	# Not a batch of 5 from attempt 1: the same 2 records, attempt 2 again
+	# (the one cut short), 3, then split into single records.
+	assert_equal "$(sed -n 1,3p "$T/log")" "$(printf '%s\n' "${OFFS[0]} 2 2" \
+	    "${OFFS[0]} 2 3" "${OFFS[0]} 1 1")"
+	touch "$T/ok"
+	: >"$T/log"
+	# r1 alone used up its 3 attempts: a 4th with --retries=3.
+	run -0 timeout 10 chsub --batch=10 --retries=3 --backoff=10ms -x "$h" "$CH" s
+	assert_equal "$(cat "$T/log")" "$(printf '%s\n' "${OFFS[0]} 1 4" "${OFFS[1]} 4 1")"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "the retry state goes when the record succeeds, when choffset moves the subscriber, and when chsub reads it without -x" {
+	fresh
+	pub a b
+	run -69 timeout 10 chsub --retries=0 -x 'exit 1' "$CH" s
+	[ -n "$(retry_line s)" ]
+	choffset --set="${OFFS[0]}" "$CH" s
+	assert_equal "$(retry_line s)" ""
+	run -69 timeout 10 chsub -x 'echo "$CH_ATTEMPT" >>"$T/attempts"; exit 1' "$CH" s
+	assert_equal "$(cat "$T/attempts")" 1
+	run -0 timeout 10 chsub -n 1 "$CH" s
+	assert_output a
+	assert_equal "$(retry_line s)" ""
+	run -69 timeout 10 chsub -x 'exit 1' "$CH" s
+	[ -n "$(retry_line s)" ]
+	# (it used up its attempts: one more is needed)
+	run -0 timeout 10 chsub --retries=1 -x 'cat >/dev/null' "$CH" s
+	assert_equal "$(retry_line s)" ""
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "kill -9 during the backoff: the next run goes on with the count it had" {
+	fresh
+	pub x
+	start_bg chsub --retries=9 --backoff=10ms,10ms -x 'echo "$CH_ATTEMPT" >>"$T/log"; [ "$CH_ATTEMPT" -lt 3 ] || kill -9 $PPID; exit 1' "$CH" s
+	wait_exit 20 "$BG"
+	assert_equal "$WST" 137
+	run -69 timeout 10 chsub --retries=3 --backoff=10ms -x 'echo "$CH_ATTEMPT" >>"$T/log"; exit 1' "$CH" s
+	# Attempts 1 and 2 failed and were kept; 3 was cut short by the
+	# crash and is made again.
+	assert_equal "$(cat "$T/log")" "$(printf '%s\n' 1 2 3 3 4)"
+}
+
+@test "a retry line about another offset, or a malformed one, makes the offset file corrupt (65)" {
+	fresh
+	pub a b
+	run -69 timeout 10 chsub -x 'exit 1' "$CH" s
+	local f="$CH/subscribers/s/offset" good
+	good=$(cat "$f")
+	# rewrite_retry SED: edit the retry line, fix the CRC.
+	rewrite_retry() {
+		printf '%s\n' "$good" | sed '/^crc32c /d' | sed "$1" >"$T/body"
+		python3 -c 'import sys; from crc32c import crc32c
+b = open(sys.argv[1], "rb").read()
+sys.stdout.buffer.write(b + b"crc32c %08x\n" % crc32c(b))' "$T/body" >"$f"
+	}
+	rewrite_retry 's/^retry [0-9]*/retry 9/'
+	run -65 --separate-stderr timeout 10 chsub -x true "$CH" s
+	[[ $stderr == *malformed* ]] || fail "stderr: $stderr"
+	rewrite_retry 's/ exit 1$/ exit 256/'
+	run -65 timeout 10 chsub -x true "$CH" s
+	rewrite_retry 's/ exit 1$/ crashed/'
+	run -65 timeout 10 chsub -x true "$CH" s
+	rewrite_retry 's/^\(retry [0-9]* \)1 /\10 /'
+	run -65 timeout 10 chsub -x true "$CH" s
+	# As written (the CRC recomputed the same): fine.
+	rewrite_retry 's/x/x/'
+	run -0 timeout 10 chsub --retries=1 -x true "$CH" s
 }
 
 # --- dead letters ----------------------------------------------------------

@@ -49,8 +49,15 @@ struct unit {
 	pid_t pid;
 	unsigned attempt;		/* attempts started */
 	int64_t deadline, kill_at, retry_at;
+	int64_t next_wall;		/* retry_at on the real-time clock */
 	int killed, timed_out;
 	int status;			/* wait status of the last attempt */
+	uint64_t failures;		/* failed attempts, restarts included */
+	int64_t last_fail;		/* when the last one failed */
+	int how, code;			/* and how (CH_FAIL_*) */
+	uint64_t max_recs;		/* resumed: the size it had, or 0 */
+	int resumed;			/* retry state from the last run */
+	int gave_up;
 };
 
 struct hctx {
@@ -69,6 +76,11 @@ struct hctx {
 	double tokens;
 	int64_t token_time;
 	int64_t last_commit, last_activity;
+	/* retry state from the offset file, for the first unit; and the
+	 * retry state last written */
+	struct ch_retry resume;
+	uint64_t pers_offset, pers_failures;
+	int pers_gave_up;
 	/* dead letters */
 	struct ch_channel dlq;
 	struct ch_writer *dlw;
@@ -108,6 +120,8 @@ new_memfd(struct ch_error *err)
 		return ch_err_sys(err, CH_EXIT_FAIL, "memfd_create");
 	return fd;
 }
+
+static int resume_unit(struct hctx *h, size_t i, struct ch_error *err);
 
 /* Make room for one more unit at the end of h->u. */
 static int
@@ -182,7 +196,7 @@ unit_full(const struct hctx *h, const struct unit *u)
 {
 	const struct ch_handler_opts *o = h->o;
 
-	return u->nrec >= o->batch ||
+	return u->nrec >= o->batch || (u->max_recs && u->nrec >= u->max_recs) ||
 	    (o->batch_bytes && u->bytes >= o->batch_bytes) ||
 	    (o->count && h->dispatched >= o->count);
 }
@@ -213,6 +227,20 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 		memset(u, 0, sizeof *u);
 		u->memfd = -1;
 		u->state = U_FILLING;
+		if (h->resume.records && h->nu == 0 &&
+		    h->resume.offset == ch_reader_offset(h->s->r)) {
+			/* The records a failing unit had before a restart, with
+			 * its count and backoff. */
+			u->resumed = 1;
+			u->max_recs = h->resume.records;
+			u->failures = u->attempt = (unsigned)h->resume.attempts;
+			u->last_fail = h->resume.last;
+			u->how = h->resume.how;
+			u->code = h->resume.code;
+			u->next_wall = h->resume.gave_up ? 0 : h->resume.next;
+			u->gave_up = h->resume.gave_up;
+		}
+		h->resume.records = 0;
 	}
 	while (!unit_full(h, u)) {
 		struct ch_rec rec;
@@ -240,6 +268,8 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 			if (add_rec(h, u, &rec, err) < 0)
 				return -1;
 			*ready = i;
+			if (h->u[i].resumed && resume_unit(h, i, err) < 0)
+				return -1;
 			return 1;
 		}
 		if (add_rec(h, u, &rec, err) < 0) {
@@ -253,10 +283,12 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 	if (!u->nrec)
 		return 0;
 	if (!unit_full(h, u) && !h->reader_error && !stopping && o->follow &&
-	    o->linger_ns > 0 && ch_mono_ns() < u->linger_until)
+	    o->linger_ns > 0 && !u->resumed && ch_mono_ns() < u->linger_until)
 		return 0;	/* lingers for more */
 	u->state = U_READY;
 	*ready = (size_t)(u - h->u);
+	if (u->resumed && resume_unit(h, *ready, err) < 0)
+		return -1;
 	return 1;
 }
 
@@ -416,17 +448,32 @@ out_env:
 	return 0;
 }
 
+/* How the last attempt failed, from its wait status. */
+static void
+note_failure(struct unit *u)
+{
+	u->last_fail = ch_now_ns();
+	u->code = 0;
+	if (u->timed_out) {
+		u->how = CH_FAIL_TIMEOUT;
+	} else if (WIFSIGNALED(u->status)) {
+		u->how = CH_FAIL_SIGNAL;
+		u->code = WTERMSIG(u->status);
+	} else {
+		u->how = CH_FAIL_EXIT;
+		u->code = WIFEXITED(u->status) ? WEXITSTATUS(u->status) : 0;
+	}
+}
+
 static void
 describe(const struct unit *u, char *buf, size_t len)
 {
-	if (u->timed_out)
+	if (u->how == CH_FAIL_TIMEOUT)
 		snprintf(buf, len, "timeout");
-	else if (WIFEXITED(u->status))
-		snprintf(buf, len, "%d", WEXITSTATUS(u->status));
-	else if (WIFSIGNALED(u->status))
-		snprintf(buf, len, "signal %d", WTERMSIG(u->status));
+	else if (u->how == CH_FAIL_SIGNAL)
+		snprintf(buf, len, "signal %d", u->code);
 	else
-		snprintf(buf, len, "unknown");
+		snprintf(buf, len, "%d", u->code);
 }
 
 static int64_t
@@ -609,6 +656,104 @@ split(struct hctx *h, size_t i, struct ch_error *err)
 	return 0;
 }
 
+/* Unit i failed its last attempt: split a batch, dead-letter a record, or
+ * give up (nothing more starts, and the run ends with 69). */
+static int
+exhausted(struct hctx *h, size_t i, const char *when, struct ch_error *err)
+{
+	struct unit *u = &h->u[i];
+	const struct ch_handler_opts *o = h->o;
+	char st[32];
+
+	if (u->nrec > 1)
+		return split(h, i, err);
+	if (o->dead_letter) {
+		if (dead_letter(h, u, err) < 0)
+			return -1;
+		u->state = U_DONE;
+		return 0;
+	}
+	describe(u, st, sizeof st);
+	u->state = U_WAIT;
+	u->retry_at = INT64_MAX;
+	u->gave_up = 1;
+	h->failed = 1;
+	snprintf(h->failure, sizeof h->failure, "record at offset %llu failed "
+	    "%llu times%s (last status %s) and there is no dead-letter channel; "
+	    "its offset stays uncommitted", (unsigned long long)u->recs[0].offset,
+	    (unsigned long long)u->failures, when, st);
+	return 0;
+}
+
+/*
+ * The first unit, read again after a restart while it was being retried:
+ * go on where the last run stopped.  Its next attempt comes when the last
+ * run would have made it (at most --backoff MAX from now, should the
+ * clock have been stepped back); with its attempts used up, it goes
+ * straight to the dead-letter channel, or the run ends with 69 again.
+ */
+static int
+resume_unit(struct hctx *h, size_t i, struct ch_error *err)
+{
+	struct unit *u = &h->u[i];
+	const struct ch_handler_opts *o = h->o;
+	char st[32], msg[300];
+
+	describe(u, st, sizeof st);
+	if (u->failures > o->retries)
+		return exhausted(h, i, " before this run", err);
+	int64_t left = u->gave_up ? 0 : u->next_wall - ch_now_ns();
+	if (left < 0)
+		left = 0;
+	if (left > o->backoff_max_ns)
+		left = o->backoff_max_ns;
+	u->gave_up = 0;
+	u->state = U_WAIT;
+	u->retry_at = ch_mono_ns() + left;
+	u->next_wall = ch_now_ns() + left;
+	if (o->warn) {
+		char when[40];
+		ch_format_duration(when, sizeof when, left);
+		snprintf(msg, sizeof msg, "record at offset %llu failed %llu "
+		    "times before this run (last status %s); attempt %llu of "
+		    "%llu in %s", (unsigned long long)u->recs[0].offset,
+		    (unsigned long long)u->failures, st,
+		    (unsigned long long)u->failures + 1,
+		    (unsigned long long)o->retries + 1, when);
+		o->warn(o->warn_ctx, msg);
+	}
+	return 0;
+}
+
+/*
+ * Keep the retry state of the first unfinished unit in the offset file,
+ * once the units before it are committed (advance), so that a restart
+ * goes on with its count and its backoff: written when it changes, that
+ * is when that unit fails again, gives up, or becomes the first.
+ */
+static int
+persist_head(struct hctx *h, struct ch_error *err)
+{
+	struct unit *u = h->nu ? &h->u[0] : NULL;
+
+	if (!u || u->state != U_WAIT || !u->failures ||
+	    u->recs[0].offset != h->s->done_offset ||
+	    (h->pers_offset == u->recs[0].offset &&
+	    h->pers_failures == u->failures && h->pers_gave_up == u->gave_up))
+		return 0;
+	struct ch_retry r = {
+		.records = u->nrec, .attempts = u->failures,
+		.last = u->last_fail, .next = u->gave_up ? 0 : u->next_wall,
+		.gave_up = u->gave_up, .how = u->how, .code = u->code,
+	};
+	if (ch_session_set_retry(h->s, &r, err) < 0)
+		return -1;
+	h->pers_offset = u->recs[0].offset;
+	h->pers_failures = u->failures;
+	h->pers_gave_up = u->gave_up;
+	return 0;
+}
+
 /* A handler exited: decide what happens to its unit. */
 static int
 finished(struct hctx *h, size_t i, int status, int stopping,
@@ -629,41 +774,31 @@ finished(struct hctx *h, size_t i, int status, int stopping,
 		return 0;
 	}
 	h->stats->attempts_failed++;
-	describe(u, st, sizeof st);
 	if (stopping) {		/* killed by our stop: it will run again */
 		u->state = U_WAIT;
 		u->retry_at = INT64_MAX;
 		return 0;
 	}
-	if (u->attempt <= o->retries) {
+	u->failures++;
+	note_failure(u);
+	describe(u, st, sizeof st);
+	if (u->failures <= o->retries) {
+		int64_t d = backoff(o, (unsigned)u->failures);
 		u->state = U_WAIT;
-		u->retry_at = ch_mono_ns() + backoff(o, u->attempt);
+		u->retry_at = ch_mono_ns() + d;
+		u->next_wall = ch_now_ns() + d;
 		if (o->warn) {
 			char msg[256];
 			snprintf(msg, sizeof msg, "handler failed (status %s) for "
-			    "offset %llu, attempt %u of %llu; retrying", st,
-			    (unsigned long long)u->recs[0].offset, u->attempt,
+			    "offset %llu, attempt %llu of %llu; retrying", st,
+			    (unsigned long long)u->recs[0].offset,
+			    (unsigned long long)u->failures,
 			    (unsigned long long)o->retries + 1);
 			o->warn(o->warn_ctx, msg);
 		}
 		return 0;
 	}
-	if (u->nrec > 1)
-		return split(h, i, err);
-	if (o->dead_letter) {
-		if (dead_letter(h, u, err) < 0)
-			return -1;
-		u->state = U_DONE;
-		return 0;
-	}
-	u->state = U_WAIT;
-	u->retry_at = INT64_MAX;
-	h->failed = 1;
-	snprintf(h->failure, sizeof h->failure, "record at offset %llu failed "
-	    "%u times (last status %s) and there is no dead-letter channel; "
-	    "its offset stays uncommitted", (unsigned long long)u->recs[0].offset,
-	    u->attempt, st);
-	return 0;
+	return exhausted(h, i, "", err);
 }
 
 static int
@@ -781,6 +916,14 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 	h.token_time = ch_mono_ns();
 	h.tokens = o->rate > 0 ? 1 : 0;
 	h.last_commit = h.last_activity = ch_mono_ns();
+	/* A unit that was being retried when the last run stopped. */
+	const struct ch_retry *rs = ch_offset_retry(&s->off);
+	if (rs && rs->offset == s->done_offset) {
+		h.resume = *rs;
+		h.pers_offset = rs->offset;
+		h.pers_failures = rs->attempts;
+		h.pers_gave_up = rs->gave_up;
+	}
 	srand48((long)ch_now_ns() ^ (long)getpid());
 	if (pipe2(chld_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "pipe");
@@ -801,7 +944,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 
 		if (reap(&h, *stop > 0, err) < 0)
 			goto out;
-		if (advance(&h, 0, err) < 0)
+		if (advance(&h, 0, err) < 0 || persist_head(&h, err) < 0)
 			goto out;
 		now = ch_mono_ns();
 
@@ -859,7 +1002,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 				int got = fill_unit(&h, stopping, &ready, err);
 				if (got < 0)
 					goto out;
-				if (h.reader_error) {
+				if (h.reader_error || h.failed) {
 					stopping = 1;
 					break;
 				}
@@ -872,6 +1015,8 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			if (spawn(&h, u, err) < 0)
 				goto out;
 		}
+		if (stopping && h.running == 0)
+			continue;	/* a record gave up just now: finish */
 		for (size_t i = 0; i < h.nu; i++) {
 			struct unit *u = &h.u[i];
 			int64_t next = u->state != U_RUNNING ? -1 :
@@ -938,7 +1083,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		    advance(&h, 1, err) < 0)
 			goto out;
 	}
-	if (advance(&h, 1, err) < 0)
+	if (advance(&h, 1, err) < 0 || persist_head(&h, err) < 0)
 		goto out;
 	if (h.reader_error) {
 		*err = h.rerr;

@@ -176,6 +176,26 @@ ch_session_commit(struct ch_session *s, struct ch_error *err)
 	return ch_sub_write(&s->sub, &s->off, err);
 }
 
+int
+ch_session_set_retry(struct ch_session *s, const struct ch_retry *r,
+    struct ch_error *err)
+{
+	struct ch_end end;
+
+	if (s->o.peek || !s->held)
+		return 0;
+	if (ch_session_dirty(s)) {
+		if (ch_channel_end(s->ch, &end, err) < 0)
+			return -1;
+		ch_offset_advance(&s->off, s->done_offset, s->done_seq,
+		    ch_now_ns(), end.offset, end.seq);
+		s->last_commit_mono = ch_mono_ns();
+	}
+	s->off.retry = *r;
+	s->off.retry.offset = s->off.offset;
+	return ch_sub_write(&s->sub, &s->off, err);
+}
+
 void
 ch_session_close(struct ch_session *s)
 {

@@ -59,6 +59,12 @@ void ch_session_delivered(struct ch_session *s, uint64_t offset, uint64_t seq);
 int ch_session_commit(struct ch_session *s, struct ch_error *err);
 int ch_session_dirty(const struct ch_session *s);
 
+/* Persist the retry state of the record at the delivered position (with
+ * that position: everything before it was delivered); r->records == 0
+ * clears it.  No-op for peeks. */
+int ch_session_set_retry(struct ch_session *s, const struct ch_retry *r,
+    struct ch_error *err);
+
 void ch_session_close(struct ch_session *s);
 
 #endif

@@ -251,6 +251,28 @@ ch_offset_format(const struct ch_offset *o, char *buf, size_t len)
 			return 0;
 		n += (size_t)w;
 	}
+	const struct ch_retry *r = ch_offset_retry(o);
+	if (r) {
+		char next[24] = "-";
+		if (!r->gave_up)
+			snprintf(next, sizeof next, "%" PRId64, r->next);
+		w = snprintf(buf + n, len - n, "retry %" PRIu64 " %" PRIu64 " %"
+		    PRIu64 " %" PRId64 " %s %s\n", r->offset, r->records,
+		    r->attempts, r->last, next,
+		    r->how == CH_FAIL_TIMEOUT ? "timeout" :
+		    r->how == CH_FAIL_SIGNAL ? "signal" : "exit");
+		if (w < 0 || (size_t)w >= len - n)
+			return 0;
+		n += (size_t)w;
+		if (r->how != CH_FAIL_TIMEOUT) {
+			/* "exit 1" / "signal 9": the code is the last value */
+			n--;
+			w = snprintf(buf + n, len - n, " %d\n", r->code);
+			if (w < 0 || (size_t)w >= len - n)
+				return 0;
+			n += (size_t)w;
+		}
+	}
 	w = snprintf(buf + n, len - n, "crc32c %08x\n", ch_crc32c(0, buf, n));
 	if (w < 0 || (size_t)w >= len - n)
 		return 0;
@@ -312,6 +334,116 @@ line(const char **pp, const char *end, const char *key, const char *types,
 	return 0;
 }
 
+/*
+ * "retry OFFSET RECORDS ATTEMPTS LAST NEXT HOW [CODE]" (channel(5)):
+ * NEXT is a time or "-" (chsub gave up), HOW "exit" or "signal" with
+ * the code, or "timeout".  OFFSET must be the file's offset.
+ */
+static int
+parse_retry(const char **pp, const char *end, struct ch_offset *o)
+{
+	static const struct { const char *word; int how; } hows[] = {
+		{ " exit ", CH_FAIL_EXIT }, { " signal ", CH_FAIL_SIGNAL },
+		{ " timeout\n", CH_FAIL_TIMEOUT },
+	};
+	struct ch_retry *r = &o->retry;
+	const char *nl = memchr(*pp, '\n', (size_t)(end - *pp));
+	uint64_t u[5];
+	int64_t t[5];
+	char buf[200];
+
+	if (!nl || nl + 1 != end || (size_t)(nl - *pp) >= sizeof buf - 8)
+		return -1;
+	/* The fixed numbers through line(): cut the line after LAST. */
+	const char *p = *pp;
+	int spaces = 0;
+	const char *q = p;
+	while (q < nl && spaces < 5)
+		if (*q++ == ' ')
+			spaces++;
+	if (spaces < 5)
+		return -1;
+	size_t head = (size_t)(q - 1 - p);
+	memcpy(buf, p, head);
+	buf[head] = '\n';
+	const char *bp = buf;
+	if (line(&bp, buf + head + 1, "retry", "uuus", u, t) < 0)
+		return -1;
+	r->offset = u[0];
+	r->records = u[1];
+	r->attempts = u[2];
+	r->last = t[3];
+	/* NEXT */
+	p = q;
+	if (p < nl && *p == '-') {
+		r->gave_up = 1;
+		p++;
+	} else {
+		const char *s = p;
+		while (s < nl && *s != ' ')
+			s++;
+		size_t l = (size_t)(s - p);
+		if (l == 0 || l > 21)
+			return -1;
+		memcpy(buf, "n ", 2);
+		memcpy(buf + 2, p, l);
+		buf[2 + l] = '\n';
+		bp = buf;
+		if (line(&bp, buf + 3 + l, "n", "s", u, t) < 0)
+			return -1;
+		r->next = t[0];
+		p = s;
+	}
+	r->how = 0;
+	for (size_t k = 0; k < sizeof hows / sizeof hows[0]; k++) {
+		size_t wl = strlen(hows[k].word);
+		if ((size_t)(nl + 1 - p) >= wl && memcmp(p, hows[k].word, wl) == 0) {
+			r->how = hows[k].how;
+			p += wl;
+			break;
+		}
+	}
+	if (!r->how)
+		return -1;
+	if (r->how != CH_FAIL_TIMEOUT) {
+		uint64_t c = 0;
+		if (p >= nl || *p < '0' || *p > '9' || (*p == '0' && p + 1 < nl))
+			return -1;
+		while (p < nl && *p >= '0' && *p <= '9' && c < 1000)
+			c = c * 10 + (uint64_t)(*p++ - '0');
+		if (p != nl || c > (r->how == CH_FAIL_EXIT ? 255 : 127))
+			return -1;
+		r->code = (int)c;
+		p = nl + 1;
+	}
+	if (p != nl + 1 || r->offset != o->offset || r->records == 0 ||
+	    r->attempts == 0) {
+		memset(r, 0, sizeof *r);
+		return -1;
+	}
+	*pp = p;
+	return 0;
+}
+
+const struct ch_retry *
+ch_offset_retry(const struct ch_offset *o)
+{
+	return o->retry.records && o->retry.offset == o->offset ? &o->retry :
+	    NULL;
+}
+
+const char *
+ch_retry_status(const struct ch_retry *r, char *buf, size_t len)
+{
+	if (r->how == CH_FAIL_TIMEOUT)
+		snprintf(buf, len, "timeout");
+	else if (r->how == CH_FAIL_SIGNAL)
+		snprintf(buf, len, "signal %d", r->code);
+	else
+		snprintf(buf, len, "exit %d", r->code);
+	return buf;
+}
+
 int
 ch_offset_parse(const char *text, size_t len, struct ch_offset *o,
     struct ch_error *err)
@@ -358,7 +490,7 @@ ch_offset_parse(const char *text, size_t len, struct ch_offset *o,
 	if (line(&p, end, "time", "s", u, t) < 0)
 		goto bad;
 	o->time = t[0];
-	while (p < end) {
+	while (p < end && (size_t)(end - p) > 8 && memcmp(p, "history ", 8) == 0) {
 		if (o->nhist == CH_HISTORY_MAX ||
 		    line(&p, end, "history", "suuuu", u, t) < 0)
 			goto bad;
@@ -369,6 +501,10 @@ ch_offset_parse(const char *text, size_t len, struct ch_offset *o,
 		c->end_offset = u[3];
 		c->end_seq = u[4];
 	}
+	if (p < end && parse_retry(&p, end, o) < 0)
+		goto bad;
+	if (p != end)
+		goto bad;
 	return 0;
 bad:
 	return ch_err(err, CH_EXIT_DATAERR, "offset file is malformed near "
@@ -461,6 +597,7 @@ ch_offset_advance(struct ch_offset *o, uint64_t offset, uint64_t seq,
 	o->offset = offset;
 	o->seq = seq;
 	o->time = now;
+	memset(&o->retry, 0, sizeof o->retry);
 	/* The newest entry is provisional while it is less than a gap after
 	 * the one before it: later commits replace it, so entries stay a gap
 	 * apart and the window spans time.  A move backwards always stays. */

@@ -39,13 +39,39 @@ struct ch_commit {
 	uint64_t end_offset, end_seq;	/* where the channel ended */
 };
 
+/* How the last failed attempt ended. */
+enum { CH_FAIL_EXIT = 1, CH_FAIL_SIGNAL, CH_FAIL_TIMEOUT };
+
+/*
+ * A handler (chsub -x) failing on the record at the offset: kept in the
+ * offset file so that a restarted chsub goes on with the same count and
+ * backoff.  It describes the record at `offset` only: a file is written
+ * with it only while o->offset is still that offset.
+ */
+struct ch_retry {
+	uint64_t records;		/* 0: no retry state; else the unit's size */
+	uint64_t offset;		/* the record it is about */
+	uint64_t attempts;		/* failed attempts so far, >= 1 */
+	int64_t last;			/* time of the last failure */
+	int64_t next;			/* time of the next attempt */
+	int gave_up;			/* no next attempt: chsub exited 69 */
+	int how, code;			/* CH_FAIL_*, exit status or signal */
+};
+
 struct ch_offset {
 	uint64_t offset;
 	uint64_t seq;
 	int64_t time;			/* last commit */
 	int nhist;
 	struct ch_commit hist[CH_HISTORY_MAX];	/* oldest first */
+	struct ch_retry retry;
 };
+
+/* Retry state for o's offset, or NULL. */
+const struct ch_retry *ch_offset_retry(const struct ch_offset *o);
+
+/* "exit 1", "signal 9", "timeout"; buf of at least 24 bytes. */
+const char *ch_retry_status(const struct ch_retry *r, char *buf, size_t len);
 
 struct ch_sub {
 	struct ch_channel *ch;
@@ -84,7 +110,8 @@ int ch_sub_write(struct ch_sub *s, const struct ch_offset *o,
     struct ch_error *err);
 
 /* Move o to (offset, seq) at time now, adding a history entry with the
- * channel end at that moment. */
+ * channel end at that moment; any retry state is dropped (it was about
+ * the record at the old position, or the move is an operator's). */
 void ch_offset_advance(struct ch_offset *o, uint64_t offset, uint64_t seq,
     int64_t now, uint64_t end_offset, uint64_t end_seq);
 
