@@ -473,6 +473,42 @@ sys.stdout.buffer.write(b + b"crc32c %08x\n" % crc32c(b))' "$T/body" >"$f"
 	run -0 timeout 10 chsub --retries=1 -x true "$CH" s
 }
 
+@test "the retry line as channel(5) writes its grammar: negative times, '-', leading zeros in numbers, but not in a code, and codes in range" {
+	fresh
+	pub a b
+	run -69 timeout 10 chsub -x 'exit 1' "$CH" s
+	local f="$CH/subscribers/s/offset" o=${OFFS[0]}
+	# put_retry REST: the retry line becomes "retry $o REST", CRC fixed.
+	put_retry() {
+		grep -v '^crc32c \|^retry ' "$f" >"$T/body"
+		printf 'retry %s %s\n' "$o" "$1" >>"$T/body"
+		python3 -c 'import sys; from crc32c import crc32c
+b = open(sys.argv[1], "rb").read()
+sys.stdout.buffer.write(b + b"crc32c %08x\n" % crc32c(b))' "$T/body" >"$f"
+	}
+	# next_attempt: what chlag read from it (null once chsub gave up).
+	next_attempt() {
+		chlag --json "$CH" | python3 -c 'import json, sys
+r = json.load(sys.stdin)[0]["retry"]
+print(r["attempts"], r["last_status"], r["next_attempt"])'
+	}
+	put_retry '1 2 -5000000000 -1000000000 exit 0'
+	assert_equal "$(next_attempt)" "2 exit 0 1969-12-31T23:59:59Z"
+	put_retry '001 0002 1 - signal 127'
+	assert_equal "$(next_attempt)" "2 signal 127 None"
+	put_retry '1 1 1 1 timeout'
+	assert_equal "$(next_attempt)" "1 timeout 1970-01-01T00:00:00Z"
+	local bad
+	for bad in '1 1 1 1 signal 0' '1 1 1 1 signal 128' '1 1 1 1 exit 01' \
+	    '1 1 1 1 exit 1000' '1 1 1 1 timeout 1' '1 1 1 1 exit 1 ' \
+	    '1 1 1 -- exit 1' '1 1 1 - ' '1 -1 1 1 exit 1' '1 1 1 1 EXIT 1' \
+	    '1 1 1 1  exit 1' '1 1 1 9223372036854775808 exit 1'; do
+		put_retry "$bad"
+		run -65 --separate-stderr timeout 10 chsub -x true "$CH" s
+		[[ $stderr == *malformed* ]] || fail "'retry $o $bad': $stderr"
+	done
+}
+
 # --- dead letters ----------------------------------------------------------
 
 @test "--dead-letter: a poison record ends in the dead-letter channel with its origin while the rest flow" {

@@ -280,53 +280,71 @@ ch_offset_format(const struct ch_offset *o, char *buf, size_t len)
 }
 
 /*
+ * One number at p, as the grammar's `number` (channel(5)): 'u' an offset
+ * or count (0..2^64-1, into *u), 's' a time (-2^63..2^63-1, into *s).  A
+ * value outside its type is damage: it is refused, never wrapped (a
+ * negative offset must not become a huge one, nor a time of 2^63 a
+ * negative one).  Returns the byte after it, or NULL.
+ */
+static const char *
+number(const char *p, const char *end, char type, uint64_t *u, int64_t *s)
+{
+	int neg = 0;
+
+	if (p < end && *p == '-' && type == 's') {
+		neg = 1;
+		p++;
+	}
+	if (p >= end || *p < '0' || *p > '9')
+		return NULL;
+	uint64_t x = 0;
+	while (p < end && *p >= '0' && *p <= '9') {
+		uint64_t d = (uint64_t)(*p++ - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return NULL;
+		x = x * 10 + d;
+	}
+	if (type == 'u') {
+		*u = x;
+	} else if (neg) {
+		if (x > (uint64_t)INT64_MAX + 1)
+			return NULL;
+		*s = x == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)x;
+	} else {
+		if (x > (uint64_t)INT64_MAX)
+			return NULL;
+		*s = (int64_t)x;
+	}
+	return p;
+}
+
+/* Does p start with the literal w (bytes, case-sensitive)? */
+static int
+word(const char *p, const char *end, const char *w)
+{
+	size_t l = strlen(w);
+	return (size_t)(end - p) >= l && memcmp(p, w, l) == 0;
+}
+
+/*
  * Parse "KEY V1 V2 ..." at *pp (one line).  `types` has one letter per
- * value: 'u' for an offset or sequence number (0..2^64-1, stored in u[i]),
- * 's' for a time (-2^63..2^63-1, stored in s[i]).  A value outside its
- * type is damage: it is refused, never wrapped (a negative offset must
- * not become a huge one, nor a time of 2^63 a negative one).
+ * value, as number() takes them, stored in u[i] or s[i].
  */
 static int
 line(const char **pp, const char *end, const char *key, const char *types,
     uint64_t *u, int64_t *s)
 {
 	const char *p = *pp;
-	size_t kl = strlen(key);
 
-	if ((size_t)(end - p) < kl + 1 || memcmp(p, key, kl) != 0 ||
-	    p[kl] != ' ')
+	if (!word(p, end, key))
 		return -1;
-	p += kl;
+	p += strlen(key);
 	for (int i = 0; types[i]; i++) {
 		if (p >= end || *p != ' ')
 			return -1;
-		p++;
-		int neg = 0;
-		if (p < end && *p == '-' && types[i] == 's') {
-			neg = 1;
-			p++;
-		}
-		if (p >= end || *p < '0' || *p > '9')
+		p = number(p + 1, end, types[i], &u[i], &s[i]);
+		if (!p)
 			return -1;
-		uint64_t x = 0;
-		while (p < end && *p >= '0' && *p <= '9') {
-			uint64_t d = (uint64_t)(*p++ - '0');
-			if (x > (UINT64_MAX - d) / 10)
-				return -1;
-			x = x * 10 + d;
-		}
-		if (types[i] == 'u') {
-			u[i] = x;
-		} else if (neg) {
-			if (x > (uint64_t)INT64_MAX + 1)
-				return -1;
-			s[i] = x == (uint64_t)INT64_MAX + 1 ? INT64_MIN :
-			    -(int64_t)x;
-		} else {
-			if (x > (uint64_t)INT64_MAX)
-				return -1;
-			s[i] = (int64_t)x;
-		}
 	}
 	if (p >= end || *p != '\n')
 		return -1;
@@ -335,92 +353,72 @@ line(const char **pp, const char *end, const char *key, const char *types,
 }
 
 /*
- * "retry OFFSET RECORDS ATTEMPTS LAST NEXT HOW [CODE]" (channel(5)):
- * NEXT is a time or "-" (chsub gave up), HOW "exit" or "signal" with
- * the code, or "timeout".  OFFSET must be the file's offset.
+ * "retry OFFSET RECORDS ATTEMPTS LAST NEXT FAILURE" (channel(5)): NEXT
+ * is a time or "-" (chsub gave up), FAILURE "exit CODE" (0..255),
+ * "signal CODE" (1..127) or "timeout", CODE without leading zeros.
+ * OFFSET must be the file's offset; RECORDS and ATTEMPTS at least 1.
  */
 static int
 parse_retry(const char **pp, const char *end, struct ch_offset *o)
 {
-	static const struct { const char *word; int how; } hows[] = {
-		{ " exit ", CH_FAIL_EXIT }, { " signal ", CH_FAIL_SIGNAL },
-		{ " timeout\n", CH_FAIL_TIMEOUT },
+	static const struct { const char *word; int how, min, max; } hows[] = {
+		{ " exit ", CH_FAIL_EXIT, 0, 255 },
+		{ " signal ", CH_FAIL_SIGNAL, 1, 127 },
+		{ " timeout\n", CH_FAIL_TIMEOUT, 0, 0 },
 	};
-	struct ch_retry *r = &o->retry;
-	const char *nl = memchr(*pp, '\n', (size_t)(end - *pp));
-	uint64_t u[5];
-	int64_t t[5];
-	char buf[200];
-
-	if (!nl || nl + 1 != end || (size_t)(nl - *pp) >= sizeof buf - 8)
-		return -1;
-	/* The fixed numbers through line(): cut the line after LAST. */
+	struct ch_retry r = { 0 };
+	uint64_t u[4];
+	int64_t t[4];
 	const char *p = *pp;
-	int spaces = 0;
-	const char *q = p;
-	while (q < nl && spaces < 5)
-		if (*q++ == ' ')
-			spaces++;
-	if (spaces < 5)
+
+	if (!word(p, end, "retry"))
 		return -1;
-	size_t head = (size_t)(q - 1 - p);
-	memcpy(buf, p, head);
-	buf[head] = '\n';
-	const char *bp = buf;
-	if (line(&bp, buf + head + 1, "retry", "uuus", u, t) < 0)
+	p += 5;
+	for (int i = 0; i < 4; i++) {
+		if (p >= end || *p != ' ')
+			return -1;
+		p = number(p + 1, end, i < 3 ? 'u' : 's', &u[i], &t[i]);
+		if (!p)
+			return -1;
+	}
+	r.offset = u[0];
+	r.records = u[1];
+	r.attempts = u[2];
+	r.last = t[3];
+	if (p >= end || *p != ' ')
 		return -1;
-	r->offset = u[0];
-	r->records = u[1];
-	r->attempts = u[2];
-	r->last = t[3];
-	/* NEXT */
-	p = q;
-	if (p < nl && *p == '-') {
-		r->gave_up = 1;
+	p++;
+	/* NEXT: "-" alone, or a time (which may start with '-') */
+	if (word(p, end, "- ")) {
+		r.gave_up = 1;
 		p++;
-	} else {
-		const char *s = p;
-		while (s < nl && *s != ' ')
-			s++;
-		size_t l = (size_t)(s - p);
-		if (l == 0 || l > 21)
-			return -1;
-		memcpy(buf, "n ", 2);
-		memcpy(buf + 2, p, l);
-		buf[2 + l] = '\n';
-		bp = buf;
-		if (line(&bp, buf + 3 + l, "n", "s", u, t) < 0)
-			return -1;
-		r->next = t[0];
-		p = s;
+	} else if (!(p = number(p, end, 's', u, &r.next))) {
+		return -1;
 	}
-	r->how = 0;
-	for (size_t k = 0; k < sizeof hows / sizeof hows[0]; k++) {
-		size_t wl = strlen(hows[k].word);
-		if ((size_t)(nl + 1 - p) >= wl && memcmp(p, hows[k].word, wl) == 0) {
-			r->how = hows[k].how;
-			p += wl;
+	size_t k;
+	for (k = 0; k < sizeof hows / sizeof hows[0]; k++)
+		if (word(p, end, hows[k].word))
 			break;
+	if (k == sizeof hows / sizeof hows[0])
+		return -1;
+	r.how = hows[k].how;
+	p += strlen(hows[k].word);
+	if (r.how != CH_FAIL_TIMEOUT) {
+		/* code = "0" / %x31-39 *2DIGIT */
+		int c = 0, digits = 0;
+		while (p < end && *p >= '0' && *p <= '9' && digits < 4) {
+			c = c * 10 + (*p++ - '0');
+			digits++;
 		}
-	}
-	if (!r->how)
-		return -1;
-	if (r->how != CH_FAIL_TIMEOUT) {
-		uint64_t c = 0;
-		if (p >= nl || *p < '0' || *p > '9' || (*p == '0' && p + 1 < nl))
+		if (digits == 0 || digits > 3 || (digits > 1 && p[-digits] == '0') ||
+		    c < hows[k].min || c > hows[k].max || p >= end || *p != '\n')
 			return -1;
-		while (p < nl && *p >= '0' && *p <= '9' && c < 1000)
-			c = c * 10 + (uint64_t)(*p++ - '0');
-		if (p != nl || c > (r->how == CH_FAIL_EXIT ? 255 : 127))
-			return -1;
-		r->code = (int)c;
-		p = nl + 1;
+		r.code = c;
+		p++;
 	}
-	if (p != nl + 1 || r->offset != o->offset || r->records == 0 ||
-	    r->attempts == 0) {
-		memset(r, 0, sizeof *r);
+	if (r.offset != o->offset || r.records == 0 || r.attempts == 0)
 		return -1;
-	}
+	o->retry = r;
 	*pp = p;
 	return 0;
 }
