@@ -4,7 +4,7 @@
  *
  * Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage
  * errors included).  With --warn/--crit the thresholds decide; without
- * them the status does (WARN -> 1; STALL, STOP, REWIND -> 2).  A channel
+ * them the status does (WARN, RETRY -> 1; STALL, STOP, REWIND, FAILED -> 2).  A channel
  * or an offset file that cannot be read is UNKNOWN; an offset file that
  * disagrees with the channel (INVALID) is CRITICAL either way.  Over several rows the worst wins, in the
  * order CRITICAL, UNKNOWN, WARNING, OK.
@@ -141,6 +141,7 @@ row_code(const struct ch_lagrow *r)
 	case CH_ST_OK:
 		return N_OK;
 	case CH_ST_WARN:
+	case CH_ST_RETRY:
 		return N_WARNING;
 	default:
 		return N_CRITICAL;
@@ -234,6 +235,11 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 		    worst->subscriber, ch_status_name(worst->status),
 		    (unsigned long long)worst->lag_records,
 		    worst->lag_records ? age : "0s");
+		if (worst->retry.records) {
+			char note[256];
+			ch_lag_retry_note(worst, ch_now_ns(), note, sizeof note);
+			fprintf(f, "; %s", note);
+		}
 	}
 	fputs(" |", f);
 	for (size_t i = 0; i < n; i++) {
@@ -250,7 +256,9 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 			fprintf(f, "%llu", (unsigned long long)crit_t.records);
 		fputs(";0; ", f);
 		perf_label(f, r, "age");
-		fprintf(f, "%.0fs;;;0;", r->age_ns / 1e9);
+		fprintf(f, "%.0fs;;;0; ", r->age_ns / 1e9);
+		perf_label(f, r, "attempts");
+		fprintf(f, "%llu;;;0;", (unsigned long long)r->retry.attempts);
 	}
 	fputc('\n', f);
 }

@@ -246,7 +246,7 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	chsub "$CH" t >/dev/null
 	run -1 chlag --nagios --warn=records:5 --crit=records:50 "$CH"
 	assert_equal "${#lines[@]}" 1
-	assert_output --regexp "^CHLAG WARNING - 1 of 2 subscribers need attention; worst $CH/s: OK, lag 10 records, age [0-9]+(ms|s) \| '$CH/s_records'=10;5;50;0; '$CH/s_age'=[0-9]+s;;;0; '$CH/t_records'=0;5;50;0; '$CH/t_age'=0s;;;0;\$"
+	assert_output --regexp "^CHLAG WARNING - 1 of 2 subscribers need attention; worst $CH/s: OK, lag 10 records, age [0-9]+(ms|s) \| '$CH/s_records'=10;5;50;0; '$CH/s_age'=[0-9]+s;;;0; '$CH/s_attempts'=0;;;0; '$CH/t_records'=0;5;50;0; '$CH/t_age'=0s;;;0; '$CH/t_attempts'=0;;;0;\$"
 }
 
 @test "--nagios doubles a quote in a performance data label" {
@@ -254,7 +254,7 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	new_channel
 	chsub "$CH" s >/dev/null
 	run -0 chlag --nagios "$CH"
-	assert_output --partial "| '$T/it''s/s_records'=0;;;0; '$T/it''s/s_age'=0s;;;0;"
+	assert_output --partial "| '$T/it''s/s_records'=0;;;0; '$T/it''s/s_age'=0s;;;0; '$T/it''s/s_attempts'=0;;;0;"
 }
 
 # --- thresholds and exit codes ------------------------------------------
@@ -356,7 +356,7 @@ assert rows["good"]["status"] == "OK"' "$output" "$why" "$end"
 	assert_line "chlag_offset{channel=\"$CH\",subscriber=\"s\"} $end"
 	refute_line --partial "chlag_lag_records{channel=\"$CH\",subscriber=\"s\"}"
 	run -2 chlag --nagios "$CH"
-	assert_output --regexp "^CHLAG CRITICAL - 1 of 2 subscribers need attention; worst $CH/s: INVALID: $why \\| '$CH/good_records'=10;;;0; '$CH/good_age'=[0-9]+s;;;0;\$"
+	assert_output --regexp "^CHLAG CRITICAL - 1 of 2 subscribers need attention; worst $CH/s: INVALID: $why \\| '$CH/good_records'=10;;;0; '$CH/good_age'=[0-9]+s;;;0; '$CH/good_attempts'=0;;;0;\$"
 	run -2 chlag --nagios --warn=records:100 "$CH"
 	# fixed, it is OK again
 	choffset --latest "$CH" s >/dev/null 2>&1
@@ -379,7 +379,7 @@ assert r["lag_records"] == 1 and r["age_seconds"] == 0, r' "$output"
 	run -0 chlag --prometheus "$CH"
 	assert_line "chlag_lag_seconds{channel=\"$CH\",subscriber=\"s\"} 0"
 	run -0 chlag --nagios "$CH"
-	assert_output --regexp "age 0ms \\| '$CH/s_records'=1;;;0; '$CH/s_age'=0s;;;0;\$"
+	assert_output --regexp "age 0ms \\| '$CH/s_records'=1;;;0; '$CH/s_age'=0s;;;0; '$CH/s_attempts'=0;;;0;\$"
 	# a commit stamped ahead of the clock is no negative idle time either
 	at +1h choffset --shift=+0 "$CH" s >/dev/null
 	run -0 chlag --json "$CH"
@@ -507,6 +507,71 @@ assert r["idle_seconds"] == 0, r' "$output"
 	run -2 at +5m chlag --json "$CH"
 	assert_output --regexp '"subscriber":"stall","status":"STALL",[^}]*"running":true,"pid":'"$stall"'\}'
 	run -0 at +1h chlag "$idle"
+}
+
+@test "RETRY while chsub -x retries a failing record, FAILED once it gave up: attempts and next attempt in every format" {
+	chpub "$CH" doomed
+	choffset --create --earliest "$CH" s >/dev/null
+	start_bg chsub --retries=5 --backoff=1h -x 'exit 3' "$CH" s
+	wait_for 10 grep -q '^retry ' "$CH/subscribers/s/offset"
+	run -1 chlag "$CH"
+	assert_line --regexp '^[^ ]+ +s .* RETRY$'
+	assert_line --regexp '^  \(retrying: the handler failed 1 times on the record at offset 0, the last [0-9a-z]+ ago \(exit 3\); attempt 2 in (59m|1h)'
+	run -1 --separate-stderr chlag --json "$CH"
+	run -0 python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])[0]
+t = r["retry"]
+assert r["status"] == "RETRY" and r["running"], r
+assert t["attempts"] == 1 and t["records"] == 1 and t["offset"] == 0, t
+assert t["last_status"] == "exit 3" and t["next_attempt"] > t["last_failure"], t
+print("ok")' "$output"
+	run -1 chlag --yaml "$CH"
+	assert_line '  status: "RETRY"'
+	assert_line '    attempts: 1'
+	assert_line '    last_status: "exit 3"'
+	assert_line --regexp '^    next_attempt: "[0-9T:-]+Z"$'
+	run -1 chlag --prometheus "$CH"
+	assert_line "chlag_retry_attempts{channel=\"$CH\",subscriber=\"s\"} 1"
+	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"RETRY\"} 1"
+	assert_line --regexp "^chlag_retry_next_attempt_timestamp_seconds\\{channel=\"$CH\",subscriber=\"s\"\\} [0-9.e+]+\$"
+	run -1 chlag --nagios "$CH"
+	assert_output --regexp "^CHLAG WARNING - 1 of 1 subscribers need attention; worst $CH/s: RETRY, .*; attempt 2 in .* '$CH/s_attempts'=1;;;0;\$"
+	kill -TERM "$BG"
+	wait "$BG"
+	# No attempt left for --retries=0: chsub gives up at once.
+	run -69 chsub --retries=0 -x 'exit 3' "$CH" s
+	run -2 chlag "$CH"
+	assert_line --regexp '^[^ ]+ +s .* FAILED$'
+	assert_line --partial 'and chsub gave up: it exits 69 until the record gets more attempts)'
+	run -2 chlag --json "$CH"
+	assert_output --partial '"next_attempt":null}'
+	run -2 chlag --prometheus "$CH"
+	refute_line --partial chlag_retry_next_attempt_timestamp_seconds'{'
+	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"FAILED\"} 1"
+	run -2 chlag --nagios "$CH"
+	assert_output --regexp "^CHLAG CRITICAL - .* FAILED, "
+	# Through at last: OK, no retry state left.
+	run -0 chsub --retries=1 -x true "$CH" s
+	run -0 chlag --json "$CH"
+	refute_output --partial retry
+	assert_output --partial '"status":"OK"'
+}
+
+@test "RETRY with no chsub running turns STOP once nothing moved for long; FAILED stays FAILED" {
+	at -2h chpub "$CH" doomed
+	at -2h choffset --create --earliest "$CH" s >/dev/null
+	# Fails once, 2 hours ago, and is stopped in its backoff.
+	at -2h chsub --retries=3 --backoff=1h \
+	    -x "echo \$PPID >'$T/chsub.pid'; exit 1" "$CH" s 3>&- &
+	local p=$!
+	wait_for 10 grep -q '^retry ' "$CH/subscribers/s/offset"
+	wait_for 10 test -s "$T/chsub.pid"
+	kill -TERM "$(cat "$T/chsub.pid")"
+	wait "$p"
+	assert_equal "$(status_of s)" STOP
+	run -69 at -2h chsub --retries=0 -x 'exit 1' "$CH" s
+	assert_equal "$(status_of s)" FAILED
 }
 
 @test "OK: a subscriber that keeps up, committing now and then" {

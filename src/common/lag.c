@@ -22,7 +22,7 @@ const char *
 ch_status_name(int status)
 {
 	static const char *names[CH_ST_COUNT] = { "OK", "WARN", "STALL",
-	    "STOP", "REWIND", "ERROR", "INVALID" };
+	    "STOP", "REWIND", "RETRY", "FAILED", "ERROR", "INVALID" };
 	return status >= 0 && status < CH_ST_COUNT ? names[status] : "?";
 }
 
@@ -75,8 +75,12 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 	for (int i = 1; i < np; i++)
 		if (pts[i].offset < pts[i - 1].offset)
 			return CH_ST_REWIND;
-	/* 2. caught up */
-	if (lag <= o->allowed_lag)
+	/* 2. FAILED: chsub gave up on the record at the offset. */
+	const struct ch_retry *retry = ch_offset_retry(off);
+	if (retry && retry->gave_up)
+		return CH_ST_FAILED;
+	/* 3. caught up */
+	if (lag <= o->allowed_lag && !retry)
 		return CH_ST_OK;
 	/* 3. STALL / STOP: how long is "too long" adapts to how often this
 	 * subscriber usually commits, but never beyond the window. */
@@ -95,9 +99,17 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 		if (typical > stop_after)
 			stop_after = typical;
 	}
-	if (sat_sub(now, off->time) > stop_after && age_ns > stop_after)
-		return running ? CH_ST_STALL : CH_ST_STOP;
-	/* 4. WARN: consuming, but the lag only grows. */
+	int stuck = sat_sub(now, off->time) > stop_after && age_ns > stop_after;
+	/* 4. STOP: nobody reads (even if the last one was retrying). */
+	if (stuck && !running)
+		return CH_ST_STOP;
+	/* 5. RETRY: not stalled, but failing and trying again. */
+	if (retry)
+		return CH_ST_RETRY;
+	/* 6. STALL: running, not advancing. */
+	if (stuck)
+		return CH_ST_STALL;
+	/* 7. WARN: consuming, but the lag only grows. */
 	if (np >= 3 && pts[np - 1].offset > pts[0].offset &&
 	    pts[np - 1].lag > pts[0].lag) {
 		int growing = 1;
@@ -226,6 +238,8 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 		r->hist_lag[r->nhist++] = r->lag_records;
 		r->status = ch_lag_status(&off, end.offset, end.seq, r->age_ns,
 		    r->pid > 0, now, o);
+		if (ch_offset_retry(&off))
+			r->retry = off.retry;
 	}
 	ch_sub_list_free(names, n);
 	*rowsp = rows;

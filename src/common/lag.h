@@ -11,13 +11,18 @@
  *   points = history entries newer than now - window, then "now"
  *   stop_after = max(stall, min(2 x median gap between commits, window))
  *   1. REWIND  the offset went backwards between two points
- *   2. OK      lag <= allowed_lag (an idle, caught-up subscriber is fine)
- *   3. STALL   no commit for stop_after, the oldest unread record is older
- *              than stop_after, and a chsub is running for it
- *      STOP    the same, with no chsub running
- *   4. WARN    >= 3 points, the offset advanced, and the lag never
+ *   2. FAILED  the handler of chsub -x failed on the record at the offset
+ *              until chsub gave up (exit 69; the retry state says so)
+ *   3. OK      lag <= allowed_lag and no retry state (an idle, caught-up
+ *              subscriber is fine)
+ *   4. STOP    no commit for stop_after, the oldest unread record is older
+ *              than stop_after, and no chsub is running for it
+ *   5. RETRY   the handler failed on the record at the offset, and chsub
+ *              tries it again (retry state in the offset file)
+ *   6. STALL   as STOP, with a chsub running
+ *   7. WARN    >= 3 points, the offset advanced, and the lag never
  *              shrank from one point to the next and grew overall
- *   5. OK      otherwise
+ *   8. OK      otherwise
  */
 #ifndef CH_LAG_H
 #define CH_LAG_H
@@ -32,7 +37,7 @@
 /* ERROR: the offset file cannot be read; INVALID: it can, but disagrees
  * with the channel (see offcheck.h), so no lag can be told from it. */
 enum { CH_ST_OK, CH_ST_WARN, CH_ST_STALL, CH_ST_STOP, CH_ST_REWIND,
-    CH_ST_ERROR, CH_ST_INVALID };
+    CH_ST_RETRY, CH_ST_FAILED, CH_ST_ERROR, CH_ST_INVALID };
 #define CH_ST_COUNT (CH_ST_INVALID + 1)
 
 struct ch_lag_opts {
@@ -54,6 +59,7 @@ struct ch_lagrow {
 	int64_t idle_ns;
 	pid_t pid;		/* running chsub, 0 if none */
 	int status;
+	struct ch_retry retry;	/* records == 0: none */
 	int nhist;		/* lag (records) at each history entry */
 	uint64_t hist_lag[CH_HISTORY_MAX + 1];
 	char error[512];	/* status ERROR or INVALID: why */

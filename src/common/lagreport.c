@@ -123,7 +123,8 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 			if (c == 8 && v->color) {
 				int st = rows[i].status;
 				fprintf(f, "\033[%sm%s\033[0m", st == CH_ST_OK ? "32" :
-				    st == CH_ST_WARN ? "33" : "31", s);
+				    st == CH_ST_WARN || st == CH_ST_RETRY ? "33" :
+				    "31", s);
 			} else {
 				fputs(s, f);
 			}
@@ -134,8 +135,42 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 		if (rows[i].status == CH_ST_ERROR ||
 		    rows[i].status == CH_ST_INVALID)
 			fprintf(f, "  (%s)\n", rows[i].error);
+		else if (rows[i].retry.records) {
+			char note[256];
+			ch_lag_retry_note(&rows[i], v->now, note, sizeof note);
+			fprintf(f, "  (%s)\n", note);
+		}
 	}
 	free(cells);
+}
+
+void
+ch_lag_retry_note(const struct ch_lagrow *r, int64_t now, char *buf,
+    size_t len)
+{
+	const struct ch_retry *rt = &r->retry;
+	char st[32], ago[32], in[32], recs[48] = "";
+
+	ch_retry_status(rt, st, sizeof st);
+	ch_format_duration(ago, sizeof ago, ch_age(now, rt->last));
+	if (rt->records > 1)
+		snprintf(recs, sizeof recs, " (a batch of %llu records)",
+		    (unsigned long long)rt->records);
+	if (rt->gave_up) {
+		snprintf(buf, len, "the handler failed %llu times on the record "
+		    "at offset %llu%s, the last %s ago (%s), and chsub gave up: "
+		    "it exits 69 until the record gets more attempts",
+		    (unsigned long long)rt->attempts,
+		    (unsigned long long)rt->offset, recs, ago, st);
+		return;
+	}
+	int64_t left = rt->next - now;
+	ch_format_duration(in, sizeof in, left > 0 ? left : 0);
+	snprintf(buf, len, "retrying: the handler failed %llu times on the record "
+	    "at offset %llu%s, the last %s ago (%s); attempt %llu %s%s",
+	    (unsigned long long)rt->attempts, (unsigned long long)rt->offset,
+	    recs, ago, st, (unsigned long long)rt->attempts + 1,
+	    left > 0 ? "in " : "due now", left > 0 ? in : "");
 }
 
 static void
@@ -184,6 +219,22 @@ ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n)
 		fprintf(f, ",\"running\":%s", r->pid ? "true" : "false");
 		if (r->pid)
 			fprintf(f, ",\"pid\":%ld", (long)r->pid);
+		if (r->retry.records) {
+			char st[32];
+			ch_format_time(t, sizeof t, r->retry.last, 0);
+			fprintf(f, ",\"retry\":{\"offset\":%" PRIu64 ",\"records\":%"
+			    PRIu64 ",\"attempts\":%" PRIu64 ",\"last_failure\":\"%s\""
+			    ",\"last_status\":\"%s\"", r->retry.offset,
+			    r->retry.records, r->retry.attempts, t,
+			    ch_retry_status(&r->retry, st, sizeof st));
+			if (r->retry.gave_up) {
+				fputs(",\"next_attempt\":null", f);
+			} else {
+				ch_format_time(t, sizeof t, r->retry.next, 0);
+				fprintf(f, ",\"next_attempt\":\"%s\"", t);
+			}
+			fputs("}", f);
+		}
 		fputs("}", f);
 	}
 	fputs(n ? "\n]\n" : "]\n", f);
@@ -211,6 +262,45 @@ static int
 kv(yaml_emitter_t *em, const char *k, const char *v, int quoted)
 {
 	return ev_scalar(em, k, 0) < 0 || ev_scalar(em, v, quoted) < 0 ? -1 : 0;
+}
+
+/* retry: {offset, records, attempts, last_failure, last_status,
+ * next_attempt (null once chsub gave up)} */
+static int
+yaml_retry(yaml_emitter_t *em, const struct ch_retry *r)
+{
+	yaml_event_t ev;
+	char b[64];
+
+	if (ev_scalar(em, "retry", 0) < 0 ||
+	    !yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+	    YAML_BLOCK_MAPPING_STYLE) || !yaml_emitter_emit(em, &ev))
+		return -1;
+	struct { const char *k; uint64_t v; } nums[] = {
+		{ "offset", r->offset }, { "records", r->records },
+		{ "attempts", r->attempts },
+	};
+	for (size_t k = 0; k < 3; k++) {
+		snprintf(b, sizeof b, "%" PRIu64, nums[k].v);
+		if (kv(em, nums[k].k, b, 0) < 0)
+			return -1;
+	}
+	ch_format_time(b, sizeof b, r->last, 0);
+	if (kv(em, "last_failure", b, 1) < 0 ||
+	    kv(em, "last_status", ch_retry_status(r, b, sizeof b), 1) < 0)
+		return -1;
+	if (r->gave_up) {
+		if (kv(em, "next_attempt", "null", 0) < 0)
+			return -1;
+	} else {
+		ch_format_time(b, sizeof b, r->next, 0);
+		if (kv(em, "next_attempt", b, 1) < 0)
+			return -1;
+	}
+	if (!yaml_mapping_end_event_initialize(&ev) ||
+	    !yaml_emitter_emit(em, &ev))
+		return -1;
+	return 0;
 }
 
 int
@@ -287,6 +377,8 @@ ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n)
 			if (kv(&em, "pid", b, 0) < 0)
 				goto out;
 		}
+		if (r->retry.records && yaml_retry(&em, &r->retry) < 0)
+			goto out;
 		if (!yaml_mapping_end_event_initialize(&ev) ||
 		    !yaml_emitter_emit(&em, &ev))
 			goto out;
@@ -345,6 +437,10 @@ ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
 		    "Time of the subscriber's last commit." },
 		{ "chlag_running", "1 if a chsub is running for the subscriber." },
 		{ "chlag_status", "1 for the subscriber's current status." },
+		{ "chlag_retry_attempts", "Failed attempts of the handler on the "
+		    "record at the subscriber's offset (0: none)." },
+		{ "chlag_retry_next_attempt_timestamp_seconds",
+		    "When the handler tries that record again." },
 	};
 
 	for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) {
@@ -354,7 +450,7 @@ ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
 			const struct ch_lagrow *r = &rows[i];
 			/* No lag from an unreadable or untrusted offset
 			 * file; nothing at all from an unreadable one. */
-			if ((r->status == CH_ST_ERROR && k < 6) ||
+			if ((r->status == CH_ST_ERROR && (k < 6 || k > 7)) ||
 			    (r->status == CH_ST_INVALID && k < 3))
 				continue;
 			switch (k) {
@@ -373,6 +469,15 @@ ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
 					metric(f, m[k].name, r, extra,
 					    r->status == s);
 				}
+				break;
+			case 8:
+				metric(f, m[k].name, r, NULL,
+				    (double)r->retry.attempts);
+				break;
+			case 9:
+				if (r->retry.records && !r->retry.gave_up)
+					metric(f, m[k].name, r, NULL,
+					    r->retry.next / 1e9);
 				break;
 			}
 		}

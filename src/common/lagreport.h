@@ -20,6 +20,9 @@ struct ch_lagview {
 
 void ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
     const struct ch_lagview *v);
+/* A retrying row, in words: attempts, the last failure, the next attempt. */
+void ch_lag_retry_note(const struct ch_lagrow *r, int64_t now, char *buf,
+    size_t len);
 void ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n);
 int ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n);
 void ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
