@@ -35,7 +35,7 @@ enum { N_OK = 0, N_WARNING = 1, N_CRITICAL = 2, N_UNKNOWN = 3 };
 enum { OPT_WARN = 1, OPT_CRIT, OPT_WATCH, OPT_OUTPUT, OPT_WINDOW,
     OPT_ALLOWED, OPT_STALL };
 
-static int opt_json, opt_yaml, opt_prom, opt_nagios;
+static int opt_json, opt_yaml, opt_prom, opt_nagios, opt_explain;
 static const char *opt_warn, *opt_crit, *opt_watch, *opt_output,
     *opt_window, *opt_allowed, *opt_stall;
 
@@ -46,6 +46,9 @@ static struct poptOption lag_options[] = {
 	    "print the Prometheus text exposition format", NULL },
 	{ "nagios", '\0', POPT_ARG_NONE, &opt_nagios, 0,
 	    "print one Nagios status line with performance data", NULL },
+	{ "explain", '\0', POPT_ARG_NONE, &opt_explain, 0,
+	    "say under each row which status rule matched and why, with its "
+	    "samples", NULL },
 	{ "output", 'o', POPT_ARG_STRING, &opt_output, OPT_OUTPUT,
 	    "write to FILE atomically (for textfile collectors)", "FILE" },
 	{ "warn", 'w', POPT_ARG_STRING, &opt_warn, OPT_WARN,
@@ -298,9 +301,9 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 	for (size_t i = 0; i < nall; i++)
 		code = worse(code, row_code(&all[i]));
 	if (opt_json)
-		ch_lag_json(f, all, nall);
+		ch_lag_json(f, all, nall, opt_explain, now);
 	else if (opt_yaml) {
-		if (ch_lag_yaml(f, all, nall) < 0)
+		if (ch_lag_yaml(f, all, nall, opt_explain, now) < 0)
 			ch_die(N_UNKNOWN, NULL, "YAML output failed");
 	} else if (opt_prom)
 		ch_lag_prometheus(f, all, nall, now);
@@ -310,7 +313,8 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 		const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
 		struct ch_lagview v = { tty && !(nc && nc[0]) &&
 		    !(term && strcmp(term, "dumb") == 0), tty,
-		    strcmp(nl_langinfo(CODESET), "UTF-8") == 0, now };
+		    strcmp(nl_langinfo(CODESET), "UTF-8") == 0, opt_explain,
+		    now };
 		if (nall)
 			ch_lag_table(f, all, nall, &v);
 		else if (!failed)
@@ -427,6 +431,9 @@ main(int argc, const char **argv)
 		ch_cli_popt_error(pc, rc);
 	if (opt_json + opt_yaml + opt_prom + opt_nagios > 1)
 		ch_usage("give only one of --json, --yaml, --prometheus, --nagios");
+	if (opt_explain && (opt_prom || opt_nagios))
+		ch_usage("--explain goes with the table, --json or --yaml, not "
+		    "with --%s", opt_prom ? "prometheus" : "nagios");
 	if (opt_output && watch_ns)
 		ch_usage("--output and --watch cannot be combined");
 	args = poptGetArgs(pc);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lag.h"
+#include "lagexplain.h"
 #include "subscriber.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,10 +51,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ch_lag_defaults(&lo);
 	for (int i = 0; i < 3; i++) {
 		now = i == 0 ? o.time : i == 1 ? INT64_MAX : INT64_MIN;
-		int st = ch_lag_status(&o, o.offset, o.seq + 1,
-		    now - (now > 0 ? 1 : 0), i, now, &lo);
-		if (st < CH_ST_OK || st > CH_ST_FAILED)
+		struct ch_lagrow row = { .channel = "c", .pid = i };
+		row.status = ch_lag_status(&o, o.offset, o.seq + 1,
+		    now - (now > 0 ? 1 : 0), i, now, &lo, &row.why);
+		if (row.status < CH_ST_OK || row.status > CH_ST_FAILED ||
+		    row.why.rule < 1 || row.why.rule > 8)
 			abort();
+		/* --explain says it in words, whatever the numbers. */
+		if (ch_offset_retry(&o))
+			row.retry = o.retry;
+		char *text = ch_lag_explain(&row, now);
+		if (!text)
+			abort();
+		free(text);
 		lo.allowed_lag = UINT64_MAX;
 		lo.window_ns = INT64_MAX;
 		lo.stall_ns = 0;

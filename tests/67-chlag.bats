@@ -509,6 +509,91 @@ assert r["idle_seconds"] == 0, r' "$output"
 	run -0 at +1h chlag "$idle"
 }
 
+# explain_of SUBSCRIBER: the --explain lines under its row in the table
+# in $T/table, their indent removed, and durations rounded down to the
+# 10 seconds (the commands between two faketime offsets take real time).
+explain_of() {
+	awk -v s="$1" 'NR > 1 && !/^  / { on = ($2 == s) } on && /^  / { print substr($0, 3) }' \
+	    "$T/table" | sed -E 's/\<([0-9]+m)?([0-9])[0-9]s\>/\1\20s/g'
+}
+
+@test "--explain: under each row the rule that set its status, with the numbers it compared and the samples it used; the same text in JSON and YAML" {
+	seq 10 | chpub "$CH"
+	chsub "$CH" ok >/dev/null
+	chsub --from=earliest -n 2 "$CH" warn >/dev/null
+	chsub --from=earliest "$CH" rewind >/dev/null
+	choffset --create --earliest "$CH" stop >/dev/null
+	for t in +2m +4m; do
+		seq 10 | at "$t" chpub "$CH"
+		at "$t" chsub -n 2 "$CH" warn >/dev/null
+	done
+	at +4m chsub "$CH" ok >/dev/null
+	at +4m choffset --shift=-5 "$CH" rewind >/dev/null
+	at +270s chsub --from=earliest -n 25 "$CH" slow >/dev/null
+	local warn_at
+	warn_at=$(offset_of warn)
+	run -2 at +5m chlag --explain "$CH"
+	printf '%s\n' "$output" >"$T/table"
+	explain_of ok >"$T/ok"
+	assert_equal "$(cat "$T/ok")" "$(printf '%s\n' \
+	    'OK by rule 3: lag 0 records is within --allowed-lag 0 and no handler is failing: caught up, however long ago it last committed (1m00s).' \
+	    'Samples: the commit history within --window 10m00s, oldest first, then now:' \
+	    "  1. 5m00s ago: offset 371, record 10, lag 0 records" \
+	    "  2. 1m00s ago: offset $(end_offset), record 30, lag 0 records" \
+	    "  3. now: offset $(end_offset), record 30, lag 0 records")"
+	explain_of warn >"$T/warn"
+	assert_equal "$(head -n 2 "$T/warn")" "$(printf '%s\n' \
+	    "WARN by rule 7: over 4 samples the offset advanced from 0 to $warn_at but the lag never shrank and grew from 10 to 24 records: it consumes, but falls behind; not STALL: last commit 1m00s ago (within stop_after 4m00s), oldest unread record 5m00s old (over stop_after 4m00s)." \
+	    'stop_after 4m00s = max(--stall 1m00s, min(2 x median gap 2m00s of the 2 gaps between the 3 history entries, --window 10m00s)).')"
+	assert_equal "$(sed -n '4,$p' "$T/warn" | cut -d, -f3)" "$(printf ' lag %s records\n' 10 16 24 24)"
+	explain_of rewind >"$T/rewind"
+	run grep -c . "$T/rewind"
+	assert_output 6
+	run cat "$T/rewind"
+	assert_line -n 0 --regexp '^REWIND by rule 1: the offset went back from 371 \(sample 2\) to 185 \(sample 3, 1m00s ago\), within --window 10m00s; REWIND lasts until that sample is older than the window\.$'
+	assert_line -n 4 --regexp '^  3\. 1m00s ago: offset 185, record 5, lag 25 records \(moved back\)$'
+	explain_of stop >"$T/stop"
+	run cat "$T/stop"
+	assert_line -n 0 'STOP by rule 4: lag 30 records, last commit 5m00s ago (over stop_after 1m00s), oldest unread record 5m00s old (over stop_after 1m00s), and no chsub is running: the reader is gone.'
+	assert_line -n 1 'stop_after 1m00s = --stall (fewer than 2 history entries to tell how often it commits).'
+	explain_of slow >"$T/slow"
+	run cat "$T/slow"
+	assert_line -n 0 --regexp '^OK by rule 8: lag 5 records is over --allowed-lag 0, but not STOP or STALL: last commit 30s ago \(within stop_after 1m00s\), .*; and not WARN: the lag did not grow over the samples \(30 records then, 5 now\)\.$'
+	# The same words in JSON and YAML, one string with the lines.
+	run -2 --separate-stderr at +5m chlag --explain --json "$CH"
+	printf '%s\n' "$output" >"$T/json"
+	run -2 --separate-stderr at +5m chlag --explain --yaml "$CH"
+	printf '%s\n' "$output" >"$T/yaml"
+	run -0 python3 -c '
+import json, re, sys, yaml
+def norm(t):	# as explain_of does
+    return re.sub(r"\b((?:\d+m)?)(\d)\ds\b", r"\g<1>\g<2>0s", t)
+js = {r["subscriber"]: norm(r["explain"]) for r in json.load(open(sys.argv[1]))}
+ys = {r["subscriber"]: norm(r["explain"]) for r in yaml.safe_load(open(sys.argv[2]))}
+for s in ("ok", "warn", "rewind", "stop", "slow"):
+    want = open(sys.argv[3] + "/" + s).read().rstrip("\n")
+    assert js[s] == want, (s, js[s], want)
+    assert ys[s] == want, (s, ys[s], want)
+print("ok")' "$T/json" "$T/yaml" "$T"
+	assert_output ok
+	# Without --explain, none of it.
+	run -2 at +5m chlag --json "$CH"
+	refute_output --partial explain
+	run -2 at +5m chlag "$CH"
+	refute_output --partial 'by rule'
+}
+
+@test "--explain with --prometheus or --nagios is a usage error (3); ERROR and INVALID rows say no rule applies" {
+	chsub "$CH" s >/dev/null
+	run -3 --separate-stderr chlag --explain --prometheus "$CH"
+	assert_equal "$stderr" "$(printf '%s\n' "chlag: --explain goes with the table, --json or --yaml, not with --prometheus" "Try 'chlag --help' for more information.")"
+	run -3 --separate-stderr chlag --nagios --explain "$CH"
+	[[ $stderr == *"not with --nagios"* ]] || fail "stderr: $stderr"
+	echo damage >"$CH/subscribers/s/offset"
+	run -3 chlag --explain "$CH"
+	assert_line --regexp "^  ERROR: the offset file cannot be read, so no rule applies: subscriber 's': .*\\.\$"
+}
+
 @test "RETRY while chsub -x retries a failing record, FAILED once it gave up: attempts and next attempt in every format" {
 	chpub "$CH" doomed
 	choffset --create --earliest "$CH" s >/dev/null
@@ -537,6 +622,8 @@ print("ok")' "$output"
 	assert_line --regexp "^chlag_retry_next_attempt_timestamp_seconds\\{channel=\"$CH\",subscriber=\"s\"\\} [0-9.e+]+\$"
 	run -1 chlag --nagios "$CH"
 	assert_output --regexp "^CHLAG WARNING - 1 of 1 subscribers need attention; worst $CH/s: RETRY, .*; attempt 2 in .* '$CH/s_attempts'=1;;;0;\$"
+	run -1 chlag --explain "$CH"
+	assert_line --regexp '^  RETRY by rule 5: the handler failed 1 times on the record at offset 0 and chsub tries again in (59m|1h)[0-9ms]*; not STOP or STALL: last commit [0-9ms]+ ago \(within stop_after 1m00s\), '
 	kill -TERM "$BG"
 	wait "$BG"
 	# No attempt left for --retries=0: chsub gives up at once.
@@ -551,6 +638,8 @@ print("ok")' "$output"
 	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"FAILED\"} 1"
 	run -2 chlag --nagios "$CH"
 	assert_output --regexp "^CHLAG CRITICAL - .* FAILED, "
+	run -2 chlag --explain "$CH"
+	assert_line '  FAILED by rule 2: the handler failed 1 times on the record at offset 0 and chsub gave up on it (no attempt left, no dead-letter channel).'
 	# Through at last: OK, no retry state left.
 	run -0 chsub --retries=1 -x true "$CH" s
 	run -0 chlag --json "$CH"

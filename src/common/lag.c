@@ -49,41 +49,69 @@ cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The status, and which rule gave it. */
+static int
+ruled(struct ch_lag_why *why, int rule, int status)
+{
+	why->rule = rule;
+	return status;
+}
+
 int
 ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
     uint64_t end_seq, int64_t age_ns, int running, int64_t now,
-    const struct ch_lag_opts *o)
+    const struct ch_lag_opts *o, struct ch_lag_why *why)
 {
-	struct { uint64_t offset, lag; } pts[CH_HISTORY_MAX + 1];
+	struct ch_lag_why w;
+	struct ch_lag_sample *pts;
 	int np = 0;
 	uint64_t lag = end_seq > off->seq ? end_seq - off->seq : 0;
 
 	(void)end_offset;
+	if (!why)
+		why = &w;
+	memset(why, 0, sizeof *why);
+	pts = why->samples;
+	why->opts = *o;
+	why->lag = lag;
+	why->age_ns = age_ns;
+	why->running = running;
+	why->idle_ns = sat_sub(now, off->time);
+	why->nentries = off->nhist;
 	for (int i = 0; i < off->nhist; i++) {
 		const struct ch_commit *c = &off->hist[i];
-		if (sat_sub(now, c->time) > o->window_ns)
+		if (sat_sub(now, c->time) > o->window_ns) {
+			why->outside++;
 			continue;
+		}
+		pts[np].time = c->time;
 		pts[np].offset = c->offset;
+		pts[np].seq = c->seq;
 		pts[np].lag = c->end_seq > c->seq ? c->end_seq - c->seq : 0;
 		np++;
 	}
+	pts[np].time = now;
 	pts[np].offset = off->offset;
+	pts[np].seq = off->seq;
 	pts[np].lag = lag;
 	np++;
+	why->nsamples = np;
 
 	/* 1. REWIND */
 	for (int i = 1; i < np; i++)
-		if (pts[i].offset < pts[i - 1].offset)
-			return CH_ST_REWIND;
+		if (pts[i].offset < pts[i - 1].offset) {
+			why->moved_back = i;
+			return ruled(why, 1, CH_ST_REWIND);
+		}
 	/* 2. FAILED: chsub gave up on the record at the offset. */
 	const struct ch_retry *retry = ch_offset_retry(off);
 	if (retry && retry->gave_up)
-		return CH_ST_FAILED;
+		return ruled(why, 2, CH_ST_FAILED);
 	/* 3. caught up */
 	if (lag <= o->allowed_lag && !retry)
-		return CH_ST_OK;
-	/* 3. STALL / STOP: how long is "too long" adapts to how often this
-	 * subscriber usually commits, but never beyond the window. */
+		return ruled(why, 3, CH_ST_OK);
+	/* How long is "too long" adapts to how often this subscriber
+	 * usually commits, but never beyond the window. */
 	int64_t stop_after = o->stall_ns, gaps[CH_HISTORY_MAX];
 	int ng = 0;
 	for (int i = 1; i < off->nhist; i++)
@@ -98,17 +126,20 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 			typical = o->window_ns;
 		if (typical > stop_after)
 			stop_after = typical;
+		why->median_gap = g;
 	}
-	int stuck = sat_sub(now, off->time) > stop_after && age_ns > stop_after;
+	why->ngaps = ng;
+	why->stop_after = stop_after;
+	int stuck = why->idle_ns > stop_after && age_ns > stop_after;
 	/* 4. STOP: nobody reads (even if the last one was retrying). */
 	if (stuck && !running)
-		return CH_ST_STOP;
+		return ruled(why, 4, CH_ST_STOP);
 	/* 5. RETRY: not stalled, but failing and trying again. */
 	if (retry)
-		return CH_ST_RETRY;
+		return ruled(why, 5, CH_ST_RETRY);
 	/* 6. STALL: running, not advancing. */
 	if (stuck)
-		return CH_ST_STALL;
+		return ruled(why, 6, CH_ST_STALL);
 	/* 7. WARN: consuming, but the lag only grows. */
 	if (np >= 3 && pts[np - 1].offset > pts[0].offset &&
 	    pts[np - 1].lag > pts[0].lag) {
@@ -117,9 +148,10 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 			if (pts[i].lag < pts[i - 1].lag)
 				growing = 0;
 		if (growing)
-			return CH_ST_WARN;
+			return ruled(why, 7, CH_ST_WARN);
 	}
-	return CH_ST_OK;
+	/* 8. OK otherwise */
+	return ruled(why, 8, CH_ST_OK);
 }
 
 /*
@@ -237,7 +269,7 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 			    off.hist[h].seq : 0;
 		r->hist_lag[r->nhist++] = r->lag_records;
 		r->status = ch_lag_status(&off, end.offset, end.seq, r->age_ns,
-		    r->pid > 0, now, o);
+		    r->pid > 0, now, o, &r->why);
 		if (ch_offset_retry(&off))
 			r->retry = off.retry;
 	}

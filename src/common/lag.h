@@ -48,6 +48,28 @@ struct ch_lag_opts {
 
 void ch_lag_defaults(struct ch_lag_opts *o);
 
+/* A point the rules look at: a history entry within the window, or the
+ * current position (time = now). */
+struct ch_lag_sample {
+	int64_t time;
+	uint64_t offset, seq, lag;
+};
+
+/* What ch_lag_status looked at and which rule matched, for --explain. */
+struct ch_lag_why {
+	int rule;		/* 1..8, as numbered above */
+	struct ch_lag_opts opts;
+	int nsamples;		/* the points, oldest first, the last is now */
+	struct ch_lag_sample samples[CH_HISTORY_MAX + 1];
+	int outside;		/* history entries older than the window */
+	int moved_back;		/* REWIND: samples[i] is below samples[i - 1] */
+	int nentries, ngaps;	/* whole history, and gaps between entries */
+	int64_t median_gap, stop_after;
+	int64_t idle_ns, age_ns;	/* now - committed, age */
+	int running;
+	uint64_t lag;
+};
+
 struct ch_lagrow {
 	const char *channel;
 	char subscriber[CH_SUB_NAME_MAX + 1];
@@ -60,6 +82,7 @@ struct ch_lagrow {
 	pid_t pid;		/* running chsub, 0 if none */
 	int status;
 	struct ch_retry retry;	/* records == 0: none */
+	struct ch_lag_why why;	/* rule == 0: none (ERROR, INVALID) */
 	int nhist;		/* lag (records) at each history entry */
 	uint64_t hist_lag[CH_HISTORY_MAX + 1];
 	char error[512];	/* status ERROR or INVALID: why */
@@ -67,10 +90,11 @@ struct ch_lagrow {
 
 const char *ch_status_name(int status);
 
-/* Evaluate the status rules for an offset file's content. */
+/* Evaluate the status rules for an offset file's content; why, if not
+ * NULL, gets the rule and what it saw. */
 int ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
     uint64_t end_seq, int64_t age_ns, int running, int64_t now,
-    const struct ch_lag_opts *o);
+    const struct ch_lag_opts *o, struct ch_lag_why *why);
 
 /* One row per registered subscriber (sorted); rows of subscribers whose
  * offset file is unreadable carry CH_ST_ERROR, those whose offset file

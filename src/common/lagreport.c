@@ -7,6 +7,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "lagexplain.h"
 #include "lagreport.h"
 #include "output.h"
 #include "parse.h"
@@ -55,6 +56,25 @@ static const char *
 cell(const struct ch_lagrow *r, char (*cells)[96], int c)
 {
 	return c == 0 ? r->channel : c == 1 ? r->subscriber : cells[c];
+}
+
+/* --explain under a table row: each line indented by 2 spaces. */
+static void
+explain_lines(FILE *f, const struct ch_lagrow *r, int64_t now)
+{
+	char *text = ch_lag_explain(r, now);
+
+	if (!text) {
+		fputs("  (no explanation: out of memory)\n", f);
+		return;
+	}
+	for (char *l = text, *nl; l; l = nl) {
+		nl = strchr(l, '\n');
+		if (nl)
+			*nl++ = '\0';
+		fprintf(f, "  %s\n", l);
+	}
+	free(text);
 }
 
 void
@@ -140,6 +160,8 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 			ch_lag_retry_note(&rows[i], v->now, note, sizeof note);
 			fprintf(f, "  (%s)\n", note);
 		}
+		if (v->explain)
+			explain_lines(f, &rows[i], v->now);
 	}
 	free(cells);
 }
@@ -184,7 +206,8 @@ json_str(FILE *f, const char *s)
 }
 
 void
-ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n)
+ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
+    int64_t now)
 {
 	char t[40];
 
@@ -234,6 +257,15 @@ ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n)
 				fprintf(f, ",\"next_attempt\":\"%s\"", t);
 			}
 			fputs("}", f);
+		}
+		if (explain) {
+			char *text = ch_lag_explain(r, now);
+			fputs(",\"explain\":", f);
+			if (text)
+				json_str(f, text);
+			else
+				fputs("null", f);
+			free(text);
 		}
 		fputs("}", f);
 	}
@@ -303,8 +335,22 @@ yaml_retry(yaml_emitter_t *em, const struct ch_retry *r)
 	return 0;
 }
 
+/* KEY: |- a literal block, so that the lines read as they are. */
+static int
+kv_literal(yaml_emitter_t *em, const char *k, const char *v)
+{
+	yaml_event_t ev;
+
+	if (ev_scalar(em, k, 0) < 0 ||
+	    !yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)v,
+	    (int)strlen(v), 0, 1, YAML_LITERAL_SCALAR_STYLE))
+		return -1;
+	return yaml_emitter_emit(em, &ev) ? 0 : -1;
+}
+
 int
-ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n)
+ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
+    int64_t now)
 {
 	yaml_emitter_t em;
 	yaml_event_t ev;
@@ -379,6 +425,13 @@ ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n)
 		}
 		if (r->retry.records && yaml_retry(&em, &r->retry) < 0)
 			goto out;
+		if (explain) {
+			char *text = ch_lag_explain(r, now);
+			int bad = !text || kv_literal(&em, "explain", text) < 0;
+			free(text);
+			if (bad)
+				goto out;
+		}
 		if (!yaml_mapping_end_event_initialize(&ev) ||
 		    !yaml_emitter_emit(&em, &ev))
 			goto out;

@@ -15,6 +15,7 @@ struct ch_lagview {
 	int color;		/* colour the status column */
 	int spark;		/* add a TREND sparkline column */
 	int utf8;		/* sparkline with block characters */
+	int explain;		/* --explain lines under each row */
 	int64_t now;
 };
 
@@ -23,8 +24,11 @@ void ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 /* A retrying row, in words: attempts, the last failure, the next attempt. */
 void ch_lag_retry_note(const struct ch_lagrow *r, int64_t now, char *buf,
     size_t len);
-void ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n);
-int ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n);
+/* explain: an "explain" field in each row (ch_lag_explain at now). */
+void ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
+    int64_t now);
+int ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
+    int64_t now);
 void ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
     int64_t now);
 
