@@ -29,6 +29,7 @@
 #include "fsutil.h"
 #include "lag.h"
 #include "lagreport.h"
+#include "output.h"
 #include "parse.h"
 
 enum { N_OK = 0, N_WARNING = 1, N_CRITICAL = 2, N_UNKNOWN = 3 };
@@ -191,26 +192,58 @@ root_channels(size_t *n)
 	return out;
 }
 
-/* A performance data label, 'CHANNEL/SUBSCRIBER_SUFFIX'=: a quote in the
- * label is written twice, as the plugin guidelines say. */
+/*
+ * Nagios output follows the plugin guidelines: the text before '|' holds
+ * no '|' and no line break; a performance data label holds no '=', is
+ * quoted, and a quote in it is written twice.  A channel path may hold
+ * any of these: they are written as '_' (and a byte that is not UTF-8,
+ * which Icinga and other readers do not take, as U+FFFD).
+ */
+static void
+nagios_str(FILE *f, const char *str, char forbidden)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n = strlen(str);
+
+	for (size_t i = 0; i < n; ) {
+		size_t l = ch_utf8_len(s + i, n - i);
+		if (l == 0) {
+			fputs("\xef\xbf\xbd", f);
+			l = 1;
+		} else if (s[i] == forbidden || s[i] < 0x20 || s[i] == 0x7f) {
+			fputc('_', f);
+		} else {
+			if (s[i] == '\'' && forbidden == '=')
+				fputc('\'', f);
+			fwrite(s + i, 1, l, f);
+		}
+		i += l;
+	}
+}
+
+static void
+nagios_text(FILE *f, const char *s)
+{
+	nagios_str(f, s, '|');
+}
+
+/* A performance data label, 'CHANNEL/SUBSCRIBER_SUFFIX'=. */
 static void
 perf_label(FILE *f, const struct ch_lagrow *r, const char *suffix)
 {
 	fputc('\'', f);
-	for (const char *p = r->channel; *p; p++) {
-		if (*p == '\'')
-			fputc('\'', f);
-		fputc(*p, f);
-	}
+	nagios_str(f, r->channel, '=');
 	fprintf(f, "/%s_%s'=", r->subscriber, suffix);
 }
 
 static void
-nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
+nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code,
+    size_t failed, const char *first_failure)
 {
 	static const char *word[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
 	const struct ch_lagrow *worst = NULL;
 	size_t bad = 0;
+	int perf = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		if (row_code(&rows[i]) != N_OK)
@@ -221,21 +254,33 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 			worst = &rows[i];
 	}
 	fprintf(f, "CHLAG %s - ", word[code]);
-	if (!n)
+	if (failed) {
+		fprintf(f, "%zu %s cannot be read, ", failed,
+		    failed == 1 ? "channel" : "channels");
+		nagios_text(f, first_failure);
+		if (n)
+			fputs("; ", f);
+	}
+	if (!n && !failed)
 		fprintf(f, "no subscribers");
-	else if (worst->status == CH_ST_ERROR)
-		fprintf(f, "%s/%s: %s", worst->channel, worst->subscriber,
-		    worst->error);
-	else if (worst->status == CH_ST_INVALID)
-		fprintf(f, "%zu of %zu subscribers need attention; worst %s/%s: "
-		    "INVALID: %s", bad, n, worst->channel, worst->subscriber,
-		    worst->error);
-	else {
+	else if (!n)
+		;
+	else if (worst->status == CH_ST_ERROR) {
+		nagios_text(f, worst->channel);
+		fprintf(f, "/%s: ", worst->subscriber);
+		nagios_text(f, worst->error);
+	} else if (worst->status == CH_ST_INVALID) {
+		fprintf(f, "%zu of %zu subscribers need attention; worst ", bad, n);
+		nagios_text(f, worst->channel);
+		fprintf(f, "/%s: INVALID: ", worst->subscriber);
+		nagios_text(f, worst->error);
+	} else {
 		char age[32];
 		ch_format_duration(age, sizeof age, worst->age_ns);
-		fprintf(f, "%zu of %zu subscribers need attention; worst %s/%s: "
-		    "%s, lag %llu records, age %s", bad, n, worst->channel,
-		    worst->subscriber, ch_status_name(worst->status),
+		fprintf(f, "%zu of %zu subscribers need attention; worst ", bad, n);
+		nagios_text(f, worst->channel);
+		fprintf(f, "/%s: %s, lag %llu records, age %s", worst->subscriber,
+		    ch_status_name(worst->status),
 		    (unsigned long long)worst->lag_records,
 		    worst->lag_records ? age : "0s");
 		if (worst->retry.records) {
@@ -244,12 +289,11 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code)
 			fprintf(f, "; %s", note);
 		}
 	}
-	fputs(" |", f);
 	for (size_t i = 0; i < n; i++) {
 		const struct ch_lagrow *r = &rows[i];
 		if (r->status == CH_ST_ERROR || r->status == CH_ST_INVALID)
 			continue;
-		fputc(' ', f);
+		fputs(perf++ ? " " : " | ", f);
 		perf_label(f, r, "records");
 		fprintf(f, "%llu;", (unsigned long long)r->lag_records);
 		if (warn_t.have_records)
@@ -274,6 +318,7 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 	size_t nall = 0, failed = 0;
 	int code = N_OK;
 	int64_t now = ch_now_ns();
+	char first_failure[4700] = "";
 
 	for (size_t i = 0; i < nch; i++) {
 		struct ch_channel ch;
@@ -284,7 +329,9 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 		    ch_lag_collect(&ch, &lag_opts, now, &rows, &n, &err) < 0) {
 			ch_report(chans[i], &err);
 			code = worse(code, N_UNKNOWN);
-			failed++;
+			if (!failed++)
+				snprintf(first_failure, sizeof first_failure,
+				    "%s: %.500s", chans[i], err.msg);
 			if (ch.dirfd >= 0)
 				ch_channel_close(&ch);
 			continue;
@@ -306,9 +353,9 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 		if (ch_lag_yaml(f, all, nall, opt_explain, now) < 0)
 			ch_die(N_UNKNOWN, NULL, "YAML output failed");
 	} else if (opt_prom)
-		ch_lag_prometheus(f, all, nall, now);
+		ch_lag_prometheus(f, all, nall, chans, nch, now);
 	else if (opt_nagios)
-		nagios_line(f, all, nall, code);
+		nagios_line(f, all, nall, code, failed, first_failure);
 	else {
 		const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
 		struct ch_lagview v = { tty && !(nc && nc[0]) &&
@@ -441,8 +488,22 @@ main(int argc, const char **argv)
 		owned = root_channels(&nch);
 		args = (const char **)owned;
 	} else {
-		while (args[nch])
-			nch++;
+		/* A channel named twice is reported once: twice would be
+		 * duplicate series and labels to Prometheus and Nagios. */
+		size_t n = 0;
+		while (args[n])
+			n++;
+		owned = calloc(n + 1, sizeof *owned);
+		if (!owned)
+			ch_die(N_UNKNOWN, NULL, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			size_t j = 0;
+			while (j < nch && strcmp(owned[j], args[i]) != 0)
+				j++;
+			if (j == nch && !(owned[nch++] = strdup(args[i])))
+				ch_die(N_UNKNOWN, NULL, "out of memory");
+		}
+		args = (const char **)owned;
 	}
 	if (opt_output) {
 		code = report_to_file(opt_output, args, nch);

@@ -173,11 +173,11 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	run -0 chlag --prometheus "$CH"
 	assert_line '# TYPE chlag_lag_records gauge'
 	assert_line "chlag_lag_records{channel=\"$CH\",subscriber=\"s\"} 10"
-	assert_line "chlag_offset{channel=\"$CH\",subscriber=\"s\"} 0"
+	assert_line "chlag_offset_bytes{channel=\"$CH\",subscriber=\"s\"} 0"
 	assert_line "chlag_running{channel=\"$CH\",subscriber=\"s\"} 0"
 	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"OK\"} 1"
 	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"STOP\"} 0"
-	assert_line --regexp '^chlag_scrape_timestamp_seconds [0-9]+\.[0-9]+$'
+	assert_line --regexp "^chlag_scrape_timestamp_seconds\\{channel=\"$CH\"\\} [0-9]+\\.[0-9]+\$"
 	# every sample line is NAME{LABELS} VALUE or NAME VALUE
 	run -1 grep -Ev '^(# (HELP|TYPE) .*|[a-z_]+(\{[^}]*\})? [-+0-9.e]+)$' <<<"$output"
 }
@@ -353,7 +353,7 @@ assert rows["good"]["status"] == "OK"' "$output" "$why" "$end"
   end: '"$end"
 	run -2 chlag --prometheus "$CH"
 	assert_line "chlag_status{channel=\"$CH\",subscriber=\"s\",status=\"INVALID\"} 1"
-	assert_line "chlag_offset{channel=\"$CH\",subscriber=\"s\"} $end"
+	assert_line "chlag_offset_bytes{channel=\"$CH\",subscriber=\"s\"} $end"
 	refute_line --partial "chlag_lag_records{channel=\"$CH\",subscriber=\"s\"}"
 	run -2 chlag --nagios "$CH"
 	assert_output --regexp "^CHLAG CRITICAL - 1 of 2 subscribers need attention; worst $CH/s: INVALID: $why \\| '$CH/good_records'=10;;;0; '$CH/good_age'=[0-9]+s;;;0; '$CH/good_attempts'=0;;;0;\$"
@@ -450,9 +450,9 @@ assert r["idle_seconds"] == 0, r' "$output"
 		run wait "$BG"
 		assert_success
 		# whole reports only: the last one ends with its scrape time
-		(($(grep -c '^chlag_scrape_timestamp_seconds ' "$T/got") >= 1))
+		(($(grep -c '^chlag_scrape_timestamp_seconds{' "$T/got") >= 1))
 		run tail -n 2 "$T/got"
-		assert_line -n 0 --regexp '^chlag_scrape_timestamp_seconds [0-9.]+$'
+		assert_line -n 0 --regexp '^chlag_scrape_timestamp_seconds\{channel=".*"\} [0-9.]+$'
 		assert_line -n 1 ''
 	done
 	# two signals: the second one ends it even with nobody reading

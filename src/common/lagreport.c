@@ -449,17 +449,29 @@ out:
 	return rc;
 }
 
-/* A Prometheus label value: escape backslash, quote and newline. */
+/* A Prometheus label value: escape backslash, quote and newline.  The
+ * format wants UTF-8 (the node exporter refuses a whole file over one bad
+ * byte), and a path may be anything: an invalid byte becomes U+FFFD. */
 static void
-label(FILE *f, const char *s)
+label(FILE *f, const char *str)
 {
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n = strlen(str);
+
+	for (size_t i = 0; i < n; ) {
+		size_t l = ch_utf8_len(s + i, n - i);
+		if (l == 0) {
+			fputs("\xef\xbf\xbd", f);
+			i++;
+			continue;
+		}
+		if (s[i] == '\\' || s[i] == '"')
 			fputc('\\', f);
-		if (*s == '\n')
+		if (s[i] == '\n')
 			fputs("\\n", f);
 		else
-			fputc(*s, f);
+			fwrite(s + i, 1, l, f);
+		i += l;
 	}
 }
 
@@ -476,7 +488,7 @@ metric(FILE *f, const char *name, const struct ch_lagrow *r,
 
 void
 ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
-    int64_t now)
+    const char *const *channels, size_t nch, int64_t now)
 {
 	static const struct {
 		const char *name, *help;
@@ -484,8 +496,10 @@ ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
 		{ "chlag_lag_records", "Records published but not yet consumed." },
 		{ "chlag_lag_bytes", "Bytes published but not yet consumed." },
 		{ "chlag_lag_seconds", "Age of the oldest unconsumed record." },
-		{ "chlag_offset", "Committed offset of the subscriber." },
-		{ "chlag_end_offset", "Offset the next record will get." },
+		{ "chlag_offset_bytes",
+		    "Committed offset of the subscriber (a byte position)." },
+		{ "chlag_end_offset_bytes",
+		    "Offset the next record will get (a byte position)." },
 		{ "chlag_last_commit_timestamp_seconds",
 		    "Time of the subscriber's last commit." },
 		{ "chlag_running", "1 if a chsub is running for the subscriber." },
@@ -535,7 +549,13 @@ ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
 			}
 		}
 	}
-	fprintf(f, "# HELP chlag_scrape_timestamp_seconds When chlag ran.\n"
-	    "# TYPE chlag_scrape_timestamp_seconds gauge\n"
-	    "chlag_scrape_timestamp_seconds %.3f\n", now / 1e9);
+	/* Per channel, so that the reports of several chlag runs can sit side
+	 * by side in one textfile directory without a duplicate series. */
+	fprintf(f, "# HELP chlag_scrape_timestamp_seconds When chlag read the "
+	    "channel.\n# TYPE chlag_scrape_timestamp_seconds gauge\n");
+	for (size_t c = 0; c < nch; c++) {
+		fputs("chlag_scrape_timestamp_seconds{channel=\"", f);
+		label(f, channels[c]);
+		fprintf(f, "\"} %.3f\n", now / 1e9);
+	}
 }

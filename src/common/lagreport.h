@@ -29,7 +29,8 @@ void ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
     int64_t now);
 int ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
     int64_t now);
+/* channels: every channel of the report, read or not (no duplicates). */
 void ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
-    int64_t now);
+    const char *const *channels, size_t nch, int64_t now);
 
 #endif

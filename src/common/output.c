@@ -245,9 +245,8 @@ ch_output_formatted(struct ch_buf *b, const struct ch_outfmt *f,
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
+size_t
+ch_utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 	size_t len;
@@ -284,7 +283,7 @@ int
 ch_utf8_valid(const unsigned char *s, size_t len)
 {
 	for (size_t i = 0; i < len; ) {
-		size_t l = utf8_len(s + i, len - i);
+		size_t l = ch_utf8_len(s + i, len - i);
 		if (!l)
 			return 0;
 		i += l;
@@ -319,7 +318,7 @@ ch_json_string(struct ch_buf *b, const void *str, size_t len)
 			}
 			i++;
 		} else {
-			size_t l = utf8_len(s + i, len - i);
+			size_t l = ch_utf8_len(s + i, len - i);
 			if (l)
 				rc = ch_buf_put(b, s + i, l);
 			else

@@ -82,6 +82,8 @@ ch_output_record(struct ch_buf *b, const struct ch_outfmt *f,
 /* JSON string escaping (with the quotes) of arbitrary bytes; invalid UTF-8
  * bytes become U+FFFD.  Returns -1 only when out of memory. */
 int ch_json_string(struct ch_buf *b, const void *s, size_t len);
+/* Length of the valid UTF-8 sequence at s (1..4; n > 0), or 0 if invalid. */
+size_t ch_utf8_len(const unsigned char *s, size_t n);
 /* 1 if s is valid UTF-8. */
 int ch_utf8_valid(const unsigned char *s, size_t len);
 
