@@ -11,6 +11,7 @@
 
 #include "lag.h"
 #include "lagexplain.h"
+#include "lagreport.h"
 #include "subscriber.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -60,10 +61,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* --explain says it in words, whatever the numbers. */
 		if (ch_offset_retry(&o))
 			row.retry = o.retry;
-		char *text = ch_lag_explain(&row, now);
+		char *text = ch_lag_explain(&row, now), note[256];
 		if (!text)
 			abort();
 		free(text);
+		if (row.retry.records)
+			ch_lag_retry_note(&row, now, note, sizeof note);
 		lo.allowed_lag = UINT64_MAX;
 		lo.window_ns = INT64_MAX;
 		lo.stall_ns = 0;

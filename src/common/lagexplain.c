@@ -26,7 +26,7 @@ when(FILE *f, int64_t t, int64_t now)
 	if (t == now)
 		fputs("now", f);
 	else if (t > now)
-		fprintf(f, "%s ahead of the clock", dur(b, t - now));
+		fprintf(f, "%s ahead of the clock", dur(b, ch_age(t, now)));
 	else
 		fprintf(f, "%s ago", dur(b, ch_age(now, t)));
 }
@@ -124,7 +124,7 @@ rule_words(FILE *f, const struct ch_lagrow *r, int64_t now)
 		    "at offset %" PRIu64 " and chsub tries again ", rt->attempts,
 		    rt->offset);
 		if (rt->next > now)
-			fprintf(f, "in %s", dur(a, rt->next - now));
+			fprintf(f, "in %s", dur(a, ch_age(rt->next, now)));
 		else
 			fputs(r->pid ? "now" : "when started", f);
 		fputs("; not STOP or STALL: ", f);

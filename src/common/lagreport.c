@@ -186,7 +186,7 @@ ch_lag_retry_note(const struct ch_lagrow *r, int64_t now, char *buf,
 		    (unsigned long long)rt->offset, recs, ago, st);
 		return;
 	}
-	int64_t left = rt->next - now;
+	int64_t left = ch_age(rt->next, now);	/* 0 when due */
 	ch_format_duration(in, sizeof in, left > 0 ? left : 0);
 	snprintf(buf, len, "retrying: the handler failed %llu times on the record "
 	    "at offset %llu%s, the last %s ago (%s); attempt %llu %s%s",
