@@ -199,3 +199,45 @@ EOF
 	nagios_check 2 "$output"
 	assert_line "$(printf '%s\t1\t\t\t\t0\t' "$CH/s_attempts")"
 }
+
+@test "examples/chlag-alerts.yml: promtool checks the rules and, on a real chlag report, fires for a stopped subscriber that is behind and not for one that is fine" {
+	need promtool prometheus
+	local rules="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/../examples/chlag-alerts.yml"
+	run -0 promtool check rules "$rules"
+	at() { local w=$1; shift; faketime -f "$w" "$@"; }
+	at -20m chpub "$CH" a
+	at -20m chsub "$CH" ok >/dev/null
+	at -20m choffset --create --earliest "$CH" stop >/dev/null
+	run -2 --separate-stderr chlag --prometheus "$CH"
+	printf '%s\n' "$output" >"$T/chlag.prom"
+	# Every sample of the report as a series that holds its value for 20
+	# minutes, and the alerts expected 12 minutes in.
+	python3 - "$T/chlag.prom" "$rules" "$CH" >"$T/test.yml" <<'EOF'
+import json, sys
+prom, rules, ch = sys.argv[1:]
+series, behind = [], None
+for line in open(prom):
+    if line.startswith("#") or not line.strip():
+        continue
+    name, value = line.rsplit(" ", 1)
+    if not name.startswith("chlag_scrape_timestamp_seconds"):
+        series.append({"series": name, "values": "%sx20" % value.strip()})
+    if name.startswith("chlag_lag_seconds{") and 'subscriber="stop"' in name:
+        behind = int(float(value))	# as humanizeDuration shows it
+stop = {"channel": ch, "subscriber": "stop"}
+def alert(name, labels, summary, **more):
+    return {"eval_time": "12m", "alertname": name, "exp_alerts": [{
+        "exp_labels": labels, "exp_annotations": dict(summary=summary, **more)}]}
+print(json.dumps({"rule_files": [rules], "evaluation_interval": "1m",
+    "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": [
+        alert("ChannelSubscriberStuck", dict(stop, status="STOP", severity="critical"),
+              "%s/stop is STOP" % ch,
+              description="Run `chlag --explain %s` to see which rule set it and why." % ch),
+        alert("ChannelSubscriberBehind", dict(stop, severity="warning"),
+              "%s/stop is %dm %ds behind" % (ch, behind // 60, behind % 60)),
+        {"eval_time": "12m", "alertname": "ChannelSubscriberRetrying", "exp_alerts": []},
+    ]}]}))
+EOF
+	run promtool test rules "$T/test.yml"
+	assert_success
+}
