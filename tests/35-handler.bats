@@ -477,35 +477,39 @@ sys.stdout.buffer.write(b + b"crc32c %08x\n" % crc32c(b))' "$T/body" >"$f"
 	fresh
 	pub a b
 	run -69 timeout 10 chsub -x 'exit 1' "$CH" s
-	local f="$CH/subscribers/s/offset" o=${OFFS[0]}
-	# put_retry REST: the retry line becomes "retry $o REST", CRC fixed.
-	put_retry() {
-		grep -v '^crc32c \|^retry ' "$f" >"$T/body"
-		printf 'retry %s %s\n' "$o" "$1" >>"$T/body"
-		python3 -c 'import sys; from crc32c import crc32c
-b = open(sys.argv[1], "rb").read()
-sys.stdout.buffer.write(b + b"crc32c %08x\n" % crc32c(b))' "$T/body" >"$f"
-	}
-	# next_attempt: what chlag read from it (null once chsub gave up).
-	next_attempt() {
+	local f="$CH/subscribers/s/offset" o=${OFFS[0]} i
+	local good=('1 2 -5000000000 -1000000000 exit 0' '001 0002 1 - signal 127'
+	    '1 1 1 1 timeout')
+	local bad=('1 1 1 1 signal 0' '1 1 1 1 signal 128' '1 1 1 1 exit 01'
+	    '1 1 1 1 exit 1000' '1 1 1 1 timeout 1' '1 1 1 1 exit 1 '
+	    '1 1 1 -- exit 1' '1 1 1 - ' '1 -1 1 1 exit 1' '1 1 1 1 EXIT 1'
+	    '1 1 1 1  exit 1' '1 1 1 9223372036854775808 exit 1')
+	# $T/v.N: the offset file with the retry line "retry $o REST" for the
+	# Nth REST of good, then bad, its CRC fixed (one python3 for all).
+	python3 - "$f" "$o" "$T/v" "${good[@]}" "${bad[@]}" <<'EOF'
+import sys
+from crc32c import crc32c
+path, off, out, rests = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+body = b"".join(l for l in open(path, "rb").readlines()
+                if not l.startswith((b"crc32c ", b"retry ")))
+for i, rest in enumerate(rests):
+    b = body + ("retry %s %s\n" % (off, rest)).encode()
+    open("%s.%d" % (out, i), "wb").write(b + b"crc32c %08x\n" % crc32c(b))
+EOF
+	# Read as written: what chlag found in it (None once chsub gave up).
+	chlag_reads() {
+		cp "$T/v.$1" "$f"
 		chlag --json "$CH" | python3 -c 'import json, sys
 r = json.load(sys.stdin)[0]["retry"]
 print(r["attempts"], r["last_status"], r["next_attempt"])'
 	}
-	put_retry '1 2 -5000000000 -1000000000 exit 0'
-	assert_equal "$(next_attempt)" "2 exit 0 1969-12-31T23:59:59Z"
-	put_retry '001 0002 1 - signal 127'
-	assert_equal "$(next_attempt)" "2 signal 127 None"
-	put_retry '1 1 1 1 timeout'
-	assert_equal "$(next_attempt)" "1 timeout 1970-01-01T00:00:00Z"
-	local bad
-	for bad in '1 1 1 1 signal 0' '1 1 1 1 signal 128' '1 1 1 1 exit 01' \
-	    '1 1 1 1 exit 1000' '1 1 1 1 timeout 1' '1 1 1 1 exit 1 ' \
-	    '1 1 1 -- exit 1' '1 1 1 - ' '1 -1 1 1 exit 1' '1 1 1 1 EXIT 1' \
-	    '1 1 1 1  exit 1' '1 1 1 9223372036854775808 exit 1'; do
-		put_retry "$bad"
-		run -65 --separate-stderr timeout 10 chsub -x true "$CH" s
-		[[ $stderr == *malformed* ]] || fail "'retry $o $bad': $stderr"
+	assert_equal "$(chlag_reads 0)" "2 exit 0 1969-12-31T23:59:59Z"
+	assert_equal "$(chlag_reads 1)" "2 signal 127 None"
+	assert_equal "$(chlag_reads 2)" "1 timeout 1970-01-01T00:00:00Z"
+	for i in "${!bad[@]}"; do
+		cp "$T/v.$((i + ${#good[@]}))" "$f"
+		run -65 --separate-stderr chsub -x true "$CH" s
+		[[ $stderr == *malformed* ]] || fail "'retry $o ${bad[i]}': $stderr"
 	done
 }
 
