@@ -126,10 +126,11 @@ list() { printf '%s\n' "$@"; }
 	assert_output ""
 	run -0 segments
 	assert_output "$(list "${before[@]}" | sed -n "/^$keep\$/,\$p")"
-	# records before the first one kept are lost to s
-	first=$(chsub --peek --from=earliest "$CH" | head -1)
-	first=${first%% *}
-	lost=$((${first#old-} - 1))
+	# the records not kept are lost to s (all 300 old ones when the new
+	# records began a segment of their own: how chpub's reads of the pipe
+	# cut the appends decides that)
+	lost=$((305 - $(chsub --peek --from=earliest "$CH" | wc -l)))
+	((lost > 0))
 	[[ $stderr == "chcompact: $CH: subscriber 's' lost $lost unread records ("*") to retention" ]]
 }
 
