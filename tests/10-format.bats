@@ -406,3 +406,18 @@ PY
 	run -0 bash -c 'chsub --peek --from=earliest --json "$1" | jq -r ".origin[\"$2\"]"' _ "$CH" "$long"
 	assert_output long
 }
+
+@test "an offset file whose four bytes before the offset look like a trailer, inside a payload, is not on a boundary" {
+	# Payload bytes 4-7 are 40 little-endian: offset 40 is 40 bytes
+	# after the record's start, as if a 40-byte record ended there.
+	printf 'AAAA(\0\0\0BBBBBBBB\n' | chpub "$CH"
+	chpub "$CH" second
+	chsub --from=earliest -n 1 "$CH" s >/dev/null
+	doctor_offset s offset 40
+	doctor_offset s seq 1
+	run -65 --separate-stderr chsub "$CH" s
+	assert_output ""
+	[[ $stderr == *"offset 40 is not on a record boundary"* ]]
+	run -2 chlag "$CH"
+	assert_line --partial INVALID
+}

@@ -282,6 +282,51 @@ r10"
 	[[ $stderr == *"records lost"* ]]
 }
 
+@test "an offset file inside a damaged frame must name one of the records its header counts, or it is INVALID" {
+	ten
+	chpub "$CH" after
+	chsub --from=earliest -n 3 "$CH" s >/dev/null
+	flip_byte "$(seg0)" $(($(frame_field 0 pos) + 30))
+	# Record 3 of records 0-9: taken, reading reports the damage.
+	run -0 chlag "$CH"
+	# A number the frame cannot hold: refused, never followed.
+	doctor_offset s seq 999
+	run -65 --separate-stderr chsub --skip-corrupt "$CH" s
+	assert_output ""
+	[[ $stderr == *"offset file says record 999 at offset $(offset_of s), inside a damaged frame of records 0 to 9"* ]]
+	run -2 --separate-stderr chlag "$CH"
+	assert_line --partial INVALID
+	doctor_offset s seq 0	# the frame's own offset has that number
+	run -65 chsub --skip-corrupt "$CH" s
+	doctor_offset s seq 3
+	run -0 --separate-stderr chsub --skip-corrupt "$CH" s
+	assert_output after
+}
+
+@test "damage too short to hold a gap frame's header is left as it is, and said so" {
+	chpub "$CH" first
+	chpub "$CH" a
+	chpub "$CH" last
+	local f1 f2
+	f1=$(frame_field 1 pos)
+	f2=$(frame_field 2 pos)
+	# Frame 1 replaced by 12 zero bytes: one record lost in less room
+	# than the shortest frame header (no real crash leaves that).
+	python3 - "$(seg0)" "$f1" "$f2" <<-'PY'
+	import sys
+	path, a, b = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+	d = open(path, 'rb').read()
+	open(path, 'wb').write(d[:a] + bytes(12) + d[b:])
+	PY
+	cp "$(seg0)" "$T/before"
+	run -65 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"the damage at offset $((f1 - 64)) (12 bytes) cannot be one gap record standing for 1 lost record: too short for its header or for that many records; left as it is"* ]]
+	cmp "$(seg0)" "$T/before"
+	run -0 --separate-stderr chsub --peek --skip-corrupt --from=earliest "$CH"
+	assert_output "first
+last"
+}
+
 @test "chcompact --check finds a corrupt frame and says how many records it held; --repair writes a gap frame over it" {
 	three_frames
 	flip_byte "$(seg0)" $((F1 + 20))

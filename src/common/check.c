@@ -91,14 +91,28 @@ fill_gap(struct ctx *c, const char *name, const struct ch_seghdr *h,
 	unsigned char *buf;
 	int afd, fd, rc = -1;
 
+	if (lost == UINT64_MAX || next_seq == UINT64_MAX || next_seq <= lost) {
+		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu is not "
+		    "where whole records were lost (their numbers do not add "
+		    "up); left as it is", name, (unsigned long long)off);
+		return 0;
+	}
+	if (len > UINT32_MAX) {	/* a gap's length field has 32 bits */
+		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu is too "
+		    "long for one gap record (%llu bytes); left as it is", name,
+		    (unsigned long long)off, (unsigned long long)len);
+		return 0;
+	}
 	if (!(buf = malloc((size_t)len)))
 		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
-	if (lost == UINT64_MAX || next_seq == UINT64_MAX || next_seq <= lost ||
-	    ch_gap_make(buf, h, len, lost, ts, next_seq - lost) < 0) {
-		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu is not "
-		    "where whole records were lost (their numbers or lengths "
-		    "do not add up); left as it is", name,
-		    (unsigned long long)off);
+	if (ch_gap_make(buf, h, len, lost, ts, next_seq - lost) < 0) {
+		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu (%llu "
+		    "bytes) cannot be one gap record standing for %llu lost "
+		    "record%s: too short for its header or for that many "
+		    "records; left as it is", name, (unsigned long long)off,
+		    (unsigned long long)len,
+		    (unsigned long long)(next_seq - lost),
+		    next_seq - lost == 1 ? "" : "s");
 		free(buf);
 		return 0;
 	}

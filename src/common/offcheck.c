@@ -20,11 +20,14 @@ disagree(struct ch_error *err, const struct ch_offset *o, uint64_t seq)
 /* The sequence number due at file position pos of a segment: that of the
  * record starting there (the cursor proves an offset inside a format 2
  * frame is one of its boundaries), or the one after the record ending
- * there.  1 and *seq, 0 if pos is no boundary, 2 if it cannot be told
- * (damage), -1 on error. */
+ * there.  1 and *seq, 0 if pos is no boundary, -1 on error; or 2 when it
+ * is inside a damaged frame whose header claims it: its records cannot be
+ * walked, and reading reports the damage (or skips it), so the offset can
+ * only be one of a record after the frame's first, *seq to *seq + *count
+ * (exclusive). */
 static int
 seq_at(int fd, const struct ch_seghdr *hdr, uint64_t pos, uint64_t size,
-    uint64_t *seq)
+    uint64_t *seq, uint64_t *count)
 {
 	struct ch_segcur c = { 0 };
 	struct ch_rec r;
@@ -39,10 +42,11 @@ seq_at(int fd, const struct ch_seghdr *hdr, uint64_t pos, uint64_t size,
 		*seq = r.h.seq;
 		return 1;
 	}
-	/* Inside a damaged frame that claims it: nothing proves the offset
-	 * wrong, and reading reports the damage (or skips it). */
-	if (rc == CH_CUR_BAD && c.in_damage)
+	if (rc == CH_CUR_BAD && c.in_damage) {
+		*seq = c.dmg_seq;
+		*count = c.dmg_count;
 		return 2;
+	}
 	if (pos == CH_SEG_HDR) {
 		*seq = hdr->first_seq;
 		return 1;
@@ -58,7 +62,7 @@ ch_offset_check(struct ch_channel *ch, const struct ch_offset *o,
 {
 	struct ch_seghdr hdr;
 	struct stat sb;
-	uint64_t pos, seq;
+	uint64_t pos, seq, count = 0;
 	int fd, rc;
 
 	if (o->offset > end->offset)
@@ -84,14 +88,21 @@ ch_offset_check(struct ch_channel *ch, const struct ch_offset *o,
 		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
 	}
 	rc = pos > (uint64_t)sb.st_size ? 0 :
-	    seq_at(fd, &hdr, pos, (uint64_t)sb.st_size, &seq);
+	    seq_at(fd, &hdr, pos, (uint64_t)sb.st_size, &seq, &count);
 	close(fd);
 	if (rc < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
 	if (rc == 0)
 		return ch_err(err, CH_EXIT_DATAERR, "offset %llu is not on a "
 		    "record boundary", (unsigned long long)o->offset);
-	if (rc == 2)
-		return 0;
+	if (rc == 2) {
+		if (o->seq > seq && o->seq - seq < count)
+			return 0;
+		return ch_err(err, CH_EXIT_DATAERR, "offset file says record "
+		    "%llu at offset %llu, inside a damaged frame of records "
+		    "%llu to %llu", (unsigned long long)o->seq,
+		    (unsigned long long)o->offset, (unsigned long long)seq,
+		    (unsigned long long)(seq + count - 1));
+	}
 	return seq == o->seq ? 0 : disagree(err, o, seq);
 }

@@ -43,6 +43,8 @@ struct ch_segcur {
 	int in_damage;		/* CH_CUR_BAD there: pos is inside a frame
 				 * whose header is intact but which is not
 				 * valid (its records cannot be checked) */
+	uint64_t dmg_seq;	/* ... that frame's first sequence number */
+	uint64_t dmg_count;	/* ... and count, as its header says */
 	uint64_t left;
 	uint64_t fseq;		/* sequence number of the next one */
 	int64_t fts;		/* the frame's time */

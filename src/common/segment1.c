@@ -252,7 +252,10 @@ seq_before1(int fd, const struct ch_seghdr *hdr, uint64_t pos, uint64_t *seq)
 	ssize_t n = ch_pread_full(fd, b, sizeof b, (off_t)(pos - total));
 	if (n < 0)
 		return -1;
-	if (n != sizeof b || ch_rec_decode(b, &h) < 0)
+	/* The header found must give the length the trailer gave: four
+	 * payload bytes before pos could pass for a trailer. */
+	if (n != sizeof b || ch_rec_decode(b, &h) < 0 ||
+	    ch_rec_size(h.meta_len, h.len) != total)
 		return -2;
 	uint64_t gap = 0;
 	if (h.type == CH_REC_GAP) {

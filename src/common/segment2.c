@@ -149,6 +149,8 @@ enter(struct ch_segcur *c, struct ch_rec *r)
 	 * one of its records, but that cannot be known. */
 	c->in_damage = rc == CH_CUR_BAD && f.len && f.hlen == h &&
 	    c->pos + f.len > target;
+	c->dmg_seq = f.seq;
+	c->dmg_count = f.count;
 	c->pos = target;
 	c->entry = 1;
 	return rc == CH_CUR_IOERR ? rc : CH_CUR_BAD;
