@@ -437,21 +437,25 @@ print_entry(void *ctx, const struct ch_journal_entry *e)
 }
 
 /* Parse and validate the whole import file before changing anything. */
+/* --import's lines, file-static so that an exit through ch_die() half way
+ * leaves them reachable (LeakSanitizer cannot count on a pointer in a
+ * register of the frame that called exit). */
+static struct item {
+	char name[CH_SUB_NAME_MAX + 1];
+	uint64_t off, seq;
+	struct ch_sub s;
+	struct ch_offset cur;
+	int registered;
+	size_t lineno;
+} *items;
+static char *line;
+
 static void
 import(const char *file)
 {
 	FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
 	struct ch_error err;
-	char *line = NULL;
 	size_t cap = 0, n = 0, lineno = 0;
-	struct item {
-		char name[CH_SUB_NAME_MAX + 1];
-		uint64_t off, seq;
-		struct ch_sub s;
-		struct ch_offset cur;
-		int registered;
-		size_t lineno;
-	} *items = NULL;
 
 	if (!f)
 		ch_die(CH_EXIT_NOINPUT, chname, "%s: %s", file, strerror(errno));
