@@ -29,6 +29,7 @@
 #include "notify.h"
 #include "output.h"
 #include "progress.h"
+#include "reader.h"
 #include "session.h"
 
 enum { OPT_FROM = 1, OPT_TIMEOUT, OPT_COUNT, OPT_READY_FD, OPT_FORMAT,
@@ -122,10 +123,7 @@ static struct ch_progress prog;	/* --progress: catching up */
 
 /* Output not yet written, and where each record in it ends. */
 static struct ch_buf out;
-static struct mark {
-	size_t end;
-	uint64_t offset, seq;
-} *marks;
+static struct ch_runmark *marks;
 static size_t nmarks, marks_cap;
 
 /* While write_out writes, stdout's flags; -1 otherwise. */
@@ -275,6 +273,39 @@ finish(int status)
 	}
 	ch_session_close(&sess);
 	exit(status);
+}
+
+static void
+grow_marks(void)
+{
+	marks_cap = marks_cap ? marks_cap * 2 : 4096;
+	marks = realloc(marks, marks_cap * sizeof *marks);
+	if (!marks)
+		ch_die(CH_EXIT_FAIL, chname, "out of memory");
+}
+
+/* Records were added to the output: 1 when -n's count is reached.
+ * Following, out with what we have before the reader goes back to the
+ * file, so that a record reaches the reader before the end-of-channel
+ * checks (same batches as below when catching up: the reader's buffer is
+ * as large as OUT_FLUSH). */
+static int
+after_records(uint64_t count, uint64_t got, int64_t timeout,
+    int64_t *deadline)
+{
+	if (timeout >= 0)
+		*deadline = ch_mono_ns() + timeout;
+	if (count && got == count)
+		return 1;
+	if (out.len >= OUT_FLUSH ||
+	    (opt_follow && !ch_reader_buffered(sess.r))) {
+		int rc = write_out();
+		if (rc < 0)
+			finish(rc == -2 ? CH_EXIT_FAIL : 0);
+		if (ch_mono_ns() - sess.last_commit_mono >= COMMIT_EVERY_NS)
+			commit();
+	}
+	return 0;
 }
 
 int
@@ -492,6 +523,24 @@ main(int argc, const char **argv)
 		struct ch_rec rec;
 		if (stop)
 			break;
+		if (fmt.mode == CH_OUT_PLAIN) {
+			/* Catching up: the rest of a frame at once. */
+			size_t n;
+			if (marks_cap - nmarks < 1024)
+				grow_marks();
+			if (ch_reader_plain_run(sess.r, &out, fmt.delim,
+			    OUT_FLUSH, count && count - got < marks_cap - nmarks ?
+			    (size_t)(count - got) : marks_cap - nmarks,
+			    marks + nmarks, &n) < 0)
+				ch_die(CH_EXIT_FAIL, chname, "out of memory");
+			if (n) {
+				nmarks += n;
+				got += n;
+				if (after_records(count, got, timeout, &deadline))
+					break;
+				continue;
+			}
+		}
 		rc = ch_reader_next(sess.r, &rec, &err);
 		if (rc < 0) {
 			int st = err.code;
@@ -509,33 +558,13 @@ main(int argc, const char **argv)
 			};
 			if (ch_output_record(&out, &fmt, &v) < 0)
 				ch_die(CH_EXIT_FAIL, chname, "out of memory");
-			if (nmarks == marks_cap) {
-				marks_cap = marks_cap ? marks_cap * 2 : 4096;
-				marks = realloc(marks, marks_cap * sizeof *marks);
-				if (!marks)
-					ch_die(CH_EXIT_FAIL, chname, "out of memory");
-			}
-			marks[nmarks++] = (struct mark){ out.len, end,
+			if (nmarks == marks_cap)
+				grow_marks();
+			marks[nmarks++] = (struct ch_runmark){ out.len, end,
 			    rec.h.seq + 1 };
 			got++;
-			if (timeout >= 0)
-				deadline = ch_mono_ns() + timeout;
-			if (count && got == count)
+			if (after_records(count, got, timeout, &deadline))
 				break;
-			/* Following: out with what we have before the
-			 * reader goes back to the file, so that a record
-			 * reaches the reader before the end-of-channel checks
-			 * (same batches as below when catching up: the
-			 * reader's buffer is as large as OUT_FLUSH). */
-			if (out.len >= OUT_FLUSH ||
-			    (opt_follow && !ch_reader_buffered(sess.r))) {
-				rc = write_out();
-				if (rc < 0)
-					finish(rc == -2 ? CH_EXIT_FAIL : 0);
-				if (ch_mono_ns() - sess.last_commit_mono >=
-				    COMMIT_EVERY_NS)
-					commit();
-			}
 			continue;
 		}
 		/* At the end of what is there now. */

@@ -19,6 +19,7 @@
 
 #include "channel.h"
 #include "error.h"
+#include "output.h"
 #include "segment.h"
 
 struct ch_reader;
@@ -43,6 +44,26 @@ void ch_reader_set_skip_corrupt(struct ch_reader *r, int on, ch_warn_fn warn,
  * is rec->offset + rec->total), 0 when nothing more is there now, -1. */
 int ch_reader_next(struct ch_reader *r, struct ch_rec *rec,
     struct ch_error *err);
+
+/* Where one record rendered by ch_reader_plain_run ends in the output,
+ * and the offset and sequence number that follow it. */
+struct ch_runmark {
+	size_t end;
+	uint64_t offset, seq;
+};
+
+/*
+ * Plain output in bulk (a catch-up reads millions of records): the next
+ * records of the verified frame being read, each rendered as
+ * ch_output_record renders it in plain mode (the payload and `delim`),
+ * appended to out while out->len is below `limit`, at most `max` of them;
+ * marks[i] gets where record i ends.  *n is how many (0 when none is
+ * ready that way: ch_reader_next takes it from there).  -1 only when out
+ * of memory.  Each record is decoded once, here, instead of again in a
+ * ch_rec, a ch_recview and ch_output_record.
+ */
+int ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
+    size_t limit, size_t max, struct ch_runmark *marks, size_t *n);
 
 /* The offset is inside a frame that is damaged (non-strict opens only):
  * the sequence number due there cannot be known from the channel, and the
