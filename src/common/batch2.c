@@ -122,20 +122,31 @@ ch_batch2_add(struct ch_batch *b, const void *meta, size_t meta_len,
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
-#define COPY_SLACK 16
+#define COPY_SLACK 32
 /*
- * Copy src to dst up to the first `delim`, 16 bytes at a time, and return
- * the length before it: scanning and copying in one pass.  Reads nothing
- * at or past end; writes up to 15 bytes past the record (dst has room).
- * Returns SIZE_MAX if there is no delim before the last 16 bytes: the
- * caller takes that slow way.
+ * Copy src to dst up to the first `delim`, 32 bytes at a time (then 16),
+ * and return the length before it: scanning and copying in one pass.
+ * Reads nothing at or past end; writes up to 31 bytes past the record
+ * (dst has room).  Returns SIZE_MAX if there is no delim before the last
+ * 16 bytes: the caller takes that slow way.
  */
 static inline size_t
 copy_line(unsigned char *dst, const char *src, const char *end, int delim)
 {
 	const __m128i d = _mm_set1_epi8((char)delim);
+	size_t i = 0;
 
-	for (size_t i = 0; end - src >= (ptrdiff_t)(i + 16); i += 16) {
+	for (; end - src >= (ptrdiff_t)(i + 32); i += 32) {
+		__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+		__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(src + i + 16));
+		_mm_storeu_si128((__m128i *)(void *)(dst + i), v0);
+		_mm_storeu_si128((__m128i *)(void *)(dst + i + 16), v1);
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, d)) |
+		    (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, d)) << 16;
+		if (m)
+			return i + (size_t)__builtin_ctz(m);
+	}
+	for (; end - src >= (ptrdiff_t)(i + 16); i += 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
 		_mm_storeu_si128((__m128i *)(void *)(dst + i), v);
 		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, d));
@@ -158,6 +169,75 @@ copy_line(unsigned char *dst, const char *src, const char *end, int delim)
 }
 #endif
 
+/*
+ * The common case, lines framed into the open frame f (which holds a
+ * record already), each copied and scanned for its end in one pass, while
+ * the buffer has room for all the rest of the input.  Its own loop, with
+ * the state in locals: stores through the buffer would otherwise make the
+ * compiler reload every field of b and f after each of them.  Returns
+ * where it stopped; put() does the rest.
+ */
+static const char *
+frame_lines(struct ch_batch *b, struct ch_bframe *f, const char *p,
+    const char *end, int delim)
+{
+	unsigned char *buf = b->buf;
+	size_t blen = b->len, flen = f->len;
+	uint64_t count = 0, bytes = 0, max_record = b->max_record;
+
+	if (b->cap < blen + SUB_MAX + COPY_SLACK + CH_FRAME_TRAILER)
+		return p;
+	size_t cap = b->cap - SUB_MAX - COPY_SLACK - CH_FRAME_TRAILER;
+
+	while (p < end && blen + (size_t)(end - p) <= cap) {
+		unsigned char *q = buf + blen;
+		/* The position field: a body is below 2 MiB, so one to three
+		 * bytes. */
+		size_t ah = flen < (1u << 7) ? 2 : flen < (1u << 14) ? 3 : 4;
+		/* Guess a length below 128: one byte; move the payload up if
+		 * it is longer. */
+		size_t n = copy_line(q + ah + 1, p, end, delim);
+		if (n == SIZE_MAX) {
+			const char *d = memchr(p, delim, (size_t)(end - p));
+			if (!d)
+				break;
+			n = (size_t)(d - p);
+			memcpy(q + ah + 1, p, n);
+		}
+		size_t lh = n < 0x80 ? 1 : ch_uvarint_len(n);
+		if (flen + ah + lh + n > BODY_BOUND || n > max_record)
+			break;
+		if (lh > 1)
+			memmove(q + ah + lh, q + ah + 1, n);
+		q[0] = 0;
+		if (ah == 2) {
+			q[1] = (unsigned char)flen;
+		} else if (ah == 3) {
+			q[1] = (unsigned char)(flen | 0x80);
+			q[2] = (unsigned char)(flen >> 7);
+		} else {
+			q[1] = (unsigned char)(flen | 0x80);
+			q[2] = (unsigned char)((flen >> 7) | 0x80);
+			q[3] = (unsigned char)(flen >> 14);
+		}
+		if (lh == 1)
+			q[ah] = (unsigned char)n;
+		else
+			ch_uvarint_put(q + ah, n);
+		flen += ah + lh + n;
+		blen += ah + lh + n;
+		count++;
+		bytes += n;
+		p += n + 1;
+	}
+	f->len = flen;
+	f->count += count;
+	b->len = blen;
+	b->nrec += count;
+	b->bytes += bytes;
+	return p;
+}
+
 int
 ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
     int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
@@ -174,41 +254,17 @@ ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
 		rc = -1;
 	while (!rc && p < end) {
 		struct ch_bframe *f = open_frame(b);
-		/* The common case inline: a line copied straight into the open
-		 * frame, scanned for its end on the way, when the buffer has
-		 * room for all the rest of the input; put() does the rest. */
-		if (f && !b->atomic && !meta_len && b->len + SUB_MAX + (size_t)(end - p) +
-		    COPY_SLACK + CH_FRAME_TRAILER <= b->cap) {
-			uint64_t at = f->len;
-			unsigned char *q = b->buf + b->len;
-			size_t ah = 1 + ch_uvarint_len(at);
-			/* Guess a length below 128: one byte; move the
-			 * payload up if it is longer. */
-			size_t n = copy_line(q + ah + 1, p, end, delim);
-			if (n == SIZE_MAX) {
-				if (!(d = memchr(p, delim, (size_t)(end - p))))
-					break;
-				n = (size_t)(d - p);
-				memcpy(q + ah + 1, p, n);
-			}
-			size_t lh = ch_uvarint_len(n);
-			if (at + ah + lh + n <= BODY_BOUND && n <= b->max_record) {
-				if (lh > 1)
-					memmove(q + ah + lh, q + ah + 1, n);
-				q[0] = 0;
-				ch_uvarint_put(q + 1, at);
-				ch_uvarint_put(q + ah, n);
-				f->len += ah + lh + n;
-				f->count++;
-				b->len += ah + lh + n;
-				b->nrec++;
-				b->bytes += n;
-				p += n + 1;
+		if (f && !b->atomic && !meta_len) {
+			const char *was = p;
+			p = frame_lines(b, f, p, end, delim);
+			if (p == end)
+				break;
+			if (p != was)
 				continue;
-			}
-		} else if (!(d = memchr(p, delim, (size_t)(end - p)))) {
-			break;
 		}
+		/* One record the general way: the first of a frame, one
+		 * that does not fit the frame or the buffer, one with
+		 * metadata, one of an atomic batch, one too large. */
 		d = memchr(p, delim, (size_t)(end - p));
 		if (!d)
 			break;
