@@ -531,9 +531,10 @@ ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
 	uint64_t seq = c->fseq, left = c->left, age = 0;
 	int rc = 0;
 
-	/* Payloads are copied in whole 32-byte steps where the buffer
-	 * (with its slack) has the bytes, else in 16-byte ones. */
-	const unsigned char *wide = buf + c->cap + CH_CUR_SLACK - 31;
+	/* Payloads are copied in whole 128- or 32-byte blocks where the
+	 * buffer (with its slack) has the bytes past them, else in 16-byte
+	 * ones (ch_output_record). */
+	const unsigned char *bufend = buf + c->cap + CH_CUR_SLACK;
 	while (k < max && out->len < limit) {
 		struct ch_frec fr;
 		if (*p == 0 && p != body) {
@@ -560,13 +561,17 @@ ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
 			break;
 		}
 		size_t len = (size_t)fr.len;
-		if (out->len + len + 33 > out->cap &&
-		    ch_buf_reserve(out, len + 33) < 0) {
+		if (out->len + len + 129 > out->cap &&
+		    ch_buf_reserve(out, len + 129) < 0) {
 			rc = -1;
 			break;
 		}
 		char *d = out->p + out->len;
-		if (len <= 256 && fr.payload + len <= wide) {
+		size_t readable = (size_t)(bufend - fr.payload);
+		if (len <= 128 && readable >= 128) {
+			/* One fixed-size copy, no loop: lines are short. */
+			memcpy(d, fr.payload, 128);
+		} else if (len <= 256 && readable >= len + 31) {
 			for (size_t i = 0; i < len; i += 32)
 				memcpy(d + i, fr.payload + i, 32);
 		} else if (len <= 256) {
