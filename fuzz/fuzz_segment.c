@@ -146,6 +146,66 @@ read_all(struct ch_channel *ch, uint64_t from, int skip, uint64_t *seen,
 	ch_reader_close(r);
 }
 
+/*
+ * chsub's plain output read two ways, which must agree byte for byte and
+ * end at the same offset: one record at a time (ch_reader_next and
+ * ch_output_record), and in runs of a verified frame's records
+ * (ch_reader_plain_run, small runs so that they start mid-frame), with
+ * ch_reader_next where no run is ready.
+ */
+static void
+plain_two_ways(struct ch_channel *ch, uint64_t from)
+{
+	static const struct ch_outfmt fmt = { CH_OUT_PLAIN, '\n', NULL, 1 };
+	struct ch_buf out[2] = { { 0 }, { 0 } };
+	struct ch_runmark marks[3];
+	uint64_t end[2] = { 0, 0 };
+	int complete[2] = { 0, 0 };
+	struct ch_error err;
+
+	for (int way = 0; way < 2; way++) {
+		struct ch_reader *r;
+		struct ch_rec rec;
+		size_t n;
+		if (ch_reader_open(ch, from, 0, &r, &err) < 0)
+			goto done;
+		for (int steps = 0; steps < MAX_STEPS; steps++) {
+			if (way == 1) {
+				size_t mark0 = out[1].len;
+				if (ch_reader_plain_run(r, &out[1], '\n',
+				    out[1].len + 300, 3, marks, &n) < 0)
+					abort();
+				if (n) {
+					if (marks[0].end <= mark0 ||
+					    marks[n - 1].end != out[1].len ||
+					    marks[n - 1].offset !=
+					    ch_reader_offset(r) ||
+					    marks[n - 1].seq != ch_reader_seq(r))
+						abort();
+					continue;
+				}
+			}
+			if (ch_reader_next(r, &rec, &err) <= 0) {
+				complete[way] = 1;
+				break;
+			}
+			struct ch_recview v = { rec.offset, rec.h.seq, rec.h.ts,
+			    rec.payload, rec.h.len, rec.meta, rec.h.meta_len };
+			if (ch_output_record(&out[way], &fmt, &v) < 0)
+				abort();
+		}
+		end[way] = ch_reader_offset(r);
+		ch_reader_close(r);
+	}
+	if (complete[0] && complete[1] && (end[0] != end[1] ||
+	    out[0].len != out[1].len ||
+	    (out[0].len && memcmp(out[0].p, out[1].p, out[0].len))))
+		abort();
+done:
+	ch_buf_free(&out[0]);
+	ch_buf_free(&out[1]);
+}
+
 static void
 probe(struct ch_channel *ch, const char *dir)
 {
@@ -162,6 +222,7 @@ probe(struct ch_channel *ch, const char *dir)
 		memset(&end, 0, sizeof end);
 	read_all(ch, start.offset, 1, seen, &nseen);
 	read_all(ch, start.offset, 0, NULL, NULL);
+	plain_two_ways(ch, start.offset);
 	for (int i = 0; i < nseen; i++) {
 		struct ch_reader *r;
 		if (ch_reader_open(ch, seen[i], 1, &r, &err) == 0)
