@@ -555,7 +555,7 @@ ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
 			fr.age = 0;
 			fr.payload = q;
 			fr.end = q + v;
-			if (v > (uint64_t)(lim - q))
+			if (q > lim || v > (uint64_t)(lim - q))
 				break;	/* cannot happen: ch_reader_next says so */
 		} else if (ch_frec_decode(p, lim, p == body, &fr) < 0) {
 			break;
