@@ -381,12 +381,15 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 static int
 report_to_file(const char *path, const char **chans, size_t nch)
 {
-	char *dir = strdup(path), *slash, *tmp;
+	/* static: still reachable when ch_die() exits half way, whatever
+	 * registers held them (LeakSanitizer) */
+	static char *dir, *tmp;
+	char *slash;
 	const char *base;
 	FILE *f;
 	int code, fd, dfd;
 
-	if (!dir)
+	if (!(dir = strdup(path)))
 		ch_die(N_UNKNOWN, NULL, "out of memory");
 	slash = strrchr(dir, '/');
 	base = slash ? path + (slash - dir) + 1 : path;
