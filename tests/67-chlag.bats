@@ -315,6 +315,27 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	run -3 chlag "$CH"
 }
 
+@test "an ERROR row has exactly channel, subscriber, status, error and running in --json and --yaml (nothing it could not read)" {
+	seq 10 | chpub "$CH"
+	choffset --create "$CH" broken >/dev/null
+	echo garbage >"$CH/subscribers/broken/offset"
+	local check='
+import json, sys
+rows = json.loads(sys.argv[1]) if sys.argv[2] == "json" else __import__("yaml").safe_load(sys.argv[1])
+assert len(rows) == 1, rows
+r = rows[0]
+assert sorted(r) == ["channel", "error", "running", "status", "subscriber"], sorted(r)
+assert r["status"] == "ERROR" and r["subscriber"] == "broken" and r["running"] is False, r
+assert "offset file is not a chtools offset file" in r["error"], r
+print("ok")'
+	run -3 chlag --json "$CH"
+	run -0 python3 -c "$check" "$output" json
+	assert_output ok
+	run -3 chlag --yaml "$CH"
+	run -0 python3 -c "$check" "$output" yaml
+	assert_output ok
+}
+
 @test "an offset file that disagrees with the channel is INVALID, CRITICAL (2) in every format, thresholds or not" {
 	local kind why
 	seq 10 | chpub "$CH"

@@ -336,6 +336,20 @@ yaml_retry(yaml_emitter_t *em, const struct ch_retry *r)
 }
 
 /* KEY: |- a literal block, so that the lines read as they are. */
+/* When the subscriber last committed and how long ago: the rows that
+ * could read an offset file (not ERROR ones) have both. */
+static int
+kv_commit(yaml_emitter_t *em, const struct ch_lagrow *r)
+{
+	char b[64];
+
+	ch_format_time(b, sizeof b, r->last_commit, 0);
+	if (kv(em, "last_commit", b, 1) < 0)
+		return -1;
+	snprintf(b, sizeof b, "%.3f", r->idle_ns / 1e9);
+	return kv(em, "idle_seconds", b, 0);
+}
+
 static int
 kv_literal(yaml_emitter_t *em, const char *k, const char *v)
 {
@@ -389,11 +403,7 @@ ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
 			snprintf(b, sizeof b, "%" PRIu64, r->end);
 			if (kv(&em, "end", b, 0) < 0)
 				goto out;
-			ch_format_time(b, sizeof b, r->last_commit, 0);
-			if (kv(&em, "last_commit", b, 1) < 0)
-				goto out;
-			snprintf(b, sizeof b, "%.3f", r->idle_ns / 1e9);
-			if (kv(&em, "idle_seconds", b, 0) < 0)
+			if (kv_commit(&em, r) < 0)
 				goto out;
 		} else {
 			struct { const char *k; uint64_t v; } nums[] = {
@@ -409,11 +419,7 @@ ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
 			snprintf(b, sizeof b, "%.3f", r->age_ns / 1e9);
 			if (kv(&em, "age_seconds", b, 0) < 0)
 				goto out;
-			ch_format_time(b, sizeof b, r->last_commit, 0);
-			if (kv(&em, "last_commit", b, 1) < 0)
-				goto out;
-			snprintf(b, sizeof b, "%.3f", r->idle_ns / 1e9);
-			if (kv(&em, "idle_seconds", b, 0) < 0)
+			if (kv_commit(&em, r) < 0)
 				goto out;
 		}
 		if (kv(&em, "running", r->pid ? "true" : "false", 0) < 0)
