@@ -30,7 +30,6 @@ struct ch_reader {
 	int skip_corrupt;
 	ch_warn_fn warn;
 	void *warn_ctx;
-	uint64_t skipped;
 	uint64_t probed_size;	/* file size at the last stuck-record probe */
 	/* The index as it was when it last said last_base is the newest
 	 * segment: while the file is the same, that still holds (entries
@@ -304,12 +303,6 @@ ch_reader_set_seq(struct ch_reader *r, uint64_t seq)
 	r->next_seq = seq;
 }
 
-uint64_t
-ch_reader_skipped(const struct ch_reader *r)
-{
-	return r->skipped;
-}
-
 /* Is this segment sealed (its last record a valid seal)? */
 static int
 sealed(struct ch_reader *r)
@@ -384,7 +377,6 @@ damaged(struct ch_reader *r, struct ch_error *err)
 		    (unsigned long long)here,
 		    (unsigned long long)(seq - r->next_seq),
 		    seq - r->next_seq == 1 ? "" : "s");
-		r->skipped += next - r->cur.pos;
 		r->next_seq = seq;	/* the one found: plausible */
 		ch_segcur_seek(&r->cur, next);
 		r->seq_unknown = 1;	/* records were skipped */
@@ -399,7 +391,7 @@ damaged(struct ch_reader *r, struct ch_error *err)
 	/* The next segment must start at or after the damage: one starting
 	 * before it overlaps records already handed out (segments from
 	 * different channels, a hand-edited index).  Going there would
-	 * deliver offsets backwards and underflow the skipped count. */
+	 * deliver offsets backwards and make the bytes skipped negative. */
 	if (nbase < here)
 		return ch_err(err, CH_EXIT_DATAERR,
 		    "segment %llu starts at offset %llu, before the end of the "
@@ -410,7 +402,6 @@ damaged(struct ch_reader *r, struct ch_error *err)
 		    "segment damaged from offset %llu to its end (use "
 		    "--skip-corrupt to skip it)", (unsigned long long)here);
 	uint64_t due = r->next_seq;
-	r->skipped += nbase - here;
 	if (switch_segment(r, nbase, CH_SEG_HDR, err) < 0 ||
 	    seq_at(r, CH_SEG_HDR, err) < 0)
 		return -1;

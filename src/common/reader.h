@@ -78,8 +78,6 @@ uint64_t ch_reader_seq(const struct ch_reader *r);
  * the next call starts without reading the file; 0 if it will read (or
  * find the end): a follower writes out what it has before that. */
 int ch_reader_buffered(const struct ch_reader *r);
-/* Bytes skipped over as corrupt so far. */
-uint64_t ch_reader_skipped(const struct ch_reader *r);
 
 /* Offset of the first record published at or after `ts` (the end if none),
  * and its sequence number. */
