@@ -89,10 +89,13 @@ static volatile sig_atomic_t stop;
 static void
 parse_thresholds(const char *opt, const char *val, struct thresholds *t)
 {
-	char *copy = strdup(val), *save = NULL, *tok;
+	/* static: still reachable when ch_usage() exits half way, whatever
+	 * registers held it (LeakSanitizer) */
+	static char *copy;
+	char *save = NULL, *tok;
 	struct ch_error err;
 
-	if (!copy)
+	if (!(copy = strdup(val)))
 		ch_die(N_UNKNOWN, NULL, "out of memory");
 	t->have = 1;
 	for (tok = strtok_r(copy, ",", &save); tok;
@@ -338,8 +341,11 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 		}
 		ch_channel_close(&ch);
 		struct ch_lagrow *na = realloc(all, (nall + n + 1) * sizeof *all);
-		if (!na)
+		if (!na) {
+			free(rows);
+			free(all);
 			ch_die(N_UNKNOWN, chans[i], "out of memory");
+		}
 		all = na;
 		memcpy(all + nall, rows, n * sizeof *rows);
 		nall += n;
@@ -350,8 +356,10 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 	if (opt_json)
 		ch_lag_json(f, all, nall, opt_explain, now);
 	else if (opt_yaml) {
-		if (ch_lag_yaml(f, all, nall, opt_explain, now) < 0)
+		if (ch_lag_yaml(f, all, nall, opt_explain, now) < 0) {
+			free(all);
 			ch_die(N_UNKNOWN, NULL, "YAML output failed");
+		}
 	} else if (opt_prom)
 		ch_lag_prometheus(f, all, nall, chans, nch, now);
 	else if (opt_nagios)
@@ -438,7 +446,10 @@ main(int argc, const char **argv)
 {
 	poptContext pc;
 	const char **args;
-	char **owned = NULL;
+	/* The channels' names, copied: static, so that they stay reachable
+	 * when a report dies half way (LeakSanitizer cannot count on a
+	 * register of a frame that called exit). */
+	static char **owned;
 	size_t nch = 0;
 	int rc, code;
 	int64_t watch_ns = 0;
