@@ -394,8 +394,10 @@ apply(struct plan *p)
 	if (asprintf(&why, "%s%s", npos ? pos_arg : "--latest",
 	    p->st == DAMAGED ? " (offset file was damaged)" : "") < 0)
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
-	if (ch_sub_write(&p->s, &next, &err) < 0)
+	if (ch_sub_write(&p->s, &next, &err) < 0) {
+		free(why);
 		ch_die_err(chname, &err);
+	}
 	journal(p->name, p->st == UNREGISTERED ? "create" : "set",
 	    p->st == REGISTERED ? p->cur.offset : CH_NO_OFFSET, p->off, why);
 	free(why);
@@ -413,9 +415,11 @@ apply(struct plan *p)
 static void
 change(char **names, size_t n)
 {
-	struct plan *p = calloc(n ? n : 1, sizeof *p);
+	/* static: still reachable when a refused change exits half way,
+	 * whatever registers held it (LeakSanitizer) */
+	static struct plan *p;
 
-	if (!p)
+	if (!(p = calloc(n ? n : 1, sizeof *p)))
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		hold(&p[i], names[i]);
