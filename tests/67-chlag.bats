@@ -240,6 +240,28 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	[[ $stderr == "chlag: $T/no/such/file.tmp."*": No such file or directory" ]]
 }
 
+@test "--yaml or --json to a full disk (/dev/full) is UNKNOWN (3) and says so" {
+	[[ -c /dev/full ]] || skip "no /dev/full"
+	local ch=$T s
+	# Rows long enough (a 1600-byte channel path) that the report fills
+	# stdio's buffer many times over, so that a write fails while the YAML
+	# is emitted, not only at the last flush.
+	for s in 1 2 3 4 5 6 7 8; do
+		ch+=/$(printf "$s%.0s" {1..200})
+	done
+	mkdir -p "$(dirname "$ch")"
+	chpub "$ch" a
+	for s in a b c d e f g h i j; do
+		choffset --create "$ch" "$s" >/dev/null
+	done
+	to_full() { "$@" >/dev/full; }
+	run -3 --separate-stderr to_full chlag --yaml "$ch"
+	assert_equal "$stderr" "chlag: YAML output failed
+chlag: write error: No space left on device"
+	run -3 --separate-stderr to_full chlag --json "$ch"
+	assert_equal "$stderr" "chlag: write error: No space left on device"
+}
+
 @test "--nagios prints one status line with performance data" {
 	seq 10 | chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null
