@@ -440,7 +440,6 @@ print_entry(void *ctx, const struct ch_journal_entry *e)
 	    e->subscriber, e->old, e->new, e->reason, e->who);
 }
 
-/* Parse and validate the whole import file before changing anything. */
 /* --import's lines, file-static so that an exit through ch_die() half way
  * leaves them reachable (LeakSanitizer cannot count on a pointer in a
  * register of the frame that called exit). */
@@ -454,6 +453,7 @@ static struct item {
 } *items;
 static char *line;
 
+/* Parse and validate the whole import file before changing anything. */
 static void
 import(const char *file)
 {

@@ -335,7 +335,6 @@ yaml_retry(yaml_emitter_t *em, const struct ch_retry *r)
 	return 0;
 }
 
-/* KEY: |- a literal block, so that the lines read as they are. */
 /* When the subscriber last committed and how long ago: the rows that
  * could read an offset file (not ERROR ones) have both. */
 static int
@@ -350,6 +349,7 @@ kv_commit(yaml_emitter_t *em, const struct ch_lagrow *r)
 	return kv(em, "idle_seconds", b, 0);
 }
 
+/* KEY: |- a literal block, so that the lines read as they are. */
 static int
 kv_literal(yaml_emitter_t *em, const char *k, const char *v)
 {
