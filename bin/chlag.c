@@ -186,8 +186,17 @@ root_channels(size_t *n)
 		struct stat st;
 		snprintf(path, sizeof path, "%s/%s/%s", root, list[i]->d_name,
 		    CH_CONFIG_FILE);
-		if (list[i]->d_name[0] != '.' && stat(path, &st) == 0)
-			out[k++] = strdup(list[i]->d_name);
+		if (list[i]->d_name[0] != '.' && stat(path, &st) == 0 &&
+		    !(out[k++] = strdup(list[i]->d_name))) {
+			/* freed first: nothing left for LeakSanitizer */
+			for (int j = i; j < cnt; j++)
+				free(list[j]);
+			free(list);
+			while (k > 0)
+				free(out[--k]);
+			free(out);
+			ch_die(N_UNKNOWN, NULL, "out of memory");
+		}
 		free(list[i]);
 	}
 	free(list);
