@@ -303,6 +303,8 @@ struct plan {
 	struct ch_offset cur;
 	uint64_t off, seq;
 	int keep;		/* --create of a registered one: nothing to do */
+	struct ch_offset next;	/* the offset file it gets */
+	int prepared;		/* next is written beside the old one */
 };
 
 /* Take NAME's lock (not with --dry-run); a busy subscriber ends the run
@@ -350,13 +352,56 @@ plan(struct plan *p)
 	}
 }
 
-/* Say it (NAME OLD -> NEW), and unless --dry-run, do it. */
+/* Say it (NAME OLD -> NEW), and unless --dry-run or --delete, write the
+ * new offset beside the old one: the half of the change that needs free
+ * space, so that a full disk stops it before any offset moved. */
+static int
+prepare(struct plan *p, struct ch_error *err)
+{
+	struct ch_end end;
+	char a[24], b[24];
+
+	if (p->keep)
+		return 0;
+	if (p->st == REGISTERED)
+		offstr(a, sizeof a, 1, p->cur.offset);
+	else
+		snprintf(a, sizeof a, p->st == DAMAGED ? "?" : "-");
+	offstr(b, sizeof b, !opt_delete, p->off);
+	printf("%s %s -> %s\n", p->name, a, b);
+	if (opt_dry_run || opt_delete)
+		return 0;
+	p->next = p->cur;
+	if (ch_channel_end(&ch, &end, err) < 0)
+		return -1;
+	ch_offset_advance(&p->next, p->off, p->seq, ch_now_ns(), end.offset,
+	    end.seq);
+	if (ch_sub_prepare(&p->s, &p->next, err) < 0)
+		return -1;
+	p->prepared = 1;
+	return 0;
+}
+
+/* A prepare failed: throw away what was written, remove the directories
+ * that taking the locks of unregistered subscribers created, let go. */
+static void
+undo(struct plan *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct ch_error ignored;
+		if (p[i].prepared)
+			ch_sub_abort(&p[i].s);
+		if (p[i].st == UNREGISTERED)
+			ch_sub_delete(&p[i].s, &ignored);
+		ch_sub_release(&p[i].s);
+	}
+}
+
+/* Do it: put the prepared offset in place (or delete). */
 static void
 apply(struct plan *p)
 {
-	struct ch_offset next;
 	struct ch_error err;
-	char a[24], b[24];
 
 	if (p->keep) {
 		/* Idempotent: registering again moves nothing. */
@@ -366,12 +411,6 @@ apply(struct plan *p)
 			ch_sub_release(&p->s);
 		return;
 	}
-	if (p->st == REGISTERED)
-		offstr(a, sizeof a, 1, p->cur.offset);
-	else
-		snprintf(a, sizeof a, p->st == DAMAGED ? "?" : "-");
-	offstr(b, sizeof b, !opt_delete, p->off);
-	printf("%s %s -> %s\n", p->name, a, b);
 	if (opt_dry_run)
 		return;
 	if (opt_delete) {
@@ -384,17 +423,11 @@ apply(struct plan *p)
 		ch_sub_release(&p->s);
 		return;
 	}
-	next = p->cur;
-	struct ch_end end;
-	if (ch_channel_end(&ch, &end, &err) < 0)
-		ch_die_err(chname, &err);
-	ch_offset_advance(&next, p->off, p->seq, ch_now_ns(), end.offset,
-	    end.seq);
 	char *why;
 	if (asprintf(&why, "%s%s", npos ? pos_arg : "--latest",
 	    p->st == DAMAGED ? " (offset file was damaged)" : "") < 0)
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
-	if (ch_sub_write(&p->s, &next, &err) < 0) {
+	if (ch_sub_commit(&p->s, &err) < 0) {
 		free(why);
 		ch_die_err(chname, &err);
 	}
@@ -407,10 +440,12 @@ apply(struct plan *p)
 /*
  * Change the n subscribers in names, all or nothing: every lock is taken
  * and every new position worked out before the first offset is written,
- * so a busy subscriber (75), a damaged offset file or a refused position
- * changes none of them, and a script that retries the whole command on
- * failure never moves one twice.  (A failure to write an offset file
- * half way, an I/O error, still leaves those before it changed.)
+ * and every new offset file is written beside the old one before the
+ * first is put in place, so a busy subscriber (75), a damaged offset
+ * file, a refused position or a full disk changes none of them, and a
+ * script that retries the whole command on failure never moves one
+ * twice.  (What can still fail half way needs no space: a rename or a
+ * directory fsync, an I/O error.)
  */
 static void
 change(char **names, size_t n)
@@ -418,6 +453,7 @@ change(char **names, size_t n)
 	/* static: still reachable when a refused change exits half way,
 	 * whatever registers held it (LeakSanitizer) */
 	static struct plan *p;
+	struct ch_error err;
 
 	if (!(p = calloc(n ? n : 1, sizeof *p)))
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
@@ -427,6 +463,15 @@ change(char **names, size_t n)
 		hold_compaction();
 	for (size_t i = 0; i < n; i++)
 		plan(&p[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (prepare(&p[i], &err) < 0) {
+			undo(p, n);
+			if (n > 1)
+				ch_die(err.code, chname, "%.900s; none of the "
+				    "%zu offsets was changed", err.msg, n);
+			ch_die_err(chname, &err);
+		}
+	}
 	for (size_t i = 0; i < n; i++)
 		apply(&p[i]);
 	free(p);
@@ -549,12 +594,28 @@ import(const char *file)
 	struct ch_end end;
 	if (ch_channel_end(&ch, &end, &err) < 0)
 		ch_die_err(chname, &err);
+	/* Every new offset file beside the old one first (the step that
+	 * needs space), then all put in place: a full disk changes none. */
 	for (size_t i = 0; i < n; i++) {
 		struct ch_offset next = items[i].registered ? items[i].cur :
 		    (struct ch_offset){ 0 };
 		ch_offset_advance(&next, items[i].off, items[i].seq, ch_now_ns(),
 		    end.offset, end.seq);
-		if (ch_sub_write(&items[i].s, &next, &err) < 0)
+		if (ch_sub_prepare(&items[i].s, &next, &err) == 0)
+			continue;
+		for (size_t j = 0; j < n; j++) {
+			struct ch_error ignored;
+			if (j < i)
+				ch_sub_abort(&items[j].s);
+			if (!items[j].registered)
+				ch_sub_delete(&items[j].s, &ignored);
+			ch_sub_release(&items[j].s);
+		}
+		ch_die(err.code, chname, "%.900s; no offset in %s was changed",
+		    err.msg, file);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ch_sub_commit(&items[i].s, &err) < 0)
 			ch_die_err(chname, &err);
 		journal(items[i].name, "import", items[i].registered ?
 		    items[i].cur.offset : CH_NO_OFFSET, items[i].off, file);

@@ -200,6 +200,59 @@ end_offset() { chpub -p "$CH" </dev/null; choffset --dry-run --create --latest "
 	assert_equal "$(choffset "$CH" s)" "$before"
 }
 
+# offsets: every subscriber's offset, one "NAME OFFSET" line each.
+offsets() { choffset --export "$CH" | grep -v '^#'; }
+# no_temp_files: no offset file written half way is left behind.
+no_temp_files() {
+	run find "$CH/subscribers" -name '.*.tmp'
+	assert_output ''
+}
+
+@test "choffset --all: a full disk at the second subscriber's offset file changes none of them (all or nothing), and leaves no temp file" {
+	need_chfault
+	local s before
+	for s in a b c; do choffset --create --earliest "$CH" "$s" >/dev/null; done
+	before=$(offsets)
+	# b's new offset file: write 2, fdatasync 4 (after the channel's
+	# sync and a's), openat 6 (after three locks, compaction's, a's)
+	for spec in write:2:ENOSPC fdatasync:4:EIO openat:6:ENOSPC; do
+		run --separate-stderr fault "$spec" choffset --all --latest "$CH"
+		((status == 1)) || { echo "$spec: exit $status $output"; false; }
+		[[ $stderr == "choffset: $CH: commit offset of subscriber '"*"; none of the 3 offsets was changed" ]] ||
+		    { echo "$spec: $stderr"; false; }
+		assert_equal "$(offsets)" "$before"
+		no_temp_files
+		run -0 chcompact --check "$CH"
+	done
+	# and with room, all three move
+	run -0 choffset --all --latest "$CH"
+	run -0 offsets
+	refute_line --partial " 0"
+	assert_equal "${#lines[@]}" 3
+}
+
+@test "choffset --import: a full disk half way changes no offset and registers no new subscriber" {
+	need_chfault
+	local end before
+	for s in a b; do choffset --create --earliest "$CH" "$s" >/dev/null; done
+	end=$(end_offset)
+	printf 'a %s\nb %s\nnew %s\n' "$end" "$end" "$end" >"$T/saved"
+	before=$(offsets)
+	for spec in write:2:ENOSPC write:3:ENOSPC fdatasync:4:EIO; do
+		run --separate-stderr fault "$spec" choffset --import="$T/saved" "$CH"
+		((status == 1)) || { echo "$spec: exit $status $output"; false; }
+		[[ $stderr == "choffset: $CH: commit offset of subscriber '"*"; no offset in $T/saved was changed" ]] ||
+		    { echo "$spec: $stderr"; false; }
+		assert_equal "$(offsets)" "$before"
+		assert_not_exist "$CH/subscribers/new"
+		no_temp_files
+		run -0 chcompact --check "$CH"
+	done
+	run -0 choffset --import="$T/saved" "$CH"
+	run -0 offsets
+	assert_output "$(printf 'a %s\nb %s\nnew %s' "$end" "$end" "$end")"
+}
+
 @test "chcompact: a failing delete or index rewrite exits 1; the next run finishes the job" {
 	need_chfault
 	local spec n

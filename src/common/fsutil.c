@@ -205,17 +205,25 @@ ch_open_temp(int dirfd, const char *tmp, mode_t mode)
 	}
 }
 
+static int
+temp_name(char *tmp, size_t len, const char *name)
+{
+	if (snprintf(tmp, len, ".%s.tmp", name) >= (int)len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 int
-ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
+ch_atomic_prepare(int dirfd, const char *name, const void *data, size_t len,
     mode_t mode)
 {
 	char tmp[512];
 	int fd, saved;
 
-	if (snprintf(tmp, sizeof tmp, ".%s.tmp", name) >= (int)sizeof tmp) {
-		errno = ENAMETOOLONG;
+	if (temp_name(tmp, sizeof tmp, name) < 0)
 		return -1;
-	}
 	fd = ch_open_temp(dirfd, tmp, mode);
 	if (fd < 0)
 		return -1;
@@ -226,10 +234,7 @@ ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
 		fd = -1;
 		goto fail;
 	}
-	fd = -1;
-	if (renameat(dirfd, tmp, dirfd, name) < 0)
-		goto fail;
-	return ch_fsync_dir(dirfd);
+	return 0;
 fail:
 	saved = errno;
 	if (fd >= 0)
@@ -237,6 +242,41 @@ fail:
 	unlinkat(dirfd, tmp, 0);
 	errno = saved;
 	return -1;
+}
+
+int
+ch_atomic_commit(int dirfd, const char *name)
+{
+	char tmp[512];
+	int saved;
+
+	if (temp_name(tmp, sizeof tmp, name) < 0)
+		return -1;
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		saved = errno;
+		unlinkat(dirfd, tmp, 0);
+		errno = saved;
+		return -1;
+	}
+	return ch_fsync_dir(dirfd);
+}
+
+void
+ch_atomic_abort(int dirfd, const char *name)
+{
+	char tmp[512];
+
+	if (temp_name(tmp, sizeof tmp, name) == 0)
+		(void)unlinkat(dirfd, tmp, 0);
+}
+
+int
+ch_atomic_replace(int dirfd, const char *name, const void *data, size_t len,
+    mode_t mode)
+{
+	if (ch_atomic_prepare(dirfd, name, data, len, mode) < 0)
+		return -1;
+	return ch_atomic_commit(dirfd, name);
 }
 
 /* fsync the directory that holds path (path is changed and restored). */

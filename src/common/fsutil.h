@@ -65,6 +65,16 @@ int ch_open_temp(int dirfd, const char *tmp, mode_t mode);
 int ch_atomic_replace(int dirfd, const char *name, const void *data,
     size_t len, mode_t mode);
 
+/* ch_atomic_replace in two steps, for changing several files all or
+ * nothing: prepare writes and fdatasyncs ".name.tmp" (removed on failure),
+ * commit renames it over name and fsyncs the directory, abort removes it.
+ * Once every prepare succeeded, what is left to fail (rename, fsync of a
+ * directory) needs no free space. */
+int ch_atomic_prepare(int dirfd, const char *name, const void *data,
+    size_t len, mode_t mode);
+int ch_atomic_commit(int dirfd, const char *name);
+void ch_atomic_abort(int dirfd, const char *name);
+
 /* mkdir -p for an absolute or relative path (mode applies to new dirs),
  * fsyncing the parent of each directory it creates, and of the last one,
  * so that the path survives a power loss. */

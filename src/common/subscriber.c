@@ -547,7 +547,8 @@ ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
 }
 
 int
-ch_sub_write(struct ch_sub *s, const struct ch_offset *o, struct ch_error *err)
+ch_sub_prepare(struct ch_sub *s, const struct ch_offset *o,
+    struct ch_error *err)
 {
 	char buf[4096];
 	size_t n = ch_offset_format(o, buf, sizeof buf);
@@ -562,7 +563,16 @@ ch_sub_write(struct ch_sub *s, const struct ch_offset *o, struct ch_error *err)
 	if (ch_channel_sync(s->ch, err) < 0)
 		return ch_err_prefix(err, "commit offset of subscriber '%s'",
 		    s->name);
-	if (ch_atomic_replace(s->dirfd, OFFSET_FILE, buf, n, 0666) < 0)
+	if (ch_atomic_prepare(s->dirfd, OFFSET_FILE, buf, n, 0666) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL,
+		    "commit offset of subscriber '%s'", s->name);
+	return 0;
+}
+
+int
+ch_sub_commit(struct ch_sub *s, struct ch_error *err)
+{
+	if (ch_atomic_commit(s->dirfd, OFFSET_FILE) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL,
 		    "commit offset of subscriber '%s'", s->name);
 	/* subscribers/NAME was made by whoever first took its lock, with no
@@ -583,6 +593,20 @@ ch_sub_write(struct ch_sub *s, const struct ch_offset *o, struct ch_error *err)
 		s->entry_synced = 1;
 	}
 	return 0;
+}
+
+void
+ch_sub_abort(struct ch_sub *s)
+{
+	ch_atomic_abort(s->dirfd, OFFSET_FILE);
+}
+
+int
+ch_sub_write(struct ch_sub *s, const struct ch_offset *o, struct ch_error *err)
+{
+	if (ch_sub_prepare(s, o, err) < 0)
+		return -1;
+	return ch_sub_commit(s, err);
 }
 
 void

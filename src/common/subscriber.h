@@ -109,6 +109,15 @@ int ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
 int ch_sub_write(struct ch_sub *s, const struct ch_offset *o,
     struct ch_error *err);
 
+/* ch_sub_write in two steps, so that several subscribers change all or
+ * nothing: prepare syncs the channel and writes the new offset file beside
+ * the old one (the step that needs free space), commit puts it in place,
+ * abort throws a prepared one away. */
+int ch_sub_prepare(struct ch_sub *s, const struct ch_offset *o,
+    struct ch_error *err);
+int ch_sub_commit(struct ch_sub *s, struct ch_error *err);
+void ch_sub_abort(struct ch_sub *s);
+
 /* Move o to (offset, seq) at time now, adding a history entry with the
  * channel end at that moment; any retry state is dropped (it was about
  * the record at the old position, or the move is an operator's). */
