@@ -248,6 +248,19 @@ perf_label(FILE *f, const struct ch_lagrow *r, const char *suffix)
 	fprintf(f, "/%s_%s'=", r->subscriber, suffix);
 }
 
+/* "WARN;CRIT;0;" of a performance value: a limit not given is empty. */
+static void
+perf_limits(FILE *f, int have_warn, uint64_t warn, int have_crit,
+    uint64_t crit)
+{
+	if (have_warn)
+		fprintf(f, "%llu", (unsigned long long)warn);
+	fputc(';', f);
+	if (have_crit)
+		fprintf(f, "%llu", (unsigned long long)crit);
+	fputs(";0;", f);
+}
+
 static void
 nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code,
     size_t failed, const char *first_failure)
@@ -308,14 +321,22 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code,
 		fputs(perf++ ? " " : " | ", f);
 		perf_label(f, r, "records");
 		fprintf(f, "%llu;", (unsigned long long)r->lag_records);
-		if (warn_t.have_records)
-			fprintf(f, "%llu", (unsigned long long)warn_t.records);
-		fputc(';', f);
-		if (crit_t.have_records)
-			fprintf(f, "%llu", (unsigned long long)crit_t.records);
-		fputs(";0; ", f);
+		perf_limits(f, warn_t.have_records, warn_t.records,
+		    crit_t.have_records, crit_t.records);
+		fputc(' ', f);
+		perf_label(f, r, "bytes");
+		fprintf(f, "%lluB;", (unsigned long long)r->lag_bytes);
+		perf_limits(f, warn_t.have_bytes, warn_t.bytes,
+		    crit_t.have_bytes, crit_t.bytes);
+		fputc(' ', f);
+		/* Whole seconds, cut as in the text before '|'; a limit
+		 * below a second shows as 0, which the alert already says. */
 		perf_label(f, r, "age");
-		fprintf(f, "%.0fs;;;0; ", r->age_ns / 1e9);
+		fprintf(f, "%llus;", (unsigned long long)(r->age_ns / 1000000000));
+		perf_limits(f, warn_t.have_age,
+		    (uint64_t)(warn_t.age_ns / 1000000000), crit_t.have_age,
+		    (uint64_t)(crit_t.age_ns / 1000000000));
+		fputc(' ', f);
 		perf_label(f, r, "attempts");
 		fprintf(f, "%llu;;;0;", (unsigned long long)r->retry.attempts);
 	}

@@ -268,7 +268,20 @@ chlag: write error: No space left on device"
 	chsub "$CH" t >/dev/null
 	run -1 chlag --nagios --warn=records:5 --crit=records:50 "$CH"
 	assert_equal "${#lines[@]}" 1
-	assert_output --regexp "^CHLAG WARNING - 1 of 2 subscribers need attention; worst $CH/s: OK, lag 10 records, age [0-9]+(ms|s) \| '$CH/s_records'=10;5;50;0; '$CH/s_age'=[0-9]+s;;;0; '$CH/s_attempts'=0;;;0; '$CH/t_records'=0;5;50;0; '$CH/t_age'=0s;;;0; '$CH/t_attempts'=0;;;0;\$"
+	assert_output --regexp "^CHLAG WARNING - 1 of 2 subscribers need attention; worst $CH/s: OK, lag 10 records, age [0-9]+(ms|s) \| '$CH/s_records'=10;5;50;0; '$CH/s_bytes'=[1-9][0-9]*B;;;0; '$CH/s_age'=[0-9]+s;;;0; '$CH/s_attempts'=0;;;0; '$CH/t_records'=0;5;50;0; '$CH/t_bytes'=0B;;;0; '$CH/t_age'=0s;;;0; '$CH/t_attempts'=0;;;0;\$"
+	# every limit given shows beside its value: bytes in B, age in seconds
+	run -1 chlag --nagios --warn=records:5,bytes:1k,age:5m --crit=records:50,age:1h "$CH"
+	assert_output --regexp "'$CH/s_records'=10;5;50;0; '$CH/s_bytes'=[1-9][0-9]*B;1024;;0; '$CH/s_age'=[0-9]+s;300;3600;0; '$CH/s_attempts'=0;;;0; "
+}
+
+@test "--nagios: the age in the performance data is the one in the text, whole seconds cut the same way" {
+	at -40.7s chpub "$CH" old
+	at -40.7s choffset --create --earliest "$CH" s >/dev/null
+	run -0 chlag --nagios "$CH"
+	[[ $output =~ age\ ([0-9]+)s\ \|.*\'$CH/s_age\'=([0-9]+)s\; ]] || fail "$output"
+	# 40.7 s and what the run took: a rounded value would often be one more
+	assert_equal "${BASH_REMATCH[2]}" "${BASH_REMATCH[1]}"
+	((BASH_REMATCH[1] >= 40))
 }
 
 @test "--nagios doubles a quote in a performance data label" {
@@ -276,7 +289,7 @@ chlag: write error: No space left on device"
 	new_channel
 	chsub "$CH" s >/dev/null
 	run -0 chlag --nagios "$CH"
-	assert_output --partial "| '$T/it''s/s_records'=0;;;0; '$T/it''s/s_age'=0s;;;0; '$T/it''s/s_attempts'=0;;;0;"
+	assert_output --partial "| '$T/it''s/s_records'=0;;;0; '$T/it''s/s_bytes'=0B;;;0; '$T/it''s/s_age'=0s;;;0; '$T/it''s/s_attempts'=0;;;0;"
 }
 
 # --- thresholds and exit codes ------------------------------------------
@@ -399,7 +412,7 @@ assert rows["good"]["status"] == "OK"' "$output" "$why" "$end"
 	assert_line "chlag_offset_bytes{channel=\"$CH\",subscriber=\"s\"} $end"
 	refute_line --partial "chlag_lag_records{channel=\"$CH\",subscriber=\"s\"}"
 	run -2 chlag --nagios "$CH"
-	assert_output --regexp "^CHLAG CRITICAL - 1 of 2 subscribers need attention; worst $CH/s: INVALID: $why \\| '$CH/good_records'=10;;;0; '$CH/good_age'=[0-9]+s;;;0; '$CH/good_attempts'=0;;;0;\$"
+	assert_output --regexp "^CHLAG CRITICAL - 1 of 2 subscribers need attention; worst $CH/s: INVALID: $why \\| '$CH/good_records'=10;;;0; '$CH/good_bytes'=[0-9]+B;;;0; '$CH/good_age'=[0-9]+s;;;0; '$CH/good_attempts'=0;;;0;\$"
 	run -2 chlag --nagios --warn=records:100 "$CH"
 	# fixed, it is OK again
 	choffset --latest "$CH" s >/dev/null 2>&1
@@ -422,7 +435,7 @@ assert r["lag_records"] == 1 and r["age_seconds"] == 0, r' "$output"
 	run -0 chlag --prometheus "$CH"
 	assert_line "chlag_lag_seconds{channel=\"$CH\",subscriber=\"s\"} 0"
 	run -0 chlag --nagios "$CH"
-	assert_output --regexp "age 0ms \\| '$CH/s_records'=1;;;0; '$CH/s_age'=0s;;;0; '$CH/s_attempts'=0;;;0;\$"
+	assert_output --regexp "age 0ms \\| '$CH/s_records'=1;;;0; '$CH/s_bytes'=[0-9]+B;;;0; '$CH/s_age'=0s;;;0; '$CH/s_attempts'=0;;;0;\$"
 	# a commit stamped ahead of the clock is no negative idle time either
 	at +1h choffset --shift=+0 "$CH" s >/dev/null
 	run -0 chlag --json "$CH"
@@ -441,7 +454,7 @@ assert r["idle_seconds"] == 0, r' "$output"
 	run -0 chlag --warn=age:5m "$CH"
 	run -1 at +10m chlag --warn=age:5m --crit=age:1h "$CH"
 	run -1 at +10m chlag --nagios --warn=age:5m "$CH"
-	assert_output --regexp "'$CH/s_age'=(599|6[0-9][0-9])s;;;0;"
+	assert_output --regexp "'$CH/s_age'=(599|6[0-9][0-9])s;300;;0;"
 	run -2 at +2h chlag --crit=age:1h "$CH"
 	# and a stopped reader behind it is STOP once that is long enough
 	run -2 at +2h chlag --json "$CH"

@@ -147,9 +147,10 @@ EOF
 	nagios_check 2 "$output"
 	# no ERROR or INVALID rows in the performance data
 	run cut -f1 <<<"$output"
-	assert_output "$(printf '%s\n' "$CH/failed_records" "$CH/failed_age" \
-	    "$CH/failed_attempts" "$CH/ok_records" "$CH/ok_age" "$CH/ok_attempts" \
-	    "$CH/stop_records" "$CH/stop_age" "$CH/stop_attempts")"
+	assert_output "$(printf '%s\n' "$CH/failed_records" "$CH/failed_bytes" \
+	    "$CH/failed_age" "$CH/failed_attempts" "$CH/ok_records" \
+	    "$CH/ok_bytes" "$CH/ok_age" "$CH/ok_attempts" "$CH/stop_records" \
+	    "$CH/stop_bytes" "$CH/stop_age" "$CH/stop_attempts")"
 	CH=$T/second
 	chpub "$CH" a b c
 	choffset --create --earliest "$CH" s >/dev/null
@@ -159,7 +160,8 @@ EOF
 	run -1 chlag --nagios --warn=records:1 --crit=records:5,age:1h "$CH"
 	nagios_check 1 "$output"
 	assert_line "$(printf '%s\t2\t\t1\t5\t0\t' "$CH/s_records")"
-	assert_line --regexp "^$CH/s_age	[0-9]+	s			0	\$"
+	assert_line --regexp "^$CH/s_bytes	[1-9][0-9]*	B			0	\$"
+	assert_line --regexp "^$CH/s_age	[0-9]+	s		3600	0	\$"
 	run -2 chlag --nagios --crit=records:1 "$CH"
 	nagios_check 2 "$output"
 	# a channel that cannot be read: UNKNOWN, and said in the text
@@ -181,11 +183,13 @@ EOF
 	run -0 chlag --nagios "$HOSTILE" "$HOSTILE"
 	nagios_check 0 "$output"
 	local shown="$T/we\"ird\\na_me|x 'q'__"$'\xef\xbf\xbd'
-	assert_equal "${#lines[@]}" 3
+	assert_equal "${#lines[@]}" 4
 	assert_line -n 0 "${shown}/s_records	1				0	"
-	[[ ${lines[1]} =~ ^"${shown}/s_age	"[0-9]+"	s			0	"$ ]] ||
+	[[ ${lines[1]} =~ ^"${shown}/s_bytes	"[1-9][0-9]*"	B			0	"$ ]] ||
 		fail "${lines[1]}"
-	assert_line -n 2 "${shown}/s_attempts	0				0	"
+	[[ ${lines[2]} =~ ^"${shown}/s_age	"[0-9]+"	s			0	"$ ]] ||
+		fail "${lines[2]}"
+	assert_line -n 3 "${shown}/s_attempts	0				0	"
 	run -0 chlag --nagios "$HOSTILE"
 	[[ $output == "CHLAG OK - 0 of 1 subscribers need attention; worst $T/we\"ird\\na=me_x 'q'__"$'\xef\xbf\xbd'"/s: "* ]] ||
 		fail "$output"
