@@ -181,8 +181,8 @@ add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
 		/* Handed over once the record has waited --linger since it
 		 * was published (a backlog goes at once), and at the latest
 		 * --linger from now (a time stamp ahead of the clock). */
-		int64_t waited = ch_now_ns() - rec->h.ts;
-		int64_t left = o->linger_ns - (waited > 0 ? waited : 0);
+		int64_t waited = ch_age(ch_now_ns(), rec->h.ts);
+		int64_t left = o->linger_ns - waited;
 		u->linger_until = ch_mono_ns() + (left > 0 ? left : 0);
 	}
 	h->dispatched++;

@@ -13,6 +13,7 @@
 #include "fsutil.h"
 #include "lock.h"
 #include "notify.h"
+#include "parse.h"
 #include "segment.h"
 #include "writer.h"
 
@@ -347,8 +348,10 @@ need_roll(struct ch_writer *w, uint64_t next_total, int64_t now)
 	if (w->end + next_total > w->o.segment_bytes)
 		return 1;
 	if (w->o.segment_age_ns > 0) {
+		/* ch_age: a time from the file may be anything (no
+		 * overflow), and one ahead of the clock is age 0. */
 		int64_t t0 = first_ts(w);
-		if (t0 && now - t0 >= w->o.segment_age_ns)
+		if (t0 && ch_age(now, t0) >= w->o.segment_age_ns)
 			return 1;
 	}
 	return 0;
@@ -531,7 +534,7 @@ ch_writer_seal_aged(struct ch_writer *w, int64_t min_age_ns, int *sealed,
 	if (refresh(w, err) < 0)
 		goto out;
 	int64_t now = ch_now_ns(), t0 = first_ts(w);
-	if (w->end > CH_SEG_HDR && t0 && now - t0 >= min_age_ns) {
+	if (w->end > CH_SEG_HDR && t0 && ch_age(now, t0) >= min_age_ns) {
 		if (roll(w, now, err) < 0)
 			goto out;
 		*sealed = 1;
