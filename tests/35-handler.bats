@@ -645,6 +645,39 @@ long_path() {
 next"
 }
 
+@test "two channels each other's dead-letter channel: a dead letter that fails again is not sent back where it failed (exit 69), other failures still are" {
+	fresh
+	pub bad good
+	# the channel's consumer fails 'bad' into DLQ
+	run -0 timeout 20 chsub --dead-letter="$DLQ" \
+	    -x 'd=$(cat); [ "$d" != bad ]' "$CH" s
+	# then DLQ gets a record of its own and a dead letter of a third one
+	chpub "$DLQ" other
+	chpub "$T/third" x
+	run -0 timeout 20 chsub --from=earliest --dead-letter="$DLQ" -x 'exit 1' "$T/third" u
+	assert_equal "$(chsub --peek "$DLQ" --format='%s %{channel}\n')" "bad $CH
+other 
+x $T/third"
+	# DLQ's consumer, whose dead-letter channel is the channel: 'bad'
+	# fails there too, and sending it back would loop between the two
+	run -69 --separate-stderr timeout 20 chsub --from=earliest \
+	    --dead-letter="$CH" -x 'cat >/dev/null; exit 4' "$DLQ" fixer
+	[[ $stderr == *"record at offset 0 failed 1 times (last status 4) and is a dead letter from $CH: sending it back would loop; its offset stays uncommitted"* ]] ||
+		fail "stderr: $stderr"
+	run -0 chsub --peek --from=earliest --format='%s\n' "$CH"
+	assert_output "bad
+good"
+	assert_equal "$(choffset "$DLQ" fixer)" 0
+	# past it, the others go to the channel: neither failed there
+	choffset --set="$(chsub --peek --from=earliest --format='%o\n' "$DLQ" | sed -n 2p)" "$DLQ" fixer >/dev/null
+	run -0 timeout 20 chsub --dead-letter="$CH" -x 'cat >/dev/null; exit 4' "$DLQ" fixer
+	run -0 chsub --peek --from=earliest --format='%s %{channel}\n' "$CH"
+	assert_output "bad 
+good 
+other $DLQ
+x $DLQ"
+}
+
 # --- signals and timeouts --------------------------------------------------
 
 @test "a handler killed by a signal is a failure: retried, then dead-lettered with status 'signal 9'" {

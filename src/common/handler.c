@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -33,6 +34,9 @@ struct hrec {
 	uint64_t pos, len;		/* payload within the unit's memfd */
 	unsigned char *meta;		/* its key and header lines (owned), */
 	size_t meta_len;		/* for the environment, dead letters */
+	int from_known;			/* a dead letter: the channel it */
+	dev_t from_dev;			/* failed in, as found then */
+	ino_t from_ino;
 };
 
 /* U_FILLING: the newest unit, still taking records (see fill_unit). */
@@ -85,6 +89,8 @@ struct hctx {
 	struct ch_channel dlq;
 	struct ch_writer *dlw;
 	int dlq_open;
+	dev_t dlq_dev;			/* the dead-letter channel's directory */
+	ino_t dlq_ino;
 };
 
 static int chld_pipe[2] = { -1, -1 };
@@ -146,6 +152,34 @@ rec_bytes(const struct ch_handler_opts *o, uint64_t len)
 	return len + (o->batch > 1);
 }
 
+/* The channel a dead letter failed in (its origin line "channel=PATH"),
+ * found by its path now: 1 and r->from_*, or 0 when there is no such line
+ * or no such directory any more. */
+static int
+find_origin(const unsigned char *meta, size_t len, struct hrec *r)
+{
+	const unsigned char *pos = meta, *end = meta + len;
+	struct ch_meta_field f;
+	char path[PATH_MAX + 1];
+	struct stat st;
+
+	while (ch_meta_next(&pos, end, &f)) {
+		if (f.kind != CH_MF_OTHER || f.key_len != 7 ||
+		    memcmp(f.key, "channel", 7) != 0)
+			continue;
+		if (f.val_len > PATH_MAX)
+			return 0;
+		memcpy(path, f.val, f.val_len);
+		path[f.val_len] = '\0';
+		if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+			return 0;
+		r->from_dev = st.st_dev;
+		r->from_ino = st.st_ino;
+		return 1;
+	}
+	return 0;
+}
+
 /* Append the record the reader just returned to unit u. */
 static int
 add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
@@ -170,10 +204,14 @@ add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
 			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
 		ml = ch_meta_copy_user(rec->meta, rec->h.meta_len, meta);
 	}
-	u->recs[u->nrec++] = (struct hrec){
+	struct hrec *r = &u->recs[u->nrec++];
+	*r = (struct hrec){
 		ch_reader_offset(h->s->r) - rec->total, rec->h.seq, rec->h.ts,
-		(uint64_t)pos, rec->h.len, meta, ml,
+		(uint64_t)pos, rec->h.len, meta, ml, 0, 0, 0,
 	};
+	/* Only where there is somewhere to send it back to. */
+	if (o->dead_letter && rec->h.meta_len)
+		r->from_known = find_origin(rec->meta, rec->h.meta_len, r);
 	u->bytes += rec_bytes(o, rec->h.len);
 	u->end_offset = ch_reader_offset(h->s->r);
 	u->end_seq = ch_reader_seq(h->s->r);
@@ -517,6 +555,53 @@ format_alloc(size_t *lenp, const char *fmt, ...)
 	return s;
 }
 
+/* Open the dead-letter channel (once) and check it is not the channel
+ * being read. */
+static int
+open_dead_letter(struct hctx *h, struct ch_error *err)
+{
+	const struct ch_handler_opts *o = h->o;
+	struct ch_pubopts po;
+	struct stat a, b;
+
+	if (h->dlq_open)
+		return 0;
+	if (ch_channel_open(o->dead_letter, CH_OPEN_CREATE, &h->dlq, err) < 0) {
+		ch_err_prefix(err, "dead-letter channel %s", o->dead_letter);
+		return -1;
+	}
+	/* chsub refuses this before it starts; should the name come to mean
+	 * this channel since (a symlink put in its place), publishing there
+	 * would feed failures back forever. */
+	if (fstat(h->dlq.dirfd, &a) < 0 || fstat(h->s->ch->dirfd, &b) < 0 ||
+	    (a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
+		ch_channel_close(&h->dlq);
+		return ch_err(err, CH_EXIT_USAGE, "dead-letter channel %s "
+		    "is the channel being read", o->dead_letter);
+	}
+	ch_pubopts_from_config(&po, &h->dlq.cfg);
+	po.sync = CH_SYNC_ALWAYS;	/* durable before we move on */
+	po.max_record_bytes = 0xFFFFFF00ULL;
+	if (ch_writer_open(&h->dlq, &po, &h->dlw, err) < 0) {
+		ch_channel_close(&h->dlq);
+		return -1;
+	}
+	h->dlq_dev = a.st_dev;
+	h->dlq_ino = a.st_ino;
+	h->dlq_open = 1;
+	return 0;
+}
+
+/* 1 if record r is a dead letter that failed in the dead-letter channel:
+ * sending it there again would start a loop (A's failures to B, B's back
+ * to A), each channel's consumer failing it over and over, for ever. */
+static int
+sends_back(const struct hctx *h, const struct hrec *r)
+{
+	return r->from_known && r->from_dev == h->dlq_dev &&
+	    r->from_ino == h->dlq_ino;
+}
+
 static int
 dead_letter(struct hctx *h, struct unit *u, struct ch_error *err)
 {
@@ -525,30 +610,8 @@ dead_letter(struct hctx *h, struct unit *u, struct ch_error *err)
 	char *payload = NULL, *meta;
 	size_t ml;
 
-	if (!h->dlq_open) {
-		struct ch_pubopts po;
-		struct stat a, b;
-		if (ch_channel_open(o->dead_letter, CH_OPEN_CREATE, &h->dlq,
-		    err) < 0) {
-			ch_err_prefix(err, "dead-letter channel %s", o->dead_letter);
-			return -1;
-		}
-		/* chsub refuses this before it starts; should the name come
-		 * to mean this channel since (a symlink put in its place),
-		 * publishing there would feed failures back forever. */
-		if (fstat(h->dlq.dirfd, &a) < 0 || fstat(h->s->ch->dirfd, &b) < 0 ||
-		    (a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
-			ch_channel_close(&h->dlq);
-			return ch_err(err, CH_EXIT_USAGE, "dead-letter channel %s "
-			    "is the channel being read", o->dead_letter);
-		}
-		ch_pubopts_from_config(&po, &h->dlq.cfg);
-		po.sync = CH_SYNC_ALWAYS;	/* durable before we move on */
-		po.max_record_bytes = 0xFFFFFF00ULL;
-		if (ch_writer_open(&h->dlq, &po, &h->dlw, err) < 0)
-			return -1;
-		h->dlq_open = 1;
-	}
+	if (open_dead_letter(h, err) < 0)
+		return -1;
 	describe(u, status, sizeof status);
 	ch_format_time(t, sizeof t, ch_now_ns(), 1);
 	for (size_t i = 0; i < u->nrec; i++) {
@@ -668,20 +731,32 @@ exhausted(struct hctx *h, size_t i, const char *when, struct ch_error *err)
 	if (u->nrec > 1)
 		return split(h, i, err);
 	if (o->dead_letter) {
-		if (dead_letter(h, u, err) < 0)
+		if (open_dead_letter(h, err) < 0)
 			return -1;
-		u->state = U_DONE;
-		return 0;
+		if (!sends_back(h, &u->recs[0])) {
+			if (dead_letter(h, u, err) < 0)
+				return -1;
+			u->state = U_DONE;
+			return 0;
+		}
 	}
 	describe(u, st, sizeof st);
 	u->state = U_WAIT;
 	u->retry_at = INT64_MAX;
 	u->gave_up = 1;
 	h->failed = 1;
-	snprintf(h->failure, sizeof h->failure, "record at offset %llu failed "
-	    "%llu times%s (last status %s) and there is no dead-letter channel; "
-	    "its offset stays uncommitted", (unsigned long long)u->recs[0].offset,
-	    (unsigned long long)u->failures, when, st);
+	if (o->dead_letter)
+		snprintf(h->failure, sizeof h->failure, "record at offset %llu "
+		    "failed %llu times%s (last status %s) and is a dead letter "
+		    "from %s: sending it back would loop; its offset stays "
+		    "uncommitted", (unsigned long long)u->recs[0].offset,
+		    (unsigned long long)u->failures, when, st, o->dead_letter);
+	else
+		snprintf(h->failure, sizeof h->failure, "record at offset %llu "
+		    "failed %llu times%s (last status %s) and there is no "
+		    "dead-letter channel; its offset stays uncommitted",
+		    (unsigned long long)u->recs[0].offset,
+		    (unsigned long long)u->failures, when, st);
 	return 0;
 }
 
