@@ -231,6 +231,16 @@ no_temp_files() {
 	assert_equal "${#lines[@]}" 3
 }
 
+@test "choffset --create on a full disk registers nothing: no subscriber directory is left behind" {
+	need_chfault
+	run --separate-stderr fault write:1:ENOSPC choffset --create --earliest "$CH" newcomer
+	assert_equal "$status" 1
+	assert_equal "$stderr" "choffset: $CH: commit offset of subscriber 'newcomer': No space left on device"
+	assert_not_exist "$CH/subscribers/newcomer"
+	run -0 choffset --create --earliest "$CH" newcomer
+	assert_equal "$(choffset "$CH" newcomer)" 0
+}
+
 @test "choffset --import: a full disk half way changes no offset and registers no new subscriber" {
 	need_chfault
 	local end before
