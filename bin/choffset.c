@@ -498,6 +498,22 @@ static struct item {
 } *items;
 static char *line;
 
+/* Let go of the first `held` subscribers of an import that changes
+ * nothing after all, removing the directories that taking the locks of
+ * unregistered ones created (no offset file: nothing else is there). */
+static void
+drop_held(size_t held)
+{
+	for (size_t i = 0; i < held; i++) {
+		struct ch_offset o;
+		struct ch_error e;
+		if (ch_sub_read(&ch, items[i].name, &o, &e) < 0 &&
+		    e.code == CH_EXIT_NOINPUT)
+			ch_sub_delete(&items[i].s, &e);
+		ch_sub_release(&items[i].s);
+	}
+}
+
 /* Parse and validate the whole import file before changing anything. */
 static void
 import(const char *file)
@@ -570,22 +586,31 @@ import(const char *file)
 			}
 		}
 		if (failed) {
-			for (size_t i = 0; i < held; i++) {
-				struct ch_offset o;
-				struct ch_error e;
-				if (ch_sub_read(&ch, items[i].name, &o, &e) < 0 &&
-				    e.code == CH_EXIT_NOINPUT)
-					ch_sub_delete(&items[i].s, &e);
-				ch_sub_release(&items[i].s);
-			}
+			drop_held(held);
 			ch_die_err(chname, &err);
 		}
 	}
+	/* A damaged offset file is replaced, as by --set; one that cannot
+	 * be read at all (an I/O error) stops the import here. */
 	for (size_t i = 0; i < n; i++) {
 		char a[24];
 		items[i].registered = ch_sub_read(&ch, items[i].name,
 		    &items[i].cur, &err) == 0;
-		offstr(a, sizeof a, items[i].registered, items[i].cur.offset);
+		if (!items[i].registered) {
+			memset(&items[i].cur, 0, sizeof items[i].cur);
+			if (err.code == CH_EXIT_DATAERR) {
+				ch_warn(chname, "%.800s; replacing it", err.msg);
+			} else if (err.code != CH_EXIT_NOINPUT) {
+				if (!opt_dry_run)
+					drop_held(n);
+				ch_die_err(chname, &err);
+			}
+		}
+		if (!items[i].registered && err.code == CH_EXIT_DATAERR)
+			snprintf(a, sizeof a, "?");
+		else
+			offstr(a, sizeof a, items[i].registered,
+			    items[i].cur.offset);
 		printf("%s %s -> %llu\n", items[i].name, a,
 		    (unsigned long long)items[i].off);
 	}
@@ -603,14 +628,9 @@ import(const char *file)
 		    end.offset, end.seq);
 		if (ch_sub_prepare(&items[i].s, &next, &err) == 0)
 			continue;
-		for (size_t j = 0; j < n; j++) {
-			struct ch_error ignored;
-			if (j < i)
-				ch_sub_abort(&items[j].s);
-			if (!items[j].registered)
-				ch_sub_delete(&items[j].s, &ignored);
-			ch_sub_release(&items[j].s);
-		}
+		for (size_t j = 0; j < i; j++)
+			ch_sub_abort(&items[j].s);
+		drop_held(n);
 		ch_die(err.code, chname, "%.900s; no offset in %s was changed",
 		    err.msg, file);
 	}

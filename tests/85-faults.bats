@@ -231,6 +231,26 @@ no_temp_files() {
 	assert_equal "${#lines[@]}" 3
 }
 
+@test "choffset --import: a damaged offset file is replaced with a warning, and kept as it was when a full disk stops the import" {
+	need_chfault
+	local end
+	for s in a b; do choffset --create --earliest "$CH" "$s" >/dev/null; done
+	echo garbage >"$CH/subscribers/a/offset"
+	end=$(end_offset)
+	printf 'a %s\nb %s\n' "$end" "$end" >"$T/saved"
+	run --separate-stderr fault write:2:ENOSPC choffset --import="$T/saved" "$CH"
+	assert_equal "$status" 1
+	# still there, still registered (damaged), untouched
+	assert_equal "$(cat "$CH/subscribers/a/offset")" garbage
+	assert_equal "$(choffset "$CH" b)" 0
+	no_temp_files
+	run -0 --separate-stderr choffset --import="$T/saved" "$CH"
+	assert_line -n 0 "a ? -> $end"
+	[[ $stderr == *"subscriber 'a': offset file is not a chtools offset file"*"replacing it" ]] || fail "$stderr"
+	assert_equal "$(choffset "$CH" a)" "$end"
+	assert_equal "$(choffset "$CH" b)" "$end"
+}
+
 @test "choffset --create on a full disk registers nothing: no subscriber directory is left behind" {
 	need_chfault
 	run --separate-stderr fault write:1:ENOSPC choffset --create --earliest "$CH" newcomer
