@@ -283,6 +283,32 @@ no_temp_files() {
 	assert_output "$(printf 'a %s\nb %s\nnew %s' "$end" "$end" "$end")"
 }
 
+@test "a subscriber whose offset file cannot be looked at (EIO) stops chcompact (1) instead of being left out and losing its unread segments" {
+	need_chfault
+	local n
+	choffset --create --earliest "$CH" slow >/dev/null
+	choffset --create --latest "$CH" fast >/dev/null
+	n=$(segments | wc -l)
+	((n >= 2))
+	run --separate-stderr env CHFAULT_FAIL=fstatat:1:EIO:0 CHFAULT_FAIL_PATH=slow/offset \
+	    LD_PRELOAD="$CHFAULT" chcompact "$CH"
+	assert_equal "$status" 1
+	assert_equal "$stderr" "chcompact: $CH: subscriber 'slow': offset: Input/output error"
+	assert_equal "$(segments | wc -l)" "$n"
+	run -0 chsub --peek --from=earliest "$CH" slow
+	assert_equal "${#lines[@]}" 40
+}
+
+@test "a segment that cannot be looked for (EIO) is an error, not taken for deleted: --from=earliest skips nothing" {
+	need_chfault
+	run --separate-stderr env CHFAULT_FAIL=faccessat:1:EIO:0 CHFAULT_FAIL_PATH=.seg \
+	    LD_PRELOAD="$CHFAULT" chsub --peek --from=earliest "$CH"
+	assert_equal "$status" 1
+	[[ $stderr == "chsub: $CH: "*".seg: Input/output error" ]] || fail "$stderr"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 40
+}
+
 @test "chcompact: a failing delete or index rewrite exits 1; the next run finishes the job" {
 	need_chfault
 	local spec n

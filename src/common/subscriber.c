@@ -707,8 +707,17 @@ ch_sub_list(struct ch_channel *ch, char ***names, size_t *n,
 		/* Registered = has an offset file (a crash between mkdir and
 		 * the first commit leaves a bare directory). */
 		snprintf(path, sizeof path, "%s/" OFFSET_FILE, de->d_name);
-		if (fstatat(fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
+		if (fstatat(fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				continue;
+			/* Left out, it would not hold compaction back:
+			 * chcompact would delete what it has not read. */
+			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s': %s",
+			    de->d_name, OFFSET_FILE);
+			closedir(d);
+			ch_sub_list_free(v, cnt);
+			return -1;
+		}
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 16;
 			char **nv = realloc(v, cap * sizeof *nv);

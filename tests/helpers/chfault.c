@@ -16,7 +16,10 @@
  *                        fail with ERRNO (a number or EIO, ENOSPC, EINTR,
  *                        EACCES, EROFS, EDQUOT), COUNT times (default 1,
  *                        0 = every call from the Nth on);
- *   CHFAULT_TRACE=FILE   append "PID FUNC" for every call to FILE.
+ *   CHFAULT_TRACE=FILE   append "PID FUNC" for every call to FILE;
+ *   CHFAULT_FAIL_PATH=TEXT  with CHFAULT_FAIL=fstatat or faccessat (which
+ *                        change nothing: not counted, see the end), only
+ *                        calls on a path that contains TEXT.
  *
  * Wrapped: write pwrite pwrite64 ftruncate fsync fdatasync open openat
  * (only with O_CREAT) rename renameat renameat2 unlink unlinkat mkdirat.
@@ -321,4 +324,54 @@ mkdirat(int d, const char *p, mode_t m)
 	if (hook("mkdirat", -1, NULL, 0, 0, 0) < 0)
 		return -1;
 	return real(d, p, m);
+}
+
+/*
+ * Calls that change nothing: not counted, not traced, never a crash
+ * point; only CHFAULT_FAIL=fstatat:... or faccessat:... makes them fail,
+ * and with CHFAULT_FAIL_PATH=TEXT only for paths that contain TEXT.
+ */
+static int
+fail_only(const char *fn, const char *path)
+{
+	const char *only = getenv("CHFAULT_FAIL_PATH");
+
+	setup();
+	if (fail_at <= 0 || strcmp(fail_fn, fn) != 0 ||
+	    (only && *only && (!path || !strstr(path, only))))
+		return 0;
+	fail_calls++;
+	if (fail_calls >= fail_at && (fail_count == 0 ||
+	    fail_calls < fail_at + fail_count)) {
+		errno = fail_errno ? fail_errno : EIO;
+		return -1;
+	}
+	return 0;
+}
+
+int
+fstatat(int d, const char *p, struct stat *st, int fl)
+{
+	REAL("fstatat", int, int, const char *, struct stat *, int);
+	if (fail_only("fstatat", p) < 0)
+		return -1;
+	return real(d, p, st, fl);
+}
+
+int
+fstatat64(int d, const char *p, struct stat64 *st, int fl)
+{
+	REAL("fstatat64", int, int, const char *, struct stat64 *, int);
+	if (fail_only("fstatat", p) < 0)
+		return -1;
+	return real(d, p, st, fl);
+}
+
+int
+faccessat(int d, const char *p, int mode, int fl)
+{
+	REAL("faccessat", int, int, const char *, int, int);
+	if (fail_only("faccessat", p) < 0)
+		return -1;
+	return real(d, p, mode, fl);
 }
