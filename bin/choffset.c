@@ -555,7 +555,9 @@ import(const char *file)
 			    err.msg);
 		n++;
 	}
-	if (ferror(f))
+	/* getline's -1 is not always the end (out of memory): a file
+	 * read in part must not be applied as if it were whole. */
+	if (ferror(f) || !feof(f))
 		ch_die(CH_EXIT_FAIL, chname, "%s: %s", file, strerror(errno));
 	if (f != stdin)
 		fclose(f);

@@ -245,7 +245,8 @@ wait_input(void)
 
 	while ((due = ch_writer_sync_due(writer)) >= 0) {
 		struct pollfd p = { .fd = 0, .events = POLLIN };
-		int ms = (int)((due + 999999) / 1000000);
+		int ms = due / 1000000 >= INT_MAX ? INT_MAX :
+		    (int)((due + 999999) / 1000000);
 		int rc = poll(&p, 1, ms);
 		if (rc > 0 || (rc < 0 && errno != EINTR))
 			return;

@@ -388,9 +388,14 @@ check_files(struct ctx *c, struct ch_index *ix, struct ch_error *err)
 		}
 		say(c, CH_REPORT_INFO, "%s: unknown file, ignored", de->d_name);
 	}
+	int rderr = errno;	/* readdir's: a scan cut short is no pass */
 	closedir(d);
 	if (afd >= 0)
 		close(afd);
+	if (rderr) {
+		errno = rderr;
+		return ch_err_sys(err, CH_EXIT_FAIL, "read channel directory");
+	}
 	return 0;
 }
 
@@ -646,7 +651,12 @@ check_offsets(struct ctx *c, struct ch_error *err)
 		}
 		ch_reader_close(r);
 	}
+	int rderr = errno;	/* readdir's: a scan cut short is no pass */
 	closedir(d);
+	if (rderr) {
+		errno = rderr;
+		return ch_err_sys(err, CH_EXIT_FAIL, "%s/", CH_SUBSCRIBERS_DIR);
+	}
 	return 0;
 }
 

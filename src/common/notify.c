@@ -81,7 +81,8 @@ ch_notify_wait(struct ch_notify *n, int64_t timeout_ns)
 	if (timeout_ns < 0)
 		ms = -1;
 	else
-		ms = (int)((timeout_ns + 999999) / 1000000);
+		ms = timeout_ns / 1000000 >= INT_MAX ? INT_MAX :	/* 24.8 days */
+		    (int)((timeout_ns + 999999) / 1000000);
 	p.fd = n->fd;
 	p.events = POLLIN;
 	rc = poll(&p, 1, ms);

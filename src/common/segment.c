@@ -302,6 +302,11 @@ ch_segment_create(int dirfd, uint64_t base, uint32_t format,
 			struct stat st;
 			if (ch_segment_open(dirfd, base, 0, &fd, &old, err) == 0) {
 				close(fd);
+				/* Its name may not be durable yet (the crash
+				 * came before the directory's fsync). */
+				if (durable && ch_fsync_dir(dirfd) < 0)
+					return ch_err_sys(err, CH_EXIT_FAIL,
+					    "fsync channel directory");
 				return 0;
 			}
 			if (err->code != CH_EXIT_DATAERR ||
