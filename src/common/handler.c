@@ -330,6 +330,11 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 	return 1;
 }
 
+/* Set when a variable of the handler's environment could not be made
+ * (out of memory): spawn() then runs nothing rather than a handler
+ * without its CH_OFFSET or with a cut environment. */
+static int env_failed;
+
 /* Add K=V, V of vl bytes (cut at a NUL, which no variable can hold). */
 static void
 setenv_kvn(char **env, size_t *n, const char *k, const void *v, size_t vl)
@@ -340,8 +345,10 @@ setenv_kvn(char **env, size_t *n, const char *k, const void *v, size_t vl)
 
 	if (nul)
 		vl = (size_t)(nul - (const char *)v);
-	if (!(s = malloc(kl + vl + 2)))
+	if (!(s = malloc(kl + vl + 2))) {
+		env_failed = 1;
 		return;
+	}
 	memcpy(s, k, kl);
 	s[kl] = '=';
 	if (vl)
@@ -419,6 +426,7 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 	char **env = calloc(ne + 8 + nmeta, sizeof *env);
 	if (!env)
 		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	env_failed = 0;
 	for (size_t i = 0; i < ne; i++) {
 		/* Ours, and a key or header chsub was started with, which
 		 * would pass for the record's. */
@@ -427,8 +435,12 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 		for (int k = 0; ours[k]; k++)
 			if (strncmp(environ[i], ours[k], strlen(ours[k])) == 0)
 				skip = 1;
-		if (!skip)
-			env[n++] = strdup(environ[i]);
+		if (skip)
+			continue;
+		if (!(env[n] = strdup(environ[i])))
+			env_failed = 1;
+		else
+			n++;
 	}
 	size_t first_own = n;
 	setenv_kv(env, &n, "CH_CHANNEL", o->channel_path);
@@ -447,13 +459,20 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 		setenv_meta(env, &n, &u->recs[0]);
 	(void)first_own;
 
+	if (env_failed) {
+		rc = ENOMEM;
+		goto out_env;
+	}
 	if (lseek(u->memfd, 0, SEEK_SET) < 0) {
 		rc = errno;
 		goto out_env;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, u->memfd, 0);
-	posix_spawnattr_init(&at);
+	if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
+		goto out_env;
+	if ((rc = posix_spawnattr_init(&at)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		goto out_env;
+	}
 	sigemptyset(&none);
 	sigemptyset(&dfl);
 	sigaddset(&dfl, SIGPIPE);
@@ -461,13 +480,17 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 	sigaddset(&dfl, SIGTERM);
 	sigaddset(&dfl, SIGHUP);
 	sigaddset(&dfl, SIGCHLD);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &dfl);
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	char *argv[] = { "sh", "-c", (char *)o->cmd, NULL };
-	rc = posix_spawn(&u->pid, "/bin/sh", &fa, &at, argv, env);
+	/* Each can fail (out of memory): a handler that read chsub's own
+	 * standard input instead of the record could exit 0 on nothing. */
+	if (!(rc = posix_spawn_file_actions_adddup2(&fa, u->memfd, 0)) &&
+	    !(rc = posix_spawnattr_setsigmask(&at, &none)) &&
+	    !(rc = posix_spawnattr_setsigdefault(&at, &dfl)) &&
+	    !(rc = posix_spawnattr_setpgroup(&at, 0)) &&
+	    !(rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))) {
+		char *argv[] = { "sh", "-c", (char *)o->cmd, NULL };
+		rc = posix_spawn(&u->pid, "/bin/sh", &fa, &at, argv, env);
+	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 out_env:
@@ -688,24 +711,33 @@ split(struct hctx *h, size_t i, struct ch_error *err)
 	}
 	memmove(&h->u[i + n], &h->u[i + 1], (h->nu - i - 1) * sizeof *h->u);
 	h->nu += n - 1;
+	/* Empty first: the slots between hold stale copies of the units
+	 * just moved, which the cleanup after a failure below would free
+	 * (and kill, and wait for) a second time.  Nothing is committed
+	 * after a failure, so "done" lets no record go uncommitted. */
+	for (size_t k = 0; k < n; k++) {
+		memset(&h->u[i + k], 0, sizeof *h->u);
+		h->u[i + k].memfd = -1;
+		h->u[i + k].state = U_DONE;
+	}
 	for (size_t k = 0; k < n; k++) {
 		struct unit *u = &h->u[i + k];
 		struct hrec r = old.recs[k];
 		char *p = malloc(r.len ? r.len : 1);
 		old.recs[k].meta = NULL;	/* the record's unit has it now */
-		memset(u, 0, sizeof *u);
-		u->memfd = -1;
 		if (!p || (u->memfd = new_memfd(err)) < 0 ||
 		    ch_pread_full(old.memfd, p, r.len, (off_t)r.pos) !=
 		    (ssize_t)r.len || ch_write_full(u->memfd, p, r.len) < 0) {
 			free(p);
 			free(r.meta);
+			unit_free(&old);
 			return ch_err_sys(err, CH_EXIT_FAIL, "split batch");
 		}
 		free(p);
 		u->recs = malloc(sizeof *u->recs);
 		if (!u->recs) {
 			free(r.meta);
+			unit_free(&old);
 			return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
 		}
 		r.pos = 0;

@@ -574,8 +574,10 @@ ch_writer_close(struct ch_writer *w, struct ch_error *err)
 		return 0;
 	if (w->o.sync != CH_SYNC_NONE)
 		rc = ch_writer_sync(w, err);
-	if (w->segfd >= 0)
-		close(w->segfd);
+	/* Under sync none, close is where a network file system reports
+	 * that the records written since could not be stored. */
+	if (w->segfd >= 0 && close(w->segfd) < 0 && rc == 0)
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "close segment");
 	close(w->lockfd);
 	ch_batch_free(&w->b);
 	free(w->offs);
