@@ -442,7 +442,14 @@ report_to_file(const char *path, const char **chans, size_t nch)
 	if (asprintf(&tmp, "%s.tmp.%ld", base, (long)getpid()) < 0)
 		ch_die(N_UNKNOWN, NULL, "out of memory");
 	fd = ch_open_temp(dfd, tmp, 0644);
-	if (fd < 0 || !(f = fdopen(fd, "w")))
+	if (fd >= 0 && !(f = fdopen(fd, "w"))) {
+		int saved = errno;
+		close(fd);
+		unlinkat(dfd, tmp, 0);	/* no temp file left behind */
+		errno = saved;
+		fd = -1;
+	}
+	if (fd < 0)
 		ch_die(N_UNKNOWN, NULL, "%s.tmp.%ld: %s", path, (long)getpid(),
 		    errno == CH_ENOTREG ? "not a regular file" : strerror(errno));
 	code = report(f, chans, nch, 0);
@@ -570,14 +577,21 @@ main(int argc, const char **argv)
 			if (!mem)
 				ch_die(N_UNKNOWN, NULL, "out of memory");
 			code = report(mem, args, nch, tty);
-			fclose(mem);
+			if (fclose(mem) != 0)
+				ch_die(N_UNKNOWN, NULL, "out of memory");
 			if (tty)
 				fputs("\033[H\033[2J", stdout);
 			fwrite(buf, 1, len, stdout);
 			if (!tty)
 				fputc('\n', stdout);
-			fflush(stdout);
 			free(buf);
+			/* Nobody sees a report that cannot be written: stop
+			 * (as watch(1) would) instead of looping on. */
+			if (fflush(stdout) != 0 || ferror(stdout)) {
+				fprintf(stderr, "%s: write error: %s\n",
+				    ch_prog, strerror(errno));
+				exit(N_UNKNOWN);
+			}
 			struct timespec ts = { (time_t)(watch_ns / 1000000000),
 			    (long)(watch_ns % 1000000000) };
 			nanosleep(&ts, NULL);

@@ -485,6 +485,12 @@ assert r["idle_seconds"] == 0, r' "$output"
 	refute_output --partial $'\e'
 }
 
+@test "--watch to a full disk stops at the first report that cannot be written (3), instead of refreshing for nobody" {
+	chsub "$CH" s >/dev/null
+	run -3 --separate-stderr timeout 20 bash -c 'exec chlag --watch=0.1 "$1" >/dev/full' _ "$CH"
+	assert_equal "$stderr" "chlag: write error: No space left on device"
+}
+
 @test "--watch: SIGINT or SIGTERM while a report is blocked on a full pipe lets that report out whole, then exits 0; a second signal ends it at once" {
 	local sig
 	chpub "$CH" a
