@@ -37,9 +37,10 @@ ch_open_file(int dirfd, const char *name, int flags, mode_t mode)
 	    mode);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	int failed = fstat(fd, &st) < 0;
+	if (failed || !S_ISREG(st.st_mode)) {
 		int saved = errno;
-		if (!S_ISREG(st.st_mode))
+		if (!failed)	/* an fstat error is itself the cause */
 			saved = S_ISDIR(st.st_mode) ? EISDIR : CH_ENOTREG;
 		close(fd);
 		errno = saved;

@@ -25,8 +25,12 @@ ch_index_open(int dirfd, struct ch_index *ix, struct ch_error *err)
 		ch_err_sys(err, CH_EXIT_FAIL, "segment index");
 		goto fail;
 	}
-	if (ch_pread_full(ix->fd, h, sizeof h, 0) != sizeof h ||
-	    ch_idxhdr_decode(h) < 0) {
+	ssize_t got = ch_pread_full(ix->fd, h, sizeof h, 0);
+	if (got < 0) {	/* an I/O error is not a damaged index */
+		ch_err_sys(err, CH_EXIT_FAIL, "segment index");
+		goto fail;
+	}
+	if (got != sizeof h || ch_idxhdr_decode(h) < 0) {
 		ch_err(err, CH_EXIT_DATAERR, "segment index: bad header");
 		goto fail;
 	}
