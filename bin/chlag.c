@@ -248,6 +248,23 @@ perf_label(FILE *f, const struct ch_lagrow *r, const char *suffix)
 	fprintf(f, "/%s_%s'=", r->subscriber, suffix);
 }
 
+/* An age limit in seconds: whole, or with the fraction it has (a limit
+ * of 500ms written as 0 would read as "always over"). */
+static void
+perf_seconds(FILE *f, int have, int64_t ns)
+{
+	if (!have)
+		return;
+	char buf[48];
+	int n = snprintf(buf, sizeof buf, "%lld.%09lld",
+	    (long long)(ns / 1000000000), (long long)(ns % 1000000000));
+	while (n > 0 && buf[n - 1] == '0')	/* 1.500000000 -> 1.5 */
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '.')
+		buf[--n] = '\0';
+	fputs(buf, f);
+}
+
 /* "WARN;CRIT;0;" of a performance value: a limit not given is empty. */
 static void
 perf_limits(FILE *f, int have_warn, uint64_t warn, int have_crit,
@@ -329,14 +346,13 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code,
 		perf_limits(f, warn_t.have_bytes, warn_t.bytes,
 		    crit_t.have_bytes, crit_t.bytes);
 		fputc(' ', f);
-		/* Whole seconds, cut as in the text before '|'; a limit
-		 * below a second shows as 0, which the alert already says. */
+		/* Whole seconds, cut as in the text before '|'. */
 		perf_label(f, r, "age");
 		fprintf(f, "%llus;", (unsigned long long)(r->age_ns / 1000000000));
-		perf_limits(f, warn_t.have_age,
-		    (uint64_t)(warn_t.age_ns / 1000000000), crit_t.have_age,
-		    (uint64_t)(crit_t.age_ns / 1000000000));
-		fputc(' ', f);
+		perf_seconds(f, warn_t.have_age, warn_t.age_ns);
+		fputc(';', f);
+		perf_seconds(f, crit_t.have_age, crit_t.age_ns);
+		fputs(";0; ", f);
 		perf_label(f, r, "attempts");
 		fprintf(f, "%llu;;;0;", (unsigned long long)r->retry.attempts);
 	}
@@ -577,8 +593,10 @@ main(int argc, const char **argv)
 			if (!mem)
 				ch_die(N_UNKNOWN, NULL, "out of memory");
 			code = report(mem, args, nch, tty);
-			if (fclose(mem) != 0)
+			if (fclose(mem) != 0) {
+				free(buf);
 				ch_die(N_UNKNOWN, NULL, "out of memory");
+			}
 			if (tty)
 				fputs("\033[H\033[2J", stdout);
 			fwrite(buf, 1, len, stdout);
@@ -588,6 +606,8 @@ main(int argc, const char **argv)
 			/* Nobody sees a report that cannot be written: stop
 			 * (as watch(1) would) instead of looping on. */
 			if (fflush(stdout) != 0 || ferror(stdout)) {
+				if (errno == EPIPE)	/* as ch_finish() */
+					exit(code);
 				fprintf(stderr, "%s: write error: %s\n",
 				    ch_prog, strerror(errno));
 				exit(N_UNKNOWN);

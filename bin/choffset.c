@@ -352,24 +352,15 @@ plan(struct plan *p)
 	}
 }
 
-/* Say it (NAME OLD -> NEW), and unless --dry-run or --delete, write the
- * new offset beside the old one: the half of the change that needs free
- * space, so that a full disk stops it before any offset moved. */
+/* Unless --dry-run or --delete, write the new offset beside the old one:
+ * the half of the change that needs free space, so that a full disk stops
+ * it before any offset moved. */
 static int
 prepare(struct plan *p, struct ch_error *err)
 {
 	struct ch_end end;
-	char a[24], b[24];
 
-	if (p->keep)
-		return 0;
-	if (p->st == REGISTERED)
-		offstr(a, sizeof a, 1, p->cur.offset);
-	else
-		snprintf(a, sizeof a, p->st == DAMAGED ? "?" : "-");
-	offstr(b, sizeof b, !opt_delete, p->off);
-	printf("%s %s -> %s\n", p->name, a, b);
-	if (opt_dry_run || opt_delete)
+	if (p->keep || opt_dry_run || opt_delete)
 		return 0;
 	p->next = p->cur;
 	if (ch_channel_end(&ch, &end, err) < 0)
@@ -397,11 +388,18 @@ undo(struct plan *p, size_t n)
 	}
 }
 
-/* Do it: put the prepared offset in place (or delete). */
+/* change()'s plans, and where its commits are: what a failed commit
+ * must throw away. */
+static struct plan *plans;
+static size_t commit_next, commit_n;
+
+/* Say it (NAME OLD -> NEW), and unless --dry-run, do it: put the
+ * prepared offset in place (or delete). */
 static void
 apply(struct plan *p)
 {
 	struct ch_error err;
+	char a[24], b[24];
 
 	if (p->keep) {
 		/* Idempotent: registering again moves nothing. */
@@ -411,6 +409,12 @@ apply(struct plan *p)
 			ch_sub_release(&p->s);
 		return;
 	}
+	if (p->st == REGISTERED)
+		offstr(a, sizeof a, 1, p->cur.offset);
+	else
+		snprintf(a, sizeof a, p->st == DAMAGED ? "?" : "-");
+	offstr(b, sizeof b, !opt_delete, p->off);
+	printf("%s %s -> %s\n", p->name, a, b);
 	if (opt_dry_run)
 		return;
 	if (opt_delete) {
@@ -429,6 +433,9 @@ apply(struct plan *p)
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
 	if (ch_sub_commit(&p->s, &err) < 0) {
 		free(why);
+		for (size_t i = commit_next; i < commit_n; i++)
+			if (plans[i].prepared)
+				ch_sub_abort(&plans[i].s);
 		ch_die_err(chname, &err);
 	}
 	journal(p->name, p->st == UNREGISTERED ? "create" : "set",
@@ -457,6 +464,8 @@ change(char **names, size_t n)
 
 	if (!(p = calloc(n ? n : 1, sizeof *p)))
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
+	plans = p;
+	commit_n = n;
 	for (size_t i = 0; i < n; i++)
 		hold(&p[i], names[i]);
 	if (!opt_dry_run)
@@ -472,8 +481,11 @@ change(char **names, size_t n)
 			ch_die_err(chname, &err);
 		}
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		/* a commit that dies leaves no prepared file behind */
+		commit_next = i + 1;
 		apply(&p[i]);
+	}
 	free(p);
 }
 
@@ -493,7 +505,7 @@ static struct item {
 	uint64_t off, seq;
 	struct ch_sub s;
 	struct ch_offset cur;
-	int registered;
+	int registered, damaged;
 	size_t lineno;
 } *items;
 static char *line;
@@ -601,6 +613,7 @@ import(const char *file)
 		if (!items[i].registered) {
 			memset(&items[i].cur, 0, sizeof items[i].cur);
 			if (err.code == CH_EXIT_DATAERR) {
+				items[i].damaged = 1;
 				ch_warn(chname, "%.800s; replacing it", err.msg);
 			} else if (err.code != CH_EXIT_NOINPUT) {
 				if (!opt_dry_run)
@@ -608,7 +621,7 @@ import(const char *file)
 				ch_die_err(chname, &err);
 			}
 		}
-		if (!items[i].registered && err.code == CH_EXIT_DATAERR)
+		if (items[i].damaged)
 			snprintf(a, sizeof a, "?");
 		else
 			offstr(a, sizeof a, items[i].registered,
@@ -637,10 +650,19 @@ import(const char *file)
 		    err.msg, file);
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (ch_sub_commit(&items[i].s, &err) < 0)
+		if (ch_sub_commit(&items[i].s, &err) < 0) {
+			for (size_t j = i + 1; j < n; j++)
+				ch_sub_abort(&items[j].s);
 			ch_die_err(chname, &err);
+		}
+		char *why = NULL;
+		if (items[i].damaged && asprintf(&why, "%s (offset file was "
+		    "damaged)", file) < 0)
+			why = NULL;
 		journal(items[i].name, "import", items[i].registered ?
-		    items[i].cur.offset : CH_NO_OFFSET, items[i].off, file);
+		    items[i].cur.offset : CH_NO_OFFSET, items[i].off,
+		    why ? why : file);
+		free(why);
 		ch_sub_release(&items[i].s);
 	}
 	free(items);

@@ -272,6 +272,9 @@ chlag: write error: No space left on device"
 	# every limit given shows beside its value: bytes in B, age in seconds
 	run -1 chlag --nagios --warn=records:5,bytes:1k,age:5m --crit=records:50,age:1h "$CH"
 	assert_output --regexp "'$CH/s_records'=10;5;50;0; '$CH/s_bytes'=[1-9][0-9]*B;1024;;0; '$CH/s_age'=[0-9]+s;300;3600;0; '$CH/s_attempts'=0;;;0; "
+	# a limit under a second keeps its fraction (0 would read "always over")
+	run chlag --nagios --warn=age:1500ms --crit=age:100ms "$CH"
+	assert_output --regexp "'$CH/s_age'=[0-9]+s;1.5;0.1;0; "
 }
 
 @test "--nagios: the age in the performance data is the one in the text, whole seconds cut the same way" {

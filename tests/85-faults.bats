@@ -220,6 +220,7 @@ no_temp_files() {
 		((status == 1)) || { echo "$spec: exit $status $output"; false; }
 		[[ $stderr == "choffset: $CH: commit offset of subscriber '"*"; none of the 3 offsets was changed" ]] ||
 		    { echo "$spec: $stderr"; false; }
+		assert_output ''	# no NAME OLD -> NEW line of a change not made
 		assert_equal "$(offsets)" "$before"
 		no_temp_files
 		run -0 chcompact --check "$CH"
@@ -249,6 +250,8 @@ no_temp_files() {
 	[[ $stderr == *"subscriber 'a': offset file is not a chtools offset file"*"replacing it" ]] || fail "$stderr"
 	assert_equal "$(choffset "$CH" a)" "$end"
 	assert_equal "$(choffset "$CH" b)" "$end"
+	run -0 choffset --history "$CH" a
+	assert_line --partial "$T/saved (offset file was damaged)"
 }
 
 @test "choffset --create on a full disk registers nothing: no subscriber directory is left behind" {

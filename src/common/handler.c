@@ -616,8 +616,8 @@ open_dead_letter(struct hctx *h, struct ch_error *err)
 }
 
 /* 1 if record r is a dead letter that failed in the dead-letter channel:
- * sending it there again would start a loop (A's failures to B, B's back
- * to A), each channel's consumer failing it over and over, for ever. */
+ * sending it there again goes round a loop (A's failures to B, B's back
+ * to A), each channel's consumer failing it over and over. */
 static int
 sends_back(const struct hctx *h, const struct hrec *r)
 {
@@ -765,30 +765,31 @@ exhausted(struct hctx *h, size_t i, const char *when, struct ch_error *err)
 	if (o->dead_letter) {
 		if (open_dead_letter(h, err) < 0)
 			return -1;
-		if (!sends_back(h, &u->recs[0])) {
-			if (dead_letter(h, u, err) < 0)
-				return -1;
-			u->state = U_DONE;
-			return 0;
+		/* PRODUCT.md: with a dead-letter channel, it goes there and
+		 * consumption goes on; a loop can only be pointed out. */
+		if (sends_back(h, &u->recs[0]) && o->warn) {
+			char msg[600];
+			snprintf(msg, sizeof msg, "record at offset %llu is a dead "
+			    "letter from %.400s and failed there too: it goes "
+			    "back, and will go round while each channel is the "
+			    "other's dead-letter channel",
+			    (unsigned long long)u->recs[0].offset, o->dead_letter);
+			o->warn(o->warn_ctx, msg);
 		}
+		if (dead_letter(h, u, err) < 0)
+			return -1;
+		u->state = U_DONE;
+		return 0;
 	}
 	describe(u, st, sizeof st);
 	u->state = U_WAIT;
 	u->retry_at = INT64_MAX;
 	u->gave_up = 1;
 	h->failed = 1;
-	if (o->dead_letter)
-		snprintf(h->failure, sizeof h->failure, "record at offset %llu "
-		    "failed %llu times%s (last status %s) and is a dead letter "
-		    "from %s: sending it back would loop; its offset stays "
-		    "uncommitted", (unsigned long long)u->recs[0].offset,
-		    (unsigned long long)u->failures, when, st, o->dead_letter);
-	else
-		snprintf(h->failure, sizeof h->failure, "record at offset %llu "
-		    "failed %llu times%s (last status %s) and there is no "
-		    "dead-letter channel; its offset stays uncommitted",
-		    (unsigned long long)u->recs[0].offset,
-		    (unsigned long long)u->failures, when, st);
+	snprintf(h->failure, sizeof h->failure, "record at offset %llu failed "
+	    "%llu times%s (last status %s) and there is no dead-letter channel; "
+	    "its offset stays uncommitted", (unsigned long long)u->recs[0].offset,
+	    (unsigned long long)u->failures, when, st);
 	return 0;
 }
 
