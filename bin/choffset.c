@@ -457,14 +457,13 @@ apply(struct plan *p)
 static void
 change(char **names, size_t n)
 {
-	/* static: still reachable when a refused change exits half way,
-	 * whatever registers held it (LeakSanitizer) */
-	static struct plan *p;
+	struct plan *p;
 	struct ch_error err;
 
-	if (!(p = calloc(n ? n : 1, sizeof *p)))
+	/* in plans: still reachable when a refused change exits half way,
+	 * whatever registers held it (LeakSanitizer) */
+	if (!(plans = p = calloc(n ? n : 1, sizeof *p)))
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
-	plans = p;
 	commit_n = n;
 	for (size_t i = 0; i < n; i++)
 		hold(&p[i], names[i]);
