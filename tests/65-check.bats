@@ -151,6 +151,45 @@ chsub: $CH: 1 record lost at offset 114"
 	run -0 chcompact --check "$CH"
 }
 
+# length_flipped FORMAT: a channel of five records, one per append, whose
+# second record's length (format 1) or frame length (format 2) has its
+# high byte flipped: it claims to run gigabytes past the end of the file,
+# which only a write in progress may do, and only at the end.
+length_flipped() {
+	rm -rf "$CH"
+	CH_FORMAT=$1 new_channel segment_bytes=4096
+	local i offsets
+	for i in 1 2 3 4 5; do chpub "$CH" "record $i"; done
+	offsets=$(chsub --peek --from=earliest --format='%o\n' "$CH")
+	at=$(sed -n 2p <<<"$offsets")
+	len=$(($(sed -n 3p <<<"$offsets") - at))
+	flip_byte "$CH/$(segments | head -1)" $((64 + at + 11))
+}
+
+@test "a length damaged to run past the end of the file is one corrupt record, in the newest segment (not a torn tail) and in a sealed one (not the rest of it); --repair fills a gap" {
+	local f
+	for f in 1 2; do
+		length_flipped $f
+		seg=$(segments | head -1)
+		corrupt="chcompact: $CH: $seg: corrupt record at offset $at ($len bytes up to the next valid record, 1 record lost)"
+		run -65 --separate-stderr chcompact --check "$CH"
+		assert_equal "$stderr" "$corrupt"
+		fill 100	# the writer appends after it and rolls over
+		[[ $(segments | wc -l) -gt 1 ]] || fail "no rollover"
+		run -65 --separate-stderr chcompact --check "$CH"
+		assert_equal "${stderr_lines[0]}" "$corrupt"
+		refute [ "${#stderr_lines[@]}" -gt 2 ]
+		[[ ${stderr_lines[1]:-} == *": $seg: seal counts "* ]]
+		run -0 --separate-stderr chcompact --repair "$CH"
+		assert_equal "${stderr_lines[1]}" "chcompact: $CH: repaired: $seg: replaced $len damaged bytes at offset $at with a gap record: 1 record lost"
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_equal "$stderr" "chsub: $CH: 1 record lost at offset $at"
+		assert_equal "${#lines[@]}" 104
+		assert_equal "${lines[0]} ${lines[1]}" "record 1 record 3"
+		run -0 chcompact --check "$CH"
+	done
+}
+
 @test "reports a torn tail as repairable (65)" {
 	seg=$(segments | tail -1)
 	truncate -s -5 "$CH/$seg"

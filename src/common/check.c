@@ -243,10 +243,17 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		}
 		if (rc == CH_CUR_END && cur.pos == cur.size)
 			break;
-		/* Invalid bytes at cur.pos. */
+		/* Invalid bytes at cur.pos, or a record (frame) claiming to
+		 * run past the end of the file.  The latter is a write in
+		 * progress only at the very end of the newest segment: if the
+		 * next record stands after it, its length field is damaged,
+		 * as the reader sees it (reader.c, stuck). */
 		uint64_t next, next_seq;
-		int found = rc == CH_CUR_BAD ? ch_segcur_resync(&cur,
-		    *expect_seq, *last_ts, &next, &next_seq) : 0;
+		int found = ch_segcur_resync(&cur, *expect_seq, *last_ts,
+		    &next, &next_seq);
+		if (found > 0 && rc == CH_CUR_END && last &&
+		    !ch_segcur_follows(&cur, *expect_seq, next_seq))
+			found = 0;
 		if (found < 0) {
 			ch_segcur_free(&cur);
 			close(fd);
