@@ -173,6 +173,20 @@ r5"
 	assert_equal "${#lines[@]}" 2
 }
 
+@test "a journal line cut short (a full disk, a crash) is skipped, and the next change starts a line of its own" {
+	choffset --create --set="${OFF[1]}" "$CH" s >/dev/null
+	# The next entry, cut in the middle of its new offset.
+	line=$(tail -n 1 "$CH/journal")
+	printf '%s\tchoffset[1]:root\ts\tset\t%s\t1' "${line%%$'\t'*}" "${OFF[1]}" >>"$CH/journal"
+	run -0 choffset --set="${OFF[3]}" "$CH" s
+	run -0 choffset --history "$CH" s
+	assert_equal "${#lines[@]}" 2
+	assert_line -n 0 --regexp "  create +s +- -> ${OFF[1]}  "
+	assert_line -n 1 --regexp "  set +s +${OFF[1]} -> ${OFF[3]}  --set=${OFF[3]}  "
+	# The cut line ended where it was cut, not in the next entry.
+	assert_equal "$(grep -c $'\tset\t' "$CH/journal")" 2
+}
+
 @test "a journal that cannot be written: the change stands, a warning says so, exit 0, so a retry on failure never moves an offset twice" {
 	choffset --create --set="${OFF[0]}" "$CH" s >/dev/null
 	choffset --create --set="${OFF[0]}" "$CH" t >/dev/null

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -34,6 +35,23 @@ offstr(char *buf, size_t len, uint64_t v)
 		snprintf(buf, len, "-");
 	else
 		snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+/* Does the journal open on fd end in the middle of a line (a write cut
+ * short by a full disk or a crash)?  1, 0, or -1 with errno. */
+static int
+torn_line(int fd)
+{
+	struct stat st;
+	char last;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (st.st_size == 0)
+		return 0;
+	if (ch_pread_full(fd, &last, 1, st.st_size - 1) != 1)
+		return -1;
+	return last != '\n';
 }
 
 int
@@ -64,12 +82,17 @@ ch_journal_append(struct ch_channel *ch, const char *subscriber,
 		return ch_err_sys(err, CH_EXIT_FAIL, "journal");
 	}
 	fd = ch_open_file(ch->dirfd, CH_JOURNAL_FILE,
-	    O_WRONLY | O_APPEND | O_CREAT, 0666);
+	    O_RDWR | O_APPEND | O_CREAT, 0666);	/* reads its last byte */
 	if (fd < 0) {
 		ch_err_sys(err, CH_EXIT_FAIL, "journal");
 		goto out;
 	}
-	if (ch_write_full(fd, line, (size_t)len) < 0 || ch_fdatasync(fd) < 0) {
+	/* A torn last line would run into this one and take it with it: end
+	 * it first.  Two appenders racing here add an empty line, which
+	 * readers skip. */
+	int torn = torn_line(fd);
+	if (torn < 0 || (torn && ch_write_full(fd, "\n", 1) < 0) ||
+	    ch_write_full(fd, line, (size_t)len) < 0 || ch_fdatasync(fd) < 0) {
 		ch_err_sys(err, CH_EXIT_FAIL, "journal");
 		close(fd);
 		goto out;
@@ -140,9 +163,12 @@ ch_journal_read(struct ch_channel *ch, const char *subscriber,
 		e.action = field(&p, 0);
 		e.old = field(&p, 0);
 		e.new = field(&p, 0);
+		/* Every whole line has a reason ("-" for none): a line
+		 * without one was cut short (a crash or a full disk) and its
+		 * last field may be cut too. */
+		if (!p)
+			continue;
 		e.reason = field(&p, 1);
-		if (!e.action[0])
-			continue;	/* a torn last line */
 		if (subscriber && strcmp(subscriber, e.subscriber) != 0)
 			continue;
 		fn(ctx, &e);
