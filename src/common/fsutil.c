@@ -100,8 +100,12 @@ ch_pread_full(int fd, void *buf, size_t len, off_t off)
 				continue;
 			return -1;
 		}
-		if (n == 0)
+		if (n == 0) {
+			/* Callers that needed every byte report errno: not
+			 * a stale one ("Success") but what happened. */
+			errno = ENODATA;
 			break;
+		}
 		done += (size_t)n;
 	}
 	return (ssize_t)done;

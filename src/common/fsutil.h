@@ -42,6 +42,7 @@ int ch_open_file(int dirfd, const char *name, int flags, mode_t mode);
 int ch_open_dir(int dirfd, const char *name);
 
 ssize_t ch_read_full(int fd, void *buf, size_t len);	/* < len only at EOF */
+/* < len only at EOF, with errno ENODATA (the file ended early). */
 ssize_t ch_pread_full(int fd, void *buf, size_t len, off_t off);
 int ch_write_full(int fd, const void *buf, size_t len);
 int ch_pwrite_full(int fd, const void *buf, size_t len, off_t off);
