@@ -230,6 +230,26 @@ fresh() {
 	assert_equal "$(offset_of s)" "$(chan_end)"
 }
 
+@test "--batch split around a gap record: the offset saved after the gap names the right record, so the next run reads on (not 65)" {
+	fresh
+	pub r1; pub r2; pub r3; pub r4
+	# r3 damaged and replaced by a gap record standing for it.
+	printf '\377' | dd of="$CH/00000000000000000000.seg" bs=1 \
+	    seek=$((64 + OFFS[2] + 20)) conv=notrunc status=none
+	run -0 chcompact --repair "$CH"
+	# The batch fails, is split; r4 then fails for good: exit 69 with
+	# the offset at r4, which is record 3 (r3 was record 2).
+	run -69 timeout 10 chsub --batch=10 --retries=0 -x '
+	    [ "$CH_COUNT" -gt 1 ] && exit 1
+	    [ "$CH_OFFSET" = '"${OFFS[3]}"' ] && exit 1
+	    exit 0' "$CH" s
+	assert_equal "$(offset_of s)" "${OFFS[3]}"
+	run -0 chcompact --check "$CH"
+	# More retries let r4 through.
+	run -0 timeout 10 chsub --retries=1 --backoff=10ms -x 'cat >>"$T/got"' "$CH" s
+	assert_equal "$(cat "$T/got")" "r4"
+}
+
 @test "--batch-bytes: a batch holds at most SIZE bytes of stdin, a larger record goes alone" {
 	fresh
 	# stdin bytes with their newlines: 5 5 3 3 3 31 2 2

@@ -744,7 +744,7 @@ split(struct hctx *h, size_t i, struct ch_error *err)
 		u->recs[0] = r;
 		u->nrec = 1;
 		u->end_offset = k + 1 < n ? old.recs[k + 1].offset : old.end_offset;
-		u->end_seq = r.seq + 1;
+		u->end_seq = k + 1 < n ? old.recs[k + 1].seq : old.end_seq;
 		u->state = U_READY;
 	}
 	unit_free(&old);
