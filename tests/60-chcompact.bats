@@ -416,3 +416,31 @@ list() { printf '%s\n' "$@"; }
 	run -0 cat "$T/compact.err"
 	assert_output ""
 }
+
+@test "a chpub that stays open while another rolls over and compaction deletes its segment goes on in the newest one (records not lost in a segment made again)" {
+	choffset --create --earliest "$CH" s >/dev/null
+	mkfifo "$T/in"
+	exec 5<>"$T/in"		# read-write: opening it does not block
+	chpub "$CH" <"$T/in" 3>&- 5>&- &
+	local pub=$!
+	BG_PIDS+=("$pub")
+	echo a1 >&5
+	wait_until 10 '[ "$(chsub --peek --from=earliest "$CH")" = a1 ]'
+	# Another writer rolls over past the open writer's segment, all is
+	# consumed, and compaction deletes every sealed segment.
+	fill 300 b
+	(($(segments | wc -l) > 2)) || fail "no rollover"
+	first=$(segments | head -n 1)
+	chsub "$CH" s >/dev/null
+	run -0 chcompact "$CH"
+	assert_not_exists "$CH/$first"
+	echo a2 >&5
+	echo a3 >&5
+	exec 5>&-
+	wait_for 10 eval '! kill -0 '"$pub"' 2>/dev/null'
+	run wait "$pub"
+	assert_equal "$status" 0
+	run -0 chsub "$CH" s
+	assert_output $'a2\na3'
+	run -0 chcompact --check "$CH"
+}

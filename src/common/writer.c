@@ -162,13 +162,30 @@ kick_writeback(struct ch_writer *w)
 #endif
 }
 
+/* The last entry of the index: the newest segment. */
+static int
+last_entry(struct ch_writer *w, struct ch_idxent *last, struct ch_error *err)
+{
+	struct ch_index ix;
+
+	if (ch_index_open(w->ch->dirfd, &ix, err) < 0)
+		return -1;
+	if (ch_index_get(&ix, ix.count - 1, last, err) < 0) {
+		ch_index_close(&ix);
+		return -1;
+	}
+	ch_index_close(&ix);
+	return 0;
+}
+
+static int load(struct ch_writer *w, struct ch_error *err);
+
 /* Make sure segment `base` exists and is indexed, and make it active.
  * Finishes a rollover that we, or a crashed writer, started. */
 static int
 finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
     struct ch_error *err)
 {
-	struct ch_index ix;
 	struct ch_idxent last;
 
 	/* A rollover is durable whatever the sync policy, in this order: the
@@ -184,13 +201,8 @@ finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
 		return -1;
 	if (open_segment(w, base, err) < 0)
 		return -1;
-	if (ch_index_open(w->ch->dirfd, &ix, err) < 0)
+	if (last_entry(w, &last, err) < 0)
 		return -1;
-	if (ch_index_get(&ix, ix.count - 1, &last, err) < 0) {
-		ch_index_close(&ix);
-		return -1;
-	}
-	ch_index_close(&ix);
 	if (last.base < base) {
 		struct ch_idxent e = { base, w->seg.first_seq, w->seg.created };
 		if (ch_index_append(w->ch->dirfd, &e, 1, err) < 0)
@@ -226,8 +238,17 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 		if (t.last_ts > w->last_ts)
 			w->last_ts = t.last_ts;
 		if (t.sealed) {
-			if (finish_roll(w, ch_seg_offset(w->seg.base, t.end),
-			    t.next_seq, err) < 0)
+			uint64_t next = ch_seg_offset(w->seg.base, t.end);
+			struct ch_idxent last;
+			if (last_entry(w, &last, err) < 0)
+				return -1;
+			/* Another writer rolled over past it since our last
+			 * batch, and compaction may have deleted the segments
+			 * in between: go on in the newest.  Creating the next
+			 * one again would put records where no reader looks. */
+			if (last.base >= next)
+				return load(w, err);
+			if (finish_roll(w, next, t.next_seq, err) < 0)
 				return -1;
 			hint = 0;
 			continue;
