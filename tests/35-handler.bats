@@ -250,6 +250,20 @@ fresh() {
 	assert_equal "$(cat "$T/got")" "r4"
 }
 
+@test "a full dead-letter channel is an error (75), even with on_full: block: chsub does not wait with its stop signals blocked" {
+	fresh
+	pub bad
+	CH=$DLQ new_channel max_bytes=4096 on_full=block
+	printf "%s\n" "$(printf 'x%.0s' {1..4000})" | chpub "$DLQ"
+	run -75 --separate-stderr timeout 20 chsub --dead-letter="$DLQ" -x 'exit 3' "$CH" s
+	[[ $stderr == *"channel full"* ]] || fail "$stderr"
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+	# Room made: the next run sends it.
+	CH=$DLQ set_config max_bytes 1G
+	run -0 timeout 20 chsub --dead-letter="$DLQ" -x 'exit 3' "$CH" s
+	assert_equal "$(chsub --peek "$DLQ" --format '%{offset} %s\n' | tail -n 1)" "${OFFS[0]} bad"
+}
+
 @test "--batch-bytes: a batch holds at most SIZE bytes of stdin, a larger record goes alone" {
 	fresh
 	# stdin bytes with their newlines: 5 5 3 3 3 31 2 2

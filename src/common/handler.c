@@ -604,6 +604,10 @@ open_dead_letter(struct hctx *h, struct ch_error *err)
 	}
 	ch_pubopts_from_config(&po, &h->dlq.cfg);
 	po.sync = CH_SYNC_ALWAYS;	/* durable before we move on */
+	/* Never wait for room: the loop waits with the stop signals blocked
+	 * and commands running.  A full dead-letter channel is an error
+	 * (75), the record stays uncommitted, the next run tries again. */
+	po.on_full = CH_FULL_FAIL;
 	po.max_record_bytes = 0xFFFFFF00ULL;
 	if (ch_writer_open(&h->dlq, &po, &h->dlw, err) < 0) {
 		ch_channel_close(&h->dlq);
