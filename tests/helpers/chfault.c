@@ -20,6 +20,11 @@
  *   CHFAULT_FAIL_PATH=TEXT  with CHFAULT_FAIL=fstatat or faccessat (which
  *                        change nothing: not counted, see the end), only
  *                        calls on a path that contains TEXT.
+ *   CHFAULT_VANISH=TEXT[:N]  the Nth (default first) open of a path that
+ *                        contains TEXT unlinks it just before opening it,
+ *                        as a compaction deleting that segment between a
+ *                        reader's look at the channel and its open would
+ *                        (not counted: the tool changes nothing).
  *
  * Wrapped: write pwrite pwrite64 ftruncate fsync fdatasync open openat
  * (only with O_CREAT) rename renameat renameat2 unlink unlinkat mkdirat.
@@ -145,6 +150,33 @@ hook(const char *fn, int fd, const void *buf, size_t len, off_t off,
 	return 0;
 }
 
+/* CHFAULT_VANISH: unlink path (relative to dirfd) if this is the open
+ * asked for. */
+static void
+vanish(int dirfd, const char *path)
+{
+	static long seen;
+	const char *spec = getenv("CHFAULT_VANISH");
+	char text[256], *colon;
+	long nth = 1;
+	int saved = errno;
+
+	if (!spec || !*spec || !path)
+		return;
+	snprintf(text, sizeof text, "%s", spec);
+	if ((colon = strrchr(text, ':'))) {
+		*colon = '\0';
+		nth = atol(colon + 1);
+	}
+	if (!strstr(path, text) || ++seen != nth)
+		return;
+	int (*real_unlinkat)(int, const char *, int) =
+	    (int (*)(int, const char *, int))dlsym(RTLD_NEXT, "unlinkat");
+	if (real_unlinkat(dirfd, path, 0) < 0)
+		(void)0;	/* then the open shows what is there */
+	errno = saved;
+}
+
 #define REAL(name, ret, ...) \
 	static ret (*real)(__VA_ARGS__); \
 	if (!real) \
@@ -229,6 +261,7 @@ open(const char *path, int flags, ...)
 	va_end(ap);
 	if ((flags & O_CREAT) && hook("open", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	vanish(AT_FDCWD, path);
 	return real(path, flags, m);
 }
 
@@ -242,6 +275,7 @@ open64(const char *path, int flags, ...)
 	va_end(ap);
 	if ((flags & O_CREAT) && hook("open", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	vanish(AT_FDCWD, path);
 	return real(path, flags, m);
 }
 
@@ -255,6 +289,7 @@ openat(int dirfd, const char *path, int flags, ...)
 	va_end(ap);
 	if ((flags & O_CREAT) && hook("openat", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	vanish(dirfd, path);
 	return real(dirfd, path, flags, m);
 }
 
@@ -268,6 +303,7 @@ openat64(int dirfd, const char *path, int flags, ...)
 	va_end(ap);
 	if ((flags & O_CREAT) && hook("openat", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	vanish(dirfd, path);
 	return real(dirfd, path, flags, m);
 }
 
