@@ -305,6 +305,73 @@ b"
 	[[ $output == "old "* ]]
 }
 
+# skipped FROM TO: the warning of a subscriber at FROM moved up to TO
+# ($T/offsets: every record's offset, taken before anything was deleted).
+skipped() {
+	local n
+	n=$(awk -v from="$1" -v to="$2" '$1 >= from && $1 < to' "$T/offsets" | wc -l)
+	echo "chsub: $CH: subscriber is behind the earliest record: skipping $(($2 - $1)) bytes ($n records) removed by retention, continuing at offset $2"
+}
+
+# vanishing SEG N CMD...: run CMD with the chfault shim deleting segment
+# SEG just before CMD's Nth open of it, as a compaction that deletes it
+# between CMD's look at the channel's start and that open would.
+vanishing() {
+	local seg=$1 n=$2
+	shift 2
+	CHFAULT_VANISH="$seg:$n" LD_PRELOAD="$CHFAULT" "$@"
+}
+
+# chsub takes no lock that holds compaction off while it starts: the
+# segment it starts in can be deleted after it found the channel's start.
+# Opens of it: the offset check's (1), the reader's lookup (2), its open (3).
+@test "a subscriber whose segment compaction deletes while chsub starts warns and goes on at the earliest record" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	set_config segment_bytes 4096
+	chsub --from=earliest "$CH" s
+	fill 400 old
+	chsub --peek --from=earliest --format='%o\n' "$CH" >"$T/offsets"
+	local n from seg next first warning
+	for n in 1 2 3; do
+		from=$(offset_of s)
+		seg=$(segment_of "$from")
+		next=$(base 1)
+		first=$(chsub --peek --from="$next" -n 1 "$CH")
+		warning=$(skipped "$from" "$next")
+		run -0 --separate-stderr vanishing "$seg" "$n" chsub -n 1 "$CH" s
+		assert_equal "$stderr" "$warning"
+		assert_output "$first"
+		assert_file_not_exists "$CH/$seg"
+	done
+}
+
+@test "chsub --peek whose starting segment compaction deletes as it starts warns and goes on at the earliest record" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	set_config segment_bytes 4096
+	chsub --from=earliest "$CH" s
+	fill 400 old
+	chsub --peek --from=earliest --format='%o\n' "$CH" >"$T/offsets"
+	local seg next
+	# the default start, the earliest record
+	seg=$(segment_of 0)
+	next=$(base 1)
+	run -0 --separate-stderr vanishing "$seg" 1 chsub --peek -n 1 "$CH"
+	assert_equal "$stderr" "$(skipped 0 "$next")"
+	assert_output "$(chsub --peek --from="$next" -n 1 "$CH")"
+	# a saved offset already behind, and the earliest deleted meanwhile
+	seg=$(segment_of "$next")
+	next=$(base 1)
+	run -0 --separate-stderr vanishing "$seg" 1 chsub --peek -n 1 "$CH" s
+	assert_equal "$stderr" "$(skipped 0 "$next")"
+	assert_output "$(chsub --peek --from="$next" -n 1 "$CH")"
+	# --from=OFFSET naming data deleted before chsub started stays an error
+	run --separate-stderr chsub --peek --from=0 "$CH"
+	((status != 0))
+	assert_equal "$stderr" "chsub: $CH: offset 0 is below the earliest record (deleted)"
+}
+
 @test "a live -f follower whose unread segments retention deletes says what it skipped, goes on at the earliest record and keeps following" {
 	set_config segment_bytes 65536
 	choffset --create --earliest "$CH" s >/dev/null

@@ -56,11 +56,72 @@ out:
 	return rc;
 }
 
+/*
+ * Check the offset against the channel and open the reader there.  An
+ * offset file that disagrees with the data is refused, never reset; data
+ * removed by retention: warn, start at the earliest.  That includes a
+ * compaction deleting the segment between our look at the channel's start
+ * and opening it (chsub takes no lock that holds compaction off, see
+ * channel(5) LOCKING): a segment that is missing then, while the channel
+ * now starts after the offset, was deleted meanwhile, so look again, as
+ * the reader does at a seal (deleted() in reader.c).  check: *offset is
+ * that of s->off, to be checked.  *offset and *seq become where the reader
+ * is.
+ */
+static int
+open_reader(struct ch_session *s, int check, uint64_t *offset, uint64_t *seq,
+    struct ch_error *err)
+{
+	struct ch_start start, now;
+	struct ch_end end;
+	struct ch_error again;
+	uint64_t at = *offset, at_seq = *seq;
+
+	for (int tries = 0;; tries++) {
+		if (ch_channel_start(s->ch, &start, err) < 0)
+			return -1;
+		at = *offset;
+		at_seq = *seq;
+		if (at < start.offset) {
+			at = start.offset;
+			at_seq = start.seq;
+		}
+		if ((!check || (ch_channel_end(s->ch, &end, err) == 0 &&
+		    ch_offset_check(s->ch, &s->off, &start, &end, err) == 0)) &&
+		    ch_reader_open(s->ch, at, 0, &s->r, err) == 0)
+			break;
+		/* A segment missing: deleted since we looked, if the channel
+		 * now starts after it; if not, it is missing for another
+		 * reason: say so. */
+		if (err->code != CH_EXIT_NOINPUT ||
+		    ch_channel_start(s->ch, &now, &again) < 0 ||
+		    now.offset <= at)
+			goto fail;
+		if (tries == 100) {
+			ch_err(err, CH_EXIT_TEMPFAIL, "segments keep being "
+			    "deleted under the reader");
+			goto fail;
+		}
+	}
+	if (*offset < start.offset)
+		say(s, "subscriber is behind the earliest record: skipping %llu "
+		    "bytes (%llu records) removed by retention, continuing at "
+		    "offset %llu", (unsigned long long)(start.offset - *offset),
+		    (unsigned long long)(start.seq > *seq ? start.seq - *seq : 0),
+		    (unsigned long long)start.offset);
+	*offset = at;
+	*seq = at_seq;
+	return 0;
+fail:
+	if (s->o.name)
+		ch_err_prefix(err, "subscriber '%s'", s->o.name);
+	return -1;
+}
+
 int
 ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
     struct ch_session *s, struct ch_error *err)
 {
-	struct ch_start start;
 	uint64_t offset, seq;
 	int have_off = 0;
 
@@ -100,32 +161,8 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 		seq = s->off.seq;
 	}
 
-	/* An offset file that disagrees with the data is refused, never
-	 * reset; data removed by retention: warn, start at the earliest. */
-	if (ch_channel_start(ch, &start, err) < 0)
+	if (open_reader(s, s->registered || have_off, &offset, &seq, err) < 0)
 		goto fail;
-	if (s->registered || have_off) {
-		struct ch_end end;
-		if (ch_channel_end(ch, &end, err) < 0 ||
-		    ch_offset_check(ch, &s->off, &start, &end, err) < 0) {
-			ch_err_prefix(err, "subscriber '%s'", o->name);
-			goto fail;
-		}
-	}
-	if (offset < start.offset) {
-		say(s, "subscriber is behind the earliest record: skipping %llu "
-		    "bytes (%llu records) removed by retention, continuing at "
-		    "offset %llu", (unsigned long long)(start.offset - offset),
-		    (unsigned long long)(start.seq > seq ? start.seq - seq : 0),
-		    (unsigned long long)start.offset);
-		offset = start.offset;
-		seq = start.seq;
-	}
-	if (ch_reader_open(ch, offset, 0, &s->r, err) < 0) {
-		if (o->name)
-			ch_err_prefix(err, "subscriber '%s'", o->name);
-		goto fail;
-	}
 	if (ch_reader_seq_lost(s->r))
 		ch_reader_set_seq(s->r, seq);
 	if (ch_reader_seq(s->r) != seq && s->registered) {

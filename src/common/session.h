@@ -6,8 +6,8 @@
  * offset or registers it at --from, and checks that offset against the
  * channel: past the end or off a record boundary is an error (a corrupt
  * offset file is never silently reset); below the earliest record (data
- * removed by retention) is moved up to the earliest record, and the warning
- * callback says how much was skipped.
+ * removed by retention, also while the session opens) is moved up to the
+ * earliest record, and the warning callback says how much was skipped.
  *
  * Registration happens under a shared lock on compact.lock, which
  * chcompact takes exclusively, so a subscriber registered at `earliest`
