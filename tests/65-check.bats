@@ -197,6 +197,18 @@ length_flipped() {
 	[[ $stderr == "chcompact: $CH: $seg: torn tail at offset "*" bytes; repairable: chcompact --repair, or the next chpub, cuts it)" ]]
 }
 
+@test "an incomplete last record while a writer holds append.lock is a write in progress, not a torn tail" {
+	seg=$(segments | tail -1)
+	truncate -s -5 "$CH/$seg"
+	exec 5<"$CH/append.lock"
+	flock -x 5		# as a writer does
+	run -0 --separate-stderr chcompact -v --check "$CH"
+	[[ $stderr == "chcompact: $CH: $seg: a write in progress at offset "* ]] || fail "$stderr"
+	exec 5<&-
+	run -65 --separate-stderr chcompact --check "$CH"
+	[[ $stderr == "chcompact: $CH: $seg: torn tail at offset "* ]]
+}
+
 # A torn tail cuts the last append (a format 1 record, a format 2 frame):
 # make that one record, so that what survives is the same in both.
 @test "--repair cuts a torn tail and says so; the channel then checks clean" {
@@ -356,12 +368,22 @@ length_flipped() {
 	run -0 chcompact --check "$CH"
 }
 
-@test "--repair leaves a temp file alone while a chsub holds its subscriber" {
+@test "a temp file whose lock is held is in use, not a problem: --check and --repair leave it alone (a chsub's commit, a writer's rollover)" {
 	hold_caught_up s
-	touch "$CH/subscribers/s/.offset.tmp"
-	run -65 --separate-stderr chcompact --repair "$CH"
-	[[ $stderr == *"chcompact: $CH: not repaired: subscribers/s/.offset.tmp: in use, left alone"* ]]
+	touch "$CH/subscribers/s/.offset.tmp" "$CH/.00000000000000999999.seg.tmp"
+	exec 5<"$CH/append.lock"
+	flock -x 5
+	run -0 --separate-stderr chcompact -v --check "$CH"
+	[[ $stderr == *"chcompact: $CH: subscribers/s/.offset.tmp: in use (subscribers/s/lock is held), left alone"* ]]
+	[[ $stderr == *"chcompact: $CH: .00000000000000999999.seg.tmp: in use (append.lock is held), left alone"* ]]
+	run -0 --separate-stderr chcompact --repair "$CH"
+	assert_equal "$stderr" ""
 	assert_exist "$CH/subscribers/s/.offset.tmp"
+	assert_exist "$CH/.00000000000000999999.seg.tmp"
+	# Once nobody holds append.lock it is a leftover.
+	exec 5<&-
+	run -65 --separate-stderr chcompact --check "$CH"
+	assert_equal "$stderr" "chcompact: $CH: .00000000000000999999.seg.tmp: leftover temp file"
 }
 
 @test "--repair does not move the offset of a subscriber a chsub holds" {

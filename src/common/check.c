@@ -147,6 +147,26 @@ out:
 	return rc;
 }
 
+/*
+ * The newest segment, open on fd, ended in an incomplete record when it
+ * was size bytes long.  Writers append under append.lock: if it is held,
+ * or the file has changed since, that was a write in progress, not a
+ * torn tail.
+ */
+static int
+writing(struct ctx *c, int fd, uint64_t size)
+{
+	struct stat st;
+	int busy = 0;
+	int lockfd = ch_open_file(c->ch->dirfd, CH_APPEND_LOCK, O_RDONLY, 0);
+
+	if (lockfd >= 0) {
+		busy = ch_flock(lockfd, LOCK_SH, CH_LOCK_NOWAIT) < 0;
+		close(lockfd);
+	}
+	return busy || (fstat(fd, &st) == 0 && (uint64_t)st.st_size != size);
+}
+
 /* Verify one segment.  *expect_seq is the sequence number its first
  * record must have (UINT64_MAX: unknown); on return, the next one.
  * *next_base gets the next segment's base from the seal (0 if none). */
@@ -166,7 +186,9 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 	*next_base = 0;
 	ch_seg_name(name, e->base);
 	if (ch_segment_open(c->ch->dirfd, e->base, 0, &fd, &h, err) < 0) {
-		say(c, CH_REPORT_WARN, "%s", err->msg);
+		/* Gone since we looked for it: compaction deleted it. */
+		if (err->code != CH_EXIT_NOINPUT || last)
+			say(c, CH_REPORT_WARN, "%s", err->msg);
 		*expect_seq = UINT64_MAX;
 		return 0;
 	}
@@ -292,7 +314,10 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			ch_segcur_seek(&cur, next);
 			continue;
 		}
-		if (last) {
+		if (last && writing(c, fd, cur.size)) {
+			say(c, CH_REPORT_INFO, "%s: a write in progress at offset "
+			    "%llu", name, (unsigned long long)here);
+		} else if (last) {
 			say(c, CH_REPORT_WARN, "%s: torn tail at offset %llu (%llu "
 			    "bytes; repairable: chcompact --repair, or the next "
 			    "chpub, cuts it)", name, (unsigned long long)here,
@@ -314,6 +339,25 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 	return 0;
 }
 
+/* Is segment `base` in the index as it is now?  The check read the index
+ * once, at its start; a writer's rollover may have added it since. */
+static int
+indexed_now(struct ctx *c, uint64_t base)
+{
+	struct ch_index ix;
+	struct ch_idxent e;
+	struct ch_error ignored;
+	uint64_t i;
+	int found;
+
+	if (ch_index_open(c->ch->dirfd, &ix, &ignored) < 0)
+		return 0;
+	found = ch_index_find(&ix, base, &i, &ignored) == 0 &&
+	    ch_index_get(&ix, i, &e, &ignored) == 0 && e.base == base;
+	ch_index_close(&ix);
+	return found;
+}
+
 /* Is `name` (a directory entry of the channel) something we know? */
 static int
 known_file(const char *name)
@@ -326,22 +370,35 @@ known_file(const char *name)
 	return 0;
 }
 
-/* Remove a leftover temp file in dirfd while holding lockfd's lock
- * (so that nobody is writing it right now). */
+/*
+ * A temp file `name` in dirfd, written only under the lock `lockname` in
+ * lockdir (channel(5) FILES).  While someone holds that lock it may be
+ * being written right now (a rollover, an index rewrite, a chsub's
+ * commit), and its writer replaces or renames it: in use, not a problem.
+ * With the lock free, it is a leftover (if it is still there once we hold
+ * the lock), and --repair removes it.
+ */
 static void
-remove_temp(struct ctx *c, int dirfd, const char *shown, const char *name,
-    int lockfd)
+check_temp(struct ctx *c, int dirfd, const char *shown, const char *name,
+    int lockdir, const char *lockname, const char *lockshown)
 {
-	if (!c->repair)
-		return;
+	struct stat st;
+	int lockfd = ch_open_file(lockdir, lockname, O_RDONLY, 0);
+
 	if (lockfd >= 0 && ch_flock(lockfd, LOCK_EX, CH_LOCK_NOWAIT) < 0) {
-		say(c, CH_REPORT_UNFIXED, "%s: in use, left alone", shown);
+		say(c, CH_REPORT_INFO, "%s: in use (%s is held), left alone",
+		    shown, lockshown);
+		close(lockfd);
 		return;
 	}
-	if (unlinkat(dirfd, name, 0) == 0)
-		fixed(c, "removed leftover temp file %s", shown);
+	/* No lock file: nobody can hold it, nobody is writing. */
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		say(c, CH_REPORT_WARN, "%s: leftover temp file", shown);
+		if (c->repair && unlinkat(dirfd, name, 0) == 0)
+			fixed(c, "removed leftover temp file %s", shown);
+	}
 	if (lockfd >= 0)
-		flock(lockfd, LOCK_UN);
+		close(lockfd);		/* and its lock */
 }
 
 static int
@@ -350,17 +407,11 @@ check_files(struct ctx *c, struct ch_index *ix, struct ch_error *err)
 	int fd = openat(c->ch->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *de;
 	DIR *d;
-	int afd = -1;
 
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		if (fd >= 0)
 			close(fd);
 		return ch_err_sys(err, CH_EXIT_FAIL, "read channel directory");
-	}
-	if (c->repair && ch_lock_open(c->ch->dirfd, CH_APPEND_LOCK, &afd,
-	    err) < 0) {
-		closedir(d);
-		return -1;
 	}
 	while ((errno = 0, de = readdir(d))) {
 		uint64_t base, i;
@@ -380,8 +431,9 @@ check_files(struct ctx *c, struct ch_index *ix, struct ch_error *err)
 			}
 			if (c->unindexed && base == c->unindexed_base)
 				continue;	/* reported by check_unindexed */
-			if (ch_index_find(ix, base, &i, &ignored) < 0 ||
-			    ch_index_get(ix, i, &e, &ignored) < 0 || e.base != base)
+			if ((ch_index_find(ix, base, &i, &ignored) < 0 ||
+			    ch_index_get(ix, i, &e, &ignored) < 0 ||
+			    e.base != base) && !indexed_now(c, base))
 				say(c, CH_REPORT_WARN, "%s: segment file not in "
 				    "the index", de->d_name);
 			continue;
@@ -389,16 +441,14 @@ check_files(struct ctx *c, struct ch_index *ix, struct ch_error *err)
 		size_t n = strlen(de->d_name);
 		if (de->d_name[0] == '.' && n > 4 &&
 		    strcmp(de->d_name + n - 4, ".tmp") == 0) {
-			say(c, CH_REPORT_WARN, "%s: leftover temp file", de->d_name);
-			remove_temp(c, c->ch->dirfd, de->d_name, de->d_name, afd);
+			check_temp(c, c->ch->dirfd, de->d_name, de->d_name,
+			    c->ch->dirfd, CH_APPEND_LOCK, CH_APPEND_LOCK);
 			continue;
 		}
 		say(c, CH_REPORT_INFO, "%s: unknown file, ignored", de->d_name);
 	}
 	int rderr = errno;	/* readdir's: a scan cut short is no pass */
 	closedir(d);
-	if (afd >= 0)
-		close(afd);
 	if (rderr) {
 		errno = rderr;
 		return ch_err_sys(err, CH_EXIT_FAIL, "read channel directory");
@@ -432,7 +482,7 @@ check_unindexed(struct ctx *c, uint64_t base, uint64_t *expect_seq,
 	    "rollover; the next chpub adds it)", name);
 	if (check_segment(c, &e, 1, expect_seq, last_ts, &next_base, err) < 0)
 		return -1;
-	if (next_base)
+	if (next_base && !indexed_now(c, base))
 		say(c, CH_REPORT_WARN, "%s: sealed, but not in the index", name);
 	return 0;
 }
@@ -578,18 +628,18 @@ check_offsets(struct ctx *c, struct ch_error *err)
 			struct stat tst;
 			if (fstatat(dfd, ".offset.tmp", &tst,
 			    AT_SYMLINK_NOFOLLOW) == 0) {
-				char shown[300];
-				int lfd = ch_open_file(dfd, "lock", O_RDWR, 0);
+				char shown[300], lock[300];
 				snprintf(shown, sizeof shown, "%s/%s/.offset.tmp",
 				    CH_SUBSCRIBERS_DIR, name);
-				say(c, CH_REPORT_WARN, "%s: leftover temp file",
-				    shown);
-				remove_temp(c, dfd, shown, ".offset.tmp", lfd);
-				if (lfd >= 0)
-					close(lfd);
+				snprintf(lock, sizeof lock, "%s/%s/lock",
+				    CH_SUBSCRIBERS_DIR, name);
+				check_temp(c, dfd, shown, ".offset.tmp", dfd,
+				    "lock", lock);
 			}
 			close(dfd);
 		}
+		int raced = 0;
+reread:
 		if (ch_sub_read(c->ch, name, &o, &e) < 0) {
 			if (e.code == CH_EXIT_NOINPUT) {
 				say(c, CH_REPORT_INFO, "%s/%s: registration never "
@@ -605,6 +655,12 @@ check_offsets(struct ctx *c, struct ch_error *err)
 				    "--delete it", name);
 			continue;
 		}
+		/* The check runs beside writers, readers and compaction: an
+		 * offset past the end we saw, or inside data removed since we
+		 * looked at the start, is judged by the channel as it is now. */
+		if (o.offset > end.offset &&
+		    ch_channel_end(c->ch, &end, err) < 0)
+			break;
 		if (o.offset > end.offset) {
 			say(c, CH_REPORT_WARN, "subscriber '%s': offset %llu is "
 			    "past the end (%llu)", name,
@@ -626,7 +682,17 @@ check_offsets(struct ctx *c, struct ch_error *err)
 			continue;
 		}
 		struct ch_reader *r;
-		if (ch_reader_open(c->ch, o.offset, 1, &r, &e) < 0) {
+		int opened = ch_reader_open(c->ch, o.offset, 1, &r, &e);
+		if (opened < 0 && e.code == CH_EXIT_NOINPUT && !raced) {
+			/* Its segment went since we looked: compaction, which
+			 * deletes only what the subscriber had consumed by
+			 * then.  Look again at both. */
+			if (ch_channel_start(c->ch, &st, err) < 0)
+				break;
+			raced = 1;
+			goto reread;
+		}
+		if (opened < 0) {
 			uint64_t b = 0, bseq = 0;
 			if (e.code == CH_EXIT_DATAERR &&
 			    in_damage(c->ch, o.offset)) {
@@ -658,8 +724,10 @@ check_offsets(struct ctx *c, struct ch_error *err)
 		}
 		ch_reader_close(r);
 	}
-	int rderr = errno;	/* readdir's: a scan cut short is no pass */
+	int rderr = de ? 0 : errno; /* readdir's: a scan cut short is no pass */
 	closedir(d);
+	if (de)			/* broke out on an error in err */
+		return -1;
 	if (rderr) {
 		errno = rderr;
 		return ch_err_sys(err, CH_EXIT_FAIL, "%s/", CH_SUBSCRIBERS_DIR);
@@ -679,6 +747,7 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 	uint64_t expect = UINT64_MAX, next_base = 0, tail_next = 0;
 	int64_t last_ts = INT64_MIN;
 	int seen_existing = 0;
+	uint64_t last_seen = 0;
 	struct ch_start start;
 	struct ch_end end;
 	struct ch_error ignored;
@@ -709,11 +778,20 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 		prev = e;
 		ch_seg_name(name, e.base);
 		if (faccessat(ch->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+			/* Compaction deletes oldest first: if the last one
+			 * we saw is gone too, it deleted up to here while
+			 * we checked. */
+			char seen[CH_SEG_NAME_LEN + 1];
+			ch_seg_name(seen, last_seen);
+			if (seen_existing && faccessat(ch->dirfd, seen, F_OK,
+			    AT_SYMLINK_NOFOLLOW) < 0)
+				seen_existing = 0;
 			if (seen_existing)
 				say(&c, CH_REPORT_WARN, "%s: missing (it is in the "
 				    "index after existing segments)", name);
 			continue;	/* a deleted prefix is normal */
 		}
+		last_seen = e.base;
 		if (seen_existing && next_base && next_base != e.base)
 			say(&c, CH_REPORT_WARN, "%s: the previous segment's seal "
 			    "says the next segment starts at %llu", name,

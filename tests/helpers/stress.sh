@@ -4,7 +4,8 @@
 #
 #   publishers4  4 publishers at once, lines and multi-megabyte records
 #   stress       8 publishers + 2 followers + a consumer + chcompact in a
-#                loop + choffset changes, for CH_STRESS_SECONDS (8)
+#                loop + choffset changes + chcompact --check in a loop,
+#                for CH_STRESS_SECONDS (8)
 set -euo pipefail
 T=$1
 CH="$T/ch"
@@ -129,6 +130,16 @@ stress() {
 			choffset "${ops[RANDOM % 4]}" "$CH" y >/dev/null 2>>"$T/y.err" || rc=$?
 			((rc == 0 || rc == 75)) || { echo "choffset exit $rc"; cat "$T/y.err"; exit 1; }
 			chsub -n 10 "$CH" y >/dev/null 2>>"$T/y.err" || true
+			sleep 0.05
+		done
+	) &
+	PIDS+=($!)
+	# chcompact --check beside all of it: normal activity (rollovers,
+	# commits, compaction, appends in progress) is no problem
+	(
+		while ((SECONDS < end)); do
+			chcompact --check "$CH" 2>"$T/check.err" ||
+			    { echo "--check during the stress:"; cat "$T/check.err"; exit 1; }
 			sleep 0.05
 		done
 	) &
