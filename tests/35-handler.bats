@@ -250,6 +250,31 @@ fresh() {
 	assert_equal "$(cat "$T/got")" "r4"
 }
 
+@test "--batch: a corrupt record ends the run with 65 after the records before it are handled (retried, dead-lettered) and committed" {
+	fresh
+	choffset --create "$CH" s2 >/dev/null
+	pub r1; pub r2; pub r3; pub r4
+	printf '\377' | dd of="$CH/00000000000000000000.seg" bs=1 \
+	    seek=$((64 + OFFS[2] + 20)) conv=notrunc status=none
+	run -65 --separate-stderr timeout 10 chsub --batch=10 -x 'cat >>"$T/got"' "$CH" s
+	[[ $stderr == *"corrupt record at offset ${OFFS[2]}"* ]] || fail "$stderr"
+	printf 'r1\nr2\n' | cmp - "$T/got"
+	assert_equal "$(offset_of s)" "${OFFS[2]}"
+	# --batch-bytes, and a batch that fails: split, r2 dead-lettered,
+	# r1 handled, and only then 65.
+	run -65 timeout 10 chsub --batch-bytes=1K --retries=0 --dead-letter="$DLQ" -x '
+	    d=$(cat); case $d in *r2*) exit 1;; esac
+	    printf "%s\n" "$d" >>"$T/got2"' "$CH" s2
+	assert_equal "$(cat "$T/got2")" r1
+	assert_equal "$(chsub --peek "$DLQ" --format '%s %{offset}\n')" "r2 ${OFFS[1]}"
+	assert_equal "$(offset_of s2)" "${OFFS[2]}"
+	# A record before it that fails for good, no dead-letter channel: 69,
+	# the offset at that record.
+	choffset --create --earliest "$CH" s3 >/dev/null
+	run -69 timeout 10 chsub --batch=10 --retries=0 -x 'exit 1' "$CH" s3
+	assert_equal "$(offset_of s3)" "${OFFS[0]}"
+}
+
 @test "a full dead-letter channel is an error (75), even with on_full: block: chsub does not wait with its stop signals blocked" {
 	fresh
 	pub bad

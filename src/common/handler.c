@@ -1050,9 +1050,12 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 	sigaddset(&stopsigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stopsigs, &oldmask);
 
+	/* A reader error (a corrupt record) only ends the reading: the units
+	 * filled before it are handed over and finish as usual (retries,
+	 * dead letters), so that the offset ends at the corrupt record. */
 	for (;;) {
 		int64_t now = ch_mono_ns(), wait_ns = -1;
-		int stopping = *stop > 0 || h.failed || h.reader_error;
+		int stopping = *stop > 0 || h.failed;
 
 		if (reap(&h, *stop > 0, err) < 0)
 			goto out;
@@ -1082,7 +1085,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			}
 		}
 
-		stopping = *stop > 0 || h.failed || h.reader_error;
+		stopping = *stop > 0 || h.failed;
 		if (stopping && h.running == 0)
 			break;
 
@@ -1102,7 +1105,8 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			if (!u) {
 				int64_t tw = 0;
 				size_t ready;
-				if (b >= o->parallel || (h.at_end && !nt))
+				if (b >= o->parallel || (h.at_end && !nt) ||
+				    h.reader_error)
 					break;
 				if (!take_token(&h, 1, &tw)) {
 					if (wait_ns < 0 || tw < wait_ns)
@@ -1114,7 +1118,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 				int got = fill_unit(&h, stopping, &ready, err);
 				if (got < 0)
 					goto out;
-				if (h.reader_error || h.failed) {
+				if (h.failed) {
 					stopping = 1;
 					break;
 				}
@@ -1155,7 +1159,8 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			}
 
 		int idle = h.running == 0 && h.nu == 0;
-		if (idle && (stopping || (o->count && h.dispatched >= o->count) ||
+		if (idle && (stopping || h.reader_error ||
+		    (o->count && h.dispatched >= o->count) ||
 		    (h.at_end && !o->follow)))
 			break;
 		if (idle && h.at_end && o->idle_ns >= 0) {
@@ -1197,12 +1202,14 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 	}
 	if (advance(&h, 1, err) < 0 || persist_head(&h, err) < 0)
 		goto out;
-	if (h.reader_error) {
-		*err = h.rerr;
-		status = err->code;
-	} else if (h.failed) {
+	/* A record that failed for good comes before the corrupt one: the
+	 * offset stays there, as 69 says. */
+	if (h.failed) {
 		ch_err(err, CH_EXIT_UNAVAILABLE, "%s", h.failure);
 		status = CH_EXIT_UNAVAILABLE;
+	} else if (h.reader_error) {
+		*err = h.rerr;
+		status = err->code;
 	}
 	rc = 0;
 out:
