@@ -473,6 +473,43 @@ retry_line() { grep '^retry ' "$CH/subscribers/$1/offset" || true; }
 	assert_equal "$(offset_of s)" "$(chan_end)"
 }
 
+@test "a batch that failed twice comes back whole after a restart with a smaller --batch or --batch-bytes: its count is the batch's, not its first record's" {
+	fresh
+	choffset --create "$CH" s2 >/dev/null
+	pub r1 r2 r3
+	local sub
+	for sub in s s2; do
+		# Attempts 1 and 2 fail; chsub is stopped during attempt 3,
+		# which then fails too but does not count (a stop).
+		rm -f "$T/third" "$T/go"
+		start_bg chsub --batch=3 --retries=2 --backoff=10ms,10ms -x '
+		    cat >/dev/null
+		    [ "$CH_ATTEMPT" -ge 3 ] && { touch "$T/third"; "$T/await" "$T/go"; }
+		    exit 1' "$CH" "$sub"
+		wait_until 20 '[ -e "$T/third" ]'
+		kill -TERM "$BG"
+		touch "$T/go"
+		wait_exit 20 "$BG"
+		assert_equal "$WST" 0
+		[[ $(retry_line "$sub") == "retry ${OFFS[0]} 3 2 "* ]] ||
+			fail "retry line: $(retry_line "$sub")"
+	done
+	local h='printf "%s %s %s\n" "$CH_COUNT" "$CH_ATTEMPT" "$(od -An -c | tr -s " ")" >>"$T/log-$CH_SUBSCRIBER"
+	    exit 1'
+	run -0 timeout 20 chsub --retries=2 --backoff=10ms --dead-letter="$DLQ" -x "$h" "$CH" s
+	run -0 timeout 20 chsub --batch-bytes=1 --retries=2 --backoff=10ms --dead-letter="$DLQ" -x "$h" "$CH" s2
+	for sub in s s2; do
+		# Its third attempt as the batch it was (separators and all),
+		# then each record its own three.
+		assert_equal "$(head -n 1 "$T/log-$sub")" '3 3  r 1 \n r 2 \n r 3 \n'
+		assert_equal "$(sed -n '2,$p' "$T/log-$sub" | cut -d' ' -f1-2 | sort | uniq -c | tr -s ' ')" \
+		    "$(printf ' 3 1 %s\n' 1 2 3)"
+		assert_equal "$(offset_of "$sub")" "$(chan_end)"
+	done
+	assert_equal "$(chsub --peek "$DLQ" --format '%{subscriber} %s %{attempts}\n')" \
+	    "$(printf 's %s 3\n' r1 r2 r3; printf 's2 %s 3\n' r1 r2 r3)"
+}
+
 @test "the retry state goes when the record succeeds, when choffset moves the subscriber, and when chsub reads it without -x" {
 	fresh
 	pub a b

@@ -60,6 +60,7 @@ struct unit {
 	int64_t last_fail;		/* when the last one failed */
 	int how, code;			/* and how (CH_FAIL_*) */
 	uint64_t max_recs;		/* resumed: the size it had, or 0 */
+	int sep;			/* each record followed by --delim */
 	int resumed;			/* retry state from the last run */
 	int gave_up;
 };
@@ -144,12 +145,12 @@ grow_units(struct hctx *h, struct ch_error *err)
 	return 0;
 }
 
-/* The stdin bytes a record takes in a unit: its payload, and in batch
- * mode its separator. */
+/* The stdin bytes a record takes in unit u: its payload, and in a batch
+ * its separator. */
 static uint64_t
-rec_bytes(const struct ch_handler_opts *o, uint64_t len)
+rec_bytes(const struct unit *u, uint64_t len)
 {
-	return len + (o->batch > 1);
+	return len + (u->sep != 0);
 }
 
 /* The channel a dead letter failed in (its origin line "channel=PATH"),
@@ -195,7 +196,7 @@ add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
 	u->recs = nr;
 	off_t pos = lseek(u->memfd, 0, SEEK_CUR);
 	if (pos < 0 || ch_write_full(u->memfd, rec->payload, rec->h.len) < 0 ||
-	    (o->batch > 1 && ch_write_full(u->memfd, &o->delim, 1) < 0))
+	    (u->sep && ch_write_full(u->memfd, &o->delim, 1) < 0))
 		return ch_err_sys(err, CH_EXIT_FAIL, "buffer record");
 	unsigned char *meta = NULL;
 	size_t ml = 0;
@@ -212,7 +213,7 @@ add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
 	/* Only where there is somewhere to send it back to. */
 	if (o->dead_letter && rec->h.meta_len)
 		r->from_known = find_origin(rec->meta, rec->h.meta_len, r);
-	u->bytes += rec_bytes(o, rec->h.len);
+	u->bytes += rec_bytes(u, rec->h.len);
 	u->end_offset = ch_reader_offset(h->s->r);
 	u->end_seq = ch_reader_seq(h->s->r);
 	if (u->nrec == 1 && o->linger_ns > 0) {
@@ -228,15 +229,19 @@ add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
 }
 
 /* A filling unit holds all it may: --batch records, --batch-bytes bytes,
- * or what -n has left. */
+ * or what -n has left.  A resumed unit takes the records it had, whatever
+ * --batch and --batch-bytes say now: its count is theirs. */
 static int
 unit_full(const struct hctx *h, const struct unit *u)
 {
 	const struct ch_handler_opts *o = h->o;
 
-	return u->nrec >= o->batch || (u->max_recs && u->nrec >= u->max_recs) ||
-	    (o->batch_bytes && u->bytes >= o->batch_bytes) ||
-	    (o->count && h->dispatched >= o->count);
+	if (o->count && h->dispatched >= o->count)
+		return 1;
+	if (u->max_recs)
+		return u->nrec >= u->max_recs;
+	return u->nrec >= o->batch ||
+	    (o->batch_bytes && u->bytes >= o->batch_bytes);
 }
 
 /*
@@ -265,6 +270,7 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 		memset(u, 0, sizeof *u);
 		u->memfd = -1;
 		u->state = U_FILLING;
+		u->sep = o->batch > 1;
 		if (h->resume.records && h->nu == 0 &&
 		    h->resume.offset == ch_reader_offset(h->s->r)) {
 			/* The records a failing unit had before a restart, with
@@ -277,6 +283,8 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 			u->code = h->resume.code;
 			u->next_wall = h->resume.gave_up ? 0 : h->resume.next;
 			u->gave_up = h->resume.gave_up;
+			/* A batch comes back as one, separators and all. */
+			u->sep = o->batch > 1 || u->max_recs > 1;
 		}
 		h->resume.records = 0;
 	}
@@ -291,8 +299,8 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 			h->at_end = 1;
 			break;
 		}
-		if (u->nrec && o->batch_bytes &&
-		    u->bytes + rec_bytes(o, rec.h.len) > o->batch_bytes) {
+		if (u->nrec && o->batch_bytes && !u->max_recs &&
+		    u->bytes + rec_bytes(u, rec.h.len) > o->batch_bytes) {
 			/* Does not fit: this unit goes, the record starts
 			 * the next one (alone if it is larger than the limit). */
 			size_t i = (size_t)(u - h->u);
@@ -303,6 +311,7 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 			memset(u, 0, sizeof *u);
 			u->memfd = -1;
 			u->state = U_FILLING;
+			u->sep = o->batch > 1;
 			if (add_rec(h, u, &rec, err) < 0)
 				return -1;
 			*ready = i;
@@ -422,7 +431,9 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 
 	while (environ[ne])
 		ne++;
-	size_t nmeta = o->batch == 1 ? meta_lines(&u->recs[0]) : 0;
+	/* A batch's records each have their own key and headers. */
+	int one = o->batch == 1 && u->nrec == 1;
+	size_t nmeta = one ? meta_lines(&u->recs[0]) : 0;
 	char **env = calloc(ne + 8 + nmeta, sizeof *env);
 	if (!env)
 		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
@@ -455,7 +466,7 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 	setenv_kv(env, &n, "CH_TIMESTAMP", buf);
 	snprintf(buf, sizeof buf, "%u", u->attempt + 1);
 	setenv_kv(env, &n, "CH_ATTEMPT", buf);
-	if (o->batch == 1)
+	if (one)
 		setenv_meta(env, &n, &u->recs[0]);
 	(void)first_own;
 
