@@ -447,6 +447,12 @@ retry_line() { grep '^retry ' "$CH/subscribers/$1/offset" || true; }
 	assert_equal "$(chsub --peek "$DLQ" --format '%s %{attempts} %{status}\n')" "doomed 3 1"
 	assert_equal "$(offset_of s)" "$(chan_end)"
 	assert_equal "$(retry_line s)" ""
+	# The last record of the channel, straight there: the run ends.
+	pub doomed
+	run -69 timeout 10 chsub --retries=0 -x "$h" "$CH" s
+	run -0 timeout 10 chsub --retries=0 --dead-letter="$DLQ" -x "$h" "$CH" s
+	assert_equal "$(chsub --peek "$DLQ" --format '%s %{attempts}\n' | tail -n 1)" "doomed 1"
+	assert_equal "$(offset_of s)" "$(chan_end)"
 }
 
 @test "a failing batch is retried after a restart with the same records and its count" {

@@ -1144,6 +1144,11 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		}
 		if (stopping && h.running == 0)
 			continue;	/* a record gave up just now: finish */
+		/* A unit finished without a handler (a resumed record sent
+		 * straight to the dead-letter channel): no child will wake
+		 * us to move the offset over it. */
+		if (h.nu && h.u[0].state == U_DONE)
+			wait_ns = 0;
 		for (size_t i = 0; i < h.nu; i++) {
 			struct unit *u = &h.u[i];
 			int64_t next = u->state != U_RUNNING ? -1 :
