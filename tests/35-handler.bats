@@ -679,6 +679,44 @@ long_path() {
 	done
 }
 
+@test "a dead-letter write that fails ends the run (1) with the attempts saved as used up: the next run does not run CMD again; with -P the other commands finish first" {
+	fresh
+	pub bad
+	touch "$T/afile"
+	local h='echo "$(cat) $CH_ATTEMPT" >>"$T/log"; exit 1'
+	run -1 --separate-stderr timeout 10 chsub --retries=1 --backoff=10ms \
+	    --dead-letter="$T/afile/dl" -x "$h" "$CH" s
+	[[ $stderr == *"dead-letter channel $T/afile/dl: "* ]] || fail "$stderr"
+	[[ $(retry_line s) == "retry ${OFFS[0]} 1 2 "*" - exit 1" ]] ||
+		fail "retry line: $(retry_line s)"
+	run -1 timeout 10 chsub --retries=1 --backoff=10ms \
+	    --dead-letter="$T/afile/dl" -x "$h" "$CH" s
+	assert_equal "$(cat "$T/log")" "$(printf '%s\n' 'bad 1' 'bad 2')"
+	run -0 timeout 10 chsub --retries=1 --backoff=10ms --dead-letter="$DLQ" -x "$h" "$CH" s
+	assert_equal "$(wc -l <"$T/log")" 2
+	assert_equal "$(chsub --peek "$DLQ" --format '%s %{attempts}\n')" "bad 2"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+	assert_equal "$(retry_line s)" ""
+	# -P 2: "slow" runs beside "bad2", whose dead-letter write fails;
+	# chsub lets it finish, and nothing is committed past bad2.
+	pub bad2 slow
+	start_bg chsub -P 2 --retries=0 --dead-letter="$T/afile/dl" -x '
+	    case $(cat) in
+	    slow) touch "$T/slow-started"; "$T/await" "$T/go"
+	          echo done >"$T/slow-done";;
+	    *) "$T/await" "$T/slow-started"; exit 1;;
+	    esac' "$CH" s 2>"$T/err"
+	wait_until 20 '[ -n "$(retry_line s)" ]'
+	touch "$T/go"
+	wait_exit 20 "$BG"
+	assert_equal "$WST" 1
+	grep -q "dead-letter channel $T/afile/dl: " "$T/err" || fail "$(cat "$T/err")"
+	assert_file_exists "$T/slow-done"
+	assert_equal "$(offset_of s)" "${OFFS[1]}"
+	[[ $(retry_line s) == "retry ${OFFS[1]} 1 1 "*" - exit 1" ]] ||
+		fail "retry line: $(retry_line s)"
+}
+
 @test "channel.yaml dead_letter is used when --dead-letter is absent, and the option wins over it" {
 	fresh
 	set_config dead_letter "$DLQ"

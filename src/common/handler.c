@@ -78,6 +78,8 @@ struct hctx {
 	char failure[512];
 	int reader_error;
 	struct ch_error rerr;
+	int fatal;			/* an error with commands running */
+	struct ch_error ferr;
 	double tokens;
 	int64_t token_time;
 	int64_t last_commit, last_activity;
@@ -129,6 +131,7 @@ new_memfd(struct ch_error *err)
 }
 
 static int resume_unit(struct hctx *h, size_t i, struct ch_error *err);
+static int save_used_up(struct hctx *h, size_t i, struct ch_error *err);
 
 /* Make room for one more unit at the end of h->u. */
 static int
@@ -766,6 +769,18 @@ split(struct hctx *h, size_t i, struct ch_error *err)
 	return 0;
 }
 
+/* A record could not be dead-lettered (a full disk, a dead-letter channel
+ * that cannot be made): the run ends with that error, but like a stop,
+ * nothing more starts and the running commands finish first; the record
+ * stays uncommitted, its attempts saved as used up. */
+static int
+dead_letter_failed(struct hctx *h, struct ch_error *err)
+{
+	h->fatal = 1;
+	h->ferr = *err;
+	return 0;
+}
+
 /* Unit i failed its last attempt: split a batch, dead-letter a record, or
  * give up (nothing more starts, and the run ends with 69). */
 static int
@@ -778,8 +793,11 @@ exhausted(struct hctx *h, size_t i, const char *when, struct ch_error *err)
 	if (u->nrec > 1)
 		return split(h, i, err);
 	if (o->dead_letter) {
-		if (open_dead_letter(h, err) < 0)
-			return -1;
+		/* Nothing more to run: it waits for its dead-letter write. */
+		u->state = U_WAIT;
+		u->retry_at = INT64_MAX;
+		if (save_used_up(h, i, err) < 0 || open_dead_letter(h, err) < 0)
+			return dead_letter_failed(h, err);
 		/* PRODUCT.md: with a dead-letter channel, it goes there and
 		 * consumption goes on; a loop can only be pointed out. */
 		if (sends_back(h, &u->recs[0]) && o->warn) {
@@ -792,7 +810,7 @@ exhausted(struct hctx *h, size_t i, const char *when, struct ch_error *err)
 			o->warn(o->warn_ctx, msg);
 		}
 		if (dead_letter(h, u, err) < 0)
-			return -1;
+			return dead_letter_failed(h, err);
 		u->state = U_DONE;
 		return 0;
 	}
@@ -855,12 +873,9 @@ resume_unit(struct hctx *h, size_t i, struct ch_error *err)
  * is when that unit fails again, gives up, or becomes the first.
  */
 static int
-persist_head(struct hctx *h, struct ch_error *err)
+save_retry(struct hctx *h, const struct unit *u, struct ch_error *err)
 {
-	struct unit *u = h->nu ? &h->u[0] : NULL;
-
-	if (!u || u->state != U_WAIT || !u->failures ||
-	    u->recs[0].offset != h->s->done_offset ||
+	if (u->recs[0].offset != h->s->done_offset ||
 	    (h->pers_offset == u->recs[0].offset &&
 	    h->pers_failures == u->failures && h->pers_gave_up == u->gave_up))
 		return 0;
@@ -875,6 +890,37 @@ persist_head(struct hctx *h, struct ch_error *err)
 	h->pers_failures = u->failures;
 	h->pers_gave_up = u->gave_up;
 	return 0;
+}
+
+/* The first unit's state, once it is the first unfinished one. */
+static int
+persist_head(struct hctx *h, struct ch_error *err)
+{
+	struct unit *u = h->nu ? &h->u[0] : NULL;
+
+	if (!u || u->state != U_WAIT || !u->failures)
+		return 0;
+	return save_retry(h, u, err);
+}
+
+/*
+ * Unit i used up its attempts and goes to the dead-letter channel: save
+ * that first, when the units before it are finished (the offset file
+ * holds the first unfinished unit's state only), so that a dead-letter
+ * write that fails costs no attempt more on each run: the next one goes
+ * straight to the dead-letter channel.
+ */
+static int
+save_used_up(struct hctx *h, size_t i, struct ch_error *err)
+{
+	for (size_t k = 0; k < i; k++)
+		if (h->u[k].state != U_DONE)
+			return 0;
+	if (i)
+		ch_session_delivered(h->s, h->u[i - 1].end_offset,
+		    h->u[i - 1].end_seq);
+	h->u[i].gave_up = 1;
+	return save_retry(h, &h->u[i], err);
 }
 
 /* A handler exited: decide what happens to its unit. */
@@ -924,6 +970,8 @@ finished(struct hctx *h, size_t i, int status, int stopping,
 	return exhausted(h, i, "", err);
 }
 
+/* Reap the handlers that exited.  After a dead-letter write failed, the
+ * failures of those still running count as stopped ones (see exhausted). */
 static int
 reap(struct hctx *h, int stopping, struct ch_error *err)
 {
@@ -941,7 +989,8 @@ reap(struct hctx *h, int stopping, struct ch_error *err)
 				 * what ignores SIGTERM. */
 				if (h->u[i].killed)
 					kill(-pid, SIGKILL);
-				if (finished(h, i, status, stopping, err) < 0)
+				if (finished(h, i, status, stopping || h->fatal,
+				    err) < 0)
 					return -1;
 				h->last_activity = ch_mono_ns();
 				break;
@@ -1066,7 +1115,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 	 * dead letters), so that the offset ends at the corrupt record. */
 	for (;;) {
 		int64_t now = ch_mono_ns(), wait_ns = -1;
-		int stopping = *stop > 0 || h.failed;
+		int stopping = *stop > 0 || h.failed || h.fatal;
 
 		if (reap(&h, *stop > 0, err) < 0)
 			goto out;
@@ -1096,7 +1145,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			}
 		}
 
-		stopping = *stop > 0 || h.failed;
+		stopping = *stop > 0 || h.failed || h.fatal;
 		if (stopping && h.running == 0)
 			break;
 
@@ -1129,7 +1178,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 				int got = fill_unit(&h, stopping, &ready, err);
 				if (got < 0)
 					goto out;
-				if (h.failed) {
+				if (h.failed || h.fatal) {
 					stopping = 1;
 					break;
 				}
@@ -1218,6 +1267,10 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 	}
 	if (advance(&h, 1, err) < 0 || persist_head(&h, err) < 0)
 		goto out;
+	if (h.fatal) {
+		*err = h.ferr;
+		goto out;
+	}
 	/* A record that failed for good comes before the corrupt one: the
 	 * offset stays there, as 69 says. */
 	if (h.failed) {
