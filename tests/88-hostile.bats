@@ -320,3 +320,21 @@ modes() { (cd "$1" && find . -mindepth 1 -printf '%m %y %p\n' | sort -k3); }
 	run -0 chsub "$CH" s
 	run -0 chcompact --check "$CH"
 }
+
+@test "run with stdin, stdout and stderr closed, no tool writes a message into the channel's files" {
+	chpub "$CH" a b c
+	choffset --create --earliest "$CH" s >/dev/null
+	cp "$CH/00000000000000000000.seg" "$T/seg.before"
+	# Errors and warnings with nowhere to go: a full channel (75), a
+	# usage error, a subscriber that does not exist.
+	closed() { "$@" <&- >&- 2>&-; }
+	run -75 closed chpub --max-bytes=50 "$CH" d
+	run -2 closed chsub --bogus "$CH" s
+	run -66 closed choffset "$CH" nobody-here
+	run -0 closed chcompact -v "$CH"
+	run -0 closed chlag "$CH"
+	cmp "$CH/00000000000000000000.seg" "$T/seg.before"
+	run -0 chcompact --check "$CH"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output $'a\nb\nc'
+}

@@ -2,10 +2,12 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "parse.h"
@@ -52,12 +54,33 @@ struct poptOption ch_common_options[] = {
 	POPT_TABLEEND
 };
 
+/*
+ * Run with stdin, stdout or stderr closed, the channel's files would get
+ * those numbers, and a message for stderr would be written into a
+ * segment.  Put /dev/null there first, as daemons and coreutils do.
+ */
+static void
+std_fds_open(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+		if (n != fd) {		/* the lowest free number: fd */
+			if (n >= 0)
+				close(n);
+			_exit(CH_EXIT_FAIL);	/* nowhere to say why */
+		}
+	}
+}
+
 poptContext
 ch_cli_init(const char *prog, int code, int argc, const char **argv,
     const struct poptOption *table, const char *args_help)
 {
 	poptContext pc;
 
+	std_fds_open();
 	ch_prog = prog;
 	usage_code = code;
 	pc = poptGetContext(prog, argc, argv, table, 0);
