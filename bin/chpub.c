@@ -172,17 +172,18 @@ flush(struct ch_error *err)
 	size_t n;
 	const uint64_t *offs = ch_writer_offsets(writer, &n);
 
-	if (opt_print && n) {
-		for (size_t i = 0; i < n; i++)
+	/* After a failure, the records written before it: but with
+	 * sync=always they are not known to be on stable storage. */
+	size_t shown = rc == 0 || !sync_always ? n : 0;
+	if (opt_print && shown) {
+		for (size_t i = 0; i < shown; i++)
 			printf("%llu\n", (unsigned long long)offs[i]);
 		if (fflush(stdout) != 0)
 			ch_die(CH_EXIT_FAIL, chname, "write offsets: %s",
 			    strerror(errno));
 	}
-	/* After a failure, the records written before it: but with
-	 * sync=always they are not known to be on stable storage. */
 	if (opt_tee)
-		tee_out(rc == 0 ? teebuf.n : sync_always ? 0 : n);
+		tee_out(rc == 0 ? teebuf.n : shown);
 	return rc;
 }
 
@@ -198,10 +199,14 @@ add(const char *what, unsigned long long n, const void *p, size_t len)
 	if (opt_atomic)
 		ch_die(err.code, chname, "%s %llu: %s; nothing was published",
 		    what, n, err.msg);
-	/* Too large: publish what came before it, then fail. */
+	/* Too large: publish what came before it, then fail; if that
+	 * fails, its status is the one to act on (75: channel full). */
 	struct ch_error ferr;
-	if (flush(&ferr) < 0)
-		ch_report(chname, &ferr);
+	if (flush(&ferr) < 0) {
+		ch_err_prefix(&err, "%s %llu", what, n);
+		ch_report(chname, &err);
+		ch_die_err(chname, &ferr);
+	}
 	ch_die(err.code, chname, "%s %llu: %s", what, n, err.msg);
 }
 
@@ -420,7 +425,7 @@ main(int argc, const char **argv)
 	/* --tee counts what a failed flush wrote by its offsets. */
 	po.want_offsets = opt_print || opt_tee;
 	sync_always = po.sync == CH_SYNC_ALWAYS;
-	if (opt_tee)
+	if (opt_tee || opt_print)
 		signal(SIGPIPE, SIG_IGN);	/* a closed stdout is an error */
 	po.atomic = opt_atomic;
 	if (ch_writer_open(&ch, &po, &writer, &err) < 0)

@@ -308,6 +308,20 @@ twenty() { seq -f 'record-%02g' 20; }
 4:fine"
 }
 
+@test "a record over the limit after records that do not fit a full channel: both said, and the exit is the full channel's (75)" {
+	run -75 --separate-stderr chpub --max-bytes=100 --max-record-bytes=40 "$CH" \
+	    "$(printf 'a%.0s' {1..35})" "$(printf 'b%.0s' {1..35})" \
+	    "$(printf 'c%.0s' {1..35})" "$(printf 'x%.0s' {1..41})"
+	[[ ${stderr_lines[0]} == "chpub: $CH: argument 4: record of 41 bytes exceeds max_record_bytes (40)" ]]
+	[[ ${stderr_lines[1]} == "chpub: $CH: channel full"* ]]
+}
+
+@test "-p into a pipe whose reader went away: exit 1 with a message, not killed by SIGPIPE" {
+	run -0 --separate-stderr bash -c 'seq 300000 | chpub -p "$1" | head -n 1 >/dev/null; echo "${PIPESTATUS[1]}"' _ "$CH"
+	assert_output 1
+	[[ $stderr == "chpub: $CH: write offsets: Broken pipe"* ]] || fail "$stderr"
+}
+
 @test "a MESSAGE over the limit names the argument" {
 	run -1 --separate-stderr chpub --max-record-bytes=4 "$CH" abc abcde x
 	assert_equal "$stderr" "chpub: $CH: argument 2: record of 5 bytes exceeds max_record_bytes (4)"

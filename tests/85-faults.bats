@@ -78,6 +78,9 @@ channel_sound() {
 	need_fiu
 	run -1 --separate-stderr fiu posix/io/sync/fdatasync 5 chpub --sync=always "$CH" "$(rec x 1 50)"
 	assert_equal "$stderr" "chpub: $CH: fdatasync: Input/output error"
+	# -p prints no offset of a record not known to be on stable storage
+	run -1 --separate-stderr fiu posix/io/sync/fdatasync 5 chpub -p --sync=always "$CH" "$(rec x 2 50)"
+	assert_output ""
 	channel_sound
 	run -0 fault fdatasync:1:EINTR chpub --sync=always "$CH" "$(rec y 1 50)"
 	run -0 fault fsync:1:EINTR chpub --sync=always "$CH" "$(rec z 1 50)"
