@@ -295,6 +295,30 @@ twenty() { seq -f 'record-%02g' 20; }
 	assert_output "one-more"
 }
 
+@test "max_bytes not above segment_bytes: the full active segment is sealed, so compaction frees room once it is consumed (fail and block)" {
+	new_channel		# segments of 64 MiB, max_bytes of 100 bytes
+	choffset --create "$CH" s >/dev/null
+	# shellcheck disable=SC2046
+	run -75 chpub --max-bytes=100 "$CH" $(twenty)
+	chsub "$CH" s >/dev/null
+	chcompact "$CH"
+	run -0 chpub --max-bytes=100 "$CH" after
+	run -0 chsub "$CH" s
+	assert_output after
+	# --on-full=block: waits, and goes on once it is consumed and
+	# compacted.
+	seq -f 'filler record %g padding padding padding' 1 30 | chpub "$CH"
+	start_bg chpub --max-bytes=100 --on-full=block "$CH" blocked
+	local pub=$BG
+	wait_for 10 grep -q '^poll' "/proc/$pub/wchan"
+	chsub "$CH" s >/dev/null
+	chcompact "$CH"
+	wait_for 10 bash -c "! kill -0 $pub 2>/dev/null"
+	wait "$pub"
+	run -0 chsub "$CH" s
+	assert_output blocked
+}
+
 @test "an unknown --on-full policy is a usage error" {
 	run -2 --separate-stderr chpub --on-full=wait "$CH" x
 	[[ $stderr == "chpub: --on-full: invalid on_full policy 'wait'"* ]]

@@ -421,12 +421,20 @@ full(struct ch_writer *w, uint64_t need, int64_t *deadline, int *locked,
     struct ch_error *err)
 {
 	uint64_t used = ch_seg_offset(w->seg.base, w->end) - w->start;
+	uint64_t active = ch_seg_offset(w->seg.base, w->end) - w->seg.base;
 
 	if (need > w->o.max_bytes)
 		return ch_err(err, CH_EXIT_TEMPFAIL,
 		    "channel full: a record of %llu bytes can never fit in "
 		    "max_bytes (%llu)", (unsigned long long)need,
 		    (unsigned long long)w->o.max_bytes);
+	/* Only sealed segments are ever deleted: when the active one alone
+	 * keeps the channel full (max_bytes not above segment_bytes), no
+	 * compaction could make room.  Seal it, so that it goes once it is
+	 * consumed. */
+	if (active > 0 && active + need > w->o.max_bytes &&
+	    roll(w, ch_now_ns(), err) < 0)
+		return -1;
 	if (w->o.on_full != CH_FULL_BLOCK)
 		return ch_err(err, CH_EXIT_TEMPFAIL,
 		    "channel full (segments hold %llu bytes, max_bytes is "
