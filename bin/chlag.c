@@ -359,7 +359,8 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code,
 	fputc('\n', f);
 }
 
-/* One report over all channels; returns the Nagios code. */
+/* One report over all channels; returns the Nagios code, or -1 (said on
+ * stderr) when it could not be made whole: the caller cleans up. */
 static int
 report(FILE *f, const char **chans, size_t nch, int tty)
 {
@@ -390,7 +391,8 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 		if (!na) {
 			free(rows);
 			free(all);
-			ch_die(N_UNKNOWN, chans[i], "out of memory");
+			ch_msg(chans[i], "out of memory");
+			return -1;
 		}
 		all = na;
 		memcpy(all + nall, rows, n * sizeof *rows);
@@ -404,7 +406,8 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 	else if (opt_yaml) {
 		if (ch_lag_yaml(f, all, nall, opt_explain, now) < 0) {
 			free(all);
-			ch_die(N_UNKNOWN, NULL, "YAML output failed");
+			ch_msg(NULL, "YAML output failed");
+			return -1;
 		}
 	} else if (opt_prom)
 		ch_lag_prometheus(f, all, nall, chans, nch, now);
@@ -435,8 +438,8 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 static int
 report_to_file(const char *path, const char **chans, size_t nch)
 {
-	/* static: still reachable when ch_die() exits half way, whatever
-	 * registers held them (LeakSanitizer) */
+	/* static: still reachable when ch_die() or exit() ends chlag half
+	 * way, whatever registers held them (LeakSanitizer) */
 	static char *dir, *tmp;
 	char *slash;
 	const char *base;
@@ -469,6 +472,11 @@ report_to_file(const char *path, const char **chans, size_t nch)
 		ch_die(N_UNKNOWN, NULL, "%s.tmp.%ld: %s", path, (long)getpid(),
 		    errno == CH_ENOTREG ? "not a regular file" : strerror(errno));
 	code = report(f, chans, nch, 0);
+	if (code < 0) {
+		fclose(f);
+		unlinkat(dfd, tmp, 0);	/* no half report left behind */
+		exit(ch_finish(N_UNKNOWN));
+	}
 	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0) {
 		int saved = errno;
 		unlinkat(dfd, tmp, 0);
@@ -575,7 +583,8 @@ main(int argc, const char **argv)
 	if (opt_output) {
 		code = report_to_file(opt_output, args, nch);
 	} else if (!watch_ns) {
-		code = report(stdout, args, nch, isatty(1));
+		if ((code = report(stdout, args, nch, isatty(1))) < 0)
+			exit(ch_finish(N_UNKNOWN));
 	} else {
 		/* A first signal ends the loop once the report being
 		 * written is out whole (SA_RESTART: a write blocked on a full
@@ -593,8 +602,10 @@ main(int argc, const char **argv)
 			if (!mem)
 				ch_die(N_UNKNOWN, NULL, "out of memory");
 			code = report(mem, args, nch, tty);
-			if (fclose(mem) != 0) {
+			if (fclose(mem) != 0 || code < 0) {
 				free(buf);
+				if (code < 0)
+					exit(ch_finish(N_UNKNOWN));
 				ch_die(N_UNKNOWN, NULL, "out of memory");
 			}
 			if (tty)

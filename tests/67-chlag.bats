@@ -262,6 +262,30 @@ chlag: write error: No space left on device"
 	assert_equal "$stderr" "chlag: write error: No space left on device"
 }
 
+@test "--output: a report that fails half way (a write refused by ulimit -f) leaves no temporary file and is UNKNOWN (3)" {
+	local ch=$T s
+	# As above: a report long enough that the YAML emitter itself writes,
+	# and fails, before the end.
+	for s in 1 2 3 4 5 6 7 8; do
+		ch+=/$(printf "$s%.0s" {1..200})
+	done
+	mkdir -p "$(dirname "$ch")"
+	chpub "$ch" a
+	for s in a b c d e f g h i j; do
+		choffset --create "$ch" "$s" >/dev/null
+	done
+	mkdir "$T/out"
+	# SIGXFSZ ignored: a write past the limit fails (EFBIG) instead of
+	# killing chlag.  The limit is chlag's alone: its stderr goes through
+	# a pipe to a cat without it.
+	run -3 bash -c '(trap "" XFSZ; ulimit -f 0
+		exec chlag --yaml -o "$1" "$2") 2>&1 | cat
+		exit "${PIPESTATUS[0]}"' _ "$T/out/lag.yaml" "$ch"
+	assert_output "chlag: YAML output failed"
+	run -0 ls -A "$T/out"
+	assert_output ""
+}
+
 @test "--nagios prints one status line with performance data" {
 	seq 10 | chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null
