@@ -377,6 +377,24 @@ chlag: write error: No space left on device"
 	run -3 chlag "$CH"
 }
 
+@test "--yaml: a channel path that is not UTF-8 comes out with U+FFFD, as in --json, instead of failing the whole report" {
+	CH=$T/bad$'\xff'
+	new_channel
+	chpub "$CH" x
+	choffset --create --earliest "$CH" s >/dev/null
+	local want="- channel: \"$T/bad"$'\xef\xbf\xbd"'
+	run -0 --separate-stderr chlag --yaml "$CH"
+	assert_equal "$stderr" ""
+	assert_line -n 0 "$want"
+	assert_line '  subscriber: "s"'
+	run -0 --separate-stderr chlag --yaml --explain "$CH"
+	assert_equal "$stderr" ""
+	assert_line -n 0 "$want"
+	assert_line '  explain: |-'
+	run -0 chlag --json "$CH"
+	assert_output --partial "{\"channel\":\"$T/bad"$'\xef\xbf\xbd"'
+}
+
 @test "an ERROR row has exactly channel, subscriber, status, error and running in --json and --yaml (nothing it could not read)" {
 	seq 10 | chpub "$CH"
 	choffset --create "$CH" broken >/dev/null

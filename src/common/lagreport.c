@@ -278,16 +278,43 @@ yaml_write(void *data, unsigned char *buf, size_t len)
 	return fwrite(buf, 1, len, data) == len;
 }
 
+/* libyaml refuses invalid UTF-8 (the whole report would fail), and a
+ * path, so a channel or an error naming it, may be any bytes: as the JSON
+ * and Prometheus writers do, an invalid byte becomes U+FFFD. */
+static int
+emit_scalar(yaml_emitter_t *em, const char *v, int quoted,
+    yaml_scalar_style_t style)
+{
+	const unsigned char *s = (const unsigned char *)v;
+	size_t n = strlen(v);
+	struct ch_buf b = { 0 };
+	yaml_event_t ev;
+	int ok;
+
+	if (!ch_utf8_valid(s, n)) {
+		for (size_t i = 0; i < n; ) {
+			size_t l = ch_utf8_len(s + i, n - i);
+			if (ch_buf_put(&b, l ? v + i : "\xef\xbf\xbd",
+			    l ? l : 3) < 0) {
+				ch_buf_free(&b);
+				return -1;
+			}
+			i += l ? l : 1;
+		}
+		v = b.p;
+		n = b.len;
+	}
+	ok = yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)v,
+	    (int)n, !quoted, quoted, style) && yaml_emitter_emit(em, &ev);
+	ch_buf_free(&b);
+	return ok ? 0 : -1;
+}
+
 static int
 ev_scalar(yaml_emitter_t *em, const char *v, int quoted)
 {
-	yaml_event_t ev;
-
-	if (!yaml_scalar_event_initialize(&ev, NULL, NULL,
-	    (yaml_char_t *)v, (int)strlen(v), !quoted, quoted,
-	    quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE))
-		return -1;
-	return yaml_emitter_emit(em, &ev) ? 0 : -1;
+	return emit_scalar(em, v, quoted,
+	    quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE);
 }
 
 static int
@@ -353,13 +380,8 @@ kv_commit(yaml_emitter_t *em, const struct ch_lagrow *r)
 static int
 kv_literal(yaml_emitter_t *em, const char *k, const char *v)
 {
-	yaml_event_t ev;
-
-	if (ev_scalar(em, k, 0) < 0 ||
-	    !yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)v,
-	    (int)strlen(v), 0, 1, YAML_LITERAL_SCALAR_STYLE))
-		return -1;
-	return yaml_emitter_emit(em, &ev) ? 0 : -1;
+	return ev_scalar(em, k, 0) < 0 ||
+	    emit_scalar(em, v, 1, YAML_LITERAL_SCALAR_STYLE) < 0 ? -1 : 0;
 }
 
 int
