@@ -286,6 +286,22 @@ chlag: write error: No space left on device"
 	assert_output ""
 }
 
+@test "output that cannot be written (/dev/full) is UNKNOWN (3) even when the report is WARNING or CRITICAL, in the table, --nagios and --watch" {
+	[[ -c /dev/full ]] || skip "no /dev/full"
+	chpub "$CH" x
+	choffset --create --earliest "$CH" s >/dev/null
+	run -1 chlag -w records:0 "$CH"		# the report's own status
+	run -2 chlag -c records:0 "$CH"
+	local args
+	for args in "-w records:0" "-c records:0" "--nagios -w records:0" \
+	    "--nagios -c records:0" "--watch=0.1 -c records:0"; do
+		# shellcheck disable=SC2086 # $args: several words
+		run -3 --separate-stderr timeout 20 bash -c \
+		    'exec chlag "$@" >/dev/full' _ $args "$CH"
+		assert_equal "$stderr" "chlag: write error: No space left on device"
+	done
+}
+
 @test "--nagios prints one status line with performance data" {
 	seq 10 | chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null
