@@ -104,6 +104,85 @@ b
 	assert_file_exists "$CH/channel.yaml"
 }
 
+# preseed TEXT: a directory holding only a channel.yaml of TEXT, written
+# by hand before any chpub; $T/want keeps a copy.
+preseed() {
+	mkdir "$CH"
+	printf '%b' "$1" >"$CH/channel.yaml"
+	cp "$CH/channel.yaml" "$T/want"
+}
+
+@test "a pre-seeded channel.yaml: readers wait for chpub, which sets the channel up with those settings and keeps the file" {
+	preseed '# mine\nformat: 2\nsegment_bytes: 4096\n'
+	local tool
+	for tool in "chsub --peek" "choffset" "chcompact" "chpub --no-create"; do
+		run -66 --separate-stderr $tool "$CH"
+		assert_equal "$stderr" "${tool%% *}: $CH: not set up yet: channel.yaml is there but no index; the first chpub to the channel sets it up"
+	done
+	run -3 chlag "$CH"
+	run ls -A "$CH"
+	assert_output "channel.yaml"
+	run -0 chpub "$CH" </dev/null
+	assert_file_exists "$CH/index"
+	assert_dir_exists "$CH/subscribers"
+	assert_equal "$(u32 "$(seg0)" 8)" 2
+	cmp "$T/want" "$CH/channel.yaml"
+	run -0 chsub --peek "$CH"
+	assert_output ""
+	seq -f '%0100g' 100 | chpub "$CH"
+	(($(segments | wc -l) > 1))
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "$(seq -f '%0100g' 100)"
+	cmp "$T/want" "$CH/channel.yaml"
+}
+
+@test "a pre-seeded channel.yaml without format makes a format 1 channel, as the file says" {
+	preseed 'segment_bytes: 4096\n'
+	seq 3 | chpub "$CH"
+	assert_equal "$(u32 "$(seg0)" 8)" 1
+	run -0 chsub --peek "$CH"
+	assert_output "$(seq 3)"
+	cmp "$T/want" "$CH/channel.yaml"
+}
+
+@test "a bad pre-seeded channel.yaml is refused (78) and nothing is set up" {
+	preseed 'segment_bytes: 12\n'
+	run -78 --separate-stderr chpub "$CH" x
+	[[ $stderr == "chpub: $CH: channel.yaml:1:"* ]]
+	run ls -A "$CH"
+	assert_output "channel.yaml"
+}
+
+@test "a pre-seeded channel.yaml beside other files is refused (1) and left alone" {
+	preseed 'segment_bytes: 4096\n'
+	echo mine >"$CH/notes.txt"
+	run -1 --separate-stderr chpub "$CH" x
+	assert_equal "$stderr" "chpub: $CH: not a channel, and not an empty directory (found 'notes.txt'); refusing to create a channel here"
+	run ls -A "$CH"
+	assert_output "channel.yaml
+notes.txt"
+}
+
+@test "concurrent chpubs setting up the same pre-seeded channel all succeed" {
+	local round i
+	for round in $(seq 6); do
+		CH=$T/race$round preseed 'format: 2\nsegment_bytes: 4096\n'
+		local pids=()
+		for i in 1 2 3 4 5 6; do
+			chpub "$T/race$round" "r$i" 3>&- 2>>"$T/errors" &
+			pids+=($!)
+		done
+		for i in "${pids[@]}"; do
+			wait "$i"
+		done
+		run -0 chsub --peek "$T/race$round"
+		assert_equal "${#lines[@]}" 6
+		cmp "$T/want" "$T/race$round/channel.yaml"
+	done
+	run cat "$T/errors"
+	assert_output ""
+}
+
 @test "a non-empty directory that is not a channel is refused (1) and left alone" {
 	mkdir "$CH"
 	echo mine >"$CH/notes.txt"

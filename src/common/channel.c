@@ -70,8 +70,10 @@ creation_leftover(const char *name)
 	return 0;
 }
 
+/* Is the directory empty but for leftovers of a crashed creation (and,
+ * with `config`, a channel.yaml)?  0 if so; -1 with a message if not. */
 static int
-check_empty(int dirfd, struct ch_error *err)
+check_empty(int dirfd, int config, struct ch_error *err)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d;
@@ -83,7 +85,8 @@ check_empty(int dirfd, struct ch_error *err)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read directory");
 	}
 	while ((errno = 0, de = readdir(d))) {
-		if (!creation_leftover(de->d_name)) {
+		if (!creation_leftover(de->d_name) &&
+		    !(config && strcmp(de->d_name, CH_CONFIG_FILE) == 0)) {
 			/* de lives in d: report before closing it */
 			ch_err(err, CH_EXIT_FAIL,
 			    "not a channel, and not an empty directory "
@@ -134,7 +137,7 @@ create_channel(int dirfd, struct ch_error *err)
 	/* Refuse somebody else's directory before we put anything in it;
 	 * but a channel.yaml found there may be another chpub's, which
 	 * finished creating the channel since we looked. */
-	if (check_empty(dirfd, err) < 0)
+	if (check_empty(dirfd, 0, err) < 0)
 		return fstatat(dirfd, CH_CONFIG_FILE, &st,
 		    AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -1;
 	if (ch_lock_open(dirfd, CH_APPEND_LOCK, &lockfd, err) < 0)
@@ -148,12 +151,89 @@ create_channel(int dirfd, struct ch_error *err)
 		rc = 0;
 		goto out;
 	}
-	if (check_empty(dirfd, err) < 0 || create_files(dirfd, format, err) < 0)
+	if (check_empty(dirfd, 0, err) < 0 ||
+	    create_files(dirfd, format, err) < 0)
 		goto out;
 	rc = 0;
 out:
 	close(lockfd);
 	return rc;
+}
+
+/* 1 if the channel has no index yet, 0 if it has one, -1 on error. */
+static int
+index_missing(int dirfd, struct ch_error *err)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, CH_IDX_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (errno == ENOENT)
+		return 1;
+	return ch_err_sys(err, CH_EXIT_FAIL, "segment index");
+}
+
+/*
+ * Set up a channel whose channel.yaml somebody wrote before any chpub ran
+ * (to choose its settings), keeping that file as it is: the first segment
+ * in the file's format, subscribers/, and the index last, under the append
+ * lock.  The index is what a reader needs, so a crash before it leaves a
+ * directory the next chpub finishes, as with channel.yaml in a creation.
+ */
+static int
+finish_setup(int dirfd, int format, struct ch_error *err)
+{
+	int64_t now = ch_now_ns();
+	struct ch_idxent e = { 0, 0, now };
+	int lockfd, missing, rc = -1;
+
+	if (check_empty(dirfd, 1, err) < 0)
+		return -1;
+	if (ch_lock_open(dirfd, CH_APPEND_LOCK, &lockfd, err) < 0)
+		return -1;
+	if (ch_flock(lockfd, LOCK_EX, CH_LOCK_WAIT) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
+		goto out;
+	}
+	/* Another chpub may have set it up while we waited. */
+	if ((missing = index_missing(dirfd, err)) <= 0) {
+		rc = missing;
+		goto out;
+	}
+	if (check_empty(dirfd, 1, err) < 0 ||
+	    ch_segment_create(dirfd, 0, (uint32_t)format, 0, now, 1, 0666,
+	    err) < 0)
+		goto out;
+	if (mkdirat(dirfd, CH_SUBSCRIBERS_DIR, 0777) < 0 && errno != EEXIST) {
+		ch_err_sys(err, CH_EXIT_FAIL, "create %s/", CH_SUBSCRIBERS_DIR);
+		goto out;
+	}
+	if (ch_index_create(dirfd, &e, 1, 0666, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	close(lockfd);
+	return rc;
+}
+
+/* A channel.yaml without an index: chpub sets the channel up; to every
+ * other tool it does not exist yet.  A directory holding more than setup
+ * files is left to fail as the damaged channel it is. */
+static int
+check_setup(struct ch_channel *ch, int flags, struct ch_error *err)
+{
+	struct ch_error ignored;
+	int missing = index_missing(ch->dirfd, err);
+
+	if (missing <= 0)
+		return missing;
+	if (flags & CH_OPEN_CREATE)
+		return finish_setup(ch->dirfd, ch->cfg.format, err);
+	if (check_empty(ch->dirfd, 1, &ignored) < 0)
+		return 0;
+	return ch_err(err, CH_EXIT_NOINPUT, "not set up yet: %s is there "
+	    "but no index; the first chpub to the channel sets it up",
+	    CH_CONFIG_FILE);
 }
 
 int
@@ -193,7 +273,8 @@ ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
 		if (create_channel(ch->dirfd, err) < 0)
 			goto fail;
 	}
-	if (ch_config_load(ch->dirfd, &ch->cfg, err) < 0)
+	if (ch_config_load(ch->dirfd, &ch->cfg, err) < 0 ||
+	    check_setup(ch, flags, err) < 0)
 		goto fail;
 	return 0;
 fail:

@@ -6,6 +6,11 @@
  * else first and channel.yaml last (temp file and rename), under the
  * append lock, so a crash mid-creation leaves a directory the next chpub
  * finishes, never a half channel that other tools would use.
+ *
+ * A channel.yaml written by hand into an empty directory (to choose a new
+ * channel's settings) makes a channel not set up yet: chpub sets it up,
+ * keeping the file, with the index as its last step; the other tools take
+ * it for a missing channel until then.
  */
 #ifndef CH_CHANNEL_H
 #define CH_CHANNEL_H
