@@ -280,7 +280,8 @@ fresh() {
 	pub bad
 	CH=$DLQ new_channel max_bytes=4096 on_full=block
 	printf "%s\n" "$(printf 'x%.0s' {1..4000})" | chpub "$DLQ"
-	run -75 --separate-stderr timeout 20 chsub --dead-letter="$DLQ" -x 'exit 3' "$CH" s
+	# -k: before the fix only SIGKILL stopped it
+	run -75 --separate-stderr timeout -k 5 20 chsub --dead-letter="$DLQ" -x 'exit 3' "$CH" s
 	[[ $stderr == *"channel full"* ]] || fail "$stderr"
 	assert_equal "$(offset_of s)" "${OFFS[0]}"
 	# Room made: the next run sends it.
