@@ -444,3 +444,24 @@ list() { printf '%s\n' "$@"; }
 	assert_output $'a2\na3'
 	run -0 chcompact --check "$CH"
 }
+
+@test "segment_age: an active segment whose first record is older is sealed and, once consumed, deleted; --dry-run plans just that and changes nothing" {
+	set_config segment_age 1m
+	choffset --create --earliest "$CH" s >/dev/null
+	fill 5 old -2m		# stamped two minutes ago, in the one segment
+	local seg
+	seg=$(segments)
+	chsub "$CH" s >/dev/null
+	run -0 --separate-stderr chcompact --dry-run "$CH"
+	assert_line -n 0 "$CH: would seal the active segment (older than segment_age)"
+	assert_line -n 1 --regexp "^$CH: would delete $seg \(.*, consumed by all subscribers\)$"
+	assert_equal "$(segments)" "$seg"
+	run -0 --separate-stderr chcompact -v "$CH"
+	[[ $stderr == *"sealed the active segment (older than segment_age)"* ]] || fail "$stderr"
+	[[ $stderr == *"deleting $seg ("*"consumed by all subscribers)"* ]] || fail "$stderr"
+	assert_not_exist "$CH/$seg"
+	# A young one stays as it is.
+	fill 2 new
+	run -0 --separate-stderr chcompact --dry-run "$CH"
+	refute_output --partial "would seal"
+}

@@ -68,6 +68,30 @@ sealed_last_ts(struct ch_channel *ch, uint64_t base)
 	return t.seal.records ? t.seal.last_ts : h.created;
 }
 
+/*
+ * --dry-run: would the real run seal the active segment first, being
+ * older than segment_age (ch_writer_seal_aged: it holds records, the
+ * first of them that old)?  Then the plan takes it for sealed.
+ */
+static int
+would_seal(struct ch_channel *ch, const struct ch_end *end, int64_t now)
+{
+	struct ch_error ignored;
+	struct ch_seghdr h;
+	int64_t t0 = 0;
+	int fd, type;
+
+	if (ch->cfg.segment_age_ns <= 0 || end->offset <= end->active_base)
+		return 0;
+	if (ch_segment_open(ch->dirfd, end->active_base, 0, &fd, &h,
+	    &ignored) < 0)
+		return 0;
+	int rc = ch_segment_peek(fd, &h, CH_SEG_HDR, &type, &t0);
+	close(fd);
+	return rc == 0 && type == CH_REC_DATA && t0 &&
+	    ch_age(now, t0) >= ch->cfg.segment_age_ns;
+}
+
 static void
 expire(struct ch_channel *ch, const struct ch_compact_opts *o,
     struct subinfo *subs, size_t n, int64_t now, struct ch_compact_result *res)
@@ -234,25 +258,38 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			slowest = &subs[i];
 	}
 
+	/* The active segment as the real run would leave it: sealed, its
+	 * successor starting at the end. */
+	int virt = o->dry_run && would_seal(ch, &end, now);
+	struct ch_idxent after = { end.offset, end.seq, now };
+	if (virt)
+		report(o, CH_REPORT_PLAN, "would seal the active segment "
+		    "(older than segment_age)");
+
 	if (ch_index_open(ch->dirfd, &ix, err) < 0)
 		goto out;
-	del = calloc(ix.count, sizeof *del);
+	del = calloc(ix.count + 1, sizeof *del);
 	if (!del) {
 		ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
 		goto out;
 	}
 	uint64_t keep = st.index_pos;	/* index of the first kept entry */
-	for (; keep + 1 < ix.count; keep++) {
+	for (; keep + 1 < ix.count + (uint64_t)virt; keep++) {
 		struct ch_idxent e, next;
 		char name[CH_SEG_NAME_LEN + 1], size[32], why[160] = "";
-		if (ch_index_get(&ix, keep, &e, err) < 0 ||
-		    ch_index_get(&ix, keep + 1, &next, err) < 0)
+		if (ch_index_get(&ix, keep, &e, err) < 0)
 			goto out;
-		if (e.base >= end.active_base)
+		if (keep + 1 == ix.count)
+			next = after;
+		else if (ch_index_get(&ix, keep + 1, &next, err) < 0)
+			goto out;
+		int active = e.base >= end.active_base;
+		if (active && !virt)
 			break;
 		int consumed = live > 0 && !bad &&
 		    slowest->off.offset >= next.base;
-		int64_t last = o->max_age_ns ? sealed_last_ts(ch, e.base) : 0;
+		int64_t last = !o->max_age_ns ? 0 : active ? end.last_ts :
+		    sealed_last_ts(ch, e.base);
 		int aged = o->max_age_ns && last &&
 		    ch_age(now, last) > o->max_age_ns;
 		int over = o->max_bytes && end.offset - e.base > o->max_bytes;
@@ -291,16 +328,16 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 		res->segments++;
 		res->bytes += next.base - e.base;
 	}
-	if (o->dry_run && keep + 1 >= ix.count && ndel == 0) {
+	if (o->dry_run && keep + 1 >= ix.count + (uint64_t)virt && ndel == 0) {
 		char name[CH_SEG_NAME_LEN + 1];
-		ch_seg_name(name, end.active_base);
+		ch_seg_name(name, virt ? end.offset : end.active_base);
 		report(o, CH_REPORT_PLAN, "keeping %s: the active segment", name);
 	}
 
 	/* Who loses unread data to retention. */
 	if (ndel) {
-		struct ch_idxent first;
-		if (ch_index_get(&ix, keep, &first, err) < 0)
+		struct ch_idxent first = after;
+		if (keep < ix.count && ch_index_get(&ix, keep, &first, err) < 0)
 			goto out;
 		for (size_t i = 0; i < nsubs; i++) {
 			if (!subs[i].ok || subs[i].off.offset >= first.base)
