@@ -173,7 +173,12 @@ export(void)
 	char t[40];
 
 	ch_format_time(t, sizeof t, ch_now_ns(), 0);
-	printf("# chtools offsets of %s at %s\n", ch.path, t);
+	/* One comment line, whatever the path holds: a line end in it
+	 * would make a line --import cannot read. */
+	fputs("# chtools offsets of ", stdout);
+	for (const char *p = ch.path; *p; p++)
+		putchar((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+	printf(" at %s\n", t);
 	list();
 }
 

@@ -399,6 +399,16 @@ b ${OFF[0]}"
 	assert_output ""
 }
 
+@test "--export of a channel whose path holds a line end still makes one comment line, which --import reads back" {
+	local odd=$T/$'odd\nname'
+	chpub "$odd" r1 r2 >/dev/null
+	choffset --create --earliest "$odd" a >/dev/null
+	choffset --export "$odd" >"$T/saved"
+	assert_equal "$(wc -l <"$T/saved")" 2
+	[[ $(head -n 1 "$T/saved") == "# chtools offsets of $T/odd?name at "* ]]
+	run -0 choffset --import "$T/saved" "$odd"
+}
+
 @test "--export prints every offset in a form --import restores" {
 	choffset --create --set="${OFF[1]}" "$CH" a >/dev/null
 	choffset --create "$CH" b >/dev/null
