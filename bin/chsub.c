@@ -441,6 +441,9 @@ main(int argc, const char **argv)
 	if (ho.cmd && opt_peek)
 		ch_usage("--exec commits what its handler processed; it cannot "
 		    "--peek");
+	if (opt_null && (opt_json || fmt.mode == CH_OUT_FORMAT))
+		ch_usage("-0 ends plain records; --json ends each with a line "
+		    "end, and --format with what FMT says (\\0 for a NUL)");
 	if (opt_null)
 		fmt.delim = '\0';
 	if (timeout >= 0)

@@ -52,6 +52,15 @@ c"
 	printf 'a\0b\nc\0' | cmp - "$T/out"
 }
 
+@test "-0 with --json or --format is a usage error, not silently ignored; --format writes a NUL with \\0" {
+	chpub "$CH" a b
+	run -2 --separate-stderr chsub --peek -0 --json "$CH"
+	[[ $stderr == "chsub: -0 ends plain records; --json ends each with a line end"* ]]
+	run -2 chsub --peek -0 --format='%s\n' "$CH"
+	chsub --peek --from=earliest --format='%s\0' "$CH" >"$T/out"
+	printf 'a\0b\0' | cmp - "$T/out"
+}
+
 @test "--from=earliest starts a new subscriber at the first record" {
 	chpub "$CH" a b
 	run -0 chsub --from=earliest "$CH" s
