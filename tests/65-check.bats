@@ -273,6 +273,12 @@ length_flipped() {
 	cp "$CH/$(segments | head -1)" "$CH/$stray"
 	run -65 --separate-stderr chcompact --check "$CH"
 	[[ $stderr == *"chcompact: $CH: $stray: segment file not in the index"* ]]
+	# While a writer holds append.lock it may be a rollover that has made
+	# the segment and not listed it yet: no problem.
+	exec 5<"$CH/append.lock"
+	flock -x 5
+	run -0 chcompact --check "$CH"
+	exec 5<&-
 }
 
 @test "finds an offset file edited to a non-boundary offset, and --repair moves it to its record's start" {

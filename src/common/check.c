@@ -340,7 +340,10 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 }
 
 /* Is segment `base` in the index as it is now?  The check read the index
- * once, at its start; a writer's rollover may have added it since. */
+ * once, at its start; a writer's rollover may have added it since, or be
+ * adding it: a rollover creates the segment, then lists it, both under
+ * append.lock.  So held, it counts as listed; free, we hold it shared
+ * while we look, and what we see stays true. */
 static int
 indexed_now(struct ctx *c, uint64_t base)
 {
@@ -348,13 +351,20 @@ indexed_now(struct ctx *c, uint64_t base)
 	struct ch_idxent e;
 	struct ch_error ignored;
 	uint64_t i;
-	int found;
+	int found = 0;
+	int lockfd = ch_open_file(c->ch->dirfd, CH_APPEND_LOCK, O_RDONLY, 0);
 
-	if (ch_index_open(c->ch->dirfd, &ix, &ignored) < 0)
-		return 0;
-	found = ch_index_find(&ix, base, &i, &ignored) == 0 &&
-	    ch_index_get(&ix, i, &e, &ignored) == 0 && e.base == base;
-	ch_index_close(&ix);
+	if (lockfd >= 0 && ch_flock(lockfd, LOCK_SH, CH_LOCK_NOWAIT) < 0) {
+		close(lockfd);
+		return 1;	/* a rollover at work */
+	}
+	if (ch_index_open(c->ch->dirfd, &ix, &ignored) == 0) {
+		found = ch_index_find(&ix, base, &i, &ignored) == 0 &&
+		    ch_index_get(&ix, i, &e, &ignored) == 0 && e.base == base;
+		ch_index_close(&ix);
+	}
+	if (lockfd >= 0)
+		close(lockfd);
 	return found;
 }
 
