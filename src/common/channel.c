@@ -105,24 +105,50 @@ check_empty(int dirfd, int config, struct ch_error *err)
 	return 0;
 }
 
+/* The first segment, subscribers/ and the index, in that order: the index
+ * is what a reader needs first. */
 static int
-create_files(int dirfd, int format, struct ch_error *err)
+create_layout(int dirfd, int format, struct ch_error *err)
 {
 	int64_t now = ch_now_ns();
 	struct ch_idxent e = { 0, 0, now };
-	const char *tpl = ch_config_template(format);
 
 	if (ch_segment_create(dirfd, 0, (uint32_t)format, 0, now, 1, 0666,
 	    err) < 0)
 		return -1;
-	if (ch_index_create(dirfd, &e, 1, 0666, err) < 0)
-		return -1;
 	if (mkdirat(dirfd, CH_SUBSCRIBERS_DIR, 0777) < 0 && errno != EEXIST)
 		return ch_err_sys(err, CH_EXIT_FAIL, "create %s/",
 		    CH_SUBSCRIBERS_DIR);
+	return ch_index_create(dirfd, &e, 1, 0666, err);
+}
+
+/* A new channel: its files, and channel.yaml last. */
+static int
+create_files(int dirfd, int format, struct ch_error *err)
+{
+	const char *tpl = ch_config_template(format);
+
+	if (create_layout(dirfd, format, err) < 0)
+		return -1;
 	if (ch_atomic_replace(dirfd, CH_CONFIG_FILE, tpl, strlen(tpl), 0666) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "write %s", CH_CONFIG_FILE);
 	return 0;
+}
+
+/* Take append.lock, waiting: its descriptor, or -1. */
+static int
+lock_append(int dirfd, struct ch_error *err)
+{
+	int fd;
+
+	if (ch_lock_open(dirfd, CH_APPEND_LOCK, &fd, err) < 0)
+		return -1;
+	if (ch_flock(fd, LOCK_EX, CH_LOCK_WAIT) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* Create the channel in the (existing) directory dirfd. */
@@ -140,12 +166,8 @@ create_channel(int dirfd, struct ch_error *err)
 	if (check_empty(dirfd, 0, err) < 0)
 		return fstatat(dirfd, CH_CONFIG_FILE, &st,
 		    AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -1;
-	if (ch_lock_open(dirfd, CH_APPEND_LOCK, &lockfd, err) < 0)
+	if ((lockfd = lock_append(dirfd, err)) < 0)
 		return -1;
-	if (ch_flock(lockfd, LOCK_EX, CH_LOCK_WAIT) < 0) {
-		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
-		goto out;
-	}
 	/* Another chpub may have finished creating it while we waited. */
 	if (fstatat(dirfd, CH_CONFIG_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		rc = 0;
@@ -183,35 +205,16 @@ index_missing(int dirfd, struct ch_error *err)
 static int
 finish_setup(int dirfd, int format, struct ch_error *err)
 {
-	int64_t now = ch_now_ns();
-	struct ch_idxent e = { 0, 0, now };
-	int lockfd, missing, rc = -1;
+	int lockfd, rc;
 
-	if (check_empty(dirfd, 1, err) < 0)
-		return -1;
-	if (ch_lock_open(dirfd, CH_APPEND_LOCK, &lockfd, err) < 0)
-		return -1;
-	if (ch_flock(lockfd, LOCK_EX, CH_LOCK_WAIT) < 0) {
-		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
-		goto out;
-	}
-	/* Another chpub may have set it up while we waited. */
-	if ((missing = index_missing(dirfd, err)) <= 0) {
-		rc = missing;
-		goto out;
-	}
 	if (check_empty(dirfd, 1, err) < 0 ||
-	    ch_segment_create(dirfd, 0, (uint32_t)format, 0, now, 1, 0666,
-	    err) < 0)
-		goto out;
-	if (mkdirat(dirfd, CH_SUBSCRIBERS_DIR, 0777) < 0 && errno != EEXIST) {
-		ch_err_sys(err, CH_EXIT_FAIL, "create %s/", CH_SUBSCRIBERS_DIR);
-		goto out;
-	}
-	if (ch_index_create(dirfd, &e, 1, 0666, err) < 0)
-		goto out;
-	rc = 0;
-out:
+	    (lockfd = lock_append(dirfd, err)) < 0)
+		return -1;
+	/* Another chpub may have set it up while we waited. */
+	rc = index_missing(dirfd, err);
+	if (rc > 0)
+		rc = check_empty(dirfd, 1, err) < 0 ||
+		    create_layout(dirfd, format, err) < 0 ? -1 : 0;
 	close(lockfd);
 	return rc;
 }
