@@ -617,6 +617,7 @@ main(int argc, const char **argv)
 			/* Nobody sees a report that cannot be written: stop
 			 * (as watch(1) would) instead of looping on. */
 			if (fflush(stdout) != 0 || ferror(stdout)) {
+				ch_stdout_handled();
 				if (errno == EPIPE)	/* as ch_finish() */
 					exit(code);
 				fprintf(stderr, "%s: write error: %s\n",

@@ -178,9 +178,11 @@ flush(struct ch_error *err)
 	if (opt_print && shown) {
 		for (size_t i = 0; i < shown; i++)
 			printf("%llu\n", (unsigned long long)offs[i]);
-		if (fflush(stdout) != 0)
+		if (fflush(stdout) != 0) {
+			ch_stdout_handled();
 			ch_die(CH_EXIT_FAIL, chname, "write offsets: %s",
 			    strerror(errno));
+		}
 	}
 	if (opt_tee)
 		tee_out(rc == 0 ? teebuf.n : shown);

@@ -31,6 +31,22 @@ usage_code() { [[ $1 == chlag ]] && echo 3 || echo 2; }
 	done
 }
 
+# A failure without a code of its own: 1, but 3 (UNKNOWN) for chlag.
+failure_code() { [[ $1 == chlag ]] && echo 3 || echo 1; }
+
+@test "--help, --usage and --version that cannot be written (/dev/full) fail with 'write error' (exit 1; chlag 3)" {
+	[[ -c /dev/full ]] || skip "no /dev/full"
+	for t in $TOOLS; do
+		for opt in --help --usage --version; do
+			run --separate-stderr bash -c '"$1" "$2" >/dev/full' _ "$t" "$opt"
+			[[ $status -eq $(failure_code "$t") ]] ||
+				fail "$t $opt >/dev/full exited $status: $stderr"
+			[[ $stderr == "$t: write error: No space left on device" ]] ||
+				fail "$t $opt >/dev/full said: $stderr"
+		done
+	done
+}
+
 @test "an unknown option is a usage error (exit 2; chlag 3) that names the option" {
 	for t in $TOOLS; do
 		run "-$(usage_code "$t")" --separate-stderr "$t" --no-such-option

@@ -17,6 +17,7 @@ const char *ch_prog = "chtools";
 int ch_verbose;
 int ch_quiet;
 static int usage_code = CH_EXIT_USAGE;
+static int stdout_reported;	/* a write error on stdout was dealt with */
 
 enum { OPT_VERSION = 1, OPT_QUIET, OPT_VERBOSE };
 
@@ -74,6 +75,33 @@ std_fds_open(void)
 	}
 }
 
+/* The status of a failure that has no code of its own: 1, except for a
+ * tool that exits with its usage code for every failure (chlag, a Nagios
+ * plugin: UNKNOWN). */
+static int
+failure_code(void)
+{
+	return usage_code == CH_EXIT_USAGE ? CH_EXIT_FAIL : usage_code;
+}
+
+/*
+ * Whatever path ends the tool (popt's --help and --usage call exit(0)
+ * themselves), output that could not be written must not end in status 0,
+ * as coreutils' close_stdout: flush and close stdout at exit.
+ */
+static void
+close_stdout(void)
+{
+	if (stdout_reported)
+		return;
+	if (ch_finish(0) != 0)
+		_exit(failure_code());
+	if (fclose(stdout) != 0 && errno != EPIPE) {
+		fprintf(stderr, "%s: write error: %s\n", ch_prog, strerror(errno));
+		_exit(failure_code());
+	}
+}
+
 poptContext
 ch_cli_init(const char *prog, int code, int argc, const char **argv,
     const struct poptOption *table, const char *args_help)
@@ -83,6 +111,8 @@ ch_cli_init(const char *prog, int code, int argc, const char **argv,
 	std_fds_open();
 	ch_prog = prog;
 	usage_code = code;
+	if (atexit(close_stdout) != 0)
+		ch_die(CH_EXIT_FAIL, NULL, "out of memory");
 	pc = poptGetContext(prog, argc, argv, table, 0);
 	if (!pc)
 		ch_die(CH_EXIT_FAIL, NULL, "out of memory");
@@ -203,18 +233,31 @@ ch_die_err(const char *channel, const struct ch_error *e)
 	exit(ch_finish(e->code ? e->code : CH_EXIT_FAIL));
 }
 
+void
+ch_stdout_handled(void)
+{
+	stdout_reported = 1;
+}
+
 int
 ch_finish(int status)
 {
-	int bad = ferror(stdout);
+	int earlier = ferror(stdout);
 
-	if (fflush(stdout) != 0)
-		bad = 1;
-	if (bad && errno != EPIPE) {
+	if (stdout_reported)
+		return status ? status : failure_code();
+	/* After an earlier failed write, errno is still that write's reason
+	 * unless a later call failed too: stdio keeps no copy of it. */
+	if (fflush(stdout) == 0 && !earlier)
+		return status;
+	if (errno == EPIPE)	/* the reader went away: not our failure */
+		return status;
+	stdout_reported = 1;
+	if (errno)
 		fprintf(stderr, "%s: write error: %s\n", ch_prog, strerror(errno));
-		return status ? status : CH_EXIT_FAIL;
-	}
-	return status;
+	else
+		fprintf(stderr, "%s: write error\n", ch_prog);
+	return status ? status : failure_code();
 }
 
 uint64_t

@@ -43,9 +43,14 @@ void ch_report(const char *channel, const struct ch_error *e);
 void ch_die_err(const char *channel, const struct ch_error *e)
 	__attribute__((noreturn));
 
-/* Flush stdout; a failed write becomes an error (exit 1) unless the
- * status is already an error.  Returns the status to exit with. */
+/* Flush stdout; a failed write becomes an error (exit 1, chlag 3) unless
+ * the status is already an error.  Returns the status to exit with.  An
+ * exit handler set by ch_cli_init does the same for every other exit. */
 int ch_finish(int status);
+
+/* The tool has dealt with a failed write to stdout itself (said why, or
+ * chose to stay silent): ch_finish and the exit handler stay silent too. */
+void ch_stdout_handled(void);
 
 /* Option values parsed with the option name in the message. */
 uint64_t ch_opt_size(const char *opt, const char *val);
