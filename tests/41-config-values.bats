@@ -132,3 +132,26 @@ DUR_KEYS="segment_age sync_interval retention.max_age expire"
 		}
 	done
 }
+
+@test "a SIZE with a fraction is exact: 1.9GB, 0.05GB or 0.001MB is the whole number of bytes it names, 0.1B or 1.0000000000000000000001K is not" {
+	local v
+	for v in 0.1B 1.5 0.0001KB 1.0000000000000000000001K; do
+		refuse max_bytes "$v" "not a whole number of bytes"
+	done
+	for v in 1.9GB 4.2GB 0.9KB 0.05GB 0.001MB 0.002MB 1.5M 0.5M; do
+		printf 'max_bytes: %s\n' "$v" >"$CH/channel.yaml"
+		run --separate-stderr chpub "$CH" x
+		[[ $status -eq 0 && -z $stderr ]] ||
+			fail "max_bytes: $v: exit $status: $stderr"
+		run -0 --separate-stderr chcompact --dry-run --max-bytes="$v" "$CH"
+	done
+	# The value is the one named: 0.001MB is 1000 bytes, not 999.
+	printf 'max_record_bytes: 0.001MB\n' >"$CH/channel.yaml"
+	run -0 chpub --whole "$CH" < <(head -c 1000 /dev/zero)
+	run -1 --separate-stderr chpub --whole "$CH" < <(head -c 1001 /dev/zero)
+	[[ $stderr == *"max_record_bytes"* || $stderr == *"too large"* ]] ||
+		fail "1001 bytes: $stderr"
+	# 64 bits: the largest size is one below 2^64.
+	run -0 chcompact --dry-run --max-bytes=18446744073709551614 "$CH"
+	run -2 chcompact --dry-run --max-bytes=18446744073709551616 "$CH"
+}

@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,31 +11,118 @@
 
 #include "parse.h"
 
-/* Parse "123" or "1.5" at *pp into a long double; advance *pp. */
+/*
+ * A decimal number "123" or "1.5" at *pp, exactly: mant / 10^scale (a
+ * binary fraction such as 0.1 would make 1.9GB a fraction of a byte and
+ * 0.05s 49999999ns).  Fraction digits past what 64 bits hold are dropped
+ * (below 10^-19 of the value) and counted in dropped.  Advances *pp.
+ * -1: no digits; -2: the whole part does not fit in 64 bits.
+ */
+struct decimal {
+	uint64_t mant;
+	unsigned scale;		/* 0..19 */
+	int dropped;		/* nonzero fraction digits were dropped */
+};
+
 static int
-number(const char **pp, long double *out)
+number(const char **pp, struct decimal *out)
 {
 	const char *p = *pp;
-	long double v = 0;
-	int digits = 0;
+	uint64_t m = 0;
+	unsigned scale = 0;
+	int digits = 0, dropped = 0;
 
 	while (isdigit((unsigned char)*p)) {
-		v = v * 10 + (*p++ - '0');
+		if (__builtin_mul_overflow(m, 10, &m) ||
+		    __builtin_add_overflow(m, (uint64_t)(*p - '0'), &m))
+			return -2;
+		p++;
 		digits++;
 	}
 	if (*p == '.' && isdigit((unsigned char)p[1])) {
-		long double scale = 0.1L;
-		p++;
-		while (isdigit((unsigned char)*p)) {
-			v += scale * (*p++ - '0');
-			scale /= 10;
-			digits++;
+		const char *end = ++p, *last;
+		while (isdigit((unsigned char)*end))
+			end++;
+		for (last = end; last > p && last[-1] == '0'; last--)
+			;	/* trailing zeros add nothing */
+		for (; p < last; p++) {
+			uint64_t n;
+			if (scale == 19 || __builtin_mul_overflow(m, 10, &n) ||
+			    __builtin_add_overflow(n, (uint64_t)(*p - '0'), &n)) {
+				dropped = 1;
+				break;
+			}
+			m = n;
+			scale++;
 		}
+		p = end;
+		digits++;
 	}
 	if (!digits)
 		return -1;
 	*pp = p;
-	*out = v;
+	out->mant = m;
+	out->scale = scale;
+	out->dropped = dropped;
+	return 0;
+}
+
+static uint64_t
+gcd_u64(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* d * mult: the whole part in *whole, what is left in *frac (0 <= frac <
+ * 1; exactly 0 when d * mult is whole).  -1 if the whole part does not
+ * fit. */
+static int
+scaled(const struct decimal *d, uint64_t mult, uint64_t *whole,
+    long double *frac)
+{
+	uint64_t p10 = 1;
+
+	for (unsigned i = 0; i < d->scale; i++)
+		p10 *= 10;
+	uint64_t g = gcd_u64(mult, p10);
+	uint64_t num = mult / g, den = p10 / g;	/* coprime */
+	if (__builtin_mul_overflow(d->mant / den, num, whole))
+		return -1;
+	if (d->mant % den == 0) {	/* den and num are coprime */
+		*frac = 0;
+		return 0;
+	}
+	*frac = (long double)(d->mant % den) * (long double)num /
+	    (long double)den;
+	/* the fraction times num may hold whole units too */
+	uint64_t more = (uint64_t)*frac;
+	if (__builtin_add_overflow(*whole, more, whole))
+		return -1;
+	*frac -= (long double)more;
+	if (*frac <= 0)		/* rounded to whole: still not whole */
+		*frac = 0x1p-64L;
+	return 0;
+}
+
+/* d * mult nanoseconds, rounded to the nearest; -1 past INT64_MAX. */
+static int
+scaled_ns(const struct decimal *d, uint64_t mult, int64_t *out)
+{
+	uint64_t whole;
+	long double frac;
+
+	if (scaled(d, mult, &whole, &frac) < 0)
+		return -1;
+	if (frac >= 0.5L && __builtin_add_overflow(whole, 1, &whole))
+		return -1;
+	if (whole > INT64_MAX)
+		return -1;
+	*out = (int64_t)whole;
 	return 0;
 }
 
@@ -90,24 +176,29 @@ int
 ch_parse_size(const char *s, uint64_t *out, struct ch_error *err)
 {
 	const char *p = s;
-	long double v;
+	struct decimal v;
+	int rc;
 
 	while (*p == ' ')
 		p++;
-	if (number(&p, &v) < 0)
+	if ((rc = number(&p, &v)) == -2)
+		return ch_err(err, CH_EXIT_USAGE, "size '%s' is too large", s);
+	if (rc < 0)
 		goto bad;
 	while (*p == ' ')
 		p++;
 	for (size_t i = 0; i < sizeof size_units / sizeof size_units[0]; i++) {
 		if (strcmp(p, size_units[i].suffix) != 0)
 			continue;
-		long double bytes = v * (long double)size_units[i].mult;
-		if (bytes >= 18446744073709551615.0L)
+		uint64_t bytes;
+		long double frac;
+		if (scaled(&v, size_units[i].mult, &bytes, &frac) < 0 ||
+		    bytes == UINT64_MAX)
 			return ch_err(err, CH_EXIT_USAGE, "size '%s' is too large", s);
-		if (bytes != floorl(bytes))
+		if (frac != 0 || v.dropped)
 			return ch_err(err, CH_EXIT_USAGE,
 			    "size '%s' is not a whole number of bytes", s);
-		*out = (uint64_t)bytes;
+		*out = bytes;
 		return 0;
 	}
 bad:
@@ -120,42 +211,49 @@ int
 ch_parse_duration(const char *s, int64_t *out_ns, struct ch_error *err)
 {
 	const char *p = s;
-	long double total = 0;
+	int64_t total = 0;
 	int pairs = 0;
 
 	while (*p) {
-		long double v, mult;
-		if (number(&p, &v) < 0)
+		struct decimal v;
+		uint64_t mult;
+		int64_t ns;
+		int rc = number(&p, &v);
+		if (rc == -2)
+			goto too_long;
+		if (rc < 0)
 			goto bad;
 		if (strncmp(p, "ms", 2) == 0) {
-			mult = 1e6L;
+			mult = 1000000;
 			p += 2;
 		} else if (*p == 's') {
-			mult = 1e9L;
+			mult = 1000000000;
 			p++;
 		} else if (*p == 'm') {
-			mult = 60e9L;
+			mult = 60000000000ULL;
 			p++;
 		} else if (*p == 'h') {
-			mult = 3600e9L;
+			mult = 3600000000000ULL;
 			p++;
 		} else if (*p == 'd') {
-			mult = 86400e9L;
+			mult = 86400000000000ULL;
 			p++;
 		} else if (*p == '\0' && pairs == 0) {
-			mult = 1e9L;	/* a bare number is seconds */
+			mult = 1000000000;	/* a bare number is seconds */
 		} else {
 			goto bad;
 		}
-		total += v * mult;
+		if (scaled_ns(&v, mult, &ns) < 0 ||
+		    __builtin_add_overflow(total, ns, &total))
+			goto too_long;
 		pairs++;
 	}
 	if (!pairs)
 		goto bad;
-	if (total > 9.2e18L)
-		return ch_err(err, CH_EXIT_USAGE, "duration '%s' is too long", s);
-	*out_ns = (int64_t)total;
+	*out_ns = total;
 	return 0;
+too_long:
+	return ch_err(err, CH_EXIT_USAGE, "duration '%s' is too long", s);
 bad:
 	return ch_err(err, CH_EXIT_USAGE,
 	    "invalid duration '%s' (expected e.g. 500ms, 90s, 15m, 1h30m, 7d)", s);
@@ -266,12 +364,13 @@ ch_parse_time(const char *s, int64_t now_ns, int64_t *out_ns,
 
 	if (s[0] == '@') {
 		const char *p = s + 1;
-		long double v;
-		if (number(&p, &v) == 0 && *p == '\0') {
-			/* Converting a value beyond int64_t is undefined. */
-			if (!(v * 1e9L < 9223372036854775808.0L))
+		struct decimal v;
+		int rc2 = number(&p, &v);
+		if (rc2 == -2)
+			goto range;
+		if (rc2 == 0 && *p == '\0') {
+			if (scaled_ns(&v, 1000000000, out_ns) < 0)
 				goto range;
-			*out_ns = (int64_t)(v * 1e9L);
 			return 0;
 		}
 	} else if (strlen(s) >= 10 && s[4] == '-' &&
