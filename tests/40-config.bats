@@ -222,11 +222,32 @@ b"
 	run -0 chpub --max-record-bytes=5 "$CH" abcde
 }
 
-@test "a symlinked channel.yaml is refused" {
+@test "a channel.yaml that is a symbolic link, a directory or a FIFO is a bad channel.yaml (78), whatever the tool" {
 	cp "$CH/channel.yaml" "$T/elsewhere.yaml"
 	rm "$CH/channel.yaml"
 	ln -s "$T/elsewhere.yaml" "$CH/channel.yaml"
-	run --separate-stderr chsub --peek "$CH"
-	assert_failure
-	[[ $stderr == *"channel.yaml"* ]]
+	run -78 --separate-stderr chsub --peek "$CH"
+	assert_equal "$stderr" "chsub: $CH: channel.yaml: is a symbolic link (refused)"
+	run -78 --separate-stderr chpub "$CH" x
+	rm "$CH/channel.yaml"
+	mkdir "$CH/channel.yaml"
+	run -78 --separate-stderr chcompact "$CH"
+	assert_equal "$stderr" "chcompact: $CH: channel.yaml: Is a directory"
+	rmdir "$CH/channel.yaml"
+	mkfifo "$CH/channel.yaml"
+	run -78 --separate-stderr timeout 20 choffset "$CH"
+	assert_equal "$stderr" "choffset: $CH: channel.yaml: not a regular file"
+}
+
+@test "'.' and '..' are not channel names under CH_ROOT (usage error), and nothing is created" {
+	mkdir "$T/root"
+	run -2 --separate-stderr env CH_ROOT="$T/root" chpub . x
+	assert_equal "$stderr" "chpub: .: '.' is not a channel name under CH_ROOT (a path with a '/', such as ./., is taken as it is)"
+	run -2 --separate-stderr env CH_ROOT="$T/root" chsub .. s
+	run -0 ls -A "$T/root"
+	assert_output ""
+	# A path is taken as it is.
+	mkdir "$T/here"
+	run -0 bash -c 'cd "$1" && CH_ROOT="$2" chpub ./. x && chsub --peek .' _ "$T/here" "$T/root"
+	assert_output "x"
 }

@@ -26,10 +26,18 @@ ch_channel_resolve(const char *arg, char *out, size_t outlen,
 
 	if (!arg[0])
 		return ch_err(err, CH_EXIT_USAGE, "empty channel name");
-	if (!strchr(arg, '/') && root && root[0])
+	if (!strchr(arg, '/') && root && root[0]) {
+		/* A name under CH_ROOT is one directory in it, never CH_ROOT
+		 * itself or its parent. */
+		if (strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
+			return ch_err(err, CH_EXIT_USAGE,
+			    "'%s' is not a channel name under CH_ROOT (a path "
+			    "with a '/', such as ./%s, is taken as it is)", arg,
+			    arg);
 		n = snprintf(out, outlen, "%s/%s", root, arg);
-	else
+	} else {
 		n = snprintf(out, outlen, "%s", arg);
+	}
 	if (n < 0 || (size_t)n >= outlen)
 		return ch_err(err, CH_EXIT_USAGE, "channel path too long");
 	return 0;

@@ -661,8 +661,12 @@ ch_config_load(int dirfd, struct ch_config *cfg, struct ch_error *err)
 		if (errno == ENOENT)
 			return ch_err(err, CH_EXIT_FAIL,
 			    "not a channel (no %s)", CH_CONFIG_FILE);
-		return ch_err_sys(err, errno == EFBIG ? CH_EXIT_CONFIG :
-		    CH_EXIT_FAIL, "%s", CH_CONFIG_FILE);
+		/* Too large, or not a file one can write YAML in: a bad
+		 * channel.yaml (78), not an I/O failure. */
+		int bad = errno == EFBIG || errno == EISDIR || errno == ELOOP ||
+		    errno == CH_ENOTREG;
+		return ch_err_sys(err, bad ? CH_EXIT_CONFIG : CH_EXIT_FAIL, "%s",
+		    CH_CONFIG_FILE);
 	}
 	rc = ch_config_parse(text, len, CH_CONFIG_FILE, cfg, err);
 	free(text);
