@@ -369,7 +369,13 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 	int code = N_OK;
 	int64_t now = ch_now_ns();
 	char first_failure[4700] = "";
+	/* which channels could be read (--prometheus says it of each) */
+	unsigned char *up = calloc(nch ? nch : 1, 1);
 
+	if (!up) {
+		ch_msg(NULL, "out of memory");
+		return -1;
+	}
 	for (size_t i = 0; i < nch; i++) {
 		struct ch_channel ch;
 		struct ch_error err;
@@ -387,10 +393,12 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 			continue;
 		}
 		ch_channel_close(&ch);
+		up[i] = 1;
 		struct ch_lagrow *na = realloc(all, (nall + n + 1) * sizeof *all);
 		if (!na) {
 			free(rows);
 			free(all);
+			free(up);
 			ch_msg(chans[i], "out of memory");
 			return -1;
 		}
@@ -406,11 +414,12 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 	else if (opt_yaml) {
 		if (ch_lag_yaml(f, all, nall, opt_explain, now) < 0) {
 			free(all);
+			free(up);
 			ch_msg(NULL, "YAML output failed");
 			return -1;
 		}
 	} else if (opt_prom)
-		ch_lag_prometheus(f, all, nall, chans, nch, now);
+		ch_lag_prometheus(f, all, nall, chans, up, nch, now);
 	else if (opt_nagios)
 		nagios_line(f, all, nall, code, failed, first_failure);
 	else {
@@ -425,6 +434,7 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 			fprintf(f, "no subscribers\n");
 	}
 	free(all);
+	free(up);
 	return code;
 }
 

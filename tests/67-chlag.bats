@@ -190,6 +190,35 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	assert_line --partial "chlag_lag_records{channel=\"$T/we\\\"ird\\\\name\",subscriber=\"s\"} 0"
 }
 
+@test "--prometheus: chlag_channel_up is 1 for each channel read (an ERROR subscriber or none at all included), 0 for one that cannot be, which keeps its scrape time" {
+	choffset --create "$CH" broken >/dev/null
+	echo garbage >"$CH/subscribers/broken/offset"
+	local empty=$T/empty bad=$T/bad
+	chpub "$empty" </dev/null
+	chpub "$bad" </dev/null
+	echo 'segment_bytes: [' >"$bad/channel.yaml"
+	run -3 --separate-stderr chlag --prometheus -o "$T/out.prom" \
+	    "$CH" "$empty" "$bad" "$T/nothing"
+	[[ $stderr == *"chlag: $bad: channel.yaml:"* ]] || fail "$stderr"
+	[[ $stderr == *"chlag: $T/nothing: no such channel"* ]] || fail "$stderr"
+	run -0 grep -A4 '^# TYPE chlag_channel_up gauge$' "$T/out.prom"
+	assert_output "# TYPE chlag_channel_up gauge
+chlag_channel_up{channel=\"$CH\"} 1
+chlag_channel_up{channel=\"$empty\"} 1
+chlag_channel_up{channel=\"$bad\"} 0
+chlag_channel_up{channel=\"$T/nothing\"} 0"
+	run -0 grep -c '^chlag_channel_up{' "$T/out.prom"
+	assert_output 4
+	# the unreadable ones have no other series but their scrape time,
+	# which is that of the report, as for the others
+	run -0 grep -Fe "\"$bad\"" -e "\"$T/nothing\"" "$T/out.prom"
+	assert_equal "${#lines[@]}" 4
+	run -0 sed -n 's/^chlag_scrape_timestamp_seconds{channel=".*"} //p' "$T/out.prom"
+	assert_equal "${#lines[@]}" 4
+	[[ ${lines[0]} =~ ^[0-9]+\.[0-9]+$ ]] || fail "${lines[0]}"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | sort -u)" "${lines[0]}"
+}
+
 @test "--output writes the report to FILE atomically" {
 	chsub "$CH" s >/dev/null
 	echo old >"$T/chlag.prom"

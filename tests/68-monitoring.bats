@@ -45,24 +45,26 @@ every_status() {
 }
 
 # The gauges, as chlag(1) lists them.
-METRICS="chlag_end_offset_bytes chlag_lag_bytes chlag_lag_records
-chlag_lag_seconds chlag_last_commit_timestamp_seconds chlag_offset_bytes
-chlag_retry_attempts chlag_retry_next_attempt_timestamp_seconds
-chlag_running chlag_scrape_timestamp_seconds chlag_status"
+METRICS="chlag_channel_up chlag_end_offset_bytes chlag_lag_bytes
+chlag_lag_records chlag_lag_seconds chlag_last_commit_timestamp_seconds
+chlag_offset_bytes chlag_retry_attempts
+chlag_retry_next_attempt_timestamp_seconds chlag_running
+chlag_scrape_timestamp_seconds chlag_status"
 
-@test "--prometheus: promtool check metrics accepts the report, lint included, with every status and a hostile channel path" {
+@test "--prometheus: promtool check metrics accepts the report, lint included, with every status, a channel it cannot read and a hostile channel path" {
 	need promtool prometheus
 	every_status
 	hostile_channel
-	run -2 --separate-stderr chlag --prometheus "$CH" "$HOSTILE"
+	run -2 --separate-stderr chlag --prometheus "$CH" "$HOSTILE" "$T/nothing"
 	printf '%s\n' "$output" >"$T/chlag.prom"
 	run promtool check metrics <"$T/chlag.prom"
 	assert_success
 	assert_output ""
 	# the bytes that are not UTF-8 as U+FFFD, the rest escaped
-	# (17 samples of its row and its scrape time)
+	# (17 samples of its row, whether it could be read and its scrape
+	# time)
 	run grep -c "channel=\"$T/we\\\\\"ird\\\\\\\\na=me|x 'q'"$'\t\\\\n\xef\xbf\xbd"' "$T/chlag.prom"
-	assert_output 18
+	assert_output 19
 }
 
 @test "--prometheus: metric names follow the Prometheus conventions (snake case, base units, no counters) and chlag(1) lists each" {
@@ -204,7 +206,51 @@ EOF
 	assert_line "$(printf '%s\t1\t\t\t\t0\t' "$CH/s_attempts")"
 }
 
-@test "examples/chlag-alerts.yml: promtool checks the rules and, on a real chlag report, fires for a stopped subscriber that is behind and not for one that is fine" {
+@test "examples/chlag-alerts.yml: every metric and status the rules name is one chlag prints; a rule sees each row without a lag and each channel it cannot read" {
+	every_status
+	run -2 --separate-stderr chlag --prometheus "$CH" "$T/nothing"
+	printf '%s\n' "$output" >"$T/chlag.prom"
+	local rules="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/../examples/chlag-alerts.yml"
+	local printed statuses used ruled name line n=0
+	printed=$(awk '/^# TYPE / { print $3 }' "$T/chlag.prom" | sort -u)
+	statuses=$(grep -o 'status="[A-Z]*"' "$T/chlag.prom" | sort -u |
+	    sed 's/status="\(.*\)"/\1/')
+	used=$(grep -E '^ *expr:' "$rules") || fail "no expr in $rules"
+	for name in $(grep -oE 'chlag_[a-z_]+' <<<"$used" | sort -u); do
+		grep -qxF "$name" <<<"$printed" ||
+			fail "$name: in the rules, not printed by chlag"
+		n=$((n + 1))
+	done
+	((n >= 3)) || fail "only $n metrics in: $used"
+	# the statuses in status="X" and status=~"X|Y"
+	ruled=$(grep -oE 'status=~?"[^"]*"' <<<"$used" |
+	    sed 's/.*"\(.*\)"/\1/' | tr '|' '\n' | sort -u)
+	for name in $ruled; do
+		grep -qxF "$name" <<<"$statuses" ||
+			fail "$name: a status in the rules that chlag does not have"
+	done
+	# A row without chlag_lag_seconds (ERROR, INVALID) is seen by its
+	# status alone.
+	n=0
+	while IFS= read -r line; do
+		[[ $line =~ ^chlag_status\{(.*),status=\"([A-Z]+)\"\}\ 1$ ]] ||
+			continue
+		grep -qF "chlag_lag_seconds{${BASH_REMATCH[1]}}" "$T/chlag.prom" &&
+			continue
+		grep -qxF "${BASH_REMATCH[2]}" <<<"$ruled" ||
+			fail "no rule for status ${BASH_REMATCH[2]}, a row without a lag"
+		n=$((n + 1))
+	done <"$T/chlag.prom"
+	assert_equal "$n" 2
+	# A channel it cannot read: 0 (1 for one it can), and a rule on it.
+	run -0 grep '^chlag_channel_up' "$T/chlag.prom"
+	assert_output "chlag_channel_up{channel=\"$CH\"} 1
+chlag_channel_up{channel=\"$T/nothing\"} 0"
+	run -0 grep -c 'expr: chlag_channel_up == 0$' "$rules"
+	assert_output 1
+}
+
+@test "examples/chlag-alerts.yml: promtool checks the rules and, on a real chlag report, fires for a stopped subscriber that is behind, one whose offset file cannot be read and a channel chlag cannot read, not for one that is fine" {
 	need promtool prometheus
 	local rules="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/../examples/chlag-alerts.yml"
 	run -0 promtool check rules "$rules"
@@ -212,13 +258,18 @@ EOF
 	at -20m chpub "$CH" a
 	at -20m chsub "$CH" ok >/dev/null
 	at -20m choffset --create --earliest "$CH" stop >/dev/null
-	run -2 --separate-stderr chlag --prometheus "$CH"
+	at -20m choffset --create --earliest "$CH" error >/dev/null
+	echo damage >"$CH/subscribers/error/offset"
+	local bad=$T/bad
+	chpub "$bad" </dev/null
+	echo 'segment_bytes: [' >"$bad/channel.yaml"
+	run -2 --separate-stderr chlag --prometheus "$CH" "$bad"
 	printf '%s\n' "$output" >"$T/chlag.prom"
 	# Every sample of the report as a series that holds its value for 20
 	# minutes, and the alerts expected 12 minutes in.
-	python3 - "$T/chlag.prom" "$rules" "$CH" >"$T/test.yml" <<'EOF'
+	python3 - "$T/chlag.prom" "$rules" "$CH" "$bad" >"$T/test.yml" <<'EOF'
 import json, sys
-prom, rules, ch = sys.argv[1:]
+prom, rules, ch, bad = sys.argv[1:]
 series, behind = [], None
 for line in open(prom):
     if line.startswith("#") or not line.strip():
@@ -228,18 +279,27 @@ for line in open(prom):
         series.append({"series": name, "values": "%sx20" % value.strip()})
     if name.startswith("chlag_lag_seconds{") and 'subscriber="stop"' in name:
         behind = int(float(value))	# as humanizeDuration shows it
-stop = {"channel": ch, "subscriber": "stop"}
-def alert(name, labels, summary, **more):
-    return {"eval_time": "12m", "alertname": name, "exp_alerts": [{
-        "exp_labels": labels, "exp_annotations": dict(summary=summary, **more)}]}
+def sub(name):
+    return {"channel": ch, "subscriber": name}
+def alert(name, *exp):
+    return {"eval_time": "12m", "alertname": name, "exp_alerts": [
+        {"exp_labels": labels, "exp_annotations": annotations}
+        for labels, annotations in exp]}
+def stuck(name, status):
+    return (dict(sub(name), status=status, severity="critical"),
+            {"summary": "%s/%s is %s" % (ch, name, status), "description":
+             "Run `chlag --explain %s` to see which rule set it and why." % ch})
 print(json.dumps({"rule_files": [rules], "evaluation_interval": "1m",
     "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": [
-        alert("ChannelSubscriberStuck", dict(stop, status="STOP", severity="critical"),
-              "%s/stop is STOP" % ch,
-              description="Run `chlag --explain %s` to see which rule set it and why." % ch),
-        alert("ChannelSubscriberBehind", dict(stop, severity="warning"),
-              "%s/stop is %dm %ds behind" % (ch, behind // 60, behind % 60)),
-        {"eval_time": "12m", "alertname": "ChannelSubscriberRetrying", "exp_alerts": []},
+        alert("ChannelSubscriberStuck", stuck("stop", "STOP"),
+              stuck("error", "ERROR")),
+        alert("ChannelSubscriberBehind", (dict(sub("stop"), severity="warning"),
+              {"summary": "%s/stop is %dm %ds behind"
+               % (ch, behind // 60, behind % 60)})),
+        alert("ChannelUnreadable", ({"channel": bad, "severity": "critical"},
+              {"summary": "chlag cannot read %s" % bad,
+               "description": "Run `chlag %s` to see why." % bad})),
+        alert("ChannelSubscriberRetrying"),
     ]}]}))
 EOF
 	run promtool test rules "$T/test.yml"

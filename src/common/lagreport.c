@@ -516,7 +516,8 @@ metric(FILE *f, const char *name, const struct ch_lagrow *r,
 
 void
 ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
-    const char *const *channels, size_t nch, int64_t now)
+    const char *const *channels, const unsigned char *up, size_t nch,
+    int64_t now)
 {
 	static const struct {
 		const char *name, *help;
@@ -578,9 +579,20 @@ ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
 		}
 	}
 	/* Per channel, so that the reports of several chlag runs can sit side
-	 * by side in one textfile directory without a duplicate series. */
-	fprintf(f, "# HELP chlag_scrape_timestamp_seconds When chlag read the "
-	    "channel.\n# TYPE chlag_scrape_timestamp_seconds gauge\n");
+	 * by side in one textfile directory without a duplicate series.  A
+	 * channel that cannot be read has no rows: without chlag_channel_up
+	 * 0 nothing would tell it from one that has no subscribers.  It
+	 * keeps its scrape time, which says when that was found out. */
+	fprintf(f, "# HELP chlag_channel_up 1 if chlag could read the channel, "
+	    "0 if not.\n# TYPE chlag_channel_up gauge\n");
+	for (size_t c = 0; c < nch; c++) {
+		fputs("chlag_channel_up{channel=\"", f);
+		label(f, channels[c]);
+		fprintf(f, "\"} %d\n", up[c] ? 1 : 0);
+	}
+	fprintf(f, "# HELP chlag_scrape_timestamp_seconds When chlag read, or "
+	    "tried to read, the channel.\n"
+	    "# TYPE chlag_scrape_timestamp_seconds gauge\n");
 	for (size_t c = 0; c < nch; c++) {
 		fputs("chlag_scrape_timestamp_seconds{channel=\"", f);
 		label(f, channels[c]);

@@ -29,8 +29,10 @@ void ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
     int64_t now);
 int ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
     int64_t now);
-/* channels: every channel of the report, read or not (no duplicates). */
+/* channels: every channel of the report, read or not (no duplicates);
+ * up[i]: whether channels[i] could be read. */
 void ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
-    const char *const *channels, size_t nch, int64_t now);
+    const char *const *channels, const unsigned char *up, size_t nch,
+    int64_t now);
 
 #endif
