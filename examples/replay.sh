@@ -34,11 +34,40 @@ trap 'choffset -q --delete "$ch" "$sub" >/dev/null' EXIT
 trap 'exit 130' INT TERM
 
 # "SUB OLD -> NEW": NEW is the offset of the first record at or after TO.
-end=$(choffset --dry-run --time="$to" "$ch" "$sub" | awk '{ print $NF }')
+# choffset alone in the $(...), so that set -e sees it fail (the status
+# of a pipeline is its last command's).
+moved=$(choffset --dry-run --time="$to" "$ch" "$sub")
+end=${moved##* }
+case $end in
+'' | *[!0-9]*)
+	echo "replay.sh: $ch: unexpected output of choffset --dry-run: $moved" >&2
+	exit 1 ;;
+esac
 
-# Count the records between: their offsets are below end.
-n=$(chsub --peek --format='%o\n' "$ch" "$sub" |
-    awk -v end="$end" '$1 + 0 >= end + 0 { exit } { n++ } END { print n + 0 }')
+# peek_offsets: the offsets of the records from the replay subscriber's
+# on, one a line, then "exit STATUS" with chsub's exit status (the status
+# of a pipeline is its last command's, and sh has no pipefail).
+peek_offsets() {
+	st=0
+	chsub --peek --format='%o\n' "$ch" "$sub" || st=$?
+	echo "exit $st"
+}
+
+# Count the records between: their offsets are below end.  awk stops at
+# the first record at or after end (chsub then exits 0, its reader gone),
+# and fails with chsub's status if chsub failed before: a record missing
+# from the count would be missing from the replay without a word.
+n=$(peek_offsets | awk -v end="$end" '
+	$1 == "exit" { status = $2 + 0; done = 1; exit }
+	$1 + 0 >= end + 0 { done = 1; exit }
+	{ n++ }
+	END {
+		if (!done)
+			status = 1	# no status line: the shell died
+		if (status == 0)
+			print n + 0
+		exit status
+	}')
 
 if [ "$n" -eq 0 ]; then
 	echo "replay.sh: $ch: no records from $from to $to" >&2

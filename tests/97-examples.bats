@@ -278,6 +278,45 @@ two-hours-ago-3 padding padding padding padding"
 	assert_output --partial usage
 }
 
+@test "replay.sh: a time choffset refuses, FROM or TO, fails with its error and status, not as an empty range" {
+	replay_channel
+	local before
+	before=$(offset_of shipper)
+	run -2 --separate-stderr sh "$EX/replay.sh" "$CH" 1h bogus
+	assert_output ""
+	[[ $stderr == "choffset: --time: invalid time 'bogus'"* ]] || fail "$stderr"
+	[[ $stderr != *"no records"* ]] || fail "$stderr"
+	run -2 --separate-stderr sh "$EX/replay.sh" "$CH" bogus 1h
+	[[ $stderr == "choffset: --time: invalid time 'bogus'"* ]] || fail "$stderr"
+	# the replay subscriber is gone either way
+	run -0 choffset "$CH"
+	assert_output "shipper $before"
+}
+
+@test "replay.sh: a corrupt record in the range fails with chsub's status before replaying anything, instead of replaying the records before it" {
+	# A segment per hour: choffset --time finds TO by the index, without
+	# reading the records before it.
+	CH_BIRTH=-1d new_channel segment_age=30m
+	fill 3 three-hours-ago -3h
+	fill 3 two-hours-ago -2h
+	fill 3 an-hour-ago -1h
+	assert_equal "$(segments | wc -l)" 3
+	# a byte of a record's payload, in the middle of the range (at the
+	# end it would be a torn tail: not written yet, not corrupt)
+	local seg pos
+	seg=$(grep -l 'two-hours-ago-2' "$CH"/*.seg)
+	pos=$(grep -abo 'two-hours-ago-2' "$seg" | cut -d: -f1)
+	[[ $pos =~ ^[0-9]+$ ]] || fail "two-hours-ago-2 not found in $seg: $pos"
+	flip_byte "$seg" $((pos + 5))
+	run -65 --separate-stderr sh "$EX/replay.sh" "$CH" 4h 1m
+	assert_output ""
+	[[ $stderr == "chsub: $CH: corrupt record at offset "* ]] || fail "$stderr"
+	[[ $stderr != *"no records"* ]] || fail "$stderr"
+	# the replay subscriber is gone
+	run -0 choffset "$CH"
+	assert_output ""
+}
+
 # --- all of them ---------------------------------------------------------
 
 @test "every example is listed in examples/README.md and named by the test that runs it" {
