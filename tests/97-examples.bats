@@ -230,6 +230,24 @@ all 300 records delivered, in order, once"
 	run -1 pgrep -f "$T/ship/"
 }
 
+@test "log-shipping.sh: a chlag that cannot read the channel ends it at once with chlag's error, not with a time-out" {
+	mkdir "$T/fake"
+	cat >"$T/fake/chlag" <<-'EOF'
+		#!/bin/sh
+		echo "chlag: logs: cannot read it (a test)" >&2
+		exit 3
+	EOF
+	chmod +x "$T/fake/chlag"
+	# well under the script's 30 s wait for the lag
+	PATH=$T/fake:$PATH WORK=$T/ship run -1 --separate-stderr \
+	    timeout 25 sh "$EX/log-shipping.sh"
+	assert_output "receiver up:      100 records received
+receiver down"
+	[[ $stderr == *"chlag: logs: cannot read it (a test)"* ]] || fail "$stderr"
+	[[ $stderr != *"timed out"* ]] || fail "$stderr"
+	run -1 pgrep -f "$T/ship/"
+}
+
 # --- replay.sh -----------------------------------------------------------
 
 # Three batches, an hour apart, and a subscriber that has read them all.
