@@ -8,7 +8,7 @@
 # to SHIP and commits the offset only when SHIP exits 0; while the receiver
 # is down, SHIP fails and chsub retries with backoff, the records wait on
 # disk, and the shipper can even be stopped and started again.  When the
-# receiver is back, everything arrives, in order.
+# receiver is back, everything arrives, in order, at least once.
 #
 # Run as is, it is a demonstration in a temporary directory (nothing outside
 # it is touched; WORK=DIR to choose it and keep it).  In real life the
@@ -21,6 +21,17 @@
 # (or curl -fsS --data-binary @- https://collector/ingest; see also
 # examples/forwarding.md).  Run the shipper under a supervisor such as the
 # chsub@.service unit in this directory.
+#
+# Nothing is lost, but a record can arrive twice: a connection lost in the
+# middle of a batch leaves part of it appended on loghost, ssh fails, and
+# chsub hands the whole batch over again (as it does when the reply is
+# lost, or when chsub is killed before it commits).  Exactly once takes a
+# receiver that skips the records it already has, by CH_SEQ (a batch holds
+# records CH_SEQ to CH_SEQ + CH_COUNT - 1), and stores each batch together
+# with the last CH_SEQ it holds atomically (one transaction, or one file
+# renamed into place).  The demonstration's receiver fails only before it
+# writes anything, and its shipper stops cleanly, so there every record
+# arrives exactly once.
 set -eu
 
 if [ -n "${WORK:-}" ]; then
