@@ -315,7 +315,7 @@ main(int argc, const char **argv)
 	struct ch_channel ch;
 	struct ch_session_opts so = { 0 };
 	struct ch_outfmt fmt = { CH_OUT_PLAIN, '\n', NULL, 1 };
-	struct ch_notify nt = { -1 };
+	struct ch_notify nt = { .fd = -1 };
 	struct ch_handler_opts ho = { 0 };
 	struct ch_error err;
 	const char **args;
@@ -493,8 +493,19 @@ main(int argc, const char **argv)
 	(void)fcntl(1, F_SETPIPE_SZ, OUT_FLUSH);
 	stdout_flags = fcntl(1, F_GETFL);
 
-	if (opt_follow)
+	if (opt_follow) {
 		ch_notify_open(&nt, ch.dirfd);
+		if (!ho.cmd) {
+			/* Printing: a stop signal just before a wait cuts
+			 * it short (handler mode has its own waits). */
+			sigset_t stopsigs;
+			sigemptyset(&stopsigs);
+			sigaddset(&stopsigs, SIGINT);
+			sigaddset(&stopsigs, SIGTERM);
+			sigaddset(&stopsigs, SIGHUP);
+			ch_notify_stop_on(&nt, &stop, &stopsigs);
+		}
+	}
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "\n", 1) != 1)
 			ch_warn(chname, "--ready-fd %d: %s", ready_fd,

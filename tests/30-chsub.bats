@@ -464,6 +464,27 @@ vanishing() {
 	assert_output ""
 }
 
+@test "a stop signal that lands just before a follower starts to wait ends it at once, not at the next record" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	local sig
+	chsub "$CH" s
+	chpub "$CH" a
+	chsub "$CH" s >/dev/null
+	for sig in TERM INT HUP; do
+		# the shim raises the signal just before chsub's first wait
+		# (nothing read, nothing to commit: a wait with no end); it used
+		# to be slept through until the next record came
+		CHFAULT_SIGNAL_AT_POLL=$(kill -l "$sig") LD_PRELOAD="$CHFAULT" \
+		    start_bg chsub -f "$CH" s >"$T/out"
+		wait_for 20 gone "$BG"
+		run wait "$BG"
+		assert_success
+		assert_equal "$(cat "$T/out")" ""
+	done
+	assert_equal "$(offset_of s)" "$(end_offset)"
+}
+
 # blocked_on_pipe SIGNAL...: publish 2000 records of 1001 output bytes,
 # run chsub s into the FIFO $T/pipe, which a reader holds open without
 # reading (fd 5), until it blocks in write(2) mid-record (no pipe size,

@@ -30,6 +30,8 @@ ch_notify_open(struct ch_notify *n, int dirfd)
 	char path[64];
 
 	n->fd = -1;
+	n->stop = NULL;
+	sigemptyset(&n->stopsigs);
 	if (getenv_poll_only())
 		return 0;
 	n->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -52,44 +54,46 @@ ch_notify_close(struct ch_notify *n)
 	n->fd = -1;
 }
 
-static void
-sleep_ns(int64_t ns)
+void
+ch_notify_stop_on(struct ch_notify *n, volatile sig_atomic_t *stop,
+    const sigset_t *sigs)
 {
-	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
-
-	nanosleep(&ts, NULL);	/* EINTR: return early, caller re-checks */
+	n->stop = stop;
+	n->stopsigs = *sigs;
 }
 
 int
 ch_notify_wait(struct ch_notify *n, int64_t timeout_ns)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	struct pollfd p;
-	int ms, rc;
+	struct pollfd p = { n->fd, POLLIN, 0 };
+	int64_t ns = timeout_ns;
+	sigset_t old;
+	int rc, saved;
 
-	if (n->fd < 0) {
-		/* Polling: a sleep that covers the whole timeout is a
-		 * timeout (callers commit when idle); a shorter one only
-		 * means "look again". */
-		if (timeout_ns >= 0 && timeout_ns <= CH_NOTIFY_POLL_NS) {
-			sleep_ns(timeout_ns);
+	/* Polling: a sleep that covers the whole timeout is a timeout
+	 * (callers commit when idle); a shorter one only means "look
+	 * again". */
+	if (n->fd < 0 && (ns < 0 || ns > CH_NOTIFY_POLL_NS))
+		ns = CH_NOTIFY_POLL_NS;
+	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
+	if (n->stop) {
+		if (sigprocmask(SIG_BLOCK, &n->stopsigs, &old) < 0)
+			return -1;
+		if (*n->stop) {
+			(void)sigprocmask(SIG_SETMASK, &old, NULL);
 			return 0;
 		}
-		sleep_ns(CH_NOTIFY_POLL_NS);
-		return 1;
 	}
-	if (timeout_ns < 0)
-		ms = -1;
-	else
-		ms = timeout_ns / 1000000 >= INT_MAX ? INT_MAX :	/* 24.8 days */
-		    (int)((timeout_ns + 999999) / 1000000);
-	p.fd = n->fd;
-	p.events = POLLIN;
-	rc = poll(&p, 1, ms);
+	rc = ppoll(&p, 1, ns < 0 ? NULL : &ts, n->stop ? &old : NULL);
+	saved = errno;
+	if (n->stop && sigprocmask(SIG_SETMASK, &old, NULL) < 0)
+		return -1;
+	errno = saved;
 	if (rc < 0)
 		return errno == EINTR ? 0 : -1;
 	if (rc == 0)
-		return 0;
+		return ns == timeout_ns ? 0 : 1;
 	/* Drain: any event (or IN_Q_OVERFLOW) just means "look again".  A
 	 * read that leaves room for the largest event got them all, so the
 	 * usual wake-up costs one read(2), not a second one for EAGAIN (an

@@ -8,16 +8,24 @@
  * already queued on the inotify fd, so it cannot be missed.  When inotify
  * is unavailable (no instances left, a file system without it) waiting
  * degrades to polling every CH_NOTIFY_POLL_NS.
+ *
+ * A wait is not started at all once a stop flag is set: the stop signals
+ * are blocked from that last look at the flag until the wait lets them
+ * in, so one that lands just before the wait interrupts it instead of
+ * being slept through.
  */
 #ifndef CH_NOTIFY_H
 #define CH_NOTIFY_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #define CH_NOTIFY_POLL_NS 50000000	/* 50 ms */
 
 struct ch_notify {
 	int fd;		/* inotify fd, or -1 when polling */
+	volatile sig_atomic_t *stop;	/* no wait once set (NULL: none) */
+	sigset_t stopsigs;	/* the signals that set *stop */
 };
 
 /* Start watching; never fails (falls back to polling).  Returns 1 if
@@ -25,10 +33,16 @@ struct ch_notify {
 int ch_notify_open(struct ch_notify *n, int dirfd);
 void ch_notify_close(struct ch_notify *n);
 
+/* Waits do not start once *stop is set by one of sigs (SIGINT, SIGTERM,
+ * SIGHUP...), which must not be blocked by the caller. */
+void ch_notify_stop_on(struct ch_notify *n, volatile sig_atomic_t *stop,
+    const sigset_t *sigs);
+
 /*
  * Wait up to timeout_ns (-1: forever) for a change.  Returns 1 when
  * something may have changed, 0 on timeout or when a signal interrupted
- * the wait (the caller checks its flags), -1 on error.
+ * the wait or *stop was already set (the caller checks its flags), -1 on
+ * error.
  */
 int ch_notify_wait(struct ch_notify *n, int64_t timeout_ns);
 

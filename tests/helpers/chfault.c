@@ -25,6 +25,10 @@
  *                        as a compaction deleting that segment between a
  *                        reader's look at the channel and its open would
  *                        (not counted: the tool changes nothing).
+ *   CHFAULT_SIGNAL_AT_POLL=SIG  raise signal number SIG in the process just
+ *                        before its first poll(2) or ppoll(2), as a stop
+ *                        signal landing just before a wait would (not
+ *                        counted).
  *
  * Wrapped: write pwrite pwrite64 ftruncate fsync fdatasync open openat
  * (only with O_CREAT) rename renameat renameat2 unlink unlinkat mkdirat.
@@ -34,6 +38,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -410,4 +415,35 @@ faccessat(int d, const char *p, int mode, int fl)
 	if (fail_only("faccessat", p) < 0)
 		return -1;
 	return real(d, p, mode, fl);
+}
+
+/* CHFAULT_SIGNAL_AT_POLL: the signal, once, before the first wait. */
+static void
+signal_before_wait(void)
+{
+	static int done;
+	const char *s = getenv("CHFAULT_SIGNAL_AT_POLL");
+
+	if (done || !s || !*s)
+		return;
+	done = 1;
+	raise(atoi(s));
+}
+
+int
+poll(struct pollfd *fds, nfds_t n, int ms)
+{
+	REAL("poll", int, struct pollfd *, nfds_t, int);
+	signal_before_wait();
+	return real(fds, n, ms);
+}
+
+int
+ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+    const sigset_t *mask)
+{
+	REAL("ppoll", int, struct pollfd *, nfds_t, const struct timespec *,
+	    const sigset_t *);
+	signal_before_wait();
+	return real(fds, n, ts, mask);
 }
