@@ -315,7 +315,7 @@ main(int argc, const char **argv)
 	struct ch_channel ch;
 	struct ch_session_opts so = { 0 };
 	struct ch_outfmt fmt = { CH_OUT_PLAIN, '\n', NULL, 1 };
-	struct ch_notify nt = { .fd = -1 };
+	struct ch_notify nt = { .fd = -1, .out_fd = -1 };
 	struct ch_handler_opts ho = { 0 };
 	struct ch_error err;
 	const char **args;
@@ -496,13 +496,15 @@ main(int argc, const char **argv)
 	if (opt_follow) {
 		ch_notify_open(&nt, ch.dirfd);
 		if (!ho.cmd) {
-			/* Printing: a stop signal just before a wait cuts
-			 * it short (handler mode has its own waits). */
+			/* Printing: a reader of stdout that goes away while
+			 * we wait ends us as a broken pipe would, and a stop
+			 * signal just before a wait cuts it short. */
 			sigset_t stopsigs;
 			sigemptyset(&stopsigs);
 			sigaddset(&stopsigs, SIGINT);
 			sigaddset(&stopsigs, SIGTERM);
 			sigaddset(&stopsigs, SIGHUP);
+			ch_notify_watch_reader(&nt, 1);
 			ch_notify_stop_on(&nt, &stop, &stopsigs);
 		}
 	}
@@ -606,11 +608,14 @@ main(int argc, const char **argv)
 			/* Idle for a moment?  Then commit before sleeping. */
 			int64_t w = left >= 0 && left < IDLE_COMMIT_NS ? left :
 			    IDLE_COMMIT_NS;
-			if (ch_notify_wait(&nt, w) == 0 && !stop)
+			rc = ch_notify_wait(&nt, w);
+			if (rc == 0 && !stop)
 				commit();
-			continue;
-		}
-		if (ch_notify_wait(&nt, left) < 0)
+		} else
+			rc = ch_notify_wait(&nt, left);
+		if (rc == CH_NOTIFY_GONE)
+			break;		/* as a broken pipe: a clean stop */
+		if (rc < 0)
 			ch_die(CH_EXIT_FAIL, chname, "wait: %s", strerror(errno));
 	}
 	rc = write_out();

@@ -485,6 +485,78 @@ vanishing() {
 	assert_equal "$(offset_of s)" "$(end_offset)"
 }
 
+@test "-f into a pipe whose reader goes away while it waits: exits 0 at once with what it wrote committed, the subscriber free, with inotify and with polling" {
+	local mode want l1 l2
+	for mode in 0 1; do
+		rm -f "$T/pipe"
+		mkfifo "$T/pipe"
+		chsub "$CH" "s$mode"
+		chpub "$CH" "a$mode" "b$mode"
+		want=$(end_offset)
+		exec 5<>"$T/pipe"	# the test is the reader
+		CH_NOTIFY_POLL=$mode start_bg chsub -f "$CH" "s$mode" \
+		    >"$T/pipe" 5<&-
+		# idle: both written and committed, waiting for more
+		wait_until 20 '[ "$(offset_of "s$mode")" = "$want" ]'
+		read -r -t 10 -u 5 l1
+		read -r -t 10 -u 5 l2
+		assert_equal "$l1 $l2" "a$mode b$mode"
+		exec 5<&-		# the reader goes (ssh dies, head -1 ...)
+		# it used to wait for the next record's write to fail
+		wait_for 20 gone "$BG"
+		run wait "$BG"
+		assert_success
+		assert_equal "$(offset_of "s$mode")" "$want"
+		run -0 chsub "$CH" "s$mode"
+		assert_output ""
+	done
+}
+
+@test "-f into a socket whose peer closes while it waits exits 0 at once, what it wrote committed" {
+	chsub "$CH" s
+	chpub "$CH" a b
+	run python3 - "$CH" <<'PY'
+import socket, subprocess, sys
+mine, its = socket.socketpair()
+p = subprocess.Popen(["chsub", "-f", sys.argv[1], "s"], stdout=its)
+its.close()
+got = b""
+try:
+    mine.settimeout(20)
+    while got != b"a\nb\n":
+        more = mine.recv(100)
+        if not more:
+            break
+        got += more
+    mine.close()
+    rc = p.wait(timeout=20)
+    print(got.decode(), "rc", rc, sep="")
+except Exception as e:
+    # reading a and b, or chsub's exit once its peer closed
+    print("gave up after 20 s:", repr(e), "with", repr(got), "read")
+finally:
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+PY
+	assert_output "a
+b
+rc0"
+	assert_success
+	assert_equal "$(offset_of s)" "$(end_offset)"
+}
+
+@test "-x -f: a reader of standard output that goes away does not stop the handler mode (its handlers' output is theirs)" {
+	chsub "$CH" s
+	mkfifo "$T/pipe"
+	exec 5<>"$T/pipe"
+	start_bg chsub -f -x "cat >>'$T/handled'" "$CH" s >"$T/pipe" 5<&-
+	exec 5<&-
+	chpub "$CH" rec
+	wait_for 20 grep -qx rec "$T/handled"
+	kill -0 "$BG"
+}
+
 # blocked_on_pipe SIGNAL...: publish 2000 records of 1001 output bytes,
 # run chsub s into the FIFO $T/pipe, which a reader holds open without
 # reading (fd 5), until it blocks in write(2) mid-record (no pipe size,

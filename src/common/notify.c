@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@ ch_notify_open(struct ch_notify *n, int dirfd)
 	char path[64];
 
 	n->fd = -1;
+	n->out_fd = -1;
 	n->stop = NULL;
 	sigemptyset(&n->stopsigs);
 	if (getenv_poll_only())
@@ -54,6 +57,27 @@ ch_notify_close(struct ch_notify *n)
 	n->fd = -1;
 }
 
+int
+ch_notify_watch_reader(struct ch_notify *n, int fd)
+{
+	struct stat st;
+	int type;
+	socklen_t len = sizeof type;
+
+	if (fstat(fd, &st) < 0)
+		return 0;
+	/* A datagram socket has no reader to lose: its errors (an ICMP
+	 * port unreachable) are for the next send to report. */
+	if (S_ISSOCK(st.st_mode) &&
+	    (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	    (type != SOCK_STREAM && type != SOCK_SEQPACKET)))
+		return 0;
+	if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
+		return 0;
+	n->out_fd = fd;
+	return 1;
+}
+
 void
 ch_notify_stop_on(struct ch_notify *n, volatile sig_atomic_t *stop,
     const sigset_t *sigs)
@@ -66,7 +90,9 @@ int
 ch_notify_wait(struct ch_notify *n, int64_t timeout_ns)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	struct pollfd p = { n->fd, POLLIN, 0 };
+	/* events 0: a pipe whose reader has gone reports POLLERR, a socket
+	 * shut down both ways POLLHUP, whatever is asked for. */
+	struct pollfd p[2] = { { n->fd, POLLIN, 0 }, { n->out_fd, 0, 0 } };
 	int64_t ns = timeout_ns;
 	sigset_t old;
 	int rc, saved;
@@ -85,14 +111,20 @@ ch_notify_wait(struct ch_notify *n, int64_t timeout_ns)
 			return 0;
 		}
 	}
-	rc = ppoll(&p, 1, ns < 0 ? NULL : &ts, n->stop ? &old : NULL);
+	rc = ppoll(p, 2, ns < 0 ? NULL : &ts, n->stop ? &old : NULL);
 	saved = errno;
 	if (n->stop && sigprocmask(SIG_SETMASK, &old, NULL) < 0)
 		return -1;
 	errno = saved;
 	if (rc < 0)
 		return errno == EINTR ? 0 : -1;
-	if (rc == 0)
+	if (p[1].revents & (POLLERR | POLLHUP))
+		return CH_NOTIFY_GONE;
+	if (p[1].revents & POLLNVAL) {
+		errno = EBADF;
+		return -1;
+	}
+	if (!(p[0].revents & POLLIN))	/* timed out */
 		return ns == timeout_ns ? 0 : 1;
 	/* Drain: any event (or IN_Q_OVERFLOW) just means "look again".  A
 	 * read that leaves room for the largest event got them all, so the
