@@ -250,6 +250,29 @@ list() { printf '%s\n' "$@"; }
 	assert_output "${before[-1]}"
 }
 
+@test "retention deletes what a subscriber whose offset file cannot be trusted may need, and says so instead of claiming to keep it" {
+	fill 300
+	choffset --create --earliest "$CH" a >/dev/null
+	choffset --create --earliest "$CH" b >/dev/null
+	choffset --create --earliest "$CH" c >/dev/null
+	echo garbage >"$CH/subscribers/b/offset"
+	doctor_offset c offset 5	# inside the first record
+	run -0 --separate-stderr chcompact -n --max-bytes=8K "$CH"
+	planned=("${stderr_lines[@]}")
+	run -0 --separate-stderr chcompact --max-bytes=8K "$CH"
+	kept=$(base 0)
+	((kept > 0))
+	assert_equal "${planned[0]}" "chcompact: $CH: subscriber 'b': offset file is not a chtools offset file (format 1); it may lose unread records to retention: everything before offset $kept"
+	[[ ${planned[1]} == "chcompact: $CH: subscriber 'c': offset 5 is not on a record boundary; it may lose unread records to retention: from offset 5 to $kept ("*"): fix it with chcompact --repair or choffset --set" ]]
+	assert_equal "${stderr_lines[0]}" "chcompact: $CH: subscriber 'b': offset file is not a chtools offset file (format 1); it may have lost unread records to retention: everything before offset $kept"
+	[[ ${stderr_lines[1]} == "chcompact: $CH: subscriber 'c': offset 5 is not on a record boundary; it may have lost unread records to retention: from offset 5 to $kept ("*"): fix it with chcompact --repair or choffset --set" ]]
+	[[ ${stderr_lines[2]} == "chcompact: $CH: subscriber 'a' lost "*" unread records ("*") to retention" ]]
+	refute [ "${#stderr_lines[@]}" -gt 3 ]
+	# With retention set but deleting nothing more, it says what it keeps.
+	run -0 --separate-stderr chcompact --max-bytes=8K "$CH"
+	assert_equal "${stderr_lines[0]}" "chcompact: $CH: subscriber 'b': offset file is not a chtools offset file (format 1); keeping everything it may still need that retention does not delete"
+}
+
 @test "--expire leaves a subscriber alone whose offset file disagrees with the data: its time cannot be believed either" {
 	fill 300
 	mapfile -t before < <(segments)

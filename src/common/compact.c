@@ -24,7 +24,10 @@
 struct subinfo {
 	char *name;
 	struct ch_offset off;
-	int ok;
+	int ok;			/* off is its position: it counts */
+	int bad;		/* its offset file cannot be trusted */
+	int parsed;		/* ... but off is what the file says */
+	struct ch_error why;	/* what is wrong with it (bad) */
 };
 
 static void
@@ -161,6 +164,42 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 	}
 }
 
+/*
+ * Say what becomes of a subscriber whose offset file cannot be trusted.
+ * It holds back the deletion of consumed segments, but not retention:
+ * if this pass deletes (`st`, the earliest record before it, given),
+ * everything before `kept` is gone, and it may not have read it; from
+ * its offset on, if the file said one.
+ */
+static void
+report_untrusted(const struct ch_compact_opts *o, const struct subinfo *s,
+    const struct ch_start *st, uint64_t kept)
+{
+	const char *fix = s->parsed ? ": fix it with chcompact --repair or "
+	    "choffset --set" : "";
+	const char *lose = o->dry_run ? "may lose" : "may have lost";
+	char size[32];
+
+	if (!st && !o->max_age_ns && !o->max_bytes)
+		report(o, CH_REPORT_WARN, "%s; keeping everything it may still "
+		    "need%s", s->why.msg, fix);
+	else if (!st)
+		report(o, CH_REPORT_WARN, "%s; keeping everything it may still "
+		    "need that retention does not delete%s", s->why.msg, fix);
+	else if (s->parsed && s->off.offset < kept) {
+		uint64_t from = s->off.offset > st->offset ? s->off.offset :
+		    st->offset;
+		ch_format_size(size, sizeof size, kept - from);
+		report(o, CH_REPORT_WARN, "%s; it %s unread records to "
+		    "retention: from offset %llu to %llu (%s)%s", s->why.msg,
+		    lose, (unsigned long long)from, (unsigned long long)kept,
+		    size, fix);
+	} else
+		report(o, CH_REPORT_WARN, "%s; it %s unread records to "
+		    "retention: everything before offset %llu%s", s->why.msg,
+		    lose, (unsigned long long)kept, fix);
+}
+
 int
 ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
     struct ch_compact_result *res, struct ch_error *err)
@@ -210,16 +249,11 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 		goto out;
 	}
 	for (size_t i = 0; i < nsubs; i++) {
-		struct ch_error e;
 		subs[i].name = names[i];
-		if (ch_sub_read(ch, names[i], &subs[i].off, &e) == 0) {
+		if (ch_sub_read(ch, names[i], &subs[i].off, &subs[i].why) == 0)
 			subs[i].ok = 1;
-		} else {
-			if (!bad)
-				bad = &subs[i];
-			report(o, CH_REPORT_WARN, "%s; keeping everything it may "
-			    "still need", e.msg);
-		}
+		else
+			subs[i].bad = 1;
 	}
 
 	/* The end is read after the offsets: a subscriber committing
@@ -233,19 +267,18 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 	    ch_channel_end(ch, &end, err) < 0)
 		goto out;
 	for (size_t i = 0; i < nsubs; i++) {
-		struct ch_error e;
-		if (!subs[i].ok ||
-		    ch_offset_check(ch, &subs[i].off, &st, &end, &e) == 0)
+		if (!subs[i].ok || ch_offset_check(ch, &subs[i].off, &st, &end,
+		    &subs[i].why) == 0)
 			continue;
+		ch_err_prefix(&subs[i].why, "subscriber '%s'", subs[i].name);
 		subs[i].ok = 0;
-		if (!bad)
-			bad = &subs[i];
-		report(o, CH_REPORT_WARN, "subscriber '%s': %s; keeping "
-		    "everything it may still need: fix it with chcompact "
-		    "--repair or choffset --set", subs[i].name, e.msg);
+		subs[i].bad = subs[i].parsed = 1;
 	}
 	if (o->expire_ns > 0)
 		expire(ch, o, subs, nsubs, now, res);
+	for (size_t i = 0; i < nsubs && !bad; i++)
+		if (subs[i].bad)
+			bad = &subs[i];
 
 	/* The slowest subscriber holds back consumption-based deletion. */
 	struct subinfo *slowest = NULL;
@@ -335,10 +368,14 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 	}
 
 	/* Who loses unread data to retention. */
+	struct ch_idxent first = after;
+	if (ndel && keep < ix.count && ch_index_get(&ix, keep, &first, err) < 0)
+		goto out;
+	for (size_t i = 0; i < nsubs; i++)
+		if (subs[i].bad)
+			report_untrusted(o, &subs[i], ndel ? &st : NULL,
+			    first.base);
 	if (ndel) {
-		struct ch_idxent first = after;
-		if (keep < ix.count && ch_index_get(&ix, keep, &first, err) < 0)
-			goto out;
 		for (size_t i = 0; i < nsubs; i++) {
 			if (!subs[i].ok || subs[i].off.offset >= first.base)
 				continue;

@@ -7,7 +7,8 @@
  * elsewhere (another channel, an old backup), edited, or damaged.  Then
  * nothing in it can be believed, neither where the subscriber is nor what
  * it has consumed: chsub refuses to read from it, chcompact deletes
- * nothing the subscriber may still need, chlag reports it as INVALID,
+ * nothing the subscriber may still need but what retention deletes (and
+ * says it may have lost that), chlag reports it as INVALID,
  * choffset refuses to shift from it.
  *
  * The check costs O(1): the record header at the offset (or the record
