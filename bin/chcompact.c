@@ -108,7 +108,7 @@ one(const char *chname, const struct ch_compact_opts *base, int have_age,
 			    (unsigned long long)res.records,
 			    (unsigned long long)res.segments, res.problems,
 			    res.repaired);
-			if (res.problems > res.repaired)
+			if (res.left)
 				status = CH_EXIT_DATAERR;
 		}
 		ch_channel_close(&ch);

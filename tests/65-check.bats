@@ -4,6 +4,7 @@
 setup() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
 	common_setup
 	new_channel segment_bytes=4096
 	fill 200
@@ -265,6 +266,73 @@ length_flipped() {
 	[[ $stderr != *"not created yet"* ]]
 	run -0 chsub --peek --from=earliest "$CH"
 	assert_line -n -1 after
+}
+
+@test "an index that lost its last two entries (a sealed segment not in it): --repair indexes it again, finishing the rollover, and exits 0" {
+	local size
+	size=$(stat -c %s "$CH/index")
+	rm "$CH/$(segments | tail -1)"
+	truncate -s -64 "$CH/index"
+	run -65 --separate-stderr chcompact --check "$CH"
+	assert_equal "$stderr" "chcompact: $CH: $(segments | tail -1): sealed, but not in the index"
+	run -0 --separate-stderr chcompact --repair "$CH"
+	assert_equal "${stderr_lines[1]}" "chcompact: $CH: repaired: finished an interrupted rollover (indexed the sealed segment)"
+	assert_equal "$(stat -c %s "$CH/index")" "$size"
+	run -0 chcompact --check "$CH"
+}
+
+@test "--repair exits 65 while a problem is left, even when it also finished an interrupted rollover (which was no problem)" {
+	rm "$CH/$(segments | tail -1)"
+	truncate -s -32 "$CH/index"
+	echo garbage >"$CH/subscribers/s/offset"
+	run -65 chcompact --check "$CH"
+	run -65 --separate-stderr chcompact -v --repair "$CH"
+	[[ $stderr == *"chcompact: $CH: repaired: finished an interrupted rollover"* ]]
+	[[ $stderr == *"chcompact: $CH: not repaired: subscriber 's': the offset it had is unknown: "* ]]
+	[[ $stderr == *": 1 problems, 0 repaired" ]]
+	run -65 chcompact --check "$CH"
+	choffset --earliest "$CH" s >/dev/null 2>&1
+	run -0 chcompact --check "$CH"
+}
+
+# state PID: the state letter of process PID (R, S, T stopped, Z ended but
+# not waited for), or nothing once it is gone.
+state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null || true; }
+
+# finish PID: wait (at most 30s) for background process PID to end; its
+# exit status in $rc.
+finish() {
+	wait_until 30 '[[ $(state '"$1"') == Z || -z $(state '"$1"') ]]' || return 1
+	rc=0
+	wait "$1" || rc=$?
+}
+
+@test "--repair exits 0 when a chpub cut the torn tail it found before it could, and says so" {
+	need_chfault
+	chpub "$CH" torn
+	truncate -s -5 "$CH/$(segments | tail -1)"
+	# stopped at its first change: taking append.lock to cut the tail
+	start_bg env CHFAULT_STOP_AT=1 LD_PRELOAD="$CHFAULT" \
+	    chcompact --repair "$CH" 2>"$T/err"
+	wait_until 30 '[ "$(state $BG)" = T ]'
+	grep -q "torn tail" "$T/err"
+	chpub "$CH" after	# cuts it
+	kill -CONT "$BG"
+	finish "$BG"
+	assert_equal "$(cat "$T/err")" "$(grep "torn tail at offset" "$T/err")
+chcompact: $CH: repaired: the torn tail is gone (a writer cut it meanwhile)"
+	assert_equal "$rc" 0
+	run -0 chcompact --check "$CH"
+}
+
+@test "--repair says so when a leftover temp file cannot be removed (65)" {
+	need_chfault
+	touch "$CH/.index.tmp"
+	run -65 --separate-stderr env CHFAULT_FAIL=unlinkat:1:EACCES \
+	    LD_PRELOAD="$CHFAULT" chcompact --repair "$CH"
+	assert_equal "$stderr" "chcompact: $CH: .index.tmp: leftover temp file
+chcompact: $CH: not repaired: could not remove leftover temp file .index.tmp: Permission denied"
+	assert_exist "$CH/.index.tmp"
 }
 
 @test "a segment file that is neither in the index nor the newest is a problem (65)" {

@@ -32,6 +32,7 @@ struct ctx {
 	int rollover;		/* a rollover was interrupted after the seal */
 	int unindexed;		/* ... and left its segment, unindexed_base */
 	uint64_t unindexed_base;
+	int sealed_unindexed;	/* ... which is sealed too */
 	struct ch_progress *progress;
 	uint64_t first_seq;	/* of the earliest record, for progress */
 };
@@ -45,8 +46,10 @@ say(struct ctx *c, int level, const char *fmt, ...)
 	char msg[1024];
 	va_list ap;
 
-	if (level == CH_REPORT_WARN)
+	if (level == CH_REPORT_WARN) {
 		c->res->problems++;
+		c->res->left++;
+	}
 	if (!c->report)
 		return;
 	va_start(ap, fmt);
@@ -56,21 +59,49 @@ say(struct ctx *c, int level, const char *fmt, ...)
 }
 
 static void
+vfixed(struct ctx *c, int problem, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	/* A problem said (say) and repaired is no longer left; a repair of
+	 * what was no problem (an interrupted rollover) counts for none. */
+	if (problem) {
+		c->res->repaired++;
+		c->res->left--;
+	}
+	if (!c->report)
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	c->report(c->rctx, CH_REPORT_FIXED, msg);
+}
+
+/* One problem reported with say(c, CH_REPORT_WARN, ...) is repaired. */
+static void
 fixed(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 fixed(struct ctx *c, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 
-	c->res->repaired++;
-	if (!c->report)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vfixed(c, 1, fmt, ap);
 	va_end(ap);
-	c->report(c->rctx, CH_REPORT_FIXED, msg);
+}
+
+/* Something that was no problem is put right all the same. */
+static void
+finished(struct ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+finished(struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfixed(c, 0, fmt, ap);
+	va_end(ap);
 }
 
 /*
@@ -406,6 +437,12 @@ check_temp(struct ctx *c, int dirfd, const char *shown, const char *name,
 		say(c, CH_REPORT_WARN, "%s: leftover temp file", shown);
 		if (c->repair && unlinkat(dirfd, name, 0) == 0)
 			fixed(c, "removed leftover temp file %s", shown);
+		else if (c->repair && errno == ENOENT)	/* another --repair's */
+			fixed(c, "leftover temp file %s is gone (removed "
+			    "meanwhile)", shown);
+		else if (c->repair)
+			say(c, CH_REPORT_UNFIXED, "could not remove leftover "
+			    "temp file %s: %s", shown, strerror(errno));
 	}
 	if (lockfd >= 0)
 		close(lockfd);		/* and its lock */
@@ -492,8 +529,10 @@ check_unindexed(struct ctx *c, uint64_t base, uint64_t *expect_seq,
 	    "rollover; the next chpub adds it)", name);
 	if (check_segment(c, &e, 1, expect_seq, last_ts, &next_base, err) < 0)
 		return -1;
-	if (next_base && !indexed_now(c, base))
+	if (next_base && !indexed_now(c, base)) {
 		say(c, CH_REPORT_WARN, "%s: sealed, but not in the index", name);
+		c->sealed_unindexed = 1;	/* a writer indexes it */
+	}
 	return 0;
 }
 
@@ -836,11 +875,20 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 		uint64_t cut = ch_writer_repaired(w);
 		if (ch_writer_close(w, err) < 0)
 			return -1;
-		if (cut)
+		if (cut && c.torn)
 			fixed(&c, "cut a torn tail of %llu bytes",
 			    (unsigned long long)cut);
-		if (c.rollover)
-			fixed(&c, "finished an interrupted rollover");
+		else if (cut)	/* left since the check by a writer's death */
+			finished(&c, "cut a torn tail of %llu bytes",
+			    (unsigned long long)cut);
+		else if (c.torn)	/* the writer found it cut */
+			fixed(&c, "the torn tail is gone (a writer cut it "
+			    "meanwhile)");
+		if (c.rollover && c.sealed_unindexed)
+			fixed(&c, "finished an interrupted rollover (indexed "
+			    "the sealed segment)");
+		else if (c.rollover)
+			finished(&c, "finished an interrupted rollover");
 	}
 	return check_offsets(&c, err);
 }

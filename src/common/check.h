@@ -28,14 +28,16 @@
 
 struct ch_check_result {
 	unsigned problems;	/* found */
-	unsigned repaired;	/* of which repaired */
+	unsigned repaired;	/* of which repaired (or gone meanwhile) */
+	unsigned left;		/* of which still there: the others */
 	uint64_t records;	/* verified */
 	uint64_t segments;
 };
 
 /* report gets CH_REPORT_WARN for each problem, CH_REPORT_FIXED for each
- * repair, CH_REPORT_UNFIXED for each problem a repair had to leave (and
- * why), CH_REPORT_INFO for progress.  `progress` (may be NULL) is given
+ * repair (of a problem, or of something that was none, such as an
+ * interrupted rollover), CH_REPORT_UNFIXED for each problem a repair had
+ * to leave (and why), CH_REPORT_INFO for progress.  `progress` (may be NULL) is given
  * the range of the data and kept up to date as records are verified; it
  * is ended before ch_check returns. */
 int ch_check(struct ch_channel *ch, int repair, ch_report_fn report,

@@ -11,6 +11,9 @@
  *                        it runs (a deterministic kill -9 point);
  *   CHFAULT_TORN=1       ... and if that call is a write, first write a
  *                        prefix of it (a torn write);
+ *   CHFAULT_STOP_AT=N    SIGSTOP the process at the Nth such call, before
+ *                        it runs, so that a test can act between two of
+ *                        its steps (SIGCONT goes on);
  *   CHFAULT_FAIL=FUNC:N:ERRNO[:COUNT]
  *                        make the Nth call of FUNC (a name below, or "any")
  *                        fail with ERRNO (a number or EIO, ENOSPC, EINTR,
@@ -50,7 +53,7 @@
 #include <unistd.h>
 
 static long calls;			/* mutating calls so far */
-static long crash_at = -1;
+static long crash_at = -1, stop_at = -1;
 static int torn;
 static char fail_fn[32];
 static long fail_at = -1, fail_count = 1, fail_calls;
@@ -83,6 +86,8 @@ setup(void)
 	if ((s = getenv("CHFAULT_CRASH_AT")) && *s)
 		crash_at = atol(s);
 	torn = (s = getenv("CHFAULT_TORN")) && *s == '1';
+	if ((s = getenv("CHFAULT_STOP_AT")) && *s)
+		stop_at = atol(s);
 	if ((s = getenv("CHFAULT_FAIL")) && *s) {
 		char buf[128], *p, *q;
 		snprintf(buf, sizeof buf, "%s", s);
@@ -141,6 +146,8 @@ hook(const char *fn, int fd, const void *buf, size_t len, off_t off,
 		for (;;)
 			pause();
 	}
+	if (stop_at > 0 && calls == stop_at)
+		kill(getpid(), SIGSTOP);
 	if (fail_at > 0 && (strcmp(fail_fn, "any") == 0 ||
 	    strcmp(fail_fn, fn) == 0 ||
 	    (strcmp(fail_fn, "pwrite") == 0 && strcmp(fn, "pwrite64") == 0))) {
