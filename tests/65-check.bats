@@ -387,6 +387,34 @@ chcompact: $CH: not repaired: could not remove leftover temp file .index.tmp: Pe
 	run -0 chcompact --check "$CH"
 }
 
+@test "--repair moves an offset holding compact.lock shared, to the earliest record as it is once it holds it" {
+	fill 300
+	chsub --from=earliest "$CH" t >/dev/null
+	choffset --set="$(base 2)" "$CH" s >/dev/null
+	chcompact "$CH"
+	doctor_offset s offset 0
+	doctor_offset s seq 0
+	local ino
+	ino=$(stat -c %i "$CH/compact.lock")
+	exec 5<"$CH/compact.lock"
+	flock -x 5		# a compaction at work
+	start_bg chcompact --repair "$CH" 2>"$T/err" 5<&-
+	# it waits for the lock (or, wrongly, has ended)
+	wait_until 30 'grep -q "^[0-9]*: -> FLOCK  ADVISORY  READ $BG [0-9a-f:]*:$ino " /proc/locks || [[ $(state $BG) == Z ]]'
+	[[ $(state "$BG") != Z ]] || fail "--repair did not wait for compact.lock: $(cat "$T/err")"
+	assert_equal "$(offset_of s)" 0
+	# the compaction deletes one more segment (its files first)
+	rm "$CH/$(segments | head -1)"
+	start=$(base 0)
+	exec 5<&-
+	finish "$BG"
+	assert_equal "$rc" 0
+	grep -q "repaired: subscriber 's': moved from offset 0 to $start (was inside removed data)" "$T/err" ||
+	    fail "$(cat "$T/err")"
+	assert_equal "$(offset_of s)" "$start"
+	run -0 chcompact --check "$CH"
+}
+
 @test "finds an offset file whose sequence number disagrees with the data; --repair keeps the offset and takes the record's number" {
 	doctor_offset s seq 7
 	run -65 --separate-stderr chcompact --check "$CH"

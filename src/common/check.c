@@ -583,13 +583,87 @@ in_damage(struct ch_channel *ch, uint64_t offset)
 	return lost;
 }
 
+/* Where --repair moves an offset that check_offsets found wrong. */
+enum target {
+	TO_END,			/* it was past the end */
+	TO_EARLIEST,		/* it was inside removed data */
+	TO_BOUNDARY,		/* it was between records: to the record's start */
+	TO_RECORD,		/* its record number was wrong: the record's */
+};
+
+/*
+ * Work out where `to` is for offset o now, under the locks move_offset
+ * holds: *why is what was wrong with it as the channel is now (data may
+ * have gone, or come, since it was checked).  0, or -1 with a reason
+ * said as not repaired.
+ */
+static int
+target(struct ctx *c, const char *name, const struct ch_offset *o,
+    enum target to, uint64_t *off, uint64_t *seq, const char **why)
+{
+	struct ch_error err;
+	struct ch_start st;
+	struct ch_end end;
+	struct ch_reader *r;
+
+	if (ch_channel_start(c->ch, &st, &err) < 0 ||
+	    ch_channel_end(c->ch, &end, &err) < 0)
+		goto failed;
+	if (o->offset < st.offset) {
+		*off = st.offset;
+		*seq = st.seq;
+		*why = "was inside removed data";
+		return 0;
+	}
+	switch (to) {
+	case TO_END:
+		if (o->offset <= end.offset)
+			break;
+		*off = end.offset;
+		*seq = end.seq;
+		*why = "was past the end";
+		return 0;
+	case TO_EARLIEST:	/* the earliest only ever moves forward */
+		break;
+	case TO_BOUNDARY:
+		if (boundary_before(c->ch, o->offset, off, seq, &err) < 0)
+			goto failed;
+		*why = "was not on a record boundary";
+		return 0;
+	case TO_RECORD:
+		if (ch_reader_open(c->ch, o->offset, 1, &r, &err) < 0)
+			goto failed;
+		*off = o->offset;
+		*seq = ch_reader_seq(r);
+		ch_reader_close(r);
+		*why = "its record number disagreed with the data";
+		return 0;
+	}
+	say(c, CH_REPORT_UNFIXED, "subscriber '%s': offset %llu is no longer "
+	    "where it was checked (the channel changed meanwhile); check "
+	    "again", name, (unsigned long long)o->offset);
+	return -1;
+failed:
+	say(c, CH_REPORT_UNFIXED, "subscriber '%s': %s", name, err.msg);
+	return -1;
+}
+
+/*
+ * Move NAME's offset, found wrong as o, to `to`.  Under its lock, then
+ * compact.lock shared (channel(5), LOCKING: a position the tool chooses,
+ * such as the earliest record, is chosen and written with no compaction
+ * at work), the offset is read again and where `to` is worked out anew.
+ */
 static void
 move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
-    uint64_t off, uint64_t seq, const char *why)
+    enum target to)
 {
 	struct ch_error err;
 	struct ch_offset n;
 	struct ch_sub s;
+	uint64_t off = 0, seq = 0;
+	const char *why;
+	int cfd;
 
 	if (ch_sub_acquire(c->ch, name, CH_LOCK_NOWAIT, 0, &s, &err) < 0) {
 		if (err.code == CH_EXIT_TEMPFAIL)
@@ -599,20 +673,31 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 			say(c, CH_REPORT_UNFIXED, "%s", err.msg);
 		return;
 	}
-	/* Moved since we looked (a chsub committed, choffset set it)?  Then
-	 * the value we judged is gone: leave the new one alone. */
-	if (ch_sub_read(c->ch, name, &n, &err) < 0 || n.offset != o->offset) {
-		say(c, CH_REPORT_UNFIXED, "subscriber '%s': its offset changed "
-		    "while checking; check again", name);
+	if (ch_lock_open(c->ch->dirfd, CH_COMPACT_LOCK, &cfd, &err) < 0) {
+		say(c, CH_REPORT_UNFIXED, "subscriber '%s': %s", name, err.msg);
 		ch_sub_release(&s);
 		return;
 	}
+	if (ch_flock(cfd, LOCK_SH, CH_LOCK_WAIT) < 0) {
+		say(c, CH_REPORT_UNFIXED, "subscriber '%s': lock %s: %s", name,
+		    CH_COMPACT_LOCK, strerror(errno));
+		goto out;
+	}
+	/* Moved since we looked (a chsub committed, choffset set it)?  Then
+	 * the value we judged is gone: leave the new one alone. */
+	if (ch_sub_read(c->ch, name, &n, &err) < 0 || n.offset != o->offset ||
+	    n.seq != o->seq) {
+		say(c, CH_REPORT_UNFIXED, "subscriber '%s': its offset changed "
+		    "while checking; check again", name);
+		goto out;
+	}
+	if (target(c, name, o, to, &off, &seq, &why) < 0)
+		goto out;
 	n.offset = off;
 	n.seq = seq;
 	if (ch_sub_write(&s, &n, &err) < 0) {
 		say(c, CH_REPORT_UNFIXED, "%s", err.msg);
-		ch_sub_release(&s);
-		return;
+		goto out;
 	}
 	/* Repaired, journal or not (it records changes, not makes them). */
 	char note[sizeof err.msg + 48] = "";
@@ -628,6 +713,8 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 		fixed(c, "subscriber '%s': moved from offset %llu to %llu (%s)%s",
 		    name, (unsigned long long)o->offset,
 		    (unsigned long long)off, why, note);
+out:
+	close(cfd);
 	ch_sub_release(&s);
 }
 
@@ -716,8 +803,7 @@ reread:
 			    (unsigned long long)o.offset,
 			    (unsigned long long)end.offset);
 			if (c->repair)
-				move_offset(c, name, &o, end.offset, end.seq,
-				    "was past the end");
+				move_offset(c, name, &o, TO_END);
 			continue;
 		}
 		if (o.offset < st.offset) {
@@ -726,8 +812,7 @@ reread:
 			    (unsigned long long)o.offset,
 			    (unsigned long long)st.offset);
 			if (c->repair)
-				move_offset(c, name, &o, st.offset, st.seq,
-				    "was inside removed data");
+				move_offset(c, name, &o, TO_EARLIEST);
 			continue;
 		}
 		struct ch_reader *r;
@@ -742,7 +827,6 @@ reread:
 			goto reread;
 		}
 		if (opened < 0) {
-			uint64_t b = 0, bseq = 0;
 			if (e.code == CH_EXIT_DATAERR &&
 			    in_damage(c->ch, o.offset)) {
 				/* The damage is reported with its segment;
@@ -753,10 +837,8 @@ reread:
 				continue;
 			}
 			say(c, CH_REPORT_WARN, "subscriber '%s': %s", name, e.msg);
-			if (c->repair && e.code == CH_EXIT_DATAERR &&
-			    boundary_before(c->ch, o.offset, &b, &bseq, &e) == 0)
-				move_offset(c, name, &o, b, bseq,
-				    "was not on a record boundary");
+			if (c->repair && e.code == CH_EXIT_DATAERR)
+				move_offset(c, name, &o, TO_BOUNDARY);
 			continue;
 		}
 		if (ch_reader_seq(r) != o.seq) {
@@ -767,9 +849,7 @@ reread:
 			/* The offset is a proven boundary: keep it, and the
 			 * number of the record that is there. */
 			if (c->repair)
-				move_offset(c, name, &o, o.offset,
-				    ch_reader_seq(r), "its record number "
-				    "disagreed with the data");
+				move_offset(c, name, &o, TO_RECORD);
 		}
 		ch_reader_close(r);
 	}

@@ -6,7 +6,7 @@
  * active one, so what remains is always a contiguous suffix of the channel.
  * The whole pass runs under an exclusive lock on compact.lock; anything
  * that moves an offset to a place it was not before (registration,
- * choffset) holds it shared, so the minimum offset computed here cannot be
+ * choffset, chcompact --repair) holds it shared, so the minimum offset computed here cannot be
  * undercut while segments go.  Subscribers' own forward commits need no
  * lock: moving forward never makes a deletion wrong.  Files are unlinked
  * before the index is trimmed (under the append lock), so a crash leaves
