@@ -415,6 +415,20 @@ chcompact: $CH: not repaired: could not remove leftover temp file .index.tmp: Pe
 	run -0 chcompact --check "$CH"
 }
 
+@test "--repair: an offset moved whose directory could not be fsynced is repaired all the same, said so and journaled" {
+	need_chfault
+	end=$(end_offset)
+	doctor_offset s offset 99999999
+	# the first fsync: the offset file's directory, after the rename
+	run -0 --separate-stderr env CHFAULT_FAIL=fsync:1:EIO \
+	    LD_PRELOAD="$CHFAULT" chcompact --repair "$CH"
+	assert_equal "${stderr_lines[1]}" "chcompact: $CH: repaired: subscriber 's': moved from offset 99999999 to $end (was past the end); but a power loss may undo it (fsync: Input/output error)"
+	assert_equal "$(offset_of s)" "$end"
+	run -0 choffset --history "$CH" s
+	assert_line -n 1 --regexp "repair +s +99999999 -> $end +was past the end +\(chcompact\["
+	run -0 chcompact --check "$CH"
+}
+
 @test "finds an offset file whose sequence number disagrees with the data; --repair keeps the offset and takes the record's number" {
 	doctor_offset s seq 7
 	run -65 --separate-stderr chcompact --check "$CH"

@@ -695,16 +695,21 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 		goto out;
 	n.offset = off;
 	n.seq = seq;
-	if (ch_sub_write(&s, &n, &err) < 0) {
+	/* Not durable: in place all the same, so repaired, and journaled. */
+	char note[2 * sizeof err.msg + 64] = "";
+	int rc = ch_sub_write(&s, &n, &err);
+	if (rc < 0 && rc != CH_NOT_DURABLE) {
 		say(c, CH_REPORT_UNFIXED, "%s", err.msg);
 		goto out;
 	}
+	if (rc == CH_NOT_DURABLE)
+		snprintf(note, sizeof note, "; but a power loss may undo it "
+		    "(fsync: %s)", strerror(err.sys_errno));
 	/* Repaired, journal or not (it records changes, not makes them). */
-	char note[sizeof err.msg + 48] = "";
 	if (ch_journal_append(c->ch, name, "repair", o->offset, off, why,
 	    &err) < 0)
-		snprintf(note, sizeof note, "; the journal could not be "
-		    "written: %s", err.msg);
+		snprintf(note + strlen(note), sizeof note - strlen(note),
+		    "; the journal could not be written: %s", err.msg);
 	if (off == o->offset)
 		fixed(c, "subscriber '%s': offset %llu now says record %llu "
 		    "(%s)%s", name, (unsigned long long)off,

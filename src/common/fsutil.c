@@ -263,7 +263,7 @@ ch_atomic_commit(int dirfd, const char *name)
 		errno = saved;
 		return -1;
 	}
-	return ch_fsync_dir(dirfd);
+	return ch_fsync_dir(dirfd) < 0 ? CH_NOT_DURABLE : 0;
 }
 
 void

@@ -70,7 +70,11 @@ int ch_atomic_replace(int dirfd, const char *name, const void *data,
  * nothing: prepare writes and fdatasyncs ".name.tmp" (removed on failure),
  * commit renames it over name and fsyncs the directory, abort removes it.
  * Once every prepare succeeded, what is left to fail (rename, fsync of a
- * directory) needs no free space. */
+ * directory) needs no free space.  Commit (and ch_atomic_replace) fail
+ * with CH_NOT_DURABLE, errno set, when only the fsync failed: the new file
+ * is in place, but a power loss may still bring the old one back; with
+ * -1 nothing changed. */
+#define CH_NOT_DURABLE (-2)
 int ch_atomic_prepare(int dirfd, const char *name, const void *data,
     size_t len, mode_t mode);
 int ch_atomic_commit(int dirfd, const char *name);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,10 +570,37 @@ ch_sub_prepare(struct ch_sub *s, const struct ch_offset *o,
 	return 0;
 }
 
+/* The new offset file is in place, but what makes it durable failed
+ * (errno): say so, and return CH_NOT_DURABLE. */
+static int
+not_durable(struct ch_sub *s, struct ch_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+not_durable(struct ch_sub *s, struct ch_error *err, const char *fmt, ...)
+{
+	char what[300];
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	errno = saved;
+	ch_err_sys(err, CH_EXIT_FAIL, "offset of subscriber '%s' written, but "
+	    "a power loss may undo it: %s", s->name, what);
+	return CH_NOT_DURABLE;
+}
+
 int
 ch_sub_commit(struct ch_sub *s, struct ch_error *err)
 {
-	if (ch_atomic_commit(s->dirfd, OFFSET_FILE) < 0)
+	int rc = ch_atomic_commit(s->dirfd, OFFSET_FILE);
+
+	if (rc == CH_NOT_DURABLE)
+		return not_durable(s, err, "fsync %s/%s/", CH_SUBSCRIBERS_DIR,
+		    s->name);
+	if (rc < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL,
 		    "commit offset of subscriber '%s'", s->name);
 	/* subscribers/NAME was made by whoever first took its lock, with no
@@ -581,13 +609,15 @@ ch_sub_commit(struct ch_sub *s, struct ch_error *err)
 	 * the directory and the offset with it.  Once per process. */
 	if (!s->entry_synced) {
 		int subs = open_subsdir(s->ch, 0, err);
-		if (subs < 0)
-			return -1;
+		if (subs < 0) {
+			ch_err_prefix(err, "offset of subscriber '%s' written, "
+			    "but a power loss may undo it", s->name);
+			return CH_NOT_DURABLE;
+		}
 		if (ch_fsync_dir(subs) < 0) {
 			close(subs);
-			return ch_err_sys(err, CH_EXIT_FAIL,
-			    "commit offset of subscriber '%s': fsync %s/",
-			    s->name, CH_SUBSCRIBERS_DIR);
+			return not_durable(s, err, "fsync %s/",
+			    CH_SUBSCRIBERS_DIR);
 		}
 		close(subs);
 		s->entry_synced = 1;

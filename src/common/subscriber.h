@@ -105,14 +105,16 @@ int ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
  * are on stable storage (ch_channel_sync).  The first write of a process
  * also fsyncs subscribers/, so that the subscriber's directory, created
  * without a sync when its lock was first taken, survives a power loss
- * with its offset. */
+ * with its offset.  Fails with CH_NOT_DURABLE (fsutil.h) when the new
+ * offset is in place but one of those fsyncs failed, -1 when the offset
+ * is unchanged. */
 int ch_sub_write(struct ch_sub *s, const struct ch_offset *o,
     struct ch_error *err);
 
 /* ch_sub_write in two steps, so that several subscribers change all or
  * nothing: prepare syncs the channel and writes the new offset file beside
- * the old one (the step that needs free space), commit puts it in place,
- * abort throws a prepared one away. */
+ * the old one (the step that needs free space), commit puts it in place
+ * (CH_NOT_DURABLE as ch_sub_write), abort throws a prepared one away. */
 int ch_sub_prepare(struct ch_sub *s, const struct ch_offset *o,
     struct ch_error *err);
 int ch_sub_commit(struct ch_sub *s, struct ch_error *err);
