@@ -33,9 +33,14 @@ common_teardown() {
 # wait_for SECONDS CMD...: poll CMD until it succeeds or time runs out.
 # On time out it says on stderr (shown with a failing test) what it
 # waited for.  Its locals have odd names: wait_until's expressions are
-# evaluated in here and must see the caller's variables.
+# evaluated in here and must see the caller's variables.  SECONDS is
+# what the wait takes on a machine that is merely busy; it is stretched
+# CH_TEST_WAIT_SCALE times (3) because it only bounds a wait that ends
+# as soon as its condition holds, and a box with a load of 20 took more
+# than 10 s to start python3 and let it bind a socket.
 wait_for() {
-	local _wf_secs=$1 _wf_deadline=$((SECONDS + $1))
+	local _wf_secs=$(($1 * ${CH_TEST_WAIT_SCALE:-3}))
+	local _wf_deadline=$((SECONDS + _wf_secs))
 	shift
 	until "$@"; do
 		if ((SECONDS >= _wf_deadline)); then
