@@ -369,9 +369,9 @@ main(int argc, const char **argv)
 		case OPT_MAX_RECORD:
 			max_record = ch_opt_size("--max-record-bytes",
 			    opt_max_record);
-			if (max_record == 0 || max_record > 0xFFFFFF00ULL)
+			if (max_record == 0 || max_record > CH_RECORD_MAX)
 				ch_usage("--max-record-bytes: must be between 1 "
-				    "and 4294967040");
+				    "and %llu", CH_RECORD_MAX);
 			break;
 		case OPT_KEY:
 			break;	/* the last one counts, as with every option */

@@ -449,6 +449,28 @@ twenty() { seq -f 'record-%02g' 20; }
 	assert_output "1:a"
 }
 
+@test "payload and metadata past the formats' 32-bit lengths are refused as too large, even under the highest max_record_bytes; the records around stay" {
+	# Through the library (tests/helpers/record-limit.c): a 4 GiB payload
+	# that nobody may read, and 300 bytes of metadata; a dead letter's
+	# origin takes the same way.  It used to be written as a frame whose
+	# length wrapped around: a record lost, and chpub exiting 0.
+	local f msg="record of 4294967040 bytes with 300 bytes of metadata is too large: a record holds at most 4294967040 bytes of payload and metadata"
+	for f in 1 2; do
+		CH="$T/ch$f"
+		CH_FORMAT=$f run -0 --separate-stderr \
+			"${TOP_BUILDDIR:-$BATS_TEST_DIRNAME/..}/tests/helpers/record-limit" "$CH"
+		assert_equal "${#lines[@]}" 5
+		assert_line --index 0 "format 1: record of 4294966741 bytes with 300 bytes of metadata is too large: a record holds at most 4294967040 bytes of payload and metadata"
+		assert_line --index 3 "format 2: $msg"
+		assert_line --index 4 "writer: $msg"
+		assert_equal "$(u32 "$(seg0)" 8)" "$f"
+		run -0 chsub --peek --from=earliest --format='%s\n' "$CH"
+		assert_output "before
+after"
+		run -0 chcompact --check "$CH"
+	done
+}
+
 @test "--max-record-bytes out of range is a usage error" {
 	run -2 chpub --max-record-bytes=0 "$CH" x
 	run -2 chpub --max-record-bytes=5GiB "$CH" x

@@ -45,12 +45,22 @@ ch_batch_reserve(struct ch_batch *b, uint64_t more, struct ch_error *err)
 	return 0;
 }
 
+/* A format 1 record's total length, payload, metadata and its 36 bytes,
+ * is a 32-bit field. */
+_Static_assert(CH_RECORD_MAX + CH_REC_OVERHEAD <= UINT32_MAX,
+    "a format 1 record of CH_RECORD_MAX bytes overflows its length");
+
 int
-ch_batch_too_large(const struct ch_batch *b, size_t len, struct ch_error *err)
+ch_batch_too_large(const struct ch_batch *b, size_t meta_len, size_t len,
+    struct ch_error *err)
 {
-	return ch_err(err, CH_EXIT_FAIL,
-	    "record of %zu bytes exceeds max_record_bytes (%llu)", len,
-	    (unsigned long long)b->max_record);
+	if (len > b->max_record)
+		return ch_err(err, CH_EXIT_FAIL,
+		    "record of %zu bytes exceeds max_record_bytes (%llu)", len,
+		    (unsigned long long)b->max_record);
+	return ch_err(err, CH_EXIT_FAIL, "record of %zu bytes with %zu bytes "
+	    "of metadata is too large: a record holds at most %llu bytes of "
+	    "payload and metadata", len, meta_len, CH_RECORD_MAX);
 }
 
 size_t
@@ -96,10 +106,10 @@ int
 ch_batch_add(struct ch_batch *b, const void *meta, size_t meta_len,
     const void *payload, size_t len, struct ch_error *err)
 {
-	if (len > b->max_record)
-		return ch_batch_too_large(b, len, err);
 	if (meta_len > CH_MAX_META)
 		return ch_err(err, CH_EXIT_FAIL, "record metadata too large");
+	if (len > ch_batch_payload_max(b, meta_len))
+		return ch_batch_too_large(b, meta_len, len, err);
 	if (b->format >= 2)
 		return ch_batch2_add(b, meta, meta_len, payload, len, err);
 	if (ch_batch_reserve(b, ch_rec_size(meta_len, len), err) < 0)
@@ -129,15 +139,16 @@ ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
 	 * and top up when it falls short. */
 	if (ch_batch_reserve(b, len + len / 64 * over + over, err) < 0)
 		return -1;
+	uint64_t limit = ch_batch_payload_max(b, meta_len);
 	for (; p < end && (d = memchr(p, delim, (size_t)(end - p))); p = d + 1) {
 		size_t n = (size_t)(d - p);
-		if (n > b->max_record ||
+		if (n > limit ||
 		    (b->len + n + over > b->cap &&
 		    ch_batch_reserve(b, (size_t)(end - p) + over, err) < 0)) {
 			*used = (size_t)(p - (const char *)buf);
 			*nrec = b->nrec - nrec0;
-			return n > b->max_record ? ch_batch_too_large(b, n, err) :
-			    -1;
+			return n > limit ?
+			    ch_batch_too_large(b, meta_len, n, err) : -1;
 		}
 		queue1(b, meta, meta_len, p, n);
 	}

@@ -61,8 +61,9 @@ void ch_batch_init(struct ch_batch *b, uint32_t format, uint64_t max_record,
     int atomic);
 void ch_batch_free(struct ch_batch *b);
 
-/* Queue one record (copied).  Fails if it exceeds max_record (or, for an
- * atomic batch, if the batch would). */
+/* Queue one record (copied).  Fails if its payload exceeds max_record,
+ * or payload and metadata CH_RECORD_MAX (or, for an atomic batch, if the
+ * batch would exceed max_record). */
 int ch_batch_add(struct ch_batch *b, const void *meta, size_t meta_len,
     const void *payload, size_t len, struct ch_error *err);
 
@@ -112,7 +113,17 @@ void ch_batch2_consume(struct ch_batch *b);
 
 /* Shared by both halves. */
 int ch_batch_reserve(struct ch_batch *b, uint64_t more, struct ch_error *err);
-int ch_batch_too_large(const struct ch_batch *b, size_t len,
+int ch_batch_too_large(const struct ch_batch *b, size_t meta_len, size_t len,
     struct ch_error *err);
+
+/* The largest payload of a record with meta_len bytes of metadata:
+ * max_record, and what the lengths of either format can hold. */
+static inline uint64_t
+ch_batch_payload_max(const struct ch_batch *b, size_t meta_len)
+{
+	uint64_t fits = meta_len < CH_RECORD_MAX ? CH_RECORD_MAX - meta_len : 0;
+
+	return b->max_record < fits ? b->max_record : fits;
+}
 
 #endif

@@ -24,6 +24,11 @@
 #define SUB_MAX (1 + 3 + 5)
 /* Bodies must leave a frame's length within 32 bits. */
 #define BODY_MAX (CH_FRAME_MAX_LEN - CH_FRAME_HDR_MAX - CH_FRAME_TRAILER)
+/* A record that does not fit a bounded frame is framed alone, unchecked:
+ * its payload and metadata (at most CH_RECORD_MAX) must leave room for
+ * its sub-header in a body. */
+_Static_assert(CH_RECORD_MAX + SUB_MAX <= BODY_MAX,
+    "a frame of one record of CH_RECORD_MAX bytes overflows its length");
 
 /* The frame records are added to, if any. */
 static inline struct ch_bframe *
@@ -183,7 +188,7 @@ frame_lines(struct ch_batch *b, struct ch_bframe *f, const char *p,
 {
 	unsigned char *buf = b->buf;
 	size_t blen = b->len, flen = f->len;
-	uint64_t count = 0, bytes = 0, max_record = b->max_record;
+	uint64_t count = 0, bytes = 0, max_record = ch_batch_payload_max(b, 0);
 
 	if (b->cap < blen + SUB_MAX + COPY_SLACK + CH_FRAME_TRAILER)
 		return p;
@@ -245,6 +250,7 @@ ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
 {
 	const char *p = buf, *end = p + len, *d;
 	size_t nrec0 = b->nrec;
+	uint64_t limit = ch_batch_payload_max(b, meta_len);
 	int rc = 0;
 
 	/* As if records were 64 bytes; put() tops up when it falls short. */
@@ -269,8 +275,8 @@ ch_batch2_add_split(struct ch_batch *b, const void *buf, size_t len,
 		if (!d)
 			break;
 		size_t n = (size_t)(d - p);
-		if (n > b->max_record)
-			rc = ch_batch_too_large(b, n, err);
+		if (n > limit)
+			rc = ch_batch_too_large(b, meta_len, n, err);
 		else
 			rc = put(b, meta, meta_len, p, n, err);
 		if (!rc)

@@ -401,10 +401,11 @@ validate(struct pstate *ps)
 		    "%s: segment_bytes must be between %d and 1PiB", at,
 		    CH_MIN_SEGMENT_BYTES);
 	}
-	if (c->max_record_bytes == 0 || c->max_record_bytes > 0xFFFFFF00ULL) {
+	if (c->max_record_bytes == 0 || c->max_record_bytes > CH_RECORD_MAX) {
 		where(ps, "max_record_bytes", at, sizeof at);
 		return ch_err(err, CH_EXIT_CONFIG,
-		    "%s: max_record_bytes must be between 1 and 4294967040", at);
+		    "%s: max_record_bytes must be between 1 and %llu", at,
+		    CH_RECORD_MAX);
 	}
 	if (c->sync_interval_ns <= 0) {
 		where(ps, "sync_interval", at, sizeof at);

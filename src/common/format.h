@@ -70,6 +70,12 @@
 #define CH_SEAL_PAYLOAD 24
 #define CH_SEAL_SIZE (CH_REC_OVERHEAD + CH_SEAL_PAYLOAD)
 #define CH_MAX_META 65535u
+/* The most payload and metadata one record holds together, in either
+ * format: a format 1 record's total length and a format 2 frame's length
+ * are 32-bit fields, and the framing around one record takes less than
+ * 256 bytes (batch.c checks both).  max_record_bytes, which limits the
+ * payload alone, goes no higher. */
+#define CH_RECORD_MAX 0xFFFFFF00ULL	/* 4294967040 */
 
 #define CH_IDX_MAGIC "CHANIDX\n"
 #define CH_IDX_FILE "index"

@@ -622,7 +622,10 @@ open_dead_letter(struct hctx *h, struct ch_error *err)
 	 * and commands running.  A full dead-letter channel is an error
 	 * (75), the record stays uncommitted, the next run tries again. */
 	po.on_full = CH_FULL_FAIL;
-	po.max_record_bytes = 0xFFFFFF00ULL;
+	/* Any record fits, but its origin comes on top of its payload and
+	 * metadata: one too large for that fails to be dead-lettered (as on
+	 * a full disk) and stays uncommitted. */
+	po.max_record_bytes = CH_RECORD_MAX;
 	if (ch_writer_open(&h->dlq, &po, &h->dlw, err) < 0) {
 		ch_channel_close(&h->dlq);
 		return -1;
