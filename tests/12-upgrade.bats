@@ -136,3 +136,112 @@ two"
 	assert_output a
 	run -0 chcompact --check "$CH"
 }
+
+# start_fifo_writer [OPTION...]: a chpub reading the FIFO $T/in, whose other
+# end is this shell's fd 5, as in `tail -F log | chpub ch`; $pub is its pid.
+start_fifo_writer() {
+	mkfifo "$T/in"
+	exec 5<>"$T/in"		# read-write: opening it does not block
+	chpub "$@" "$CH" <"$T/in" 3>&- 5>&- &
+	pub=$!
+	BG_PIDS+=("$pub")
+}
+
+# stop_fifo_writer: end its input; it exits 0.
+stop_fifo_writer() {
+	exec 5>&-
+	wait_for 10 eval '! kill -0 '"$pub"' 2>/dev/null'
+	run wait "$pub"
+	assert_equal "$status" 0
+}
+
+# records: how many records the channel holds.
+records() { chsub --peek --from=earliest "$CH" | wc -l; }
+
+# formats: the format of each segment, oldest first, on one line.
+formats() {
+	local s out=
+	for s in $(segments); do out+="$(u32 "$CH/$s" 8) "; done
+	echo "${out% }"
+}
+
+@test "a long-running chpub started before format: 2 was set, and newer ones, taking turns: the old one takes up format 2 instead of sealing a segment per batch, and follows format: 1 back" {
+	CH_FORMAT=1 new_channel
+	local pub i n=1
+	start_fifo_writer -k old
+	echo old-0 >&5
+	wait_until 10 '[ "$(records)" -eq 1 ]'
+	set_config format 2
+	for i in 1 2 3 4 5; do
+		chpub "$CH" "new-$i"
+		printf 'old-%d-a\nold-%d-b\n' "$i" "$i" >&5
+		n=$((n + 3))
+		wait_until 10 '[ "$(records)" -eq $n ]'
+	done
+	# The first new writer sealed the format 1 segment; then no more.
+	assert_equal "$(formats)" "1 2"
+	# Back to format 1 (for older chtools): the same, the other way.
+	set_config format 1
+	for i in 6 7 8; do
+		chpub "$CH" "new-$i"
+		printf 'old-%d-a\nold-%d-b\n' "$i" "$i" >&5
+		n=$((n + 3))
+		wait_until 10 '[ "$(records)" -eq $n ]'
+	done
+	assert_equal "$(formats)" "1 2 1"
+	stop_fifo_writer
+	run -0 chsub --peek --from=earliest --format='%k:%s\n' "$CH"
+	local want=old:old-0
+	for i in 1 2 3 4 5 6 7 8; do
+		want+=$'\n'":new-$i"$'\n'"old:old-$i-a"$'\n'"old:old-$i-b"
+	done
+	assert_output "$want"
+	run -0 chcompact --check "$CH"
+}
+
+@test "a long-running chpub upgrades the channel by itself within a second or so of format: 2 being set" {
+	CH_FORMAT=1 new_channel
+	local pub
+	start_fifo_writer
+	echo before >&5
+	wait_until 10 '[ "$(records)" -eq 1 ]'
+	set_config format 2
+	# It looks at channel.yaml at most once a second, when it has records
+	# to append: feed it a line on each try.
+	tick() { echo tick >&5; }
+	wait_until 10 '[ "$(tick; formats)" = "1 2" ]'
+	echo after >&5
+	stop_fifo_writer
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_line --index 0 before
+	assert_line --index -1 after
+	assert_equal "$(grep -cvxE 'before|tick|after' <<<"$output")" 0
+	run -0 chcompact --check "$CH"
+}
+
+@test "a writer that finds another format but cannot read channel.yaml then goes on in the newer one: it never downgrades a channel on its own" {
+	CH_FORMAT=1 new_channel
+	local pub
+	start_fifo_writer
+	echo old-1 >&5
+	wait_until 10 '[ "$(records)" -eq 1 ]'
+	set_config format 2
+	chpub "$CH" new-1
+	assert_equal "$(formats)" "1 2"
+	# An editor in the middle of saving channel.yaml.
+	cp "$CH/channel.yaml" "$T/saved"
+	echo 'format: [' >"$CH/channel.yaml"
+	local last before
+	last="$CH/$(segments | tail -n 1)"
+	before=$(size "$last")
+	echo old-2 >&5
+	wait_until 10 '[ "$(size "$last")" -gt "$before" ] || [ "$(segments | wc -l)" -gt 2 ]'
+	assert_equal "$(formats)" "1 2"
+	cp "$T/saved" "$CH/channel.yaml"
+	stop_fifo_writer
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "old-1
+new-1
+old-2"
+	run -0 chcompact --check "$CH"
+}

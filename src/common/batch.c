@@ -7,6 +7,7 @@
 
 #include "batch.h"
 #include "crc32c.h"
+#include "frame.h"
 
 void
 ch_batch_init(struct ch_batch *b, uint32_t format, uint64_t max_record,
@@ -218,4 +219,57 @@ ch_batch_consume(struct ch_batch *b)
 	}
 	if (!b->nrec)
 		ch_batch_clear(b);
+}
+
+/* The pending records of format 2 frames, into nb. */
+static int
+reframe2(const struct ch_batch *b, struct ch_batch *nb, struct ch_error *err)
+{
+	for (size_t i = b->fdone; i < b->nfr; i++) {
+		const struct ch_bframe *f = &b->fr[i];
+		const unsigned char *p = b->buf + f->body, *lim = p + f->len;
+		struct ch_frec r;
+		for (uint64_t k = 0; k < f->count; k++) {
+			if (ch_frec_decode(p, lim, k == 0, &r) < 0)
+				return ch_err(err, CH_EXIT_SOFTWARE,
+				    "queued frame malformed");
+			if (ch_batch_add(nb, r.meta, r.meta_len, r.payload,
+			    (size_t)r.len, err) < 0)
+				return -1;
+			p = r.end;
+		}
+	}
+	return 0;
+}
+
+/* The pending format 1 records, into nb. */
+static int
+reframe1(const struct ch_batch *b, struct ch_batch *nb, struct ch_error *err)
+{
+	for (size_t at = b->done; at < b->len; at += rec_total(b->buf + at)) {
+		const unsigned char *rec = b->buf + at;
+		size_t meta_len = ch_get16(rec + 12);
+		if (ch_batch_add(nb, rec + CH_REC_HDR, meta_len,
+		    rec + CH_REC_HDR + meta_len, ch_get32(rec + 8), err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+ch_batch_reformat(struct ch_batch *b, uint32_t format, struct ch_error *err)
+{
+	struct ch_batch nb;
+
+	if (format == b->format)
+		return 0;
+	ch_batch_init(&nb, format, b->max_record, b->atomic);
+	if (b->nrec && (b->format >= 2 ? reframe2(b, &nb, err) :
+	    reframe1(b, &nb, err)) < 0) {
+		ch_batch_free(&nb);
+		return -1;
+	}
+	ch_batch_free(b);
+	*b = nb;
+	return 0;
 }

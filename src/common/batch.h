@@ -98,6 +98,13 @@ void ch_batch_consume(struct ch_batch *b);
 /* Drop everything queued. */
 void ch_batch_clear(struct ch_batch *b);
 
+/* Frame the records queued and not yet taken out again, in `format`: for
+ * a writer that learns under the lock that the channel is written in
+ * another format now.  Not for an atomic batch.  On failure (out of
+ * memory) b is unchanged. */
+int ch_batch_reformat(struct ch_batch *b, uint32_t format,
+    struct ch_error *err);
+
 /* Format 2 (batch2.c). */
 int ch_batch2_add(struct ch_batch *b, const void *meta, size_t meta_len,
     const void *payload, size_t len, struct ch_error *err);

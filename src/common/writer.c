@@ -31,6 +31,9 @@ struct ch_writer {
 	uint64_t start;			/* earliest offset, as last seen */
 	int have_start;
 	uint32_t format;		/* of the segments it writes */
+	struct stat cfg_st;		/* channel.yaml when last read */
+	int have_cfg_st;
+	int64_t cfg_checked;		/* monotonic ns of the last look */
 	struct ch_batch b;		/* queued records, framed */
 	uint64_t *offs;
 	size_t noffs, offs_cap;
@@ -73,6 +76,7 @@ ch_writer_open(struct ch_channel *ch, const struct ch_pubopts *o,
 		    "in %s to upgrade it)", CH_CONFIG_FILE);
 	}
 	ch_batch_init(&w->b, w->format, o->max_record_bytes, o->atomic);
+	w->cfg_checked = ch_mono_ns();
 	if (ch_lock_open(ch->dirfd, CH_APPEND_LOCK, &w->lockfd, err) < 0) {
 		free(w);
 		return -1;
@@ -213,6 +217,67 @@ finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
 
 static int roll(struct ch_writer *w, int64_t now, struct ch_error *err);
 
+/* Write format `format` from now on; the records queued are framed again.
+ * An atomic batch stays format 2: its frame is all or nothing. */
+static int
+adopt_format(struct ch_writer *w, uint32_t format, struct ch_error *err)
+{
+	if (format == w->format || (w->o.atomic && format < 2))
+		return 0;
+	if (ch_batch_reformat(&w->b, format, err) < 0)
+		return -1;
+	w->format = format;
+	return 0;
+}
+
+/* Read channel.yaml again and write the format it names.  Should it not
+ * read (half saved by an editor, say), write `fallback`. */
+static int
+reread_format(struct ch_writer *w, uint32_t fallback, struct ch_error *err)
+{
+	struct ch_config c;
+	struct ch_error ignored;
+	struct stat st;
+
+	if (fstatat(w->ch->dirfd, CH_CONFIG_FILE, &st,
+	    AT_SYMLINK_NOFOLLOW) == 0 &&
+	    ch_config_load(w->ch->dirfd, &c, &ignored) == 0) {
+		w->cfg_st = st;
+		w->have_cfg_st = 1;
+		fallback = (uint32_t)c.format;
+	}
+	return adopt_format(w, fallback, err);
+}
+
+/*
+ * A long-running writer (tail -F | chpub) learns that channel.yaml names
+ * another format: it looks whether the file changed at most once a
+ * second, so that batches of a line or two pay no system call for it.
+ * The active segment is then sealed or rewritten by settle().
+ */
+#define CONFIG_LOOK_NS 1000000000
+
+static int
+look_at_config(struct ch_writer *w, struct ch_error *err)
+{
+	int64_t now = ch_mono_ns();
+	struct stat st;
+
+	if (now - w->cfg_checked < CONFIG_LOOK_NS)
+		return 0;
+	w->cfg_checked = now;
+	if (fstatat(w->ch->dirfd, CH_CONFIG_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;	/* its readers will say what is wrong */
+	if (w->have_cfg_st && st.st_dev == w->cfg_st.st_dev &&
+	    st.st_ino == w->cfg_st.st_ino && st.st_size == w->cfg_st.st_size &&
+	    st.st_mtim.tv_sec == w->cfg_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == w->cfg_st.st_mtim.tv_nsec &&
+	    st.st_ctim.tv_sec == w->cfg_st.st_ctim.tv_sec &&
+	    st.st_ctim.tv_nsec == w->cfg_st.st_ctim.tv_nsec)
+		return 0;
+	return reread_format(w, w->format, err);
+}
+
 /* Bring the view of the active segment's tail up to date (lock held). */
 static int
 settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
@@ -256,6 +321,17 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 		w->end = t.end;
 		w->next_seq = t.next_seq;
 		w->have_state = 1;
+		if (w->seg.format == w->format)
+			return 0;
+		/* The active segment is in another format than ours: a newer
+		 * writer upgraded the channel, or channel.yaml changed since
+		 * we read it.  channel.yaml, read again, decides, so that a
+		 * writer started before the change and newer ones do not seal
+		 * each other's segment on every batch.  (Unreadable, the newer
+		 * of the two formats: a writer never downgrades on its own.) */
+		if (reread_format(w, w->seg.format > w->format ?
+		    w->seg.format : w->format, err) < 0)
+			return -1;
 		if (w->seg.format == w->format)
 			return 0;
 		/* channel.yaml names another format: a segment holding
@@ -310,7 +386,7 @@ refresh(struct ch_writer *w, struct ch_error *err)
 		return load(w, err);
 	if (fstat(w->segfd, &st) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
-	if ((uint64_t)st.st_size == w->end)
+	if ((uint64_t)st.st_size == w->end && w->seg.format == w->format)
 		return 0;	/* nobody wrote since our last batch */
 	return settle(w, w->end, w->next_seq, err);
 }
@@ -474,7 +550,7 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 		w->offs = no;
 		w->offs_cap = nrec;
 	}
-	if (lock(w, err) < 0)
+	if (look_at_config(w, err) < 0 || lock(w, err) < 0)
 		goto out;
 	locked = 1;
 	if (refresh(w, err) < 0)

@@ -11,10 +11,14 @@
  * and releases the lock.  So concurrent writers never interleave inside a
  * record and each writer's order is kept.
  *
- * A writer that finds the active segment in another format than the
- * channel's (channel.yaml was edited to upgrade it) seals that segment if
- * it holds records and writes the next one in the channel's format; an
- * empty one just gets a new header.
+ * A writer that finds the active segment in another format than its own
+ * reads channel.yaml again (a long-running one also does when the file
+ * changed, looking at most once a second) and writes the format named
+ * there from then on, its queued records framed anew.  If the active
+ * segment is in another format still (channel.yaml was edited to upgrade
+ * the channel, or to downgrade it), it seals that segment if it holds
+ * records and writes the next one in the channel's format; an empty one
+ * just gets a new header.
  *
  * Rollover (sealing the active segment) under the lock: append a seal
  * record, fdatasync it (unless sync is none), create the next segment
