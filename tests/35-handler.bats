@@ -250,6 +250,77 @@ fresh() {
 	assert_equal "$(cat "$T/got")" "r4"
 }
 
+@test "--batch: the records of a split batch keep their separator, so an empty record is its separator alone, never an empty stdin" {
+	fresh
+	choffset --create "$CH" s0 >/dev/null
+	chpub "$CH" x '' y
+	printf 'x\0\0y\0' | chpub -0 "$CH"
+	# Each unit's CH_SEQ and stdin in hex; a batch fails and is split.
+	local h='[ "$CH_COUNT" -gt 1 ] && exit 1
+	    printf "%s %s\n" "$CH_SEQ" "$(od -An -tx1 | tr -d " \n")" >>"$T/units.$CH_SUBSCRIBER"'
+	run -0 timeout 10 chsub --batch=10 --retries=0 -x "$h" "$CH" s
+	assert_equal "$(cat "$T/units.s")" "$(printf '%s\n' '0 780a' '1 0a' \
+	    '2 790a' '3 780a' '4 0a' '5 790a')"
+	run -0 timeout 10 chsub -0 --batch=10 --retries=0 -x "$h" "$CH" s0
+	assert_equal "$(cat "$T/units.s0")" "$(printf '%s\n' '0 7800' '1 00' \
+	    '2 7900' '3 7800' '4 00' '5 7900')"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "--batch ends where records were lost (damage skipped with --skip-corrupt, a gap record): record i of a batch is number CH_SEQ + i" {
+	fresh
+	choffset --create "$CH" s2 >/dev/null
+	pub r0; pub r1; pub r2; pub r3; pub r4
+	printf '\377' | dd of="$CH/00000000000000000000.seg" bs=1 \
+	    seek=$((64 + OFFS[2] + 20)) conv=notrunc status=none
+	local h='printf "%s %s %s\n" "$CH_SEQ" "$CH_COUNT" "$(tr "\n" " ")" >>"$T/units.$CH_SUBSCRIBER"'
+	run -0 --separate-stderr timeout 10 chsub --skip-corrupt --batch=10 -x "$h" "$CH" s2
+	assert_equal "$(cat "$T/units.s2")" "$(printf '%s\n' '0 2 r0 r1 ' '3 2 r3 r4 ')"
+	# The same once a repair has written a gap record over the damage.
+	run -0 chcompact --repair "$CH"
+	run -0 --separate-stderr timeout 10 chsub --batch=10 -x "$h" "$CH" s
+	assert_equal "$(cat "$T/units.s")" "$(printf '%s\n' '0 2 r0 r1 ' '3 2 r3 r4 ')"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "a record after lost records fails for good: the offset moves past them to it, with its retry state, so --retries holds across restarts" {
+	fresh
+	pub r0; pub r1; pub r2
+	printf '\377' | dd of="$CH/00000000000000000000.seg" bs=1 \
+	    seek=$((64 + OFFS[1] + 20)) conv=notrunc status=none
+	run -0 chcompact --repair "$CH"
+	run -69 timeout 10 chsub --retries=0 -x '[ "$(cat)" != r2 ]' "$CH" s
+	assert_equal "$(offset_of s)" "${OFFS[2]}"
+	[[ $(grep '^retry ' "$CH/subscribers/s/offset") == "retry ${OFFS[2]} 1 1 "* ]] ||
+		fail "$(cat "$CH/subscribers/s/offset")"
+	# Its attempts are used up: 69 again without running the handler.
+	run -69 timeout 10 chsub --retries=0 -x 'touch "$T/ran"' "$CH" s
+	[ ! -e "$T/ran" ]
+}
+
+@test "--batch: a record that contains the separator is handed over as it is, with a warning once a run" {
+	fresh
+	choffset --create "$CH" s0 >/dev/null
+	choffset --create "$CH" s1 >/dev/null
+	pub A
+	OFFS+=("$(printf 'B1\nB2' | chpub -p --whole "$CH")")
+	pub $'C1\nC2' D
+	OFFS+=("$(printf 'E\0F' | chpub -p --whole "$CH")")
+	run -0 --separate-stderr timeout 10 chsub --batch=10 -x 'cat >>"$T/got"' "$CH" s
+	printf 'A\nB1\nB2\nC1\nC2\nD\nE\0F\n' | cmp - "$T/got"
+	assert_equal "${#stderr_lines[@]}" 1
+	assert_equal "$stderr" "chsub: $CH: record at offset ${OFFS[1]} contains a newline, the separator of --batch: a handler that splits its input there reads more records than CH_COUNT (use -0, or --batch=1); not said again for others in this run"
+	# With -0, the record holding a NUL; one record per run, none.
+	run -0 --separate-stderr timeout 10 chsub -0 --batch=10 -x 'cat >/dev/null' "$CH" s0
+	assert_equal "$stderr" "chsub: $CH: record at offset ${OFFS[4]} contains a NUL, the separator of --batch: a handler that splits its input there reads more records than CH_COUNT (use --batch=1); not said again for others in this run"
+	run -0 --separate-stderr timeout 10 chsub --batch=1 -x 'cat >/dev/null' "$CH" s1
+	assert_equal "$stderr" ""
+	# -q silences it.
+	choffset --earliest "$CH" s
+	run -0 --separate-stderr timeout 10 chsub -q --batch=10 -x 'cat >/dev/null' "$CH" s
+	assert_equal "$stderr" ""
+}
+
 @test "--batch: a corrupt record ends the run with 65 after the records before it are handled (retried, dead-lettered) and committed" {
 	fresh
 	choffset --create "$CH" s2 >/dev/null

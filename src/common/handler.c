@@ -75,6 +75,7 @@ struct hctx {
 	uint64_t dispatched;		/* records handed out (for -n) */
 	int at_end;			/* the reader had nothing more */
 	int failed;			/* a record failed for good */
+	int warned_sep;			/* about a record holding --delim */
 	char failure[512];
 	int reader_error;
 	struct ch_error rerr;
@@ -184,6 +185,51 @@ find_origin(const unsigned char *meta, size_t len, struct hrec *r)
 	return 0;
 }
 
+/* A record of a batch holds the separator that ends each record there:
+ * a handler that splits its input at each one reads a record too many
+ * (and, numbering them from CH_SEQ, gives the next ones wrong numbers).
+ * Said once a run: a channel of such records would say it for each. */
+static void
+warn_separator(struct hctx *h, uint64_t offset)
+{
+	const struct ch_handler_opts *o = h->o;
+	char msg[400];
+
+	h->warned_sep = 1;
+	if (!o->warn)
+		return;
+	snprintf(msg, sizeof msg, "record at offset %llu contains a %s, the "
+	    "separator of --batch: a handler that splits its input there "
+	    "reads more records than CH_COUNT (use %s); not said again for "
+	    "others in this run", (unsigned long long)offset,
+	    o->delim ? "newline" : "NUL",
+	    o->delim ? "-0, or --batch=1" : "--batch=1");
+	o->warn(o->warn_ctx, msg);
+}
+
+/*
+ * Unit i has just taken its first record.  Where records were lost before
+ * it (a gap record, damage skipped by --skip-corrupt), the unit before it
+ * ends where it starts, or, that one committed already, the committed
+ * position moves there: a failing unit's retry state is kept only once
+ * the committed offset is its own (save_retry).
+ */
+static void
+close_gap(struct hctx *h, size_t i)
+{
+	const struct hrec *r = &h->u[i].recs[0];
+
+	if (i > 0) {
+		struct unit *p = &h->u[i - 1];
+		if (p->end_offset < r->offset) {
+			p->end_offset = r->offset;
+			p->end_seq = r->seq;
+		}
+	} else if (h->s->done_offset < r->offset) {
+		ch_session_delivered(h->s, r->offset, r->seq);
+	}
+}
+
 /* Append the record the reader just returned to unit u. */
 static int
 add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
@@ -216,9 +262,14 @@ add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
 	/* Only where there is somewhere to send it back to. */
 	if (o->dead_letter && rec->h.meta_len)
 		r->from_known = find_origin(rec->meta, rec->h.meta_len, r);
+	if (u->sep && !h->warned_sep && rec->h.len &&
+	    memchr(rec->payload, o->delim, rec->h.len))
+		warn_separator(h, r->offset);
 	u->bytes += rec_bytes(u, rec->h.len);
 	u->end_offset = ch_reader_offset(h->s->r);
 	u->end_seq = ch_reader_seq(h->s->r);
+	if (u->nrec == 1)
+		close_gap(h, (size_t)(u - h->u));
 	if (u->nrec == 1 && o->linger_ns > 0) {
 		/* Handed over once the record has waited --linger since it
 		 * was published (a backlog goes at once), and at the latest
@@ -248,10 +299,32 @@ unit_full(const struct hctx *h, const struct unit *u)
 }
 
 /*
+ * Whether unit u ends before rec: when rec does not fit in --batch-bytes
+ * (it then goes alone if it is larger than the limit), or when records
+ * were lost between them (a gap record, damage skipped by
+ * --skip-corrupt), so that a unit's records are always numbered CH_SEQ,
+ * CH_SEQ + 1, ... and a handler that names them so names each rightly.
+ */
+static int
+ends_before(const struct hctx *h, const struct unit *u,
+    const struct ch_rec *rec)
+{
+	const struct ch_handler_opts *o = h->o;
+
+	if (!u->nrec)
+		return 0;
+	if (rec->h.seq != u->recs[u->nrec - 1].seq + 1)
+		return 1;
+	return o->batch_bytes && !u->max_recs &&
+	    u->bytes + rec_bytes(u, rec->h.len) > o->batch_bytes;
+}
+
+/*
  * Fill the unit at the end (U_FILLING) with the records that are there,
  * up to --batch, --batch-bytes and -n.  It becomes U_READY once full, when
- * the next record would take it past --batch-bytes (that record starts
- * the next unit), or at the end of the channel unless it lingers: while
+ * the next record would take it past --batch-bytes or comes after lost
+ * records (that record starts the next unit), or at the end of the
+ * channel unless it lingers: while
  * following with --linger, a partial batch waits for more until its
  * oldest record has waited that long.  Returns 1 if a unit became ready
  * (*ready: its index), 0 if not, -1 on error.
@@ -302,10 +375,8 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 			h->at_end = 1;
 			break;
 		}
-		if (u->nrec && o->batch_bytes && !u->max_recs &&
-		    u->bytes + rec_bytes(u, rec.h.len) > o->batch_bytes) {
-			/* Does not fit: this unit goes, the record starts
-			 * the next one (alone if it is larger than the limit). */
+		if (ends_before(h, u, &rec)) {
+			/* This unit goes, the record starts the next one. */
 			size_t i = (size_t)(u - h->u);
 			u->state = U_READY;
 			if (grow_units(h, err) < 0)
@@ -746,9 +817,14 @@ split(struct hctx *h, size_t i, struct ch_error *err)
 		struct hrec r = old.recs[k];
 		char *p = malloc(r.len ? r.len : 1);
 		old.recs[k].meta = NULL;	/* the record's unit has it now */
+		/* Framed as every unit of this run is, a unit of one record
+		 * included: a handler of --batch records reads an empty
+		 * record as its separator alone, never as nothing at all. */
+		u->sep = h->o->batch > 1;
 		if (!p || (u->memfd = new_memfd(err)) < 0 ||
 		    ch_pread_full(old.memfd, p, r.len, (off_t)r.pos) !=
-		    (ssize_t)r.len || ch_write_full(u->memfd, p, r.len) < 0) {
+		    (ssize_t)r.len || ch_write_full(u->memfd, p, r.len) < 0 ||
+		    (u->sep && ch_write_full(u->memfd, &h->o->delim, 1) < 0)) {
 			free(p);
 			free(r.meta);
 			unit_free(&old);
@@ -764,6 +840,7 @@ split(struct hctx *h, size_t i, struct ch_error *err)
 		r.pos = 0;
 		u->recs[0] = r;
 		u->nrec = 1;
+		u->bytes = rec_bytes(u, r.len);
 		u->end_offset = k + 1 < n ? old.recs[k + 1].offset : old.end_offset;
 		u->end_seq = k + 1 < n ? old.recs[k + 1].seq : old.end_seq;
 		u->state = U_READY;

@@ -5,7 +5,9 @@
  * Records are grouped into units (one record, or a batch: up to --batch
  * records and --batch-bytes bytes of stdin that are already there, or,
  * following with --linger, that come before the oldest of them has waited
- * that long) and each unit runs `/bin/sh -c CMD` with the
+ * that long; never across lost records, so that record i of a unit is
+ * number CH_SEQ + i; with --batch above 1, each record of every unit is
+ * followed by the separator) and each unit runs `/bin/sh -c CMD` with the
  * payload on stdin and CH_* variables in its environment (for a unit of
  * one record, its key and headers too: CH_KEY, CH_HDR_NAME); the command
  * string is never built from record data.  A unit's stdin is a memfd, so
