@@ -12,11 +12,21 @@
  * and chsub sends the records again.
  *
  * Redeliveries are made harmless by JetStream's duplicate window: each
- * message carries a Nats-Msg-Id header "CHANNEL/SEQ", built from chsub's
- * CH_CHANNEL and CH_SEQ (the record's sequence number, plus its index in a
- * batch).  Sequence numbers are consecutive along a channel, so a record
- * keeps its id whether it goes in a batch or alone (chsub splits a batch
- * that keeps failing and retries its records one by one).
+ * message carries a Nats-Msg-Id header "PREFIX:CHANNEL/SEQ", built from
+ * --id-prefix (the host name by default: the same channel path on two
+ * hosts is two channels), chsub's CH_CHANNEL and CH_SEQ (the record's
+ * sequence number, plus its index in a batch).  chsub numbers the records
+ * of a batch consecutively, so a record keeps its id whether it goes in a
+ * batch or alone (chsub splits a batch that keeps failing and retries its
+ * records one by one).
+ *
+ * That holds only if the records are read back as chsub handed them: a
+ * record that contains the separator would pass for two, and every record
+ * after it would take the next one's id (and be dropped as a duplicate of
+ * it).  So with chsub's CH_COUNT in the environment, standard input must
+ * hold exactly that many records, or nothing is sent and the exit status
+ * is 3: records that may contain newlines need chsub -0 and -b -0, or
+ * chsub --batch=1 and no -b.
  *
  * Build (Debian: apt-get install libnats-dev):
  *   cc -O2 -o chnats-pub chnats-pub.c $(pkg-config --cflags --libs libnats)
@@ -29,13 +39,16 @@
  *   -0, --null                 with --batch, records end with NUL (chsub -0)
  *   -t, --timeout=MS           give up after MS milliseconds without all
  *                              acknowledgements (default 10000)
+ *       --id-prefix=PREFIX     Nats-Msg-Id is PREFIX:CHANNEL/SEQ (default
+ *                              the host name; empty: CHANNEL/SEQ)
  *       --no-msg-id            do not set Nats-Msg-Id
  *       --create-stream=NAME   create stream NAME, file-backed, storing
  *                              SUBJECT, unless it exists; publish nothing
  *   -v, --verbose              say how many records were acknowledged
  *
  * Exit status: 0 every record acknowledged (or the stream is there),
- * 1 not, 2 usage.
+ * 1 not, 2 usage, 3 standard input does not hold CH_COUNT records
+ * (nothing sent).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -52,6 +65,8 @@
 
 #define PROG "chnats-pub"
 #define MAX_SERVERS 16
+#define MAX_PREFIX 255		/* --id-prefix, in bytes */
+#define EXIT_COUNT 3		/* stdin does not hold CH_COUNT records */
 #define WAIT_SLICE_MS 50	/* how often to look at the connection */
 
 static const char *subject;
@@ -151,7 +166,8 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 	natsMsg_Destroy(msg);
 }
 
-/* The message for record i: its payload and, with ids, Nats-Msg-Id. */
+/* The message for record i: its payload and, with ids, Nats-Msg-Id
+ * "ID_PREFIX/SEQ" (ID_PREFIX is "PREFIX:CHANNEL", see id_from_env). */
 static natsStatus
 make_msg(natsMsg **m, const char *data, size_t len, const char *id_prefix,
     uint64_t seq)
@@ -159,7 +175,7 @@ make_msg(natsMsg **m, const char *data, size_t len, const char *id_prefix,
 	natsStatus s = natsMsg_Create(m, subject, NULL, data, (int)len);
 
 	if (s == NATS_OK && id_prefix) {
-		char id[4200];
+		char id[MAX_PREFIX + 4200];
 		snprintf(id, sizeof id, "%s/%" PRIu64, id_prefix, seq);
 		s = natsMsgHeader_Set(*m, "Nats-Msg-Id", id);
 		if (s != NATS_OK) {
@@ -302,36 +318,69 @@ split_servers(char *list, const char **urls)
 	return n;
 }
 
-/*
- * The id prefix from chsub's environment: CH_CHANNEL, and the first
- * record's CH_SEQ in *seq0.  NULL without them (not run by chsub).  A
- * header value cannot hold a line break.
- */
-static const char *
-id_from_env(uint64_t *seq0, int *bad)
+/* A decimal number from the environment: 1 and *v, 0 when the variable
+ * is not set, -1 when it is not a number. */
+static int
+env_number(const char *name, uint64_t *v)
 {
-	const char *ch = getenv("CH_CHANNEL"), *seq = getenv("CH_SEQ");
+	const char *s = getenv(name);
 	char *end;
 
-	*bad = 0;
-	if (!ch || !seq)
-		return NULL;
+	if (!s)
+		return 0;
 	errno = 0;
-	*seq0 = strtoull(seq, &end, 10);
-	if (errno || end == seq || *end || strpbrk(ch, "\r\n") ||
-	    strlen(ch) > 4000) {
+	*v = strtoull(s, &end, 10);
+	return errno || end == s || *end || *s == '-' ? -1 : 1;
+}
+
+/*
+ * The id of the first record but for its number, "PREFIX:CHANNEL" (or
+ * "CHANNEL" with an empty prefix), from chsub's CH_CHANNEL, and its
+ * CH_SEQ in *seq0.  NULL without them (not run by chsub), or on an error
+ * (*bad set).  A header value cannot hold a line break.
+ */
+static char *
+id_from_env(const char *prefix, uint64_t *seq0, int *bad)
+{
+	const char *ch = getenv("CH_CHANNEL");
+	char *id;
+
+	*bad = 0;
+	int have_seq = env_number("CH_SEQ", seq0);
+	if (!ch || have_seq == 0)
+		return NULL;
+	if (have_seq < 0 || strpbrk(ch, "\r\n") || strlen(ch) > 4000) {
 		*bad = 1;
 		return NULL;
 	}
-	return ch;
+	size_t len = strlen(prefix) + strlen(ch) + 2;
+	if (!(id = malloc(len))) {
+		*bad = 1;
+		return NULL;
+	}
+	snprintf(id, len, "%s%s%s", prefix, *prefix ? ":" : "", ch);
+	return id;
 }
 
-/* Standard input as records: all of it, or (batch) one per separator. */
+/* The default id prefix: this host's name, so that two hosts forwarding
+ * channels of the same path to one stream never send the same ids. */
+static int
+host_prefix(char *buf, size_t len)
+{
+	if (gethostname(buf, len) < 0)
+		return -1;
+	buf[len - 1] = '\0';
+	return 0;
+}
+
+/* Standard input as records: all of it, or (batch) one per separator;
+ * count is chsub's CH_COUNT, or 0 when it is not set. */
 struct input {
 	char *buf;
 	char **rec;
 	size_t *len;
 	size_t n;
+	uint64_t count;
 };
 
 static int
@@ -356,6 +405,11 @@ read_records(struct input *in, int batch, char delim)
 	if (!batch) {
 		in->rec[0] = in->buf;
 		in->len[in->n++] = total;
+	} else if (total == 0 && in->count == 1) {
+		/* One record and no separator (chsub --batch=1): an empty
+		 * record, not an empty batch. */
+		in->rec[0] = in->buf;
+		in->len[in->n++] = 0;
 	} else {
 		/* Each record ends with the separator; a last one without
 		 * it counts too. */
@@ -374,6 +428,26 @@ read_records(struct input *in, int batch, char delim)
 			return -1;
 		}
 	return 0;
+}
+
+/* With CH_COUNT, the records read must be those chsub handed over: a
+ * record that holds the separator would pass for two and shift the ids
+ * of all that follow it. */
+static int
+check_count(const struct input *in, int batch)
+{
+	if (!in->count || in->n == in->count)
+		return 0;
+	if (!batch)
+		fail("chsub handed over %" PRIu64 " records (CH_COUNT) as one "
+		    "message: with chsub --batch, use -b", in->count);
+	else
+		fail("standard input holds %zu records, chsub handed over %"
+		    PRIu64 " (CH_COUNT)%s; nothing sent", in->n, in->count,
+		    in->n > in->count ? ": a record contains the separator "
+		    "(records with newlines need chsub -0 and -b -0, or "
+		    "chsub --batch=1 without -b)" : "");
+	return -1;
 }
 
 /* Connect to a server of the list that answers, and make the JetStream
@@ -431,7 +505,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "Usage: " PROG " [-s URL[,URL...]] [-b [-0]] [-t MS] "
-	    "[--no-msg-id] [-v] SUBJECT\n"
+	    "[--id-prefix=PREFIX | --no-msg-id] [-v] SUBJECT\n"
 	    "       " PROG " [-s URL] --create-stream=NAME SUBJECT\n"
 	    "Publish standard input (one record, or with -b one per line) to "
 	    "a JetStream\nsubject; exit 0 only once the stream has "
@@ -447,12 +521,13 @@ main(int argc, char **argv)
 		{ "null", no_argument, NULL, '0' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "no-msg-id", no_argument, NULL, 'I' },
+		{ "id-prefix", required_argument, NULL, 'P' },
 		{ "create-stream", required_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *server = getenv("NATS_URL"), *stream = NULL;
+	const char *server = getenv("NATS_URL"), *stream = NULL, *prefix = NULL;
 	int batch = 0, no_id = 0, verbose = 0, c;
 	char delim = '\n', *end;
 	long timeout_ms = 10000;
@@ -465,6 +540,7 @@ main(int argc, char **argv)
 		case 'b': batch = 1; break;
 		case '0': delim = '\0'; break;
 		case 'I': no_id = 1; break;
+		case 'P': prefix = optarg; break;
 		case 'C': stream = optarg; break;
 		case 'v': verbose = 1; break;
 		case 't':
@@ -490,21 +566,51 @@ main(int argc, char **argv)
 		return 2;
 	}
 
+	char host[MAX_PREFIX + 1];
+	if (prefix && (strlen(prefix) > MAX_PREFIX || strpbrk(prefix, "\r\n"))) {
+		fail("bad --id-prefix: more than %d bytes, or a line break",
+		    MAX_PREFIX);
+		return 2;
+	}
+	if (!prefix && !no_id && !stream) {
+		if (host_prefix(host, sizeof host) < 0) {
+			fail("host name: %s (give --id-prefix)", strerror(errno));
+			return 1;
+		}
+		prefix = host;
+	}
+
 	uint64_t seq0 = 0;
 	int bad_env = 0;
-	const char *id_prefix = no_id ? NULL : id_from_env(&seq0, &bad_env);
+	char *id_prefix = no_id || stream ? NULL :
+	    id_from_env(prefix, &seq0, &bad_env);
 	if (bad_env) {
 		fail("CH_CHANNEL or CH_SEQ cannot make a Nats-Msg-Id "
 		    "(use --no-msg-id)");
 		return 2;
 	}
+	struct input in = { 0 };
+	if (!stream && env_number("CH_COUNT", &in.count) < 0) {
+		fail("CH_COUNT is not a number");
+		free(id_prefix);
+		return 2;
+	}
 
 	/* The records, before connecting: a bad input costs no connection. */
-	struct input in = { 0 };
+	int early = -1;
 	if (!stream && read_records(&in, batch, delim) < 0)
-		return 1;
-	if (!stream && in.n == 0)
-		return 0;		/* an empty batch: nothing to send */
+		early = 1;
+	else if (!stream && check_count(&in, batch) < 0)
+		early = EXIT_COUNT;
+	else if (!stream && in.n == 0)
+		early = 0;		/* an empty batch: nothing to send */
+	if (early >= 0) {
+		free(in.rec);
+		free(in.len);
+		free(in.buf);
+		free(id_prefix);
+		return early;
+	}
 
 	int64_t deadline = now_ms() + timeout_ms;
 	struct acks a = { .mu = PTHREAD_MUTEX_INITIALIZER };
@@ -532,5 +638,6 @@ main(int argc, char **argv)
 	free(in.rec);
 	free(in.len);
 	free(in.buf);
+	free(id_prefix);
 	return rc;
 }

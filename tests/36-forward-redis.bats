@@ -3,7 +3,7 @@
 # into a real Redis stream, through a Redis crash (kill -9) and restart,
 # with the two recipes of examples/forwarding.md run as written: one
 # record per run with
-#   redis-cli -e -x XADD app-logs "*" id "$CH_CHANNEL/$CH_SEQ" data
+#   redis-cli -e -x XADD app-logs "*" id "$(uname -n):$CH_CHANNEL/$CH_SEQ" data
 # (redis-cli -x reads the last argument, the record, from stdin), and
 # batches with examples/redis-xadd-batch.sh (redis-cli --pipe).  -e is
 # needed: without it redis-cli exits 0 on an error reply (LOADING while
@@ -99,21 +99,22 @@ forwarder() {
 	chpub "$CH" "${recs[@]}"
 	forwarder "-x 'redis-cli -e"
 	wait_until 20 'offset_is fwd "$(chan_end fwd)"'
-	assert_equal "$(stream_entries)" "$(printf "$CH/%s\t%s\n" \
+	assert_equal "$(stream_entries)" "$(printf "$(uname -n):$CH/%s\t%s\n" \
 	    0 "${recs[0]}" 1 "${recs[1]}" 2 "${recs[2]}" 3 "${recs[3]}")"
 	[ ! -e "$T/pwned" ]
 }
 
-@test "redis-xadd-batch.sh: one entry per line with ids CHANNEL/SEQ+i; non-zero on an error reply or no server" {
+@test "redis-xadd-batch.sh: one entry per line with ids HOST:CHANNEL/SEQ+i; non-zero on an error reply or no server" {
 	start_redis
 	export CH_CHANNEL='/srv/ch/a\nb' CH_SEQ=9999999998
 	printf 'a b\r\n\n$(touch pwned) *\nlast' >"$T/batch"
 	run -0 --separate-stderr redis-xadd-batch.sh app-logs -p "$PORT" <"$T/batch"
 	assert_output ""
+	local h=$(uname -n)
 	assert_equal "$(stream_entries)" "$(printf '%s\t%s\n' \
-	    '/srv/ch/a\nb/9999999998' $'a b\r' '/srv/ch/a\nb/9999999999' '' \
-	    '/srv/ch/a\nb/10000000000' '$(touch pwned) *' \
-	    '/srv/ch/a\nb/10000000001' last)"
+	    "$h:/srv/ch/a\\nb/9999999998" $'a b\r' "$h:/srv/ch/a\\nb/9999999999" '' \
+	    "$h:/srv/ch/a\\nb/10000000000" '$(touch pwned) *' \
+	    "$h:/srv/ch/a\\nb/10000000001" last)"
 	[ ! -e pwned ] && [ ! -e "$T/pwned" ]
 	# An error reply (a key of another type), then no server at all.
 	redis-cli -p "$PORT" SET not-a-stream x >/dev/null
@@ -127,6 +128,72 @@ forwarder() {
 	    redis-xadd-batch.sh app-logs -p "$1" <"$2" && ls -A "$TMPDIR"' \
 	    sh "$PORT" "$T/batch"
 	assert_output ""
+}
+
+@test "redis-xadd-batch.sh: --id-prefix replaces the host name; with CH_COUNT, a batch of another count sends nothing (3), and an empty stdin of one record is an empty record" {
+	start_redis
+	export CH_CHANNEL=/srv/ch/logs CH_SEQ=7
+	redis-xadd-batch.sh --id-prefix=web2 app-logs -p "$PORT" <<<a
+	CH_SEQ=8 redis-xadd-batch.sh --id-prefix web3 app-logs -p "$PORT" <<<b
+	CH_SEQ=9 redis-xadd-batch.sh --id-prefix= app-logs -p "$PORT" <<<c
+	CH_COUNT=1 run -3 --separate-stderr redis-xadd-batch.sh app-logs \
+	    -p "$PORT" <<<$'d1\nd2'
+	assert_equal "$stderr" "redis-xadd-batch.sh: app-logs: standard input holds 2 records, chsub handed over 1 (CH_COUNT): a record contains a newline; nothing sent"
+	CH_COUNT=3 run -3 redis-xadd-batch.sh app-logs -p "$PORT" <<<$'d1\nd2'
+	CH_SEQ=10 CH_COUNT=2 redis-xadd-batch.sh --id-prefix=h app-logs \
+	    -p "$PORT" <<<$'d1\nd2'
+	CH_SEQ=12 CH_COUNT=1 redis-xadd-batch.sh --id-prefix=h app-logs \
+	    -p "$PORT" </dev/null
+	# Not run by chsub: an empty stdin is no record.
+	redis-xadd-batch.sh app-logs -p "$PORT" </dev/null
+	CH_COUNT=x run -2 redis-xadd-batch.sh app-logs -p "$PORT" <<<e
+	run -2 redis-xadd-batch.sh --id-prefix
+	assert_equal "$(stream_entries)" "$(printf '%s\t%s\n' \
+	    web2:/srv/ch/logs/7 a web3:/srv/ch/logs/8 b /srv/ch/logs/9 c \
+	    h:/srv/ch/logs/10 d1 h:/srv/ch/logs/11 d2 h:/srv/ch/logs/12 '')"
+}
+
+# batch_forward SUB CHSUB-OPTION...: chsub with the batch handler (and
+# the options) over $CH for SUB, to the end of the channel.
+batch_forward() {
+	local sub=$1
+	shift
+	run -0 --separate-stderr timeout 30 chsub "$@" \
+	    -x "redis-xadd-batch.sh --id-prefix=h app-logs -p $PORT" "$CH" "$sub"
+}
+
+@test "--batch to Redis: a record with a newline fails its batch, and alone goes to the dead-letter channel; each other record is stored once, with its own id" {
+	start_redis
+	new_channel
+	choffset --create "$CH" fwd >/dev/null
+	chpub "$CH" A
+	printf 'B1\nB2' | chpub --whole "$CH"
+	chpub "$CH" C D
+	batch_forward fwd --batch=100 --retries=1 --backoff=10ms \
+	    --dead-letter="$T/dlq"
+	assert_equal "$(stream_entries)" "$(printf "h:$CH/%s\t%s\n" 0 A 2 C 3 D)"
+	printf 'B1\nB2' | cmp - <(chsub --peek "$T/dlq" -n 1 --format '%s')
+	assert_equal "$(chsub --peek "$T/dlq" --format '%{status}')" 3
+	[[ $stderr == *"contains a newline, the separator of --batch"* ]] ||
+		fail "stderr: $stderr"
+	assert_equal "$(choffset "$CH" fwd)" "$(chan_end fwd)"
+}
+
+@test "--batch to Redis: an empty record is stored, alone after a split, and one record per run" {
+	start_redis
+	new_channel
+	choffset --create "$CH" fwd >/dev/null
+	choffset --create "$CH" one >/dev/null
+	chpub "$CH" x '' y
+	# A handler that fails every batch of more than one record: split.
+	run -0 timeout 30 chsub --batch=100 --retries=0 -x "
+	    [ \"\$CH_COUNT\" -gt 1 ] && exit 1
+	    exec redis-xadd-batch.sh --id-prefix=h app-logs -p $PORT" "$CH" fwd
+	assert_equal "$(stream_entries)" "$(printf "h:$CH/%s\t%s\n" 0 x 1 '' 2 y)"
+	assert_equal "$(choffset "$CH" fwd)" "$(chan_end fwd)"
+	redis-cli -p "$PORT" DEL app-logs >/dev/null
+	batch_forward one --batch=1
+	assert_equal "$(stream_entries)" "$(printf "h:$CH/%s\t%s\n" 0 x 1 '' 2 y)"
 }
 
 # crash_story RECIPE ORDER N: the recipe forwards rec-0001 .. rec-N,

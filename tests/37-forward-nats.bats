@@ -97,7 +97,7 @@ stream_count() { "$DUMP" -c "$URL" APP_LOGS; }
 	CH_CHANNEL=$'two\nlines' CH_SEQ=1 run -2 chnats-pub -s "$URL" app.logs
 }
 
-@test "chnats-pub: a record arrives byte for byte with Nats-Msg-Id CHANNEL/SEQ, and a redelivery is dropped as a duplicate" {
+@test "chnats-pub: a record arrives byte for byte with Nats-Msg-Id HOST:CHANNEL/SEQ, and a redelivery is dropped as a duplicate" {
 	start_nats
 	create_stream
 	printf 'bin\0ary\nwith a NUL, {{ .Template }}, $(touch pwned) and \377\n\n' \
@@ -113,14 +113,16 @@ stream_count() { "$DUMP" -c "$URL" APP_LOGS; }
 	"$DUMP" "$URL" APP_LOGS 1 | cmp - "$T/rec"
 	# The payload has three newlines; the id comes first.
 	assert_equal "$(stream_lines | wc -l)" 4
-	[[ $(stream_lines | head -n 1 | tr -d '\0') == $'/srv/ch/logs/41\tbinary' ]]
+	[[ $(stream_lines | head -n 1 | tr -d '\0') == "$(uname -n):/srv/ch/logs/41"$'\tbinary' ]]
 	[ ! -e pwned ]
 }
 
-@test "chnats-pub -b: one message per newline- or NUL-terminated record, ids CHANNEL/SEQ+i" {
+@test "chnats-pub -b: one message per newline- or NUL-terminated record, ids PREFIX:CHANNEL/SEQ+i" {
 	start_nats
 	create_stream
 	export CH_CHANNEL=/srv/ch/logs CH_SEQ=9
+	local h
+	h=$(uname -n)
 	printf 'a b\n\nlast one\n' | chnats-pub -b -s "$URL" app.logs
 	printf 'x\0y\nz\0' | CH_SEQ=12 chnats-pub -b -0 -s "$URL" app.logs
 	# The same records again, the first batch split as chsub retries a
@@ -128,11 +130,128 @@ stream_count() { "$DUMP" -c "$URL" APP_LOGS; }
 	printf 'a b\n' | chnats-pub -b -s "$URL" app.logs
 	printf '\nlast one\n' | CH_SEQ=10 chnats-pub -b -s "$URL" app.logs
 	printf 'x' | CH_SEQ=12 chnats-pub --no-msg-id -s "$URL" app.logs
+	# Another prefix, none: other ids.
+	printf 'a b\n' | chnats-pub -b --id-prefix=web2 -s "$URL" app.logs
+	printf 'a b\n' | chnats-pub -b --id-prefix= -s "$URL" app.logs
 	# (the record "y\nz" takes two lines)
 	run -0 stream_lines
-	assert_output "$(printf '%s\t%s\n' /srv/ch/logs/9 'a b' \
-	    /srv/ch/logs/10 '' /srv/ch/logs/11 'last one' /srv/ch/logs/12 x \
-	    /srv/ch/logs/13 $'y\nz' - x)"
+	assert_output "$(printf '%s\t%s\n' "$h:/srv/ch/logs/9" 'a b' \
+	    "$h:/srv/ch/logs/10" '' "$h:/srv/ch/logs/11" 'last one' \
+	    "$h:/srv/ch/logs/12" x "$h:/srv/ch/logs/13" $'y\nz' - x \
+	    web2:/srv/ch/logs/9 'a b' /srv/ch/logs/9 'a b')"
+	run -2 chnats-pub --id-prefix=$'a\nb' -s "$URL" app.logs
+}
+
+@test "chnats-pub: with CH_COUNT, standard input must hold that many records or nothing is sent (3); an empty stdin of one record is an empty record" {
+	start_nats
+	create_stream
+	export CH_CHANNEL=/srv/ch/logs CH_SEQ=0
+	CH_COUNT=1 run -3 --separate-stderr chnats-pub -b -s "$URL" app.logs \
+	    <<<$'a1\na2'
+	assert_equal "$stderr" "chnats-pub: app.logs: standard input holds 2 records, chsub handed over 1 (CH_COUNT): a record contains the separator (records with newlines need chsub -0 and -b -0, or chsub --batch=1 without -b); nothing sent"
+	CH_COUNT=3 run -3 chnats-pub -b -s "$URL" app.logs <<<$'a1\na2'
+	# A batch of chsub's handed to one message: -b is missing.
+	CH_COUNT=2 run -3 --separate-stderr chnats-pub -s "$URL" app.logs \
+	    <<<$'a1\na2'
+	[[ $stderr == *"with chsub --batch, use -b"* ]] || fail "stderr: $stderr"
+	CH_COUNT=x run -2 chnats-pub -b -s "$URL" app.logs <<<a
+	CH_COUNT=2 chnats-pub -b --id-prefix=h -s "$URL" app.logs <<<$'a1\na2'
+	printf 'b1\nb2' | CH_COUNT=1 CH_SEQ=2 chnats-pub --id-prefix=h \
+	    -s "$URL" app.logs
+	CH_COUNT=1 CH_SEQ=3 chnats-pub -b --id-prefix=h -s "$URL" app.logs \
+	    </dev/null
+	# Not run by chsub: an empty batch is no record.
+	env -u CH_COUNT chnats-pub -b -s "$URL" app.logs </dev/null
+	run -0 stream_lines
+	assert_output "$(printf '%s\t%s\n' h:/srv/ch/logs/0 a1 h:/srv/ch/logs/1 a2 \
+	    h:/srv/ch/logs/2 $'b1\nb2' h:/srv/ch/logs/3 '')"
+}
+
+# nats_forward SUB CHSUB-OPTION...: chsub over $CH for SUB, with
+# chnats-pub -b (as the batch recipe) and the options, to the end of the
+# channel.
+nats_forward() {
+	local sub=$1
+	shift
+	run -0 --separate-stderr timeout 30 chsub "$@" \
+	    -x "chnats-pub -v -b -s $URL app.logs" "$CH" "$sub"
+}
+
+@test "--batch to NATS: a record with a newline fails its batch, and alone goes to the dead-letter channel; no other record is taken for a duplicate" {
+	start_nats
+	create_stream
+	new_channel
+	choffset --create "$CH" fwd >/dev/null
+	chpub "$CH" A
+	printf 'B1\nB2' | chpub --whole "$CH"
+	chpub "$CH" C
+	nats_forward fwd --batch=100 --retries=1 --backoff=10ms \
+	    --dead-letter="$T/dlq"
+	[[ $stderr == *"contains a newline, the separator of --batch"* ]] ||
+		fail "stderr: $stderr"
+	chpub "$CH" D E
+	nats_forward fwd --batch=100 --retries=1 --backoff=10ms \
+	    --dead-letter="$T/dlq"
+	[[ $stderr == *"2 records acknowledged, 0 of them duplicates"* ]] ||
+		fail "stderr: $stderr"
+	run -0 stream_lines
+	assert_output "$(printf "$(uname -n):$CH/%s\t%s\n" 0 A 2 C 3 D 4 E)"
+	printf 'B1\nB2' | cmp - <(chsub --peek "$T/dlq" -n 1 --format '%s')
+	assert_equal "$(chsub --peek "$T/dlq" --format '%{status}')" 3
+	assert_equal "$(choffset "$CH" fwd)" "$(chan_end fwd)"
+}
+
+@test "--batch to NATS: an empty record is stored, alone after a split, and one record per run" {
+	start_nats
+	create_stream
+	new_channel
+	choffset --create "$CH" fwd >/dev/null
+	choffset --create "$CH" one >/dev/null
+	chpub "$CH" x '' y
+	# A handler that fails every batch of more than one record: split.
+	run -0 timeout 30 chsub --batch=100 --retries=0 -x "
+	    [ \"\$CH_COUNT\" -gt 1 ] && exit 1
+	    exec chnats-pub -b --id-prefix=h -s $URL app.logs" "$CH" fwd
+	assert_equal "$(choffset "$CH" fwd)" "$(chan_end fwd)"
+	# One record per run, other ids.
+	run -0 timeout 30 chsub -x "chnats-pub -b --id-prefix=h1 -s $URL app.logs" \
+	    "$CH" one
+	run -0 stream_lines
+	assert_output "$(printf "h:$CH/%s\t%s\n" 0 x 1 '' 2 y;
+	    printf "h1:$CH/%s\t%s\n" 0 x 1 '' 2 y)"
+}
+
+@test "two hosts forwarding channels of the same path to one stream: every record is stored (ids start with the host name); a channel made again at the same path repeats its ids" {
+	start_nats
+	create_stream
+	# Host A's channel, then host B's at the same path, as when both
+	# run chpub with the same CH_ROOT.
+	new_channel
+	local ch=$CH
+	chpub "$ch" a1 a2
+	choffset --create --earliest "$ch" fwd >/dev/null
+	run -0 --separate-stderr timeout 30 chsub --batch=10 \
+	    -x "chnats-pub -v -b -s $URL app.logs" "$ch" fwd
+	mv "$ch" "$T/host-a"
+	chpub "$ch" b1 b2
+	choffset --create --earliest "$ch" fwd >/dev/null
+	run -0 --separate-stderr timeout 30 chsub --batch=10 \
+	    -x "chnats-pub -v -b --id-prefix=host-b -s $URL app.logs" "$ch" fwd
+	[[ $stderr == *"2 records acknowledged, 0 of them duplicates"* ]] ||
+		fail "stderr: $stderr"
+	run -0 stream_lines
+	assert_output "$(printf '%s\t%s\n' "$(uname -n):$ch/0" a1 \
+	    "$(uname -n):$ch/1" a2 "host-b:$ch/0" b1 "host-b:$ch/1" b2)"
+	# The same host making the channel again, within the duplicate
+	# window: its records are taken for the old ones (forwarding.md).
+	mv "$ch" "$T/host-b"
+	chpub "$ch" c1 c2
+	choffset --create --earliest "$ch" fwd >/dev/null
+	run -0 --separate-stderr timeout 30 chsub --batch=10 \
+	    -x "chnats-pub -v -b -s $URL app.logs" "$ch" fwd
+	[[ $stderr == *"2 records acknowledged, 2 of them duplicates"* ]] ||
+		fail "stderr: $stderr"
+	assert_equal "$(stream_count)" 4
 }
 
 # --- the recipes, through a crash of the server -------------------------
@@ -170,8 +289,8 @@ crash_story() {
 	wait_until 60 'offset_is fwd "$(chan_end fwd)"'
 
 	stream_payloads | check_arrived "$n" "$2"
-	# Each record carries its id, CHANNEL/SEQ (rec-0001 is seq 0).
-	run -0 awk -F '\t' -v ch="$CH" '
+	# Each record carries its id, HOST:CHANNEL/SEQ (rec-0001 is seq 0).
+	run -0 awk -F '\t' -v ch="$(uname -n):$CH" '
 	    $1 != ch "/" (substr($2, 5) - 1) { print "wrong id: " $0; bad = 1 }
 	    END { exit bad }' < <(stream_lines)
 	if proc_gone "$FWD"; then fail "the forwarder exited"; fi
