@@ -152,15 +152,15 @@ chsub: $CH: 1 record lost at offset 114"
 	run -0 chcompact --check "$CH"
 }
 
-# length_flipped FORMAT: a channel of five records, one per append, whose
-# second record's length (format 1) or frame length (format 2) has its
-# high byte flipped: it claims to run gigabytes past the end of the file,
-# which only a write in progress may do, and only at the end.
+# length_flipped FORMAT [N]: a channel of N (5) records, one per append,
+# whose second record's length (format 1) or frame length (format 2) has
+# its high byte flipped: it claims to run gigabytes past the end of the
+# file, which only a write in progress may do, and only at the end.
 length_flipped() {
 	rm -rf "$CH"
 	CH_FORMAT=$1 new_channel segment_bytes=4096
 	local i offsets
-	for i in 1 2 3 4 5; do chpub "$CH" "record $i"; done
+	for ((i = 1; i <= ${2:-5}; i++)); do chpub "$CH" "record $i"; done
 	offsets=$(chsub --peek --from=earliest --format='%o\n' "$CH")
 	at=$(sed -n 2p <<<"$offsets")
 	len=$(($(sed -n 3p <<<"$offsets") - at))
@@ -187,6 +187,50 @@ length_flipped() {
 		assert_equal "$stderr" "chsub: $CH: 1 record lost at offset $at"
 		assert_equal "${#lines[@]}" 104
 		assert_equal "${lines[0]} ${lines[1]}" "record 1 record 3"
+		run -0 chcompact --check "$CH"
+	done
+}
+
+@test "a length damaged to run past the end in the record before the last is corruption, and the next chpub keeps the last record" {
+	local f
+	for f in 1 2; do
+		length_flipped $f 3
+		run -65 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_output "record 1"
+		run -65 --separate-stderr chcompact --check "$CH"
+		assert_equal "$stderr" "chcompact: $CH: $(segments | head -1): corrupt record at offset $at ($len bytes up to the next valid record, 1 record lost)"
+		chpub "$CH" "record 4"
+		run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$CH"
+		assert_output "record 1
+record 3
+record 4"
+		assert_equal "$stderr" "chsub: $CH: skipped $len corrupt bytes at offset $at, 1 record lost"
+	done
+}
+
+@test "a torn record whose payload holds whole records (a segment file) is a torn tail: none of them is read, --check says so, the next chpub cuts it" {
+	local f i seg other=$T/other
+	for f in 1 2; do
+		rm -rf "$CH" "$other"
+		CH_FORMAT=$f chpub "$other" </dev/null
+		for i in 1 2 3 4 5 6; do chpub "$other" "inner $i"; done
+		CH_FORMAT=$f new_channel
+		chpub --whole "$CH" <"$other/$(segments "$other" | head -1)"
+		seg=$(segments | head -1)
+		# Cut in the middle of the last record of the segment inside.
+		truncate -s -20 "$CH/$seg"
+		run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$CH"
+		assert_output ""
+		assert_equal "$stderr" ""
+		run -65 --separate-stderr chcompact --check "$CH"
+		assert_equal "$stderr" "chcompact: $CH: $seg: torn tail at offset 0 ($(($(stat -c %s "$CH/$seg") - 64)) bytes; repairable: chcompact --repair, or the next chpub, cuts it)"
+		choffset --create --earliest "$CH" s >/dev/null
+		run -0 --separate-stderr chsub --skip-corrupt "$CH" s
+		assert_output ""
+		assert_equal "$(offset_of s)" 0
+		chpub "$CH" after
+		run -0 --separate-stderr chsub "$CH" s
+		assert_output after
 		run -0 chcompact --check "$CH"
 	done
 }

@@ -319,8 +319,9 @@ sealed(struct ch_reader *r)
 /*
  * The record at the cursor claims to end past the end of the file.  A
  * write in progress is the last thing in the file, so if the very next
- * record (by sequence number) already stands after it, its length field
- * is damaged (or, in format 2, the next frame: a frame's length).  Probed
+ * record (by sequence number; in format 2, the next frame) already stands
+ * where the record's own trailer says it ends, its length field is
+ * damaged.  Nothing else inside it counts (ch_segcur_resync).  Probed
  * again only when the file has grown.
  */
 static int
@@ -336,7 +337,7 @@ stuck(struct ch_reader *r)
 	ch_segcur_init(&c, r->segfd, &r->seg, r->cur.pos, r->cur.size);
 	found = ch_segcur_resync(&c, r->next_seq, r->last_ts, &next, &seq);
 	ch_segcur_free(&c);
-	return found > 0 && ch_segcur_follows(&r->cur, r->next_seq, seq);
+	return found > 0;
 }
 
 static void warn(struct ch_reader *r, const char *fmt, ...)

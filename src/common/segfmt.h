@@ -24,6 +24,10 @@ ch_cur_buffered(const struct ch_segcur *c, uint64_t need)
 	    c->pos + need <= c->buf_pos + c->buf_len;
 }
 
+/* Do the 4 bytes before file position p hold len, as the trailer of a
+ * record or frame of len bytes ending there does?  1, 0, or CH_CUR_IOERR. */
+int ch_cur_trailer_is(const struct ch_segcur *c, uint64_t p, uint64_t len);
+
 /* Bytes from pos on, in the buffer (after a successful fill). */
 static inline const unsigned char *
 ch_cur_at(const struct ch_segcur *c)
@@ -49,8 +53,6 @@ struct ch_segfmt {
 	/* See ch_gap_make (segment.h). */
 	int (*gap)(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
 	    uint64_t seq, int64_t ts, uint64_t count);
-	/* A damaged unit holds at most this many records. */
-	uint64_t unit_records;
 };
 
 extern const struct ch_segfmt ch_segfmt1, ch_segfmt2;

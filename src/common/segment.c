@@ -150,6 +150,18 @@ ch_cur_fill(struct ch_segcur *c, uint64_t need)
 }
 
 int
+ch_cur_trailer_is(const struct ch_segcur *c, uint64_t p, uint64_t len)
+{
+	unsigned char t[4];
+
+	if (p < CH_SEG_HDR + sizeof t || len > UINT32_MAX)
+		return 0;
+	if (ch_pread_full(c->fd, t, sizeof t, (off_t)(p - sizeof t)) != sizeof t)
+		return CH_CUR_IOERR;
+	return ch_get32(t) == len;
+}
+
+int
 ch_segcur_next_unit(struct ch_segcur *c, struct ch_rec *r)
 {
 	return fmt_of(c->format)->next(c, r);
@@ -172,14 +184,6 @@ ch_segcur_resync(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 
 	return fmt_of(c->format)->resync(c, expect_seq, min_ts, next,
 	    next_seq ? next_seq : &ignored);
-}
-
-int
-ch_segcur_follows(const struct ch_segcur *c, uint64_t expect_seq,
-    uint64_t found)
-{
-	return found > expect_seq &&
-	    found - expect_seq <= fmt_of(c->format)->unit_records;
 }
 
 int
@@ -365,9 +369,11 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 			ch_segcur_free(&c);
 			return ch_err_sys(err, CH_EXIT_FAIL, "scan segment");
 		}
-		if (rc == CH_CUR_BAD) {
+		if (rc == CH_CUR_BAD || (rc == CH_CUR_END && c.pos < size)) {
 			/* Damage with valid records after it is corruption,
-			 * not a torn tail: never cut those records off. */
+			 * not a torn tail: never cut those records off.  That
+			 * includes a record whose length field is damaged to
+			 * run past the end (resync tells it from a torn one). */
 			uint64_t next;
 			int found = ch_segcur_resync(&c, t->next_seq,
 			    t->last_ts, &next, NULL);

@@ -144,16 +144,18 @@ int ch_segcur_buffered(const struct ch_segcur *c);
  * next one (CH_SEQ_ANY: accept any valid one).  Returns 1 with its
  * position in *next and its sequence number in *next_seq, 0 if there is
  * none before the end of the file.
+ *
+ * Also after CH_CUR_END before the end of the file: a unit whose header
+ * is intact but which claims to run past the end is torn, or being
+ * written, or its length field is damaged.  Only in the last case does a
+ * unit follow it: exactly where its own trailer says it ends, numbered
+ * exactly after its records.  Nothing else in its bytes is taken, since
+ * a payload may hold whole records or frames (a segment file published
+ * as a record): 0 means it is the last thing in the file.
  */
 #define CH_SEQ_ANY UINT64_MAX
 int ch_segcur_resync(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
     uint64_t *next, uint64_t *next_seq);
-/* With the damaged unit at pos (format 1: a record; 2: a frame) claiming
- * to run past the end of the file: would a record found at resync
- * sequence number `found` mean it is damage rather than a write in
- * progress, expect_seq being due at pos? */
-int ch_segcur_follows(const struct ch_segcur *c, uint64_t expect_seq,
-    uint64_t found);
 
 /* Read and check the header of segment `base`, open on fd. */
 int ch_segment_header(int fd, uint64_t base, struct ch_seghdr *hdr,

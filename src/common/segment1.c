@@ -69,15 +69,50 @@ plausible(const struct ch_rechdr *h, uint64_t skipped, uint64_t expect_seq,
 	    h->seq - expect_seq <= skipped / CH_REC_OVERHEAD;
 }
 
-/* Is there a valid, plausible record at file position p? */
+/* The count of the verified gap record of `total` bytes at `start`:
+ * 1 (filled *count), 0 not a plausible gap, -1 I/O error. */
+static int
+gap_at(int fd, uint64_t start, uint64_t total, uint64_t *count)
+{
+	unsigned char b[CH_REC_HDR + CH_GAP_COUNT_BYTES];
+
+	/* The count is in the first bytes of the payload. */
+	size_t n = total - CH_REC_OVERHEAD < CH_GAP_COUNT_BYTES ?
+	    (size_t)(total - CH_REC_OVERHEAD) : CH_GAP_COUNT_BYTES;
+	memset(b, 0, sizeof b);
+	if (ch_pread_full(fd, b + CH_REC_HDR, n, (off_t)(start + CH_REC_HDR)) !=
+	    (ssize_t)n)
+		return -1;
+	return ch_gap_count(b, total, count) == 0;
+}
+
+/*
+ * Is there a valid, plausible record at file position p, after the damage
+ * at `from`?  With `over` (not NULL), the record at `from` has that
+ * header, which claims a length past the end of the file: torn, being
+ * written, or its length field is damaged.  Only in the last case does a
+ * record follow it, and only where its own trailer says it ends, numbered
+ * right after it: records that merely sit in its payload (a segment file
+ * published as a record) never are.
+ */
 static int
 valid_at(struct ch_segcur *c, uint64_t p, uint64_t from, uint64_t expect_seq,
-    int64_t min_ts, uint64_t *seq)
+    int64_t min_ts, const struct ch_rechdr *over, uint64_t *seq)
 {
+	uint64_t gap = 0;
 	struct ch_rec r;
 
+	if (over && (p - from < CH_REC_OVERHEAD ||
+	    ch_cur_trailer_is(c, p, p - from) != 1 ||
+	    (over->type == CH_REC_GAP &&
+	    gap_at(c->fd, from, p - from, &gap) != 1)))
+		return 0;
 	c->pos = p;
-	if (next1(c, &r) != CH_CUR_OK ||
+	if (next1(c, &r) != CH_CUR_OK)
+		return 0;
+	if (over ? expect_seq != CH_SEQ_ANY && (r.h.ts < min_ts ||
+	    r.h.seq < expect_seq ||
+	    r.h.seq - expect_seq != ch_rec_seqs(over, gap)) :
 	    !plausible(&r.h, p - from, expect_seq, min_ts))
 		return 0;
 	*seq = r.h.seq;
@@ -90,15 +125,19 @@ resync1(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 {
 	uint64_t save = c->pos;
 	unsigned char magic[4];
+	const struct ch_rechdr *over = NULL;
 	struct ch_rechdr h;
 
 	/* A damaged record whose header is intact says where the next one
-	 * starts: prefer that to a byte scan through its payload. */
+	 * starts: prefer that to a byte scan through its payload.  If that
+	 * is past the end of the file, see valid_at. */
 	if (ch_cur_fill(c, CH_REC_HDR) > 0 &&
 	    ch_rec_decode(c->buf + (save - c->buf_pos), &h) == 0) {
 		uint64_t q = save + ch_rec_size(h.meta_len, h.len);
-		if (q + CH_REC_OVERHEAD <= c->size &&
-		    valid_at(c, q, save, expect_seq, min_ts, next_seq)) {
+		if (q > c->size) {
+			over = &h;
+		} else if (q + CH_REC_OVERHEAD <= c->size &&
+		    valid_at(c, q, save, expect_seq, min_ts, NULL, next_seq)) {
 			*next = q;
 			c->pos = save;
 			return 1;
@@ -123,7 +162,7 @@ resync1(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 			continue;
 		}
 		p += (uint64_t)(m - b);
-		if (valid_at(c, p, save, expect_seq, min_ts, next_seq)) {
+		if (valid_at(c, p, save, expect_seq, min_ts, over, next_seq)) {
 			*next = p;
 			c->pos = save;
 			return 1;
@@ -132,23 +171,6 @@ resync1(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 	}
 	c->pos = save;
 	return 0;
-}
-
-/* The count of the verified gap record of `total` bytes at `start`:
- * 1 (filled *count), 0 not a plausible gap, -1 I/O error. */
-static int
-gap_at(int fd, uint64_t start, uint64_t total, uint64_t *count)
-{
-	unsigned char b[CH_REC_HDR + CH_GAP_COUNT_BYTES];
-
-	/* The count is in the first bytes of the payload. */
-	size_t n = total - CH_REC_OVERHEAD < CH_GAP_COUNT_BYTES ?
-	    (size_t)(total - CH_REC_OVERHEAD) : CH_GAP_COUNT_BYTES;
-	memset(b, 0, sizeof b);
-	if (ch_pread_full(fd, b + CH_REC_HDR, n, (off_t)(start + CH_REC_HDR)) !=
-	    (ssize_t)n)
-		return -1;
-	return ch_gap_count(b, total, count) == 0;
 }
 
 /* Check the record that ends exactly at `size` (the trailer gives its
@@ -318,5 +340,5 @@ gap1(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
 }
 
 const struct ch_segfmt ch_segfmt1 = {
-	next1, resync1, tail1, seq_before1, peek1, seal1, gap1, 1,
+	next1, resync1, tail1, seq_before1, peek1, seal1, gap1,
 };

@@ -195,15 +195,29 @@ plausible(const struct ch_framehdr *f, uint64_t skipped, uint64_t expect_seq,
 	    f->seq - expect_seq <= skipped / 2;
 }
 
+/*
+ * Is there a valid frame at p that can follow the damage at `from`?  With
+ * `overrun`, the frame at `from` has a header that decodes, holds `count`
+ * records and claims to run past the end of the file: torn, being
+ * written, or its length field is damaged.  Only in the last case does a
+ * frame follow it, and only where its own trailer says it ends, numbered
+ * right after its records: frames that merely sit in its payload (a
+ * segment file published as a record) never are.
+ */
 static int
 valid_at(struct ch_segcur *c, uint64_t p, uint64_t from, uint64_t expect_seq,
-    int64_t min_ts, uint64_t *seq)
+    int64_t min_ts, int overrun, uint64_t count, uint64_t *seq)
 {
 	struct ch_framehdr f;
 
+	if (overrun && ch_cur_trailer_is(c, p, p - from) != 1)
+		return 0;
 	c->pos = p;
-	if (load(c, &f) != CH_CUR_OK || !plausible(&f, p - from, expect_seq,
-	    min_ts))
+	if (load(c, &f) != CH_CUR_OK)
+		return 0;
+	if (overrun ? expect_seq != CH_SEQ_ANY && (f.ts < min_ts ||
+	    f.seq < expect_seq || f.seq - expect_seq != count) :
+	    !plausible(&f, p - from, expect_seq, min_ts))
 		return 0;
 	*seq = f.seq;
 	return 1;
@@ -213,15 +227,16 @@ static int
 resync2(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
     uint64_t *next, uint64_t *next_seq)
 {
-	uint64_t save = c->pos;
-	int entry = c->entry, found = 0;
+	uint64_t save = c->pos, count = 0;
+	int entry = c->entry, found = 0, overrun = 0;
 	unsigned char sig[4];
 	struct ch_framehdr f;
 
 	c->left = 0;
 	c->entry = 0;
 	/* A damaged frame whose header is intact says where the next one
-	 * starts: prefer that to a byte scan through its records. */
+	 * starts: prefer that to a byte scan through its records.  If that
+	 * is past the end of the file, see valid_at. */
 	if (save < c->size) {
 		uint64_t avail = c->size - save;
 		size_t want = avail < CH_FRAME_HDR_MAX ? (size_t)avail :
@@ -229,8 +244,12 @@ resync2(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 		if (ch_cur_fill(c, want) > 0 &&
 		    ch_frame_decode(ch_cur_at(c), want, &c->fb, &f) == 0) {
 			uint64_t q = save + f.len;
-			if (q + CH_FRAME_MIN <= c->size &&
-			    valid_at(c, q, save, expect_seq, min_ts, next_seq)) {
+			if (q > c->size) {
+				overrun = 1;
+				count = f.count;
+			} else if (q + CH_FRAME_MIN <= c->size &&
+			    valid_at(c, q, save, expect_seq, min_ts, 0, 0,
+			    next_seq)) {
 				*next = q;
 				found = 1;
 				goto out;
@@ -255,7 +274,8 @@ resync2(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 			continue;
 		}
 		p += (uint64_t)(m - b);
-		if (valid_at(c, p, save, expect_seq, min_ts, next_seq)) {
+		if (valid_at(c, p, save, expect_seq, min_ts, overrun, count,
+		    next_seq)) {
 			*next = p;
 			found = 1;
 			goto out;
@@ -482,5 +502,5 @@ gap2(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
 }
 
 const struct ch_segfmt ch_segfmt2 = {
-	next2, resync2, tail2, seq_before2, peek2, seal2, gap2, UINT64_MAX,
+	next2, resync2, tail2, seq_before2, peek2, seal2, gap2,
 };
