@@ -303,6 +303,36 @@ r10"
 	assert_output after
 }
 
+@test "a subscriber inside a frame whose position field is what is then damaged keeps its offset; --skip-corrupt goes on after the frame" {
+	ten
+	chpub "$CH" after
+	chsub --from=earliest -n 3 "$CH" s >/dev/null
+	local at lost_bytes
+	at=$(offset_of s)
+	lost_bytes=$(($(frame_field 1 pos) - 64 - at))
+	# The byte after r4's attributes: its position in the frame, which
+	# a reader starting there follows to find the frame.
+	flip_byte "$(seg0)" $((64 + at + 1))
+	run -0 chlag "$CH"
+	refute_output --partial INVALID
+	run -65 --separate-stderr chsub "$CH" s
+	assert_output ""
+	assert_equal "$stderr" "chsub: $CH: corrupt record at offset $at (use --skip-corrupt to skip it)"
+	# Found from the frame after it: the offset file must still name
+	# one of the records its header counts.
+	doctor_offset s seq 999
+	run -65 --separate-stderr chsub --skip-corrupt "$CH" s
+	[[ $stderr == *"offset file says record 999 at offset $at, inside a damaged frame of records 0 to 9"* ]]
+	doctor_offset s seq 3
+	# An offset typed by a user is proven by a walk, which damage stops.
+	run -2 --separate-stderr chsub --peek --from="$at" "$CH"
+	[[ $stderr == *"offset $at is not on a record boundary"* ]]
+	run -0 --separate-stderr chsub --skip-corrupt "$CH" s
+	assert_output after
+	assert_equal "$stderr" "chsub: $CH: skipped $lost_bytes corrupt bytes at offset $at, 7 records lost"
+	assert_equal "$(offset_of s)" "$(end_offset)"
+}
+
 @test "damage too short to hold a gap frame's header is left as it is, and said so" {
 	chpub "$CH" first
 	chpub "$CH" a

@@ -91,10 +91,10 @@ start_frame(struct ch_segcur *c, const struct ch_framehdr *f,
 	return ch_segcur_emit(c, r, at);
 }
 
-/* c->pos is a record offset inside a frame (it holds no signature): find
- * the frame, verify it, and prove pos is one of its record boundaries. */
+/* Through its position field, as enter() does first.  CH_CUR_BAD with
+ * c->in_damage set if the field leads to a frame that is not valid. */
 static int
-enter(struct ch_segcur *c, struct ch_rec *r)
+enter_by_position(struct ch_segcur *c, struct ch_rec *r)
 {
 	uint64_t target = c->pos, at, body;
 	unsigned char b[1 + CH_VARINT_MAX], h;
@@ -102,6 +102,7 @@ enter(struct ch_segcur *c, struct ch_rec *r)
 	size_t n = sizeof b;
 	int rc;
 
+	c->in_damage = 0;
 	if (c->size - target < n)
 		n = (size_t)(c->size - target);
 	if (n < 2 || target < CH_SEG_HDR + CH_FRAME_HDR_MIN + 2)
@@ -154,6 +155,26 @@ enter(struct ch_segcur *c, struct ch_rec *r)
 	c->pos = target;
 	c->entry = 1;
 	return rc == CH_CUR_IOERR ? rc : CH_CUR_BAD;
+}
+
+static int enter_from_after(struct ch_segcur *c, uint64_t target);
+
+/* c->pos is a record offset inside a frame (it holds no signature): find
+ * the frame, verify it, and prove pos is one of its record boundaries. */
+static int
+enter(struct ch_segcur *c, struct ch_rec *r)
+{
+	uint64_t target = c->pos;
+	int rc = enter_by_position(c, r);
+
+	if (rc != CH_CUR_BAD || c->in_damage)
+		return rc;
+	/* The position field may be the damaged byte. */
+	rc = enter_from_after(c, target);
+	c->pos = target;
+	c->entry = 1;
+	c->left = 0;
+	return rc;
 }
 
 static int
@@ -319,6 +340,48 @@ frame_before(int fd, const struct ch_seghdr *hdr, uint64_t pos,
 		return 0;
 	*F = pos - n;
 	return read_header(fd, hdr, *F, n, f, hb);
+}
+
+/*
+ * The position field at target led to no frame, and it may be the byte
+ * that is damaged: find the frame that holds target from the other side,
+ * as the one that ends (by its trailer) where the next valid frame starts,
+ * or where the file ends.  If it is a data frame that is not valid and
+ * target is in its body, target may be one of its records: CH_CUR_BAD
+ * with c->in_damage, as when the field led to it.  A valid frame there
+ * would have been found through the field, so target is none of its
+ * records: CH_CUR_BAD.
+ */
+static int
+enter_from_after(struct ch_segcur *c, uint64_t target)
+{
+	struct ch_seghdr hdr = { c->format, 0, c->fb.first_seq, c->fb.created };
+	unsigned char hb[CH_FRAME_HDR_MAX];
+	struct ch_framehdr f, v;
+	uint64_t ends[2], F, seq;
+	int n, rc;
+
+	c->pos = target;
+	if ((n = resync2(c, CH_SEQ_ANY, INT64_MIN, &ends[0], &seq)) < 0)
+		return n;
+	ends[n++] = c->size;
+	for (int i = 0; i < n; i++) {
+		if ((rc = frame_before(c->fd, &hdr, ends[i], &f, &F, hb)) < 0)
+			return CH_CUR_IOERR;
+		if (rc == 0 || f.type != CH_REC_DATA || f.count < 2 ||
+		    target <= F + f.hlen || target >= ends[i] - CH_FRAME_TRAILER)
+			continue;
+		c->pos = F;
+		c->entry = 0;
+		c->left = 0;
+		if ((rc = load(c, &v)) == CH_CUR_BAD) {
+			c->in_damage = 1;
+			c->dmg_seq = f.seq;
+			c->dmg_count = f.count;
+		}
+		return rc == CH_CUR_IOERR ? rc : CH_CUR_BAD;
+	}
+	return CH_CUR_BAD;
 }
 
 static int
