@@ -61,11 +61,11 @@ long_path() {
 		chpub "$ch" a
 		choffset --create --earliest "$ch" s >/dev/null
 		# a message that names a long path ends with its cause (the
-		# dead-letter channel's channel.yaml is a FIFO)
+		# dead-letter channel's channel.yaml is a FIFO: a bad channel.yaml, 78)
 		dl=$(long_path 4000)/dl
 		mkdir -p "$dl"
 		mkfifo "$dl/channel.yaml"
-		run -1 --separate-stderr timeout 10 chsub --dead-letter="$dl" -x 'cat >/dev/null; exit 1' "$ch" s
+		run -78 --separate-stderr timeout 10 chsub --dead-letter="$dl" -x 'cat >/dev/null; exit 1' "$ch" s
 		[[ $stderr == "chsub: $ch: dead-letter channel $T/long/dd"*"...dd"*"/dl: channel.yaml: not a regular file" ]] ||
 		    { echo "$stderr" | cut -c 1-100; echo ...; echo "$stderr" | rev | cut -c 1-100 | rev; false; }
 		rm -rf "$T/long"
