@@ -230,8 +230,7 @@ nats_forward() {
 	local ch=$CH
 	chpub "$ch" a1 a2
 	choffset --create --earliest "$ch" fwd >/dev/null
-	run -0 --separate-stderr timeout 30 chsub --batch=10 \
-	    -x "chnats-pub -v -b -s $URL app.logs" "$ch" fwd
+	nats_forward fwd --batch=10
 	mv "$ch" "$T/host-a"
 	chpub "$ch" b1 b2
 	choffset --create --earliest "$ch" fwd >/dev/null
@@ -247,8 +246,7 @@ nats_forward() {
 	mv "$ch" "$T/host-b"
 	chpub "$ch" c1 c2
 	choffset --create --earliest "$ch" fwd >/dev/null
-	run -0 --separate-stderr timeout 30 chsub --batch=10 \
-	    -x "chnats-pub -v -b -s $URL app.logs" "$ch" fwd
+	nats_forward fwd --batch=10
 	[[ $stderr == *"2 records acknowledged, 2 of them duplicates"* ]] ||
 		fail "stderr: $stderr"
 	assert_equal "$(stream_count)" 4
