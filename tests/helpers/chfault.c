@@ -32,6 +32,15 @@
  *                        before its first poll(2) or ppoll(2), as a stop
  *                        signal landing just before a wait would (not
  *                        counted).
+ *   CHFAULT_RUN=CMD, CHFAULT_RUN_AT=pread:TEXT:OFFSET or open:TEXT:N
+ *                        run CMD with /bin/sh -c, and wait for it, just
+ *                        before the first pread(2) at OFFSET or beyond of
+ *                        a file whose path contains TEXT, or before the
+ *                        Nth open of a path that contains TEXT: a pause at
+ *                        a chosen point of a tool's work, in which CMD
+ *                        changes what the tool has looked at (a writer
+ *                        racing a check, say).  Once only: CMD runs
+ *                        without CHFAULT_RUN_AT.  Not counted.
  *
  * Wrapped: write pwrite pwrite64 ftruncate fsync fdatasync open openat
  * (only with O_CREAT) rename renameat renameat2 unlink unlinkat mkdirat.
@@ -189,6 +198,67 @@ vanish(int dirfd, const char *path)
 	errno = saved;
 }
 
+/* CHFAULT_RUN_AT, if it names fn: its TEXT and number. */
+static int
+run_spec(const char *fn, char *text, size_t size, long long *num)
+{
+	const char *at = getenv("CHFAULT_RUN_AT");
+	size_t n = strlen(fn);
+	char *colon;
+
+	if (!at || strncmp(at, fn, n) != 0 || at[n] != ':')
+		return 0;
+	snprintf(text, size, "%s", at + n + 1);
+	if (!(colon = strrchr(text, ':')))
+		return 0;
+	*colon = '\0';
+	*num = atoll(colon + 1);
+	return 1;
+}
+
+static void
+run_cmd(void)
+{
+	const char *cmd = getenv("CHFAULT_RUN");
+	int saved = errno;
+
+	unsetenv("CHFAULT_RUN_AT");	/* CMD's tools must not stop in turn */
+	if (cmd && *cmd && system(cmd) != 0)
+		(void)0;	/* the test sees what CMD did, or did not */
+	errno = saved;
+}
+
+/* CHFAULT_RUN_AT=pread:TEXT:OFFSET: is this pread of fd at off the one? */
+static void
+run_at_pread(int fd, off_t off)
+{
+	char text[256], link[64], path[4096];
+	long long from;
+
+	if (!run_spec("pread", text, sizeof text, &from) || off < from)
+		return;
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	if (n < 0)
+		return;
+	path[n] = '\0';
+	if (strstr(path, text))
+		run_cmd();
+}
+
+/* CHFAULT_RUN_AT=open:TEXT:N: is this open of path the one? */
+static void
+run_at_open(const char *path)
+{
+	static long seen;
+	char text[256];
+	long long nth;
+
+	if (path && run_spec("open", text, sizeof text, &nth) &&
+	    strstr(path, text) && ++seen == nth)
+		run_cmd();
+}
+
 #define REAL(name, ret, ...) \
 	static ret (*real)(__VA_ARGS__); \
 	if (!real) \
@@ -218,6 +288,22 @@ pwrite64(int fd, const void *buf, size_t len, off_t off)
 	REAL("pwrite64", ssize_t, int, const void *, size_t, off_t);
 	if (hook("pwrite64", fd, buf, len, off, 1) < 0)
 		return -1;
+	return real(fd, buf, len, off);
+}
+
+ssize_t
+pread(int fd, void *buf, size_t len, off_t off)
+{
+	REAL("pread", ssize_t, int, void *, size_t, off_t);
+	run_at_pread(fd, off);
+	return real(fd, buf, len, off);
+}
+
+ssize_t
+pread64(int fd, void *buf, size_t len, off_t off)
+{
+	REAL("pread64", ssize_t, int, void *, size_t, off_t);
+	run_at_pread(fd, off);
 	return real(fd, buf, len, off);
 }
 
@@ -273,6 +359,7 @@ open(const char *path, int flags, ...)
 	va_end(ap);
 	if ((flags & O_CREAT) && hook("open", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	run_at_open(path);
 	vanish(AT_FDCWD, path);
 	return real(path, flags, m);
 }
@@ -287,6 +374,7 @@ open64(const char *path, int flags, ...)
 	va_end(ap);
 	if ((flags & O_CREAT) && hook("open", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	run_at_open(path);
 	vanish(AT_FDCWD, path);
 	return real(path, flags, m);
 }
@@ -301,6 +389,7 @@ openat(int dirfd, const char *path, int flags, ...)
 	va_end(ap);
 	if ((flags & O_CREAT) && hook("openat", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	run_at_open(path);
 	vanish(dirfd, path);
 	return real(dirfd, path, flags, m);
 }
@@ -315,6 +404,7 @@ openat64(int dirfd, const char *path, int flags, ...)
 	va_end(ap);
 	if ((flags & O_CREAT) && hook("openat", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	run_at_open(path);
 	vanish(dirfd, path);
 	return real(dirfd, path, flags, m);
 }
