@@ -235,6 +235,99 @@ record 4"
 	done
 }
 
+# The check reads without a lock.  After a power failure the newest
+# segment ends in a long torn tail of zeros; while --repair scans through
+# it, a chpub cuts it and publishes more than the check has read so far,
+# and the scan lands on one of the new records (the shim runs the
+# publisher at the check's first read 200000 bytes into the segment).
+# --repair used to write a gap over every record before that one.
+@test "--repair never writes a gap over records a writer published while it looked (a torn tail cut and written over during the check): it says the data changed (65)" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	local f at
+	for f in 1 2; do
+		rm -rf "$CH"
+		CH_FORMAT=$f new_channel
+		fill 10 old
+		seg=$(segments | tail -1)
+		at=$(($(stat -c %s "$CH/$seg") - 64))
+		truncate -s +1M "$CH/$seg"
+		# 20 appends (format 2: 20 frames) of 500 records, 450 KB.
+		cat >"$T/publish" <<-EOF
+			i=0
+			while [ \$i -lt 20 ]; do
+			    i=\$((i + 1))
+			    seq 500 | sed "s/.*/new-\$i-& padding padding padding padding/" |
+			        chpub "$CH" || exit 1
+			done
+		EOF
+		run -65 --separate-stderr env CHFAULT_RUN_AT="pread:$seg:200000" \
+		    CHFAULT_RUN="sh $T/publish" LD_PRELOAD="$CHFAULT" \
+		    chcompact --repair "$CH"
+		[[ ${stderr_lines[0]} == "chcompact: $CH: $seg: corrupt record at offset $at ("* ]] ||
+			fail "the check did not see the new records: $stderr"
+		assert_equal "${stderr_lines[1]}" "chcompact: $CH: not repaired: $seg: the data at offset $at changed while checking (a writer wrote there); check again"
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_equal "$stderr" ""
+		assert_equal "${#lines[@]}" 10010
+		assert_equal "${lines[-1]}" "new-20-500 padding padding padding padding"
+		run -0 chcompact --check "$CH"
+	done
+}
+
+# A chpub cuts the torn tail the check found and publishes, between the
+# check and the repair (the shim runs it at the repair's open of
+# append.lock, the second of the run): cutting where the check saw the
+# tail start would cut the new record.  The problem is gone: exit 0.
+@test "--repair does not cut a torn tail that a writer cut and wrote after since the check found it: it says the writer cut it (0)" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	local f at
+	for f in 1 2; do
+		rm -rf "$CH"
+		CH_FORMAT=$f new_channel
+		fill 10
+		seg=$(segments | tail -1)
+		at=$(($(stat -c %s "$CH/$seg") - 64))
+		head -c 12 /dev/zero >>"$CH/$seg"
+		run -0 --separate-stderr env CHFAULT_RUN_AT="open:append.lock:2" \
+		    CHFAULT_RUN="chpub '$CH' after" LD_PRELOAD="$CHFAULT" \
+		    chcompact --repair "$CH"
+		assert_equal "$stderr" "chcompact: $CH: $seg: torn tail at offset $at (12 bytes; repairable: chcompact --repair, or the next chpub, cuts it)
+chcompact: $CH: repaired: the torn tail is gone (a writer cut it meanwhile)"
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_equal "${#lines[@]}" 11
+		assert_equal "${lines[-1]}" after
+		run -0 chcompact --check "$CH"
+	done
+}
+
+# Compaction deletes a consumed segment while --repair looks at it (the
+# shim deletes it just before the repair's open, the second of the run).
+@test "a segment that compaction deletes while --repair repairs it is nothing left to repair: the rest is still checked and repaired" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	local f
+	for f in 1 2; do
+		rm -rf "$CH"
+		CH_FORMAT=$f new_channel segment_bytes=4096
+		fill 200
+		choffset --create --earliest "$CH" s >/dev/null
+		seg=$(segments | head -1)
+		flip_byte "$CH/$seg" 1000
+		touch "$CH/.index.tmp"
+		doctor_offset s offset 99999999
+		end=$(end_offset)
+		run -65 --separate-stderr env CHFAULT_VANISH="$seg:2" \
+		    LD_PRELOAD="$CHFAULT" chcompact --repair "$CH"
+		[[ ${stderr_lines[0]} == "chcompact: $CH: $seg: corrupt record at offset "* ]]
+		assert_equal "${stderr_lines[1]}" "chcompact: $CH: not repaired: $seg: deleted while checking (by compaction): nothing left to repair there"
+		assert_equal "${stderr_lines[*]:2}" "chcompact: $CH: .index.tmp: leftover temp file chcompact: $CH: repaired: removed leftover temp file .index.tmp chcompact: $CH: subscriber 's': offset 99999999 is past the end ($end) chcompact: $CH: repaired: subscriber 's': moved from offset 99999999 to $end (was past the end)"
+		assert_file_not_exists "$CH/$seg"
+		run -0 chcompact --check "$CH"
+	done
+}
+
 @test "reports a torn tail as repairable (65)" {
 	seg=$(segments | tail -1)
 	truncate -s -5 "$CH/$seg"

@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "lock.h"
 #include "reader.h"
+#include "repair.h"
 #include "segment.h"
 #include "subscriber.h"
 #include "writer.h"
@@ -29,6 +30,7 @@ struct ctx {
 	void *rctx;
 	struct ch_check_result *res;
 	int torn;		/* the active segment has a torn tail */
+	uint64_t torn_base, torn_pos;	/* ... in that segment, from there */
 	int rollover;		/* a rollover was interrupted after the seal */
 	int unindexed;		/* ... and left its segment, unindexed_base */
 	uint64_t unindexed_base;
@@ -105,22 +107,25 @@ finished(struct ctx *c, const char *fmt, ...)
 }
 
 /*
- * --repair of damaged bytes between two valid records [pos, next) of
- * segment `base`: write over them one gap record of exactly their length
- * (channel(5), Gap records), numbered `lost` (the number due there) and
- * standing for the records up to `next_seq`, the number of the record
- * after.  Under append.lock, then fdatasynced.  Damage that cannot be a
- * run of lost records (unknown numbering, too short) is left, and said.
- * Returns 1 if the gap was written, 0 if not, -1 on error.
+ * --repair of damaged bytes d between two valid records of segment `name`
+ * (header h): write over them one gap record of exactly their length
+ * (channel(5), Gap records), numbered d->lost (the number due there) and
+ * standing for the records up to d->next_seq, the number of the record
+ * after; under append.lock, and only if they are still as the check saw
+ * them (repair.h).  Damage that cannot be a run of lost records (unknown
+ * numbering, too short) is left, and said.  Returns 1 if the
+ * gap was written, 0 if not, 2 if the segment is gone (deleted since the
+ * check opened it), -1 on error.
  */
 static int
 fill_gap(struct ctx *c, const char *name, const struct ch_seghdr *h,
-    uint64_t pos, uint64_t next, uint64_t lost, uint64_t next_seq, int64_t ts,
-    struct ch_error *err)
+    const struct ch_damage *d, struct ch_error *err)
 {
-	uint64_t len = next - pos, off = ch_seg_offset(h->base, pos);
+	uint64_t len = d->next - d->pos, off = ch_seg_offset(h->base, d->pos);
+	uint64_t lost = d->lost, next_seq = d->next_seq;
+	int64_t ts = d->min_ts > h->created ? d->min_ts : h->created;
 	unsigned char *buf;
-	int afd, fd, rc = -1;
+	int rc;
 
 	if (lost == UINT64_MAX || next_seq == UINT64_MAX || next_seq <= lost) {
 		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu is not "
@@ -147,35 +152,57 @@ fill_gap(struct ctx *c, const char *name, const struct ch_seghdr *h,
 		free(buf);
 		return 0;
 	}
-	if (ch_lock_open(c->ch->dirfd, CH_APPEND_LOCK, &afd, err) < 0) {
-		free(buf);
-		return -1;
-	}
-	if (ch_flock(afd, LOCK_EX, CH_LOCK_WAIT) < 0) {
-		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
-		goto out;
-	}
-	fd = ch_open_file(c->ch->dirfd, name, O_RDWR, 0);
-	if (fd < 0 || ch_pwrite_full(fd, buf, (size_t)len, (off_t)pos) < 0 ||
-	    ch_fdatasync(fd) < 0) {
-		ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record", name);
-		if (fd >= 0)
-			close(fd);
-		goto out;
-	}
-	if (close(fd) < 0) {
-		ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record", name);
-		goto out;
-	}
-	fixed(c, "%s: replaced %llu damaged bytes at offset %llu with a gap "
-	    "record: %llu record%s lost", name, (unsigned long long)len,
-	    (unsigned long long)off, (unsigned long long)(next_seq - lost),
-	    next_seq - lost == 1 ? "" : "s");
-	rc = 1;
-out:
-	close(afd);
+	rc = ch_repair_gap(c->ch, h, d, buf, err);
 	free(buf);
-	return rc;
+	if (rc == CH_REPAIR_DONE) {
+		fixed(c, "%s: replaced %llu damaged bytes at offset %llu with a "
+		    "gap record: %llu record%s lost", name,
+		    (unsigned long long)len, (unsigned long long)off,
+		    (unsigned long long)(next_seq - lost),
+		    next_seq - lost == 1 ? "" : "s");
+		return 1;
+	}
+	if (rc == CH_REPAIR_GONE) {
+		say(c, CH_REPORT_UNFIXED, "%s: deleted while checking (by "
+		    "compaction): nothing left to repair there", name);
+		return 2;
+	}
+	if (rc == CH_REPAIR_CHANGED)
+		say(c, CH_REPORT_UNFIXED, "%s: the data at offset %llu changed "
+		    "while checking (a writer wrote there); check again", name,
+		    (unsigned long long)off);
+	return rc < 0 ? -1 : 0;
+}
+
+/* --repair of the torn tail the check found: cut it where the check saw
+ * it start, under append.lock, if a writer would cut it there now
+ * (repair.h).  Returns 0 if cut (or a writer cut it), 1 if left, -1 on
+ * error. */
+static int
+cut_tail(struct ctx *c, struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	uint64_t cut, off = ch_seg_offset(c->torn_base, c->torn_pos);
+	int rc = ch_repair_tail(c->ch, c->torn_base, c->torn_pos, &cut, err);
+
+	ch_seg_name(name, c->torn_base);
+	if (rc == CH_REPAIR_DONE) {
+		fixed(c, "cut a torn tail of %llu bytes at offset %llu",
+		    (unsigned long long)cut, (unsigned long long)off);
+		return 0;
+	}
+	if (rc == CH_REPAIR_BY_WRITER) {
+		fixed(c, "the torn tail is gone (a writer cut it meanwhile)");
+		return 0;
+	}
+	if (rc == CH_REPAIR_GONE)
+		say(c, CH_REPORT_UNFIXED, "%s: deleted while checking (by "
+		    "compaction): nothing left to repair there", name);
+	else if (rc == CH_REPAIR_CHANGED)
+		say(c, CH_REPORT_UNFIXED, "%s: the torn tail at offset %llu "
+		    "changed while checking (a writer cut it, or wrote); check "
+		    "again", name, (unsigned long long)off);
+	return rc < 0 ? -1 : 1;
 }
 
 /*
@@ -211,8 +238,8 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 	struct ch_seghdr h;
 	struct ch_rec r;
 	struct stat st;
-	uint64_t records = 0;
-	int fd, rc, sealed = 0;
+	uint64_t records = 0, prev = 0;
+	int fd, rc, sealed = 0, gone = 0;
 
 	*next_base = 0;
 	ch_seg_name(name, e->base);
@@ -258,6 +285,7 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 				    (unsigned long long)here,
 				    (unsigned long long)r.h.seq,
 				    (unsigned long long)*expect_seq);
+			prev = r.pos;
 			if (r.h.type == CH_REC_GAP) {
 				say(c, CH_REPORT_INFO, "%s: %llu record%s lost at "
 				    "offset %llu (a gap record)", name,
@@ -327,14 +355,18 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			/* Continue checking numbering from the next record. */
 			*expect_seq = next_seq;
 			if (c->repair) {
-				int64_t ts = *last_ts > h.created ? *last_ts :
-				    h.created;
-				int filled = fill_gap(c, name, &h, cur.pos, next,
-				    lost, next_seq, ts, err);
+				struct ch_damage d = { e->base, prev, cur.pos,
+				    next, lost, next_seq, *last_ts };
+				int filled = fill_gap(c, name, &h, &d, err);
 				if (filled < 0) {
 					ch_segcur_free(&cur);
 					close(fd);
 					return -1;
+				}
+				if (filled == 2) {	/* deleted meanwhile */
+					gone = 1;
+					*expect_seq = UINT64_MAX;
+					break;
 				}
 				if (filled)	/* the seal counts them */
 					records += next_seq - lost;
@@ -351,6 +383,8 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			    "chpub, cuts it)", name, (unsigned long long)here,
 			    (unsigned long long)(cur.size - cur.pos));
 			c->torn = 1;
+			c->torn_base = e->base;
+			c->torn_pos = cur.pos;
 		} else {
 			say(c, CH_REPORT_WARN, "%s: damaged from offset %llu to its "
 			    "end (%llu bytes)", name, (unsigned long long)here,
@@ -358,7 +392,7 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		}
 		break;
 	}
-	if (!last && !sealed)
+	if (!last && !sealed && !gone)
 		say(c, CH_REPORT_WARN, "%s: not sealed, but a newer segment "
 		    "exists", name);
 	ch_segcur_free(&cur);
@@ -946,7 +980,13 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 		return -1;
 	}
 	ch_index_close(&ix);
-	if ((c.torn || c.rollover) && repair) {
+	int tail_left = 0;
+	if (c.torn && repair)
+		tail_left = cut_tail(&c, err);
+	if (tail_left < 0)
+		return -1;
+	/* The writer would cut a tail we left: only where we cut it. */
+	if (c.rollover && repair && !tail_left) {
 		struct ch_pubopts po;
 		struct ch_writer *w;
 		int sealed;
@@ -957,15 +997,11 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 		uint64_t cut = ch_writer_repaired(w);
 		if (ch_writer_close(w, err) < 0)
 			return -1;
-		if (cut && c.torn)
-			fixed(&c, "cut a torn tail of %llu bytes",
-			    (unsigned long long)cut);
-		else if (cut)	/* left since the check by a writer's death */
+		/* A torn tail the check found is cut_tail's: this one was
+		 * left since the check, by a writer's death. */
+		if (cut)
 			finished(&c, "cut a torn tail of %llu bytes",
 			    (unsigned long long)cut);
-		else if (c.torn)	/* the writer found it cut */
-			fixed(&c, "the torn tail is gone (a writer cut it "
-			    "meanwhile)");
 		if (c.rollover && c.sealed_unindexed)
 			fixed(&c, "finished an interrupted rollover (indexed "
 			    "the sealed segment)");

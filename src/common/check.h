@@ -9,14 +9,16 @@
  * stray and leftover files; every offset file (parsable, within the data,
  * on a record boundary, agreeing on the sequence number).
  *
- * Repaired (with `repair`): a torn tail (cut, as the next writer would), a
- * leftover temp file (removed when no one holds the lock that guards it),
- * a half-registered subscriber directory, offsets that point below the
- * earliest record, past the end or between records (moved to the earliest
- * record, the end, or the start of the record they point into), and
- * corrupt bytes between two valid records of a segment, such as a power
- * loss leaves (overwritten by a gap record of their length that counts
- * the records lost: format.h).  Nothing valid is ever removed.
+ * Repaired (with `repair`): a torn tail (cut where the check found it, as
+ * the next writer would), a leftover temp file (removed when no one holds
+ * the lock that guards it), a half-registered subscriber directory,
+ * offsets that point below the earliest record, past the end or between
+ * records (moved to the earliest record, the end, or the start of the
+ * record they point into), and corrupt bytes between two valid records of
+ * a segment, such as a power loss leaves (overwritten by a gap record of
+ * their length that counts the records lost: format.h).  The check reads
+ * without a lock; a segment is changed only under append.lock, once what
+ * the check saw is seen again (repair.h).  Nothing valid is ever removed.
  */
 #ifndef CH_CHECK_H
 #define CH_CHECK_H

@@ -1,0 +1,162 @@
+/* repair.c - in-place repairs of a segment under append.lock (see repair.h). */
+#include <config.h>
+
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "lock.h"
+#include "repair.h"
+#include "segment.h"
+
+/* Take append.lock, as every writer does for each batch. */
+static int
+lock_append(struct ch_channel *ch, int *fdp, struct ch_error *err)
+{
+	if (ch_lock_open(ch->dirfd, CH_APPEND_LOCK, fdp, err) < 0)
+		return -1;
+	if (ch_flock(*fdp, LOCK_EX, CH_LOCK_WAIT) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "lock %s", CH_APPEND_LOCK);
+		close(*fdp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Open segment `base` to write it: 0, or CH_REPAIR_GONE (deleted),
+ * CH_REPAIR_CHANGED (its header is not one now), -1 on an error. */
+static int
+open_rw(struct ch_channel *ch, uint64_t base, int *fdp, struct ch_seghdr *h,
+    struct ch_error *err)
+{
+	if (ch_segment_open(ch->dirfd, base, 1, fdp, h, err) == 0)
+		return 0;
+	if (err->code == CH_EXIT_NOINPUT)
+		return CH_REPAIR_GONE;
+	return err->code == CH_EXIT_DATAERR ? CH_REPAIR_CHANGED : -1;
+}
+
+/* Is the damage d in the segment open on fd still as the check saw it
+ * (repair.h)?  1, 0, or -1 on an I/O error. */
+static int
+same_damage(int fd, const struct ch_seghdr *h, const struct ch_damage *d)
+{
+	struct ch_segcur c = { 0 };
+	struct ch_rec r;
+	struct stat st;
+	uint64_t next, next_seq;
+	int rc, same = 0;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if ((uint64_t)st.st_size < d->next)
+		return 0;
+	/* Read the record before it as the check did: the cursor is then at
+	 * pos, as the check's was. */
+	ch_segcur_init(&c, fd, h, d->prev ? d->prev : d->pos,
+	    (uint64_t)st.st_size);
+	if (d->prev) {
+		rc = ch_segcur_next(&c, &r);
+		if (rc == CH_CUR_IOERR)
+			goto ioerr;
+		if (rc != CH_CUR_OK || r.h.type == CH_REC_SEAL ||
+		    r.pos != d->prev || c.pos != d->pos ||
+		    r.h.seq + r.nseq != d->lost)
+			goto out;
+	} else if (d->pos != CH_SEG_HDR || d->lost != h->first_seq) {
+		goto out;
+	}
+	rc = ch_segcur_next(&c, &r);
+	if (rc == CH_CUR_IOERR)
+		goto ioerr;
+	if (rc == CH_CUR_OK && r.h.seq == d->lost)
+		goto out;	/* the record due: a writer wrote it there */
+	if (rc == CH_CUR_OK)
+		ch_segcur_seek(&c, d->pos);	/* out of sequence: damage */
+	rc = ch_segcur_resync(&c, d->lost, d->min_ts, &next, &next_seq);
+	if (rc < 0)
+		goto ioerr;
+	same = rc == 1 && next == d->next && next_seq == d->next_seq;
+out:
+	ch_segcur_free(&c);
+	return same;
+ioerr:
+	ch_segcur_free(&c);
+	return -1;
+}
+
+int
+ch_repair_gap(struct ch_channel *ch, const struct ch_seghdr *h,
+    const struct ch_damage *d, const unsigned char *gap,
+    struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	struct ch_seghdr now;
+	int afd, fd, rc;
+
+	ch_seg_name(name, d->base);
+	if (lock_append(ch, &afd, err) < 0)
+		return -1;
+	if ((rc = open_rw(ch, d->base, &fd, &now, err)) != 0)
+		goto out;
+	if (now.format != h->format || now.first_seq != h->first_seq ||
+	    now.created != h->created)
+		rc = CH_REPAIR_CHANGED;
+	else if ((rc = same_damage(fd, h, d)) < 0)
+		ch_err_sys(err, CH_EXIT_FAIL, "read %s", name);
+	else if (rc == 1 && (ch_pwrite_full(fd, gap, (size_t)(d->next - d->pos),
+	    (off_t)d->pos) < 0 || ch_fdatasync(fd) < 0)) {
+		ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record", name);
+		rc = -1;
+	} else if (rc == 1) {
+		rc = CH_REPAIR_DONE;
+	}
+	if (close(fd) < 0 && rc == CH_REPAIR_DONE) {
+		ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record", name);
+		rc = -1;
+	}
+out:
+	close(afd);
+	return rc;
+}
+
+int
+ch_repair_tail(struct ch_channel *ch, uint64_t base, uint64_t pos,
+    uint64_t *cut, struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	struct ch_seghdr h;
+	struct ch_tail t;
+	struct stat st;
+	int afd, fd, rc;
+
+	*cut = 0;
+	ch_seg_name(name, base);
+	if (lock_append(ch, &afd, err) < 0)
+		return -1;
+	if ((rc = open_rw(ch, base, &fd, &h, err)) != 0)
+		goto out;
+	if (fstat(fd, &st) < 0) {
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s", name);
+	} else if (ch_segment_tail(fd, &h, (uint64_t)st.st_size, 0, 0, &t,
+	    err) < 0) {
+		rc = -1;
+	} else if (!t.torn && t.file_end >= pos) {
+		rc = CH_REPAIR_BY_WRITER;
+	} else if (t.file_end != pos || (uint64_t)st.st_size <= pos) {
+		rc = CH_REPAIR_CHANGED;	/* a writer cut it, or wrote */
+	} else if (ftruncate(fd, (off_t)pos) < 0 || ch_fdatasync(fd) < 0) {
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s: cut torn tail", name);
+	} else {
+		*cut = (uint64_t)st.st_size - pos;
+		rc = CH_REPAIR_DONE;
+	}
+	if (close(fd) < 0 && rc == CH_REPAIR_DONE) {
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s: cut torn tail", name);
+		*cut = 0;
+	}
+out:
+	close(afd);
+	return rc;
+}

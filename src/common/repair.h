@@ -1,0 +1,63 @@
+/*
+ * repair.h - the changes chcompact --repair makes to a segment in place:
+ * a gap record over damaged bytes, and the cut of a torn tail.
+ *
+ * The check (check.c) reads the channel without a lock, beside writers
+ * that append, cut torn tails and write over them, and beside compaction
+ * that deletes segments.  So what it saw may no longer be there: each
+ * change is made under append.lock, which every writer takes, and only
+ * once the bytes are seen again as the check saw them, with the lock
+ * held.  Otherwise nothing is written.
+ */
+#ifndef CH_REPAIR_H
+#define CH_REPAIR_H
+
+#include <stdint.h>
+
+#include "channel.h"
+#include "error.h"
+#include "format.h"
+
+/* Damaged bytes [pos, next) of segment `base`, as the check found them
+ * (file positions). */
+struct ch_damage {
+	uint64_t base;
+	uint64_t prev;		/* the valid record before them (its first
+				 * byte), or 0 if they start the segment */
+	uint64_t pos, next;
+	uint64_t lost;		/* the sequence number due at pos */
+	uint64_t next_seq;	/* that of the valid record at next */
+	int64_t min_ts;		/* the time of the record before them */
+};
+
+enum {
+	CH_REPAIR_CHANGED = 0,	/* no longer as the check saw it: left */
+	CH_REPAIR_DONE = 1,
+	CH_REPAIR_GONE = 2,	/* the segment was deleted meanwhile */
+	CH_REPAIR_BY_WRITER = 3,	/* a writer cut the torn tail meanwhile */
+};
+
+/*
+ * Write `gap` (next - pos bytes, made for segment header h) over the
+ * damage d, fdatasynced, if with append.lock held the segment still has
+ * header h, the record at prev still ends at pos with number lost - 1 (or
+ * its last ones), no record numbered lost starts at pos, and the search
+ * from pos still finds the record numbered next_seq at next.
+ * CH_REPAIR_*, or -1 on an error.
+ */
+int ch_repair_gap(struct ch_channel *ch, const struct ch_seghdr *h,
+    const struct ch_damage *d, const unsigned char *gap,
+    struct ch_error *err);
+
+/*
+ * Cut the torn tail of segment `base` at file position pos, fdatasynced,
+ * if with append.lock held a writer would cut it there too (the valid
+ * records end at pos and bytes follow); *cut gets the bytes cut.
+ * CH_REPAIR_BY_WRITER if no torn tail is left and the valid records reach
+ * pos (a writer cut it there, and may have written after).
+ * CH_REPAIR_*, or -1 on an error.
+ */
+int ch_repair_tail(struct ch_channel *ch, uint64_t base, uint64_t pos,
+    uint64_t *cut, struct ch_error *err);
+
+#endif
