@@ -782,6 +782,29 @@ three"
 after"
 }
 
+# A record that is valid on its own but not the one due (here record 5
+# replaced by a copy of record 0) is damage where it stands: chsub used
+# to step past it, take the record after it for damage too and stop
+# there with exit status 0, as at the end of the channel, leaving every
+# record after it, and every record published later, unread.
+@test "a record out of sequence (a copy of an earlier one) stops chsub with 65 after the records before it; --skip-corrupt goes on, to records published later too" {
+	local f pos len
+	for f in 1 2; do
+		CH_FORMAT=$f numbered_channel 8
+		choffset --create --earliest "$CH" s >/dev/null
+		read -r pos len < <(copy_unit "$(seg0)" 0 5)
+		run -65 --separate-stderr chsub "$CH" s
+		assert_equal "$(echo $output)" "r00 r01 r02 r03 r04"
+		assert_equal "$stderr" "chsub: $CH: corrupt record at offset $((pos - 64)) (use --skip-corrupt to skip it)"
+		assert_equal "$(offset_of s)" $((pos - 64))
+		chpub "$CH" later
+		run -65 chsub --peek --from=earliest "$CH"
+		run -0 --separate-stderr chsub --skip-corrupt "$CH" s
+		assert_equal "$(echo $output)" "$(printf 'r%02d ' $(seq 6 7))later"
+		assert_equal "$stderr" "chsub: $CH: skipped $len corrupt bytes at offset $((pos - 64)), 1 record lost"
+	done
+}
+
 @test "a follower at a torn tail goes on once the next chpub repairs it" {
 	chsub "$CH" s
 	chpub "$CH" one

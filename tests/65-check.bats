@@ -5,6 +5,7 @@ setup() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/format"
 	common_setup
 	new_channel segment_bytes=4096
 	fill 200
@@ -232,6 +233,127 @@ record 4"
 		run -0 --separate-stderr chsub "$CH" s
 		assert_output after
 		run -0 chcompact --check "$CH"
+	done
+}
+
+@test "a length damaged to run past the end, then records, then a torn tail: --repair and the next chpub cut only the torn tail" {
+	local f end
+	for f in 1 2; do
+		length_flipped $f
+		seg=$(segments | head -1)
+		head -c 12 /dev/zero >>"$CH/$seg"
+		end=$(($(stat -c %s "$CH/$seg") - 12 - 64))
+		run -65 --separate-stderr chcompact --check "$CH"
+		assert_equal "${stderr_lines[1]}" "chcompact: $CH: $seg: torn tail at offset $end (12 bytes; repairable: chcompact --repair, or the next chpub, cuts it)"
+		rm -rf "$T/copy"
+		cp -a "$CH" "$T/copy"
+		run -0 --separate-stderr chcompact --repair "$CH"
+		assert_equal "${stderr_lines[3]}" "chcompact: $CH: repaired: cut a torn tail of 12 bytes at offset $end"
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_output $'record 1\nrecord 3\nrecord 4\nrecord 5'
+		# The writer used to take the damaged length for a torn write
+		# and cut every record after it.
+		chpub "$T/copy" after
+		run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$T/copy"
+		assert_output $'record 1\nrecord 3\nrecord 4\nrecord 5\nafter'
+	done
+}
+
+# A record valid on its own but out of sequence (record 5 replaced by a
+# copy of record 0, as a disk that wrote a block twice) is damage where
+# it stands, as readers see it.  The check used to take its number for the
+# one due, so that it found the records after it out of sequence too: a
+# corrupt record after it became a gap standing for most of the segment,
+# and a torn tail after it was cut where the duplicate stands.
+@test "a record out of sequence (a copy of an earlier one) is damage where it stands: --repair replaces it and a corrupt record after it with one gap counted from the number due, keeping every other record" {
+	local f pos len at
+	for f in 1 2; do
+		CH_FORMAT=$f numbered_channel 8
+		seg=$(segments | tail -1)
+		read -r pos len < <(copy_unit "$CH/$seg" 0 5)
+		at=$((pos - 64))
+		# Record 6's payload, "r06", made "r0X".
+		printf X | dd of="$CH/$seg" bs=1 seek=$((pos + 2 * len - 5)) \
+		    conv=notrunc status=none
+		run -65 --separate-stderr chcompact --check "$CH"
+		assert_equal "$stderr" "chcompact: $CH: $seg: record at offset $at has number 0, expected 5 ($((2 * len)) bytes up to the next valid record, 2 records lost)"
+		run -65 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_equal "$(echo $output)" "r00 r01 r02 r03 r04"
+		run -0 --separate-stderr chcompact --repair "$CH"
+		assert_equal "${stderr_lines[1]}" "chcompact: $CH: repaired: $seg: replaced $((2 * len)) damaged bytes at offset $at with a gap record: 2 records lost"
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_equal "$stderr" "chsub: $CH: 2 records lost at offset $at"
+		assert_equal "$(echo $output)" "r00 r01 r02 r03 r04 $(echo $(printf 'r%02d ' $(seq 7 7)))"
+		run -0 chcompact --check "$CH"
+	done
+}
+
+@test "a record out of sequence before a torn tail: --repair cuts only the torn tail it reported, and so does the next chpub" {
+	local f pos len end rest
+	rest=$(echo $(printf 'r%02d ' $(seq 6 7)))
+	for f in 1 2; do
+		CH_FORMAT=$f numbered_channel 8
+		seg=$(segments | tail -1)
+		read -r pos len < <(copy_unit "$CH/$seg" 0 5)
+		head -c 12 /dev/zero >>"$CH/$seg"
+		end=$(($(stat -c %s "$CH/$seg") - 12 - 64))
+		run -65 --separate-stderr chcompact --check "$CH"
+		assert_equal "$stderr" "chcompact: $CH: $seg: record at offset $((pos - 64)) has number 0, expected 5 ($len bytes up to the next valid record, 1 record lost)
+chcompact: $CH: $seg: torn tail at offset $end (12 bytes; repairable: chcompact --repair, or the next chpub, cuts it)"
+		rm -rf "$T/copy"
+		cp -a "$CH" "$T/copy"
+		run -0 --separate-stderr chcompact --repair "$CH"
+		assert_equal "${stderr_lines[3]}" "chcompact: $CH: repaired: cut a torn tail of 12 bytes at offset $end"
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_equal "$(echo $output)" "r00 r01 r02 r03 r04 $rest"
+		run -0 chcompact --check "$CH"
+		chpub "$T/copy" after
+		run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$T/copy"
+		assert_equal "$(echo $output)" "r00 r01 r02 r03 r04 $rest after"
+	done
+}
+
+# A segment header with a valid checksum whose first record number
+# disagrees with the segment before it and the index: its format 1
+# records (which carry their numbers) are all out of sequence against it,
+# and the number found after the "damage" may lie far on.  --repair used
+# to count a gap from it, over the valid records in between.
+@test "no gap is counted from a segment header whose first record number disagrees with the channel's: --repair leaves its damage and changes nothing" {
+	format1_channel
+	seg=$(segments | sed -n 2p)
+	python3 - "$CH/$seg" <<'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(24)
+    first = struct.unpack('<Q', f.read(8))[0]
+    f.seek(24)
+    f.write(struct.pack('<Q', first - 1))
+PY
+	fix_seghdr_crc "$CH/$seg"
+	before=$(snapshot "$CH")
+	run -65 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"chcompact: $CH: not repaired: $seg: the damage at offset $(base 1) is in a segment whose record numbers disagree with the channel's; left as it is"* ]]
+	assert_equal "$(snapshot "$CH")" "$before"
+}
+
+@test "a copy of a record inserted right after it stands for no record: readers stop there, --skip-corrupt loses nothing, --repair leaves it and says why" {
+	local f pos len at before
+	for f in 1 2; do
+		CH_FORMAT=$f numbered_channel 8
+		seg=$(segments | tail -1)
+		read -r pos len < <(insert_copy "$CH/$seg" 4)
+		at=$((pos - 64))
+		run -65 --separate-stderr chcompact --check "$CH"
+		assert_equal "$stderr" "chcompact: $CH: $seg: record at offset $at has number 4, expected 5 ($len bytes up to the next valid record, 0 records lost)"
+		before=$(snapshot "$CH")
+		run -65 --separate-stderr chcompact --repair "$CH"
+		assert_equal "${stderr_lines[1]}" "chcompact: $CH: not repaired: $seg: the damage at offset $at stands for no lost record (such as a duplicate of one): no gap record can replace it; left as it is"
+		assert_equal "$(snapshot "$CH")" "$before"
+		run -65 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_equal "$(echo $output)" "r00 r01 r02 r03 r04"
+		run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$CH"
+		assert_equal "$stderr" "chsub: $CH: skipped $len corrupt bytes at offset $at, 0 records lost"
+		assert_equal "$(echo $output)" "$(echo $(printf 'r%02d ' $(seq 0 7)))"
 	done
 }
 

@@ -113,13 +113,13 @@ finished(struct ctx *c, const char *fmt, ...)
  * standing for the records up to d->next_seq, the number of the record
  * after; under append.lock, and only if they are still as the check saw
  * them (repair.h).  Damage that cannot be a run of lost records (unknown
- * numbering, too short) is left, and said.  Returns 1 if the
+ * or doubtful numbering, too short) is left, and said.  Returns 1 if the
  * gap was written, 0 if not, 2 if the segment is gone (deleted since the
  * check opened it), -1 on error.
  */
 static int
 fill_gap(struct ctx *c, const char *name, const struct ch_seghdr *h,
-    const struct ch_damage *d, struct ch_error *err)
+    const struct ch_damage *d, int doubtful, struct ch_error *err)
 {
 	uint64_t len = d->next - d->pos, off = ch_seg_offset(h->base, d->pos);
 	uint64_t lost = d->lost, next_seq = d->next_seq;
@@ -127,10 +127,23 @@ fill_gap(struct ctx *c, const char *name, const struct ch_seghdr *h,
 	unsigned char *buf;
 	int rc;
 
-	if (lost == UINT64_MAX || next_seq == UINT64_MAX || next_seq <= lost) {
+	if (doubtful) {
+		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu is in a "
+		    "segment whose record numbers disagree with the channel's; "
+		    "left as it is", name, (unsigned long long)off);
+		return 0;
+	}
+	if (lost == UINT64_MAX || next_seq == UINT64_MAX || next_seq < lost) {
 		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu is not "
 		    "where whole records were lost (their numbers do not add "
 		    "up); left as it is", name, (unsigned long long)off);
+		return 0;
+	}
+	if (next_seq == lost) {
+		say(c, CH_REPORT_UNFIXED, "%s: the damage at offset %llu stands "
+		    "for no lost record (such as a duplicate of one): no gap "
+		    "record can replace it; left as it is", name,
+		    (unsigned long long)off);
 		return 0;
 	}
 	if (len > UINT32_MAX) {	/* a gap's length field has 32 bits */
@@ -239,7 +252,7 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 	struct ch_rec r;
 	struct stat st;
 	uint64_t records = 0, prev = 0;
-	int fd, rc, sealed = 0, gone = 0;
+	int fd, rc, sealed = 0, doubtful = 0, gone = 0;
 
 	*next_base = 0;
 	ch_seg_name(name, e->base);
@@ -250,15 +263,21 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		*expect_seq = UINT64_MAX;
 		return 0;
 	}
-	if (e->first_seq != UINT64_MAX && h.first_seq != e->first_seq)
+	/* A header that disagrees on its first number makes the numbering
+	 * of its records doubtful: no gap is counted from it. */
+	if (e->first_seq != UINT64_MAX && h.first_seq != e->first_seq) {
 		say(c, CH_REPORT_WARN, "%s: header says first record %llu, the "
 		    "index says %llu", name, (unsigned long long)h.first_seq,
 		    (unsigned long long)e->first_seq);
-	if (*expect_seq != UINT64_MAX && h.first_seq != *expect_seq)
+		doubtful = 1;
+	}
+	if (*expect_seq != UINT64_MAX && h.first_seq != *expect_seq) {
 		say(c, CH_REPORT_WARN, "%s: starts at record %llu, expected "
 		    "%llu (records missing or duplicated)", name,
 		    (unsigned long long)h.first_seq,
 		    (unsigned long long)*expect_seq);
+		doubtful = 1;
+	}
 	*expect_seq = h.first_seq;
 	if (fstat(fd, &st) < 0) {
 		close(fd);
@@ -278,13 +297,16 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			    "%llu", name, (unsigned long long)here);
 			break;
 		}
+		/* Valid on its own but not the record due (a duplicate, say):
+		 * not put there by a writer, so damage where it stands, as
+		 * readers see it; the number due stays the one due. */
+		int oos = rc == CH_CUR_OK && r.h.seq != *expect_seq;
+		uint64_t oos_seq = oos ? r.h.seq : 0;
+		if (oos) {
+			ch_segcur_seek(&cur, r.pos);
+			rc = CH_CUR_BAD;
+		}
 		if (rc == CH_CUR_OK) {
-			if (r.h.seq != *expect_seq)
-				say(c, CH_REPORT_WARN, "%s: record at offset %llu "
-				    "has number %llu, expected %llu", name,
-				    (unsigned long long)here,
-				    (unsigned long long)r.h.seq,
-				    (unsigned long long)*expect_seq);
 			prev = r.pos;
 			if (r.h.type == CH_REC_GAP) {
 				say(c, CH_REPORT_INFO, "%s: %llu record%s lost at "
@@ -329,6 +351,15 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		 * progress only at the very end of the newest segment: if the
 		 * next record stands after it, its length field is damaged,
 		 * as the reader sees it (reader.c, stuck). */
+		char what[160];
+		if (oos)
+			snprintf(what, sizeof what, "record at offset %llu has "
+			    "number %llu, expected %llu", (unsigned long long)here,
+			    (unsigned long long)oos_seq,
+			    (unsigned long long)*expect_seq);
+		else
+			snprintf(what, sizeof what, "corrupt record at offset %llu",
+			    (unsigned long long)here);
 		uint64_t next, next_seq;
 		int found = ch_segcur_resync(&cur, *expect_seq, *last_ts,
 		    &next, &next_seq);
@@ -340,24 +371,22 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		if (found) {
 			uint64_t lost = *expect_seq;
 			if (lost != UINT64_MAX)
-				say(c, CH_REPORT_WARN, "%s: corrupt record at "
-				    "offset %llu (%llu bytes up to the next valid "
-				    "record, %llu record%s lost)", name,
-				    (unsigned long long)here,
-				    (unsigned long long)(next - cur.pos),
+				say(c, CH_REPORT_WARN, "%s: %s (%llu bytes up to "
+				    "the next valid record, %llu record%s lost)",
+				    name, what, (unsigned long long)(next - cur.pos),
 				    (unsigned long long)(next_seq - lost),
 				    next_seq - lost == 1 ? "" : "s");
 			else
-				say(c, CH_REPORT_WARN, "%s: corrupt record at "
-				    "offset %llu (%llu bytes up to the next valid "
-				    "record)", name, (unsigned long long)here,
+				say(c, CH_REPORT_WARN, "%s: %s (%llu bytes up to "
+				    "the next valid record)", name, what,
 				    (unsigned long long)(next - cur.pos));
 			/* Continue checking numbering from the next record. */
 			*expect_seq = next_seq;
 			if (c->repair) {
 				struct ch_damage d = { e->base, prev, cur.pos,
 				    next, lost, next_seq, *last_ts };
-				int filled = fill_gap(c, name, &h, &d, err);
+				int filled = fill_gap(c, name, &h, &d, doubtful,
+				    err);
 				if (filled < 0) {
 					ch_segcur_free(&cur);
 					close(fd);
@@ -374,6 +403,8 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			ch_segcur_seek(&cur, next);
 			continue;
 		}
+		if (oos)
+			say(c, CH_REPORT_INFO, "%s: %s", name, what);
 		if (last && writing(c, fd, cur.size)) {
 			say(c, CH_REPORT_INFO, "%s: a write in progress at offset "
 			    "%llu", name, (unsigned long long)here);

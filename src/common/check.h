@@ -9,6 +9,10 @@
  * stray and leftover files; every offset file (parsable, within the data,
  * on a record boundary, agreeing on the sequence number).
  *
+ * A record valid on its own but out of sequence (a copy of an earlier
+ * one) is damage where it stands, as readers see it: the number due stays
+ * the one due.
+ *
  * Repaired (with `repair`): a torn tail (cut where the check found it, as
  * the next writer would), a leftover temp file (removed when no one holds
  * the lock that guards it), a half-registered subscriber directory,

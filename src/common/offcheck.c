@@ -19,12 +19,12 @@ disagree(struct ch_error *err, const struct ch_offset *o, uint64_t seq)
 
 /* The sequence number due at file position pos of a segment: that of the
  * record starting there (the cursor proves an offset inside a format 2
- * frame is one of its boundaries), or the one after the record ending
- * there.  1 and *seq, 0 if pos is no boundary, -1 on error; or 2 when it
- * is inside a damaged frame whose header claims it: its records cannot be
- * walked, and reading reports the damage (or skips it), so the offset can
- * only be one of a record after the frame's first, *seq to *seq + *count
- * (exclusive). */
+ * frame is one of its boundaries) unless it is out of sequence there, or
+ * the one after the record ending there.  1 and *seq, 0 if pos is no
+ * boundary, -1 on error; or 2 when it is inside a damaged frame whose
+ * header claims it: its records cannot be walked, and reading reports the
+ * damage (or skips it), so the offset can only be one of a record after
+ * the frame's first, *seq to *seq + *count (exclusive). */
 static int
 seq_at(int fd, const struct ch_seghdr *hdr, uint64_t pos, uint64_t size,
     uint64_t *seq, uint64_t *count)
@@ -39,8 +39,11 @@ seq_at(int fd, const struct ch_seghdr *hdr, uint64_t pos, uint64_t size,
 	if (rc == CH_CUR_IOERR)
 		return -1;
 	if (rc == CH_CUR_OK) {
-		*seq = r.h.seq;
-		return 1;
+		/* One out of sequence is damage: the number due counts. */
+		rc = ch_segment_out_of_seq(fd, hdr, pos, r.h.seq, seq);
+		if (rc == 0)
+			*seq = r.h.seq;
+		return rc < 0 ? -1 : 1;
 	}
 	if (rc == CH_CUR_BAD && c.in_damage) {
 		*seq = c.dmg_seq;

@@ -229,7 +229,16 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 			goto fail;
 		}
 		if (rc == CH_CUR_OK) {
-			r->next_seq = rec.h.seq;
+			/* One out of sequence is damage where it stands:
+			 * the number due there is the reader's. */
+			uint64_t due;
+			int oos = ch_segment_out_of_seq(r->segfd, &r->seg, pos,
+			    rec.h.seq, &due);
+			if (oos < 0) {
+				ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+				goto fail;
+			}
+			r->next_seq = oos ? due : rec.h.seq;
 			*rp = r;
 			return 0;
 		}
@@ -636,7 +645,9 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 		if (rc == CH_CUR_OK && rec->h.seq != r->next_seq &&
 		    !r->seq_unknown) {
 			/* Valid on its own but out of sequence (a duplicated
-			 * record): not something a writer put there. */
+			 * record): not something a writer put there, so damage
+			 * where it stands, searched past from there. */
+			ch_segcur_seek(&r->cur, rec->pos);
 			rc = CH_CUR_BAD;
 		}
 		r->seq_unknown = 0;

@@ -369,6 +369,13 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 			ch_segcur_free(&c);
 			return ch_err_sys(err, CH_EXIT_FAIL, "scan segment");
 		}
+		if (rc == CH_CUR_OK && r.h.seq != t->next_seq && !resynced) {
+			/* Out of sequence (a duplicate): not written there by
+			 * a writer, so damage where it stands, as readers and
+			 * the check see it. */
+			ch_segcur_seek(&c, r.pos);
+			rc = CH_CUR_BAD;
+		}
 		if (rc == CH_CUR_BAD || (rc == CH_CUR_END && c.pos < size)) {
 			/* Damage with valid records after it is corruption,
 			 * not a torn tail: never cut those records off.  That
@@ -390,8 +397,6 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 		}
 		if (rc != CH_CUR_OK)
 			break;
-		if (r.h.seq != t->next_seq && !resynced)
-			break;	/* out of sequence: not written there by a writer */
 		resynced = 0;
 		if (r.h.type == CH_REC_SEAL) {
 			t->sealed = 1;
@@ -417,6 +422,41 @@ ch_segment_seq_before(int fd, const struct ch_seghdr *hdr, uint64_t pos,
     uint64_t *seq)
 {
 	return fmt_of(hdr->format)->seq_before(fd, hdr, pos, seq);
+}
+
+int
+ch_segment_out_of_seq(int fd, const struct ch_seghdr *hdr, uint64_t pos,
+    uint64_t seq, uint64_t *due)
+{
+	uint64_t d = hdr->first_seq;
+
+	if (hdr->format >= 2 && pos > CH_SEG_HDR) {
+		unsigned char b;
+		if (ch_pread_full(fd, &b, 1, (off_t)pos) != 1)
+			return -1;
+		if (b != CH_FRAME_SIG0)
+			return 0;	/* a record inside a frame */
+	}
+	if (pos > CH_SEG_HDR) {
+		/* What ends there says what is due, read cheaply: the common
+		 * case, a record in sequence, costs a header. */
+		int rc = fmt_of(hdr->format)->seq_before(fd, hdr, pos, &d);
+		if (rc != 0 || d == seq)
+			return rc == -1 ? -1 : 0;
+		/* A mismatch is believed only from a record that is valid
+		 * itself and follows the one before it: after damage (a
+		 * record whose number is what is damaged, say), none is. */
+		struct ch_tail t;
+		memset(&t, 0, sizeof t);
+		rc = fmt_of(hdr->format)->tail(fd, hdr, pos, &t);
+		if (rc != 1 || t.sealed)
+			return rc < 0 ? -1 : 0;
+		d = t.next_seq;
+	}
+	if (d == seq)
+		return 0;
+	*due = d;
+	return 1;
 }
 
 int

@@ -141,9 +141,10 @@ int ch_segcur_buffered(const struct ch_segcur *c);
  * the signature as a hint).  expect_seq is the sequence number due at pos
  * and min_ts the time of the record before it: a candidate must fit them,
  * so a record or frame embedded in a damaged payload is not taken for the
- * next one (CH_SEQ_ANY: accept any valid one).  Returns 1 with its
- * position in *next and its sequence number in *next_seq, 0 if there is
- * none before the end of the file.
+ * next one (CH_SEQ_ANY: accept any valid one).  It may be the record due
+ * itself, when the bytes before it stood for none (a duplicate).  Returns
+ * 1 with its position in *next and its sequence number in *next_seq, 0 if
+ * there is none before the end of the file.
  *
  * Also after CH_CUR_END before the end of the file: a unit whose header
  * is intact but which claims to run past the end is torn, or being
@@ -213,6 +214,18 @@ int ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
  */
 int ch_segment_seq_before(int fd, const struct ch_seghdr *hdr, uint64_t pos,
     uint64_t *seq);
+
+/*
+ * A valid record numbered seq starts at pos: is it out of sequence there,
+ * not the one due after the record that ends at pos (the header's first
+ * number at the segment's start)?  Such a record (a copy of an earlier
+ * one, say) is damage where it stands.  Only a valid record that follows
+ * the one before it says what is due, so after damage none is out of
+ * sequence; nor is a record inside a format 2 frame (its frame's first
+ * one may be).  1 with the number due in *due, 0, or -1 on an I/O error.
+ */
+int ch_segment_out_of_seq(int fd, const struct ch_seghdr *hdr, uint64_t pos,
+    uint64_t seq, uint64_t *due);
 
 /* The type and time of the record at boundary pos, without verifying it;
  * 0 with *type 0 if none decodes there, -1 on an I/O error. */

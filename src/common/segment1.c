@@ -57,7 +57,8 @@ next1(struct ch_segcur *c, struct ch_rec *r)
  * Could a record with header h stand `skipped` bytes after the place where
  * record expect_seq was due?  Each lost record took at least
  * CH_REC_OVERHEAD bytes and times never decrease, so this turns down
- * records that merely sit inside a damaged record's payload.
+ * records that merely sit inside a damaged record's payload.  The record
+ * due itself may follow bytes that stood for no record (a duplicate).
  */
 static int
 plausible(const struct ch_rechdr *h, uint64_t skipped, uint64_t expect_seq,
@@ -65,7 +66,7 @@ plausible(const struct ch_rechdr *h, uint64_t skipped, uint64_t expect_seq,
 {
 	if (expect_seq == CH_SEQ_ANY)
 		return 1;
-	return h->ts >= min_ts && h->seq > expect_seq &&
+	return h->ts >= min_ts && h->seq >= expect_seq &&
 	    h->seq - expect_seq <= skipped / CH_REC_OVERHEAD;
 }
 

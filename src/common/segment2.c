@@ -204,7 +204,8 @@ next2(struct ch_segcur *c, struct ch_rec *r)
  * Could a frame with header f stand `skipped` bytes after the place where
  * record expect_seq was due?  Each lost record took at least two bytes and
  * times never decrease, so this turns down frames that merely sit inside a
- * damaged frame's payloads.
+ * damaged frame's payloads.  The frame due itself may follow bytes that
+ * stood for no record (a duplicate).
  */
 static int
 plausible(const struct ch_framehdr *f, uint64_t skipped, uint64_t expect_seq,
@@ -212,7 +213,7 @@ plausible(const struct ch_framehdr *f, uint64_t skipped, uint64_t expect_seq,
 {
 	if (expect_seq == CH_SEQ_ANY)
 		return 1;
-	return f->ts >= min_ts && f->seq > expect_seq &&
+	return f->ts >= min_ts && f->seq >= expect_seq &&
 	    f->seq - expect_seq <= skipped / 2;
 }
 

@@ -62,3 +62,48 @@ frame_records() { python3 -m frames records "$1"; }
 fix_frame_crc() { python3 -m frames fixcrc "$1" "$2"; }
 # gap_frame SEG POS: overwrite the frame at POS with a gap of its length.
 gap_frame() { python3 -m frames gap "$1" "$2"; }
+
+# numbered_channel N: a new $CH of N records r00, r01, ..., one chpub each
+# (format 2: one frame each), born a day ago so that every frame's header
+# takes as many bytes: every unit of the segment has the same length.
+numbered_channel() {
+	local i
+	rm -rf "$CH"
+	CH_BIRTH=-1d new_channel
+	for ((i = 0; i < $1; i++)); do
+		chpub "$CH" "$(printf 'r%02d' "$i")"
+	done
+}
+
+# copy_unit SEG FROM TO: overwrite unit TO (0 is the first record, format
+# 1, or frame, format 2) of a segment that ends on one with a copy of unit
+# FROM, of the same length: valid on its own, out of sequence there.
+# insert_copy SEG N: insert a copy of unit N right after it.  Both print
+# "POS LEN" of the copy (file position, length).
+copy_unit() { doctor_units "$1" copy "$2" "$3"; }
+insert_copy() { doctor_units "$1" insert "$2" "$(($2 + 1))"; }
+doctor_units() {
+	python3 - "$@" <<'PY'
+import struct, sys
+path, what, src, dst = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+d = bytearray(open(path, 'rb').read())
+units, end = [], len(d)
+while end > 64:    # from the end, through the trailers
+    n = struct.unpack('<I', d[end - 4:end])[0]
+    if n < 4 or n > end - 64:
+        sys.exit('%s: no record or frame ends at %d' % (path, end))
+    units.insert(0, (end - n, n))
+    end -= n
+fp, fn = units[src]
+if what == 'copy':
+    tp, tn = units[dst]
+    if fn != tn:
+        sys.exit('units %d and %d differ in length' % (src, dst))
+    d[tp:tp + tn] = d[fp:fp + fn]
+else:
+    tp = fp + fn
+    d[tp:tp] = d[fp:fp + fn]
+open(path, 'wb').write(d)
+print(tp, fn)
+PY
+}
