@@ -286,6 +286,29 @@ list() { printf '%s\n' "$@"; }
 	assert_output "$(list "${before[@]}")"
 }
 
+# The offset file of an idle subscriber becomes unreadable after the pass
+# read it and before --expire reads it again under the subscriber's lock
+# (the shim damages it just before that read: the third open of a file
+# named offset, after the pass read busy's and idle's).  It used to stop counting at all, so the busy
+# subscriber alone decided what was consumed, and the idle one's unread
+# segments were deleted.
+@test "--expire: an offset file that becomes unreadable during the pass holds back deletion like one unreadable from the start" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	fill 300
+	mapfile -t before < <(segments)
+	faketime -f '-2h' chsub -n 1 --from=earliest "$CH" idle >/dev/null
+	chsub --from=earliest "$CH" busy >/dev/null
+	run -0 --separate-stderr env CHFAULT_RUN_AT="open:offset:3" \
+	    CHFAULT_RUN="echo damaged >'$CH/subscribers/idle/offset'" \
+	    LD_PRELOAD="$CHFAULT" chcompact --expire=1h "$CH"
+	assert_equal "$(cat "$CH/subscribers/idle/offset")" damaged
+	[[ $stderr == *"subscriber 'idle'"*"keeping everything it may still need"* ]] ||
+		fail "no warning about idle: $stderr"
+	run -0 segments
+	assert_output "$(list "${before[@]}")"
+}
+
 @test "--expire deregisters subscribers idle for longer, and journals it" {
 	fill 10
 	faketime -f '-2h' chsub --from=earliest "$CH" idle >/dev/null

@@ -132,14 +132,23 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 		}
 		/* A chsub may have run and committed since we read. */
 		struct ch_offset again;
-		if (ch_sub_read(ch, subs[i].name, &again, &err) < 0 ||
-		    again.offset != subs[i].off.offset ||
+		if (ch_sub_read(ch, subs[i].name, &again, &subs[i].why) < 0) {
+			/* Unreadable now: it holds back deletion, as one
+			 * unreadable from the start (no longer counting
+			 * would let the others' offsets delete its data). */
+			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
+			    "its offset file cannot be read now", subs[i].name);
+			ch_sub_release(&s);
+			subs[i].ok = 0;
+			subs[i].bad = 1;
+			continue;
+		}
+		if (again.offset != subs[i].off.offset ||
 		    ch_age(now, again.time) <= o->expire_ns) {
 			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
 			    "it committed meanwhile", subs[i].name);
 			ch_sub_release(&s);
-			if (ch_sub_read(ch, subs[i].name, &subs[i].off, &err) < 0)
-				subs[i].ok = 0;
+			subs[i].off = again;
 			continue;
 		}
 		snprintf(reason, sizeof reason, "expired: no commit for %s "
