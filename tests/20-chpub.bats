@@ -325,6 +325,47 @@ ${lines[4]}"
 	exec 5>&-
 }
 
+# last_is LINE: the last record of the channel is LINE (says what it is).
+last_is() {
+	local last
+	last=$(chsub --peek --from=earliest "$CH" | tail -1)
+	[[ $last == "$1" ]] || { echo "# last record: $last" >&2; return 1; }
+}
+
+# A chpub that stays open (tail -F | chpub) looks at the tail again before
+# each batch, from the end it left.  Another writer killed in the middle
+# of a write after records of a third one: the scan from that end used to
+# number nothing before it, take the next record for one out of sequence
+# and cut the segment back to its header.
+@test "a long-running chpub cuts only the torn tail another writer left, never the records before it" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	local f
+	for f in 1 2; do
+		rm -rf "$CH" "$T/in"
+		CH_FORMAT=$f new_channel
+		chpub "$CH" pre0 pre1 pre2
+		mkfifo "$T/in"
+		exec 5<>"$T/in"
+		# Not start_bg: a background command's stdin would be /dev/null.
+		chpub "$CH" <"$T/in" 3>&- &
+		BG_PIDS+=($!)
+		echo a >&5
+		wait_for 10 last_is a
+		chpub "$CH" acked
+		printf 'k1\nk2 %0200d\n' 0 | env CHFAULT_CRASH_AT=2 CHFAULT_TORN=1 \
+		    LD_PRELOAD="$CHFAULT" chpub "$CH" || true
+		echo b >&5
+		wait_for 10 last_is b
+		exec 5>&-
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_equal "$(echo ${lines[@]:0:5})" "pre0 pre1 pre2 a acked"
+		assert_equal "${lines[-1]}" b
+		refute [ "${#lines[@]}" -gt 7 ]
+		run -0 chcompact --check "$CH"
+	done
+}
+
 # twenty: the arguments record-01 .. record-20.
 twenty() { seq -f 'record-%02g' 20; }
 
