@@ -236,6 +236,37 @@ record 4"
 	done
 }
 
+# A power cut tears a record holding a segment file exactly where one of
+# the records inside ends: the tail's quick look sees two records in a
+# row there.  --repair used to trust it, say "a writer cut it meanwhile"
+# and exit 0 with nothing cut.
+@test "--repair cuts a torn tail that ends exactly on a record inside its payload" {
+	local f i seg at end other=$T/other
+	for f in 1 2; do
+		rm -rf "$CH" "$other"
+		CH_FORMAT=$f chpub "$other" </dev/null
+		for i in 1 2 3 4 5 6; do chpub "$other" "inner $i"; done
+		# the end of the inner record 4: where record 5 starts
+		end=$(($(chsub --peek --from=earliest --format='%o\n' "$other" | sed -n 5p) + 64))
+		CH_FORMAT=$f new_channel
+		chpub --whole "$CH" <"$other/$(segments "$other" | head -1)"
+		seg=$(segments | head -1)
+		at=$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read().find(open(sys.argv[2], "rb").read()))' \
+		    "$CH/$seg" "$other/$(segments "$other" | head -1)")
+		((at > 64)) || fail "the inner segment is not in the record: $at"
+		truncate -s $((at + end)) "$CH/$seg"
+		run -65 --separate-stderr chcompact --check "$CH"
+		assert_equal "$stderr" "chcompact: $CH: $seg: torn tail at offset 0 ($((at + end - 64)) bytes; repairable: chcompact --repair, or the next chpub, cuts it)"
+		run -0 --separate-stderr chcompact --repair "$CH"
+		assert_equal "${stderr_lines[1]}" "chcompact: $CH: repaired: cut a torn tail of $((at + end - 64)) bytes at offset 0"
+		assert_equal "$(stat -c %s "$CH/$seg")" 64
+		chpub "$CH" after
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_output after
+		run -0 chcompact --check "$CH"
+	done
+}
+
 @test "a length damaged to run past the end, then records, then a torn tail: --repair and the next chpub cut only the torn tail" {
 	local f end
 	for f in 1 2; do
@@ -354,6 +385,54 @@ PY
 		run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$CH"
 		assert_equal "$stderr" "chsub: $CH: skipped $len corrupt bytes at offset $at, 0 records lost"
 		assert_equal "$(echo $output)" "$(echo $(printf 'r%02d ' $(seq 0 7)))"
+	done
+}
+
+# A copy of record 0 inserted before record 5 stands for no record:
+# --repair leaves it.  An offset inside record 5 is moved to its start,
+# which the copy's number, taken for the one due, used to label record 1.
+@test "--repair moves an offset inside the record after an inserted copy to that record, with its own number" {
+	local f pos len o
+	for f in 1 2; do
+		CH_FORMAT=$f numbered_channel 8
+		seg=$(segments | head -1)
+		read -r pos len < <(insert_copy "$CH/$seg" 0 5)
+		o=$((pos + len - 64))	# record 5, after the copy
+		choffset --create --earliest "$CH" s >/dev/null
+		doctor_offset s offset $((o + 1))
+		run -65 --separate-stderr chcompact --repair "$CH"
+		assert_equal "${stderr_lines[-1]}" "chcompact: $CH: repaired: subscriber 's': moved from offset $((o + 1)) to $o (was not on a record boundary)"
+		run -0 choffset "$CH"
+		assert_output "s $o"
+		run -0 --separate-stderr chsub --peek "$CH" s
+		assert_equal "$(echo $output)" "r05 r06 r07"
+		run -65 --separate-stderr chcompact --check "$CH"
+		[[ $stderr != *"subscriber 's'"* ]] || fail "$stderr"
+	done
+}
+
+# A segment damaged to its end lost an unknown number of records: the
+# next segment's header says where the numbering goes on.  Counting from
+# the damaged one made the next segment "start at the wrong record" and
+# its own hole unrepairable.
+@test "a hole in the segment after one damaged to its end is still repaired" {
+	local f s0 s1 size
+	for f in 1 2; do
+		rm -rf "$CH"
+		CH_FORMAT=$f new_channel segment_bytes=4096
+		fill 200
+		s0=$(segments | sed -n 1p)
+		s1=$(segments | sed -n 2p)
+		size=$(stat -c %s "$CH/$s0")
+		dd if=/dev/zero of="$CH/$s0" bs=1 seek=$((size - 100)) count=100 conv=notrunc status=none
+		flip_byte "$CH/$s1" 1000
+		run -65 --separate-stderr chcompact --check "$CH"
+		[[ $stderr == *"$s0: damaged from offset "* ]] || fail "$stderr"
+		[[ $stderr != *"$s1: starts at record"* ]] || fail "$stderr"
+		run -65 --separate-stderr chcompact --repair "$CH"
+		[[ $stderr == *"repaired: $s1: replaced "*" damaged bytes at offset "*" with a gap record"* ]] || fail "$stderr"
+		run -65 --separate-stderr chcompact --check "$CH"
+		[[ $stderr != *"$s1"* ]] || fail "$stderr"
 	done
 }
 

@@ -31,6 +31,7 @@ struct ctx {
 	struct ch_check_result *res;
 	int torn;		/* the active segment has a torn tail */
 	uint64_t torn_base, torn_pos;	/* ... in that segment, from there */
+	uint64_t torn_prev, torn_seq;	/* the record before it, the number due */
 	int rollover;		/* a rollover was interrupted after the seal */
 	int unindexed;		/* ... and left its segment, unindexed_base */
 	uint64_t unindexed_base;
@@ -196,7 +197,8 @@ cut_tail(struct ctx *c, struct ch_error *err)
 {
 	char name[CH_SEG_NAME_LEN + 1];
 	uint64_t cut, off = ch_seg_offset(c->torn_base, c->torn_pos);
-	int rc = ch_repair_tail(c->ch, c->torn_base, c->torn_pos, &cut, err);
+	int rc = ch_repair_tail(c->ch, c->torn_base, c->torn_prev,
+	    c->torn_pos, c->torn_seq, &cut, err);
 
 	ch_seg_name(name, c->torn_base);
 	if (rc == CH_REPAIR_DONE) {
@@ -416,10 +418,16 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			c->torn = 1;
 			c->torn_base = e->base;
 			c->torn_pos = cur.pos;
+			c->torn_prev = prev;
+			c->torn_seq = *expect_seq;
 		} else {
 			say(c, CH_REPORT_WARN, "%s: damaged from offset %llu to its "
 			    "end (%llu bytes)", name, (unsigned long long)here,
 			    (unsigned long long)(cur.size - cur.pos));
+			/* How many records it lost is unknown: the next
+			 * segment's header, not this count, says where the
+			 * numbering goes on. */
+			*expect_seq = UINT64_MAX;
 		}
 		break;
 	}
@@ -619,10 +627,26 @@ boundary_before(struct ch_channel *ch, uint64_t offset, uint64_t *out,
 	ch_segcur_init(&cur, fd, &h, CH_SEG_HDR, (uint64_t)st.st_size);
 	*out = h.base;
 	*seq = h.first_seq;
+	int64_t ts = h.created;
 	while (ch_segcur_next(&cur, &r) == CH_CUR_OK &&
 	    r.h.type != CH_REC_SEAL && cur.pos <= pos) {
+		if (r.h.seq != *seq) {
+			/* Out of sequence (a copy): damage where it stands,
+			 * as readers see it; the boundary is after it, at the
+			 * record due, if that is still before the offset. */
+			uint64_t next, next_seq;
+			ch_segcur_seek(&cur, r.pos);
+			if (ch_segcur_resync(&cur, *seq, ts, &next,
+			    &next_seq) != 1 || next > pos)
+				break;
+			*out = ch_seg_offset(h.base, next);
+			*seq = next_seq;
+			ch_segcur_seek(&cur, next);
+			continue;
+		}
 		*out = ch_seg_offset(h.base, cur.pos);
 		*seq = r.h.seq + r.nseq;
+		ts = r.h.ts;
 	}
 	ch_segcur_free(&cur);
 	close(fd);

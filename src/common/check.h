@@ -34,7 +34,8 @@
 
 struct ch_check_result {
 	unsigned problems;	/* found */
-	unsigned repaired;	/* of which repaired (or gone meanwhile) */
+	unsigned repaired;	/* of which repaired (a torn tail a writer
+				 * cut meanwhile counts) */
 	unsigned left;		/* of which still there: the others */
 	uint64_t records;	/* verified */
 	uint64_t segments;

@@ -37,6 +37,35 @@ open_rw(struct ch_channel *ch, uint64_t base, int *fdp, struct ch_seghdr *h,
 	return err->code == CH_EXIT_DATAERR ? CH_REPAIR_CHANGED : -1;
 }
 
+/* Does the valid record at prev (0: the header) still end at pos, with
+ * *due the number after it (UINT64_MAX: any, and *due gets it)?  Read as
+ * the check did, with cursor c set at prev (or pos), which is then at pos.
+ * 1, 0, or -1 on an I/O error. */
+static int
+ends_at(struct ch_segcur *c, const struct ch_seghdr *h, uint64_t prev,
+    uint64_t pos, uint64_t *due)
+{
+	struct ch_rec r;
+	uint64_t after = h->first_seq;
+	int rc;
+
+	if (prev) {
+		rc = ch_segcur_next(c, &r);
+		if (rc == CH_CUR_IOERR)
+			return -1;
+		if (rc != CH_CUR_OK || r.h.type == CH_REC_SEAL ||
+		    r.pos != prev || c->pos != pos)
+			return 0;
+		after = r.h.seq + r.nseq;
+	} else if (pos != CH_SEG_HDR) {
+		return 0;
+	}
+	if (*due != UINT64_MAX && *due != after)
+		return 0;
+	*due = after;
+	return 1;
+}
+
 /* Is the damage d in the segment open on fd still as the check saw it
  * (repair.h)?  1, 0, or -1 on an I/O error. */
 static int
@@ -52,20 +81,12 @@ same_damage(int fd, const struct ch_seghdr *h, const struct ch_damage *d)
 		return -1;
 	if ((uint64_t)st.st_size < d->next)
 		return 0;
-	/* Read the record before it as the check did: the cursor is then at
-	 * pos, as the check's was. */
 	ch_segcur_init(&c, fd, h, d->prev ? d->prev : d->pos,
 	    (uint64_t)st.st_size);
-	if (d->prev) {
-		rc = ch_segcur_next(&c, &r);
-		if (rc == CH_CUR_IOERR)
-			goto ioerr;
-		if (rc != CH_CUR_OK || r.h.type == CH_REC_SEAL ||
-		    r.pos != d->prev || c.pos != d->pos ||
-		    r.h.seq + r.nseq != d->lost)
-			goto out;
-	} else if (d->pos != CH_SEG_HDR || d->lost != h->first_seq) {
-		goto out;
+	uint64_t due = d->lost;	/* known: fill_gap asks for no other */
+	if ((rc = ends_at(&c, h, d->prev, d->pos, &due)) <= 0) {
+		ch_segcur_free(&c);
+		return rc;
 	}
 	rc = ch_segcur_next(&c, &r);
 	if (rc == CH_CUR_IOERR)
@@ -122,12 +143,13 @@ out:
 }
 
 int
-ch_repair_tail(struct ch_channel *ch, uint64_t base, uint64_t pos,
-    uint64_t *cut, struct ch_error *err)
+ch_repair_tail(struct ch_channel *ch, uint64_t base, uint64_t prev,
+    uint64_t pos, uint64_t due, uint64_t *cut, struct ch_error *err)
 {
 	char name[CH_SEG_NAME_LEN + 1];
+	struct ch_segcur c = { 0 };
 	struct ch_seghdr h;
-	struct ch_tail t;
+	struct ch_rec r;
 	struct stat st;
 	int afd, fd, rc;
 
@@ -139,19 +161,30 @@ ch_repair_tail(struct ch_channel *ch, uint64_t base, uint64_t pos,
 		goto out;
 	if (fstat(fd, &st) < 0) {
 		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s", name);
-	} else if (ch_segment_tail(fd, &h, (uint64_t)st.st_size, 0, 0, &t,
-	    err) < 0) {
-		rc = -1;
-	} else if (!t.torn && t.file_end >= pos) {
-		rc = CH_REPAIR_BY_WRITER;
-	} else if (t.file_end != pos || (uint64_t)st.st_size <= pos) {
-		rc = CH_REPAIR_CHANGED;	/* a writer cut it, or wrote */
+		goto close;
+	}
+	/* Walked as the check did, not through the tail's quick look,
+	 * which a torn payload holding records can fool. */
+	ch_segcur_init(&c, fd, &h, prev ? prev : pos, (uint64_t)st.st_size);
+	rc = (uint64_t)st.st_size < pos ? 0 : ends_at(&c, &h, prev, pos, &due);
+	if (rc < 0) {
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "read %s", name);
+	} else if (rc == 0) {
+		rc = CH_REPAIR_CHANGED;	/* what the check saw is gone */
+	} else if ((uint64_t)st.st_size == pos) {
+		rc = CH_REPAIR_BY_WRITER;	/* cut, and nothing written */
+	} else if ((rc = ch_segcur_next(&c, &r)) == CH_CUR_IOERR) {
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "read %s", name);
+	} else if (rc == CH_CUR_OK && r.h.seq == due) {
+		rc = CH_REPAIR_BY_WRITER;	/* cut, and the record due written */
 	} else if (ftruncate(fd, (off_t)pos) < 0 || ch_fdatasync(fd) < 0) {
 		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s: cut torn tail", name);
 	} else {
 		*cut = (uint64_t)st.st_size - pos;
 		rc = CH_REPAIR_DONE;
 	}
+close:
+	ch_segcur_free(&c);
 	if (close(fd) < 0 && rc == CH_REPAIR_DONE) {
 		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s: cut torn tail", name);
 		*cut = 0;

@@ -51,13 +51,13 @@ int ch_repair_gap(struct ch_channel *ch, const struct ch_seghdr *h,
 
 /*
  * Cut the torn tail of segment `base` at file position pos, fdatasynced,
- * if with append.lock held a writer would cut it there too (the valid
- * records end at pos and bytes follow); *cut gets the bytes cut.
- * CH_REPAIR_BY_WRITER if no torn tail is left and the valid records reach
- * pos (a writer cut it there, and may have written after).
- * CH_REPAIR_*, or -1 on an error.
+ * if with append.lock held the valid record at prev (0: none, pos is the
+ * header's end) still ends at pos with `due` the number after it, and what
+ * follows is not the record due; *cut gets the bytes cut.
+ * CH_REPAIR_BY_WRITER if a writer cut it (the file ends at pos, or the
+ * record due starts there).  CH_REPAIR_*, or -1 on an error.
  */
-int ch_repair_tail(struct ch_channel *ch, uint64_t base, uint64_t pos,
-    uint64_t *cut, struct ch_error *err);
+int ch_repair_tail(struct ch_channel *ch, uint64_t base, uint64_t prev,
+    uint64_t pos, uint64_t due, uint64_t *cut, struct ch_error *err);
 
 #endif

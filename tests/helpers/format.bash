@@ -78,10 +78,10 @@ numbered_channel() {
 # copy_unit SEG FROM TO: overwrite unit TO (0 is the first record, format
 # 1, or frame, format 2) of a segment that ends on one with a copy of unit
 # FROM, of the same length: valid on its own, out of sequence there.
-# insert_copy SEG N: insert a copy of unit N right after it.  Both print
-# "POS LEN" of the copy (file position, length).
+# insert_copy SEG N [AT]: insert a copy of unit N right after it (before
+# unit AT).  Both print "POS LEN" of the copy (file position, length).
 copy_unit() { doctor_units "$1" copy "$2" "$3"; }
-insert_copy() { doctor_units "$1" insert "$2" "$(($2 + 1))"; }
+insert_copy() { doctor_units "$1" insert "$2" "${3:-$(($2 + 1))}"; }
 doctor_units() {
 	python3 - "$@" <<'PY'
 import struct, sys
@@ -101,7 +101,7 @@ if what == 'copy':
         sys.exit('units %d and %d differ in length' % (src, dst))
     d[tp:tp + tn] = d[fp:fp + fn]
 else:
-    tp = fp + fn
+    tp = units[dst][0] if dst < len(units) else len(d)
     d[tp:tp] = d[fp:fp + fn]
 open(path, 'wb').write(d)
 print(tp, fn)
