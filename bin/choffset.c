@@ -398,6 +398,23 @@ undo(struct plan *p, size_t n)
 static struct plan *plans;
 static size_t commit_next, commit_n;
 
+/* The exit status once every change is made: 1 if one of them is in
+ * place but a power loss may undo it. */
+static int status_left;
+
+/* After a commit: an offset in place whose directory could not be synced
+ * stands (it is journaled, and the others go on, so that the command is
+ * still all or nothing for what readers see); it is said, and the exit
+ * status is 1. */
+static void
+not_durable(int rc, const struct ch_error *err)
+{
+	if (rc != CH_NOT_DURABLE)
+		return;
+	ch_report(chname, err);
+	status_left = CH_EXIT_FAIL;
+}
+
 /* Say it (NAME OLD -> NEW), and unless --dry-run, do it: put the
  * prepared offset in place (or delete). */
 static void
@@ -436,7 +453,8 @@ apply(struct plan *p)
 	if (asprintf(&why, "%s%s", npos ? pos_arg : "--latest",
 	    p->st == DAMAGED ? " (offset file was damaged)" : "") < 0)
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
-	if (ch_sub_commit(&p->s, &err) < 0) {
+	int rc = ch_sub_commit(&p->s, &err);
+	if (rc < 0 && rc != CH_NOT_DURABLE) {
 		free(why);
 		for (size_t i = commit_next; i < commit_n; i++)
 			if (plans[i].prepared)
@@ -447,6 +465,7 @@ apply(struct plan *p)
 	    p->st == REGISTERED ? p->cur.offset : CH_NO_OFFSET, p->off, why);
 	free(why);
 	ch_sub_release(&p->s);
+	not_durable(rc, &err);
 }
 
 /*
@@ -654,7 +673,8 @@ import(const char *file)
 		    err.msg, file);
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (ch_sub_commit(&items[i].s, &err) < 0) {
+		int rc = ch_sub_commit(&items[i].s, &err);
+		if (rc < 0 && rc != CH_NOT_DURABLE) {
 			for (size_t j = i + 1; j < n; j++)
 				ch_sub_abort(&items[j].s);
 			ch_die_err(chname, &err);
@@ -668,6 +688,7 @@ import(const char *file)
 		    why ? why : file);
 		free(why);
 		ch_sub_release(&items[i].s);
+		not_durable(rc, &err);
 	}
 	free(items);
 }
@@ -792,5 +813,5 @@ main(int argc, const char **argv)
 	ch_channel_close(&ch);
 	free(pos_arg);
 	poptFreeContext(pc);
-	return ch_finish(0);
+	return ch_finish(status_left);
 }

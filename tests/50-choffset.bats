@@ -522,3 +522,23 @@ b $END"
 	run -0 cat "$CH/subscribers/s/offset"
 	assert_output "garbage"
 }
+
+# The first commit's directory fsync fails: that offset is in place but a
+# power loss may undo it.  It used to exit there, unjournaled, with the
+# other subscribers' prepared changes thrown away: half applied, and a
+# retried --shift moved the first one twice.
+@test "--all: an offset written whose directory cannot be synced stands, is journaled, and the others are changed too (exit 1, said)" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	local s
+	for s in s1 s2 s3; do choffset --create --set="${OFF[1]}" "$CH" $s >/dev/null; done
+	run -1 --separate-stderr env CHFAULT_FAIL=fsync:1:EIO LD_PRELOAD="$CHFAULT" \
+	    choffset --all --shift=+1 "$CH"
+	assert_equal "$stderr" "choffset: $CH: offset of subscriber 's1' written, but a power loss may undo it: fsync subscribers/s1/: Input/output error"
+	run -0 choffset "$CH"
+	assert_output "s1 ${OFF[2]}
+s2 ${OFF[2]}
+s3 ${OFF[2]}"
+	run -0 choffset --history "$CH"
+	assert_equal "$(grep -c " set .* ${OFF[1]} -> ${OFF[2]}  --shift=+1 " <<<"$output")" 3
+}
