@@ -83,10 +83,10 @@ status_of() {
 	command -v script >/dev/null || skip "script(1) is not installed"
 	seq 10 | chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null
-	TERM=xterm run -0 script -qec "chlag '$CH'" /dev/null
+	TERM=xterm run -0 script -qec "chlag '$CH'" /dev/null </dev/null
 	assert_output --partial TREND
 	assert_output --partial $'\e[32mOK\e[0m'
-	NO_COLOR=1 TERM=xterm run -0 script -qec "chlag '$CH'" /dev/null
+	NO_COLOR=1 TERM=xterm run -0 script -qec "chlag '$CH'" /dev/null </dev/null
 	refute_output --partial $'\e['
 }
 

@@ -15,9 +15,10 @@ teardown() { common_teardown; }
 
 # on_tty CMD [COLUMNS]: run the shell command CMD with stdin, stdout and
 # stderr on a pseudo-terminal COLUMNS wide (default 200); $output is what
-# the terminal got.
+# the terminal got.  script(1) is given /dev/null to read: with fd 0
+# closed, the terminal it opens would take its place.
 on_tty() {
-	run script -qec "stty cols ${2:-200} && $1" /dev/null
+	run script -qec "stty cols ${2:-200} && $1" /dev/null </dev/null
 }
 
 # --- chlag colours ---------------------------------------------------------
