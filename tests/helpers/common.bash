@@ -8,7 +8,7 @@ common_setup() {
 	bats_load_library bats-file
 	export HOME="$BATS_TEST_TMPDIR/home"
 	mkdir -p "$HOME"
-	unset CH_ROOT POSIXLY_CORRECT POSIX_ME_HARDER CH_NOTIFY_POLL
+	unset CH_ROOT POSIXLY_CORRECT POSIX_ME_HARDER CH_NOTIFY_POLL NO_COLOR
 	export LC_ALL=C
 	# python3 snippets that doctor files import crc32c from here (and
 	# leave no __pycache__ in the source tree)
