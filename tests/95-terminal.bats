@@ -85,9 +85,12 @@ on_tty() {
 @test "a progress line is cut to the terminal's width" {
 	fill 500
 	choffset -q --create --earliest "$CH" s >/dev/null
-	on_tty "chsub --progress '$CH' s >/dev/null" 40
+	# a short relative name, so that the cut falls in the same place
+	# whatever the length of $TMPDIR
+	cd "$T"
+	on_tty "chsub --progress ch s >/dev/null" 40
 	assert_success
-	assert_output --partial "chsub: $CH"
+	assert_output --partial $'\r''chsub: ch: s: catching up: 0 B of'
 	local IFS=$'\r' part
 	for part in $output; do
 		((${#part} <= 39)) || fail "longer than 39 columns: '$part'"
