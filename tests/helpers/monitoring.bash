@@ -52,11 +52,13 @@ stop_node_exporter() {
 	NE=""
 }
 
-# scrape: what the node exporter serves at /metrics (10 s at most).
+# scrape: what the node exporter serves at /metrics (10 s at most),
+# straight from it: not through a proxy that http_proxy may name.
 scrape() {
 	python3 -c '
 import sys, urllib.request
-with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1],
-                            timeout=10) as r:
+direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+with direct.open("http://127.0.0.1:%s/metrics" % sys.argv[1],
+                 timeout=10) as r:
     sys.stdout.write(r.read().decode("utf-8"))' "$NE_PORT"
 }
