@@ -18,12 +18,14 @@ need_nobody() {
 	command -v setpriv >/dev/null && id nobody >/dev/null 2>&1 &&
 	    setpriv --reuid=nobody --regid=nogroup --clear-groups true 2>/dev/null ||
 	    skip "cannot run as nobody here"
-	# nobody must reach $T (bats' temp directories are private)
+	# nobody must reach $T: bats' own temp directories are private, so
+	# open them, but not the caller's directories above them
 	local d=$T
-	while [[ $d != / && $d != /tmp ]]; do
-		chmod o+x "$d"
+	while chmod o+x "$d" && [[ $d == "$BATS_RUN_TMPDIR"/* ]]; do
 		d=$(dirname "$d")
 	done
+	as_nobody test -x "$T" ||
+	    skip "nobody cannot reach $BATS_RUN_TMPDIR (a directory above it is not o+x; TMPDIR=/tmp would do)"
 }
 
 @test "subscriber names with /, .., a leading dot, control characters or 10 KB are refused (2), nothing created" {
