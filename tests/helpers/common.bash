@@ -19,6 +19,11 @@ common_setup() {
 	BG_PIDS=()
 }
 
+# python3: Debian's, whose modules (python3-yaml) ./bootstrap installs,
+# whatever python3 comes first on the caller's PATH (a pyenv or virtualenv
+# one has modules of its own, or lacks them).
+python3() { /usr/bin/python3 "$@"; }
+
 common_teardown() {
 	local p
 	for p in "${BG_PIDS[@]}"; do
