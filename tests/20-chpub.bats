@@ -274,12 +274,14 @@ ${lines[4]}"
 }
 
 @test "--sync=always fdatasyncs before exiting 0" {
+	need_strace
 	new_channel
 	run -0 strace -f -e trace=fdatasync -o "$T/trace" chpub --sync=always "$CH" x
 	grep -q fdatasync "$T/trace"
 }
 
 @test "--sync=none never calls fdatasync for records" {
+	need_strace
 	new_channel
 	run -0 strace -f -e trace=fdatasync,fsync -o "$T/trace" chpub --sync=none "$CH" x
 	run grep -c 'fdatasync\|fsync' "$T/trace"
@@ -287,12 +289,14 @@ ${lines[4]}"
 }
 
 @test "--sync=periodic syncs before exiting" {
+	need_strace
 	new_channel
 	run -0 strace -f -e trace=fdatasync -o "$T/trace" chpub --sync=periodic "$CH" x
 	grep -q fdatasync "$T/trace"
 }
 
 @test "sync: always in channel.yaml applies, and --sync overrides it" {
+	need_strace
 	new_channel sync=always
 	strace -f -e trace=fdatasync -o "$T/trace1" chpub "$CH" x
 	grep -q fdatasync "$T/trace1"

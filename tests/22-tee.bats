@@ -61,6 +61,7 @@ three"
 }
 
 @test "--tee writes to stdout only after the records are written and, with --sync=always, synced" {
+	need_strace
 	chpub "$CH" </dev/null
 	printf 'one\ntwo\n' >"$T/in"
 	strace -f -s 256 -e trace=pwrite64,write,fdatasync -o "$T/trace" \
@@ -76,6 +77,7 @@ three"
 }
 
 @test "--tee copies a batch of records with one write" {
+	need_strace
 	seq 1 5000 >"$T/in"
 	strace -e trace=write -o "$T/trace" chpub --tee "$CH" <"$T/in" >"$T/out"
 	cmp "$T/in" "$T/out"

@@ -22,9 +22,7 @@ setup() {
 	common_setup
 	EXPLORE="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash_explore.py"
 	BROKEN="${TOP_BUILDDIR:-$BATS_TEST_DIRNAME/..}/tests/broken"
-	# strace cannot trace where ptrace is not allowed (some containers).
-	command strace -f -o /dev/null true 2>/dev/null ||
-		skip "strace cannot trace processes here"
+	need_strace
 	SEED=${CH_CRASH_SEED:-$(( $(od -An -N2 -tu2 /dev/urandom) ))}
 }
 teardown() { common_teardown; }

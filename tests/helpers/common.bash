@@ -101,6 +101,13 @@ strace() {
 		command strace "$@"
 }
 
+# need_strace: skip the test where strace cannot trace (ptrace is not
+# allowed in some containers).
+need_strace() {
+	command strace -f -o /dev/null true 2>/dev/null ||
+		skip "strace cannot trace processes here"
+}
+
 # new_channel [KEY=VALUE...]: create $CH, then set channel.yaml keys.
 # With CH_BIRTH set (e.g. -1d), the channel is created that far from now:
 # publish times never go below the first segment's creation time, so tests
