@@ -2,7 +2,8 @@
 # Documentation agrees with the tools: --help fits 80 columns, every option
 # of --help is described in the man page, the man SYNOPSIS and the --help
 # usage line name the same options and operands; `make install DESTDIR=`
-# puts binaries, man pages, completions and examples where Debian looks.
+# puts binaries, man pages, completions and examples where Debian looks;
+# README's Requirements name every package ./bootstrap installs.
 
 TOOLS="chpub chsub chcompact choffset chlag"
 
@@ -203,4 +204,14 @@ synopsis_forms() {
 	run grep -nE 'wait_for [0-9]+ .*\$\(' "$TESTS_SRCDIR"/*.bats
 	assert_failure 1
 	assert_output ""
+}
+
+@test "README's Requirements name every package ./bootstrap installs" {
+	local top="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/.." pkgs words p
+	pkgs=$(sed -n '/^PKGS="/,/"$/p' "$top/bootstrap" | sed 's/^PKGS=//' | tr -d '"\\')
+	(($(wc -w <<<"$pkgs") > 20)) || fail "no package list found in bootstrap: '$pkgs'"
+	words=$(sed -n '/^## Requirements/,/^## /p' "$top/README.md" | tr -s ' `,;.():\n' '\n')
+	for p in $pkgs; do
+		grep -qxF -- "$p" <<<"$words" || fail "README's Requirements lack $p"
+	done
 }
