@@ -32,11 +32,13 @@
  *                        before its first poll(2) or ppoll(2), as a stop
  *                        signal landing just before a wait would (not
  *                        counted).
- *   CHFAULT_RUN=CMD, CHFAULT_RUN_AT=pread:TEXT:OFFSET or open:TEXT:N
+ *   CHFAULT_RUN=CMD, CHFAULT_RUN_AT=pread:TEXT:OFFSET, open:TEXT:N or
+ *                        unlink:TEXT:N
  *                        run CMD with /bin/sh -c, and wait for it, just
  *                        before the first pread(2) at OFFSET or beyond of
  *                        a file whose path contains TEXT, or before the
- *                        Nth open of a path that contains TEXT: a pause at
+ *                        Nth open, or unlink or rmdir (unlink, unlinkat),
+ *                        of a path that contains TEXT: a pause at
  *                        a chosen point of a tool's work, in which CMD
  *                        changes what the tool has looked at (a writer
  *                        racing a check, say).  Once only: CMD runs
@@ -259,6 +261,19 @@ run_at_open(const char *path)
 		run_cmd();
 }
 
+/* CHFAULT_RUN_AT=unlink:TEXT:N: is this unlink or rmdir of path the one? */
+static void
+run_at_unlink(const char *path)
+{
+	static long seen;
+	char text[256];
+	long long nth;
+
+	if (path && run_spec("unlink", text, sizeof text, &nth) &&
+	    strstr(path, text) && ++seen == nth)
+		run_cmd();
+}
+
 #define REAL(name, ret, ...) \
 	static ret (*real)(__VA_ARGS__); \
 	if (!real) \
@@ -443,6 +458,7 @@ unlink(const char *p)
 	REAL("unlink", int, const char *);
 	if (hook("unlink", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	run_at_unlink(p);
 	return real(p);
 }
 
@@ -452,6 +468,7 @@ unlinkat(int d, const char *p, int fl)
 	REAL("unlinkat", int, int, const char *, int);
 	if (hook("unlinkat", -1, NULL, 0, 0, 0) < 0)
 		return -1;
+	run_at_unlink(p);
 	return real(d, p, fl);
 }
 
