@@ -281,6 +281,54 @@ c ${OFF[0]} -> ${OFF[1]}"
 	assert_output ""
 }
 
+# A chsub starting while --delete removes the subscriber's files: it used
+# to find the directory still there without its offset file (the shim
+# runs it just before the directory is removed), register at the end and
+# make the removal fail: the operator saw a failed delete (1, no journal
+# line), but the offset had jumped past unread records.  Now the delete
+# is whole first (one rename), and the chsub registers anew after it.
+@test "--delete racing a starting chsub is done whole: deleted and journaled, the chsub a new registration after it" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	choffset --create --set="${OFF[1]}" "$CH" victim >/dev/null
+	run -0 --separate-stderr env CHFAULT_RUN_AT="unlink:victim:1" \
+	    CHFAULT_RUN="chsub '$CH' victim >'$T/out' 2>'$T/err'; echo \$? >'$T/rc'" \
+	    LD_PRELOAD="$CHFAULT" choffset --delete "$CH" victim
+	assert_output "victim ${OFF[1]} -> -"
+	assert_equal "$stderr" ""
+	assert_equal "$(cat "$T/rc")" 0
+	assert_equal "$(cat "$T/out" "$T/err")" ""
+	run -0 choffset --history "$CH" victim
+	assert_line -n 1 --regexp " delete +victim +${OFF[1]} -> - "
+	assert_equal "$(offset_of victim)" "$END"
+	run -0 ls -A "$CH/subscribers"
+	assert_output "victim"
+}
+
+# A deletion that crashed after its rename: the subscriber is gone, the
+# directory left under its hidden name is ignored, and --repair removes it.
+@test "a deletion interrupted after its rename leaves the subscriber deleted; --check reports the leftover, --repair removes it" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	choffset --create --set="${OFF[1]}" "$CH" victim >/dev/null
+	run -137 env CHFAULT_RUN_AT="unlink:offset:1" CHFAULT_RUN='kill -9 $PPID' \
+	    LD_PRELOAD="$CHFAULT" choffset --delete "$CH" victim
+	left=$(cd "$CH/subscribers" && echo .deleted.*.victim)
+	assert_exist "$CH/subscribers/$left/offset"
+	run -0 choffset "$CH"
+	assert_output ""
+	run -65 --separate-stderr chcompact --check "$CH"
+	assert_equal "$stderr" "chcompact: $CH: subscribers/$left: left by an interrupted deletion of a subscriber"
+	run -0 --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"chcompact: $CH: repaired: removed subscribers/$left, left by an interrupted deletion"* ]] ||
+		fail "not removed: $stderr"
+	assert_not_exist "$CH/subscribers/$left"
+	run -0 chcompact --check "$CH"
+	# its name is free: a chsub registers it anew, at the end
+	chsub "$CH" victim >/dev/null
+	assert_equal "$(offset_of victim)" "$END"
+}
+
 @test "--delete of an unregistered subscriber fails with 66" {
 	run -66 --separate-stderr choffset --delete "$CH" nobody
 	assert_equal "$stderr" "choffset: $CH: subscriber 'nobody' is not registered"

@@ -344,6 +344,21 @@ list() { printf '%s\n' "$@"; }
 	[[ $stderr == *"chcompact: $CH: expired subscriber 'idle' (no commit for 2h00m)"* ]]
 }
 
+# Deleted between the pass's look at it and --expire taking its lock (the
+# shim removes it just before the third open of its directory): taking
+# the lock used to make the directory again, a bare one left behind.
+@test "--expire does not bring back a subscriber deleted meanwhile as a bare directory" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	faketime -f '-2h' chsub "$CH" idle >/dev/null
+	run -0 --separate-stderr env CHFAULT_RUN_AT="open:idle:3" \
+	    CHFAULT_RUN="rm -r '$CH/subscribers/idle'" \
+	    LD_PRELOAD="$CHFAULT" chcompact -v --expire=1h "$CH"
+	assert_not_exist "$CH/subscribers/idle"
+	run -0 choffset "$CH"
+	assert_output ""
+}
+
 @test "--expire never expires a subscriber whose chsub is running" {
 	faketime -f '-2h' chsub "$CH" idle >/dev/null
 	hold idle

@@ -840,6 +840,35 @@ chcompact: $CH: not repaired: could not remove leftover temp file .index.tmp: Pe
 	assert_equal "$stderr" "chcompact: $CH: .00000000000000999999.seg.tmp: leftover temp file"
 }
 
+# choffset --delete between the check's look at a wrong offset and
+# --repair taking the subscriber's lock (the shim runs it just before the
+# third open of its directory): taking the lock used to make the
+# directory again, a bare one left behind.
+@test "--repair of a subscriber deleted meanwhile repairs nothing and does not bring it back" {
+	need_chfault
+	choffset --create --earliest "$CH" victim >/dev/null
+	doctor_offset victim offset 99999999
+	run -0 --separate-stderr env CHFAULT_RUN_AT="open:victim:3" \
+	    CHFAULT_RUN="choffset --delete '$CH' victim >/dev/null" \
+	    LD_PRELOAD="$CHFAULT" chcompact --repair "$CH"
+	[[ $stderr == *"repaired: subscriber 'victim' was deleted while checking: nothing left to repair"* ]] ||
+		fail "not said: $stderr"
+	assert_not_exist "$CH/subscribers/victim"
+	run -0 choffset "$CH"
+	assert_output "s $(offset_of s)"
+	run -0 chcompact --check "$CH"
+}
+
+@test "a subscriber being deleted (its lock held) is left alone by --check and --repair" {
+	mkdir "$CH/subscribers/.deleted.1.gone"
+	touch "$CH/subscribers/.deleted.1.gone/lock"
+	run -0 --separate-stderr flock "$CH/subscribers/.deleted.1.gone/lock" \
+	    chcompact -v --repair "$CH"
+	[[ $stderr == *"chcompact: $CH: subscribers/.deleted.1.gone: being deleted, left alone"* ]] ||
+		fail "not said: $stderr"
+	assert_exist "$CH/subscribers/.deleted.1.gone/lock"
+}
+
 @test "--repair does not move the offset of a subscriber a chsub holds" {
 	hold_caught_up s
 	doctor_offset s offset 99999999

@@ -751,8 +751,12 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 	const char *why;
 	int cfd;
 
-	if (ch_sub_acquire(c->ch, name, CH_LOCK_NOWAIT, 0, &s, &err) < 0) {
-		if (err.code == CH_EXIT_TEMPFAIL)
+	if (ch_sub_acquire(c->ch, name, CH_LOCK_NOWAIT, CH_SUB_EXISTING, &s,
+	    &err) < 0) {
+		if (err.code == CH_EXIT_NOINPUT)	/* nothing to repair */
+			fixed(c, "subscriber '%s' was deleted while checking: "
+			    "nothing left to repair", name);
+		else if (err.code == CH_EXIT_TEMPFAIL)
 			say(c, CH_REPORT_UNFIXED, "subscriber '%s' is held by "
 			    "a running chsub; stop it and repair again", name);
 		else
@@ -809,6 +813,41 @@ out:
 	ch_sub_release(&s);
 }
 
+/*
+ * subscribers/NAME, a directory a deletion renamed a subscriber to
+ * (ch_sub_delete): the subscriber is gone, and what is left is ignored;
+ * if the deletion did not finish (it crashed), --repair removes it.  One
+ * whose lock is held is still being deleted: left alone.
+ */
+static void
+check_deleted(struct ctx *c, int sfd, const char *name)
+{
+	int dfd = ch_open_dir(sfd, name), lockfd = -1;
+
+	if (dfd >= 0) {
+		lockfd = ch_open_file(dfd, "lock", O_RDONLY, 0);
+		close(dfd);
+	}
+	if (lockfd >= 0 && ch_flock(lockfd, LOCK_EX, CH_LOCK_NOWAIT) < 0) {
+		say(c, CH_REPORT_INFO, "%s/%s: being deleted, left alone",
+		    CH_SUBSCRIBERS_DIR, name);
+		close(lockfd);
+		return;
+	}
+	if (lockfd >= 0)
+		close(lockfd);
+	say(c, CH_REPORT_WARN, "%s/%s: left by an interrupted deletion of a "
+	    "subscriber", CH_SUBSCRIBERS_DIR, name);
+	if (!c->repair)
+		return;
+	if (ch_sub_remove_deleted(sfd, name) == 0)
+		fixed(c, "removed %s/%s, left by an interrupted deletion",
+		    CH_SUBSCRIBERS_DIR, name);
+	else
+		say(c, CH_REPORT_UNFIXED, "could not remove %s/%s: %s",
+		    CH_SUBSCRIBERS_DIR, name, strerror(errno));
+}
+
 static int
 check_offsets(struct ctx *c, struct ch_error *err)
 {
@@ -839,6 +878,10 @@ check_offsets(struct ctx *c, struct ch_error *err)
 		struct stat sst;
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			continue;
+		if (ch_sub_deleted_name(name)) {
+			check_deleted(c, sfd, name);
+			continue;
+		}
 		if (ch_sub_check_name(name, &e) < 0) {
 			say(c, CH_REPORT_WARN, "%s/%s: not a valid subscriber name",
 			    CH_SUBSCRIBERS_DIR, name);

@@ -124,8 +124,16 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 			res->expired++;
 			continue;
 		}
-		if (ch_sub_acquire(ch, subs[i].name, CH_LOCK_NOWAIT, 0, &s,
-		    &err) < 0) {
+		if (ch_sub_acquire(ch, subs[i].name, CH_LOCK_NOWAIT,
+		    CH_SUB_EXISTING, &s, &err) < 0) {
+			if (err.code == CH_EXIT_NOINPUT) {
+				/* deleted meanwhile: it counts no more */
+				report(o, CH_REPORT_INFO, "not expiring "
+				    "subscriber '%s': it was deleted meanwhile",
+				    subs[i].name);
+				subs[i].ok = 0;
+				continue;
+			}
 			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': %s",
 			    subs[i].name, err.msg);
 			continue;

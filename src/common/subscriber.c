@@ -120,16 +120,28 @@ ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
 	s->dirfd = s->lockfd = -1;
 	if (ch_sub_check_name(name, err) < 0)
 		return -1;
-	subs = open_subsdir(ch, 1, err);
-	if (subs < 0)
+	subs = open_subsdir(ch, !(flags & CH_SUB_EXISTING), err);
+	if (subs < 0) {
+		if (err->code == CH_EXIT_NOINPUT)
+			ch_err(err, CH_EXIT_NOINPUT, "subscriber '%s' is not "
+			    "registered", name);
 		return -1;
+	}
 	for (int tries = 0; tries < 100; tries++) {
-		if (mkdirat(subs, name, 0777) < 0 && errno != EEXIST) {
+		if (!(flags & CH_SUB_EXISTING) &&
+		    mkdirat(subs, name, 0777) < 0 && errno != EEXIST) {
 			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s'", name);
 			goto fail;
 		}
 		dfd = ch_open_dir(subs, name);
 		if (dfd < 0) {
+			if (errno == ENOENT && (flags & CH_SUB_EXISTING)) {
+				/* Deleted: taking its lock must not bring
+				 * it back as a bare directory. */
+				ch_err(err, CH_EXIT_NOINPUT, "subscriber '%s' is "
+				    "not registered", name);
+				goto fail;
+			}
 			if (errno == ENOENT)
 				continue;	/* deleted under us: again */
 			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s': %s/%s",
@@ -140,6 +152,7 @@ ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
 		if (lfd < 0) {
 			if (errno == ENOENT) {
 				close(dfd);
+				dfd = -1;
 				continue;
 			}
 			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s' lock",
@@ -673,31 +686,82 @@ ch_offset_advance(struct ch_offset *o, uint64_t offset, uint64_t seq,
 	o->hist[o->nhist++] = c;
 }
 
+/* Empty a deleted subscriber's directory (at dfd) and remove it (subs/
+ * hidden).  A chsub that opened it before it was renamed may create a
+ * lock file in it meanwhile, and then starts over: empty it again. */
+static int
+remove_deleted(int subs, const char *hidden, int dfd)
+{
+	static const char *const files[] = { OFFSET_FILE, "." OFFSET_FILE ".tmp",
+	    LOCK_FILE };
+
+	for (int tries = 0; tries < 10; tries++) {
+		for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+			if (unlinkat(dfd, files[i], 0) < 0 && errno != ENOENT)
+				return -1;
+		if (unlinkat(subs, hidden, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != ENOTEMPTY && errno != EEXIST)
+			return -1;
+	}
+	return -1;
+}
+
+int
+ch_sub_deleted_name(const char *name)
+{
+	return strncmp(name, CH_SUB_DELETED_PREFIX,
+	    strlen(CH_SUB_DELETED_PREFIX)) == 0;
+}
+
+int
+ch_sub_remove_deleted(int subs, const char *hidden)
+{
+	int dfd = ch_open_dir(subs, hidden), rc;
+
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -1;
+	rc = remove_deleted(subs, hidden, dfd);
+	int saved = errno;
+	close(dfd);
+	errno = saved;
+	return rc;
+}
+
 int
 ch_sub_delete(struct ch_sub *s, struct ch_error *err)
 {
-	int subs;
+	char hidden[sizeof CH_SUB_DELETED_PREFIX + 24 + CH_SUB_NAME_MAX];
+	int subs, rc;
 
-	if (unlinkat(s->dirfd, OFFSET_FILE, 0) < 0 && errno != ENOENT)
-		return ch_err_sys(err, CH_EXIT_FAIL, "delete subscriber '%s'",
-		    s->name);
-	unlinkat(s->dirfd, "." OFFSET_FILE ".tmp", 0);
-	if (unlinkat(s->dirfd, LOCK_FILE, 0) < 0 && errno != ENOENT)
-		return ch_err_sys(err, CH_EXIT_FAIL, "delete subscriber '%s'",
-		    s->name);
+	/* One rename takes it away whole: subscribers/NAME is gone, or it
+	 * is all there.  Removing its files in place instead left a moment
+	 * when a starting chsub found the directory without an offset file,
+	 * registered anew at the end and made the removal fail.  The hidden
+	 * name is no subscriber's (it starts with '.'), and is this
+	 * process's: no other deletion uses it. */
+	snprintf(hidden, sizeof hidden, CH_SUB_DELETED_PREFIX "%ld.%s",
+	    (long)getpid(), s->name);
 	subs = open_subsdir(s->ch, 0, err);
 	if (subs < 0)
-		return -1;
-	if (unlinkat(subs, s->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+		return ch_err_prefix(err, "delete subscriber '%s'", s->name);
+	rc = renameat(subs, s->name, subs, hidden);
+	if (rc < 0 && (errno == ENOTEMPTY || errno == EEXIST)) {
+		/* left by a process that had our pid and crashed */
+		if (ch_sub_remove_deleted(subs, hidden) == 0)
+			rc = renameat(subs, s->name, subs, hidden);
+	}
+	if (rc < 0 || ch_fsync_dir(subs) < 0) {
 		ch_err_sys(err, CH_EXIT_FAIL, "delete subscriber '%s'", s->name);
 		close(subs);
 		return -1;
 	}
-	if (ch_fsync_dir(subs) < 0) {
-		ch_err_sys(err, CH_EXIT_FAIL, "delete subscriber '%s'", s->name);
-		close(subs);
-		return -1;
-	}
+	/* Deleted.  What is left under the hidden name is ignored by every
+	 * tool, and chcompact --repair removes it if this does not: no
+	 * failure from here on undoes the deletion, none is one.  The sync
+	 * keeps a power loss from bringing the leftover back. */
+	if (remove_deleted(subs, hidden, s->dirfd) == 0)
+		(void)ch_fsync_dir(subs);
 	close(subs);
 	return 0;
 }

@@ -13,9 +13,10 @@
  * chsub also holds a POSIX record lock on it: flock and POSIX locks are
  * independent on Linux, so chlag can ask F_GETLK "is a chsub running, and
  * which pid?" without ever taking, and so disturbing, the flock.  Only
- * deregistration unlinks the lock file, and it does so while holding the
- * lock; a process that then gets the lock re-checks that the file it
- * locked is still the one in the directory, and starts over if not.
+ * deregistration removes the lock file, and it does so while holding the
+ * lock, first renaming the whole directory away; a process that then gets
+ * the lock re-checks that the directory and the file it locked are still
+ * the ones at their names, and starts over if not.
  */
 #ifndef CH_SUBSCRIBER_H
 #define CH_SUBSCRIBER_H
@@ -86,6 +87,8 @@ int ch_sub_check_name(const char *name, struct ch_error *err);
 
 enum {
 	CH_SUB_LIVE = 1,	/* also hold the liveness lock (chsub) */
+	CH_SUB_EXISTING = 2,	/* never create its directory: one deleted
+				 * is CH_EXIT_NOINPUT (not brought back bare) */
 };
 
 /* Take NAME's lock (creating its directory); wait_ns as in ch_flock.
@@ -126,8 +129,17 @@ void ch_sub_abort(struct ch_sub *s);
 void ch_offset_advance(struct ch_offset *o, uint64_t offset, uint64_t seq,
     int64_t now, uint64_t end_offset, uint64_t end_seq);
 
-/* Deregister (lock held): remove the offset file, the lock, the directory. */
+/* Deregister (lock held): rename subscribers/NAME to a hidden name
+ * (CH_SUB_DELETED_PREFIX, then the pid and NAME) and sync subscribers/,
+ * which deletes it, then remove what it held. */
 int ch_sub_delete(struct ch_sub *s, struct ch_error *err);
+
+/* A directory a deletion renamed a subscriber to: left behind if it
+ * crashed before removing it, and ignored as a subscriber by every tool. */
+#define CH_SUB_DELETED_PREFIX ".deleted."
+int ch_sub_deleted_name(const char *name);
+/* Remove subs/hidden, such a directory, and what it holds (ENOENT: done). */
+int ch_sub_remove_deleted(int subs, const char *hidden);
 
 /* Registered subscribers, sorted; free with ch_sub_list_free. */
 int ch_sub_list(struct ch_channel *ch, char ***names, size_t *n,
