@@ -31,7 +31,8 @@ static struct poptOption compact_options[] = {
 	{ "max-bytes", '\0', POPT_ARG_STRING, &opt_max_bytes, OPT_MAX_BYTES,
 	    "retention: delete the oldest segments beyond SIZE", "SIZE" },
 	{ "expire", '\0', POPT_ARG_STRING, &opt_expire, OPT_EXPIRE,
-	    "deregister subscribers that have not committed for DUR", "DUR" },
+	    "deregister subscribers that have neither committed nor run for "
+	    "DUR", "DUR" },
 	{ "check", '\0', POPT_ARG_NONE, &opt_check, 0,
 	    "verify every record and offset file; exit 65 on problems", NULL },
 	{ "repair", '\0', POPT_ARG_NONE, &opt_repair, 0,

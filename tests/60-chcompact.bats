@@ -318,7 +318,7 @@ list() { printf '%s\n' "$@"; }
 	run -0 choffset "$CH"
 	assert_output "busy $(end_offset)"
 	run -0 choffset --history "$CH" idle
-	assert_output --regexp "expire +idle +$(end_offset) -> - +expired: no commit for 2h00m \(expire 1h00m\) +\(chcompact\["
+	assert_output --regexp "expire +idle +$(end_offset) -> - +expired: no commit or run for 2h00m \(expire 1h00m\) +\(chcompact\["
 }
 
 @test "--expire with a journal that cannot be written still expires, counts and says so" {
@@ -341,7 +341,50 @@ list() { printf '%s\n' "$@"; }
 @test "--expire says what it expired with -v" {
 	faketime -f '-2h' chsub "$CH" idle >/dev/null
 	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
-	[[ $stderr == *"chcompact: $CH: expired subscriber 'idle' (no commit for 2h00m)"* ]]
+	[[ $stderr == *"chcompact: $CH: expired subscriber 'idle' (no commit or run for 2h00m)"* ]]
+}
+
+# A consumer run from cron on a quiet channel commits nothing new: its
+# offset's time stays where its last record was read.  --expire took it
+# for gone for good, and its next run registered it again at the end,
+# skipping what was published meanwhile.
+@test "--expire never expires a subscriber that runs but has nothing new to commit" {
+	fill 10
+	faketime -f '-2h' chsub --from=earliest "$CH" cron >/dev/null
+	run -0 chsub "$CH" cron
+	assert_output ""
+	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
+	[[ $stderr != *"expired subscriber"* ]] || fail "expired: $stderr"
+	chpub "$CH" important >/dev/null
+	run -0 chsub "$CH" cron
+	assert_output "important"
+}
+
+@test "--expire judges a subscriber by the newer of its last commit and its last run" {
+	faketime -f '-3h' chsub "$CH" gone >/dev/null
+	faketime -f '-2h' chsub "$CH" gone >/dev/null
+	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
+	[[ $stderr == *"chcompact: $CH: expired subscriber 'gone' (no commit or run for 2h00m)"* ]] ||
+		fail "not expired after its last run: $stderr"
+	run -0 choffset "$CH"
+	assert_output ""
+}
+
+# A run with nothing new between the pass's look at the subscriber and
+# --expire taking its lock (the shim runs it just before the fourth open
+# of its directory, that of taking the lock): the stamp is looked at
+# again under the lock.
+@test "--expire does not expire a subscriber that ran while the pass looked at it" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	faketime -f '-2h' chsub "$CH" cron >/dev/null
+	run -0 --separate-stderr env CHFAULT_RUN_AT="open:cron:4" \
+	    CHFAULT_RUN="chsub '$CH' cron >'$T/out'" \
+	    LD_PRELOAD="$CHFAULT" chcompact -v --expire=1h "$CH"
+	[[ $stderr == *"not expiring subscriber 'cron': it committed or ran meanwhile"* ]] ||
+		fail "not said: $stderr"
+	run -0 choffset "$CH"
+	assert_output "cron $(end_offset)"
 }
 
 # Deleted between the pass's look at it and --expire taking its lock (the
@@ -362,6 +405,8 @@ list() { printf '%s\n' "$@"; }
 @test "--expire never expires a subscriber whose chsub is running" {
 	faketime -f '-2h' chsub "$CH" idle >/dev/null
 	hold idle
+	# as a chsub -f started two hours ago, waiting since on a quiet channel
+	touch -d '2 hours ago' "$CH/subscribers/idle/lock"
 	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
 	[[ $stderr == *"not expiring subscriber 'idle': idle 2h00m but a chsub is running for it"* ]]
 	run -0 choffset "$CH"
@@ -379,7 +424,7 @@ list() { printf '%s\n' "$@"; }
 @test "--expire --dry-run names the subscriber and deregisters nothing" {
 	faketime -f '-2h' chsub "$CH" idle >/dev/null
 	run -0 chcompact -n --expire=1h "$CH"
-	assert_line -n 0 "$CH: would expire subscriber 'idle' (no commit for 2h00m, expire is 1h00m)"
+	assert_line -n 0 "$CH: would expire subscriber 'idle' (no commit or run for 2h00m, expire is 1h00m)"
 	run -0 choffset "$CH"
 	assert_output "idle $(end_offset)"
 }

@@ -95,6 +95,23 @@ would_seal(struct ch_channel *ch, const struct ch_end *end, int64_t now)
 	    ch_age(now, t0) >= ch->cfg.segment_age_ns;
 }
 
+/*
+ * When NAME was last known alive: the newer of its last commit and of
+ * its stamp (the lock file's time, which every chsub run sets, moving
+ * the offset or not).  -1 if the stamp cannot be read (err).
+ */
+static int
+last_seen(struct ch_channel *ch, const char *name, const struct ch_offset *off,
+    int64_t *when, struct ch_error *err)
+{
+	int64_t stamp;
+
+	if (ch_sub_seen(ch, name, &stamp, err) < 0)
+		return -1;
+	*when = stamp > off->time ? stamp : off->time;
+	return 0;
+}
+
 static void
 expire(struct ch_channel *ch, const struct ch_compact_opts *o,
     struct subinfo *subs, size_t n, int64_t now, struct ch_compact_result *res)
@@ -102,13 +119,20 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 	char idle[32], limit[32], reason[128];
 	struct ch_error err;
 	struct ch_sub s;
+	int64_t seen;
 
 	for (size_t i = 0; i < n; i++) {
-		/* A commit time ahead of the clock is no idle time. */
+		/* A time ahead of the clock is no idle time. */
 		if (!subs[i].ok || ch_age(now, subs[i].off.time) <= o->expire_ns)
 			continue;
-		ch_format_duration(idle, sizeof idle,
-		    ch_age(now, subs[i].off.time));
+		if (last_seen(ch, subs[i].name, &subs[i].off, &seen, &err) < 0) {
+			report(o, CH_REPORT_WARN, "not expiring subscriber '%s': "
+			    "%s", subs[i].name, err.msg);
+			continue;
+		}
+		if (ch_age(now, seen) <= o->expire_ns)
+			continue;
+		ch_format_duration(idle, sizeof idle, ch_age(now, seen));
 		ch_format_duration(limit, sizeof limit, o->expire_ns);
 		if (ch_sub_running(ch, subs[i].name)) {
 			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
@@ -118,8 +142,8 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 		}
 		if (o->dry_run) {
 			report(o, CH_REPORT_PLAN, "would expire subscriber '%s' "
-			    "(no commit for %s, expire is %s)", subs[i].name,
-			    idle, limit);
+			    "(no commit or run for %s, expire is %s)",
+			    subs[i].name, idle, limit);
 			subs[i].ok = 0;
 			res->expired++;
 			continue;
@@ -138,7 +162,7 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 			    subs[i].name, err.msg);
 			continue;
 		}
-		/* A chsub may have run and committed since we read. */
+		/* A chsub may have run, committed or not, since we read. */
 		struct ch_offset again;
 		if (ch_sub_read(ch, subs[i].name, &again, &subs[i].why) < 0) {
 			/* Unreadable now: it holds back deletion, as one
@@ -151,15 +175,21 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 			subs[i].bad = 1;
 			continue;
 		}
+		if (last_seen(ch, subs[i].name, &again, &seen, &err) < 0) {
+			report(o, CH_REPORT_WARN, "not expiring subscriber '%s': "
+			    "%s", subs[i].name, err.msg);
+			ch_sub_release(&s);
+			continue;
+		}
 		if (again.offset != subs[i].off.offset ||
-		    ch_age(now, again.time) <= o->expire_ns) {
+		    ch_age(now, seen) <= o->expire_ns) {
 			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': "
-			    "it committed meanwhile", subs[i].name);
+			    "it committed or ran meanwhile", subs[i].name);
 			ch_sub_release(&s);
 			subs[i].off = again;
 			continue;
 		}
-		snprintf(reason, sizeof reason, "expired: no commit for %s "
+		snprintf(reason, sizeof reason, "expired: no commit or run for %s "
 		    "(expire %s)", idle, limit);
 		if (ch_sub_delete(&s, &err) < 0) {
 			report(o, CH_REPORT_WARN, "%s", err.msg);
@@ -175,7 +205,7 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 			    err.msg);
 		ch_sub_release(&s);
 		report(o, CH_REPORT_INFO, "expired subscriber '%s' (no commit "
-		    "for %s)", subs[i].name, idle);
+		    "or run for %s)", subs[i].name, idle);
 		subs[i].ok = 0;
 		res->expired++;
 	}

@@ -204,8 +204,11 @@ ch_session_commit(struct ch_session *s, struct ch_error *err)
 	struct ch_end end;
 
 	s->last_commit_mono = ch_mono_ns();
+	/* Nothing read since: the offset stays, but the stamp says the
+	 * consumer was here (chcompact --expire must not take a subscriber
+	 * that runs on a quiet channel for one gone for good). */
 	if (!ch_session_dirty(s))
-		return 0;
+		return s->o.peek || !s->held ? 0 : ch_sub_stamp(&s->sub, err);
 	if (ch_channel_end(s->ch, &end, err) < 0)
 		return -1;
 	ch_offset_advance(&s->off, s->done_offset, s->done_seq, ch_now_ns(),

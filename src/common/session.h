@@ -55,7 +55,8 @@ int ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 /* Everything up to (offset, seq) has been delivered. */
 void ch_session_delivered(struct ch_session *s, uint64_t offset, uint64_t seq);
 
-/* Persist the delivered position if it moved (no-op for peeks). */
+/* Persist the delivered position if it moved, else stamp the subscriber
+ * as seen (ch_sub_stamp); no-op for peeks. */
 int ch_session_commit(struct ch_session *s, struct ch_error *err);
 int ch_session_dirty(const struct ch_session *s);
 

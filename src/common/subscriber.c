@@ -128,6 +128,7 @@ ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
 		return -1;
 	}
 	for (int tries = 0; tries < 100; tries++) {
+		int created = 0;
 		if (!(flags & CH_SUB_EXISTING) &&
 		    mkdirat(subs, name, 0777) < 0 && errno != EEXIST) {
 			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s'", name);
@@ -148,7 +149,16 @@ ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
 			    name, CH_SUBSCRIBERS_DIR, name);
 			goto fail;
 		}
-		lfd = ch_open_file(dfd, LOCK_FILE, O_RDWR | O_CREAT, 0666);
+		/* Who creates the lock file stamps it too (below): through
+		 * futimens, a clock moved for the process (libfaketime, in
+		 * the tests) moves the stamp as it moves the commit time
+		 * of a registration, which creating the file does not. */
+		lfd = ch_open_file(dfd, LOCK_FILE, O_RDWR | O_CREAT | O_EXCL,
+		    0666);
+		if (lfd >= 0)
+			created = 1;
+		else if (errno == EEXIST)
+			lfd = ch_open_file(dfd, LOCK_FILE, O_RDWR, 0);
 		if (lfd < 0) {
 			if (errno == ENOENT) {
 				close(dfd);
@@ -199,6 +209,11 @@ ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
 		snprintf(s->name, sizeof s->name, "%s", name);
 		s->dirfd = dfd;
 		s->lockfd = lfd;
+		if ((created || (flags & CH_SUB_LIVE)) &&
+		    ch_sub_stamp(s, err) < 0) {
+			ch_sub_release(s);
+			return -1;
+		}
 		return 0;
 	}
 	ch_err(err, CH_EXIT_TEMPFAIL, "subscriber '%s' keeps being deleted",
@@ -210,6 +225,45 @@ fail:
 		close(dfd);
 	close(subs);
 	return -1;
+}
+
+int
+ch_sub_stamp(struct ch_sub *s, struct ch_error *err)
+{
+	/* "Now" (NULL), which write access allows: an explicit time needs
+	 * the file's owner, and in a channel shared by a group the lock
+	 * file is often another member's. */
+	if (futimens(s->lockfd, NULL) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s': stamp "
+		    "%s/%s/" LOCK_FILE, s->name, CH_SUBSCRIBERS_DIR, s->name);
+	return 0;
+}
+
+int
+ch_sub_seen(struct ch_channel *ch, const char *name, int64_t *when,
+    struct ch_error *err)
+{
+	struct stat st;
+	int dfd = open_subdir(ch, name);
+
+	*when = 0;
+	if (dfd < 0 && errno == ENOENT)
+		return 0;
+	if (dfd < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s': %s/%s",
+		    name, CH_SUBSCRIBERS_DIR, name);
+	int rc = fstatat(dfd, LOCK_FILE, &st, AT_SYMLINK_NOFOLLOW);
+	int saved = errno;
+	close(dfd);
+	if (rc < 0 && saved == ENOENT)
+		return 0;
+	if (rc < 0) {
+		errno = saved;
+		return ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s': %s/%s/"
+		    LOCK_FILE, name, CH_SUBSCRIBERS_DIR, name);
+	}
+	*when = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	return 0;
 }
 
 void

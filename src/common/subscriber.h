@@ -16,7 +16,9 @@
  * deregistration removes the lock file, and it does so while holding the
  * lock, first renaming the whole directory away; a process that then gets
  * the lock re-checks that the directory and the file it locked are still
- * the ones at their names, and starts over if not.
+ * the ones at their names, and starts over if not.  The lock file's time
+ * is the subscriber's last-seen stamp: a chsub sets it when it runs, moving
+ * the offset or not, and chcompact --expire goes by it (channel(5)).
  */
 #ifndef CH_SUBSCRIBER_H
 #define CH_SUBSCRIBER_H
@@ -86,16 +88,28 @@ struct ch_sub {
 int ch_sub_check_name(const char *name, struct ch_error *err);
 
 enum {
-	CH_SUB_LIVE = 1,	/* also hold the liveness lock (chsub) */
+	CH_SUB_LIVE = 1,	/* also hold the liveness lock, and stamp the
+				 * lock file: its consumer runs (chsub) */
 	CH_SUB_EXISTING = 2,	/* never create its directory: one deleted
 				 * is CH_EXIT_NOINPUT (not brought back bare) */
 };
 
 /* Take NAME's lock (creating its directory); wait_ns as in ch_flock.
- * Busy: CH_EXIT_TEMPFAIL naming the holder's pid when known. */
+ * Busy: CH_EXIT_TEMPFAIL naming the holder's pid when known.  Whoever
+ * creates the lock file, and a CH_SUB_LIVE holder, stamps it. */
 int ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
     int flags, struct ch_sub *s, struct ch_error *err);
 void ch_sub_release(struct ch_sub *s);
+
+/* Set the lock file's time to now (lock held): the subscriber's consumer
+ * was there, whether or not it moved the offset (channel(5), OFFSET
+ * FILES).  Not synced: a power loss may take a stamp back. */
+int ch_sub_stamp(struct ch_sub *s, struct ch_error *err);
+
+/* NAME's last stamp (the lock file's time, ns) into *when; 0 if it has
+ * no lock file. */
+int ch_sub_seen(struct ch_channel *ch, const char *name, int64_t *when,
+    struct ch_error *err);
 
 /* Pid of the chsub running for NAME, 0 if none. */
 pid_t ch_sub_running(struct ch_channel *ch, const char *name);
