@@ -827,6 +827,34 @@ after"
 	wait_for 10 grep -qx 2 "$T/out"
 }
 
+# The follower keeps the size of the file it saw the torn record in.  The
+# next chpub cuts the tail and appends one short line, a file smaller than
+# that: the read for the frame's header (as long as the old size allowed)
+# came back short, and the follower took that for "not there yet" and
+# slept with the record there until something else changed in the channel.
+# It is stopped while chpub works so that it wakes to both changes at once.
+@test "a follower at a torn record cut off and written over by a shorter one wakes to it" {
+	local f
+	for f in 1 2; do
+		rm -rf "$CH"
+		CH_FORMAT=$f new_channel
+		chpub "$CH" first
+		chpub "$CH" "$(head -c 300 /dev/zero | tr '\0' x)"
+		truncate -s -4 "$(seg0)"
+		follow s --from=earliest
+		wait_for 10 grep -qx first "$T/out"
+		wait_for 10 grep -q poll "/proc/$BG/wchan"
+		kill -STOP "$BG"
+		chpub "$CH" small
+		kill -CONT "$BG"
+		wait_for 10 grep -qx small "$T/out"
+		assert_equal "$(cat "$T/out")" "first
+small"
+		kill "$BG"
+		wait "$BG" || true
+	done
+}
+
 @test "a missing channel fails with 66; a missing SUBSCRIBER is a usage error" {
 	run -66 --separate-stderr chsub "$T/none" s
 	[[ $stderr == "chsub: $T/none: no such channel" ]]

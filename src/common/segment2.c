@@ -25,12 +25,25 @@ load(struct ch_segcur *c, struct ch_framehdr *f)
 	int rc;
 
 	f->len = 0;
-	if (c->pos >= c->size)
-		return CH_CUR_END;
-	uint64_t avail = c->size - c->pos;
-	size_t want = avail < CH_FRAME_HDR_MAX ? (size_t)avail : CH_FRAME_HDR_MAX;
-	if (!ch_cur_buffered(c, want) && (rc = ch_cur_fill(c, want)) <= 0)
-		return rc;
+	/* The header's bytes, as many as the file holds: a read that comes
+	 * back short lowers c->size, and the file that shrank (a torn tail
+	 * cut, then written over by a shorter frame) may well hold a whole
+	 * frame in what is left: ask again for that, not for what the old
+	 * size let us expect. */
+	size_t want;
+	for (;;) {
+		if (c->pos >= c->size)
+			return CH_CUR_END;
+		uint64_t avail = c->size - c->pos, size = c->size;
+		want = avail < CH_FRAME_HDR_MAX ? (size_t)avail :
+		    CH_FRAME_HDR_MAX;
+		if (ch_cur_buffered(c, want))
+			break;
+		if ((rc = ch_cur_fill(c, want)) > 0)
+			break;
+		if (rc < 0 || c->size == size)
+			return rc;
+	}
 	rc = ch_frame_decode(ch_cur_at(c), want, &c->fb, f);
 	if (rc != 0) {
 		f->len = 0;
