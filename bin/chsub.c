@@ -343,8 +343,7 @@ main(int argc, const char **argv)
 			count = ch_opt_count("--count", opt_count, 1, UINT64_MAX);
 			break;
 		case OPT_READY_FD:
-			ready_fd = (int)ch_opt_count("--ready-fd", opt_ready_fd, 0,
-			    1 << 20);
+			ready_fd = ch_opt_fd("--ready-fd", opt_ready_fd);
 			break;
 		case OPT_FORMAT:
 			if (ch_format_check(opt_format, &err) < 0)

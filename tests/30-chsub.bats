@@ -440,6 +440,22 @@ vanishing() {
 	assert_output --regexp '^ +\\n$'
 }
 
+# An fd that is not open at exec was, by the time of the write, one of
+# chsub's own.  From a shell with only 0-2 open, 6 was the subscriber's
+# lock, written to and closed: a second chsub held the same subscriber at
+# once; 7 was the inotify fd, and the follower spun.  timeout(1) bounds
+# the follow it used to start.
+@test "--ready-fd with a descriptor that is not open is a usage error, before anything is opened" {
+	local n
+	for n in 6 7 200; do
+		run -2 --separate-stderr timeout 60 chsub -f --ready-fd=$n \
+		    "$CH" s 6<&- 7<&- 200<&-
+		assert_equal "$stderr" "chsub: --ready-fd: file descriptor $n is not open
+Try 'chsub --help' for more information."
+		assert_not_exist "$CH/subscribers/s"
+	done
+}
+
 @test "SIGTERM stops a follower cleanly with its offset committed" {
 	chsub "$CH" s
 	follow s

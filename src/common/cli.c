@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,4 +292,17 @@ ch_opt_count(const char *opt, const char *val, uint64_t min, uint64_t max)
 	if (ch_parse_count(val, min, max, &v, &e) < 0)
 		ch_usage("%s: %s", opt, e.msg);
 	return v;
+}
+
+int
+ch_opt_fd(const char *opt, const char *val)
+{
+	int fd = (int)ch_opt_count(opt, val, 0, INT_MAX);
+
+	/* Checked before the tool opens anything: a number that is free at
+	 * exec would be one of the tool's own files (a lock, the inotify
+	 * fd) by the time it is written to and closed. */
+	if (fcntl(fd, F_GETFD) < 0)
+		ch_usage("%s: file descriptor %d is not open", opt, fd);
+	return fd;
 }

@@ -57,5 +57,8 @@ uint64_t ch_opt_size(const char *opt, const char *val);
 int64_t ch_opt_duration(const char *opt, const char *val);
 uint64_t ch_opt_count(const char *opt, const char *val, uint64_t min,
     uint64_t max);
+/* A file descriptor that must be open when the tool starts (usage error
+ * if not): call it while parsing options, before anything is opened. */
+int ch_opt_fd(const char *opt, const char *val);
 
 #endif
