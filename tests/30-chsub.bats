@@ -456,6 +456,31 @@ Try 'chsub --help' for more information."
 	done
 }
 
+# The inotify fd closed under a follower (a stray close of a number it was
+# given, as above): every wait came back at once as a timeout and the
+# follower spun, printing nothing, until killed (with -x, only by SIGKILL:
+# its stop signals are let in only by a wait that does not return at once).
+@test "a follower whose inotify fd is closed under it fails at once, printing and with -x" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	chsub "$CH" s
+	# the shim closes the inotify fd, entry 0 of chsub's wait
+	CHFAULT_CLOSE_AT_POLL=0 LD_PRELOAD="$CHFAULT" \
+	    start_bg chsub -f "$CH" s >"$T/out" 2>"$T/err"
+	wait_for 10 gone "$BG" || { kill -KILL "$BG"; false; }
+	run -1 wait "$BG"
+	assert_equal "$(cat "$T/err")" "chsub: $CH: wait: Bad file descriptor"
+	# entry 1 of the handler loop's wait (0 is its own SIGCHLD pipe)
+	CHFAULT_CLOSE_AT_POLL=1 LD_PRELOAD="$CHFAULT" \
+	    start_bg chsub -f -x cat "$CH" s >"$T/out" 2>"$T/err"
+	wait_for 10 gone "$BG" || { kill -KILL "$BG"; false; }
+	run -1 wait "$BG"
+	assert_equal "$(cat "$T/err")" "chsub: $CH: wait: Bad file descriptor"
+	chpub "$CH" a
+	run -0 chsub "$CH" s
+	assert_output a
+}
+
 @test "SIGTERM stops a follower cleanly with its offset committed" {
 	chsub "$CH" s
 	follow s

@@ -1336,6 +1336,12 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			ch_err_sys(err, CH_EXIT_FAIL, "ppoll");
 			goto out;
 		}
+		if (pr > 0 && (p[1].revents & (POLLNVAL | POLLERR))) {
+			/* As in ch_notify_wait: not a wake-up, a broken fd. */
+			errno = p[1].revents & POLLNVAL ? EBADF : EIO;
+			ch_err_sys(err, CH_EXIT_FAIL, "wait");
+			goto out;
+		}
 		if (pr > 0 && (p[1].revents & POLLIN)) {
 			char buf[4096];
 			while (read(nt->fd, buf, sizeof buf) > 0)

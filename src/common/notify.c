@@ -124,6 +124,13 @@ ch_notify_wait(struct ch_notify *n, int64_t timeout_ns)
 		errno = EBADF;
 		return -1;
 	}
+	/* The inotify fd itself is broken (closed under us): no wait on it
+	 * can ever end with an event, and taking this for a timeout would
+	 * make every wait return at once, a busy loop. */
+	if (p[0].revents & (POLLNVAL | POLLERR)) {
+		errno = p[0].revents & POLLNVAL ? EBADF : EIO;
+		return -1;
+	}
 	if (!(p[0].revents & POLLIN))	/* timed out */
 		return ns == timeout_ns ? 0 : 1;
 	/* Drain: any event (or IN_Q_OVERFLOW) just means "look again".  A

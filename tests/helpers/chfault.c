@@ -32,6 +32,12 @@
  *                        before its first poll(2) or ppoll(2), as a stop
  *                        signal landing just before a wait would (not
  *                        counted).
+ *   CHFAULT_CLOSE_AT_POLL=I  close the fd of entry I of the first poll(2)
+ *                        or ppoll(2) that has one there, just before that
+ *                        wait: a descriptor the process still waits on,
+ *                        closed under it (its inotify fd, say) as a stray
+ *                        close of a number it was given would (not
+ *                        counted).
  *   CHFAULT_RUN=CMD, CHFAULT_RUN_AT=pread:TEXT:OFFSET, open:TEXT:N or
  *                        unlink:TEXT:N
  *                        run CMD with /bin/sh -c, and wait for it, just
@@ -544,11 +550,28 @@ signal_before_wait(void)
 	raise(atoi(s));
 }
 
+/* CHFAULT_CLOSE_AT_POLL: close fds[I].fd, once, before a wait on it. */
+static void
+close_before_wait(struct pollfd *fds, nfds_t n)
+{
+	static int done;
+	const char *s = getenv("CHFAULT_CLOSE_AT_POLL");
+
+	if (done || !s || !*s)
+		return;
+	nfds_t i = (nfds_t)atoi(s);
+	if (i >= n || fds[i].fd < 0)
+		return;
+	done = 1;
+	close(fds[i].fd);
+}
+
 int
 poll(struct pollfd *fds, nfds_t n, int ms)
 {
 	REAL("poll", int, struct pollfd *, nfds_t, int);
 	signal_before_wait();
+	close_before_wait(fds, n);
 	return real(fds, n, ms);
 }
 
@@ -559,5 +582,6 @@ ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 	REAL("ppoll", int, struct pollfd *, nfds_t, const struct timespec *,
 	    const sigset_t *);
 	signal_before_wait();
+	close_before_wait(fds, n);
 	return real(fds, n, ts, mask);
 }
