@@ -266,7 +266,10 @@ finish(int status)
 	struct ch_error err;
 
 	ch_progress_end(&prog);
-	if (ch_session_commit(&sess, &err) < 0) {
+	/* A channel removed under us (said already): nowhere to commit. */
+	int removed = status == CH_EXIT_NOINPUT && sess.ch &&
+	    ch_channel_removed(sess.ch);
+	if (!removed && ch_session_commit(&sess, &err) < 0) {
 		ch_report(chname, &err);
 		if (!status)
 			status = err.code;

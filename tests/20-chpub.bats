@@ -370,6 +370,39 @@ last_is() {
 	done
 }
 
+# rm -rf of the channel under a chpub reading a pipe: its next record used
+# to end it with 65, "segment index: No such file or directory", as for a
+# damaged channel.
+@test "a channel removed under a streaming chpub ends it with 66, channel removed, at its next record" {
+	new_channel
+	mkfifo "$T/in"
+	exec 5<>"$T/in"
+	chpub "$CH" <"$T/in" 2>"$T/err" 3>&- &
+	local pub=$!
+	BG_PIDS+=("$pub")
+	echo first >&5
+	wait_until 10 '[ "$(chsub --peek --from=earliest "$CH")" = first ]'
+	rm -rf "$CH"
+	echo second >&5
+	wait_for 10 bash -c "! kill -0 $pub 2>/dev/null"
+	exec 5>&-
+	run -66 wait "$pub"
+	assert_equal "$(cat "$T/err")" "chpub: $CH: channel removed"
+	assert_not_exist "$CH"
+}
+
+# Removed between chpub's look at the index and its open of the segment
+# (the chfault shim removes it just before that open): it used to exit 65.
+@test "a channel removed just before chpub opens its segment: 66, channel removed" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	new_channel
+	CHFAULT_RUN="rm -rf '$CH'" CHFAULT_RUN_AT=open:.seg:1 \
+	    LD_PRELOAD="$CHFAULT" run -66 --separate-stderr chpub "$CH" a
+	assert_equal "$stderr" "chpub: $CH: channel removed"
+	assert_not_exist "$CH"
+}
+
 # twenty: the arguments record-01 .. record-20.
 twenty() { seq -f 'record-%02g' 20; }
 

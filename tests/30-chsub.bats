@@ -481,6 +481,71 @@ Try 'chsub --help' for more information."
 	assert_output a
 }
 
+# rm -rf of the channel under a follower: it used to exit 65, "segment
+# index: No such file or directory", as for a damaged channel.  It is
+# stopped while the channel goes, so that its next look finds it gone.
+@test "a channel removed under a follower ends it with 66, channel removed, printing and with -x; under chsub catching up too" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	local x
+	for x in "" "-x cat"; do
+		rm -rf "$CH"
+		new_channel
+		chsub "$CH" s
+		: >"$T/ready"
+		start_bg chsub -f $x --ready-fd=4 "$CH" s >"$T/out" 2>"$T/err" \
+		    4>"$T/ready"
+		wait_for 10 test -s "$T/ready"
+		chpub "$CH" a
+		wait_until 10 '[ "$(offset_of s)" = "$(end_offset)" ]'
+		kill -STOP "$BG"
+		rm -rf "$CH"
+		kill -CONT "$BG"
+		wait_for 10 gone "$BG"
+		run -66 wait "$BG"
+		assert_equal "$(cat "$T/err")" "chsub: $CH: channel removed"
+	done
+	# the shim removes it just before chsub's first open of the index
+	need_chfault
+	new_channel
+	chsub "$CH" s
+	chpub "$CH" a
+	CHFAULT_RUN="rm -rf '$CH'" CHFAULT_RUN_AT=open:index:1 \
+	    LD_PRELOAD="$CHFAULT" run -66 --separate-stderr chsub "$CH" s
+	assert_equal "$stderr" "chsub: $CH: channel removed"
+	assert_not_exist "$CH"
+	# ... or of the segment (it said the offset was below the earliest
+	# record, deleted)
+	new_channel
+	chpub "$CH" a
+	CHFAULT_RUN="rm -rf '$CH'" CHFAULT_RUN_AT=open:.seg:1 \
+	    LD_PRELOAD="$CHFAULT" run -66 --separate-stderr chsub --peek "$CH"
+	assert_equal "$stderr" "chsub: $CH: channel removed"
+	assert_not_exist "$CH"
+}
+
+# Removed with records delivered and not committed yet: the commit is
+# nowhere to go.  It used to fail with 1, "commit offset of subscriber
+# 's': No such file or directory" (removed between its look at the end of
+# the channel and its write), or to say "channel removed" a second time
+# at exit (removed by the handler itself).
+@test "a channel removed while chsub commits: 66, channel removed, said once" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	chsub "$CH" s
+	chpub "$CH" a
+	# the shim removes it just before chsub opens the new offset file
+	CHFAULT_RUN="rm -rf '$CH'" CHFAULT_RUN_AT=open:offset.tmp:1 \
+	    LD_PRELOAD="$CHFAULT" run -66 --separate-stderr chsub "$CH" s
+	assert_equal "$stderr" "chsub: $CH: channel removed"
+	assert_not_exist "$CH"
+	new_channel
+	chsub "$CH" s
+	chpub "$CH" a b
+	run -66 --separate-stderr chsub -x "rm -rf '$CH'" "$CH" s
+	assert_equal "$stderr" "chsub: $CH: channel removed"
+	assert_not_exist "$CH"
+}
+
 @test "SIGTERM stops a follower cleanly with its offset committed" {
 	chsub "$CH" s
 	follow s

@@ -590,3 +590,21 @@ s3 ${OFF[2]}"
 	run -0 choffset --history "$CH"
 	assert_equal "$(grep -c " set .* ${OFF[1]} -> ${OFF[2]}  --shift=+1 " <<<"$output")" 3
 }
+
+# Removed between choffset's look at the index and its open of a segment
+# (the chfault shim removes it just before that open): it used to exit 65.
+@test "a channel removed while choffset moves an offset: 66, channel removed" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	local opt
+	for opt in --earliest --latest; do
+		rm -rf "$CH"
+		new_channel
+		chpub "$CH" a
+		chsub "$CH" s >/dev/null
+		CHFAULT_RUN="rm -rf '$CH'" CHFAULT_RUN_AT=open:.seg:1 \
+		    LD_PRELOAD="$CHFAULT" run -66 --separate-stderr choffset $opt "$CH" s
+		assert_equal "$stderr" "choffset: $CH: channel removed"
+		assert_not_exist "$CH"
+	done
+}

@@ -571,3 +571,21 @@ list() { printf '%s\n' "$@"; }
 	run -0 --separate-stderr chcompact --dry-run "$CH"
 	refute_output --partial "would seal"
 }
+
+# rm -rf of the channel while chcompact works on it (the shim removes it
+# just before its first open of the index): it used to exit 65, "segment
+# index: No such file or directory", and --check counted a problem.
+@test "a channel removed while chcompact, --check or --repair works on it: 66, channel removed" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	local opt
+	for opt in --dry-run --check --repair; do
+		rm -rf "$CH"
+		new_channel
+		chpub "$CH" a
+		CHFAULT_RUN="rm -rf '$CH'" CHFAULT_RUN_AT=open:index:1 \
+		    LD_PRELOAD="$CHFAULT" run -66 --separate-stderr chcompact $opt "$CH"
+		assert_equal "$stderr" "chcompact: $CH: channel removed"
+		assert_not_exist "$CH"
+	done
+}

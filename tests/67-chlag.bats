@@ -944,3 +944,15 @@ print("ok")' "$output"
 	assert_line -n 1 --regexp ' STOP$'
 	run -1 at +5m chlag --warn=records:2 "$CH"
 }
+
+# As for chcompact (60-chcompact): chlag used to say "segment index: No
+# such file or directory".  Its status for any failure is 3 (UNKNOWN).
+@test "a channel removed while chlag looks at it: channel removed" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	chpub "$CH" a
+	CHFAULT_RUN="rm -rf '$CH'" CHFAULT_RUN_AT=open:index:1 \
+	    LD_PRELOAD="$CHFAULT" run -3 --separate-stderr chlag "$CH"
+	assert_equal "$stderr" "chlag: $CH: channel removed"
+	assert_not_exist "$CH"
+}

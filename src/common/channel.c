@@ -294,6 +294,12 @@ fail:
 	return -1;
 }
 
+int
+ch_channel_removed(const struct ch_channel *ch)
+{
+	return ch->dirfd >= 0 && ch_dir_removed(ch->dirfd);
+}
+
 void
 ch_channel_close(struct ch_channel *ch)
 {
@@ -326,7 +332,8 @@ channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
 	base = e.base;
 	for (int hops = 0;; hops++) {
 		if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0) {
-			if (err->code == CH_EXIT_NOINPUT)
+			if (err->code == CH_EXIT_NOINPUT &&
+			    !ch_dir_removed(ch->dirfd))
 				err->code = CH_EXIT_DATAERR;
 			return -1;
 		}

@@ -51,6 +51,10 @@ int ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
     struct ch_error *err);
 void ch_channel_close(struct ch_channel *ch);
 
+/* Has the channel's directory been removed under us (rm -rf)?  Its files
+ * are then missing: 66 "channel removed" (index.c, segment.c). */
+int ch_channel_removed(const struct ch_channel *ch);
+
 /* Where the channel ends now (no lock taken). */
 struct ch_end {
 	uint64_t offset;	/* offset the next record will get */

@@ -1017,6 +1017,8 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 
 	memset(res, 0, sizeof *res);
 	if (ch_index_open(ch->dirfd, &ix, err) < 0) {
+		if (err->code == CH_EXIT_NOINPUT)
+			return -1;	/* the channel was removed */
 		say(&c, CH_REPORT_WARN, "%s", err->msg);
 		return 0;
 	}

@@ -54,6 +54,17 @@ ch_open_file(int dirfd, const char *name, int flags, mode_t mode)
 }
 
 int
+ch_dir_removed(int dirfd)
+{
+	struct stat st;
+	int saved = errno;
+	int gone = fstat(dirfd, &st) == 0 && st.st_nlink == 0;
+
+	errno = saved;
+	return gone;
+}
+
+int
 ch_open_dir(int dirfd, const char *name)
 {
 	struct stat st;

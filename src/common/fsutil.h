@@ -38,6 +38,11 @@ int ch_broken_order(const char *what);
  * that is not a regular file. */
 int ch_open_file(int dirfd, const char *name, int flags, mode_t mode);
 
+/* After a file under dirfd was not found: was the directory itself
+ * removed (its link count is 0: rm -rf of a channel under a tool)?  errno
+ * is kept. */
+int ch_dir_removed(int dirfd);
+
 /* Open a directory under dirfd (never through a symlink). */
 int ch_open_dir(int dirfd, const char *name);
 

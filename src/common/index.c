@@ -18,6 +18,8 @@ ch_index_open(int dirfd, struct ch_index *ix, struct ch_error *err)
 	struct stat st;
 
 	ix->fd = ch_open_file(dirfd, CH_IDX_FILE, O_RDONLY, 0);
+	if (ix->fd < 0 && errno == ENOENT && ch_dir_removed(dirfd))
+		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 	if (ix->fd < 0)
 		return ch_err_sys(err, errno == ENOENT ? CH_EXIT_DATAERR :
 		    CH_EXIT_FAIL, "segment index");

@@ -179,7 +179,7 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 	r->segfd = -1;
 	r->last_ts = INT64_MIN;
 	if (ch_channel_locate(ch, offset, &fd, &h, &pos, err) < 0) {
-		if (err->code == CH_EXIT_NOINPUT)
+		if (err->code == CH_EXIT_NOINPUT && !ch_dir_removed(ch->dirfd))
 			ch_err(err, CH_EXIT_NOINPUT,
 			    "offset %llu is below the earliest record (deleted)",
 			    (unsigned long long)offset);

@@ -233,6 +233,8 @@ ch_segment_open(int dirfd, uint64_t base, int rw, int *fdp,
 
 	ch_seg_name(name, base);
 	fd = ch_open_file(dirfd, name, rw ? O_RDWR : O_RDONLY, 0);
+	if (fd < 0 && errno == ENOENT && ch_dir_removed(dirfd))
+		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 	if (fd < 0)
 		return ch_err_sys(err, errno == ENOENT ? CH_EXIT_NOINPUT :
 		    CH_EXIT_FAIL, "segment %s", name);

@@ -614,6 +614,16 @@ ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
 	return rc;
 }
 
+/* Writing the offset file failed (errno). */
+static int
+commit_failed(struct ch_sub *s, struct ch_error *err)
+{
+	if (errno == ENOENT && ch_channel_removed(s->ch))
+		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
+	return ch_err_sys(err, CH_EXIT_FAIL, "commit offset of subscriber '%s'",
+	    s->name);
+}
+
 int
 ch_sub_prepare(struct ch_sub *s, const struct ch_offset *o,
     struct ch_error *err)
@@ -632,8 +642,7 @@ ch_sub_prepare(struct ch_sub *s, const struct ch_offset *o,
 		return ch_err_prefix(err, "commit offset of subscriber '%s'",
 		    s->name);
 	if (ch_atomic_prepare(s->dirfd, OFFSET_FILE, buf, n, 0666) < 0)
-		return ch_err_sys(err, CH_EXIT_FAIL,
-		    "commit offset of subscriber '%s'", s->name);
+		return commit_failed(s, err);
 	return 0;
 }
 
@@ -668,8 +677,7 @@ ch_sub_commit(struct ch_sub *s, struct ch_error *err)
 		return not_durable(s, err, "fsync %s/%s/", CH_SUBSCRIBERS_DIR,
 		    s->name);
 	if (rc < 0)
-		return ch_err_sys(err, CH_EXIT_FAIL,
-		    "commit offset of subscriber '%s'", s->name);
+		return commit_failed(s, err);
 	/* subscribers/NAME was made by whoever first took its lock, with no
 	 * sync (that may not even have been us, or it may have died before
 	 * registering): until subscribers/ is fsynced, a power loss can take

@@ -127,7 +127,8 @@ open_segment(struct ch_writer *w, uint64_t base, struct ch_error *err)
 	struct ch_seghdr h;
 
 	if (ch_segment_open(w->ch->dirfd, base, 1, &fd, &h, err) < 0) {
-		if (err->code == CH_EXIT_NOINPUT)
+		if (err->code == CH_EXIT_NOINPUT &&
+		    !ch_dir_removed(w->ch->dirfd))
 			err->code = CH_EXIT_DATAERR;
 		return -1;
 	}
@@ -386,6 +387,10 @@ refresh(struct ch_writer *w, struct ch_error *err)
 		return load(w, err);
 	if (fstat(w->segfd, &st) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+	/* Records appended to a segment of a channel removed under us
+	 * (rm -rf) would be acknowledged and lost. */
+	if (st.st_nlink == 0 && ch_dir_removed(w->ch->dirfd))
+		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 	if ((uint64_t)st.st_size == w->end && w->seg.format == w->format)
 		return 0;	/* nobody wrote since our last batch */
 	return settle(w, w->end, w->next_seq, err);
