@@ -514,7 +514,11 @@ main(int argc, const char **argv)
 		if (write(ready_fd, "\n", 1) != 1)
 			ch_warn(chname, "--ready-fd %d: %s", ready_fd,
 			    strerror(errno));
-		close(ready_fd);
+		/* Standard input, output and error stay: closed, their
+		 * numbers would go to the next files opened, and records
+		 * or messages into channel files. */
+		if (ready_fd > 2)
+			close(ready_fd);
 	}
 
 	if (ho.cmd) {

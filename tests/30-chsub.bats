@@ -440,6 +440,25 @@ vanishing() {
 	assert_output --regexp '^ +\\n$'
 }
 
+# --ready-fd=2 closed stderr: the message of the error that ended the
+# follower later went nowhere (or into the next file chsub opened).
+@test "--ready-fd=2 writes the newline to stderr and keeps it open for later messages" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	chsub "$CH" s
+	start_bg chsub -f --ready-fd=2 "$CH" s >"$T/out" 2>"$T/err"
+	wait_for 10 test -s "$T/err"
+	chpub "$CH" a
+	wait_until 10 '[ "$(offset_of s)" = "$(end_offset)" ]'
+	kill -STOP "$BG"
+	rm -rf "$CH"
+	kill -CONT "$BG"
+	wait_for 10 gone "$BG"
+	run -66 wait "$BG"
+	assert_equal "$(cat "$T/err")" "
+chsub: $CH: channel removed"
+	assert_equal "$(cat "$T/out")" a
+}
+
 # An fd that is not open at exec was, by the time of the write, one of
 # chsub's own.  From a shell with only 0-2 open, 6 was the subscriber's
 # lock, written to and closed: a second chsub held the same subscriber at
