@@ -245,3 +245,34 @@ new-1
 old-2"
 	run -0 chcompact --check "$CH"
 }
+
+# A writer blocked on a full channel had sealed its segment and started a
+# new one, holding nothing but a format 1 header; another writer, told
+# format: 2 meanwhile, wrote that header again in format 2 and published.
+# The blocked one woke, read the new records with the header it had kept
+# (format 1), took them for a torn tail and cut them off: acknowledged
+# records lost, and its own written under the wrong header.
+@test "a writer blocked on a full channel while another rewrites the empty segment's header in format 2 and publishes reads the header again: nothing is cut" {
+	CH_FORMAT=1 new_channel segment_bytes=65536 max_bytes=6000 \
+	    on_full=block sync=none
+	chsub "$CH" s
+	fill 60 old
+	(($(size "$(seg0)") > 3900 && $(size "$(seg0)") < 4900))
+	printf '%02000d' 0 >"$T/big"
+	start_bg chpub "$CH" "$(cat "$T/big")"
+	# it sealed segment 0 and started segment 1, then waits for room
+	wait_until 10 '[ "$(segments | wc -l)" = 2 ]'
+	set_config format 2
+	chpub --sync=always "$CH" B-one B-two
+	assert_equal "$(u32 "$CH/$(segments | tail -n1)" 8)" 2
+	chsub "$CH" s >/dev/null
+	chcompact "$CH"
+	wait_until 10 '! kill -0 "$BG" 2>/dev/null'
+	run -0 wait "$BG"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 3
+	assert_equal "${lines[0]}" B-one
+	assert_equal "${lines[1]}" B-two
+	assert_equal "${lines[2]}" "$(cat "$T/big")"
+	run -0 chcompact --check "$CH"
+}

@@ -393,6 +393,18 @@ refresh(struct ch_writer *w, struct ch_error *err)
 		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 	if ((uint64_t)st.st_size == w->end && w->seg.format == w->format)
 		return 0;	/* nobody wrote since our last batch */
+	/* Another writer wrote.  While the segment held only its header, it
+	 * may have written that again in another format (a format change,
+	 * ch_segment_reformat) before its records: read the tail with the
+	 * header as it is now, not the one we kept. */
+	if (w->end == CH_SEG_HDR) {
+		struct ch_seghdr h;
+		if (ch_segment_header(w->segfd, w->seg.base, &h, err) < 0)
+			return -1;
+		if (h.first_seq != w->seg.first_seq)
+			return load(w, err);
+		w->seg = h;
+	}
 	return settle(w, w->end, w->next_seq, err);
 }
 
