@@ -451,7 +451,7 @@ cmd_mksegs(int argc, char **argv)
 		int64_t ts = ch_now_ns();
 		if (i > 0) {
 			struct ch_idxent e = { base, seq, ts };
-			if (ch_segment_create(dir, base, format, seq, ts, 0, 0666,
+			if (ch_segment_create(dir, base, format, seq, ts, 0, 0, 0666,
 			    &err) < 0 ||
 			    ch_index_append(dir, &e, 0, &err) < 0)
 				goto fail;

@@ -163,7 +163,7 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
     int atomic, uint64_t room, const char *meta)
 {
 	size_t ml = meta ? strlen(meta) : 0;
-	struct ch_seghdr sh = { format, 0, 7, 1700000000000000000LL };
+	struct ch_seghdr sh = { format, 0, 7, 1700000000000000000LL, 0 };
 	struct ch_framebase fb = { sh.first_seq, sh.created };
 	struct ch_batch b;
 	struct ch_error err;

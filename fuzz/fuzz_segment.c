@@ -72,7 +72,7 @@ build(const char *dir, const uint8_t *data, size_t size, uint32_t format)
 		const uint8_t *sep = n + 1 < MAX_SEGS ?
 		    memmem(data, size, SPLIT, strlen(SPLIT)) : NULL;
 		size_t part = sep ? (size_t)(sep - data) : size;
-		struct ch_seghdr h = { format, base, first_seq, CREATED + n };
+		struct ch_seghdr h = { format, base, first_seq, CREATED + n, 0 };
 		struct ch_idxent e = { base, first_seq, CREATED + n };
 		unsigned char *buf = malloc(CH_SEG_HDR + part);
 		char name[CH_SEG_NAME_LEN + 1];

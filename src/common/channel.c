@@ -15,6 +15,7 @@
 #include "channel.h"
 #include "fsutil.h"
 #include "lock.h"
+#include "sealsync.h"
 #include "segment.h"
 
 int
@@ -121,7 +122,7 @@ create_layout(int dirfd, int format, struct ch_error *err)
 	int64_t now = ch_now_ns();
 	struct ch_idxent e = { 0, 0, now };
 
-	if (ch_segment_create(dirfd, 0, (uint32_t)format, 0, now, 1, 0666,
+	if (ch_segment_create(dirfd, 0, (uint32_t)format, 0, now, 0, 1, 0666,
 	    err) < 0)
 		return -1;
 	if (mkdirat(dirfd, CH_SUBSCRIBERS_DIR, 0777) < 0 && errno != EEXIST)
@@ -309,7 +310,8 @@ ch_channel_close(struct ch_channel *ch)
 }
 
 /* Where the channel ends; with `sync`, fdatasync each segment on the way
- * to the newest (normally just the newest: every rollover is durable). */
+ * to the newest (normally just the newest), and the segment before it if
+ * its header says that was sealed without a sync (sealsync.h). */
 static int
 channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
     struct ch_error *err)
@@ -364,8 +366,11 @@ channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
 		end->last_ts = t.last_ts;
 		end->active_base = base;
 		end->active_created = h.created;
+		/* The newest segment: with `sync`, the one sealed before it
+		 * too, if a rollover under sync none left it unsynced. */
 		if (!t.sealed)
-			return 0;
+			return sync && (h.flags & CH_SEGF_PRED_UNSYNCED) &&
+			    ch_sealsync(ch, base, 0, err) < 0 ? -1 : 0;
 		/* Sealed: the next segment is the active one, unless a writer
 		 * is between sealing and creating it. */
 		char name[CH_SEG_NAME_LEN + 1];

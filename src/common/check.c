@@ -19,6 +19,7 @@
 #include "lock.h"
 #include "reader.h"
 #include "repair.h"
+#include "sealsync.h"
 #include "segment.h"
 #include "subscriber.h"
 #include "writer.h"
@@ -240,6 +241,75 @@ writing(struct ctx *c, int fd, uint64_t size)
 	return busy || (fstat(fd, &st) == 0 && (uint64_t)st.st_size != size);
 }
 
+/*
+ * The segment after segment `base` in the index, if its header says that
+ * `base` was sealed without fdatasync (a rollover under sync none): 1
+ * with its header in *nh, else 0.
+ */
+static int
+successor_flagged(struct ctx *c, uint64_t base, struct ch_seghdr *nh)
+{
+	struct ch_index ix;
+	struct ch_idxent e;
+	struct ch_error ignored;
+	uint64_t i;
+	int fd, rc = 0;
+
+	if (ch_index_open(c->ch->dirfd, &ix, &ignored) < 0)
+		return 0;
+	if (ch_index_find(&ix, base, &i, &ignored) == 0 && i + 1 < ix.count &&
+	    ch_index_get(&ix, i + 1, &e, &ignored) == 0 &&
+	    ch_segment_open(c->ch->dirfd, e.base, 0, &fd, nh, &ignored) == 0) {
+		rc = (nh->flags & CH_SEGF_PRED_UNSYNCED) != 0;
+		close(fd);
+	}
+	ch_index_close(&ix);
+	return rc;
+}
+
+/*
+ * Segment `name` (base) lost its tail from file position pos, where
+ * record `lost` was due, and its successor (header nh) says it was sealed
+ * without fdatasync: a power failure took what the kernel had not yet
+ * written, as channel(5) allows under sync none.  Said as one problem;
+ * --repair writes a gap record for the records lost and the seal, and
+ * clears the flag.  Returns 0, or -1 on an error.
+ */
+static int
+lost_tail(struct ctx *c, const char *name, uint64_t base, uint64_t pos,
+    uint64_t lost, const struct ch_seghdr *nh, struct ch_error *err)
+{
+	uint64_t off = ch_seg_offset(base, pos), n = nh->first_seq - lost;
+	uint64_t count;
+
+	say(c, CH_REPORT_WARN, "%s: lost its tail from offset %llu (%llu "
+	    "record%s): it was sealed without fdatasync (sync: none) and a "
+	    "power failure took the rest; repairable: chcompact --repair",
+	    name, (unsigned long long)off, (unsigned long long)n,
+	    n == 1 ? "" : "s");
+	if (!c->repair)
+		return 0;
+	int rc = ch_repair_lost_tail(c->ch, base, pos, lost, nh, &count, err);
+	if (rc == CH_REPAIR_DONE)
+		fixed(c, "%s: wrote a gap record for the %llu record%s lost "
+		    "from offset %llu, and the seal", name,
+		    (unsigned long long)count, count == 1 ? "" : "s",
+		    (unsigned long long)off);
+	else if (rc == -2)
+		say(c, CH_REPORT_UNFIXED, "%s: the %llu bytes lost from offset "
+		    "%llu cannot be one gap record standing for %llu lost "
+		    "record%s; left as it is", name,
+		    (unsigned long long)(nh->base - off), (unsigned long long)off,
+		    (unsigned long long)count, count == 1 ? "" : "s");
+	else if (rc == CH_REPAIR_GONE)
+		say(c, CH_REPORT_UNFIXED, "%s: deleted while checking (by "
+		    "compaction): nothing left to repair there", name);
+	else if (rc == CH_REPAIR_CHANGED)
+		say(c, CH_REPORT_UNFIXED, "%s: changed while checking; check "
+		    "again", name);
+	return rc == -1 ? -1 : 0;
+}
+
 /* Verify one segment.  *expect_seq is the sequence number its first
  * record must have (UINT64_MAX: unknown); on return, the next one.
  * *next_base gets the next segment's base from the seal (0 if none). */
@@ -253,8 +323,9 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 	struct ch_seghdr h;
 	struct ch_rec r;
 	struct stat st;
-	uint64_t records = 0, prev = 0;
-	int fd, rc, sealed = 0, doubtful = 0, gone = 0;
+	uint64_t records = 0, prev = 0, end_pos = 0, end_seq = UINT64_MAX;
+	int fd, rc, sealed = 0, doubtful = 0, gone = 0, damaged_end = 0;
+	struct ch_seghdr nh;
 
 	*next_base = 0;
 	ch_seg_name(name, e->base);
@@ -281,6 +352,22 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		doubtful = 1;
 	}
 	*expect_seq = h.first_seq;
+	/* The segment before was checked (and its lost tail repaired). */
+	if ((h.flags & CH_SEGF_PRED_UNSYNCED) && c->repair) {
+		rc = ch_sealsync(c->ch, e->base, 0, err);
+		if (rc < 0) {
+			close(fd);
+			return -1;
+		}
+		if (rc == CH_SEALSYNC_CLEAR)
+			say(c, CH_REPORT_INFO, "%s: made the segment before it, "
+			    "sealed without fdatasync (sync: none), durable",
+			    name);
+	} else if (h.flags & CH_SEGF_PRED_UNSYNCED) {
+		say(c, CH_REPORT_INFO, "%s: the segment before it was sealed "
+		    "without fdatasync (sync: none); the next sync, offset "
+		    "commit, rollover or chcompact makes it durable", name);
+	}
 	if (fstat(fd, &st) < 0) {
 		close(fd);
 		return ch_err_sys(err, CH_EXIT_FAIL, "%s", name);
@@ -421,9 +508,14 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			c->torn_prev = prev;
 			c->torn_seq = *expect_seq;
 		} else {
-			say(c, CH_REPORT_WARN, "%s: damaged from offset %llu to its "
-			    "end (%llu bytes)", name, (unsigned long long)here,
-			    (unsigned long long)(cur.size - cur.pos));
+			damaged_end = 1;
+			end_pos = cur.pos;
+			end_seq = *expect_seq;
+			if (doubtful || !successor_flagged(c, e->base, &nh))
+				say(c, CH_REPORT_WARN, "%s: damaged from offset "
+				    "%llu to its end (%llu bytes)", name,
+				    (unsigned long long)here,
+				    (unsigned long long)(cur.size - cur.pos));
 			/* How many records it lost is unknown: the next
 			 * segment's header, not this count, says where the
 			 * numbering goes on. */
@@ -431,9 +523,31 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 		}
 		break;
 	}
-	if (!last && !sealed && !gone)
+	if (!last && !sealed && !gone && !damaged_end && rc == CH_CUR_END) {
+		end_pos = cur.pos;
+		end_seq = *expect_seq;
+	}
+	/* Without its seal, but the next segment says it may have lost its
+	 * tail to a power failure: that loss, nothing else. */
+	if (!last && !sealed && !gone && !doubtful && end_pos &&
+	    end_seq != UINT64_MAX && successor_flagged(c, e->base, &nh) &&
+	    nh.first_seq >= end_seq) {
+		if (lost_tail(c, name, e->base, end_pos, end_seq, &nh, err) < 0) {
+			ch_segcur_free(&cur);
+			close(fd);
+			return -1;
+		}
+		*expect_seq = nh.first_seq;	/* its loss is said */
+	} else if (!last && !sealed && !gone) {
+		if (damaged_end && successor_flagged(c, e->base, &nh) &&
+		    !doubtful)
+			say(c, CH_REPORT_WARN, "%s: damaged from offset %llu to "
+			    "its end (%llu bytes)", name, (unsigned long long)
+			    ch_seg_offset(e->base, end_pos),
+			    (unsigned long long)(cur.size - end_pos));
 		say(c, CH_REPORT_WARN, "%s: not sealed, but a newer segment "
 		    "exists", name);
+	}
 	ch_segcur_free(&cur);
 	close(fd);
 	c->res->segments++;
@@ -518,6 +632,25 @@ check_temp(struct ctx *c, int dirfd, const char *shown, const char *name,
 		close(lockfd);		/* and its lock */
 }
 
+/* --repair of a segment file not in the index: removed if it is what a
+ * power failure leaves of a rollover under sync none (repair.h). */
+static int
+orphan(struct ctx *c, uint64_t base, const char *name, struct ch_error *err)
+{
+	int rc = ch_repair_orphan(c->ch, base, err);
+
+	if (rc == CH_REPAIR_DONE)
+		fixed(c, "removed %s: it held only a header, made by a rollover "
+		    "under sync none that a power failure interrupted after "
+		    "the segment before it lost its seal", name);
+	else if (rc == CH_REPAIR_GONE)
+		fixed(c, "%s is gone (removed meanwhile)", name);
+	else if (rc == CH_REPAIR_CHANGED)
+		say(c, CH_REPORT_UNFIXED, "%s: holds records, or is not from a "
+		    "rollover under sync none; left as it is", name);
+	return rc < 0 ? -1 : 0;
+}
+
 static int
 check_files(struct ctx *c, struct ch_index *ix, struct ch_error *err)
 {
@@ -550,9 +683,15 @@ check_files(struct ctx *c, struct ch_index *ix, struct ch_error *err)
 				continue;	/* reported by check_unindexed */
 			if ((ch_index_find(ix, base, &i, &ignored) < 0 ||
 			    ch_index_get(ix, i, &e, &ignored) < 0 ||
-			    e.base != base) && !indexed_now(c, base))
+			    e.base != base) && !indexed_now(c, base)) {
 				say(c, CH_REPORT_WARN, "%s: segment file not in "
 				    "the index", de->d_name);
+				if (c->repair && orphan(c, base, de->d_name,
+				    err) < 0) {
+					closedir(d);
+					return -1;
+				}
+			}
 			continue;
 		}
 		size_t n = strlen(de->d_name);

@@ -20,7 +20,11 @@
  * records (moved to the earliest record, the end, or the start of the
  * record they point into), and corrupt bytes between two valid records of
  * a segment, such as a power loss leaves (overwritten by a gap record of
- * their length that counts the records lost: format.h).  The check reads
+ * their length that counts the records lost: format.h), the tail of a
+ * segment sealed without fdatasync that a power loss took (a gap record up
+ * to where the seal goes, and the seal: only when the next segment's
+ * header flag says it was so sealed), and the header-only segment such a
+ * loss can leave outside the index (removed).  The check reads
  * without a lock; a segment is changed only under append.lock, once what
  * the check saw is seen again (repair.h).  Nothing valid is ever removed.
  */

@@ -17,6 +17,7 @@
 #include "lock.h"
 #include "offcheck.h"
 #include "parse.h"
+#include "sealsync.h"
 #include "segment.h"
 #include "subscriber.h"
 #include "writer.h"
@@ -287,6 +288,11 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			report(o, CH_REPORT_INFO, "sealed the active segment "
 			    "(older than segment_age)");
 	}
+
+	/* The segment sealed last without fdatasync (a rollover under sync
+	 * none) is made durable: a power failure no longer takes its tail. */
+	if (!o->dry_run && ch_sealsync_newest(ch, err) < 0)
+		goto out;
 
 	if (ch_sub_list(ch, &names, &nsubs, err) < 0)
 		goto out;

@@ -95,6 +95,7 @@ ch_seghdr_encode(unsigned char *p, const struct ch_seghdr *h)
 	ch_put64(p + 16, h->base);
 	ch_put64(p + 24, h->first_seq);
 	ch_put64(p + 32, (uint64_t)h->created);
+	p[40] = (unsigned char)h->flags;
 	ch_put32(p + 60, ch_crc32c(0, p, 60));
 }
 
@@ -109,6 +110,7 @@ ch_seghdr_decode(const unsigned char *p, struct ch_seghdr *h)
 	h->base = ch_get64(p + 16);
 	h->first_seq = ch_get64(p + 24);
 	h->created = (int64_t)ch_get64(p + 32);
+	h->flags = p[40];
 	return 0;
 }
 

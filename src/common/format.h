@@ -286,7 +286,14 @@ struct ch_seghdr {
 	uint64_t base;
 	uint64_t first_seq;
 	int64_t created;
+	uint32_t flags;		/* byte 40 (CH_SEGF_*); other bits ignored */
 };
+
+/* Header flag (byte 40, bit 0): the segment before this one was sealed
+ * by a rollover under sync none and not fdatasynced; its tail may be
+ * lost to a power failure (channel(5), Rollover).  Cleared, in place,
+ * once that segment is fdatasynced and found whole (sealsync.h). */
+#define CH_SEGF_PRED_UNSYNCED 0x01u
 void ch_seghdr_encode(unsigned char *p, const struct ch_seghdr *h);
 int ch_seghdr_decode(const unsigned char *p, struct ch_seghdr *h);
 

@@ -1,13 +1,18 @@
 /* repair.c - in-place repairs of a segment under append.lock (see repair.h). */
 #include <config.h>
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "index.h"
 #include "lock.h"
 #include "repair.h"
+#include "sealsync.h"
 #include "segment.h"
 
 /* Take append.lock, as every writer does for each batch. */
@@ -189,6 +194,156 @@ close:
 		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s: cut torn tail", name);
 		*cut = 0;
 	}
+out:
+	close(afd);
+	return rc;
+}
+
+/* The seal and the gap before it that end segment h at the offset of its
+ * successor nh, its valid records ending at pos with t (their tail):
+ * built in a buffer of *len bytes.  NULL if no gap can stand for the
+ * records lost there (or on no memory: errno). */
+static unsigned char *
+lost_tail_bytes(int fd, const struct ch_seghdr *h, const struct ch_tail *t,
+    uint64_t pos, const struct ch_seghdr *nh, size_t *len)
+{
+	unsigned char sbuf[CH_SEAL_MAX], *seal, *buf;
+	uint64_t at = nh->base - h->base + CH_SEG_HDR;	/* the seal's place */
+	uint64_t count = nh->first_seq - t->next_seq;
+	int64_t ts = t->last_ts > h->created ? t->last_ts : h->created;
+	struct ch_seal s;
+	uint32_t slen;
+	int type;
+
+	s.records = nh->first_seq - h->first_seq;
+	s.first_ts = 0;
+	if (ch_segment_peek(fd, h, CH_SEG_HDR, &type, &s.first_ts) < 0 ||
+	    type != CH_REC_DATA)
+		s.first_ts = 0;
+	s.last_ts = t->last_ts;
+	seal = ch_seal_make(sbuf, h, nh->first_seq, nh->created > ts ?
+	    nh->created : ts, &s, &slen);
+	if (at - pos > UINT32_MAX || !(buf = malloc((size_t)(at - pos) + slen)))
+		return NULL;
+	if (at > pos && ch_gap_make(buf, h, at - pos, t->next_seq, ts,
+	    count) < 0) {
+		free(buf);
+		errno = 0;
+		return NULL;
+	}
+	memcpy(buf + (at - pos), seal, slen);
+	*len = (size_t)(at - pos) + slen;
+	return buf;
+}
+
+int
+ch_repair_lost_tail(struct ch_channel *ch, uint64_t base, uint64_t pos,
+    uint64_t lost, const struct ch_seghdr *nh, uint64_t *count,
+    struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	struct ch_seghdr h, now;
+	struct ch_tail t;
+	struct stat st;
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int afd, fd = -1, nfd, rc;
+
+	*count = nh->first_seq >= lost ? nh->first_seq - lost : 0;
+	ch_seg_name(name, base);
+	if (lock_append(ch, &afd, err) < 0)
+		return -1;
+	/* The successor still says this one may be unsynced, and holds
+	 * what the check saw. */
+	if ((rc = open_rw(ch, nh->base, &nfd, &now, err)) != 0)
+		goto out;
+	close(nfd);
+	if (!(now.flags & CH_SEGF_PRED_UNSYNCED) ||
+	    now.first_seq != nh->first_seq || nh->base <= base) {
+		rc = CH_REPAIR_CHANGED;
+		goto out;
+	}
+	if ((rc = open_rw(ch, base, &fd, &h, err)) != 0)
+		goto out;
+	uint64_t at = nh->base - base + CH_SEG_HDR;
+	if (fstat(fd, &st) < 0) {
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s", name);
+		goto out;
+	}
+	if (ch_segment_tail(fd, &h, (uint64_t)st.st_size, 0, 0, &t, err) < 0) {
+		rc = -1;
+		goto out;
+	}
+	/* Its valid records still end at pos, numbered up to lost, nothing
+	 * valid after them, and the seal's place is not before pos. */
+	if (t.sealed || t.file_end != pos || t.next_seq != lost ||
+	    nh->first_seq < lost || at < pos) {
+		rc = CH_REPAIR_CHANGED;
+		goto out;
+	}
+	if (!(buf = lost_tail_bytes(fd, &h, &t, pos, nh, &len))) {
+		rc = errno ? ch_err_sys(err, CH_EXIT_FAIL, "out of memory") : -2;
+		goto out;
+	}
+	if (ch_pwrite_full(fd, buf, len, (off_t)pos) < 0 ||
+	    ftruncate(fd, (off_t)(pos + len)) < 0 || ch_fdatasync(fd) < 0) {
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record and "
+		    "seal", name);
+		goto out;
+	}
+	rc = close(fd);
+	fd = -1;
+	if (rc < 0) {
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s: write gap record and "
+		    "seal", name);
+		goto out;
+	}
+	/* Whole now: the flag has nothing left to say. */
+	rc = ch_sealsync(ch, nh->base, 1, err) < 0 ? -1 : CH_REPAIR_DONE;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	close(afd);
+	return rc;
+}
+
+int
+ch_repair_orphan(struct ch_channel *ch, uint64_t base, struct ch_error *err)
+{
+	char name[CH_SEG_NAME_LEN + 1];
+	struct ch_seghdr h;
+	struct ch_index ix;
+	struct ch_idxent e;
+	struct stat st;
+	uint64_t i;
+	int afd, fd, rc, indexed = 0;
+
+	ch_seg_name(name, base);
+	if (lock_append(ch, &afd, err) < 0)
+		return -1;
+	if ((rc = open_rw(ch, base, &fd, &h, err)) != 0)
+		goto out;
+	if (fstat(fd, &st) < 0) {
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s", name);
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	if (ch_index_open(ch->dirfd, &ix, err) < 0) {
+		rc = -1;
+		goto out;
+	}
+	indexed = ch_index_find(&ix, base, &i, err) == 0 &&
+	    ch_index_get(&ix, i, &e, err) == 0 && e.base == base;
+	ch_index_close(&ix);
+	if (indexed || st.st_size != CH_SEG_HDR ||
+	    !(h.flags & CH_SEGF_PRED_UNSYNCED))
+		rc = CH_REPAIR_CHANGED;
+	else if (unlinkat(ch->dirfd, name, 0) < 0 || ch_fsync_dir(ch->dirfd) < 0)
+		rc = ch_err_sys(err, CH_EXIT_FAIL, "remove %s", name);
+	else
+		rc = CH_REPAIR_DONE;
 out:
 	close(afd);
 	return rc;

@@ -60,4 +60,32 @@ int ch_repair_gap(struct ch_channel *ch, const struct ch_seghdr *h,
 int ch_repair_tail(struct ch_channel *ch, uint64_t base, uint64_t prev,
     uint64_t pos, uint64_t due, uint64_t *cut, struct ch_error *err);
 
+/*
+ * A segment sealed without fdatasync (a rollover under sync none) whose
+ * tail a power failure took: its valid records end at file position pos,
+ * numbered up to lost - 1, and its successor `next` (header nh) still has
+ * CH_SEGF_PRED_UNSYNCED and starts at record nh->first_seq.  With
+ * append.lock held, and only if all that is still so: write from pos one
+ * gap record standing for the records lost, up to where the seal goes
+ * (the offset of nh->base), then the seal, cut the file after it (or
+ * extend it, if it came back shorter), fdatasync it, and clear the flag.
+ * *count gets the records lost.  -2 if no gap can stand there (*count
+ * says how many it would be).  CH_REPAIR_*, or -1 on an error.
+ */
+int ch_repair_lost_tail(struct ch_channel *ch, uint64_t base, uint64_t pos,
+    uint64_t lost, const struct ch_seghdr *nh, uint64_t *count,
+    struct ch_error *err);
+
+/*
+ * Segment `base` is not in the index: if, with append.lock held, it still
+ * is not, holds only its header, and that header has the flag that the
+ * segment before it was sealed without fdatasync, remove it (and fsync
+ * the directory).  Such a file is what a power failure leaves of a
+ * rollover under sync none that had not yet indexed it, once the sealed
+ * segment lost the seal that named it: no record was ever in it.
+ * CH_REPAIR_*, or -1 on an error.
+ */
+int ch_repair_orphan(struct ch_channel *ch, uint64_t base,
+    struct ch_error *err);
+
 #endif

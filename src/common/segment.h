@@ -167,14 +167,15 @@ int ch_segment_open(int dirfd, uint64_t base, int rw, int *fdp,
     struct ch_seghdr *hdr, struct ch_error *err);
 
 /*
- * Create segment `base` in format `format` atomically (temp file, then
- * rename without replacing).  If it already exists with a valid header
- * for `base` (a crash after the rename), that file is kept.  With
- * `durable`, the file and the directory are fsynced.
+ * Create segment `base` in format `format`, its header flags `flags`
+ * (CH_SEGF_*), atomically (temp file, then rename without replacing).  If
+ * it already exists with a valid header for `base` (a crash after the
+ * rename), that file is kept.  With `durable`, the file and the directory
+ * are fsynced.
  */
 int ch_segment_create(int dirfd, uint64_t base, uint32_t format,
-    uint64_t first_seq, int64_t created, int durable, mode_t mode,
-    struct ch_error *err);
+    uint64_t first_seq, int64_t created, uint32_t flags, int durable,
+    mode_t mode, struct ch_error *err);
 
 /*
  * Give segment `base`, which holds no record (its file is just a header),
@@ -183,7 +184,7 @@ int ch_segment_create(int dirfd, uint64_t base, uint32_t format,
  * tore).  fdatasynced.
  */
 int ch_segment_reformat(int dirfd, uint64_t base, uint32_t format,
-    uint64_t first_seq, int64_t created, struct ch_error *err);
+    uint64_t first_seq, int64_t created, uint32_t flags, struct ch_error *err);
 
 /* What is at the end of a segment. */
 struct ch_tail {

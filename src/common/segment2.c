@@ -369,7 +369,7 @@ frame_before(int fd, const struct ch_seghdr *hdr, uint64_t pos,
 static int
 enter_from_after(struct ch_segcur *c, uint64_t target)
 {
-	struct ch_seghdr hdr = { c->format, 0, c->fb.first_seq, c->fb.created };
+	struct ch_seghdr hdr = { c->format, 0, c->fb.first_seq, c->fb.created, 0 };
 	unsigned char hb[CH_FRAME_HDR_MAX];
 	struct ch_framehdr f, v;
 	uint64_t ends[2], F, seq;

@@ -14,6 +14,7 @@
 #include "lock.h"
 #include "notify.h"
 #include "parse.h"
+#include "sealsync.h"
 #include "segment.h"
 #include "writer.h"
 
@@ -142,13 +143,12 @@ open_segment(struct ch_writer *w, uint64_t base, struct ch_error *err)
 }
 
 /*
- * sync=periodic and none: start writeback of every WRITEBACK_BYTES
- * written, without waiting for it, so that the disk works while we append
- * and the periodic, final or rollover fdatasync finds little left to do.
- * Bulk input then runs at about the speed of one write-and-fdatasync of
- * the same bytes (P2).  Under none the rollover's fdatasync of the sealed
- * segment (see finish_roll) cost 0.26-0.44 s -> 0.73-0.77 s for 200 MB
- * through three rollovers; with this, 0.52-0.64 s.
+ * sync=periodic: start writeback of every WRITEBACK_BYTES written,
+ * without waiting for it, so that the disk works while we append and the
+ * periodic, final or rollover fdatasync finds little left to do.  Bulk
+ * input then runs at about the speed of one write-and-fdatasync of the
+ * same bytes (P2).  Under none nothing waits for the disk (a rollover
+ * does not sync: see roll), so the kernel writes back in its own time.
  */
 #define WRITEBACK_BYTES (4u << 20)
 
@@ -156,7 +156,7 @@ static void
 kick_writeback(struct ch_writer *w)
 {
 #ifdef SYNC_FILE_RANGE_WRITE
-	if (w->o.sync == CH_SYNC_ALWAYS || w->end < w->wb_from ||
+	if (w->o.sync != CH_SYNC_PERIODIC || w->end < w->wb_from ||
 	    w->end - w->wb_from < WRITEBACK_BYTES)
 		return;
 	(void)sync_file_range(w->segfd, (off_t)w->wb_from,
@@ -185,24 +185,62 @@ last_entry(struct ch_writer *w, struct ch_idxent *last, struct ch_error *err)
 
 static int load(struct ch_writer *w, struct ch_error *err);
 
+/*
+ * The active segment's header says the segment before it was sealed
+ * without fdatasync (a rollover under sync none): make that one durable,
+ * and clear the flag (sealsync.h).  Before anything that promises the
+ * records before it: a sync under periodic or always, the next rollover.
+ * A segment before it whose tail a power failure took keeps the flag on
+ * disk for chcompact --repair; this writer goes on.
+ */
+static int
+sync_sealed(struct ch_writer *w, int locked, struct ch_error *err)
+{
+	int rc = ch_sealsync(w->ch, w->seg.base, locked, err);
+
+	if (rc < 0)
+		return -1;
+	if (rc != CH_SEALSYNC_SYNCED)
+		w->seg.flags &= ~CH_SEGF_PRED_UNSYNCED;
+	return 0;
+}
+
+/* The header flags of a segment made after sealing the active one: under
+ * sync none, the sealed segment is not synced and the new one says so;
+ * otherwise it is synced first. */
+static int
+sealed_flags(struct ch_writer *w, uint32_t *flags, struct ch_error *err)
+{
+	*flags = 0;
+	if (w->o.sync == CH_SYNC_NONE) {
+		*flags = CH_SEGF_PRED_UNSYNCED;
+		return 0;
+	}
+	if (ch_fdatasync(w->segfd) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "fdatasync sealed segment");
+	return 0;
+}
+
 /* Make sure segment `base` exists and is indexed, and make it active.
  * Finishes a rollover that we, or a crashed writer, started. */
 static int
 finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
-    struct ch_error *err)
+    uint32_t flags, struct ch_error *err)
 {
 	struct ch_idxent last;
 
-	/* A rollover is durable whatever the sync policy, in this order: the
-	 * sealed segment (roll), the new segment and its name, its index
-	 * entry.  It costs three syncs per segment_bytes written.  Without
-	 * them a power loss under sync: none could keep a new segment while
-	 * losing the seal or the records before it (a hole in the middle of
-	 * the channel, or a segment nothing leads to), or keep a later index
-	 * entry and lose an earlier one (a corrupt index). */
+	/* A rollover is durable in this order: the sealed segment (roll:
+	 * fdatasynced, or under sync none the new segment's flag says it is
+	 * not), the new segment and its name, its index entry.  Without
+	 * that, a power loss could keep a new segment while losing the seal
+	 * or the records before it with nothing to say they may be lost (a
+	 * hole in the middle of the channel, or a segment nothing leads to),
+	 * or keep a later index entry and lose an earlier one (a corrupt
+	 * index).  The new header, flag included, is fdatasynced before its
+	 * rename: it is on disk before any record in the new segment. */
 	int64_t now = ch_now_ns();
 	if (ch_segment_create(w->ch->dirfd, base, w->format, first_seq,
-	    now > w->last_ts ? now : w->last_ts, 1, 0666, err) < 0)
+	    now > w->last_ts ? now : w->last_ts, flags, 1, 0666, err) < 0)
 		return -1;
 	if (open_segment(w, base, err) < 0)
 		return -1;
@@ -314,7 +352,9 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 			 * one again would put records where no reader looks. */
 			if (last.base >= next)
 				return load(w, err);
-			if (finish_roll(w, next, t.next_seq, err) < 0)
+			uint32_t flags;
+			if (sealed_flags(w, &flags, err) < 0 ||
+			    finish_roll(w, next, t.next_seq, flags, err) < 0)
 				return -1;
 			hint = 0;
 			continue;
@@ -341,7 +381,7 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 		if (t.end > CH_SEG_HDR)
 			return roll(w, ch_now_ns(), err);
 		if (ch_segment_reformat(w->ch->dirfd, w->seg.base, w->format,
-		    w->seg.first_seq, w->seg.created, err) < 0 ||
+		    w->seg.first_seq, w->seg.created, w->seg.flags, err) < 0 ||
 		    open_segment(w, w->seg.base, err) < 0)
 			return -1;
 		hint = 0;
@@ -349,7 +389,8 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 }
 
 /* The active segment, from the last index entry.  One that holds no
- * record and whose header a crash tore gets its header again. */
+ * record and whose header a crash tore gets its header again, with the
+ * flag that the segment before may be unsynced: nothing says it is not. */
 static int
 load(struct ch_writer *w, struct ch_error *err)
 {
@@ -371,7 +412,7 @@ load(struct ch_writer *w, struct ch_error *err)
 		    fstatat(w->ch->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode) || st.st_size > CH_SEG_HDR ||
 		    ch_segment_reformat(w->ch->dirfd, e.base, w->format,
-		    e.first_seq, e.created, err) < 0 ||
+		    e.first_seq, e.created, CH_SEGF_PRED_UNSYNCED, err) < 0 ||
 		    open_segment(w, e.base, err) < 0)
 			return -1;
 	}
@@ -427,8 +468,13 @@ roll(struct ch_writer *w, int64_t now, struct ch_error *err)
 {
 	unsigned char buf[CH_SEAL_MAX], *seal;
 	struct ch_seal s;
-	uint32_t len;
+	uint32_t len, flags;
 	int64_t ts = now > w->last_ts ? now : w->last_ts;
+
+	/* The segment sealed by the rollover before this one, if that was
+	 * not synced: by now the kernel has written it back. */
+	if ((w->seg.flags & CH_SEGF_PRED_UNSYNCED) && sync_sealed(w, 1, err) < 0)
+		return -1;
 
 	s.records = w->next_seq - w->seg.first_seq;
 	s.first_ts = first_ts(w);
@@ -440,17 +486,18 @@ roll(struct ch_writer *w, int64_t now, struct ch_error *err)
 			w->have_state = 0;
 		return -1;
 	}
-	/* Whatever the policy: a sealed segment must be whole on disk before
-	 * its successor exists there (see finish_roll). */
-	if (ch_fdatasync(w->segfd) < 0)
-		return ch_err_sys(err, CH_EXIT_FAIL, "fdatasync sealed segment");
+	/* A sealed segment is whole on disk before its successor exists
+	 * there, or the successor says it may not be (see finish_roll). */
+	if (sealed_flags(w, &flags, err) < 0)
+		return -1;
 	uint64_t base = ch_seg_offset(w->seg.base, w->end);
-	if (finish_roll(w, base, w->next_seq, err) < 0) {
+	if (finish_roll(w, base, w->next_seq, flags, err) < 0) {
 		w->have_state = 0;	/* the next flush finishes it */
 		return -1;
 	}
 	w->end = CH_SEG_HDR;
-	w->dirty = 0;		/* the sealed segment was synced */
+	w->dirty = 0;		/* the sealed segment was synced, or is the
+				 * new one's to sync (its flag) */
 	return 0;
 }
 
@@ -681,6 +728,10 @@ ch_writer_sync(struct ch_writer *w, struct ch_error *err)
 {
 	if (!w->dirty || w->segfd < 0)
 		return 0;
+	/* Every record before ours too: those of a segment sealed without
+	 * a sync. */
+	if ((w->seg.flags & CH_SEGF_PRED_UNSYNCED) && sync_sealed(w, 0, err) < 0)
+		return -1;
 	if (ch_fdatasync(w->segfd) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "fdatasync");
 	w->dirty = 0;

@@ -21,10 +21,11 @@
  * just gets a new header.
  *
  * Rollover (sealing the active segment) under the lock: append a seal
- * record, fdatasync it (unless sync is none), create the next segment
- * (temp file + rename), append its index entry.  A crash between any two
- * steps is finished by the next writer: a sealed last segment means "create
- * the next one", a segment missing from the index means "append it".
+ * record, fdatasync the segment (under sync none, instead flag the next
+ * one: sealsync.h), create the next segment (temp file + rename), append
+ * its index entry.  A crash between any two steps is finished by the next
+ * writer: a sealed last segment means "create the next one", a segment
+ * missing from the index means "append it".
  */
 #ifndef CH_WRITER_H
 #define CH_WRITER_H

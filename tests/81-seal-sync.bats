@@ -1,0 +1,270 @@
+#!/usr/bin/env bats
+# A rollover under --sync=none does not wait for the disk: the sealed
+# segment is not fdatasynced, and the new segment's header says so
+# (channel(5), SEGMENT FORMAT byte 40, Rollover).  Who makes it durable
+# and clears the flag; what a power failure that took its tail looks like
+# to readers, the check and --repair, with the flag and without.
+
+setup() {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/format"
+	common_setup
+	new_channel segment_bytes=4096
+}
+teardown() { ops_teardown; }
+
+# flag SEG: byte 40 of a segment's header, in hex.
+flag() { bytes "$1" 40 1; }
+# newest: the path of the newest segment.
+newest() { echo "$CH/$(segments | tail -n1)"; }
+
+# records N: N lines rec-1 ... as fill (helpers/ops) makes them.
+records() {
+	local i
+	for ((i = 1; i <= $1; i++)); do
+		printf 'rec-%d padding padding padding padding\n' "$i"
+	done
+}
+
+# one_roll: 100 records into the new channel with one chpub under
+# --sync=none: one rollover in either format (two segments).
+one_roll() {
+	records 100 | chpub --sync=none "$CH"
+	assert_equal "$(segments | wc -l)" 2
+}
+
+# lose_tail HOW: what a power failure may leave of the first segment's
+# unsynced tail: its last 300 bytes zeroed ("zero"), or cut off ("cut").
+lose_tail() {
+	local s0 n
+	s0=$(seg0)
+	n=$(size "$s0")
+	if [[ $1 == zero ]]; then
+		dd if=/dev/zero of="$s0" bs=1 seek=$((n - 300)) count=300 \
+		    conv=notrunc status=none
+	else
+		truncate -s $((n - 300)) "$s0"
+	fi
+}
+
+# clear_flag SEG: the header without the flag, its CRC made right (as
+# main's chpub, which always synced the sealed segment, writes it).
+clear_flag() {
+	printf '\0' | dd of="$1" bs=1 seek=40 conv=notrunc status=none
+	fix_seghdr_crc "$1"
+}
+
+@test "a rollover under --sync=none flags the new segment and does not fdatasync the sealed one" {
+	command strace -f -o /dev/null true 2>/dev/null ||
+		skip "strace cannot trace processes here"
+	local s0
+	s0=$(seg0)
+	records 100 >"$T/in"
+	strace -f -y -e trace=fdatasync,fsync -o "$T/trace" \
+	    chpub --sync=none "$CH" <"$T/in"
+	assert_equal "$(segments | wc -l)" 2
+	assert_equal "$(flag "$s0")" 00
+	assert_equal "$(flag "$(newest)")" 01
+	# The new segment's temp file and the directory are synced; the
+	# sealed segment is not.
+	run grep -c "fdatasync(.*\.seg\.tmp>" "$T/trace"
+	assert_output 1
+	run grep "$(basename "$s0")>" "$T/trace"
+	assert_failure
+	# Readers take it for what it is: a sound channel.
+	run -0 chcompact --check "$CH"
+	assert_output ""
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 100
+}
+
+@test "a rollover under --sync=periodic or always still syncs the sealed segment, unflagged" {
+	local sync
+	for sync in periodic always; do
+		rm -rf "$CH"
+		new_channel segment_bytes=4096
+		records 100 | chpub --sync="$sync" "$CH"
+		assert_equal "$(segments | wc -l)" 2
+		assert_equal "$(flag "$(newest)")" 00
+	done
+}
+
+@test "a writer under --sync=always or periodic makes the sealed segment durable and clears the flag; one under none does not" {
+	one_roll
+	chpub --sync=none "$CH" more
+	assert_equal "$(flag "$(newest)")" 01
+	chpub --sync=always "$CH" more
+	assert_equal "$(flag "$(newest)")" 00
+
+	rm -rf "$CH"
+	new_channel segment_bytes=4096
+	one_roll
+	chpub --sync=periodic "$CH" more
+	assert_equal "$(flag "$(newest)")" 00
+}
+
+@test "an offset commit makes the sealed segment durable, before the offset, and clears the flag" {
+	command strace -f -o /dev/null true 2>/dev/null ||
+		skip "strace cannot trace processes here"
+	one_roll
+	assert_equal "$(flag "$(newest)")" 01
+	strace -f -y -e trace=fdatasync,renameat,renameat2,rename \
+	    -o "$T/trace" chsub -n 1 --from=earliest "$CH" s >/dev/null
+	assert_equal "$(flag "$(newest)")" 00
+	# The sealed segment is synced before the offset is renamed in.
+	local synced renamed
+	synced=$(grep -n "fdatasync(.*$(basename "$(seg0)")>" "$T/trace" |
+	    head -n1 | cut -d: -f1)
+	renamed=$(grep -n 'rename.*"offset"' "$T/trace" | head -n1 | cut -d: -f1)
+	[[ -n $synced && -n $renamed ]] && ((synced < renamed)) ||
+		{ cat "$T/trace"; false; }
+}
+
+@test "the next rollover clears the flag of the segment before it" {
+	one_roll
+	local second
+	second=$(newest)
+	records 100 | chpub --sync=none "$CH"
+	(($(segments | wc -l) >= 3))
+	assert_equal "$(flag "$second")" 00
+	assert_equal "$(flag "$(newest)")" 01
+}
+
+@test "chcompact clears the flag; chcompact --check leaves it and says so only with -v" {
+	one_roll
+	run -0 --separate-stderr chcompact --check "$CH"
+	assert_equal "$stderr" ""
+	run -0 --separate-stderr chcompact -v --check "$CH"
+	assert_equal "$(flag "$(newest)")" 01
+	[[ $stderr == *"$(basename "$(newest)"): the segment before it was sealed without fdatasync (sync: none)"* ]] ||
+		{ echo "$stderr"; false; }
+	run -0 chcompact "$CH"
+	assert_equal "$(flag "$(newest)")" 00
+}
+
+# lost_tail_repaired HOW: the checks on a channel whose first segment lost
+# its tail the HOW way, with the second segment's flag set.
+lost_tail_repaired() {
+	one_roll
+	local first second lost
+	first=$(u64 "$(newest)" 24)
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 100
+	lose_tail "$1"
+
+	# Readers deliver what is before the loss, then report it.
+	run -65 --separate-stderr chsub --peek --from=earliest "$CH"
+	local before=${#lines[@]}
+	((before > 0 && before < first)) || { echo "$before"; false; }
+	assert_equal "${lines[-1]}" "rec-$before padding padding padding padding"
+	[[ $stderr == *"segment damaged from offset"*"to its end (use --skip-corrupt to skip it)" ]] ||
+		{ echo "$stderr"; false; }
+	lost=$((first - before))
+
+	# --skip-corrupt goes on in the next segment, saying how many.
+	run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$CH"
+	assert_equal "${#lines[@]}" $((100 - lost))
+	[[ $stderr == *", $lost record"*" lost"* ]] || { echo "$stderr"; false; }
+
+	# The check reports it as the loss the flag allows; --repair fills it.
+	run -65 --separate-stderr chcompact --check "$CH"
+	[[ $stderr == *"$(basename "$(seg0)"): lost its tail from offset"*"($lost record"*"sealed without fdatasync"* ]] ||
+		{ echo "$stderr"; false; }
+	run -0 --separate-stderr chcompact --check --repair "$CH"
+	[[ $stderr == *"repaired: $(basename "$(seg0)"): wrote a gap record for the $lost record"*" lost from offset"*", and the seal"* ]] ||
+		{ echo "$stderr"; false; }
+	assert_equal "$(flag "$(newest)")" 00
+	run -0 --separate-stderr chcompact --check "$CH"
+	assert_equal "$stderr" ""
+
+	# Every record after the loss reads, numbered as published; readers
+	# skip the gap with a warning.
+	run -0 --separate-stderr chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_equal "${#lines[@]}" $((100 - lost))
+	# (record numbers count from 0: rec-N is number N-1)
+	assert_equal "${lines[$((before - 1))]}" "$((before - 1)) rec-$before padding padding padding padding"
+	assert_equal "${lines[$before]}" "$first rec-$((first + 1)) padding padding padding padding"
+	assert_equal "${lines[-1]}" "99 rec-100 padding padding padding padding"
+	[[ $stderr == *"$lost record"*" lost at offset"* ]] || { echo "$stderr"; false; }
+	# The writer goes on after it, numbering on.
+	chpub "$CH" after
+	run -0 chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_equal "${lines[-1]}" "100 after"
+}
+
+@test "a sealed segment whose unsynced tail a power failure zeroed: chsub 65, --skip-corrupt, --repair" {
+	lost_tail_repaired zero
+}
+
+@test "a sealed segment that a power failure left shorter: chsub 65, --skip-corrupt, --repair extends it" {
+	lost_tail_repaired cut
+}
+
+@test "the same damage without the flag is corruption, left unrepaired" {
+	local how
+	for how in zero cut; do
+		rm -rf "$CH"
+		new_channel segment_bytes=4096
+		one_roll
+		clear_flag "$(newest)"
+		lose_tail "$how"
+		run -65 chsub --peek --from=earliest "$CH"
+		run -65 --separate-stderr chcompact --check --repair "$CH"
+		[[ $stderr == *"not sealed, but a newer segment exists"* ]] ||
+			{ echo "$stderr"; false; }
+		[[ $stderr != *"lost its tail"* && $stderr != *"repaired:"* ]] ||
+			{ echo "$stderr"; false; }
+		run -65 chcompact --check "$CH"
+	done
+}
+
+@test "a writer under --sync=always after the loss goes on, and leaves the flag for --repair" {
+	one_roll
+	lose_tail zero
+	run -0 chpub --sync=always "$CH" after
+	assert_equal "$(flag "$(newest)")" 01
+	run -0 chcompact --check --repair "$CH"
+	assert_equal "$(flag "$(newest)")" 00
+	run -0 chcompact --check "$CH"
+}
+
+@test "--repair removes the empty segment of a rollover that a power failure cut off from the segment before it" {
+	one_roll
+	local second idx
+	second=$(newest)
+	# The state a power failure leaves when it comes after the new
+	# segment's name was synced but before its index entry was, and takes
+	# the sealed segment's unsynced tail, seal included: a segment file
+	# holding only its header, that nothing leads to.
+	truncate -s 64 "$second"
+	idx=$(size "$CH/index")
+	truncate -s $((idx - 32)) "$CH/index"
+	lose_tail cut
+	run -65 --separate-stderr chcompact --check "$CH"
+	[[ $stderr == *"$(basename "$second"): segment file not in the index"* ]] ||
+		{ echo "$stderr"; false; }
+	run -0 --separate-stderr chcompact --check --repair "$CH"
+	[[ $stderr == *"repaired: removed $(basename "$second"): it held only a header"* ]] ||
+		{ echo "$stderr"; false; }
+	assert_file_not_exists "$second"
+	run -0 chcompact --check "$CH"
+	run -0 chpub "$CH" after
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_equal "${lines[-1]}" after
+}
+
+@test "an empty segment file without the flag, not in the index, is left" {
+	one_roll
+	local second idx
+	second=$(newest)
+	truncate -s 64 "$second"
+	clear_flag "$second"
+	idx=$(size "$CH/index")
+	truncate -s $((idx - 32)) "$CH/index"
+	lose_tail cut
+	run -65 --separate-stderr chcompact --check --repair "$CH"
+	[[ $stderr == *"not repaired: $(basename "$second"): holds records, or is not from a rollover under sync none"* ]] ||
+		{ echo "$stderr"; false; }
+	assert_file_exists "$second"
+}
