@@ -74,8 +74,26 @@ explore() {
 	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: [1-9][0-9]*, "
 }
 
+@test "the explorer catches a rollover under --sync=none whose new segment does not say the sealed one is unsynced" {
+	[[ -x $BROKEN/chpub ]] || skip "tests/broken not built (make check builds it)"
+	CH_BROKEN_ORDER=roll-no-flag explore --bin "$BROKEN" \
+	    --workloads roll-none-once --max-states 0 --show 2
+	assert_equal "$status" 1
+	assert_line --partial "does not say it was sealed without a sync"
+	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: [1-9][0-9]*, "
+}
+
+@test "the explorer catches the flag cleared before the segment sealed without a sync is durable" {
+	[[ -x $BROKEN/chpub ]] || skip "tests/broken not built (make check builds it)"
+	CH_BROKEN_ORDER=flag-clear-before-sync explore --bin "$BROKEN" \
+	    --workloads roll-none-once --max-states 0 --show 2
+	assert_equal "$status" 1
+	assert_line --partial "does not say it was sealed without a sync"
+	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: [1-9][0-9]*, "
+}
+
 @test "the probe workloads pass on the real tools" {
-	explore --workloads commit-once,roll-once
+	explore --workloads commit-once,roll-once,roll-none-once
 	((status == 0)) || { echo "$output"; false; }
 	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: 0, "
 }

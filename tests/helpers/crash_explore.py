@@ -367,6 +367,19 @@ class Rules:
         allowed = self.allowed(k, j)
         self.check_records(k, raw, allowed, "the read before recovery",
                            problems)
+        # A sealed segment loses its tail to a power failure only when it
+        # was sealed without fdatasync, which its successor's header says
+        # (a rollover under sync none): any other such loss is a broken
+        # order.
+        flags = res.get(("seg-flags", k), [0, "", ""])[1]
+        for m in re.finditer(r"segment damaged from offset (\d+) to its end",
+                             err):
+            if not lost_tail_flagged(flags, int(m.group(1))):
+                problems.append("a sealed segment of %s lost its tail from "
+                                "offset %s, and the segment after it does "
+                                "not say it was sealed without a sync "
+                                "(segments and flags: %s)" % (
+                                    k, m.group(1), flags))
         got = {r[3] for r in raw}
         must = self.must_have(k, j, done)
         lost = [p for p in must if p not in got]
@@ -486,6 +499,36 @@ class Rules:
 
 
 # -- checking one state -------------------------------------------------------
+def seg_flags(path):
+    """The segments of a channel in a crash state, before any tool ran:
+    "BASE:FLAG ..." with byte 40 of each header (channel(5): 1 when the
+    segment before it was sealed without fdatasync)."""
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(path) if n.endswith(".seg"))
+    except OSError:
+        return ""
+    for n in names:
+        with open(os.path.join(path, n), "rb") as f:
+            h = f.read(41)
+        out.append("%d:%d" % (int(n[:-4]), h[40] & 1 if len(h) > 40 else 0))
+    return " ".join(out)
+
+
+def lost_tail_flagged(flags, off):
+    """Is the loss of a segment's tail from offset off one the persistence
+    model allows: is the segment after the damaged one flagged?  The
+    damaged one holds off, or, if off is the base of the next (only its
+    seal was lost), is the one before."""
+    segs = sorted(tuple(int(x) for x in e.split(":")) for e in flags.split())
+    for i, (b, _) in enumerate(segs):
+        holds = b <= off and (i + 1 == len(segs) or segs[i + 1][0] >= off)
+        if holds and i + 1 < len(segs) and segs[i + 1][1] == 1:
+            return True
+    return False
+
+
+# -- checking one state (running the tools) ------------------------------------
 class Checker:
     def __init__(self, meta, tools, scratch):
         self.meta = meta
@@ -503,6 +546,7 @@ class Checker:
         res = {}
         subs = {}
         for k, p in paths.items():
+            res[("seg-flags", k)] = [0, seg_flags(p), ""]
             res[("raw-read", k)] = t.run(["chsub", "--peek",
                                           "--from=earliest", FMT, p])
             if os.path.isdir(os.path.join(p, "subscribers")):

@@ -198,6 +198,21 @@ def w_roll_once(rng):
         size="probe")
 
 
+def w_roll_none_once(rng):
+    """A probe for the explorer's own tests: one rollover under
+    --sync=none (the sealed segment is not synced, the new one flagged),
+    then a record under --sync=always, which makes it durable."""
+    return Workload("roll-none-once", [
+        pub("publish 6 records that roll over (none)",
+            recs("o", 6, rng, 200, 300), "none"),
+        pub("publish one more (always)", recs("a", 1, rng, 40, 60),
+            "always"),
+    ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
+              config("ch", segment_bytes=4096),
+              pub("fill", recs("f", 14, rng, 200, 250), "always")],
+        size="probe")
+
+
 def w_commit_once(rng):
     """A probe for the explorer's own tests: one registration and
     commit."""
@@ -251,4 +266,5 @@ def workloads(seed):
             w_handler(rng), w_mixed(rng)]
     # Drawn last, so that adding them changed no other workload's records.
     out += [w_roll_once(rng), w_commit_once(rng)]
+    out += [w_roll_none_once(rng)]
     return out
