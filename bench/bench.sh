@@ -172,12 +172,13 @@ if want P1 chpub; then
 		'rm -f $S/dst; rate $BYTES $(secs "cat \$S/src | cat > \$S/dst") | sed "s/^/v=/"'
 	report3 P1 "bulk chpub --sync=none vs cat > file (B/s)" B/s v ">=0.85"
 	P1_V=$(medkey "$S/a" v)
-	# channel(5), Rollover: a sealed segment is on stable storage before
-	# its successor exists, whatever the sync policy.  No writer keeping
-	# that rule beats this one once the input is longer than a segment:
-	# the first 64 MiB (segment_bytes' default) fdatasynced, the rest into
-	# the page cache, and no framing at all.  P1c is that ceiling against
-	# cat > file (the most P1 can be here); P1d is chpub against it.
+	# Before branch seal-sync, channel(5)'s rollover put a sealed segment
+	# on stable storage before its successor existed, whatever the sync
+	# policy; no writer keeping that rule beats this one once the input
+	# is longer than a segment: the first 64 MiB (segment_bytes' default)
+	# fdatasynced, the rest into the page cache, and no framing at all.
+	# P1c is that old ceiling against cat > file; P1d is chpub against it
+	# (above 1 now that a rollover under --sync=none does not sync).
 	if [ "$BYTES" -gt $((64 << 20)) ]; then
 		abab "$RUNS" "$S/a" "$S/b" \
 			'rm -f $S/dst $S/dst2; rate $BYTES $(secs "cat \$S/src | { dd bs=1M count=64 iflag=fullblock conv=fdatasync status=none of=\$S/dst && cat > \$S/dst2; }") | sed "s/^/v=/"' \
