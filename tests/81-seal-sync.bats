@@ -268,3 +268,40 @@ lost_tail_repaired() {
 		{ echo "$stderr"; false; }
 	assert_file_exists "$second"
 }
+
+@test "a rollover that finds such an empty segment at its name, with another first record number, writes its own header over it" {
+	one_roll
+	local s0 second idx n seal first
+	s0=$(seg0)
+	second=$(newest)
+	first=$(u64 "$second" 24)
+	# The leftover of a rollover cut off by a power failure, at the very
+	# offset where the next rollover seals again, but numbered otherwise
+	# (the records lost before it were not as many as those published
+	# since): the seal gone, the segment not in the index, its header
+	# numbered 5 further.
+	truncate -s 64 "$second"
+	python3 - "$second" <<'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(24)
+    n = struct.unpack('<Q', f.read(8))[0]
+    f.seek(24)
+    f.write(struct.pack('<Q', n + 5))
+PY
+	fix_seghdr_crc "$second"
+	idx=$(size "$CH/index")
+	truncate -s $((idx - 32)) "$CH/index"
+	n=$(size "$s0")
+	seal=$(u32 "$s0" $((n - 4)))
+	truncate -s $((n - seal)) "$s0"
+	# A record too large for what is left of the segment: sealed again
+	# right there, at the leftover's name.
+	run -0 chpub --sync=none "$CH" "big-$(printf '%0300d' 0)"
+	assert_equal "$(newest)" "$second"
+	run -0 --separate-stderr chcompact --check "$CH"
+	assert_equal "$stderr" ""
+	run -0 chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_equal "${#lines[@]}" $((first + 1))
+	[[ ${lines[-1]} == "$first big-"* ]] || { echo "${lines[-1]}"; false; }
+}
