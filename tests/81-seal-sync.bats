@@ -305,3 +305,23 @@ PY
 	assert_equal "${#lines[@]}" $((first + 1))
 	[[ ${lines[-1]} == "$first big-"* ]] || { echo "${lines[-1]}"; false; }
 }
+
+@test "a sealed segment that lost only its seal: --repair writes the seal again" {
+	one_roll
+	local s0 n seal
+	s0=$(seg0)
+	n=$(size "$s0")
+	seal=$(u32 "$s0" $((n - 4)))
+	truncate -s $((n - seal)) "$s0"
+	run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 100
+	run -65 --separate-stderr chcompact --check "$CH"
+	[[ $stderr == *"$(basename "$s0"): lost its seal at offset"* ]] ||
+		{ echo "$stderr"; false; }
+	run -0 --separate-stderr chcompact --check --repair "$CH"
+	[[ $stderr == *"repaired: $(basename "$s0"): wrote its seal again at offset"* ]] ||
+		{ echo "$stderr"; false; }
+	assert_equal "$(size "$s0")" "$n"
+	assert_equal "$(flag "$(newest)")" 00
+	run -0 chcompact --check "$CH"
+}

@@ -76,6 +76,12 @@ channel_sound() {
 
 @test "chpub --sync=always: fdatasync failing (EIO) exits 1; an interrupted one (EINTR) is retried" {
 	need_fiu
+	# The setup's rollovers under sync none left the segment sealed last
+	# unsynced (channel(5), Rollover): a writer under always syncs it
+	# first, and a failure there is one too.
+	run -1 --separate-stderr fiu posix/io/sync/fdatasync 5 chpub --sync=always "$CH" "$(rec x 0 50)"
+	assert_equal "$stderr" "chpub: $CH: fdatasync sealed segment: Input/output error"
+	run -0 chpub --sync=always "$CH" "$(rec w 1 50)"
 	run -1 --separate-stderr fiu posix/io/sync/fdatasync 5 chpub --sync=always "$CH" "$(rec x 1 50)"
 	assert_equal "$stderr" "chpub: $CH: fdatasync: Input/output error"
 	# -p prints no offset of a record not known to be on stable storage

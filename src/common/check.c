@@ -282,15 +282,24 @@ lost_tail(struct ctx *c, const char *name, uint64_t base, uint64_t pos,
 	uint64_t off = ch_seg_offset(base, pos), n = nh->first_seq - lost;
 	uint64_t count;
 
-	say(c, CH_REPORT_WARN, "%s: lost its tail from offset %llu (%llu "
-	    "record%s): it was sealed without fdatasync (sync: none) and a "
-	    "power failure took the rest; repairable: chcompact --repair",
-	    name, (unsigned long long)off, (unsigned long long)n,
-	    n == 1 ? "" : "s");
+	if (n)
+		say(c, CH_REPORT_WARN, "%s: lost its tail from offset %llu "
+		    "(%llu record%s): it was sealed without fdatasync (sync: "
+		    "none) and a power failure took the rest; repairable: "
+		    "chcompact --repair", name, (unsigned long long)off,
+		    (unsigned long long)n, n == 1 ? "" : "s");
+	else
+		say(c, CH_REPORT_WARN, "%s: lost its seal at offset %llu: it "
+		    "was sealed without fdatasync (sync: none) and a power "
+		    "failure took it; repairable: chcompact --repair", name,
+		    (unsigned long long)off);
 	if (!c->repair)
 		return 0;
 	int rc = ch_repair_lost_tail(c->ch, base, pos, lost, nh, &count, err);
-	if (rc == CH_REPAIR_DONE)
+	if (rc == CH_REPAIR_DONE && count == 0)
+		fixed(c, "%s: wrote its seal again at offset %llu", name,
+		    (unsigned long long)off);
+	else if (rc == CH_REPAIR_DONE)
 		fixed(c, "%s: wrote a gap record for the %llu record%s lost "
 		    "from offset %llu, and the seal", name,
 		    (unsigned long long)count, count == 1 ? "" : "s",
