@@ -121,14 +121,110 @@ clear_flag() {
 		{ cat "$T/trace"; false; }
 }
 
-@test "the next rollover clears the flag of the segment before it" {
-	one_roll
-	local second
-	second=$(newest)
-	records 100 | chpub --sync=none "$CH"
-	(($(segments | wc -l) >= 3))
-	assert_equal "$(flag "$second")" 00
-	assert_equal "$(flag "$(newest)")" 01
+# flags: byte 40 of every segment, oldest first, one line.
+flags() {
+	local f out=()
+	for f in $(segments); do
+		out+=("$(flag "$CH/$f")")
+	done
+	echo "${out[*]}"
+}
+
+# many_rolls: 400 records under --sync=none, each chpub its own: several
+# rollovers, none of them waiting for the disk.
+many_rolls() {
+	local i
+	for ((i = 0; i < 4; i++)); do
+		records 100 | chpub --sync=none "$CH"
+	done
+	(($(segments | wc -l) >= 5))
+}
+
+@test "rollovers under --sync=none do not sync each other: every sealed segment stays unsynced, each flagged in its successor" {
+	command strace -f -o /dev/null true 2>/dev/null ||
+		skip "strace cannot trace processes here"
+	records 400 >"$T/in"
+	strace -f -y -e trace=fdatasync,fsync -o "$T/trace" \
+	    chpub --sync=none "$CH" <"$T/in"
+	local n
+	n=$(segments | wc -l)
+	((n >= 5))
+	# Every segment but the first says the one before it is unsynced.
+	assert_equal "$(flags)" "00$(printf ' 01%.0s' $(seq 2 "$n"))"
+	run grep -E "fdatasync\(.*/?[0-9]{20}\.seg>" "$T/trace"
+	assert_failure
+	run -0 chcompact --check "$CH"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 400
+}
+
+@test "an offset commit makes every segment sealed without a sync durable, oldest first, and clears every flag" {
+	command strace -f -o /dev/null true 2>/dev/null ||
+		skip "strace cannot trace processes here"
+	many_rolls
+	local n segs
+	n=$(segments | wc -l)
+	mapfile -t segs < <(segments)
+	strace -f -y -e trace=fdatasync,pwrite64,renameat,renameat2,rename \
+	    -o "$T/trace" chsub -n 1 --from=earliest "$CH" s >/dev/null
+	assert_equal "$(flags)" "00$(printf ' 00%.0s' $(seq 2 "$n"))"
+	# Each sealed segment is synced before the flag that speaks for it
+	# is cleared, the oldest first, all before the offset is renamed in.
+	local i last=0 synced cleared renamed
+	renamed=$(grep -n 'rename.*"offset"' "$T/trace" | head -n1 | cut -d: -f1)
+	for ((i = 0; i < n - 1; i++)); do
+		synced=$(grep -n "fdatasync(.*${segs[i]}>" "$T/trace" |
+		    head -n1 | cut -d: -f1)
+		cleared=$(grep -n "pwrite64(.*${segs[i + 1]}>" "$T/trace" |
+		    head -n1 | cut -d: -f1)
+		[[ -n $synced && -n $cleared && -n $renamed ]] &&
+		    ((last < synced && synced < cleared && cleared < renamed)) ||
+			{ echo "segment $i: $synced $cleared $renamed"; cat "$T/trace"; false; }
+		last=$cleared
+	done
+}
+
+@test "a writer under --sync=always makes every segment sealed without a sync durable; chcompact too" {
+	many_rolls
+	local n
+	n=$(segments | wc -l)
+	chpub --sync=always "$CH" more
+	assert_equal "$(flags)" "00$(printf ' 00%.0s' $(seq 2 "$n"))"
+
+	rm -rf "$CH"
+	new_channel segment_bytes=4096
+	many_rolls
+	n=$(segments | wc -l)
+	run -0 chcompact "$CH"
+	assert_equal "$(flags)" "00$(printf ' 00%.0s' $(seq 2 "$n"))"
+}
+
+@test "a rollover under --sync=periodic after rollovers under none syncs them all first: no unflagged segment after an unsynced one" {
+	many_rolls
+	records 100 | chpub --sync=periodic "$CH"
+	local n
+	n=$(segments | wc -l)
+	assert_equal "$(flags)" "00$(printf ' 00%.0s' $(seq 2 "$n"))"
+}
+
+@test "power failures took the tails of two segments sealed without a sync: --repair fixes both" {
+	many_rolls
+	local segs n0 n1 total
+	mapfile -t segs < <(segments)
+	total=$(chsub --peek --from=earliest "$CH" | wc -l)
+	n0=$(size "$CH/${segs[0]}")
+	n1=$(size "$CH/${segs[2]}")
+	truncate -s $((n0 - 300)) "$CH/${segs[0]}"
+	dd if=/dev/zero of="$CH/${segs[2]}" bs=1 seek=$((n1 - 300)) count=300 \
+	    conv=notrunc status=none
+	run -65 chcompact --check "$CH"
+	run -0 chcompact --repair "$CH"
+	run -0 chcompact --check "$CH"
+	run -0 chsub -q --from=earliest "$CH" s
+	local got=${#lines[@]}
+	((got < total && got > total - 20)) ||
+		{ echo "got $got of $total"; false; }
+	assert_equal "$(flags)" "00$(printf ' 00%.0s' $(seq 2 "${#segs[@]}"))"
 }
 
 @test "chcompact clears the flag; chcompact --check leaves it and says so only with -v" {

@@ -102,6 +102,23 @@ no_sanitizers() {
 	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: [1-9][0-9]*, "
 }
 
+@test "the explorer catches a sync that makes only the newest of several segments sealed without a sync durable" {
+	no_sanitizers
+	[[ -x $BROKEN/chpub ]] || skip "tests/broken not built (make check builds it)"
+	CH_BROKEN_ORDER=sync-newest-only explore --bin "$BROKEN" \
+	    --workloads roll-none-twice --max-states 0 --show 2
+	assert_equal "$status" 1
+	assert_line --partial "acknowledged records of ch missing"
+	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: [1-9][0-9]*, "
+}
+
+@test "rollovers under --sync=none one after another, then a sync: the real tools pass" {
+	no_sanitizers
+	explore --workloads roll-none-twice --max-states 0
+	((status == 0)) || { echo "$output"; false; }
+	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: 0, "
+}
+
 @test "the probe workloads pass on the real tools" {
 	explore --workloads commit-once,roll-once,roll-none-once
 	((status == 0)) || { echo "$output"; false; }

@@ -310,8 +310,8 @@ ch_channel_close(struct ch_channel *ch)
 }
 
 /* Where the channel ends; with `sync`, fdatasync each segment on the way
- * to the newest (normally just the newest), and the segment before it if
- * its header says that was sealed without a sync (sealsync.h). */
+ * to the newest (normally just the newest), and the segments before it
+ * that its header says were sealed without a sync (sealsync.h). */
 static int
 channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
     struct ch_error *err)
@@ -370,7 +370,7 @@ channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
 		 * too, if a rollover under sync none left it unsynced. */
 		if (!t.sealed)
 			return sync && (h.flags & CH_SEGF_PRED_UNSYNCED) &&
-			    ch_sealsync(ch, base, 0, err) < 0 ? -1 : 0;
+			    ch_sealsync_chain(ch, base, 0, err) < 0 ? -1 : 0;
 		/* Sealed: the next segment is the active one, unless a writer
 		 * is between sealing and creating it. */
 		char name[CH_SEG_NAME_LEN + 1];

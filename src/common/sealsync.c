@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -147,18 +148,80 @@ ch_sealsync(struct ch_channel *ch, uint64_t base, int locked,
 	return rc;
 }
 
+/* Whether segment `base` has the flag: 1, 0 (or gone: 0), -1 on an
+ * error. */
+static int
+flagged(struct ch_channel *ch, uint64_t base, struct ch_error *err)
+{
+	struct ch_seghdr h;
+	int fd;
+
+	if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0)
+		return err->code == CH_EXIT_NOINPUT ? 0 : -1;
+	close(fd);
+	return (h.flags & CH_SEGF_PRED_UNSYNCED) != 0;
+}
+
+int
+ch_sealsync_chain(struct ch_channel *ch, uint64_t base, int locked,
+    struct ch_error *err)
+{
+	uint64_t *chain = NULL, pb;
+	size_t n = 0, cap = 0;
+	int rc = 0, worst = CH_SEALSYNC_CLEAR;
+
+	/* The probe of the explorer's own test (tests/broken): only the
+	 * newest segment's flag is seen to. */
+	int newest_only = ch_broken_order("sync-newest-only");
+
+	/* Back from `base` while the flag says the segment before is not
+	 * durable: every rollover under sync none since the last sync. */
+	for (;;) {
+		int f = flagged(ch, base, err);
+		if (f <= 0) {
+			rc = f;
+			break;
+		}
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			uint64_t *p = realloc(chain, c * sizeof *p);
+			if (!p) {
+				rc = ch_err(err, CH_EXIT_FAIL, "out of memory");
+				break;
+			}
+			chain = p;
+			cap = c;
+		}
+		chain[n++] = base;
+		if (newest_only)
+			break;
+		if ((f = pred_base(ch, base, &pb, err)) <= 0) {
+			rc = f;
+			break;
+		}
+		base = pb;
+	}
+	/* Oldest first, each flag cleared only once the segment it speaks
+	 * for is durable; a damaged one keeps its flag and the newer ones
+	 * are still made durable. */
+	while (rc == 0 && n > 0) {
+		int r = ch_sealsync(ch, chain[--n], locked, err);
+		if (r < 0)
+			rc = -1;
+		else if (r == CH_SEALSYNC_DAMAGED ||
+		    (r == CH_SEALSYNC_SYNCED && worst == CH_SEALSYNC_CLEAR))
+			worst = r;
+	}
+	free(chain);
+	return rc < 0 ? -1 : worst;
+}
+
 int
 ch_sealsync_newest(struct ch_channel *ch, struct ch_error *err)
 {
 	struct ch_end end;
-	struct ch_seghdr h;
-	int fd;
 
-	if (ch_channel_end(ch, &end, err) < 0 ||
-	    ch_segment_open(ch->dirfd, end.active_base, 0, &fd, &h, err) < 0)
+	if (ch_channel_end(ch, &end, err) < 0)
 		return -1;
-	close(fd);
-	if (!(h.flags & CH_SEGF_PRED_UNSYNCED))
-		return CH_SEALSYNC_CLEAR;
-	return ch_sealsync(ch, end.active_base, 0, err);
+	return ch_sealsync_chain(ch, end.active_base, 0, err);
 }

@@ -9,8 +9,10 @@
  * failure, and the flag is what lets chcompact --repair tell that loss
  * from corruption.  The flag is cleared once the sealed segment is
  * fdatasynced and found whole, by whoever needs it durable: a writer
- * before it syncs under periodic or always, an offset commit, the next
- * rollover, chcompact (channel(5), Rollover).
+ * before it syncs under periodic or always (and before a rollover under
+ * them), an offset commit, chcompact (channel(5), Rollover).  Rollovers
+ * under sync none do not wait for each other: every segment sealed since
+ * the last of those may be unsynced, each flagged in its successor.
  */
 #ifndef CH_SEALSYNC_H
 #define CH_SEALSYNC_H
@@ -42,7 +44,18 @@ enum {
 int ch_sealsync(struct ch_channel *ch, uint64_t base, int locked,
     struct ch_error *err);
 
-/* chcompact: ch_sealsync() of the newest segment, if it has the flag. */
+/*
+ * Everything before segment `base` durable: ch_sealsync() of `base` and of
+ * every flagged segment before it, back to the first without the flag
+ * (each rollover under sync none since the last sync adds one), oldest
+ * first.  Returns CH_SEALSYNC_DAMAGED if any segment lost its tail (the
+ * others are still made durable), CH_SEALSYNC_SYNCED if some flag had to
+ * stay, else CH_SEALSYNC_CLEAR; -1 on an error.
+ */
+int ch_sealsync_chain(struct ch_channel *ch, uint64_t base, int locked,
+    struct ch_error *err);
+
+/* chcompact: ch_sealsync_chain() from the newest segment. */
 int ch_sealsync_newest(struct ch_channel *ch, struct ch_error *err);
 
 #endif

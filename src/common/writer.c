@@ -188,15 +188,16 @@ static int load(struct ch_writer *w, struct ch_error *err);
 /*
  * The active segment's header says the segment before it was sealed
  * without fdatasync (a rollover under sync none): make that one durable,
- * and clear the flag (sealsync.h).  Before anything that promises the
- * records before it: a sync under periodic or always, the next rollover.
+ * and every one sealed so before it, and clear their flags (sealsync.h).
+ * Before anything that promises the records before it: a sync under
+ * periodic or always, a rollover under them.
  * A segment before it whose tail a power failure took keeps the flag on
  * disk for chcompact --repair; this writer goes on.
  */
 static int
 sync_sealed(struct ch_writer *w, int locked, struct ch_error *err)
 {
-	int rc = ch_sealsync(w->ch, w->seg.base, locked, err);
+	int rc = ch_sealsync_chain(w->ch, w->seg.base, locked, err);
 
 	if (rc < 0)
 		return -1;
@@ -471,9 +472,11 @@ roll(struct ch_writer *w, int64_t now, struct ch_error *err)
 	uint32_t len, flags;
 	int64_t ts = now > w->last_ts ? now : w->last_ts;
 
-	/* The segment sealed by the rollover before this one, if that was
-	 * not synced: by now the kernel has written it back. */
-	if ((w->seg.flags & CH_SEGF_PRED_UNSYNCED) && sync_sealed(w, 1, err) < 0)
+	/* Under periodic or always the new segment will say that all before
+	 * it is durable: the segments sealed by rollovers under none too.
+	 * Under none, no wait for the disk, and the flags chain up. */
+	if (w->o.sync != CH_SYNC_NONE &&
+	    (w->seg.flags & CH_SEGF_PRED_UNSYNCED) && sync_sealed(w, 1, err) < 0)
 		return -1;
 
 	s.records = w->next_seq - w->seg.first_seq;

@@ -213,6 +213,22 @@ def w_roll_none_once(rng):
         size="probe")
 
 
+def w_roll_none_twice(rng):
+    """Rollovers under --sync=none one after another: neither waits for
+    the disk, so two sealed segments are unsynced at once, each flagged
+    in its successor; a record under --sync=always then makes both
+    durable, the older first."""
+    return Workload("roll-none-twice", [
+        pub("publish 22 records that roll over twice (none)",
+            recs("t", 22, rng, 200, 300), "none"),
+        pub("publish one more (always)", recs("a", 1, rng, 40, 60),
+            "always"),
+    ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
+              config("ch", segment_bytes=4096),
+              pub("fill", recs("f", 14, rng, 200, 250), "always")],
+        size="probe")
+
+
 def w_commit_once(rng):
     """A probe for the explorer's own tests: one registration and
     commit."""
@@ -267,4 +283,5 @@ def workloads(seed):
     # Drawn last, so that adding them changed no other workload's records.
     out += [w_roll_once(rng), w_commit_once(rng)]
     out += [w_roll_none_once(rng)]
+    out += [w_roll_none_twice(rng)]
     return out
