@@ -421,3 +421,56 @@ PY
 	assert_equal "$(flag "$(newest)")" 00
 	run -0 chcompact --check "$CH"
 }
+
+# cut_roll: one rollover under none (seg0 sealed, seg1 flagged), then a
+# second one cut off between the seal and the new segment's name (the
+# rename failing, as a full disk or a kill -9 would leave it): seg1
+# sealed and flagged, newest, with no successor.
+# (helpers/crash's shim, without the helpers that would shadow records)
+CHFAULT=${CHFAULT:-${TOP_BUILDDIR:-${BATS_TEST_DIRNAME:-.}/..}/tests/helpers/chfault.so}
+cut_roll() {
+	[[ -f $CHFAULT ]] || skip "tests/helpers/chfault.so not built (make check builds it)"
+	one_roll
+	records 100 >"$T/in"
+	CHFAULT_FAIL=renameat2:1:ENOSPC LD_PRELOAD="$CHFAULT" \
+	    run -1 chpub --sync=none "$CH" <"$T/in"
+	assert_equal "$(flags)" "00 01"
+}
+
+@test "a rollover under --sync=always that finishes one cut off under none first makes the segments sealed without a sync durable" {
+	cut_roll
+	chpub --sync=always "$CH" acked
+	# The finished rollover's new segment is unflagged: every flag
+	# before it must be clear, or nothing would ever look at them.
+	assert_equal "$(flags)" "00 00 00"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_equal "${lines[-1]}" acked
+}
+
+@test "an offset commit while the newest segment is sealed with no successor yet makes the segments before it durable" {
+	cut_roll
+	run -0 chsub -n 1 --from=earliest "$CH" s
+	assert_equal "$(flags)" "00 00"
+}
+
+@test "a rollover that writes its header over a leftover of one cut off after its rename syncs the directory" {
+	command strace -f -o /dev/null true 2>/dev/null ||
+		skip "strace cannot trace processes here"
+	cut_roll
+	# Under none the new segment is named, flagged, and the directory
+	# fsync that would make the name durable fails: not in the index.
+	CHFAULT_FAIL=fsync:1:EIO LD_PRELOAD="$CHFAULT" \
+	    run -1 chpub --sync=none "$CH" x
+	local last
+	last=$(segments | tail -n1)
+	assert_equal "$(flags)" "00 01 01"
+	assert_equal "$(size "$CH/$last")" 64
+	strace -f -y -e trace=pwrite64,fsync -o "$T/trace" \
+	    chpub --sync=always "$CH" acked
+	assert_equal "$(flags)" "00 00 00"
+	local rewritten dirsync
+	rewritten=$(grep -n "pwrite64(.*$last>" "$T/trace" | head -n1 | cut -d: -f1)
+	dirsync=$(grep -n "fsync([0-9]*<$CH>)" "$T/trace" | tail -n1 | cut -d: -f1)
+	[[ -n $rewritten && -n $dirsync ]] && ((rewritten < dirsync)) ||
+		{ cat "$T/trace"; false; }
+}

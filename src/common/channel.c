@@ -366,17 +366,20 @@ channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
 		end->last_ts = t.last_ts;
 		end->active_base = base;
 		end->active_created = h.created;
-		/* The newest segment: with `sync`, the one sealed before it
-		 * too, if a rollover under sync none left it unsynced. */
+		/* The newest segment: with `sync`, the ones sealed before it
+		 * too, if rollovers under sync none left them unsynced. */
+		int chain = sync && (h.flags & CH_SEGF_PRED_UNSYNCED);
 		if (!t.sealed)
-			return sync && (h.flags & CH_SEGF_PRED_UNSYNCED) &&
-			    ch_sealsync_chain(ch, base, 0, err) < 0 ? -1 : 0;
+			return chain && ch_sealsync_chain(ch, base, 0, err) < 0 ?
+			    -1 : 0;
 		/* Sealed: the next segment is the active one, unless a writer
-		 * is between sealing and creating it. */
+		 * is between sealing and creating it (then this one is the
+		 * newest, and so is its chain). */
 		char name[CH_SEG_NAME_LEN + 1];
 		ch_seg_name(name, end->offset);
 		if (faccessat(ch->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-			return 0;
+			return chain && ch_sealsync_chain(ch, base, 0, err) < 0 ?
+			    -1 : 0;
 		base = end->offset;
 		if (hops > 1000000)
 			return ch_err(err, CH_EXIT_DATAERR, "segment chain loops");

@@ -68,9 +68,10 @@ int ch_channel_end(struct ch_channel *ch, struct ch_end *end,
     struct ch_error *err);
 
 /* Put every record published so far on stable storage: fdatasync the
- * newest segment, and the one sealed before it if a rollover under sync
- * none left that unsynced (older ones already are).  Offsets are written
- * only after this, so that no offset outlives the records before it. */
+ * newest segment, and the ones sealed before it that rollovers under sync
+ * none left unsynced (the chain of flags: sealsync.h).  Offsets are
+ * written only after this, so that no offset outlives the records before
+ * it. */
 int ch_channel_sync(struct ch_channel *ch, struct ch_error *err);
 
 /* The oldest segment still present. */

@@ -323,10 +323,19 @@ ch_segment_create(int dirfd, uint64_t base, uint32_t format,
 				 * since.  Ours replaces it; nothing is lost. */
 				if (st.st_size == CH_SEG_HDR &&
 				    (old.first_seq != first_seq ||
-				    old.format != format || old.flags != h.flags))
-					return ch_segment_reformat(dirfd, base,
+				    old.format != format || old.flags != h.flags)) {
+					if (ch_segment_reformat(dirfd, base,
 					    format, first_seq, created, h.flags,
-					    err);
+					    err) < 0)
+						return -1;
+					/* Its name may not be durable yet
+					 * either (see below). */
+					if (durable && ch_fsync_dir(dirfd) < 0)
+						return ch_err_sys(err,
+						    CH_EXIT_FAIL, "fsync channel "
+						    "directory");
+					return 0;
+				}
 				if (old.first_seq != first_seq)
 					return ch_err(err, CH_EXIT_DATAERR,
 					    "segment %s exists, starting at "

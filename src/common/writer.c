@@ -353,7 +353,16 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 			 * one again would put records where no reader looks. */
 			if (last.base >= next)
 				return load(w, err);
+			/* A rollover someone left half done: finished as
+			 * roll() does it, the segments sealed under none
+			 * before it made durable under periodic or always
+			 * (else the new segment, unflagged, would hide them
+			 * from every later sync). */
 			uint32_t flags;
+			if (w->o.sync != CH_SYNC_NONE &&
+			    (w->seg.flags & CH_SEGF_PRED_UNSYNCED) &&
+			    sync_sealed(w, 1, err) < 0)
+				return -1;
 			if (sealed_flags(w, &flags, err) < 0 ||
 			    finish_roll(w, next, t.next_seq, flags, err) < 0)
 				return -1;
