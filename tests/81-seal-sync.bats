@@ -474,3 +474,30 @@ cut_roll() {
 	[[ -n $rewritten && -n $dirsync ]] && ((rewritten < dirsync)) ||
 		{ cat "$T/trace"; false; }
 }
+
+# The walk back used to stop with an error at a header it could not read:
+# every sync, offset commit and compaction failed (65) until a repair.
+@test "a damaged header in the chain is damage for --check, not a stop: writers sync, commits and compaction go on, and the segments before it are still made durable" {
+	command strace -f -o /dev/null true 2>/dev/null ||
+		skip "strace cannot trace processes here"
+	many_rolls
+	local segs
+	mapfile -t segs < <(segments)
+	# its CRC (header bytes 60-63) wrong
+	printf '\xff' | dd of="$CH/${segs[2]}" bs=1 seek=60 conv=notrunc status=none
+	strace -f -y -e trace=fdatasync -o "$T/trace" \
+	    chpub --sync=periodic "$CH" more
+	# The segment before the damaged one is synced; the flag before it
+	# cleared, the one after it kept (its seal check fails), the newer
+	# ones cleared.
+	grep -q "fdatasync(.*${segs[1]}>" "$T/trace" || { cat "$T/trace"; false; }
+	grep -q "fdatasync(.*${segs[0]}>" "$T/trace" || { cat "$T/trace"; false; }
+	assert_equal "$(flag "$CH/${segs[1]}")" 00
+	assert_equal "$(flag "$CH/${segs[3]}")" 01
+	assert_equal "$(flag "$CH/${segs[4]}")" 00
+	run -0 chsub -n 5 --from=earliest "$CH" s
+	assert_equal "${#lines[@]}" 5
+	run -0 chcompact "$CH"
+	run -65 --separate-stderr chcompact --check "$CH"
+	[[ $stderr == *"${segs[2]}"* ]] || { echo "$stderr"; false; }
+}

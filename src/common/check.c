@@ -374,8 +374,9 @@ check_segment(struct ctx *c, const struct ch_idxent *e, int last,
 			    name);
 	} else if (h.flags & CH_SEGF_PRED_UNSYNCED) {
 		say(c, CH_REPORT_INFO, "%s: the segment before it was sealed "
-		    "without fdatasync (sync: none); the next sync, offset "
-		    "commit, rollover or chcompact makes it durable", name);
+		    "without fdatasync (sync: none); a sync under periodic "
+		    "or always, an offset commit or chcompact makes it "
+		    "durable", name);
 	}
 	if (fstat(fd, &st) < 0) {
 		close(fd);

@@ -148,25 +148,48 @@ ch_sealsync(struct ch_channel *ch, uint64_t base, int locked,
 	return rc;
 }
 
-/* Whether segment `base` has the flag: 1, 0 (or gone: 0), -1 on an
- * error. */
+/* Whether segment `base` has the flag: 1, 0 (or gone: 0), 2 if its
+ * header is damaged, -1 on an error. */
 static int
 flagged(struct ch_channel *ch, uint64_t base, struct ch_error *err)
 {
 	struct ch_seghdr h;
 	int fd;
 
-	if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0)
+	if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0) {
+		if (err->code == CH_EXIT_DATAERR)
+			return 2;
 		return err->code == CH_EXIT_NOINPUT ? 0 : -1;
+	}
 	close(fd);
 	return (h.flags & CH_SEGF_PRED_UNSYNCED) != 0;
 }
+
+/* A segment whose header cannot be read may have had the flag: make the
+ * segment before it durable all the same, clearing nothing. */
+static int
+sync_before_damaged(struct ch_channel *ch, uint64_t base,
+    struct ch_error *err)
+{
+	uint64_t pb;
+	int pred = pred_base(ch, base, &pb, err);
+
+	if (pred <= 0)
+		return pred;
+	return sync_pred(ch, pb, base, 1, err) < 0 ? -1 : 0;
+}
+
+struct link {
+	uint64_t base;
+	int damaged;	/* its header unreadable: flag unknown */
+};
 
 int
 ch_sealsync_chain(struct ch_channel *ch, uint64_t base, int locked,
     struct ch_error *err)
 {
-	uint64_t *chain = NULL, pb;
+	struct link *chain = NULL;
+	uint64_t pb;
 	size_t n = 0, cap = 0;
 	int rc = 0, worst = CH_SEALSYNC_CLEAR;
 
@@ -175,7 +198,10 @@ ch_sealsync_chain(struct ch_channel *ch, uint64_t base, int locked,
 	int newest_only = ch_broken_order("sync-newest-only");
 
 	/* Back from `base` while the flag says the segment before is not
-	 * durable: every rollover under sync none since the last sync. */
+	 * durable: every rollover under sync none since the last sync.  A
+	 * header that cannot be read is damage for chcompact --check; it
+	 * must not stop every sync, commit and compaction, nor hide the
+	 * segments before it, so the walk goes on past it. */
 	for (;;) {
 		int f = flagged(ch, base, err);
 		if (f <= 0) {
@@ -184,7 +210,7 @@ ch_sealsync_chain(struct ch_channel *ch, uint64_t base, int locked,
 		}
 		if (n == cap) {
 			size_t c = cap ? cap * 2 : 16;
-			uint64_t *p = realloc(chain, c * sizeof *p);
+			struct link *p = realloc(chain, c * sizeof *p);
 			if (!p) {
 				rc = ch_err(err, CH_EXIT_FAIL, "out of memory");
 				break;
@@ -192,7 +218,7 @@ ch_sealsync_chain(struct ch_channel *ch, uint64_t base, int locked,
 			chain = p;
 			cap = c;
 		}
-		chain[n++] = base;
+		chain[n++] = (struct link){ base, f == 2 };
 		if (newest_only)
 			break;
 		if ((f = pred_base(ch, base, &pb, err)) <= 0) {
@@ -202,10 +228,17 @@ ch_sealsync_chain(struct ch_channel *ch, uint64_t base, int locked,
 		base = pb;
 	}
 	/* Oldest first, each flag cleared only once the segment it speaks
-	 * for is durable; a damaged one keeps its flag and the newer ones
-	 * are still made durable. */
+	 * for is durable; a damaged one keeps its flag (or its segment
+	 * after, whose seal check fails) and the newer ones are still made
+	 * durable. */
 	while (rc == 0 && n > 0) {
-		int r = ch_sealsync(ch, chain[--n], locked, err);
+		struct link *l = &chain[--n];
+		int r;
+		if (l->damaged)
+			r = sync_before_damaged(ch, l->base, err) < 0 ? -1 :
+			    CH_SEALSYNC_DAMAGED;
+		else
+			r = ch_sealsync(ch, l->base, locked, err);
 		if (r < 0)
 			rc = -1;
 		else if (r == CH_SEALSYNC_DAMAGED ||
