@@ -276,3 +276,44 @@ old-2"
 	assert_equal "${lines[2]}" "$(cat "$T/big")"
 	run -0 chcompact --check "$CH"
 }
+
+# The same, with a writer that rewrites the header and then publishes
+# nothing: one that finds the channel full (75), or chcompact sealing by
+# segment_age through a writer of its own.  The size stayed 64, so the
+# blocked writer took it that nobody wrote, kept its format 1 header and
+# wrote a format 1 record under a format 2 one: exit 0, and the next
+# writer cut the record as a torn tail.
+@test "a writer blocked on a full channel while another rewrites the empty segment's header in format 2 and publishes nothing writes its record in format 2" {
+	local how
+	for how in full compact; do
+		rm -rf "$CH"
+		CH_FORMAT=1 new_channel segment_bytes=65536 max_bytes=6000 \
+		    on_full=block sync=none
+		chsub "$CH" s
+		fill 60 old
+		printf '%02000d' 0 >"$T/big"
+		start_bg chpub "$CH" "$(cat "$T/big")"
+		wait_until 10 '[ "$(segments | wc -l)" = 2 ]'
+		set_config format 2
+		if [[ $how == full ]]; then
+			printf '%01600d' 1 >"$T/mid"
+			run -75 chpub --on-full=fail "$CH" "$(cat "$T/mid")"
+			assert_equal "$(u32 "$CH/$(segments | tail -n1)" 8)" 2
+			assert_equal "$(size "$CH/$(segments | tail -n1)")" 64
+			chsub "$CH" s >/dev/null
+			chcompact "$CH"
+		else
+			set_config segment_age 1h
+			chsub "$CH" s >/dev/null
+			chcompact "$CH"
+		fi
+		wait_until 10 '! kill -0 "$BG" 2>/dev/null'
+		run -0 wait "$BG"
+		chpub "$CH" after
+		run -0 chsub --peek --from=earliest "$CH"
+		assert_equal "${#lines[@]}" 2
+		assert_equal "${lines[0]}" "$(cat "$T/big")"
+		assert_equal "${lines[1]}" after
+		run -0 chcompact --check "$CH"
+	done
+}

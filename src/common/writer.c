@@ -442,12 +442,11 @@ refresh(struct ch_writer *w, struct ch_error *err)
 	 * (rm -rf) would be acknowledged and lost. */
 	if (st.st_nlink == 0 && ch_dir_removed(w->ch->dirfd))
 		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
-	if ((uint64_t)st.st_size == w->end && w->seg.format == w->format)
-		return 0;	/* nobody wrote since our last batch */
-	/* Another writer wrote.  While the segment held only its header, it
-	 * may have written that again in another format (a format change,
-	 * ch_segment_reformat) before its records: read the tail with the
-	 * header as it is now, not the one we kept. */
+	/* While the segment holds only its header, another writer may have
+	 * written that again in another format (a format change,
+	 * ch_segment_reformat), with or without records after it (it may
+	 * have found the channel full, or been chcompact sealing by age):
+	 * go on with the header as it is now, not the one we kept. */
 	if (w->end == CH_SEG_HDR) {
 		struct ch_seghdr h;
 		if (ch_segment_header(w->segfd, w->seg.base, &h, err) < 0)
@@ -456,6 +455,8 @@ refresh(struct ch_writer *w, struct ch_error *err)
 			return load(w, err);
 		w->seg = h;
 	}
+	if ((uint64_t)st.st_size == w->end && w->seg.format == w->format)
+		return 0;	/* nobody wrote since our last batch */
 	return settle(w, w->end, w->next_seq, err);
 }
 
