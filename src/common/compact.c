@@ -289,8 +289,8 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 			    "(older than segment_age)");
 	}
 
-	/* The segment sealed last without fdatasync (a rollover under sync
-	 * none) is made durable: a power failure no longer takes its tail. */
+	/* The segments sealed without fdatasync (rollovers under sync none)
+	 * are made durable: a power failure no longer takes their tails. */
 	if (!o->dry_run && ch_sealsync_newest(ch, err) < 0)
 		goto out;
 
