@@ -1,5 +1,6 @@
-/* batch.c - a writer's queued records (batch.h): what both formats share,
- * and format 1's records; format 2's frames are in batch2.c. */
+/* batch.c - a writer's queued records (batch.h): what the formats share,
+ * and format 1's records; format 2's frames are in batch2.c, format 3's
+ * in batch3.c. */
 #include <config.h>
 
 #include <stdlib.h>
@@ -25,6 +26,8 @@ ch_batch_free(struct ch_batch *b)
 {
 	free(b->buf);
 	free(b->fr);
+	free(b->tab);
+	free(b->scratch);
 	memset(b, 0, sizeof *b);
 }
 
@@ -85,6 +88,7 @@ ch_batch_clear(struct ch_batch *b)
 	b->nfr = b->fdone = 0;
 	b->part = 0;
 	b->closed = 0;
+	b->tablen = 0;
 }
 
 /* Format 1: frame one record at the end of the buffer (room reserved).
@@ -111,7 +115,9 @@ ch_batch_add(struct ch_batch *b, const void *meta, size_t meta_len,
 		return ch_err(err, CH_EXIT_FAIL, "record metadata too large");
 	if (len > ch_batch_payload_max(b, meta_len))
 		return ch_batch_too_large(b, meta_len, len, err);
-	if (b->format >= 2)
+	if (b->format >= 3)
+		return ch_batch3_add(b, meta, meta_len, payload, len, err);
+	if (b->format == 2)
 		return ch_batch2_add(b, meta, meta_len, payload, len, err);
 	if (ch_batch_reserve(b, ch_rec_size(meta_len, len), err) < 0)
 		return -1;
@@ -131,7 +137,10 @@ ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
 	*nrec = 0;
 	if (meta_len > CH_MAX_META)
 		return ch_err(err, CH_EXIT_FAIL, "record metadata too large");
-	if (b->format >= 2)
+	if (b->format >= 3)
+		return ch_batch3_add_split(b, buf, len, delim, meta, meta_len,
+		    used, nrec, err);
+	if (b->format == 2)
 		return ch_batch2_add_split(b, buf, len, delim, meta, meta_len,
 		    used, nrec, err);
 	/* Every record needs its bytes plus the overhead minus its
@@ -170,7 +179,9 @@ ch_batch_first(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
 {
 	if (!b->nrec)
 		return 0;
-	if (b->format >= 2)
+	if (b->format >= 3)
+		return ch_batch3_first(b, seg, seq, ts);
+	if (b->format == 2)
 		return ch_batch2_first(b, seg, seq, ts);
 	return rec_total(b->buf + b->done);
 }
@@ -180,7 +191,11 @@ ch_batch_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
     int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
     struct ch_piece *pc)
 {
-	if (b->format >= 2) {
+	if (b->format >= 3) {
+		ch_batch3_take(b, seg, seq, ts, room, at, offs, pc);
+		return;
+	}
+	if (b->format == 2) {
 		ch_batch2_take(b, seg, seq, ts, room, at, offs, pc);
 		return;
 	}
@@ -210,7 +225,9 @@ void
 ch_batch_consume(struct ch_batch *b)
 {
 	b->nrec -= b->taken;
-	if (b->format >= 2) {
+	if (b->format >= 3) {
+		ch_batch3_consume(b);
+	} else if (b->format == 2) {
 		ch_batch2_consume(b);
 	} else {
 		b->done = b->cut;
@@ -264,7 +281,8 @@ ch_batch_reformat(struct ch_batch *b, uint32_t format, struct ch_error *err)
 	if (format == b->format)
 		return 0;
 	ch_batch_init(&nb, format, b->max_record, b->atomic);
-	if (b->nrec && (b->format >= 2 ? reframe2(b, &nb, err) :
+	if (b->nrec && (b->format >= 3 ? ch_batch3_reframe(b, &nb, err) :
+	    b->format == 2 ? reframe2(b, &nb, err) :
 	    reframe1(b, &nb, err)) < 0) {
 		ch_batch_free(&nb);
 		return -1;

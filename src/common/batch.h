@@ -1,8 +1,8 @@
 /*
  * batch.h - the records a writer has queued, framed outside the lock in
  * the format of the segments it writes: format 1 records back to back, or
- * format 2 frames of at most CH_FRAME_BOUND bytes (one frame, unbounded,
- * for an atomic batch).  Framing copies each payload and checksums it in
+ * format 2 frames of at most CH_FRAME_BOUND bytes, or format 3 frames of
+ * at most CH_FRAME3_BOUND (one frame, unbounded, for an atomic batch).  Framing copies each payload and checksums it in
  * the same pass.
  *
  * Under the append lock the writer takes the batch out in pieces that fit
@@ -27,6 +27,9 @@ struct ch_bframe {
 	uint64_t count;		/* records */
 	uint32_t crc;		/* of the body's first crc_len bytes */
 	size_t crc_len;
+	size_t plen;		/* format 3: its payload area's bytes */
+	int tabled;		/* format 3: its table follows them (it is
+				 * closed); else it waits in the batch's tab */
 };
 
 struct ch_batch {
@@ -48,6 +51,13 @@ struct ch_batch {
 	uint64_t part;		/* format 2: records of a cut frame, or 0 */
 	unsigned char saved[4];	/* bytes its trailer covers */
 	uint64_t taken;		/* its records */
+	/* Format 3: the open frame's table entries, without their position
+	 * fields (known once its payloads are all there); and the body of a
+	 * frame cut at a segment's end, kept to make the rest of it. */
+	unsigned char *tab;
+	size_t tablen, tabcap;
+	unsigned char *scratch;
+	size_t scratch_cap;
 };
 
 /* A piece ready to write. */
@@ -118,7 +128,23 @@ void ch_batch2_take(struct ch_batch *b, const struct ch_seghdr *seg,
     struct ch_piece *pc);
 void ch_batch2_consume(struct ch_batch *b);
 
-/* Shared by both halves. */
+/* Format 3 (batch3.c). */
+int ch_batch3_add(struct ch_batch *b, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err);
+int ch_batch3_add_split(struct ch_batch *b, const void *buf, size_t len,
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err);
+uint64_t ch_batch3_first(struct ch_batch *b, const struct ch_seghdr *seg,
+    uint64_t seq, int64_t ts);
+void ch_batch3_take(struct ch_batch *b, const struct ch_seghdr *seg,
+    uint64_t seq, int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
+    struct ch_piece *pc);
+void ch_batch3_consume(struct ch_batch *b);
+/* The records queued in b and not yet taken out, added to nb. */
+int ch_batch3_reframe(const struct ch_batch *b, struct ch_batch *nb,
+    struct ch_error *err);
+
+/* Shared by all three. */
 int ch_batch_reserve(struct ch_batch *b, uint64_t more, struct ch_error *err);
 int ch_batch_too_large(const struct ch_batch *b, size_t meta_len, size_t len,
     struct ch_error *err);

@@ -292,7 +292,7 @@ uint64_t
 ch_batch2_first(struct ch_batch *b, const struct ch_seghdr *seg,
     uint64_t seq, int64_t ts)
 {
-	struct ch_framebase fb = { seg->first_seq, seg->created };
+	struct ch_framebase fb = { seg->first_seq, seg->created, 0 };
 	struct ch_bframe *f = &b->fr[b->fdone];
 
 	if (ts < seg->created)
@@ -309,7 +309,7 @@ ch_batch2_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
     int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
     struct ch_piece *pc)
 {
-	struct ch_framebase fb = { seg->first_seq, seg->created };
+	struct ch_framebase fb = { seg->first_seq, seg->created, 0 };
 	struct ch_bframe *f = &b->fr[b->fdone];
 	unsigned char *body = b->buf + f->body;
 	uint64_t j = f->count;

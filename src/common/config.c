@@ -130,12 +130,12 @@ ch_config_new_format(int *format, struct ch_error *err)
 	*format = CH_FORMAT_NEW;
 	if (!s || !*s)
 		return 0;
-	if (strcmp(s, "1") == 0 || strcmp(s, "2") == 0) {
+	if (strcmp(s, "1") == 0 || strcmp(s, "2") == 0 || strcmp(s, "3") == 0) {
 		*format = s[0] - '0';
 		return 0;
 	}
 	return ch_err(err, CH_EXIT_USAGE, "CH_FORMAT=%s: a channel can be "
-	    "created in format 1 or 2", s);
+	    "created in format 1, 2 or 3", s);
 }
 
 int

@@ -53,8 +53,9 @@
 #include "crc32c.h"
 
 /* The newest format version this chtools reads and writes (channel(5)):
- * 1, records one by one; 2, records in frames (frame.h). */
-#define CH_FORMAT_MAX 2
+ * 1, records one by one; 2, records in frames (frame.h); 3, frames whose
+ * payloads lie together, each followed by a newline (frame.h). */
+#define CH_FORMAT_MAX 3
 
 #define CH_SEG_MAGIC "CHANSEG\n"
 #define CH_SEG_HDR 64

@@ -36,9 +36,11 @@ ch_frame_decode(const unsigned char *p, size_t avail,
 	f->flags = p[13];
 	if (f->type < CH_REC_DATA || f->type > CH_REC_GAP || f->flags)
 		return -1;
-	/* The varints end within CH_FRAME_HDR_MAX bytes, or it is no
-	 * header; short of that, and of avail, ask for more. */
-	size_t lim = avail < CH_FRAME_HDR_MAX ? avail : CH_FRAME_HDR_MAX;
+	/* The varints end within the longest header, or it is no header;
+	 * short of that, and of avail, ask for more. */
+	int packed = b->packed && f->type == CH_REC_DATA;
+	size_t hmax = packed ? CH_FRAME_HDR_MAX : CH_FRAME2_HDR_MAX;
+	size_t lim = avail < hmax ? avail : hmax;
 	const unsigned char *q = p + CH_FRAME_FIXED, *end = p + lim;
 	if (!(n = ch_uvarint_get(q, end, &f->count)))
 		goto short_or_bad;
@@ -49,6 +51,12 @@ ch_frame_decode(const unsigned char *p, size_t avail,
 	if (!(n = ch_uvarint_get(q, end, &dts)))
 		goto short_or_bad;
 	q += n;
+	f->plen = 0;
+	if (packed) {
+		if (!(n = ch_uvarint_get(q, end, &f->plen)))
+			goto short_or_bad;
+		q += n;
+	}
 	if (q >= end)
 		goto short_or_bad;
 	f->hlen = (uint32_t)(q - p) + 1;
@@ -64,9 +72,13 @@ ch_frame_decode(const unsigned char *p, size_t avail,
 	uint64_t body = f->len - f->hlen - CH_FRAME_TRAILER;
 	switch (f->type) {
 	case CH_REC_DATA:
-		/* Each record takes at least two bytes. */
-		if (f->count == 0 || f->count > body / 2 ||
-		    f->count > UINT64_MAX - f->seq)
+		/* Each record takes at least two bytes; in format 3 its
+		 * payload's 0x0A is one of the payload area's P bytes and its
+		 * table entry two of the rest. */
+		if (f->count == 0 || f->count > UINT64_MAX - f->seq)
+			return -1;
+		if (packed ? f->plen > body || f->count > f->plen ||
+		    f->count > (body - f->plen) / 2 : f->count > body / 2)
 			return -1;
 		break;
 	case CH_REC_SEAL:
@@ -83,7 +95,7 @@ ch_frame_decode(const unsigned char *p, size_t avail,
 	}
 	return 0;
 short_or_bad:
-	return avail < CH_FRAME_HDR_MAX ? 1 : -1;
+	return avail < hmax ? 1 : -1;
 }
 
 /* The records of a data frame's body fill it exactly, each well formed,
@@ -109,6 +121,34 @@ check_body(const unsigned char *frame, const struct ch_framehdr *f)
 	return p == lim ? 0 : -1;
 }
 
+/* Format 3: the table fills the body after the payload area exactly, each
+ * entry well formed with its position right, and the payloads, each
+ * followed by 0x0A, fill the payload area exactly. */
+static int
+check_body3(const unsigned char *frame, const struct ch_framehdr *f)
+{
+	const unsigned char *body = frame + f->hlen;
+	const unsigned char *pay = body, *pend = body + f->plen;
+	const unsigned char *lim = frame + f->len - CH_FRAME_TRAILER;
+	const unsigned char *p = pend;
+	struct ch_frec r;
+	int64_t t;
+
+	for (uint64_t k = 0; k < f->count; k++) {
+		if (ch_frec3_decode(p, lim, k == 0, &r) < 0)
+			return -1;
+		if (k > 0 && r.at != (uint64_t)(p - body))
+			return -1;
+		if (r.age && ch_frec_time(f->ts, r.age, &t) < 0)
+			return -1;
+		if (r.len >= (uint64_t)(pend - pay) || pay[r.len] != 0x0A)
+			return -1;
+		pay += r.len + 1;
+		p = r.end;
+	}
+	return p == lim && pay == pend ? 0 : -1;
+}
+
 int
 ch_frame_verify(const unsigned char *frame, const struct ch_framehdr *f,
     int hw)
@@ -121,7 +161,10 @@ ch_frame_verify(const unsigned char *frame, const struct ch_framehdr *f,
 	crc = ch_crc32c_fast(crc, frame + 8, f->hlen - 8, hw);
 	if (crc != f->crc)
 		return -1;
-	return f->type == CH_REC_DATA ? check_body(frame, f) : 0;
+	if (f->type != CH_REC_DATA)
+		return 0;
+	/* A format 3 data frame has a payload area of at least one byte. */
+	return f->plen ? check_body3(frame, f) : check_body(frame, f);
 }
 
 size_t
@@ -133,12 +176,20 @@ ch_frame_hlen(const struct ch_framebase *b, uint64_t count, uint64_t seq,
 	    ch_uvarint_len((uint64_t)ts - (uint64_t)b->created) + 1;
 }
 
-unsigned char *
-ch_frame_close(unsigned char *body, size_t body_len, uint32_t crc, int type,
-    uint64_t count, uint64_t seq, int64_t ts, const struct ch_framebase *b,
-    int hw, uint32_t *lenp)
+size_t
+ch_frame3_hlen(const struct ch_framebase *b, uint64_t count, uint64_t seq,
+    int64_t ts, uint64_t plen)
 {
-	size_t h = ch_frame_hlen(b, count, seq, ts);
+	return ch_frame_hlen(b, count, seq, ts) + ch_uvarint_len(plen);
+}
+
+/* Header and trailer around the body; the header's length is h, and plen
+ * is written only if packed. */
+static unsigned char *
+close_frame(unsigned char *body, size_t body_len, size_t h, int packed,
+    uint64_t plen, uint32_t crc, int type, uint64_t count, uint64_t seq,
+    int64_t ts, const struct ch_framebase *b, int hw, uint32_t *lenp)
+{
 	unsigned char *f = body - h, *q = f + CH_FRAME_FIXED;
 	uint32_t n = (uint32_t)(h + body_len + CH_FRAME_TRAILER);
 
@@ -149,6 +200,8 @@ ch_frame_close(unsigned char *body, size_t body_len, uint32_t crc, int type,
 	q += ch_uvarint_put(q, count);
 	q += ch_uvarint_put(q, seq - b->first_seq);
 	q += ch_uvarint_put(q, (uint64_t)ts - (uint64_t)b->created);
+	if (packed)
+		q += ch_uvarint_put(q, plen);
 	*q = (unsigned char)h;
 	ch_put32(body + body_len, n);
 	crc = ch_crc32c_fast(crc, body + body_len, CH_FRAME_TRAILER, hw);
@@ -156,6 +209,25 @@ ch_frame_close(unsigned char *body, size_t body_len, uint32_t crc, int type,
 	ch_put32(f + 4, crc);
 	*lenp = n;
 	return f;
+}
+
+unsigned char *
+ch_frame_close(unsigned char *body, size_t body_len, uint32_t crc, int type,
+    uint64_t count, uint64_t seq, int64_t ts, const struct ch_framebase *b,
+    int hw, uint32_t *lenp)
+{
+	return close_frame(body, body_len, ch_frame_hlen(b, count, seq, ts), 0,
+	    0, crc, type, count, seq, ts, b, hw, lenp);
+}
+
+unsigned char *
+ch_frame3_close(unsigned char *body, size_t body_len, uint64_t plen,
+    uint32_t crc, uint64_t count, uint64_t seq, int64_t ts,
+    const struct ch_framebase *b, int hw, uint32_t *lenp)
+{
+	return close_frame(body, body_len,
+	    ch_frame3_hlen(b, count, seq, ts, plen), 1, plen, crc, CH_REC_DATA,
+	    count, seq, ts, b, hw, lenp);
 }
 
 unsigned char *

@@ -31,6 +31,15 @@
  * Varints are unsigned LEB128 (7 bits a byte, low first, high bit set on
  * all but the last byte), at most 10 bytes.
  *
+ * Format 3 (b->packed) differs in data frames only: the header holds a
+ * fourth varint before H, P, the length of the payload area; the body is
+ * the payload area (each record's payload followed by one 0x0A byte, so
+ * that plain lines lie in the file as they were written) and then the
+ * record table: per record the sub-header above (attributes, position,
+ * length, age, metadata) without the payload.  Record k's offset (k > 0)
+ * is that of its table entry, whose position field leads to the frame as
+ * in format 2.
+ *
  * The CRC's order lets a writer checksum the body while it copies the
  * records in, outside the lock, and add the header, whose sequence number
  * and time it learns under the lock, at the end.
@@ -49,7 +58,9 @@
 #define CH_FRAME_SIG0 0xC9
 #define CH_FRAME_FIXED 14		/* signature .. flags */
 #define CH_VARINT_MAX 10
-#define CH_FRAME_HDR_MAX (CH_FRAME_FIXED + 3 * CH_VARINT_MAX + 1)
+/* Format 3's data frames add a fourth varint, the payload area's length. */
+#define CH_FRAME2_HDR_MAX (CH_FRAME_FIXED + 3 * CH_VARINT_MAX + 1)
+#define CH_FRAME_HDR_MAX (CH_FRAME_FIXED + 4 * CH_VARINT_MAX + 1)
 #define CH_FRAME_TRAILER 4
 /* The shortest header: three one-byte varints and H; the smallest frame
  * adds no body and the trailer. */
@@ -58,6 +69,10 @@
 /* A writer splits the records of one append into frames of at most this
  * many bytes; a record that does not fit alone gets a frame of its own. */
 #define CH_FRAME_BOUND (1u << 20)
+/* Format 3's bound: a frame's payloads are written out in one piece by a
+ * reader, and 64 KiB of them stay in the CPU's caches between the read
+ * and the write (bench/RESULTS.md). */
+#define CH_FRAME3_BOUND (64u << 10)
 #define CH_FRAME_MAX_LEN UINT32_MAX
 
 #define CH_FREC_AGE 1
@@ -143,12 +158,17 @@ struct ch_framehdr {
 	uint64_t count;
 	uint64_t seq;		/* of its first record */
 	int64_t ts;		/* of its newest record */
+	uint64_t plen;		/* format 3 data frames: the payload area's
+				 * length P (the table starts at H + P);
+				 * else 0 */
 };
 
 /* What a frame is relative to: its segment's header fields. */
 struct ch_framebase {
 	uint64_t first_seq;
 	int64_t created;
+	int packed;		/* format 3: data bodies are payloads, then
+				 * the record table */
 };
 
 /*
@@ -182,8 +202,8 @@ struct ch_frec {
  * sub-header or the record runs past lim, or is malformed).
  */
 static inline __attribute__((always_inline)) int
-ch_frec_decode(const unsigned char *p, const unsigned char *lim, int first,
-    struct ch_frec *r)
+ch_frec_decode_any(const unsigned char *p, const unsigned char *lim,
+    int first, int packed, struct ch_frec *r)
 {
 	uint64_t v;
 	size_t n;
@@ -214,12 +234,36 @@ ch_frec_decode(const unsigned char *p, const unsigned char *lim, int first,
 		p += n;
 		r->meta_len = (uint32_t)v;
 	}
-	if ((uint64_t)(lim - p) < r->meta_len + r->len)
+	if ((uint64_t)(lim - p) < r->meta_len + (packed ? 0 : r->len))
 		return -1;
 	r->meta = p;
-	r->payload = p + r->meta_len;
-	r->end = r->payload + r->len;
+	if (packed) {
+		/* The payload is in the payload area: the caller knows
+		 * where. */
+		r->payload = NULL;
+		r->end = p + r->meta_len;
+	} else {
+		r->payload = p + r->meta_len;
+		r->end = r->payload + r->len;
+	}
 	return 0;
+}
+
+static inline __attribute__((always_inline)) int
+ch_frec_decode(const unsigned char *p, const unsigned char *lim, int first,
+    struct ch_frec *r)
+{
+	return ch_frec_decode_any(p, lim, first, 0, r);
+}
+
+/* Format 3: decode the table entry at p (lim: the table's end).  r->end is
+ * where the entry ends; r->payload is not set: payloads lie one after
+ * another in the payload area, each followed by one 0x0A byte. */
+static inline __attribute__((always_inline)) int
+ch_frec3_decode(const unsigned char *p, const unsigned char *lim, int first,
+    struct ch_frec *r)
+{
+	return ch_frec_decode_any(p, lim, first, 1, r);
 }
 
 /* The time of a record of age `age` in a frame of time ts; -1 if it would
@@ -270,9 +314,38 @@ ch_frec_put(unsigned char *dst, uint64_t at, const void *meta,
 	return (size_t)(p - dst) + len;
 }
 
-/* Header length of a frame with these fields. */
+/*
+ * Format 3: write the table entry of a record at dst, which is body
+ * position `at` (0 for record 0, which has no position field): attributes,
+ * position, length, age (if not 0), metadata.  Returns the bytes written.
+ */
+static inline size_t
+ch_frec3_put(unsigned char *dst, uint64_t at, uint64_t age, const void *meta,
+    size_t meta_len, size_t len)
+{
+	unsigned char *p = dst;
+
+	*p++ = (unsigned char)((meta_len ? CH_FREC_META : 0) |
+	    (age ? CH_FREC_AGE : 0));
+	if (at)
+		p += ch_uvarint_put(p, at);
+	p += ch_uvarint_put(p, len);
+	if (age)
+		p += ch_uvarint_put(p, age);
+	if (meta_len) {
+		p += ch_uvarint_put(p, meta_len);
+		memcpy(p, meta, meta_len);
+		p += meta_len;
+	}
+	return (size_t)(p - dst);
+}
+
+/* Header length of a frame with these fields; plen counts only for a
+ * format 3 data frame (b->packed), whose header holds it. */
 size_t ch_frame_hlen(const struct ch_framebase *b, uint64_t count,
     uint64_t seq, int64_t ts);
+size_t ch_frame3_hlen(const struct ch_framebase *b, uint64_t count,
+    uint64_t seq, int64_t ts, uint64_t plen);
 
 /*
  * Complete a frame whose body of body_len bytes is at `body`, with room
@@ -284,6 +357,10 @@ size_t ch_frame_hlen(const struct ch_framebase *b, uint64_t count,
  */
 unsigned char *ch_frame_close(unsigned char *body, size_t body_len,
     uint32_t crc, int type, uint64_t count, uint64_t seq, int64_t ts,
+    const struct ch_framebase *b, int hw, uint32_t *lenp);
+/* The same for a format 3 data frame whose payload area is plen bytes. */
+unsigned char *ch_frame3_close(unsigned char *body, size_t body_len,
+    uint64_t plen, uint32_t crc, uint64_t count, uint64_t seq, int64_t ts,
     const struct ch_framebase *b, int hw, uint32_t *lenp);
 
 /* A whole frame with a given body (seals, gaps, tests): dst has room for

@@ -512,6 +512,83 @@ deleted(struct ch_reader *r, uint64_t base, struct ch_error *err)
 	return 1;
 }
 
+/*
+ * ch_reader_plain_run for a format 3 frame: its payloads lie together, each
+ * followed by 0x0A, exactly as plain output with newlines renders them, so
+ * the records that go out are one copy of that range (with another delim,
+ * the delims put in after).
+ */
+static int
+plain_run3(struct ch_reader *r, struct ch_buf *out, char delim, size_t limit,
+    size_t max, struct ch_runmark *marks, size_t *n)
+{
+	struct ch_segcur *c = &r->cur;
+	const unsigned char *buf = c->buf;
+	const unsigned char *p = buf + (c->pos - c->buf_pos);
+	const unsigned char *tab = buf + (c->ftab - c->buf_pos);
+	const unsigned char *lim = buf + (c->fend - CH_FRAME_TRAILER -
+	    c->buf_pos);
+	const unsigned char *pay0 = buf + (c->fpay - c->buf_pos), *pay = pay0;
+	uint64_t off0 = ch_seg_offset(r->seg.base, c->buf_pos);
+	uint64_t seq = c->fseq, left = c->left, age = 0;
+	size_t k = 0, base = out->len, room = limit - out->len;
+
+	/* Where the records end, as far as max and limit let them go. */
+	while (k < max && (size_t)(pay - pay0) < room) {
+		struct ch_frec fr;
+		if (*p == 0 && p != tab) {
+			/* The common entry: no age, no metadata; skip the
+			 * position, read the length (verified frame). */
+			const unsigned char *q = p + 1;
+			while (*q++ & 0x80)
+				;
+			uint64_t v = 0;
+			unsigned sh = 0, b;
+			do {
+				b = *q++;
+				v |= (uint64_t)(b & 0x7f) << sh;
+				sh += 7;
+			} while ((b & 0x80) && sh < 64);
+			fr.len = v;
+			fr.age = 0;
+			fr.end = q;
+		} else if (ch_frec3_decode(p, lim, p == tab, &fr) < 0) {
+			break;
+		}
+		pay += fr.len + 1;
+		age = fr.age;
+		p = fr.end;
+		seq++;
+		left--;
+		marks[k++] = (struct ch_runmark){ base + (size_t)(pay - pay0),
+		    left ? off0 + (uint64_t)(p - buf) :
+		    ch_seg_offset(r->seg.base, c->fend), seq };
+		if (!left)
+			break;
+	}
+	*n = 0;
+	if (!k)
+		return 0;
+	size_t len = (size_t)(pay - pay0);
+	if (ch_buf_reserve(out, len) < 0)
+		return -1;
+	memcpy(out->p + base, pay0, len);
+	if (delim != '\n')
+		for (size_t i = 0; i < k; i++)
+			out->p[marks[i].end - 1] = delim;
+	out->len = base + len;
+	c->pos = left ? c->buf_pos + (uint64_t)(p - buf) : c->fend;
+	c->fpay += len;
+	c->left = left;
+	c->fseq = seq;
+	r->next_seq = seq;
+	r->last_ts = c->fts;
+	if (age)
+		(void)ch_frec_time(c->fts, age, &r->last_ts);
+	*n = k;
+	return 0;
+}
+
 int
 ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
     size_t limit, size_t max, struct ch_runmark *marks, size_t *n)
@@ -522,6 +599,8 @@ ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
 	*n = 0;
 	if (!c->left || r->provisional || !max || out->len >= limit)
 		return 0;
+	if (c->fpay)
+		return plain_run3(r, out, delim, limit, max, marks, n);
 	const unsigned char *buf = c->buf;
 	const unsigned char *p = buf + (c->pos - c->buf_pos);
 	const unsigned char *body = buf + (c->fbody - c->buf_pos);

@@ -35,6 +35,7 @@ ch_segcur_init(struct ch_segcur *c, int fd, const struct ch_seghdr *h,
 	c->format = h->format;
 	c->fb.first_seq = h->first_seq;
 	c->fb.created = h->created;
+	c->fb.packed = h->format >= 3;
 	c->entry = 1;
 	c->left = 0;
 	c->in_damage = 0;

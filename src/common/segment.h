@@ -50,6 +50,9 @@ struct ch_segcur {
 	int64_t fts;		/* the frame's time */
 	uint64_t fend;		/* file position of the frame's end */
 	uint64_t fbody;		/* ... and of its body */
+	uint64_t ftab;		/* ... of its record table (format 3: after
+				 * the payload area; else fbody) */
+	uint64_t fpay;		/* format 3: of the next record's payload */
 };
 
 enum {
@@ -80,8 +83,9 @@ struct ch_rec {
 
 /*
  * Hand out the next record of the verified frame being handed out (c->left
- * > 0), whose sub-header is at c->pos; its offset is `at` (the frame's for
- * record 0).  Inline: a reader hands out millions of records a second.
+ * > 0), whose sub-header (format 3: table entry, its payload at c->fpay,
+ * which is 0 in the other formats) is at c->pos; its offset is `at` (the
+ * frame's for record 0).  Inline: a reader hands out millions of records a second.
  */
 static inline int
 ch_segcur_emit(struct ch_segcur *c, struct ch_rec *r, uint64_t at)
@@ -90,10 +94,15 @@ ch_segcur_emit(struct ch_segcur *c, struct ch_rec *r, uint64_t at)
 	const unsigned char *lim = c->buf + (c->fend - CH_FRAME_TRAILER -
 	    c->buf_pos);
 	struct ch_frec fr;
+	int packed = c->fpay != 0;
 
-	if (ch_frec_decode(p, lim, c->pos == c->fbody, &fr) < 0) {
+	if (ch_frec_decode_any(p, lim, c->pos == c->ftab, packed, &fr) < 0) {
 		c->left = 0;	/* cannot happen in a verified frame */
 		return CH_CUR_BAD;
+	}
+	if (packed) {
+		fr.payload = c->buf + (c->fpay - c->buf_pos);
+		c->fpay += fr.len + 1;
 	}
 	r->h.type = CH_REC_DATA;
 	r->h.flags = 0;

@@ -97,10 +97,12 @@ start_frame(struct ch_segcur *c, const struct ch_framehdr *f,
 	}
 	c->fend = at + f->len;
 	c->fbody = at + f->hlen;
+	c->ftab = c->fbody + f->plen;
+	c->fpay = f->plen ? c->fbody : 0;
 	c->fseq = f->seq;
 	c->fts = f->ts;
 	c->left = f->count;
-	c->pos = c->fbody;
+	c->pos = c->ftab;
 	return ch_segcur_emit(c, r, at);
 }
 
@@ -136,22 +138,26 @@ enter_by_position(struct ch_segcur *c, struct ch_rec *r)
 	c->entry = 0;
 	rc = load(c, &f);
 	if (rc == CH_CUR_OK && f.type == CH_REC_DATA && f.hlen == h) {
-		const unsigned char *fr = ch_cur_at(c), *p = fr + f.hlen;
+		const unsigned char *fr = ch_cur_at(c), *p = fr + f.hlen + f.plen;
 		const unsigned char *lim = fr + f.len - CH_FRAME_TRAILER;
 		struct ch_frec rec;
-		uint64_t k;
+		uint64_t k, pay = 0;
 		for (k = 0; k < f.count; k++) {
 			uint64_t here = c->pos + (uint64_t)(p - fr);
 			if (k > 0 && here >= target)
 				break;
-			if (ch_frec_decode(p, lim, k == 0, &rec) < 0)
+			if (ch_frec_decode_any(p, lim, k == 0, f.plen != 0,
+			    &rec) < 0)
 				break;
+			pay += rec.len + 1;
 			p = rec.end;
 		}
 		if (k > 0 && k < f.count &&
 		    c->pos + (uint64_t)(p - fr) == target) {
 			c->fend = c->pos + f.len;
 			c->fbody = c->pos + f.hlen;
+			c->ftab = c->fbody + f.plen;
+			c->fpay = f.plen ? c->fbody + pay : 0;
 			c->fseq = f.seq + k;
 			c->fts = f.ts;
 			c->left = f.count - k;
@@ -330,7 +336,8 @@ static int
 read_header(int fd, const struct ch_seghdr *hdr, uint64_t F, uint32_t N,
     struct ch_framehdr *f, unsigned char *hb)
 {
-	struct ch_framebase fb = { hdr->first_seq, hdr->created };
+	struct ch_framebase fb = { hdr->first_seq, hdr->created,
+	    hdr->format >= 3 };
 	size_t n = N < CH_FRAME_HDR_MAX ? N : CH_FRAME_HDR_MAX;
 
 	if (ch_pread_full(fd, hb, n, (off_t)F) != (ssize_t)n)
@@ -383,7 +390,8 @@ enter_from_after(struct ch_segcur *c, uint64_t target)
 		if ((rc = frame_before(c->fd, &hdr, ends[i], &f, &F, hb)) < 0)
 			return CH_CUR_IOERR;
 		if (rc == 0 || f.type != CH_REC_DATA || f.count < 2 ||
-		    target <= F + f.hlen || target >= ends[i] - CH_FRAME_TRAILER)
+		    target <= F + f.hlen + f.plen ||
+		    target >= ends[i] - CH_FRAME_TRAILER)
 			continue;
 		c->pos = F;
 		c->entry = 0;
@@ -499,7 +507,8 @@ static int
 peek2(int fd, const struct ch_seghdr *hdr, uint64_t pos, int *type,
     int64_t *ts)
 {
-	struct ch_framebase fb = { hdr->first_seq, hdr->created };
+	struct ch_framebase fb = { hdr->first_seq, hdr->created,
+	    hdr->format >= 3 };
 	unsigned char b[CH_FRAME_HDR_MAX + CH_FREC_HDR_MAX];
 	struct ch_framehdr f;
 	uint64_t at, age;
@@ -528,9 +537,18 @@ peek2(int fd, const struct ch_seghdr *hdr, uint64_t pos, int *type,
 	} else {
 		if (ch_frame_decode(b, (size_t)n, &fb, &f) != 0)
 			return 0;
-		if (f.type == CH_REC_DATA &&
-		    sub_age(b + f.hlen, b + n, 1, &at, &age) < 0)
+		if (f.type == CH_REC_DATA && f.plen) {
+			/* Format 3: record 0's entry starts the table. */
+			n = ch_pread_full(fd, b, CH_FREC_HDR_MAX,
+			    (off_t)(pos + f.hlen + f.plen));
+			if (n < 0)
+				return -1;
+			if (sub_age(b, b + n, 1, &at, &age) < 0)
+				return 0;
+		} else if (f.type == CH_REC_DATA &&
+		    sub_age(b + f.hlen, b + n, 1, &at, &age) < 0) {
 			return 0;
+		}
 		if (f.type != CH_REC_DATA)
 			age = 0;
 	}
@@ -545,7 +563,8 @@ static unsigned char *
 seal2(unsigned char *buf, const struct ch_seghdr *hdr, uint64_t seq,
     int64_t ts, const struct ch_seal *s, uint32_t *lenp)
 {
-	struct ch_framebase fb = { hdr->first_seq, hdr->created };
+	struct ch_framebase fb = { hdr->first_seq, hdr->created,
+	    hdr->format >= 3 };
 	unsigned char payload[CH_SEAL_PAYLOAD];
 
 	ch_seal_encode(payload, s);
@@ -560,7 +579,8 @@ static int
 gap2(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
     uint64_t seq, int64_t ts, uint64_t count)
 {
-	struct ch_framebase b = { hdr->first_seq, hdr->created };
+	struct ch_framebase b = { hdr->first_seq, hdr->created,
+	    hdr->format >= 3 };
 	size_t hlen = ch_frame_hlen(&b, count, seq, ts);
 	uint32_t n;
 

@@ -1,0 +1,511 @@
+/*
+ * batch3.c - a writer's queued records as format 3 frames (batch.h,
+ * frame.h).
+ *
+ * As in format 2 the buffer holds the frames one after another, each with
+ * room for its header before its body and for its trailer after it.  A
+ * frame's body is its payloads, each followed by 0x0A, then its record
+ * table.  Payloads are copied in as they come (lines read with their
+ * newlines in one piece, as they were read) and checksummed on the way.
+ * The table's position fields count from the body's start, so it can be
+ * written only once the payloads are all there: the open frame's entries
+ * wait in b->tab without their positions and go in when the frame is
+ * closed, when the next one opens or when taking out begins.  The room
+ * the table will take is kept free in the buffer all along, so closing
+ * never allocates.
+ */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "frame.h"
+
+#define SLACK CH_FRAME_HDR_MAX
+#define BODY_BOUND (CH_FRAME3_BOUND - CH_FRAME_HDR_MAX - CH_FRAME_TRAILER)
+#define BODY_MAX (CH_FRAME_MAX_LEN - CH_FRAME_HDR_MAX - CH_FRAME_TRAILER)
+/* An entry without its position: attributes, length (5 bytes: at most
+ * 4 GiB), metadata length (3: at most 65535); its metadata besides. */
+#define ENTRY_MAX (1 + 5 + 3)
+/* A position field: 3 bytes in a bounded frame (below 2 MiB), 5 in an
+ * atomic one (below 4 GiB). */
+#define POS_BOUNDED 3
+#define POS_MAX 5
+_Static_assert(CH_RECORD_MAX + 1 + ENTRY_MAX + POS_MAX <= BODY_MAX,
+    "a frame of one record of CH_RECORD_MAX bytes overflows its length");
+_Static_assert(CH_FRAME3_BOUND < (1u << 21), "positions take 3 bytes");
+
+static inline size_t
+pos_width(const struct ch_batch *b)
+{
+	return b->atomic ? POS_MAX : POS_BOUNDED;
+}
+
+/* The frame records are added to, if any. */
+static inline struct ch_bframe *
+open_frame(struct ch_batch *b)
+{
+	return b->nfr > b->fdone && !b->closed && !b->fr[b->nfr - 1].tabled ?
+	    &b->fr[b->nfr - 1] : NULL;
+}
+
+/* Bytes the buffer must hold past b->len for the open frame f to be
+ * closed: its table (entries, and their positions at their widest) and
+ * its trailer. */
+static inline size_t
+close_room(const struct ch_batch *b, const struct ch_bframe *f)
+{
+	return b->tablen + (size_t)f->count * pos_width(b) + CH_FRAME_TRAILER;
+}
+
+/*
+ * Write the table of `count` records for a payload area of plen bytes at
+ * dst (NULL: only measure it), reading their entries from *srcp (up to
+ * lim), where entry k has a position field if `positioned` and abs0 + k >
+ * 0.  *srcp moves past them; *pay (if not NULL) adds their payloads' bytes
+ * with their 0x0A.  Returns the table's length.  The source is well
+ * formed: the writer made it.
+ */
+static size_t
+put_table(unsigned char *dst, const unsigned char **srcp,
+    const unsigned char *lim, uint64_t count, int positioned, uint64_t abs0,
+    uint64_t plen, uint64_t *pay)
+{
+	const unsigned char *s = *srcp;
+	uint64_t at = plen;
+
+	for (uint64_t k = 0; k < count; k++) {
+		struct ch_frec r;
+		if (ch_frec3_decode(s, lim, !positioned || abs0 + k == 0,
+		    &r) < 0)
+			break;	/* cannot happen */
+		uint64_t pos = k ? at : 0;
+		size_t n;
+		if (dst)
+			n = ch_frec3_put(dst + (at - plen), pos, r.age, r.meta,
+			    r.meta_len, (size_t)r.len);
+		else
+			n = 1 + (pos ? ch_uvarint_len(pos) : 0) +
+			    ch_uvarint_len(r.len) +
+			    (r.age ? ch_uvarint_len(r.age) : 0) +
+			    (r.meta_len ? ch_uvarint_len(r.meta_len) +
+			    r.meta_len : 0);
+		if (pay)
+			*pay += r.len + 1;
+		at += n;
+		s = r.end;
+	}
+	*srcp = s;
+	return (size_t)(at - plen);
+}
+
+/* Close the open frame: its table after its payloads. */
+static void
+close_frame(struct ch_batch *b, struct ch_bframe *f)
+{
+	const unsigned char *s = b->tab;
+	size_t n = put_table(b->buf + f->body + f->plen, &s, b->tab + b->tablen,
+	    f->count, 0, 0, f->plen, NULL);
+
+	f->len = f->plen + n;
+	b->len += n;
+	b->tablen = 0;
+	f->tabled = 1;
+	f->crc = ch_crc32c(f->crc, b->buf + f->body + f->crc_len,
+	    f->len - f->crc_len);
+	f->crc_len = f->len;
+}
+
+static void
+close_open(struct ch_batch *b)
+{
+	struct ch_bframe *f = open_frame(b);
+
+	if (f)
+		close_frame(b, f);
+	b->closed = 1;
+}
+
+/* Close the open frame, if any, and start a new one after it. */
+static struct ch_bframe *
+new_frame(struct ch_batch *b, struct ch_error *err)
+{
+	struct ch_bframe *f = open_frame(b);
+
+	if (f)
+		close_frame(b, f);
+	size_t at = b->len + (b->nfr ? CH_FRAME_TRAILER : 0) + SLACK;
+	if (b->nfr == b->frcap) {
+		size_t cap = b->frcap ? b->frcap * 2 : 8;
+		struct ch_bframe *nf = realloc(b->fr, cap * sizeof *nf);
+		if (!nf) {
+			ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+			return NULL;
+		}
+		b->fr = nf;
+		b->frcap = cap;
+	}
+	if (ch_batch_reserve(b, at - b->len + CH_FRAME_TRAILER, err) < 0)
+		return NULL;
+	if (!b->atomic && b->scratch_cap < BODY_BOUND) {
+		unsigned char *ns = realloc(b->scratch, BODY_BOUND);
+		if (!ns) {
+			ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+			return NULL;
+		}
+		b->scratch = ns;
+		b->scratch_cap = BODY_BOUND;
+	}
+	f = &b->fr[b->nfr++];
+	memset(f, 0, sizeof *f);
+	f->body = at;
+	b->len = at;
+	return f;
+}
+
+static int
+tab_reserve(struct ch_batch *b, size_t more, struct ch_error *err)
+{
+	if (b->tablen + more <= b->tabcap)
+		return 0;
+	size_t cap = b->tabcap ? b->tabcap : 4096;
+	while (cap < b->tablen + more)
+		cap *= 2;
+	unsigned char *nt = realloc(b->tab, cap);
+	if (!nt)
+		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
+	b->tab = nt;
+	b->tabcap = cap;
+	return 0;
+}
+
+/* Bring the CRC of every frame's body up to date (see batch2.c). */
+static void
+checksum(struct ch_batch *b)
+{
+	for (size_t i = b->fdone; i < b->nfr; i++) {
+		struct ch_bframe *f = &b->fr[i];
+		size_t len = f->tabled ? f->len : f->plen;
+		if (f->crc_len < len) {
+			f->crc = ch_crc32c(f->crc, b->buf + f->body + f->crc_len,
+			    len - f->crc_len);
+			f->crc_len = len;
+		}
+	}
+}
+
+/* Queue one record; the buffer may move. */
+static int
+put(struct ch_batch *b, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err)
+{
+	struct ch_bframe *f = open_frame(b);
+	size_t ent = 1 + ch_uvarint_len(len) +
+	    (meta_len ? ch_uvarint_len(meta_len) + meta_len : 0);
+	size_t pw = pos_width(b);
+
+	if (b->atomic) {
+		if (b->bytes + meta_len + len > b->max_record)
+			return ch_err(err, CH_EXIT_FAIL, "an atomic batch holds "
+			    "at most max_record_bytes (%llu) of records",
+			    (unsigned long long)b->max_record);
+		if (f && (uint64_t)f->plen + len + 1 + b->tablen + ent +
+		    (f->count + 1) * pw > BODY_MAX)
+			return ch_err(err, CH_EXIT_FAIL, "atomic batch too "
+			    "large for one frame (4 GiB)");
+	} else if (f && f->plen + len + 1 + b->tablen + ent +
+	    (f->count + 1) * pw > BODY_BOUND) {
+		f = NULL;
+	}
+	if (!f && !(f = new_frame(b, err)))
+		return -1;
+	if (tab_reserve(b, ent, err) < 0 ||
+	    ch_batch_reserve(b, len + 1 + close_room(b, f) + ent + pw, err) < 0)
+		return -1;
+	unsigned char *d = b->buf + f->body + f->plen;
+	if (len)	/* an empty payload may come as NULL */
+		memcpy(d, payload, len);
+	d[len] = 0x0A;
+	b->tablen += ch_frec3_put(b->tab + b->tablen, 0, 0, meta, meta_len,
+	    len);
+	f->plen += len + 1;
+	f->count++;
+	b->len += len + 1;
+	b->nrec++;
+	b->bytes += meta_len + len;
+	return 0;
+}
+
+int
+ch_batch3_add(struct ch_batch *b, const void *meta, size_t meta_len,
+    const void *payload, size_t len, struct ch_error *err)
+{
+	int rc = put(b, meta, meta_len, payload, len, err);
+
+	checksum(b);
+	return rc;
+}
+
+/*
+ * The common case: lines without metadata into the open frame f.  Each is
+ * found with memchr and given its table entry; then all of them are
+ * copied in one piece, with their delimiters, which become 0x0A: they lie
+ * in the frame as they were read.  Stops where the frame is full, a line
+ * is too long, or the table's buffer is; returns where, or NULL when out
+ * of memory.
+ */
+static const char *
+frame_lines(struct ch_batch *b, struct ch_bframe *f, const char *p,
+    const char *end, int delim, struct ch_error *err)
+{
+	const char *start = p;
+	size_t plen = f->plen, tablen = b->tablen, count = f->count;
+	uint64_t bytes = 0, max_record = ch_batch_payload_max(b, 0);
+	unsigned char *tab = b->tab;
+
+	while (p < end && tablen + ENTRY_MAX <= b->tabcap) {
+		const char *d = memchr(p, delim, (size_t)(end - p));
+		if (!d)
+			break;
+		size_t n = (size_t)(d - p);
+		size_t ent = n < 0x80 ? 2 : 1 + ch_uvarint_len(n);
+		if (plen + n + 1 + tablen + ent + (count + 1) * POS_BOUNDED >
+		    BODY_BOUND || n > max_record)
+			break;
+		tab[tablen] = 0;
+		if (n < 0x80)
+			tab[tablen + 1] = (unsigned char)n;
+		else
+			ch_uvarint_put(tab + tablen + 1, n);
+		tablen += ent;
+		plen += n + 1;
+		count++;
+		bytes += n;
+		p = d + 1;
+	}
+	size_t len = (size_t)(p - start);
+	if (!len)
+		return p;
+	size_t more = len + (tablen - b->tablen) + (count - f->count) *
+	    POS_BOUNDED;
+	if (ch_batch_reserve(b, close_room(b, f) + more, err) < 0)
+		return NULL;
+	unsigned char *dst = b->buf + f->body + f->plen;
+	memcpy(dst, start, len);
+	if (delim != 0x0A)
+		for (unsigned char *q = dst, *e = dst + len;
+		    (q = memchr(q, delim, (size_t)(e - q))) != NULL; q++)
+			*q = 0x0A;
+	b->nrec += count - f->count;
+	b->bytes += bytes;
+	b->len += len;
+	b->tablen = tablen;
+	f->plen = plen;
+	f->count = count;
+	return p;
+}
+
+int
+ch_batch3_add_split(struct ch_batch *b, const void *buf, size_t len,
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err)
+{
+	const char *p = buf, *end = p + len, *d;
+	size_t nrec0 = b->nrec;
+	uint64_t limit = ch_batch_payload_max(b, meta_len);
+	int rc = 0;
+
+	/* As if records were 64 bytes; put() tops up when it falls short. */
+	if (ch_batch_reserve(b, len + (len / 64 + 1) * POS_BOUNDED +
+	    (len / BODY_BOUND + 2) * (SLACK + CH_FRAME_TRAILER), err) < 0 ||
+	    tab_reserve(b, (len / 64 + 1) * 2, err) < 0)
+		rc = -1;
+	while (!rc && p < end) {
+		struct ch_bframe *f = open_frame(b);
+		if (f && !b->atomic && !meta_len) {
+			const char *was = p;
+			if (!(p = frame_lines(b, f, p, end, delim, err))) {
+				p = was;
+				rc = -1;
+				break;
+			}
+			if (p == end)
+				break;
+			if (p != was)
+				continue;
+		}
+		/* One record the general way: the first of a frame, one
+		 * that does not fit the frame or the table's buffer, one
+		 * with metadata, one of an atomic batch, one too large. */
+		d = memchr(p, delim, (size_t)(end - p));
+		if (!d)
+			break;
+		size_t n = (size_t)(d - p);
+		if (n > limit)
+			rc = ch_batch_too_large(b, meta_len, n, err);
+		else
+			rc = put(b, meta, meta_len, p, n, err);
+		if (!rc)
+			p = d + 1;
+	}
+	checksum(b);
+	*used = (size_t)(p - (const char *)buf);
+	*nrec = b->nrec - nrec0;
+	return rc;
+}
+
+/*
+ * The size of a frame of the first j records of closed frame f (body at
+ * body) with these fields; *plen gets its payload area's length.
+ */
+static uint64_t
+cut_size(const unsigned char *body, const struct ch_bframe *f, uint64_t j,
+    const struct ch_framebase *fb, uint64_t seq, int64_t ts, uint64_t *plen)
+{
+	const unsigned char *s = body + f->plen, *lim = body + f->len;
+	uint64_t pay = 0;
+
+	(void)put_table(NULL, &s, lim, j, 1, 0, 0, &pay);
+	s = body + f->plen;
+	size_t t = put_table(NULL, &s, lim, j, 1, 0, pay, NULL);
+	*plen = pay;
+	return ch_frame3_hlen(fb, j, seq, ts, pay) + pay + t + CH_FRAME_TRAILER;
+}
+
+uint64_t
+ch_batch3_first(struct ch_batch *b, const struct ch_seghdr *seg,
+    uint64_t seq, int64_t ts)
+{
+	struct ch_framebase fb = { seg->first_seq, seg->created, 1 };
+	uint64_t plen;
+
+	close_open(b);
+	checksum(b);
+	struct ch_bframe *f = &b->fr[b->fdone];
+	if (ts < seg->created)
+		ts = seg->created;
+	if (b->atomic || f->count == 1)
+		return ch_frame3_hlen(&fb, f->count, seq, ts, f->plen) + f->len +
+		    CH_FRAME_TRAILER;
+	return cut_size(b->buf + f->body, f, 1, &fb, seq, ts, &plen);
+}
+
+void
+ch_batch3_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
+    int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
+    struct ch_piece *pc)
+{
+	struct ch_framebase fb = { seg->first_seq, seg->created, 1 };
+	uint64_t j, plen;
+	size_t body_len;
+	uint32_t crc, n;
+
+	close_open(b);
+	checksum(b);
+	struct ch_bframe *f = &b->fr[b->fdone];
+	unsigned char *body = b->buf + f->body;
+	if (ts < seg->created)
+		ts = seg->created;
+	j = f->count;
+	plen = f->plen;
+	body_len = f->len;
+	crc = f->crc;
+	b->part = 0;
+	if (!b->atomic && j > 1 && ch_frame3_hlen(&fb, j, seq, ts, plen) +
+	    f->len + CH_FRAME_TRAILER > room) {
+		/* Cut it where the segment ends; at least one record.  The
+		 * largest j that fits, by bisection: sizes grow with j. */
+		uint64_t lo = 1, hi = f->count - 1;
+		while (lo < hi) {
+			uint64_t mid = lo + (hi - lo + 1) / 2;
+			if (cut_size(body, f, mid, &fb, seq, ts, &plen) <= room)
+				lo = mid;
+			else
+				hi = mid - 1;
+		}
+		j = lo;
+		(void)cut_size(body, f, j, &fb, seq, ts, &plen);
+		/* The whole body is kept for the rest (consume); the first
+		 * j payloads stay where they are, their table after them.
+		 * A frame of two records or more is bounded, and new_frame
+		 * made the copy's buffer that large. */
+		memcpy(b->scratch, body, f->len);
+		const unsigned char *s = b->scratch + f->plen;
+		body_len = plen + put_table(body + plen, &s,
+		    b->scratch + f->len, j, 1, 0, plen, NULL);
+		crc = ch_crc32c(0, body, body_len);
+		b->part = j;
+	}
+	unsigned char *fr = ch_frame3_close(body, body_len, plen, crc, j, seq,
+	    ts, &fb, b->hw, &n);
+	if (offs) {
+		const unsigned char *p = body + plen, *lim = body + body_len;
+		struct ch_frec r;
+		offs[0] = at;
+		for (uint64_t k = 1; k < j; k++) {
+			if (ch_frec3_decode(p, lim, k == 1, &r) < 0)
+				break;
+			p = r.end;
+			offs[k] = at + (uint64_t)(p - fr);
+		}
+	}
+	b->taken = j;
+	pc->p = fr;
+	pc->len = n;
+	pc->nrec = j;
+}
+
+void
+ch_batch3_consume(struct ch_batch *b)
+{
+	struct ch_bframe *f = &b->fr[b->fdone];
+
+	if (!b->part) {
+		b->fdone++;
+		return;
+	}
+	/* The rest of a cut frame, from the copy: its payloads to the front,
+	 * then its table, positions counted anew. */
+	unsigned char *body = b->buf + f->body;
+	const unsigned char *s = b->scratch + f->plen;
+	const unsigned char *lim = b->scratch + f->len;
+	uint64_t j = b->part, pj = 0;
+	(void)put_table(NULL, &s, lim, j, 1, 0, 0, &pj);
+	size_t rest = f->plen - (size_t)pj;
+	memcpy(body, b->scratch + pj, rest);
+	size_t t = put_table(body + rest, &s, lim, f->count - j, 1, j, rest,
+	    NULL);
+	f->plen = rest;
+	f->len = rest + t;
+	f->count -= j;
+	f->crc = ch_crc32c(0, body, f->len);
+	f->crc_len = f->len;
+	b->part = 0;
+}
+
+int
+ch_batch3_reframe(const struct ch_batch *b, struct ch_batch *nb,
+    struct ch_error *err)
+{
+	for (size_t i = b->fdone; i < b->nfr; i++) {
+		const struct ch_bframe *f = &b->fr[i];
+		const unsigned char *pay = b->buf + f->body;
+		const unsigned char *p = f->tabled ? pay + f->plen : b->tab;
+		const unsigned char *lim = f->tabled ? pay + f->len :
+		    b->tab + b->tablen;
+		struct ch_frec r;
+		for (uint64_t k = 0; k < f->count; k++) {
+			if (ch_frec3_decode(p, lim, !f->tabled || k == 0,
+			    &r) < 0)
+				return ch_err(err, CH_EXIT_SOFTWARE,
+				    "queued frame malformed");
+			if (ch_batch_add(nb, r.meta, r.meta_len, pay,
+			    (size_t)r.len, err) < 0)
+				return -1;
+			pay += r.len + 1;
+			p = r.end;
+		}
+	}
+	return 0;
+}
