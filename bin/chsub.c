@@ -176,22 +176,23 @@ record_end(size_t done)
 	return lo < nmarks ? marks[lo].end : done;
 }
 
-/* Write the output buffer; returns 0, or -1 when stdout is gone (EPIPE,
- * or a stop signal: after a first one, the record being written is
- * finished, nothing more is started).  Marks delivered what got out. */
+/* Write len bytes at p, the records the marks describe; returns 0, or -1
+ * when stdout is gone (EPIPE, or a stop signal: after a first one, the
+ * record being written is finished, nothing more is started).  Marks
+ * delivered what got out. */
 static int
-write_out(void)
+write_span(const char *p, size_t len)
 {
 	size_t done = 0, m = 0;
 	int rc = 0, flags = stdout_flags;
 
-	if (!out.len)
+	if (!len)
 		return 0;
 	out_flags = flags;
 	if (prog.stdout_tty)
 		ch_progress_hide(&prog);	/* records own the terminal */
-	while (done < out.len) {
-		size_t upto = out.len;
+	while (done < len) {
+		size_t upto = len;
 		if (stop) {
 			upto = stop > 1 ? done : record_end(done);
 			if (upto <= done) {
@@ -199,7 +200,7 @@ write_out(void)
 				break;
 			}
 		}
-		ssize_t n = write(1, out.p + done, upto - done);
+		ssize_t n = write(1, p + done, upto - done);
 		if (n < 0) {
 			if (errno == EINTR && stop < 2)
 				continue;	/* a first stop: finish the record */
@@ -222,8 +223,17 @@ write_out(void)
 	if (m > 0)
 		ch_session_delivered(&sess, marks[m - 1].offset,
 		    marks[m - 1].seq);
-	out.len = 0;
 	nmarks = 0;
+	return rc;
+}
+
+/* Write the output buffer (see write_span). */
+static int
+write_out(void)
+{
+	int rc = write_span(out.p, out.len);
+
+	out.len = 0;
 	return rc;
 }
 
@@ -547,6 +557,30 @@ main(int argc, const char **argv)
 		struct ch_rec rec;
 		if (stop)
 			break;
+		if (fmt.mode == CH_OUT_PLAIN && fmt.delim == '\n' && !out.len) {
+			/* Catching up in format 3: the rest of a frame at
+			 * once, written from where the reader read it. */
+			const unsigned char *span;
+			size_t n, len;
+			if (marks_cap - nmarks < 1024)
+				grow_marks();
+			len = ch_reader_plain_span(sess.r, OUT_FLUSH,
+			    count && count - got < marks_cap - nmarks ?
+			    (size_t)(count - got) : marks_cap - nmarks,
+			    marks + nmarks, &n, &span);
+			if (n) {
+				nmarks += n;
+				got += n;
+				if ((rc = write_span((const char *)span, len)) < 0)
+					finish(rc == -2 ? CH_EXIT_FAIL : 0);
+				if (ch_mono_ns() - sess.last_commit_mono >=
+				    COMMIT_EVERY_NS)
+					commit();
+				if (after_records(count, got, timeout, &deadline))
+					break;
+				continue;
+			}
+		}
 		if (fmt.mode == CH_OUT_PLAIN) {
 			/* Catching up: the rest of a frame at once. */
 			size_t n;

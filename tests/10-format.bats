@@ -201,20 +201,20 @@ b"
 	chpub "$CH" a
 	local before
 	before=$(size "$(seg0)")
-	set_config format 3
+	set_config format 4
 	for tool in chpub chsub; do
 		run -1 --separate-stderr $tool "$CH" s
-		[[ $stderr == "$tool: $CH: "*"format 3"*"newer"* ]]
+		[[ $stderr == "$tool: $CH: "*"format 4"*"newer"* ]]
 	done
 	assert_equal "$(size "$(seg0)")" "$before"
 }
 
 @test "a segment whose header has a newer version is refused with exit 1" {
 	chpub "$CH" a
-	put_u32 "$(seg0)" 8 3
+	put_u32 "$(seg0)" 8 4
 	fix_seghdr_crc "$(seg0)"
 	run -1 --separate-stderr peek_all
-	[[ $stderr == *"format 3, newer than this chtools supports"* ]]
+	[[ $stderr == *"format 4, newer than this chtools supports"* ]]
 	run -1 --separate-stderr chpub "$CH" b
 	[[ $stderr == *"newer than this chtools supports"* ]]
 }

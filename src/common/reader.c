@@ -513,14 +513,16 @@ deleted(struct ch_reader *r, uint64_t base, struct ch_error *err)
 }
 
 /*
- * ch_reader_plain_run for a format 3 frame: its payloads lie together, each
- * followed by 0x0A, exactly as plain output with newlines renders them, so
- * the records that go out are one copy of that range (with another delim,
- * the delims put in after).
+ * Format 3: the next records of the frame being read, as far as max and
+ * `room` bytes of output let them go (at least one), measured in its
+ * payload area, where they lie as plain output with newlines renders them
+ * (payload, 0x0A).  marks[i].end counts from the first one's payload.
+ * Moves the cursor past them; *len gets their bytes, *pay0 where they
+ * start in the cursor's buffer.  Returns how many.
  */
-static int
-plain_run3(struct ch_reader *r, struct ch_buf *out, char delim, size_t limit,
-    size_t max, struct ch_runmark *marks, size_t *n)
+static size_t
+run3(struct ch_reader *r, size_t room, size_t max, struct ch_runmark *marks,
+    size_t base, const unsigned char **pay0p, size_t *len)
 {
 	struct ch_segcur *c = &r->cur;
 	const unsigned char *buf = c->buf;
@@ -531,10 +533,9 @@ plain_run3(struct ch_reader *r, struct ch_buf *out, char delim, size_t limit,
 	const unsigned char *pay0 = buf + (c->fpay - c->buf_pos), *pay = pay0;
 	uint64_t off0 = ch_seg_offset(r->seg.base, c->buf_pos);
 	uint64_t seq = c->fseq, left = c->left, age = 0;
-	size_t k = 0, base = out->len, room = limit - out->len;
+	size_t k = 0;
 
-	/* Where the records end, as far as max and limit let them go. */
-	while (k < max && (size_t)(pay - pay0) < room) {
+	while (k < max && (k == 0 || (size_t)(pay - pay0) < room)) {
 		struct ch_frec fr;
 		if (*p == 0 && p != tab) {
 			/* The common entry: no age, no metadata; skip the
@@ -553,7 +554,7 @@ plain_run3(struct ch_reader *r, struct ch_buf *out, char delim, size_t limit,
 			fr.age = 0;
 			fr.end = q;
 		} else if (ch_frec3_decode(p, lim, p == tab, &fr) < 0) {
-			break;
+			break;	/* cannot happen: verified */
 		}
 		pay += fr.len + 1;
 		age = fr.age;
@@ -566,10 +567,36 @@ plain_run3(struct ch_reader *r, struct ch_buf *out, char delim, size_t limit,
 		if (!left)
 			break;
 	}
+	*pay0p = pay0;
+	*len = (size_t)(pay - pay0);
+	if (!k)
+		return 0;
+	c->pos = left ? c->buf_pos + (uint64_t)(p - buf) : c->fend;
+	c->fpay += *len;
+	c->left = left;
+	c->fseq = seq;
+	r->next_seq = seq;
+	r->last_ts = c->fts;
+	if (age)
+		(void)ch_frec_time(c->fts, age, &r->last_ts);
+	return k;
+}
+
+/* ch_reader_plain_run for a format 3 frame: one copy of the payload range
+ * (with another delim than a newline, the delims put in after). */
+static int
+plain_run3(struct ch_reader *r, struct ch_buf *out, char delim, size_t limit,
+    size_t max, struct ch_runmark *marks, size_t *n)
+{
+	const unsigned char *pay0;
+	size_t len, base = out->len;
+	size_t k = run3(r, limit - out->len, max, marks, base, &pay0, &len);
+
 	*n = 0;
 	if (!k)
 		return 0;
-	size_t len = (size_t)(pay - pay0);
+	/* The cursor moved on, but its buffer is untouched until the next
+	 * read: the bytes are still there. */
 	if (ch_buf_reserve(out, len) < 0)
 		return -1;
 	memcpy(out->p + base, pay0, len);
@@ -577,16 +604,22 @@ plain_run3(struct ch_reader *r, struct ch_buf *out, char delim, size_t limit,
 		for (size_t i = 0; i < k; i++)
 			out->p[marks[i].end - 1] = delim;
 	out->len = base + len;
-	c->pos = left ? c->buf_pos + (uint64_t)(p - buf) : c->fend;
-	c->fpay += len;
-	c->left = left;
-	c->fseq = seq;
-	r->next_seq = seq;
-	r->last_ts = c->fts;
-	if (age)
-		(void)ch_frec_time(c->fts, age, &r->last_ts);
 	*n = k;
 	return 0;
+}
+
+size_t
+ch_reader_plain_span(struct ch_reader *r, size_t room, size_t max,
+    struct ch_runmark *marks, size_t *n, const unsigned char **span)
+{
+	struct ch_segcur *c = &r->cur;
+	size_t len;
+
+	*n = 0;
+	if (!c->left || !c->fpay || r->provisional || !max)
+		return 0;
+	*n = run3(r, room, max, marks, 0, span, &len);
+	return *n ? len : 0;
 }
 
 int

@@ -65,6 +65,17 @@ struct ch_runmark {
 int ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
     size_t limit, size_t max, struct ch_runmark *marks, size_t *n);
 
+/*
+ * The same without a copy, for plain output with newlines, when the frame
+ * being read is a format 3 one (its payloads lie in the file as that
+ * output renders them): the next records' bytes, at most `max` records and
+ * about `room` bytes (at least one record), are *span, valid until the
+ * next call on r; marks[i].end counts from *span.  Returns their length;
+ * 0 (and *n 0) when the next record is not ready that way.
+ */
+size_t ch_reader_plain_span(struct ch_reader *r, size_t room, size_t max,
+    struct ch_runmark *marks, size_t *n, const unsigned char **span);
+
 /* The offset is inside a frame that is damaged (non-strict opens only):
  * the sequence number due there cannot be known from the channel, and the
  * caller sets it from what it knows (an offset file). */
