@@ -15,7 +15,9 @@
 #   BENCH_SUBS=N         subscribers of the "many subscribers" channel (10000; quick 1000)
 #   BENCH_FWD_N=N        records forwarded to Redis and NATS (100000; quick 20000)
 #   BENCH_ONLY="P1 S1"   run only these ids (prefix match), BENCH_SKIP="peers ..." skip
-#   BENCH_FORMAT1=0      no format 1 lines beside format 2 ones (P1-P4, S1, S4, X1-X3)
+#   BENCH_FORMAT=N       format of the channels measured (default 3)
+#   BENCH_OTHER=N        format measured beside it, lines ending in /N (default 1)
+#   BENCH_FORMAT1=0      no such lines (P1-P4, S1, S4, X1-X3)
 #   TMPDIR               filesystem to measure (scratch dir removed on exit)
 set -euo pipefail
 
@@ -32,9 +34,11 @@ SEGS=${BENCH_SEGS:-${QUICK:+1000}}
 SEGS=${SEGS:-10000}
 SUBS=${BENCH_SUBS:-${QUICK:+1000}}
 SUBS=${SUBS:-10000}
-# Scenarios that depend on the on-disk format run chpub/chsub on format 2
+# Scenarios that depend on the on-disk format run chpub/chsub on format 3
 # channels (the default) and, beside them in the same alternation, on
-# format 1 ones: ids ending in "/1" (P1 and P1/1, S4 and S4/1...).
+# another format's: ids ending in "/N" (P1 and P1/1, S4 and S4/1...).
+MAINF=${BENCH_FORMAT:-3}
+OTHERF=${BENCH_OTHER:-1}
 WITH_F1=${BENCH_FORMAT1:-1}
 [ "$WITH_F1" = 0 ] && WITH_F1=
 SPAWNS=${QUICK:+200}
@@ -124,23 +128,24 @@ abab() {
 	done
 }
 # abab3 N TOOL2FILE TOOL1FILE REFFILE TOOLSNIPPET REFSNIPPET: like abab, the
-# tool on format 2 channels, then on format 1 ones (CH_FORMAT, which chpub
-# obeys when it creates a channel; skipped without WITH_F1), then the reference.
+# tool on format MAINF channels, then on format OTHERF ones (CH_FORMAT, which
+# chpub obeys when it creates a channel; skipped without WITH_F1), then the
+# reference.
 abab3() {
 	local i
 	: >"$2"
 	: >"$3"
 	: >"$4"
 	for i in $(seq "$1"); do
-		CH_FORMAT=2 eval "$5" >>"$2"
-		[ -z "$WITH_F1" ] || CH_FORMAT=1 eval "$5" >>"$3"
+		CH_FORMAT=$MAINF eval "$5" >>"$2"
+		[ -z "$WITH_F1" ] || CH_FORMAT=$OTHERF eval "$5" >>"$3"
 		eval "$6" >>"$4"
 	done
 }
 # report3 ID DESC UNIT KEY TARGET: the lines of an abab3 run (files a, a1, b)
 report3() {
 	report "$1" "$2" "$3" "$(medkey "$S/a" "$4")" "$(medkey "$S/b" "$4")" "$5"
-	[ -z "$WITH_F1" ] || report "${1}/1" "  same, format 1" "$3" "$(medkey "$S/a1" "$4")" "$(medkey "$S/b" "$4")" info
+	[ -z "$WITH_F1" ] || report "${1}/$OTHERF" "  same, format $OTHERF" "$3" "$(medkey "$S/a1" "$4")" "$(medkey "$S/b" "$4")" info
 }
 medkey() { get_all "$2" <"$1" | med; } # medkey FILE KEY
 get_all() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }'; }
@@ -220,7 +225,7 @@ if want P4 chpub; then
 	report3 P4 "one record at a time, --sync=always p50 (us)" us p50_us "<=1.15"
 	report P4b "  same, p99 (us)" us "$(medkey "$S/a" p99_us)" "$(medkey "$S/b" p99_us)" "<=1.5"
 	# no worse than format 1 (same alternation)
-	[ -z "$WITH_F1" ] || report P4= "  format 2 vs format 1, p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/a1" p50_us)" "<=1.1"
+	[ -z "$WITH_F1" ] || report P4= "  format $MAINF vs format $OTHERF, p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/a1" p50_us)" "<=1.1"
 	rm -rf "$S/p4"
 fi
 if want P5 chpub; then
@@ -240,7 +245,7 @@ fi
 
 # ---------------------------------------------------------------- chsub
 if want S1 chsub; then
-	for f in 2 ${WITH_F1:+1}; do
+	for f in $MAINF ${WITH_F1:+$OTHERF}; do
 		[ -d "$S/p1.$f" ] || { CH_FORMAT=$f mkchan "$S/p1.$f"; chpub "$S/p1.$f" <"$S/src"; }
 		cat "$S/p1.$f"/*.seg >/dev/null
 	done
@@ -259,7 +264,7 @@ if want S4 chsub; then
 		'rm -f $S/tf; : > $S/tf; "$CHB" e2e $E2E "cat >> $S/tf" "tail -n0 -f $S/tf"'
 	report3 S4 "follow chpub|chsub -f vs cat>>f|tail -f p50 (us)" us p50_us "<=1.0"
 	report S4b "  same, p99 (us)" us "$(medkey "$S/a" p99_us)" "$(medkey "$S/b" p99_us)" "<=1.2"
-	[ -z "$WITH_F1" ] || report S4= "  format 2 vs format 1, p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/a1" p50_us)" "<=1.1"
+	[ -z "$WITH_F1" ] || report S4= "  format $MAINF vs format $OTHERF, p50 (us)" us "$(medkey "$S/a" p50_us)" "$(medkey "$S/a1" p50_us)" "<=1.1"
 	rm -rf "$S"/p4f.* "$S/tf"
 fi
 

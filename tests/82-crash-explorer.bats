@@ -14,7 +14,7 @@
 # small one);
 # CH_CRASH_SAMPLES sets how many states of the large workload are drawn
 # (make check-long: more); CH_CRASH_FORMATS the channel formats to create
-# (CH_FORMAT, comma-separated, default "1,2"); CH_CRASH_KEEP=DIR keeps traces and failing
+# (CH_FORMAT, comma-separated, default "1,2,3"); CH_CRASH_KEEP=DIR keeps traces and failing
 # states for `crash_explore.py replay`.
 
 setup() {

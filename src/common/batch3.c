@@ -77,8 +77,28 @@ put_table(unsigned char *dst, const unsigned char **srcp,
 
 	for (uint64_t k = 0; k < count; k++) {
 		struct ch_frec r;
-		if (ch_frec3_decode(s, lim, !positioned || abs0 + k == 0,
-		    &r) < 0)
+		int first = !positioned || abs0 + k == 0;
+		if (s[0] == 0 && first && !pay) {
+			/* The common entry, a length alone: copied as it
+			 * is, after its position. */
+			const unsigned char *q = s + 1;
+			while (q < lim && (*q & 0x80))
+				q++;
+			size_t lv = (size_t)(q + 1 - (s + 1)), n = 1 + lv;
+			if (k)
+				n += ch_uvarint_len(at);
+			if (dst) {
+				unsigned char *d = dst + (at - plen);
+				*d++ = 0;
+				if (k)
+					d += ch_uvarint_put(d, at);
+				memcpy(d, s + 1, lv);
+			}
+			at += n;
+			s += 1 + lv;
+			continue;
+		}
+		if (ch_frec3_decode(s, lim, first, &r) < 0)
 			break;	/* cannot happen */
 		uint64_t pos = k ? at : 0;
 		size_t n;

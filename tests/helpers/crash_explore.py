@@ -843,7 +843,7 @@ def main():
     r.add_argument("--bin", default=env.get("CH_CRASH_BIN", default_bin))
     r.add_argument("--seed", type=int, default=int(env.get(
         "CH_CRASH_SEED") or random.randrange(1 << 16)))
-    r.add_argument("--formats", default=env.get("CH_CRASH_FORMATS") or "1,2")
+    r.add_argument("--formats", default=env.get("CH_CRASH_FORMATS") or "1,2,3")
     r.add_argument("--workloads", default=env.get("CH_CRASH_WORKLOADS"))
     r.add_argument("--large", action="store_true",
                    help="also the large (sampled) workloads")
