@@ -533,14 +533,15 @@ twenty() { seq -f 'record-%02g' 20; }
 	# origin takes the same way.  It used to be written as a frame whose
 	# length wrapped around: a record lost, and chpub exiting 0.
 	local f msg="record of 4294967040 bytes with 300 bytes of metadata is too large: a record holds at most 4294967040 bytes of payload and metadata"
-	for f in 1 2; do
+	for f in 1 2 3; do
 		CH="$T/ch$f"
 		CH_FORMAT=$f run -0 --separate-stderr \
 			"${TOP_BUILDDIR:-$BATS_TEST_DIRNAME/..}/tests/helpers/record-limit" "$CH"
-		assert_equal "${#lines[@]}" 5
+		assert_equal "${#lines[@]}" 7
 		assert_line --index 0 "format 1: record of 4294966741 bytes with 300 bytes of metadata is too large: a record holds at most 4294967040 bytes of payload and metadata"
 		assert_line --index 3 "format 2: $msg"
-		assert_line --index 4 "writer: $msg"
+		assert_line --index 5 "format 3: $msg"
+		assert_line --index 6 "writer: $msg"
 		assert_equal "$(u32 "$(seg0)" 8)" "$f"
 		run -0 chsub --peek --from=earliest --format='%s\n' "$CH"
 		assert_output "before
@@ -610,7 +611,7 @@ five"
 
 @test "a segment header newer than chpub knows is refused, nothing appended" {
 	chpub "$CH" a
-	put_u32 "$(seg0)" 8 3
+	put_u32 "$(seg0)" 8 4
 	fix_seghdr_crc "$(seg0)"
 	local before
 	before=$(size "$(seg0)")

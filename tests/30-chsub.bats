@@ -83,7 +83,9 @@ c"
 
 @test "--from=OFFSET not on a boundary or past the end is refused, nothing registered" {
 	mapfile -t off < <(chpub -p "$CH" a b c)
-	run -2 --separate-stderr chsub --from=$((off[1] + 3)) "$CH" s
+	# One byte into record b: inside its format 1 header, its format 2
+	# sub-header or its format 3 table entry (at least 3 bytes each).
+	run -2 --separate-stderr chsub --from=$((off[1] + 1)) "$CH" s
 	[[ $stderr == *"not on a record boundary"* ]]
 	run -2 --separate-stderr chsub --from=99999 "$CH" s
 	[[ $stderr == *"past the end"* ]]

@@ -60,13 +60,19 @@ crashtest() {
 	crashtest every_call choffset-delete
 }
 
-@test "chpub --atomic killed at every call: all of the batch or none of it" {
+@test "chpub --atomic killed at every call: all of the batch or none of it (format 2)" {
 	need_chfault
 	export CH_FORMAT=2
 	crashtest every_call chpub-atomic
 }
 
-# The byte-level tests run on both formats, whatever CH_FORMAT is.
+@test "chpub --atomic killed at every call: all of the batch or none of it (format 3)" {
+	need_chfault
+	export CH_FORMAT=3
+	crashtest every_call chpub-atomic
+}
+
+# The byte-level tests run on every format, whatever CH_FORMAT is.
 @test "a torn tail cut at every byte of the last record: never delivered, --check says repairable, the next writer cuts it (format 1)" {
 	export CH_FORMAT=1
 	crashtest torn_every_byte
@@ -77,6 +83,11 @@ crashtest() {
 	crashtest torn_every_byte
 }
 
+@test "a torn tail cut at every byte of the last frame: never delivered, --check says repairable, the next writer cuts it (format 3)" {
+	export CH_FORMAT=3
+	crashtest torn_every_byte
+}
+
 @test "garbage after the last record is never delivered and the next writer cuts it (format 1)" {
 	export CH_FORMAT=1
 	crashtest garbage_after
@@ -84,6 +95,11 @@ crashtest() {
 
 @test "garbage after the last frame is never delivered and the next writer cuts it (format 2)" {
 	export CH_FORMAT=2
+	crashtest garbage_after
+}
+
+@test "garbage after the last frame is never delivered and the next writer cuts it (format 3)" {
+	export CH_FORMAT=3
 	crashtest garbage_after
 }
 
@@ -111,5 +127,10 @@ duplicate_last() {
 
 @test "a whole duplicate of the last frame appended is not delivered twice (format 2)" {
 	export CH_FORMAT=2
+	duplicate_last
+}
+
+@test "a whole duplicate of the last frame appended is not delivered twice (format 3)" {
+	export CH_FORMAT=3
 	duplicate_last
 }

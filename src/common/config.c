@@ -73,9 +73,8 @@ static const char template_head[] =
 "# Every key is optional; an empty value means the default shown.\n"
 "# Command-line options override these for one run.\n"
 "\n"
-"# On-disk format of new segments (channel(5)): 2, or 1 for older\n"
-"# chtools.  Raising it from 1 to 2 upgrades the channel from the next\n"
-"# segment on.\n"
+"# On-disk format of new segments (channel(5)): 3, or 2 or 1 for older\n"
+"# chtools.  Raising it upgrades the channel from the next segment on.\n"
 "format: ";
 
 static const char template_tail[] =

@@ -18,7 +18,7 @@
  * format 2 existed); new channels get CH_FORMAT_NEW, or the format in the
  * environment variable CH_FORMAT. */
 #define CH_FORMAT_UNSET 1
-#define CH_FORMAT_NEW 2
+#define CH_FORMAT_NEW 3
 #define CH_CONFIG_FILE "channel.yaml"
 #define CH_MIN_SEGMENT_BYTES 4096
 
@@ -55,7 +55,7 @@ int ch_config_load(int dirfd, struct ch_config *cfg, struct ch_error *err);
 const char *ch_config_template(int format);
 
 /* The format of a channel created now: CH_FORMAT from the environment if
- * set (1 or 2), else CH_FORMAT_NEW. */
+ * set (1, 2 or 3), else CH_FORMAT_NEW. */
 int ch_config_new_format(int *format, struct ch_error *err);
 
 /* Value keywords shared with the command line. */
