@@ -113,9 +113,9 @@ DUR_KEYS="segment_age sync_interval retention.max_age expire"
 }
 
 @test "a format newer than this build is refused as such (exit 1), not parsed as junk" {
-	printf 'format: 3\n' >"$CH/channel.yaml"
+	printf 'format: 4\n' >"$CH/channel.yaml"
 	run -1 --separate-stderr chpub "$CH" x
-	[[ $stderr == "chpub: $CH: channel format 3 is newer than this chtools supports"* ]]
+	[[ $stderr == "chpub: $CH: channel format 4 is newer than this chtools supports"* ]]
 }
 
 @test "values at the edges of their range are accepted" {
