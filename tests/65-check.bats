@@ -690,16 +690,18 @@ chcompact: $CH: not repaired: could not remove leftover temp file .index.tmp: Pe
 }
 
 @test "finds an offset file edited to a non-boundary offset, and --repair moves it to its record's start" {
+	# One byte into rec-3: inside its format 1 header, format 2 sub-header
+	# or format 3 table entry (at least 3 bytes each).
 	at=$(record_offset rec-3)
-	doctor_offset s offset $((at + 5))
+	doctor_offset s offset $((at + 1))
 	run -65 --separate-stderr chcompact --check "$CH"
-	assert_equal "$stderr" "chcompact: $CH: subscriber 's': offset $((at + 5)) is not on a record boundary"
+	assert_equal "$stderr" "chcompact: $CH: subscriber 's': offset $((at + 1)) is not on a record boundary"
 	run -0 --separate-stderr chcompact --repair "$CH"
-	[[ $stderr == *"repaired: subscriber 's': moved from offset $((at + 5)) to $at (was not on a record boundary)"* ]]
+	[[ $stderr == *"repaired: subscriber 's': moved from offset $((at + 1)) to $at (was not on a record boundary)"* ]]
 	assert_equal "$(offset_of s)" "$at"
 	run -0 chcompact --check "$CH"
 	run -0 choffset --history "$CH" s
-	assert_line -n 1 --regexp "repair +s +$((at + 5)) -> $at +was not on a record boundary +\(chcompact\["
+	assert_line -n 1 --regexp "repair +s +$((at + 1)) -> $at +was not on a record boundary +\(chcompact\["
 }
 
 @test "finds an offset file edited past the end, and --repair moves it to the end" {
