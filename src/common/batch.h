@@ -110,8 +110,8 @@ void ch_batch_clear(struct ch_batch *b);
 
 /* Frame the records queued and not yet taken out again, in `format`: for
  * a writer that learns under the lock that the channel is written in
- * another format now.  Not for an atomic batch.  On failure (out of
- * memory) b is unchanged. */
+ * another format now.  An atomic batch only between formats 2 and 3 (it
+ * stays one frame).  On failure (out of memory) b is unchanged. */
 int ch_batch_reformat(struct ch_batch *b, uint32_t format,
     struct ch_error *err);
 

@@ -258,7 +258,8 @@ finish_roll(struct ch_writer *w, uint64_t base, uint64_t first_seq,
 static int roll(struct ch_writer *w, int64_t now, struct ch_error *err);
 
 /* Write format `format` from now on; the records queued are framed again.
- * An atomic batch stays format 2: its frame is all or nothing. */
+ * An atomic batch stays in a framed format (2 or 3; framed again between
+ * them, as one frame): format 1 has no frame to make it all or nothing. */
 static int
 adopt_format(struct ch_writer *w, uint32_t format, struct ch_error *err)
 {
