@@ -1,11 +1,19 @@
-"""Format 2 frames (channel(5), FRAME FORMAT), for tests that look at or
-doctor the bytes of a format 2 segment by hand.  An independent reading of
-the manual page: if this and the C code disagree, one of them is wrong.
+"""Format 2 and 3 frames (channel(5), FRAME FORMAT), for tests that look at
+or doctor the bytes of a segment by hand; the segment header's format field
+says which.  An independent reading of the manual page and of the format 3
+layout (a data frame's header has a fourth varint, P, the length of the
+payload area; the payloads, each followed by 0x0A, come first, then the
+record table): if this and the C code disagree, one of them is wrong.
 
     python3 frames.py list SEG         one line per frame:
                                        POS LEN TYPE COUNT SEQ TIME H
+                                       and P too for a format 3 data frame
     python3 frames.py records SEG      one line per data record:
-                                       POS SEQ LEN (POS: its file position)
+                                       POS SEQ LEN (POS: its file position:
+                                       the frame's for record 0, in format 3
+                                       its table entry's for the others)
+    python3 frames.py areas SEG        the payload areas of the format 3
+                                       data frames, concatenated, to stdout
     python3 frames.py fixcrc SEG POS   recompute the CRC of the frame at POS
     python3 frames.py gap SEG POS      overwrite the frame at POS with a gap
                                        frame of the same length standing for
@@ -58,10 +66,14 @@ def frame_at(data, pos):
     count, i = uvarint(data, pos + 14)
     dseq, i = uvarint(data, i)
     dts, i = uvarint(data, i)
+    f = dict(pos=pos, len=n, type=ftype, flags=flags, count=count,
+             seq=first_seq + dseq, ts=created + dts, crc=crc)
+    if ftype == 1 and seghdr(data)[0] == 3:
+        f['p'], i = uvarint(data, i)
     h = data[i]
     assert h == i + 1 - pos, 'header length byte %d at %d' % (h, i)
-    return dict(pos=pos, len=n, type=ftype, flags=flags, count=count,
-                seq=first_seq + dseq, ts=created + dts, h=h, crc=crc)
+    f['h'] = h
+    return f
 
 
 def frames(data):
@@ -74,6 +86,9 @@ def frames(data):
 
 def records(data, f):
     """(file position, seq, payload) of each record of data frame f."""
+    if 'p' in f:
+        yield from records3(data, f)
+        return
     body = f['pos'] + f['h']
     i = body
     for k in range(f['count']):
@@ -94,6 +109,38 @@ def records(data, f):
     assert i == f['pos'] + f['len'] - 4, 'body of the frame at %d' % f['pos']
 
 
+def records3(data, f):
+    """records() of a format 3 data frame: the payloads lie in the payload
+    area in record order, each followed by 0x0A; the table entries after
+    it, each k > 0 holding its own position counted from the body."""
+    body = f['pos'] + f['h']
+    end = f['pos'] + f['len'] - 4
+    p, count = f['p'], f['count']
+    assert count >= 1 and p >= count, 'count/P of the frame at %d' % f['pos']
+    assert end - body - p >= 2 * count, 'table of the frame at %d' % f['pos']
+    i = body + p        # the table
+    at = body           # the next payload
+    for k in range(count):
+        start = i
+        attr = data[i]
+        i += 1
+        if k:
+            q, i = uvarint(data, i)
+            assert q == start - body, 'position field of record %d' % k
+        n, i = uvarint(data, i)
+        if attr & 1:
+            _, i = uvarint(data, i)
+        if attr & 2:
+            m, i = uvarint(data, i)
+            i += m
+        assert at + n < body + p, 'payload %d overruns the area' % k
+        assert data[at + n] == 0x0a, 'byte after payload %d' % k
+        yield (f['pos'] if k == 0 else start), f['seq'] + k, data[at:at + n]
+        at += n + 1
+    assert at == body + p, 'payload area of the frame at %d' % f['pos']
+    assert i == end, 'table of the frame at %d' % f['pos']
+
+
 def frame_crc(data, f):
     p, n, h = f['pos'], f['len'], f['h']
     return crc32c(bytes(data[p + h:p + n]) + bytes(data[p + 8:p + h]))
@@ -106,12 +153,18 @@ def main():
     if cmd == 'list':
         for f in frames(data):
             print(f['pos'], f['len'], f['type'], f['count'], f['seq'],
-                  f['ts'], f['h'])
+                  f['ts'], f['h'], *([f['p']] if 'p' in f else []))
     elif cmd == 'records':
         for f in frames(data):
             if f['type'] == 1:
                 for pos, seq, payload in records(data, f):
                     print(pos, seq, len(payload))
+    elif cmd == 'areas':
+        for f in frames(data):
+            if 'p' in f:
+                list(records3(data, f))     # a valid frame's, only
+                b = f['pos'] + f['h']
+                sys.stdout.buffer.write(data[b:b + f['p']])
     elif cmd == 'fixcrc':
         f = frame_at(data, int(sys.argv[3]))
         struct.pack_into('<I', data, f['pos'] + 4, frame_crc(data, f))
