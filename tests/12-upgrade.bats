@@ -29,14 +29,24 @@ teardown() { ops_teardown; }
 b"
 }
 
-@test "a CH_FORMAT other than 1 or 2 is a usage error, and creates nothing" {
-	for v in 0 3 x 2.0; do
+@test "a CH_FORMAT other than 1, 2 or 3 is a usage error, and creates nothing" {
+	for v in 0 4 x 2.0 3.0 -1; do
 		CH_FORMAT=$v run -2 --separate-stderr chpub "$CH" a
-		assert_equal "$stderr" "chpub: $CH: CH_FORMAT=$v: a channel can be created in format 1 or 2"
+		assert_equal "$stderr" "chpub: $CH: CH_FORMAT=$v: a channel can be created in format 1, 2 or 3"
 		assert_not_exist "$CH"
 	done
-	chpub "$CH" a
-	CH_FORMAT=3 run -0 chpub "$CH" b
+	CH_FORMAT=3 chpub "$CH" a
+	grep -qx 'format: 3' "$CH/channel.yaml"
+	assert_equal "$(u32 "$(seg0)" 8)" 3
+	# CH_FORMAT only matters when a channel is created.
+	CH_FORMAT=4 run -0 chpub "$CH" b
+	CH_FORMAT=1 run -0 chpub "$CH" c
+	assert_equal "$(u32 "$(seg0)" 8)" 3
+	assert_equal "$(segments | wc -l)" 1
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "a
+b
+c"
 }
 
 # v1_channel N: a format 1 channel of N records "old-1".."old-N".
@@ -316,4 +326,137 @@ old-2"
 		assert_equal "${lines[1]}" after
 		run -0 chcompact --check "$CH"
 	done
+}
+
+# upgrade_to_3 FROM: a format FROM channel of records old-1..old-3, a
+# subscriber s after old-1, then format: 3 and records new-1 new-2 new-3
+# (one frame); the tests below check what that made.
+upgrade_to_3() {
+	CH_FORMAT=$1 new_channel
+	printf 'old-%d\n' 1 2 3 | chpub "$CH"
+	chsub --from=earliest -n 1 "$CH" s >/dev/null
+	BEFORE=$(size "$(seg0)")
+	HEAD=$(md5sum <"$(seg0)")
+	set_config format 3
+	run -0 chpub -p "$CH" new-1 new-2 new-3
+	assert_equal "$(segments | wc -l)" 2
+	FIRST="$CH/$(segments | sed -n 1p)"
+	SECOND="$CH/$(segments | sed -n 2p)"
+	assert_equal "${lines[0]}" "$((10#$(basename "$SECOND" .seg)))"
+}
+
+# upgraded_reads_across: the checks common to 1 -> 3 and 2 -> 3.
+upgraded_reads_across() {
+	# the old segment: its bytes kept, a seal after them
+	assert_equal "$(head -c "$BEFORE" "$FIRST" | md5sum)" "$HEAD"
+	(($(size "$FIRST") > BEFORE))
+	assert_equal "$(u32 "$SECOND" 8)" 3
+	# the new segment: one format 3 frame, the payloads together
+	run -0 frames "$SECOND"
+	assert_equal "${#lines[@]}" 1
+	assert_equal "$(cut -d' ' -f3,4,8 <<<"${lines[0]}")" "1 3 18"
+	assert_equal "$(python3 -m frames areas "$SECOND")" "new-1
+new-2
+new-3"
+	grep -qx 'format: 3' "$CH/channel.yaml"
+	run -0 chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_output "0 old-1
+1 old-2
+2 old-3
+3 new-1
+4 new-2
+5 new-3"
+	# A subscriber inside the old segment reads on across the formats.
+	run -0 chlag --json "$CH"
+	assert_output --partial '"lag_records":5'
+	run -0 chsub -n 3 "$CH" s
+	assert_output "old-2
+old-3
+new-1"
+	run -0 chlag --json "$CH"
+	assert_output --partial '"lag_records":2'
+	# Offsets in either format can be set, inside the format 3 frame too
+	# (new-2's: its table entry's position).
+	assert_equal "$(record_offset new-2)" $(($(frame_records "$SECOND" | sed -n 2p | cut -d' ' -f1) - 64 + 10#$(basename "$SECOND" .seg)))
+	choffset --set="$(record_offset old-2)" "$CH" s >/dev/null
+	run -0 chsub -n 1 "$CH" s
+	assert_output old-2
+	choffset --set="$(record_offset new-2)" "$CH" s >/dev/null
+	# (status REWIND, exit 2: it was just moved back to old-2)
+	run -2 chlag --json "$CH"
+	assert_output --partial '"lag_records":2'
+	run -0 --separate-stderr choffset --shift=-2 "$CH" s
+	assert_equal "$(offset_of s)" "$(record_offset old-3)"
+	run -0 chsub "$CH" s
+	assert_output "old-3
+new-1
+new-2
+new-3"
+	run -0 chcompact --check "$CH"
+	# And the old segment goes when it is consumed.
+	chcompact "$CH"
+	assert_equal "$(segments)" "$(basename "$SECOND")"
+	run -0 chcompact --check "$CH"
+}
+
+@test "format: 3 in channel.yaml upgrades a format 2 channel: the format 2 segment is sealed, never rewritten, and format 3 follows" {
+	upgrade_to_3 2
+	assert_equal "$(u32 "$FIRST" 8)" 2
+	# a format 2 seal frame, unchanged in format 3
+	run -0 frames "$FIRST"
+	assert_equal "$(tail -n 1 <<<"$output" | cut -d' ' -f3,4)" "2 0"
+	upgraded_reads_across
+}
+
+@test "format: 3 in channel.yaml upgrades a format 1 channel: the format 1 segment is sealed, never rewritten, and format 3 follows" {
+	upgrade_to_3 1
+	assert_equal "$(u32 "$FIRST" 8)" 1
+	assert_equal "$(size "$FIRST")" $((BEFORE + 60))
+	upgraded_reads_across
+}
+
+@test "upgrading to format 3 a channel whose segment holds nothing rewrites its header; a follower there reads on" {
+	local from
+	for from in 1 2; do
+		rm -rf "$CH"
+		CH_FORMAT=$from new_channel
+		: >"$T/ready"
+		start_bg chsub -f --from=earliest --ready-fd=4 "$CH" s >"$T/out" \
+			4>"$T/ready" 2>"$T/err"
+		wait_for 10 test -s "$T/ready"
+		set_config format 3
+		chpub "$CH" one two
+		wait_until 10 '[ "$(wc -l <"$T/out")" -eq 2 ]'
+		assert_equal "$(cat "$T/out")" "one
+two"
+		assert_equal "$(segments | wc -l)" 1
+		assert_equal "$(u32 "$(seg0)" 8)" 3
+		assert_equal "$(frame_field_p)" 8
+		run -0 chcompact --check "$CH"
+		[[ ! -s $T/err ]] || fail "$(cat "$T/err")"
+		kill "$BG"
+		wait "$BG" || true
+	done
+}
+
+# frame_field_p: P of the first frame of the oldest segment.
+frame_field_p() { frames "$(seg0)" | awk 'NR == 1 { print $8 }'; }
+
+@test "format: 2 again after 3 makes the next segments format 2; every segment still reads" {
+	CH_FORMAT=3 new_channel
+	chpub "$CH" three-1 three-2
+	set_config format 2
+	chpub "$CH" two-1
+	set_config format 1
+	chpub "$CH" one-1
+	set_config format 3
+	chpub "$CH" three-3
+	assert_equal "$(formats)" "3 2 1 3"
+	run -0 chsub --peek --from=earliest --format='%n %s\n' "$CH"
+	assert_output "0 three-1
+1 three-2
+2 two-1
+3 one-1
+4 three-3"
+	run -0 chcompact --check "$CH"
 }
