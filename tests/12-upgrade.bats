@@ -11,11 +11,18 @@ setup() {
 }
 teardown() { ops_teardown; }
 
-@test "a new channel is format 2 unless CH_FORMAT=1 says format 1" {
+@test "a new channel is format 3 unless CH_FORMAT=1 or 2 says otherwise" {
 	chpub "$CH" a
+	grep -qx 'format: 3' "$CH/channel.yaml"
+	assert_equal "$(u32 "$(seg0)" 8)" 3
+	assert_equal "$(bytes "$(seg0)" 64 4)" "c946524d"
+	# a format 3 data frame: P (2, "a" and its 0x0A) before H
+	assert_equal "$(frames "$(seg0)" | cut -d' ' -f3,4,8)" "1 1 2"
+	CH="$T/two"
+	CH_FORMAT=2 chpub "$CH" a
 	grep -qx 'format: 2' "$CH/channel.yaml"
 	assert_equal "$(u32 "$(seg0)" 8)" 2
-	assert_equal "$(bytes "$(seg0)" 64 4)" "c946524d"
+	assert_equal "$(frames "$(seg0)" | cut -d' ' -f3,4,8)" "1 1"
 	CH="$T/one"
 	CH_FORMAT=1 chpub "$CH" a
 	grep -qx 'format: 1' "$CH/channel.yaml"
@@ -118,6 +125,7 @@ two"
 }
 
 @test "format: 1 again makes the next segments format 1; every segment still reads" {
+	CH_FORMAT=2 new_channel
 	chpub "$CH" two-1 two-2
 	set_config format 1
 	chpub "$CH" one-1
