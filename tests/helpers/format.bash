@@ -53,8 +53,9 @@ PY
 # peek_all: every record from the earliest, without registering.
 peek_all() { chsub --peek --from=earliest "$CH"; }
 
-# Format 2 frames (channel(5) FRAME FORMAT), through helpers/frames.py.
-# frames SEG: one line per frame: POS LEN TYPE COUNT SEQ TIME H.
+# Format 2 and 3 frames (channel(5) FRAME FORMAT), through helpers/frames.py.
+# frames SEG: one line per frame: POS LEN TYPE COUNT SEQ TIME H, and P (the
+# payload area's length) for a format 3 data frame.
 frames() { python3 -m frames list "$1"; }
 # frame_records SEG: one line per data record: POS SEQ LEN.
 frame_records() { python3 -m frames records "$1"; }
