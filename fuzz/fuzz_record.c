@@ -9,12 +9,14 @@
  * header and entry, segment file names) and encode/decode round trips of
  * a record and of a gap record.
  *
- * Format 2: the input as a frame (header decoding, verification, its
- * records), and a round trip through a writer's batch: the input's lines
- * are queued (with metadata, or not), taken out in pieces cut to a room
- * the input chooses (frames cut at a segment's end, the rest re-framed in
- * place), and each piece must verify and give back the same records and
- * metadata, numbered in order.
+ * Formats 2 and 3: the input as a frame of either (header decoding,
+ * verification, its records: in format 3 the table entries and the
+ * payloads they lead to in the payload area), and a round trip through a
+ * writer's batch: the input's lines are queued (with metadata, or not),
+ * taken out in pieces cut to a room the input chooses (frames cut at a
+ * segment's end, the rest re-framed in place), and each piece must verify
+ * and give back the same records and metadata, numbered in order, at the
+ * offsets the batch gave.
  *
  * Input: a record (as found at a boundary in a segment), optionally
  * followed by a --format string used when it passes ch_format_check.
@@ -119,11 +121,13 @@ decode_record(const uint8_t *data, size_t size)
 	free(fmt);
 }
 
-/* The input as a format 2 frame of a segment born at `created`. */
+/* The input as a frame of a segment born at `created`: format 2's
+ * (records in the body), or format 3's (packed: the payload area, then
+ * the record table). */
 static void
-decode_frame(const uint8_t *data, size_t size)
+decode_frame(const uint8_t *data, size_t size, int packed)
 {
-	struct ch_framebase fb = { 1000, 1700000000000000000LL };
+	struct ch_framebase fb = { 1000, 1700000000000000000LL, packed };
 	struct ch_framehdr f;
 	struct ch_recview v;
 
@@ -132,17 +136,39 @@ decode_frame(const uint8_t *data, size_t size)
 	int ok = ch_frame_verify(data, &f, ch_crc32c_hw()) == 0;
 	if (f.type != CH_REC_DATA)
 		return;
-	/* Walk the body even unverified: the decoder checks its bounds. */
-	const unsigned char *p = data + f.hlen;
+	if (!packed && f.plen)
+		abort();
+	/* Walk the body even unverified: the decoder checks its bounds.  In
+	 * format 3 the decoder says nothing about the payload area: the
+	 * walk keeps its own cursor there, as a reader does. */
+	const unsigned char *body = data + f.hlen;
 	const unsigned char *lim = data + f.len - CH_FRAME_TRAILER;
+	const unsigned char *pay = body, *pend = body + f.plen;
+	const unsigned char *p = packed ? pend : body;
 	struct ch_frec r;
-	for (uint64_t k = 0; k < f.count && p < lim; k++) {
-		if (ch_frec_decode(p, lim, k == 0, &r) < 0) {
+	uint64_t k;
+	if (pend > lim)
+		abort();	/* ch_frame_decode checks P <= the body */
+	for (k = 0; k < f.count && p < lim; k++) {
+		if ((packed ? ch_frec3_decode(p, lim, k == 0, &r) :
+		    ch_frec_decode(p, lim, k == 0, &r)) < 0) {
 			if (ok)
 				abort();	/* verified means well formed */
 			break;
 		}
-		v.offset = (uint64_t)(p - data);
+		if (ok && k > 0 && r.at != (uint64_t)(p - body))
+			abort();
+		if (packed) {
+			if (r.len >= (uint64_t)(pend - pay) ||
+			    pay[r.len] != 0x0A) {
+				if (ok)
+					abort();
+				break;
+			}
+			r.payload = pay;
+			pay += r.len + 1;
+		}
+		v.offset = k ? (uint64_t)(p - data) : 0;
 		v.seq = f.seq + k;
 		v.ts = f.ts;
 		v.meta = r.meta_len ? r.meta : NULL;
@@ -153,6 +179,10 @@ decode_frame(const uint8_t *data, size_t size)
 			render(&v, NULL);
 		p = r.end;
 	}
+	/* A verified frame is exactly its records: table and payload area
+	 * both used up. */
+	if (ok && (k != f.count || p != lim || (packed && pay != pend)))
+		abort();
 }
 
 /* Queue the input's lines in a batch of `format`, take it out in pieces
@@ -164,7 +194,7 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 {
 	size_t ml = meta ? strlen(meta) : 0;
 	struct ch_seghdr sh = { format, 0, 7, 1700000000000000000LL, 0 };
-	struct ch_framebase fb = { sh.first_seq, sh.created };
+	struct ch_framebase fb = { sh.first_seq, sh.created, format >= 3 };
 	struct ch_batch b;
 	struct ch_error err;
 	size_t used, nrec, got = 0;
@@ -193,6 +223,7 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 			abort();
 		/* Read the piece back. */
 		const unsigned char *p = pc.p, *end = pc.p + pc.len;
+		const unsigned char *pay = NULL, *pend = NULL;
 		struct ch_rechdr h;
 		struct ch_framehdr f;
 		struct ch_frec r;
@@ -217,15 +248,30 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 					if (ch_frame_decode(p, pc.len, &fb, &f) ||
 					    f.len != pc.len || f.seq != seq ||
 					    f.count != pc.nrec ||
-					    ch_frame_verify(p, &f, hw) < 0)
+					    ch_frame_verify(p, &f, hw) < 0 ||
+					    (format >= 3) != (f.plen != 0))
 						abort();
 					p += f.hlen;
 					end = pc.p + f.len - CH_FRAME_TRAILER;
+					/* Format 3: the payloads, then the
+					 * table, where the records' offsets
+					 * are. */
+					pay = p;
+					pend = p += f.plen;
 				}
-				if (ch_frec_decode(p, end, k == 0, &r) < 0 ||
+				if ((format >= 3 ? ch_frec3_decode(p, end, k == 0,
+				    &r) : ch_frec_decode(p, end, k == 0, &r)) < 0 ||
 				    offs[k] != 1000 + (k ? (uint64_t)(p - pc.p) :
 				    0))
 					abort();
+				if (format >= 3) {
+					/* In order, each followed by 0x0A. */
+					if (r.len >= (uint64_t)(pend - pay) ||
+					    pay[r.len] != 0x0A)
+						abort();
+					r.payload = pay;
+					pay += r.len + 1;
+				}
 				payload = r.payload;
 				len = (size_t)r.len;
 				if (got + 1 < nrec && (r.meta_len != ml ||
@@ -243,7 +289,7 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 				abort();
 			line += want + (nl != NULL);
 		}
-		if (p != (format == 1 ? pc.p + pc.len : end))
+		if (p != (format == 1 ? pc.p + pc.len : end) || pay != pend)
 			abort();
 		seq += pc.nrec;
 		ch_batch_consume(&b);
@@ -426,7 +472,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > (1u << 20))
 		return 0;
 	decode_record(data, size);
-	decode_frame(data, size);
+	decode_frame(data, size, 0);
+	decode_frame(data, size, 1);
 	fixed_decoders(data, size);
 	round_trip(data, size);
 	if (size <= 65536) {
@@ -435,6 +482,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		batch_round_trip(data, size, 1, 0, room, meta);
 		batch_round_trip(data, size, 2, 0, room, meta);
 		batch_round_trip(data, size, 2, 1, room, meta);
+		batch_round_trip(data, size, 3, 0, room, meta);
+		batch_round_trip(data, size, 3, 1, room, meta);
 	}
 	gap_round_trip(size);
 	/* The whole input as metadata and as a JSON string. */

@@ -3,9 +3,11 @@
  * and the next writer see them.
  *
  * Input: the record area of up to four segments, separated by the 8 bytes
- * "CHSPLIT\n".  An input that starts with a frame signature (C9 46 52 4D)
- * makes format 2 segments and channel, any other format 1.  The harness
- * writes each after a valid header (segment
+ * "CHSPLIT\n".  An input that starts with a whole segment header (a
+ * segment file as a writer left it) makes segments and channel of that
+ * header's format (1 to 3; the rest of the header is not used); else one
+ * that starts with a frame signature (C9 46 52 4D) makes format 2, any
+ * other format 1.  The harness writes each after a valid header (segment
  * headers carry a CRC a fuzzer rarely forges; fuzz_record covers their
  * decoder), chaining them the way a writer does: the next segment's base
  * and first sequence number are where ch_segment_tail says the previous
@@ -299,11 +301,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ch_channel ch;
 	struct ch_error err;
 	const char *dir;
-	uint32_t format = size >= 4 && ch_get32(data) == CH_FRAME_SIG ? 2 : 1;
-	const char *tpl = ch_config_template((int)format);
+	uint32_t format = 0;
 
 	if (size > (1u << 20))
 		return 0;
+	if (size >= CH_SEG_HDR && memcmp(data, CH_SEG_MAGIC, 8) == 0) {
+		format = ch_get32(data + 8);
+		if (format < 1 || format > 3)
+			return 0;
+		data += CH_SEG_HDR;
+		size -= CH_SEG_HDR;
+	} else {
+		format = size >= 4 && ch_get32(data) == CH_FRAME_SIG ? 2 : 1;
+	}
+	const char *tpl = ch_config_template((int)format);
 	dir = scratch_reset();
 	if (!dir || scratch_write(CH_CONFIG_FILE, tpl, strlen(tpl)) < 0)
 		abort();
