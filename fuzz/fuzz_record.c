@@ -16,7 +16,8 @@
  * taken out in pieces cut to a room the input chooses (frames cut at a
  * segment's end, the rest re-framed in place), and each piece must verify
  * and give back the same records and metadata, numbered in order, at the
- * offsets the batch gave.
+ * offsets the batch gave; also after the batch was framed again in
+ * another format.
  *
  * Input: a record (as found at a boundary in a segment), optionally
  * followed by a --format string used when it passes ch_format_check.
@@ -187,10 +188,13 @@ decode_frame(const uint8_t *data, size_t size, int packed)
 
 /* Queue the input's lines in a batch of `format`, take it out in pieces
  * of at most `room` bytes (at least one record each) and read every piece
- * back: the same records, in order, numbered from 7. */
+ * back: the same records, in order, numbered from 7.  With `to` another
+ * format, the batch is framed again in it (as a writer does that finds
+ * the channel's format changed) before the first piece is taken, or
+ * after it if `late`. */
 static void
 batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
-    int atomic, uint64_t room, const char *meta)
+    int atomic, uint64_t room, const char *meta, uint32_t to, int late)
 {
 	size_t ml = meta ? strlen(meta) : 0;
 	struct ch_seghdr sh = { format, 0, 7, 1700000000000000000LL, 0 };
@@ -213,6 +217,12 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 	nrec++;
 	while (ch_batch_records(&b)) {
 		struct ch_piece pc;
+		if (to != format && (!late || got)) {
+			if (ch_batch_reformat(&b, to, &err) < 0)
+				abort();
+			format = sh.format = to;
+			fb.packed = format >= 3;
+		}
 		uint64_t first = ch_batch_first(&b, &sh, seq, sh.created + 5);
 		if (first == 0)
 			abort();
@@ -479,11 +489,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size <= 65536) {
 		uint64_t room = size ? 24 + data[size / 2] * 3 : 64;
 		const char *meta = size % 2 ? "key=k\nh.A-b=c\n" : NULL;
-		batch_round_trip(data, size, 1, 0, room, meta);
-		batch_round_trip(data, size, 2, 0, room, meta);
-		batch_round_trip(data, size, 2, 1, room, meta);
-		batch_round_trip(data, size, 3, 0, room, meta);
-		batch_round_trip(data, size, 3, 1, room, meta);
+		batch_round_trip(data, size, 1, 0, room, meta, 1, 0);
+		batch_round_trip(data, size, 2, 0, room, meta, 2, 0);
+		batch_round_trip(data, size, 2, 1, room, meta, 2, 0);
+		batch_round_trip(data, size, 3, 0, room, meta, 3, 0);
+		batch_round_trip(data, size, 3, 1, room, meta, 3, 0);
+		/* A change of format: from any to either other, before the
+		 * first piece or after it; atomic between 2 and 3 only. */
+		unsigned sel = size ? data[size - 1] : 0;
+		uint32_t from = 1 + sel % 3;
+		uint32_t to = 1 + (from + (sel / 3) % 2) % 3;
+		int atomic = (sel / 12) % 2 && from >= 2 && to >= 2;
+		batch_round_trip(data, size, from, atomic, room, meta, to,
+		    (sel / 6) % 2);
 	}
 	gap_round_trip(size);
 	/* The whole input as metadata and as a JSON string. */

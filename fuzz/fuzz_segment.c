@@ -3,11 +3,13 @@
  * and the next writer see them.
  *
  * Input: the record area of up to four segments, separated by the 8 bytes
- * "CHSPLIT\n".  An input that starts with a whole segment header (a
- * segment file as a writer left it) makes segments and channel of that
- * header's format (1 to 3; the rest of the header is not used); else one
- * that starts with a frame signature (C9 46 52 4D) makes format 2, any
- * other format 1.  The harness writes each after a valid header (segment
+ * "CHSPLIT\n".  A segment that starts with a whole segment header (a
+ * segment file as a writer left it) is of that header's format (1 to 3;
+ * the rest of the header is not used); else the first is format 2 if it
+ * starts with a frame signature (C9 46 52 4D), else format 1, and the
+ * others are of the format before them.  So a channel upgraded from one
+ * format to another is a chain of segment files; the channel's format is
+ * the newest segment's.  The harness writes each after a valid header (segment
  * headers carry a CRC a fuzzer rarely forges; fuzz_record covers their
  * decoder), chaining them the way a writer does: the next segment's base
  * and first sequence number are where ch_segment_tail says the previous
@@ -59,9 +61,24 @@ quiet_report(void *ctx, int level, const char *msg)
 	(void)msg;
 }
 
-/* Write the segments and the index; returns how many segments. */
+/* The format of a segment whose record area the input gives, starting
+ * at *data: from a header there (skipped), else `format`; 0 if the header
+ * names none. */
+static uint32_t
+seg_format(const uint8_t **data, size_t *size, uint32_t format)
+{
+	if (*size < CH_SEG_HDR || memcmp(*data, CH_SEG_MAGIC, 8) != 0)
+		return format;
+	format = ch_get32(*data + 8);
+	*data += CH_SEG_HDR;
+	*size -= CH_SEG_HDR;
+	return format >= 1 && format <= CH_FORMAT_MAX ? format : 0;
+}
+
+/* Write the segments and the index; returns how many segments, *format
+ * the last one's format. */
 static int
-build(const char *dir, const uint8_t *data, size_t size, uint32_t format)
+build(const char *dir, const uint8_t *data, size_t size, uint32_t *format)
 {
 	uint64_t base = 0, first_seq = 0;
 	int n = 0, dirfd;
@@ -74,7 +91,12 @@ build(const char *dir, const uint8_t *data, size_t size, uint32_t format)
 		const uint8_t *sep = n + 1 < MAX_SEGS ?
 		    memmem(data, size, SPLIT, strlen(SPLIT)) : NULL;
 		size_t part = sep ? (size_t)(sep - data) : size;
-		struct ch_seghdr h = { format, base, first_seq, CREATED + n, 0 };
+		const uint8_t *start = data;
+		uint32_t fmt = seg_format(&data, &part, *format);
+		if (!fmt)
+			break;
+		*format = fmt;
+		struct ch_seghdr h = { fmt, base, first_seq, CREATED + n, 0 };
 		struct ch_idxent e = { base, first_seq, CREATED + n };
 		unsigned char *buf = malloc(CH_SEG_HDR + part);
 		char name[CH_SEG_NAME_LEN + 1];
@@ -94,8 +116,8 @@ build(const char *dir, const uint8_t *data, size_t size, uint32_t format)
 		n++;
 		if (!sep)
 			break;
+		size -= (size_t)(sep - start) + strlen(SPLIT);
 		data = sep + strlen(SPLIT);
-		size -= part + strlen(SPLIT);
 
 		/* Where does this segment end? */
 		struct ch_tail t;
@@ -301,25 +323,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ch_channel ch;
 	struct ch_error err;
 	const char *dir;
-	uint32_t format = 0;
+	uint32_t format = size >= 4 && ch_get32(data) == CH_FRAME_SIG ? 2 : 1;
 
 	if (size > (1u << 20))
 		return 0;
-	if (size >= CH_SEG_HDR && memcmp(data, CH_SEG_MAGIC, 8) == 0) {
-		format = ch_get32(data + 8);
-		if (format < 1 || format > 3)
-			return 0;
-		data += CH_SEG_HDR;
-		size -= CH_SEG_HDR;
-	} else {
-		format = size >= 4 && ch_get32(data) == CH_FRAME_SIG ? 2 : 1;
-	}
-	const char *tpl = ch_config_template((int)format);
 	dir = scratch_reset();
-	if (!dir || scratch_write(CH_CONFIG_FILE, tpl, strlen(tpl)) < 0)
+	if (!dir)
 		abort();
-	if (build(dir, data, size, format) < 1)
+	if (build(dir, data, size, &format) < 1)
 		return 0;
+	const char *tpl = ch_config_template((int)format);
+	if (scratch_write(CH_CONFIG_FILE, tpl, strlen(tpl)) < 0)
+		abort();
 	if (ch_channel_open(dir, 0, &ch, &err) < 0)
 		abort();
 	probe(&ch, dir);

@@ -11,9 +11,10 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/mkseeds3.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 export CH_FORMAT=3
 
-# new NAME: a format 3 channel with the smallest segments.
+# new NAME [FORMAT]: a format 3 (or FORMAT) channel with the smallest
+# segments.
 new() {
-	"$bin/chpub" "$tmp/$1" first >/dev/null
+	CH_FORMAT=${2:-3} "$bin/chpub" "$tmp/$1" first >/dev/null
 	sed 's/^segment_bytes:.*/segment_bytes: 4096/' "$tmp/$1/channel.yaml" \
 	    >"$tmp/yaml" && mv "$tmp/yaml" "$tmp/$1/channel.yaml"
 }
@@ -90,3 +91,17 @@ flip "$s" 300
 	printf 'CHSPLIT\n'
 	area "$(seg gap 2)"
 } >"$out/segment/v3-gap"
+
+# An upgrade: a format 2 channel raised to 3 (channel.yaml) goes on in
+# format 3 from its next segment.  Every segment whole, with its header.
+new upgrade 2
+seq 1 600 | CH_FORMAT=2 "$bin/chpub" "$tmp/upgrade"
+sed 's/^format:.*/format: 3/' "$tmp/upgrade/channel.yaml" >"$tmp/yaml" &&
+    mv "$tmp/yaml" "$tmp/upgrade/channel.yaml"
+seq 601 900 | "$bin/chpub" "$tmp/upgrade"
+sep=
+for s in "$tmp/upgrade"/*.seg; do
+	printf "$sep"
+	cat "$s"
+	sep='CHSPLIT\n'
+done >"$out/segment/v3-upgrade"
