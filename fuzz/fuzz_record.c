@@ -231,6 +231,10 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 		if (pc.nrec == 0 || (pc.len > room && pc.len != first &&
 		    !atomic))
 			abort();
+		/* Bounded frames: only a record alone may make a larger one. */
+		if (!atomic && pc.nrec > 1 && pc.len > (format == 3 ?
+		    CH_FRAME3_BOUND : format == 2 ? CH_FRAME_BOUND : UINT64_MAX))
+			abort();
 		/* Read the piece back. */
 		const unsigned char *p = pc.p, *end = pc.p + pc.len;
 		const unsigned char *pay = NULL, *pend = NULL;
