@@ -686,7 +686,13 @@ explain_of() {
 	at +270s chsub --from=earliest -n 25 "$CH" slow >/dev/null
 	rewound=$(offset_of rewind)
 	warn_at=$(offset_of warn)
-	run -2 at +5m chlag --explain "$CH"
+	# The table, JSON and YAML reports all at one instant (from the next
+	# whole second, 5 minutes on): relative offsets would let the real
+	# time between them (seconds on a loaded machine) change the
+	# durations they are compared on.
+	local now5
+	now5=$(date -d '+5 min +1 sec' '+%Y-%m-%d %H:%M:%S')
+	run -2 faketime -f "@$now5" chlag --explain "$CH"
 	printf '%s\n' "$output" >"$T/table"
 	explain_of ok >"$T/ok"
 	assert_equal "$(cat "$T/ok")" "$(printf '%s\n' \
@@ -714,9 +720,9 @@ explain_of() {
 	run cat "$T/slow"
 	assert_line -n 0 --regexp '^OK by rule 8: lag 5 records is over --allowed-lag 0, but not STOP or STALL: last commit 30s ago \(within stop_after 1m00s\), .*; and not WARN: the lag did not grow over the samples \(30 records then, 5 now\)\.$'
 	# The same words in JSON and YAML, one string with the lines.
-	run -2 --separate-stderr at +5m chlag --explain --json "$CH"
+	run -2 --separate-stderr faketime -f "@$now5" chlag --explain --json "$CH"
 	printf '%s\n' "$output" >"$T/json"
-	run -2 --separate-stderr at +5m chlag --explain --yaml "$CH"
+	run -2 --separate-stderr faketime -f "@$now5" chlag --explain --yaml "$CH"
 	printf '%s\n' "$output" >"$T/yaml"
 	run -0 python3 -c '
 import json, re, sys, yaml
