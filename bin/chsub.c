@@ -607,6 +607,9 @@ main(int argc, const char **argv)
 			ch_report(chname, &err);
 			finish(st);
 		}
+		if (rc == 1 && fmt.mode == CH_OUT_PLAIN && fmt.delim == '\n' &&
+		    !out.len && ch_reader_unread_first(sess.r))
+			continue;	/* the whole frame, by the span above */
 		if (rc == 1) {
 			uint64_t end = rec.offset + rec.total;
 			struct ch_recview v = {

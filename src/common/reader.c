@@ -623,6 +623,22 @@ ch_reader_plain_span(struct ch_reader *r, size_t room, size_t max,
 }
 
 int
+ch_reader_unread_first(struct ch_reader *r)
+{
+	struct ch_segcur *c = &r->cur;
+
+	if (!c->left || !c->fpay || r->provisional ||
+	    c->fseq != c->fseq0 + 1)
+		return 0;
+	c->pos = c->ftab;
+	c->fpay = c->fbody;
+	c->left++;
+	c->fseq = c->fseq0;
+	r->next_seq = c->fseq0;
+	return 1;
+}
+
+int
 ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
     size_t limit, size_t max, struct ch_runmark *marks, size_t *n)
 {

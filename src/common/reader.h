@@ -76,6 +76,15 @@ int ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
 size_t ch_reader_plain_span(struct ch_reader *r, size_t room, size_t max,
     struct ch_runmark *marks, size_t *n, const unsigned char **span);
 
+/*
+ * The record ch_reader_next just handed out is record 0 of a format 3
+ * frame with more records after it: step back before it, so that
+ * ch_reader_plain_span hands the whole frame out in one piece; 1 if so.
+ * (A new frame is verified, and its first record handed out, by
+ * ch_reader_next.)
+ */
+int ch_reader_unread_first(struct ch_reader *r);
+
 /* The offset is inside a frame that is damaged (non-strict opens only):
  * the sequence number due there cannot be known from the channel, and the
  * caller sets it from what it knows (an offset file). */

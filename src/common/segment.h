@@ -53,6 +53,7 @@ struct ch_segcur {
 	uint64_t ftab;		/* ... of its record table (format 3: after
 				 * the payload area; else fbody) */
 	uint64_t fpay;		/* format 3: of the next record's payload */
+	uint64_t fseq0;		/* sequence number of the frame's record 0 */
 };
 
 enum {

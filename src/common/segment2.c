@@ -100,6 +100,7 @@ start_frame(struct ch_segcur *c, const struct ch_framehdr *f,
 	c->ftab = c->fbody + f->plen;
 	c->fpay = f->plen ? c->fbody : 0;
 	c->fseq = f->seq;
+	c->fseq0 = f->seq;
 	c->fts = f->ts;
 	c->left = f->count;
 	c->pos = c->ftab;
@@ -159,6 +160,7 @@ enter_by_position(struct ch_segcur *c, struct ch_rec *r)
 			c->ftab = c->fbody + f.plen;
 			c->fpay = f.plen ? c->fbody + pay : 0;
 			c->fseq = f.seq + k;
+			c->fseq0 = f.seq;
 			c->fts = f.ts;
 			c->left = f.count - k;
 			c->pos = target;
