@@ -52,7 +52,7 @@ static struct poptOption pub_options[] = {
 	{ "no-create", '\0', POPT_ARG_NONE, &opt_no_create, 0,
 	    "fail if the channel does not exist", NULL },
 	{ "atomic", '\0', POPT_ARG_NONE, &opt_atomic, 0,
-	    "publish all records at once or none (format 2)", NULL },
+	    "publish all records at once or none (format 2 or 3)", NULL },
 	{ "sync", '\0', POPT_ARG_STRING, &opt_sync, OPT_SYNC,
 	    "durability: none, periodic or always", "POLICY" },
 	{ "max-bytes", '\0', POPT_ARG_STRING, &opt_max_bytes, OPT_MAX_BYTES,

@@ -49,10 +49,10 @@ c"
 	assert_output before
 }
 
-@test "--atomic needs a format 2 channel" {
+@test "--atomic needs a format 2 or 3 channel" {
 	CH_FORMAT=1 chpub "$CH" before
 	run -1 --separate-stderr chpub --atomic "$CH" a b
-	assert_equal "$stderr" "chpub: $CH: atomic publishing needs a format 2 channel (this one is format 1; set 'format: 2' in channel.yaml to upgrade it)"
+	assert_equal "$stderr" "chpub: $CH: atomic publishing needs a format 2 or 3 channel (this one is format 1; set 'format: 3' in channel.yaml to upgrade it)"
 	set_config format 2
 	run -0 chpub --atomic "$CH" a b
 	run -0 chsub --peek --from=earliest "$CH"

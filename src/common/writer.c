@@ -73,8 +73,8 @@ ch_writer_open(struct ch_channel *ch, const struct ch_pubopts *o,
 	if (o->atomic && w->format < 2) {
 		free(w);
 		return ch_err(err, CH_EXIT_FAIL, "atomic publishing needs a "
-		    "format 2 channel (this one is format 1; set 'format: 2' "
-		    "in %s to upgrade it)", CH_CONFIG_FILE);
+		    "format 2 or 3 channel (this one is format 1; set "
+		    "'format: 3' in %s to upgrade it)", CH_CONFIG_FILE);
 	}
 	ch_batch_init(&w->b, w->format, o->max_record_bytes, o->atomic);
 	w->cfg_checked = ch_mono_ns();
