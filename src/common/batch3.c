@@ -85,14 +85,16 @@ put_table(unsigned char *dst, const unsigned char **srcp,
 			while (q < lim && (*q & 0x80))
 				q++;
 			size_t lv = (size_t)(q + 1 - (s + 1)), n = 1 + lv;
-			if (k)
-				n += ch_uvarint_len(at);
 			if (dst) {
 				unsigned char *d = dst + (at - plen);
 				*d++ = 0;
 				if (k)
 					d += ch_uvarint_put(d, at);
-				memcpy(d, s + 1, lv);
+				for (size_t i = 0; i < lv; i++)
+					d[i] = s[1 + i];
+				n = (size_t)(d + lv - (dst + (at - plen)));
+			} else if (k) {
+				n += ch_uvarint_len(at);
 			}
 			at += n;
 			s += 1 + lv;
@@ -267,63 +269,98 @@ ch_batch3_add(struct ch_batch *b, const void *meta, size_t meta_len,
 	return rc;
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /*
- * The common case: lines without metadata into the open frame f.  Each is
- * found with memchr and given its table entry; then all of them are
- * copied in one piece, with their delimiters, which become 0x0A: they lie
- * in the frame as they were read.  Stops where the frame is full, a line
- * is too long, or the table's buffer is; returns where, or NULL when out
- * of memory.
+ * The common case: lines without metadata into the open frame f, copied
+ * as they are (their delimiters becoming 0x0A: they lie in the frame as
+ * they were read) and scanned for their ends in the same pass, 32 bytes
+ * at a time, each line given its table entry.  Stops where the frame is
+ * full, a line is too long, or the table's buffer is; returns where, or
+ * NULL when out of memory.
  */
 static const char *
 frame_lines(struct ch_batch *b, struct ch_bframe *f, const char *p,
     const char *end, int delim, struct ch_error *err)
 {
-	const char *start = p;
+	const char *start = p, *line = p, *q = p;
 	size_t plen = f->plen, tablen = b->tablen, count = f->count;
 	uint64_t bytes = 0, max_record = ch_batch_payload_max(b, 0);
-	unsigned char *tab = b->tab;
+	size_t avail = (size_t)(end - p);
 
-	while (p < end && tablen + ENTRY_MAX <= b->tabcap) {
-		const char *d = memchr(p, delim, (size_t)(end - p));
+	/* The frame takes at most BODY_BOUND bytes of lines (and the copy
+	 * runs a block past the last one); each line of them adds at most a
+	 * position to the table's room at the close. */
+	if (avail > BODY_BOUND + 64)
+		avail = BODY_BOUND + 64;
+	if (ch_batch_reserve(b, close_room(b, f) + avail * (1 + POS_BOUNDED) +
+	    64, err) < 0)
+		return NULL;
+	unsigned char *tab = b->tab, *dst = b->buf + f->body + f->plen;
+
+/* The line ending at d (a delimiter) into the frame, or stop there. */
+#define TAKE_LINE(d) do {						\
+		size_t n_ = (size_t)((d) - line);				\
+		size_t ent_ = n_ < 0x80 ? 2 : 1 + ch_uvarint_len(n_);	\
+		if (plen + n_ + 1 + tablen + ent_ + (count + 1) *		\
+		    POS_BOUNDED > BODY_BOUND || n_ > max_record ||		\
+		    tablen + ENTRY_MAX > b->tabcap)				\
+			goto done;						\
+		tab[tablen] = 0;						\
+		if (n_ < 0x80)							\
+			tab[tablen + 1] = (unsigned char)n_;			\
+		else								\
+			ch_uvarint_put(tab + tablen + 1, n_);			\
+		tablen += ent_;							\
+		plen += n_ + 1;							\
+		count++;							\
+		bytes += n_;							\
+		line = (d) + 1;							\
+	} while (0)
+
+#if defined(__SSE2__)
+	const __m128i dv = _mm_set1_epi8((char)delim);
+	for (; end - q >= 32; q += 32) {
+		__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)q);
+		__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(q + 16));
+		_mm_storeu_si128((__m128i *)(void *)(dst + (q - start)), v0);
+		_mm_storeu_si128((__m128i *)(void *)(dst + (q - start) + 16), v1);
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, dv)) |
+		    (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, dv)) << 16;
+		while (m) {
+			const char *d = q + __builtin_ctz(m);
+			TAKE_LINE(d);
+			dst[d - start] = 0x0A;
+			m &= m - 1;
+		}
+		if ((size_t)(q + 32 - line) > BODY_BOUND)
+			goto done;	/* a line longer than a frame */
+	}
+#endif
+	/* The rest, line by line. */
+	for (;;) {
+		const char *d = memchr(q, delim, (size_t)(end - q));
 		if (!d)
 			break;
-		size_t n = (size_t)(d - p);
-		size_t ent = n < 0x80 ? 2 : 1 + ch_uvarint_len(n);
-		if (plen + n + 1 + tablen + ent + (count + 1) * POS_BOUNDED >
-		    BODY_BOUND || n > max_record)
-			break;
-		tab[tablen] = 0;
-		if (n < 0x80)
-			tab[tablen + 1] = (unsigned char)n;
-		else
-			ch_uvarint_put(tab + tablen + 1, n);
-		tablen += ent;
-		plen += n + 1;
-		count++;
-		bytes += n;
-		p = d + 1;
+		TAKE_LINE(d);
+		memcpy(dst + (q - start), q, (size_t)(d - q));
+		dst[d - start] = 0x0A;
+		q = d + 1;
 	}
-	size_t len = (size_t)(p - start);
+#undef TAKE_LINE
+done:;
+	size_t len = (size_t)(line - start);
 	if (!len)
-		return p;
-	size_t more = len + (tablen - b->tablen) + (count - f->count) *
-	    POS_BOUNDED;
-	if (ch_batch_reserve(b, close_room(b, f) + more, err) < 0)
-		return NULL;
-	unsigned char *dst = b->buf + f->body + f->plen;
-	memcpy(dst, start, len);
-	if (delim != 0x0A)
-		for (unsigned char *q = dst, *e = dst + len;
-		    (q = memchr(q, delim, (size_t)(e - q))) != NULL; q++)
-			*q = 0x0A;
+		return line;
 	b->nrec += count - f->count;
 	b->bytes += bytes;
 	b->len += len;
 	b->tablen = tablen;
 	f->plen = plen;
 	f->count = count;
-	return p;
+	return line;
 }
 
 int
