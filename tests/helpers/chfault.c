@@ -19,6 +19,9 @@
  *                        fail with ERRNO (a number or EIO, ENOSPC, EINTR,
  *                        EACCES, EROFS, EDQUOT), COUNT times (default 1,
  *                        0 = every call from the Nth on);
+ *   CHFAULT_SHORT=1      pwrite and pwritev write only the first half (at
+ *                        least a byte) of what they are given and say so,
+ *                        as a write the kernel cut short may;
  *   CHFAULT_TRACE=FILE   append "PID FUNC" for every call to FILE;
  *   CHFAULT_FAIL_PATH=TEXT  with CHFAULT_FAIL=fstatat or faccessat (which
  *                        change nothing: not counted, see the end), only
@@ -50,7 +53,9 @@
  *                        racing a check, say).  Once only: CMD runs
  *                        without CHFAULT_RUN_AT.  Not counted.
  *
- * Wrapped: write pwrite pwrite64 ftruncate fsync fdatasync open openat
+ * Wrapped: write pwrite pwrite64 pwritev pwritev64 (CHFAULT_FAIL=pwrite
+ * fails all four; a torn pwritev writes a prefix of its buffers, taken in
+ * order) ftruncate fsync fdatasync open openat
  * (only with O_CREAT) rename renameat renameat2 unlink unlinkat mkdirat.
  * Writes to fds 0-2 are counted as well: for chsub they are deliveries.
  */
@@ -67,6 +72,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static long calls;			/* mutating calls so far */
@@ -76,6 +82,9 @@ static char fail_fn[32];
 static long fail_at = -1, fail_count = 1, fail_calls;
 static int fail_errno;
 static int trace_fd = -1;
+/* The buffers of the pwritev being hooked, for a torn one. */
+static const struct iovec *hook_iov;
+static int hook_iovcnt;
 static int ready;
 
 static int
@@ -133,6 +142,35 @@ setup(void)
 }
 
 /* Called before each wrapped call: returns -1 (errno set) to fail it. */
+/* Write the first `part` bytes of the pwritev being hooked, at off. */
+static ssize_t
+torn_pwritev(int fd, size_t part, off_t off)
+{
+	struct iovec v[64];
+	int n = 0;
+
+	for (int i = 0; i < hook_iovcnt && n < 64 && part > 0; i++) {
+		v[n] = hook_iov[i];
+		if (v[n].iov_len > part)
+			v[n].iov_len = part;
+		part -= v[n].iov_len;
+		n++;
+	}
+	ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t) =
+	    (ssize_t (*)(int, const struct iovec *, int, off_t))dlsym(RTLD_NEXT,
+	    "pwritev");
+	return real_pwritev(fd, v, n, off);
+}
+
+/* CHFAULT_SHORT: how much of len to write. */
+static size_t
+short_len(size_t len)
+{
+	const char *s = getenv("CHFAULT_SHORT");
+
+	return s && *s == '1' && len > 1 ? len / 2 : len;
+}
+
 static int
 hook(const char *fn, int fd, const void *buf, size_t len, off_t off,
     int positional)
@@ -152,7 +190,10 @@ hook(const char *fn, int fd, const void *buf, size_t len, off_t off,
 			(void)0;
 	}
 	if (crash_at > 0 && calls == crash_at) {
-		if (torn && buf && len > 1) {
+		if (torn && hook_iov && len > 1) {
+			size_t part = 1 + (size_t)(crash_at * 7919) % (len - 1);
+			(void)!torn_pwritev(fd, part, off);
+		} else if (torn && buf && len > 1) {
 			size_t part = 1 + (size_t)(crash_at * 7919) % (len - 1);
 			if (positional)
 				(void)!syscall(SYS_pwrite64, fd, buf, part, off);
@@ -167,7 +208,7 @@ hook(const char *fn, int fd, const void *buf, size_t len, off_t off,
 		kill(getpid(), SIGSTOP);
 	if (fail_at > 0 && (strcmp(fail_fn, "any") == 0 ||
 	    strcmp(fail_fn, fn) == 0 ||
-	    (strcmp(fail_fn, "pwrite") == 0 && strcmp(fn, "pwrite64") == 0))) {
+	    (strcmp(fail_fn, "pwrite") == 0 && strncmp(fn, "pwrite", 6) == 0))) {
 		fail_calls++;
 		if (fail_calls >= fail_at && (fail_count == 0 ||
 		    fail_calls < fail_at + fail_count)) {
@@ -300,7 +341,7 @@ pwrite(int fd, const void *buf, size_t len, off_t off)
 	REAL("pwrite", ssize_t, int, const void *, size_t, off_t);
 	if (hook("pwrite", fd, buf, len, off, 1) < 0)
 		return -1;
-	return real(fd, buf, len, off);
+	return real(fd, buf, short_len(len), off);
 }
 
 ssize_t
@@ -309,7 +350,52 @@ pwrite64(int fd, const void *buf, size_t len, off_t off)
 	REAL("pwrite64", ssize_t, int, const void *, size_t, off_t);
 	if (hook("pwrite64", fd, buf, len, off, 1) < 0)
 		return -1;
-	return real(fd, buf, len, off);
+	return real(fd, buf, short_len(len), off);
+}
+
+/* The bytes of iov[0..cnt). */
+static size_t
+iov_bytes(const struct iovec *iov, int cnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+ssize_t
+pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	REAL("pwritev", ssize_t, int, const struct iovec *, int, off_t);
+	hook_iov = iov;
+	hook_iovcnt = cnt;
+	size_t len = iov_bytes(iov, cnt);
+	int rc = hook("pwritev", fd, NULL, len, off, 1);
+	ssize_t n = 0;
+	if (rc == 0 && short_len(len) < len)
+		n = torn_pwritev(fd, short_len(len), off);
+	hook_iov = NULL;
+	if (rc < 0)
+		return -1;
+	return short_len(len) < len ? n : real(fd, iov, cnt, off);
+}
+
+ssize_t
+pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	REAL("pwritev64", ssize_t, int, const struct iovec *, int, off_t);
+	hook_iov = iov;
+	hook_iovcnt = cnt;
+	size_t len = iov_bytes(iov, cnt);
+	int rc = hook("pwritev64", fd, NULL, len, off, 1);
+	ssize_t n = 0;
+	if (rc == 0 && short_len(len) < len)
+		n = torn_pwritev(fd, short_len(len), off);
+	hook_iov = NULL;
+	if (rc < 0)
+		return -1;
+	return short_len(len) < len ? n : real(fd, iov, cnt, off);
 }
 
 ssize_t
