@@ -465,7 +465,7 @@ cmd_mksegs(int argc, char **argv)
 		if (ch_batch_add(&b, NULL, 0, msg, (size_t)len, &err) < 0)
 			goto fail;
 		ch_batch_take(&b, &h, seq, ts, UINT64_MAX, CH_SEG_HDR, NULL, &pc);
-		if (ch_pwrite_full(fd, pc.p, pc.len, CH_SEG_HDR) < 0)
+		if (ch_pwritev_full(fd, pc.iov, pc.niov, CH_SEG_HDR) < 0)
 			die("write");
 		uint64_t total = pc.len;
 		ch_batch_free(&b);

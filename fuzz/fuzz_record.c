@@ -202,13 +202,13 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 	struct ch_batch b;
 	struct ch_error err;
 	size_t used, nrec, got = 0;
-	uint64_t seq = sh.first_seq, offs[4096];
+	uint64_t seq = sh.first_seq, *offs;
 	const unsigned char *line = data;
 	int hw = ch_crc32c_hw();
 
 	ch_batch_init(&b, format, 1 << 20, atomic);
 	if (ch_batch_add_split(&b, data, size, '\n', meta, ml, &used, &nrec,
-	    &err) < 0 || nrec >= 4096) {
+	    &err) < 0 || !(offs = malloc((nrec + 1) * sizeof *offs))) {
 		ch_batch_free(&b);
 		return;
 	}
@@ -231,17 +231,27 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 		if (pc.nrec == 0 || (pc.len > room && pc.len != first &&
 		    !atomic))
 			abort();
-		/* Bounded frames: only a record alone may make a larger one. */
-		if (!atomic && pc.nrec > 1 && pc.len > (format == 3 ?
-		    CH_FRAME3_BOUND : format == 2 ? CH_FRAME_BOUND : UINT64_MAX))
+		/* Read the piece back, its buffers one after another. */
+		if (pc.niov < 1 || pc.niov > CH_PIECE_FRAMES ||
+		    (format < 3 && pc.niov != 1))
 			abort();
-		/* Read the piece back. */
-		const unsigned char *p = pc.p, *end = pc.p + pc.len;
+		unsigned char *flat = malloc(pc.len ? pc.len : 1);
+		size_t at = 0;
+		if (!flat)
+			abort();
+		for (int v = 0; v < pc.niov; v++) {
+			memcpy(flat + at, pc.iov[v].iov_base, pc.iov[v].iov_len);
+			at += pc.iov[v].iov_len;
+		}
+		if (at != pc.len)
+			abort();
+		const unsigned char *p = flat, *end = flat, *fstart = flat;
 		const unsigned char *pay = NULL, *pend = NULL;
 		struct ch_rechdr h;
 		struct ch_framehdr f;
 		struct ch_frec r;
-		for (uint64_t k = 0; k < pc.nrec; k++, got++) {
+		uint64_t kf = 0;	/* the record's index in its frame */
+		for (uint64_t k = 0; k < pc.nrec; k++, kf++, got++) {
 			const unsigned char *payload;
 			size_t len;
 			if (format == 1) {
@@ -254,29 +264,45 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 				if (got + 1 < nrec && (h.meta_len != ml ||
 				    (ml && memcmp(p + CH_REC_HDR, meta, ml))))
 					abort();
-				if (offs[k] != 1000 + (uint64_t)(p - pc.p))
+				if (offs[k] != 1000 + (uint64_t)(p - flat))
 					abort();
 				p += ch_rec_size(h.meta_len, h.len);
 			} else {
-				if (k == 0) {
-					if (ch_frame_decode(p, pc.len, &fb, &f) ||
-					    f.len != pc.len || f.seq != seq ||
-					    f.count != pc.nrec ||
+				if (k == 0 || p == end) {
+					/* A frame: the first, or the next
+					 * one after the last one's records. */
+					if (k) {
+						if (pay != pend)
+							abort();
+						p = end + CH_FRAME_TRAILER;
+					}
+					fstart = p;
+					if (ch_frame_decode(p, (size_t)(flat +
+					    pc.len - p), &fb, &f) ||
+					    f.seq != seq + k ||
+					    f.count > pc.nrec - k ||
 					    ch_frame_verify(p, &f, hw) < 0 ||
 					    (format >= 3) != (f.plen != 0))
 						abort();
+					/* Bounded frames: only a record alone
+					 * may make a larger one. */
+					if (!atomic && f.count > 1 &&
+					    f.len > (format == 3 ?
+					    CH_FRAME3_BOUND : CH_FRAME_BOUND))
+						abort();
 					p += f.hlen;
-					end = pc.p + f.len - CH_FRAME_TRAILER;
+					end = fstart + f.len - CH_FRAME_TRAILER;
+					kf = 0;
 					/* Format 3: the payloads, then the
 					 * table, where the records' offsets
 					 * are. */
 					pay = p;
 					pend = p += f.plen;
 				}
-				if ((format >= 3 ? ch_frec3_decode(p, end, k == 0,
-				    &r) : ch_frec_decode(p, end, k == 0, &r)) < 0 ||
-				    offs[k] != 1000 + (k ? (uint64_t)(p - pc.p) :
-				    0))
+				if ((format >= 3 ? ch_frec3_decode(p, end, kf == 0,
+				    &r) : ch_frec_decode(p, end, kf == 0, &r)) < 0 ||
+				    offs[k] != 1000 + (uint64_t)((kf ? p : fstart) -
+				    flat))
 					abort();
 				if (format >= 3) {
 					/* In order, each followed by 0x0A. */
@@ -303,13 +329,16 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 				abort();
 			line += want + (nl != NULL);
 		}
-		if (p != (format == 1 ? pc.p + pc.len : end) || pay != pend)
+		if (format == 1 ? p != flat + pc.len : (p != end || pay != pend ||
+		    end + CH_FRAME_TRAILER != flat + pc.len))
 			abort();
+		free(flat);
 		seq += pc.nrec;
 		ch_batch_consume(&b);
 	}
 	if (got != nrec)
 		abort();
+	free(offs);
 	ch_batch_free(&b);
 }
 
@@ -506,6 +535,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int atomic = (sel / 12) % 2 && from >= 2 && to >= 2;
 		batch_round_trip(data, size, from, atomic, room, meta, to,
 		    (sel / 6) % 2);
+	}
+	if (size && size <= 4096 && memchr(data, '\n', size)) {
+		/* Bulk: the input again and again, 150 KB or more, in format
+		 * 3 frames of 64 KiB, taken out several frames a piece (and
+		 * cut where the room ends). */
+		size_t reps = 150000 / size + 1;
+		uint8_t *big = malloc(size * reps);
+		if (!big)
+			abort();
+		for (size_t i = 0; i < reps; i++)
+			memcpy(big + i * size, data, size);
+		uint64_t room = 65536 + (uint64_t)data[0] * 4096;
+		batch_round_trip(big, size * reps, 3, 0, room, NULL, 3, 0);
+		free(big);
 	}
 	gap_round_trip(size);
 	/* The whole input as metadata and as a JSON string. */

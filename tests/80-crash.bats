@@ -60,6 +60,12 @@ crashtest() {
 	crashtest every_call choffset-delete
 }
 
+@test "chpub killed at every call of bulk input written several frames a pwritev, torn or not (format 3)" {
+	need_chfault
+	export CH_FORMAT=3
+	crashtest every_call chpub-frames
+}
+
 @test "chpub --atomic killed at every call: all of the batch or none of it (format 2)" {
 	need_chfault
 	export CH_FORMAT=2

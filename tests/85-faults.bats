@@ -74,6 +74,40 @@ channel_sound() {
 	assert_output "$(cat "$T/a" "$T/b")"
 }
 
+@test "chpub: a write of several frames at once failing (pwritev: ENOSPC, EIO) publishes nothing of it; one that writes part of it is finished" {
+	need_chfault
+	local e
+	export CH_FORMAT=3
+	rm -rf "$CH"
+	new_channel
+	chpub "$CH" <"$T/a"
+	records big 3000 150 >"$T/b"	# a read of 128 KiB: three frames
+	CHFAULT_TRACE="$T/trace" LD_PRELOAD="$CHFAULT" chpub "$CH" <"$T/b"
+	grep -q pwritev "$T/trace"
+	rm -rf "$CH"
+	new_channel
+	chpub "$CH" <"$T/a"
+	for e in ENOSPC EIO; do
+		run -1 --separate-stderr fault "pwrite:1:$e" chpub "$CH" <"$T/b"
+		assert_equal "$stderr" "chpub: $CH: write segment: $([[ $e == ENOSPC ]] && echo 'No space left on device' || echo 'Input/output error')"
+		run -0 chsub --peek --from=earliest "$CH"
+		assert_output "$(cat "$T/a")"
+	done
+	channel_sound
+	# libfiu's pwritev failure point too, where it can run
+	if command -v fiu-run >/dev/null && ! asan; then
+		run -1 --separate-stderr fiu posix/io/rw/pwritev 28 chpub "$CH" <"$T/b"
+		assert_equal "$stderr" "chpub: $CH: write segment: No space left on device"
+		run -0 chsub --peek --from=earliest "$CH"
+		assert_output "$(cat "$T/a")"
+	fi
+	# pwritev writing less than asked: the rest follows
+	run -0 env CHFAULT_SHORT=1 LD_PRELOAD="$CHFAULT" chpub "$CH" <"$T/b"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "$(cat "$T/a" "$T/b")"
+	channel_sound
+}
+
 @test "chpub --sync=always: fdatasync failing (EIO) exits 1; an interrupted one (EINTR) is retried" {
 	need_fiu
 	# The setup's rollovers under sync none left the segment sealed last

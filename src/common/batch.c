@@ -216,9 +216,7 @@ ch_batch_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
 	}
 	b->cut = cut;
 	b->taken = n;
-	pc->p = b->buf + b->done;
-	pc->len = cut - b->done;
-	pc->nrec = n;
+	ch_piece_one(pc, b->buf + b->done, cut - b->done, n);
 }
 
 void

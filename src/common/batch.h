@@ -8,15 +8,17 @@
  * Under the append lock the writer takes the batch out in pieces that fit
  * the active segment (ch_batch_take): the records that fit, or for format
  * 2 the frame, or the first records of a frame cut at the segment's end
- * (the rest become a frame of their own).  A piece is completed with its
- * sequence numbers and time and is ready for one pwrite(2); once written,
- * ch_batch_consume moves on.
+ * (the rest become a frame of their own), or for format 3 up to
+ * CH_PIECE_FRAMES frames that fit.  A piece is completed with its
+ * sequence numbers and time and is ready for one pwritev(2); once
+ * written, ch_batch_consume moves on.
  */
 #ifndef CH_BATCH_H
 #define CH_BATCH_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "error.h"
 #include "format.h"
@@ -51,6 +53,7 @@ struct ch_batch {
 	uint64_t part;		/* format 2: records of a cut frame, or 0 */
 	unsigned char saved[4];	/* bytes its trailer covers */
 	uint64_t taken;		/* its records */
+	size_t pfr;		/* format 3: its whole frames */
 	/* Format 3: the open frame's table entries, without their position
 	 * fields (known once its payloads are all there); and the body of a
 	 * frame cut at a segment's end, kept to make the rest of it. */
@@ -60,12 +63,29 @@ struct ch_batch {
 	size_t scratch_cap;
 };
 
-/* A piece ready to write. */
+/* Most frames in a piece (format 3: a 128 KiB read of lines is two full
+ * frames and a short one, written with one pwritev(2)). */
+#define CH_PIECE_FRAMES 16
+
+/* A piece ready to write: iov[0..niov), one after another in the file. */
 struct ch_piece {
-	const unsigned char *p;
-	size_t len;
+	struct iovec iov[CH_PIECE_FRAMES];
+	int niov;
+	size_t len;		/* their bytes */
 	uint64_t nrec;
 };
+
+/* Make pc the piece of len bytes at p, nrec records. */
+static inline void
+ch_piece_one(struct ch_piece *pc, const unsigned char *p, size_t len,
+    uint64_t nrec)
+{
+	pc->iov[0].iov_base = (void *)(uintptr_t)p;
+	pc->iov[0].iov_len = len;
+	pc->niov = 1;
+	pc->len = len;
+	pc->nrec = nrec;
+}
 
 void ch_batch_init(struct ch_batch *b, uint32_t format, uint64_t max_record,
     int atomic);

@@ -350,9 +350,7 @@ ch_batch2_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
 		}
 	}
 	b->taken = j;
-	pc->p = fr;
-	pc->len = n;
-	pc->nrec = j;
+	ch_piece_one(pc, fr, n, j);
 }
 
 void

@@ -61,46 +61,23 @@ close_room(const struct ch_batch *b, const struct ch_bframe *f)
 
 /*
  * Write the table of `count` records for a payload area of plen bytes at
- * dst (NULL: only measure it), reading their entries from *srcp (up to
- * lim), where entry k has a position field if `positioned` and abs0 + k >
- * 0.  *srcp moves past them; *pay (if not NULL) adds their payloads' bytes
- * with their 0x0A.  Returns the table's length.  The source is well
- * formed: the writer made it.
+ * dst (NULL: only measure it), reading their entries, table entries of a
+ * closed frame, from *srcp (up to lim); the first of them is record abs0
+ * of that frame (record 0 has no position field).  *srcp moves past them;
+ * *pay (if not NULL) adds their payloads' bytes with their 0x0A.  Returns
+ * the table's length.  The source is well formed: the writer made it.
  */
 static size_t
 put_table(unsigned char *dst, const unsigned char **srcp,
-    const unsigned char *lim, uint64_t count, int positioned, uint64_t abs0,
-    uint64_t plen, uint64_t *pay)
+    const unsigned char *lim, uint64_t count, uint64_t abs0, uint64_t plen,
+    uint64_t *pay)
 {
 	const unsigned char *s = *srcp;
 	uint64_t at = plen;
 
 	for (uint64_t k = 0; k < count; k++) {
 		struct ch_frec r;
-		int first = !positioned || abs0 + k == 0;
-		if (s[0] == 0 && first && !pay) {
-			/* The common entry, a length alone: copied as it
-			 * is, after its position. */
-			const unsigned char *q = s + 1;
-			while (q < lim && (*q & 0x80))
-				q++;
-			size_t lv = (size_t)(q + 1 - (s + 1)), n = 1 + lv;
-			if (dst) {
-				unsigned char *d = dst + (at - plen);
-				*d++ = 0;
-				if (k)
-					d += ch_uvarint_put(d, at);
-				for (size_t i = 0; i < lv; i++)
-					d[i] = s[1 + i];
-				n = (size_t)(d + lv - (dst + (at - plen)));
-			} else if (k) {
-				n += ch_uvarint_len(at);
-			}
-			at += n;
-			s += 1 + lv;
-			continue;
-		}
-		if (ch_frec3_decode(s, lim, first, &r) < 0)
+		if (ch_frec3_decode(s, lim, abs0 + k == 0, &r) < 0)
 			break;	/* cannot happen */
 		uint64_t pos = k ? at : 0;
 		size_t n;
@@ -122,13 +99,48 @@ put_table(unsigned char *dst, const unsigned char **srcp,
 	return (size_t)(at - plen);
 }
 
+/*
+ * The table of the open frame at dst, for a payload area of plen bytes,
+ * from its entries in b->tab (no positions).  As put_table, with a short
+ * way for the entry of nearly every line of a full frame: a length below
+ * 128 at a position of exactly 3 bytes (16 KiB to 2 MiB into the body).
+ */
+static size_t
+put_open_table(unsigned char *dst, const struct ch_batch *b, uint64_t count,
+    uint64_t plen)
+{
+	const unsigned char *s = b->tab, *lim = b->tab + b->tablen;
+	unsigned char *d = dst;
+
+	for (uint64_t k = 0; k < count; k++) {
+		uint64_t at = plen + (uint64_t)(d - dst);
+		if (k && s[0] == 0 && s[1] < 0x80 && at >= (1u << 14) &&
+		    at < (1u << 21)) {
+			d[0] = 0;
+			d[1] = (unsigned char)(at | 0x80);
+			d[2] = (unsigned char)(at >> 7 | 0x80);
+			d[3] = (unsigned char)(at >> 14);
+			d[4] = s[1];
+			d += 5;
+			s += 2;
+			continue;
+		}
+		struct ch_frec r;
+		if (ch_frec3_decode(s, lim, 1, &r) < 0)
+			break;	/* cannot happen: the writer made it */
+		d += ch_frec3_put(d, k ? at : 0, r.age, r.meta, r.meta_len,
+		    (size_t)r.len);
+		s = r.end;
+	}
+	return (size_t)(d - dst);
+}
+
 /* Close the open frame: its table after its payloads. */
 static void
 close_frame(struct ch_batch *b, struct ch_bframe *f)
 {
-	const unsigned char *s = b->tab;
-	size_t n = put_table(b->buf + f->body + f->plen, &s, b->tab + b->tablen,
-	    f->count, 0, 0, f->plen, NULL);
+	size_t n = put_open_table(b->buf + f->body + f->plen, b, f->count,
+	    f->plen);
 
 	f->len = f->plen + n;
 	b->len += n;
@@ -423,9 +435,9 @@ cut_size(const unsigned char *body, const struct ch_bframe *f, uint64_t j,
 	const unsigned char *s = body + f->plen, *lim = body + f->len;
 	uint64_t pay = 0;
 
-	(void)put_table(NULL, &s, lim, j, 1, 0, 0, &pay);
+	(void)put_table(NULL, &s, lim, j, 0, 0, &pay);
 	s = body + f->plen;
-	size_t t = put_table(NULL, &s, lim, j, 1, 0, pay, NULL);
+	size_t t = put_table(NULL, &s, lim, j, 0, pay, NULL);
 	*plen = pay;
 	return ch_frame3_hlen(fb, j, seq, ts, pay) + pay + t + CH_FRAME_TRAILER;
 }
@@ -448,41 +460,37 @@ ch_batch3_first(struct ch_batch *b, const struct ch_seghdr *seg,
 	return cut_size(b->buf + f->body, f, 1, &fb, seq, ts, &plen);
 }
 
-void
-ch_batch3_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
-    int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
-    struct ch_piece *pc)
+/*
+ * Close frame f (body at body) for file position `at` with these fields,
+ * or only its first records if it does not fit `room` (at least one;
+ * b->part says how many, and the copy in b->scratch keeps the rest).
+ * Its records' positions go to offs, if given; *nrec gets their count
+ * and *len the frame's length.  Returns where the frame starts.
+ */
+static unsigned char *
+take_frame(struct ch_batch *b, struct ch_bframe *f,
+    const struct ch_framebase *fb, uint64_t seq, int64_t ts, uint64_t room,
+    uint64_t at, uint64_t *offs, uint64_t *nrec, uint32_t *len)
 {
-	struct ch_framebase fb = { seg->first_seq, seg->created, 1 };
-	uint64_t j, plen;
-	size_t body_len;
-	uint32_t crc, n;
-
-	close_open(b);
-	checksum(b);
-	struct ch_bframe *f = &b->fr[b->fdone];
 	unsigned char *body = b->buf + f->body;
-	if (ts < seg->created)
-		ts = seg->created;
-	j = f->count;
-	plen = f->plen;
-	body_len = f->len;
-	crc = f->crc;
-	b->part = 0;
-	if (!b->atomic && j > 1 && ch_frame3_hlen(&fb, j, seq, ts, plen) +
+	uint64_t j = f->count, plen = f->plen;
+	size_t body_len = f->len;
+	uint32_t crc = f->crc;
+
+	if (!b->atomic && j > 1 && ch_frame3_hlen(fb, j, seq, ts, plen) +
 	    f->len + CH_FRAME_TRAILER > room) {
 		/* Cut it where the segment ends; at least one record.  The
 		 * largest j that fits, by bisection: sizes grow with j. */
 		uint64_t lo = 1, hi = f->count - 1;
 		while (lo < hi) {
 			uint64_t mid = lo + (hi - lo + 1) / 2;
-			if (cut_size(body, f, mid, &fb, seq, ts, &plen) <= room)
+			if (cut_size(body, f, mid, fb, seq, ts, &plen) <= room)
 				lo = mid;
 			else
 				hi = mid - 1;
 		}
 		j = lo;
-		(void)cut_size(body, f, j, &fb, seq, ts, &plen);
+		(void)cut_size(body, f, j, fb, seq, ts, &plen);
 		/* The whole body is kept for the rest (consume); the first
 		 * j payloads stay where they are, their table after them.
 		 * A frame of two records or more is bounded, and new_frame
@@ -490,12 +498,12 @@ ch_batch3_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
 		memcpy(b->scratch, body, f->len);
 		const unsigned char *s = b->scratch + f->plen;
 		body_len = plen + put_table(body + plen, &s,
-		    b->scratch + f->len, j, 1, 0, plen, NULL);
+		    b->scratch + f->len, j, 0, plen, NULL);
 		crc = ch_crc32c(0, body, body_len);
 		b->part = j;
 	}
 	unsigned char *fr = ch_frame3_close(body, body_len, plen, crc, j, seq,
-	    ts, &fb, b->hw, &n);
+	    ts, fb, b->hw, len);
 	if (offs) {
 		const unsigned char *p = body + plen, *lim = body + body_len;
 		struct ch_frec r;
@@ -507,31 +515,70 @@ ch_batch3_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
 			offs[k] = at + (uint64_t)(p - fr);
 		}
 	}
-	b->taken = j;
-	pc->p = fr;
-	pc->len = n;
-	pc->nrec = j;
+	*nrec = j;
+	return fr;
+}
+
+void
+ch_batch3_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
+    int64_t ts, uint64_t room, uint64_t at, uint64_t *offs,
+    struct ch_piece *pc)
+{
+	struct ch_framebase fb = { seg->first_seq, seg->created, 1 };
+
+	close_open(b);
+	checksum(b);
+	if (ts < seg->created)
+		ts = seg->created;
+	b->part = 0;
+	b->pfr = 0;
+	pc->niov = 0;
+	pc->len = 0;
+	pc->nrec = 0;
+	/* The first frame, cut if it must be; then the whole frames after
+	 * it that fit too, in the same piece. */
+	for (size_t i = b->fdone; i < b->nfr && pc->niov < CH_PIECE_FRAMES;
+	    i++) {
+		struct ch_bframe *f = &b->fr[i];
+		uint64_t s = seq + pc->nrec, j;
+		uint32_t n;
+		if (pc->niov && (pc->len >= room || ch_frame3_hlen(&fb,
+		    f->count, s, ts, f->plen) + f->len + CH_FRAME_TRAILER >
+		    room - pc->len))
+			break;
+		unsigned char *fr = take_frame(b, f, &fb, s, ts,
+		    room - pc->len, at + pc->len, offs ? offs + pc->nrec : NULL,
+		    &j, &n);
+		pc->iov[pc->niov].iov_base = fr;
+		pc->iov[pc->niov].iov_len = n;
+		pc->niov++;
+		pc->len += n;
+		pc->nrec += j;
+		if (b->part)
+			break;
+		b->pfr++;
+	}
+	b->taken = pc->nrec;
 }
 
 void
 ch_batch3_consume(struct ch_batch *b)
 {
-	struct ch_bframe *f = &b->fr[b->fdone];
-
-	if (!b->part) {
-		b->fdone++;
+	b->fdone += b->pfr;
+	b->pfr = 0;
+	if (!b->part)
 		return;
-	}
+	struct ch_bframe *f = &b->fr[b->fdone];
 	/* The rest of a cut frame, from the copy: its payloads to the front,
 	 * then its table, positions counted anew. */
 	unsigned char *body = b->buf + f->body;
 	const unsigned char *s = b->scratch + f->plen;
 	const unsigned char *lim = b->scratch + f->len;
 	uint64_t j = b->part, pj = 0;
-	(void)put_table(NULL, &s, lim, j, 1, 0, 0, &pj);
+	(void)put_table(NULL, &s, lim, j, 0, 0, &pj);
 	size_t rest = f->plen - (size_t)pj;
 	memcpy(body, b->scratch + pj, rest);
-	size_t t = put_table(body + rest, &s, lim, f->count - j, 1, j, rest,
+	size_t t = put_table(body + rest, &s, lim, f->count - j, j, rest,
 	    NULL);
 	f->plen = rest;
 	f->len = rest + t;

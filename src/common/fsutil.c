@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,39 @@ ch_pwrite_full(int fd, const void *buf, size_t len, off_t off)
 			return -1;
 		}
 		done += (size_t)n;
+	}
+	return 0;
+}
+
+int
+ch_pwritev_full(int fd, struct iovec *iov, int niov, off_t off)
+{
+	/* One buffer: pwrite, the call the fault tests' libfiu wraps. */
+	if (niov == 1)
+		return ch_pwrite_full(fd, iov[0].iov_base, iov[0].iov_len, off);
+	while (niov > 0) {
+		ssize_t n = pwritev(fd, iov, niov > IOV_MAX ? IOV_MAX : niov,
+		    off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		off += (off_t)n;
+		/* Past what was written: whole buffers, then part of one. */
+		while (niov > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			niov--;
+		}
+		if (niov > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
 	}
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /*
  * Test builds only (tests/broken/, see tests/RELIABILITY.md): an ordering
@@ -51,6 +52,8 @@ ssize_t ch_read_full(int fd, void *buf, size_t len);	/* < len only at EOF */
 ssize_t ch_pread_full(int fd, void *buf, size_t len, off_t off);
 int ch_write_full(int fd, const void *buf, size_t len);
 int ch_pwrite_full(int fd, const void *buf, size_t len, off_t off);
+/* iov[0..niov) at off, all of it (iov is used up on the way). */
+int ch_pwritev_full(int fd, struct iovec *iov, int niov, off_t off);
 
 int ch_fsync_dir(int dirfd);
 /* fdatasync(2), retried on EINTR. */

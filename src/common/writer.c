@@ -665,7 +665,8 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 		ch_batch_take(&w->b, &w->seg, w->next_seq, ts,
 		    space < avail ? space : avail, w->end,
 		    w->o.want_offsets ? w->offs + w->noffs : NULL, &pc);
-		if (ch_pwrite_full(w->segfd, pc.p, pc.len, (off_t)w->end) < 0) {
+		if (ch_pwritev_full(w->segfd, pc.iov, pc.niov,
+		    (off_t)w->end) < 0) {
 			ch_err_sys(err, CH_EXIT_FAIL, "write segment");
 			/* Leave no partial record behind (if this fails too,
 			 * the next writer cuts the torn tail). */

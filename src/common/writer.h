@@ -7,8 +7,9 @@
  * the tail up to date (another writer may have appended, sealed, or died
  * mid-write: a torn tail is truncated back to the last valid record here),
  * gives each record its sequence number and time, writes the batch with
- * one pwrite(2) per segment boundary (format 1) or per frame (format 2),
- * and releases the lock.  So concurrent writers never interleave inside a
+ * one pwrite(2) per segment boundary (format 1), per frame (format 2) or
+ * per up to CH_PIECE_FRAMES frames (format 3, pwritev(2)), and releases
+ * the lock.  So concurrent writers never interleave inside a
  * record and each writer's order is kept.
  *
  * A writer that finds the active segment in another format than its own
@@ -80,7 +81,7 @@ size_t ch_writer_pending(const struct ch_writer *w);
 /*
  * Append everything queued.  On failure the records that were written stay
  * (ch_writer_offsets lists them) and the rest are dropped from the queue.
- * With `atomic` (format 2 only), everything queued is one frame, written
+ * With `atomic` (format 2 or 3), everything queued is one frame, written
  * with one pwrite(2) into one segment: readers see all of it or, after a
  * crash tore it, none.
  */

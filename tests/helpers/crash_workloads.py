@@ -269,6 +269,15 @@ def w_mixed(rng, nsteps=24):
         config("ch", segment_bytes=4096)], size="large")
 
 
+def w_publish_bulk(rng):
+    """Bulk input: in format 3 each read of it is several frames, written
+    with one pwritev (torn across frames at a crash)."""
+    return Workload("publish-bulk", [
+        pub("publish 1500 records, 190 KB (always)",
+            recs("k", 1500, rng, 60, 190), "always"),
+    ], setup=[pub("setup", recs("s", 3, rng), "always")])
+
+
 def workloads(seed):
     """Every workload, with records drawn from a generator seeded by
     seed (so a run can be replayed)."""
@@ -284,4 +293,5 @@ def workloads(seed):
     out += [w_roll_once(rng), w_commit_once(rng)]
     out += [w_roll_none_once(rng)]
     out += [w_roll_none_twice(rng)]
+    out += [w_publish_bulk(rng)]
     return out

@@ -315,6 +315,21 @@ every_call() {
 	chpub-none)
 		crash_every_call "chpub --sync=none" setup_rollover \
 		    sh -c 'exec chpub --sync=none "$1" <"$2"' sh "$CH" "$T/batch" ;;
+	chpub-frames)
+		# format 3: each read of 128 KiB is three frames, written
+		# with one pwritev; torn, whole frames of it stay or none
+		setup_frames() {
+			new_channel segment_bytes=300000
+			choffset --create --earliest "$CH" audit >/dev/null
+			records a 30 200 >"$T/acked"
+			chpub "$CH" <"$T/acked"
+			chsub "$CH" audit >"$T/audit"
+			records b 4000 150 >"$T/batch"	# 400 KB: rolls over
+		}
+		crash_every_call "chpub, several frames a write" setup_frames \
+		    sh -c 'exec chpub --sync=none "$1" <"$2"' sh "$CH" "$T/batch"
+		grep -q pwritev "$T/trace" ||
+		    { echo "chpub never wrote several frames at once"; false; } ;;
 	chpub-atomic)
 		# all of the batch or none of it, whenever the kill comes
 		after_victim() {
