@@ -135,6 +135,15 @@ check_body3(const unsigned char *frame, const struct ch_framehdr *f)
 	int64_t t;
 
 	for (uint64_t k = 0; k < f->count; k++) {
+		uint64_t at, len;
+		if (k > 0 && ch_frec3_common(p, lim, &at, &len)) {
+			if (at != (uint64_t)(p - body) ||
+			    len >= (uint64_t)(pend - pay) || pay[len] != 0x0A)
+				return -1;
+			pay += len + 1;
+			p += 5;
+			continue;
+		}
 		if (ch_frec3_decode(p, lim, k == 0, &r) < 0)
 			return -1;
 		if (k > 0 && r.at != (uint64_t)(p - body))

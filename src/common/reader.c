@@ -537,7 +537,11 @@ run3(struct ch_reader *r, size_t room, size_t max, struct ch_runmark *marks,
 
 	while (k < max && (k == 0 || (size_t)(pay - pay0) < room)) {
 		struct ch_frec fr;
-		if (*p == 0 && p != tab) {
+		uint64_t at;
+		if (p != tab && ch_frec3_common(p, lim, &at, &fr.len)) {
+			fr.age = 0;
+			fr.end = p + 5;
+		} else if (*p == 0 && p != tab) {
 			/* The common entry: no age, no metadata; skip the
 			 * position, read the length (verified frame). */
 			const unsigned char *q = p + 1;
