@@ -3,10 +3,10 @@
  *
  * Records come from the arguments, or from stdin one per line (-0: per
  * NUL, --whole: all of it), each with the key and headers given (-k, -H)
- * as its metadata.  Whatever one read(2) returns is framed and
- * appended as one batch under one lock, so a line piped in becomes visible
- * to followers as soon as it is read, and bulk input still moves in large
- * batches.  With --atomic, all of the input is one batch, written as one
+ * as its metadata.  What has been read is framed and appended as one
+ * batch under one lock as soon as no more input is waiting (or BATCH_MAX
+ * bytes are queued), so a line piped in becomes visible to followers as
+ * soon as it is read, and bulk input moves in large batches.  With --atomic, all of the input is one batch, written as one
  * frame at the end: readers see all of it or nothing.  With --tee, each
  * batch's records go on to stdout, in one write, once it is appended.
  */
@@ -72,10 +72,12 @@ static struct poptOption options[] = {
 	POPT_TABLEEND
 };
 
-/* Bytes taken from stdin per read, and so the largest batch: a batch that
- * stays in the CPU cache on its way from the pipe to the page cache is
- * copied faster than one that spills. */
+/* Bytes taken from stdin per read: a read that stays in the CPU cache on
+ * its way into the batch is copied faster than one that spills. */
 #define READ_MAX (128u << 10)
+/* Bytes queued before they are appended even though more input is
+ * waiting: the pipe's size (bench/RESULTS.md). */
+#define BATCH_MAX (1u << 20)
 
 static const char *chname;
 static struct ch_writer *writer;
@@ -262,6 +264,15 @@ wait_input(void)
 	}
 }
 
+/* Is more input waiting to be read right now? */
+static int
+input_waiting(void)
+{
+	struct pollfd p = { .fd = 0, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
 static void
 publish_stdin(uint64_t max_record)
 {
@@ -325,8 +336,12 @@ publish_stdin(uint64_t max_record)
 			len -= start;
 			scanned -= start;
 		}
+		/* Append once no more input is waiting (a line piped in
+		 * alone goes out at once), or once a batch is large: a fast
+		 * producer's lines go in full frames, few writes and locks. */
 		if (!opt_atomic && ch_writer_pending(writer) &&
-		    flush(&err) < 0)
+		    (ch_writer_pending(writer) >= BATCH_MAX ||
+		    !input_waiting()) && flush(&err) < 0)
 			ch_die_err(chname, &err);
 	}
 	/* The last line may lack its delimiter; --whole is one record,

@@ -112,6 +112,25 @@ $((64 + h + 14)) 2 3"
 	assert_equal "$(chsub_records)" "$(frame_records "$(seg0)")"
 }
 
+@test "bulk input waiting to be read goes in full frames, a batch of up to 1 MiB at a time" {
+	local i n pos len type count seq ts h p short=0
+	seq 100000 999999 | head -n 150000 >"$T/in"	# 1.05 MB
+	# A file is always ready to be read (a fast producer's pipe is, but
+	# not at every instant: the test would race).
+	chpub "$CH" <"$T/in"
+	chsub --peek --from=earliest "$CH" | cmp - "$T/in"
+	run -0 frames "$(seg0)"
+	n=${#lines[@]}
+	((n >= 17)) || fail "$n frames"
+	# Every frame full (64 KiB less a line and the header's slack) but
+	# the last of each batch of 1 MiB: the 16th or 17th, and the last.
+	for ((i = 0; i < n - 1; i++)); do
+		read -r pos len type count seq ts h p <<<"${lines[i]}"
+		((len > 65536 - 200)) || short=$((short + 1))
+	done
+	((short <= 1)) || fail "$short short frames of $n"
+}
+
 @test "-0 input: each payload is followed by 0x0A in the file; chsub -0 prints NUL-delimited records" {
 	printf 'a\0b\nc\0\0d\0' | chpub -0 "$CH"
 	assert_equal "$(frame_field 0 count) $(frame_field 0 p)" "4 9"

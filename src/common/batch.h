@@ -63,9 +63,9 @@ struct ch_batch {
 	size_t scratch_cap;
 };
 
-/* Most frames in a piece (format 3: a 128 KiB read of lines is two full
- * frames and a short one, written with one pwritev(2)). */
-#define CH_PIECE_FRAMES 16
+/* Most frames in a piece, written with one pwritev(2) (format 3: chpub's
+ * batches of bulk input are 1 MiB, 17 frames). */
+#define CH_PIECE_FRAMES 64
 
 /* A piece ready to write: iov[0..niov), one after another in the file. */
 struct ch_piece {
