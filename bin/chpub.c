@@ -75,8 +75,8 @@ static struct poptOption options[] = {
 /* Bytes taken from stdin per read: a read that stays in the CPU cache on
  * its way into the batch is copied faster than one that spills. */
 #define READ_MAX (128u << 10)
-/* Bytes queued before they are appended even though more input is
- * waiting: the pipe's size (bench/RESULTS.md). */
+/* Bytes of input queued before they are appended even though more input
+ * is waiting: the pipe's size (bench/RESULTS.md). */
 #define BATCH_MAX (1u << 20)
 
 static const char *chname;
@@ -222,7 +222,11 @@ add_split(const char *what, unsigned long long recno, const char *buf,
 {
 	struct ch_error err;
 	size_t used, n;
-	int rc = ch_writer_add_split(writer, buf, len, delim, meta.p, meta.len,
+	/* Not --atomic: buf stays as it is until the next flush (format 3
+	 * writes lines from there). */
+	int rc = opt_atomic ? ch_writer_add_split(writer, buf, len, delim,
+	    meta.p, meta.len, &used, &n, &err) :
+	    ch_writer_add_split_kept(writer, buf, len, delim, meta.p, meta.len,
 	    &used, &n, &err);
 
 	tee_records(buf, used, delim);
@@ -273,26 +277,49 @@ input_waiting(void)
 	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }
 
+/* stdin's buffer: buf[0..added) is queued (and, until the next flush,
+ * written from here: ch_writer_add_split_kept), buf[added..len) read and
+ * not, of which buf[added..scanned) holds no delimiter.  static: still
+ * reachable when a record too large or a failed append exits half way,
+ * whatever registers held it (LeakSanitizer). */
+static struct {
+	char *buf;
+	size_t cap, len, added, scanned;
+} in;
+
+/* Append what is queued, and move the rest of the input to the front. */
+static void
+flush_input(void)
+{
+	struct ch_error err;
+
+	if (!opt_atomic && flush(&err) < 0)
+		ch_die_err(chname, &err);
+	memmove(in.buf, in.buf + in.added, in.len - in.added);
+	in.len -= in.added;
+	in.scanned -= in.added;
+	in.added = 0;
+}
+
 static void
 publish_stdin(uint64_t max_record)
 {
 	const char delim = opt_null ? '\0' : '\n';
 	const char *what = opt_whole ? "input" : opt_null ? "record" : "line";
-	size_t cap = 1 << 20, len = 0, scanned = 0;
 	unsigned long long recno = 0;
-	/* static: still reachable when a record too large or a failed
-	 * append exits half way, whatever registers held it (LeakSanitizer) */
-	static char *buf;
 	struct ch_error err;
 
-	if (!(buf = malloc(cap)))
+	in.cap = BATCH_MAX + READ_MAX;
+	if (!(in.buf = malloc(in.cap)))
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
 	/* A bigger pipe means fewer, larger batches from a fast producer. */
 	(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);
 	for (;;) {
-		if (len == cap) {
+		if (in.len == in.cap && in.added)
+			flush_input();
+		if (in.len == in.cap) {
 			/* One record fills the buffer: grow, within limits. */
-			if (cap > max_record + 1 && !opt_whole) {
+			if (in.cap > max_record + 1 && !opt_whole) {
 				if (!opt_atomic && flush(&err) < 0)
 					ch_report(chname, &err);
 				ch_die(CH_EXIT_FAIL, chname,
@@ -301,18 +328,20 @@ publish_stdin(uint64_t max_record)
 				    (unsigned long long)max_record, opt_atomic ?
 				    "; nothing was published" : "");
 			}
-			if (opt_whole && len > max_record)
+			if (opt_whole && in.len > max_record)
 				ch_die(CH_EXIT_FAIL, chname,
 				    "input exceeds max_record_bytes (%llu)",
 				    (unsigned long long)max_record);
-			char *nb = realloc(buf, cap * 2);
+			char *nb = realloc(in.buf, in.cap * 2);
 			if (!nb)
 				ch_die(CH_EXIT_FAIL, chname, "out of memory");
-			buf = nb;
-			cap *= 2;
+			in.buf = nb;
+			in.cap *= 2;
 		}
 		wait_input();
-		ssize_t n = read(0, buf + len, cap - len > READ_MAX ? READ_MAX : cap - len);
+		size_t room = in.cap - in.len;
+		ssize_t n = read(0, in.buf + in.len, room > READ_MAX ? READ_MAX :
+		    room);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -321,34 +350,37 @@ publish_stdin(uint64_t max_record)
 		}
 		if (n == 0)
 			break;
-		len += (size_t)n;
+		in.len += (size_t)n;
 		if (opt_whole)
 			continue;
 		/* Frame every complete record now in the buffer; bytes
 		 * already scanned hold no delimiter. */
-		char *last = memrchr(buf + scanned, delim, len - scanned);
-		size_t start = last ? (size_t)(last - buf) + 1 : 0;
-		if (start)
-			recno += add_split(what, recno, buf, start, delim);
-		scanned = len;
-		if (start) {
-			memmove(buf, buf + start, len - start);
-			len -= start;
-			scanned -= start;
+		char *last = memrchr(in.buf + in.scanned, delim,
+		    in.len - in.scanned);
+		in.scanned = in.len;
+		if (last) {
+			size_t end = (size_t)(last - in.buf) + 1;
+			recno += add_split(what, recno, in.buf + in.added,
+			    end - in.added, delim);
+			in.added = end;
 		}
 		/* Append once no more input is waiting (a line piped in
-		 * alone goes out at once), or once a batch is large: a fast
-		 * producer's lines go in full frames, few writes and locks. */
-		if (!opt_atomic && ch_writer_pending(writer) &&
-		    (ch_writer_pending(writer) >= BATCH_MAX ||
-		    !input_waiting()) && flush(&err) < 0)
-			ch_die_err(chname, &err);
+		 * alone goes out at once), or once a batch is large (the
+		 * buffer's room for another read is gone): a fast producer's
+		 * lines go in full frames, few writes and locks.  An atomic
+		 * batch was copied: its lines leave the buffer now. */
+		if (opt_atomic ? in.added > 0 : in.added > 0 &&
+		    (in.len + READ_MAX > in.cap || !input_waiting()))
+			flush_input();
 	}
 	/* The last line may lack its delimiter; --whole is one record,
-	 * possibly empty. */
-	if (opt_whole || len > 0)
-		add(what, ++recno, buf, len);
-	free(buf);
+	 * possibly empty.  The lines queued from the buffer go first. */
+	if (in.added)
+		flush_input();
+	if (opt_whole || in.len > 0)
+		add(what, ++recno, in.buf, in.len);
+	free(in.buf);
+	in.buf = NULL;
 }
 
 int

@@ -194,7 +194,8 @@ decode_frame(const uint8_t *data, size_t size, int packed)
  * after it if `late`. */
 static void
 batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
-    int atomic, uint64_t room, const char *meta, uint32_t to, int late)
+    int atomic, uint64_t room, const char *meta, uint32_t to, int late,
+    int kept)
 {
 	size_t ml = meta ? strlen(meta) : 0;
 	struct ch_seghdr sh = { format, 0, 7, 1700000000000000000LL, 0 };
@@ -207,8 +208,8 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 	int hw = ch_crc32c_hw();
 
 	ch_batch_init(&b, format, 1 << 20, atomic);
-	if (ch_batch_add_split(&b, data, size, '\n', meta, ml, &used, &nrec,
-	    &err) < 0 || !(offs = malloc((nrec + 1) * sizeof *offs))) {
+	if ((kept ? ch_batch_add_split_kept : ch_batch_add_split)(&b, data,
+	    size, '\n', meta, ml, &used, &nrec, &err) < 0 || !(offs = malloc((nrec + 1) * sizeof *offs))) {
 		ch_batch_free(&b);
 		return;
 	}
@@ -232,7 +233,7 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 		    !atomic))
 			abort();
 		/* Read the piece back, its buffers one after another. */
-		if (pc.niov < 1 || pc.niov > CH_PIECE_FRAMES ||
+		if (pc.niov < 1 || pc.niov > CH_PIECE_IOV ||
 		    (format < 3 && pc.niov != 1))
 			abort();
 		unsigned char *flat = malloc(pc.len ? pc.len : 1);
@@ -533,11 +534,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size <= 65536) {
 		uint64_t room = size ? 24 + data[size / 2] * 3 : 64;
 		const char *meta = size % 2 ? "key=k\nh.A-b=c\n" : NULL;
-		batch_round_trip(data, size, 1, 0, room, meta, 1, 0);
-		batch_round_trip(data, size, 2, 0, room, meta, 2, 0);
-		batch_round_trip(data, size, 2, 1, room, meta, 2, 0);
-		batch_round_trip(data, size, 3, 0, room, meta, 3, 0);
-		batch_round_trip(data, size, 3, 1, room, meta, 3, 0);
+		batch_round_trip(data, size, 1, 0, room, meta, 1, 0, 0);
+		batch_round_trip(data, size, 2, 0, room, meta, 2, 0, 0);
+		batch_round_trip(data, size, 2, 1, room, meta, 2, 0, 0);
+		batch_round_trip(data, size, 3, 0, room, meta, 3, 0, 0);
+		batch_round_trip(data, size, 3, 1, room, meta, 3, 0, 0);
+		/* Lines left in the input (no copy), unless they have
+		 * metadata. */
+		batch_round_trip(data, size, 3, 0, room, meta, 3, 0, 1);
 		/* A change of format: from any to either other, before the
 		 * first piece or after it; atomic between 2 and 3 only. */
 		unsigned sel = size ? data[size - 1] : 0;
@@ -545,7 +549,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint32_t to = 1 + (from + (sel / 3) % 2) % 3;
 		int atomic = (sel / 12) % 2 && from >= 2 && to >= 2;
 		batch_round_trip(data, size, from, atomic, room, meta, to,
-		    (sel / 6) % 2);
+		    (sel / 6) % 2, (sel / 24) % 2);
 	}
 	if (size && size <= 4096 && memchr(data, '\n', size)) {
 		/* Bulk: the input again and again, 150 KB or more, in format
@@ -558,7 +562,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < reps; i++)
 			memcpy(big + i * size, data, size);
 		uint64_t room = 65536 + (uint64_t)data[0] * 4096;
-		batch_round_trip(big, size * reps, 3, 0, room, NULL, 3, 0);
+		batch_round_trip(big, size * reps, 3, 0, room, NULL, 3, 0,
+		    data[0] % 2);
 		free(big);
 	}
 	gap_round_trip(size);

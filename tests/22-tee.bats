@@ -64,12 +64,12 @@ three"
 	need_strace
 	chpub "$CH" </dev/null
 	printf 'one\ntwo\n' >"$T/in"
-	strace -f -s 256 -e trace=pwrite64,write,fdatasync -o "$T/trace" \
+	strace -f -s 256 -e trace=pwrite64,pwritev,write,fdatasync -o "$T/trace" \
 		chpub --sync=always --tee "$CH" <"$T/in" >"$T/out"
 	printf 'one\ntwo\n' | cmp - "$T/out"
-	# the segment write, its sync, then the copy
+	# the segment write (format 3: a pwritev), its sync, then the copy
 	local w s o
-	w=$(grep -n 'pwrite64(.*two' "$T/trace" | head -1 | cut -d: -f1)
+	w=$(grep -nE 'pwrite(64|v)\(.*two' "$T/trace" | head -1 | cut -d: -f1)
 	s=$(grep -n 'fdatasync(' "$T/trace" | tail -1 | cut -d: -f1)
 	o=$(grep -n 'write(1, "one\\ntwo\\n"' "$T/trace" | head -1 | cut -d: -f1)
 	[[ -n $w && -n $s && -n $o ]] || { cat "$T/trace" >&2; false; }

@@ -29,13 +29,17 @@ need_fiu() {
 }
 
 # fiu FAILPOINT ERRNO CMD...: run CMD with a libfiu failure point on (every
-# call fails).
+# call fails).  pwrite fails pwritev too: a segment write is either (the
+# shim's pwrite is both).
 fiu() {
 	local point=$1 e=$2
 	shift 2
 	if asan; then
 		need_chfault
 		CHFAULT_FAIL="${point##*/}:1:$e:0" LD_PRELOAD="$CHFAULT" "$@"
+	elif [[ $point == posix/io/rw/pwrite ]]; then
+		fiu-run -x -c "enable name=$point,failinfo=$e" \
+		    -c "enable name=${point}v,failinfo=$e" "$@"
 	else
 		fiu-run -x -c "enable name=$point,failinfo=$e" "$@"
 	fi
@@ -134,6 +138,7 @@ channel_sound() {
 	for ((i = 1; i <= 30; i++)); do
 		records "r$i" 5 1500 >"$T/b"
 		if fiu-run -x -c "enable_random name=posix/io/rw/pwrite,probability=0.3,failinfo=5" \
+		    -c "enable_random name=posix/io/rw/pwritev,probability=0.3,failinfo=5" \
 		    chpub "$CH" <"$T/b" 2>"$T/err"; then
 			cat "$T/b" >>"$T/acked"
 			acked=$((acked + 1))

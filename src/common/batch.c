@@ -70,7 +70,8 @@ ch_batch_too_large(const struct ch_batch *b, size_t meta_len, size_t len,
 size_t
 ch_batch_pending(const struct ch_batch *b)
 {
-	return b->nrec ? b->len - (b->format >= 2 ? 0 : b->done) : 0;
+	return b->nrec ? b->len + b->kept - (b->format >= 2 ? 0 : b->done) :
+	    0;
 }
 
 size_t
@@ -89,6 +90,7 @@ ch_batch_clear(struct ch_batch *b)
 	b->part = 0;
 	b->closed = 0;
 	b->tablen = 0;
+	b->kept = 0;
 }
 
 /* Format 1: frame one record at the end of the buffer (room reserved).
@@ -125,9 +127,9 @@ ch_batch_add(struct ch_batch *b, const void *meta, size_t meta_len,
 	return 0;
 }
 
-int
-ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
-    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+static int
+add_split(struct ch_batch *b, const void *buf, size_t len, int delim,
+    const void *meta, size_t meta_len, int kept, size_t *used, size_t *nrec,
     struct ch_error *err)
 {
 	const char *p = buf, *end = p + len, *d;
@@ -139,7 +141,7 @@ ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
 		return ch_err(err, CH_EXIT_FAIL, "record metadata too large");
 	if (b->format >= 3)
 		return ch_batch3_add_split(b, buf, len, delim, meta, meta_len,
-		    used, nrec, err);
+		    kept, used, nrec, err);
 	if (b->format == 2)
 		return ch_batch2_add_split(b, buf, len, delim, meta, meta_len,
 		    used, nrec, err);
@@ -165,6 +167,24 @@ ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
 	*used = (size_t)(p - (const char *)buf);
 	*nrec = b->nrec - nrec0;
 	return 0;
+}
+
+int
+ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err)
+{
+	return add_split(b, buf, len, delim, meta, meta_len, 0, used, nrec,
+	    err);
+}
+
+int
+ch_batch_add_split_kept(struct ch_batch *b, const void *buf, size_t len,
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err)
+{
+	return add_split(b, buf, len, delim, meta, meta_len, 1, used, nrec,
+	    err);
 }
 
 static uint64_t

@@ -2,8 +2,10 @@
  * batch.h - the records a writer has queued, framed outside the lock in
  * the format of the segments it writes: format 1 records back to back, or
  * format 2 frames of at most CH_FRAME_BOUND bytes, or format 3 frames of
- * at most CH_FRAME3_BOUND (one frame, unbounded, for an atomic batch).  Framing copies each payload and checksums it in
- * the same pass.
+ * at most CH_FRAME3_BOUND (one frame, unbounded, for an atomic batch).
+ * Framing copies each payload and checksums it in the same pass; format 3
+ * lines added with ch_batch_add_split_kept are checksummed where they are,
+ * in the caller's buffer, and written from there.
  *
  * Under the append lock the writer takes the batch out in pieces that fit
  * the active segment (ch_batch_take): the records that fit, or for format
@@ -32,6 +34,9 @@ struct ch_bframe {
 	size_t plen;		/* format 3: its payload area's bytes */
 	int tabled;		/* format 3: its table follows them (it is
 				 * closed); else it waits in the batch's tab */
+	const unsigned char *ext;	/* format 3: its payload area, left in
+				 * the caller's buffer (ch_batch_add_split_kept),
+				 * or NULL; then only its table is in buf */
 };
 
 struct ch_batch {
@@ -61,15 +66,19 @@ struct ch_batch {
 	size_t tablen, tabcap;
 	unsigned char *scratch;
 	size_t scratch_cap;
+	size_t kept;		/* format 3: payload bytes left in the caller's
+				 * buffers */
 };
 
-/* Most frames in a piece, written with one pwritev(2) (format 3: chpub's
- * batches of bulk input are 1 MiB, 17 frames). */
-#define CH_PIECE_FRAMES 64
+/* Most buffers in a piece, written with one pwritev(2): a frame is one, or
+ * three (header, payloads, table) when its payloads were left in the
+ * caller's buffer (format 3: chpub's batches of bulk input are 1 MiB, 17
+ * frames). */
+#define CH_PIECE_IOV 64
 
 /* A piece ready to write: iov[0..niov), one after another in the file. */
 struct ch_piece {
-	struct iovec iov[CH_PIECE_FRAMES];
+	struct iovec iov[CH_PIECE_IOV];
 	int niov;
 	size_t len;		/* their bytes */
 	uint64_t nrec;
@@ -100,6 +109,12 @@ int ch_batch_add(struct ch_batch *b, const void *meta, size_t meta_len,
 /* Queue every record of buf[0..len) that ends with `delim` (see
  * ch_writer_add_split). */
 int ch_batch_add_split(struct ch_batch *b, const void *buf, size_t len,
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err);
+/* The same, but format 3 lines (newline, no metadata, not atomic) may be
+ * left where they are: the caller keeps buf unchanged until the batch is
+ * cleared or consumed. */
+int ch_batch_add_split_kept(struct ch_batch *b, const void *buf, size_t len,
     int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
     struct ch_error *err);
 
@@ -152,8 +167,8 @@ void ch_batch2_consume(struct ch_batch *b);
 int ch_batch3_add(struct ch_batch *b, const void *meta, size_t meta_len,
     const void *payload, size_t len, struct ch_error *err);
 int ch_batch3_add_split(struct ch_batch *b, const void *buf, size_t len,
-    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
-    struct ch_error *err);
+    int delim, const void *meta, size_t meta_len, int kept, size_t *used,
+    size_t *nrec, struct ch_error *err);
 uint64_t ch_batch3_first(struct ch_batch *b, const struct ch_seghdr *seg,
     uint64_t seq, int64_t ts);
 void ch_batch3_take(struct ch_batch *b, const struct ch_seghdr *seg,

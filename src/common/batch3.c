@@ -13,6 +13,12 @@
  * closed, when the next one opens or when taking out begins.  The room
  * the table will take is kept free in the buffer all along, so closing
  * never allocates.
+ *
+ * Lines added with ch_batch_add_split_kept are not copied: a frame of
+ * them (f->ext) refers to its payload area in the caller's buffer, where
+ * they lie with their newlines as the format wants them, and only its
+ * table is in buf; it is written as three buffers, header, payloads,
+ * table and trailer, with the others of its piece in one pwritev.
  */
 #include <config.h>
 
@@ -48,6 +54,13 @@ open_frame(struct ch_batch *b)
 {
 	return b->nfr > b->fdone && !b->closed && !b->fr[b->nfr - 1].tabled ?
 	    &b->fr[b->nfr - 1] : NULL;
+}
+
+/* Where the table of closed frame f is. */
+static inline unsigned char *
+table_at(const struct ch_batch *b, const struct ch_bframe *f)
+{
+	return b->buf + f->body + (f->ext ? 0 : f->plen);
 }
 
 /* Bytes the buffer must hold past b->len for the open frame f to be
@@ -135,19 +148,26 @@ put_open_table(unsigned char *dst, const struct ch_batch *b, uint64_t count,
 	return (size_t)(d - dst);
 }
 
-/* Close the open frame: its table after its payloads. */
+/* Close the open frame: its table after its payloads (or, for payloads
+ * kept elsewhere, where the body would start). */
 static void
 close_frame(struct ch_batch *b, struct ch_bframe *f)
 {
-	size_t n = put_open_table(b->buf + f->body + f->plen, b, f->count,
-	    f->plen);
+	unsigned char *tab = b->buf + f->body + (f->ext ? 0 : f->plen);
+	size_t n = put_open_table(tab, b, f->count, f->plen);
 
+	if (f->ext) {
+		f->crc = ch_crc32c(f->crc, f->ext + f->crc_len,
+		    f->plen - f->crc_len);
+		f->crc = ch_crc32c(f->crc, tab, n);
+	} else {
+		f->crc = ch_crc32c(f->crc, b->buf + f->body + f->crc_len,
+		    f->plen + n - f->crc_len);
+	}
 	f->len = f->plen + n;
 	b->len += n;
 	b->tablen = 0;
 	f->tabled = 1;
-	f->crc = ch_crc32c(f->crc, b->buf + f->body + f->crc_len,
-	    f->len - f->crc_len);
 	f->crc_len = f->len;
 }
 
@@ -220,6 +240,15 @@ checksum(struct ch_batch *b)
 {
 	for (size_t i = b->fdone; i < b->nfr; i++) {
 		struct ch_bframe *f = &b->fr[i];
+		if (f->ext) {
+			/* Its payloads; the table is taken at the close. */
+			if (!f->tabled && f->crc_len < f->plen) {
+				f->crc = ch_crc32c(f->crc, f->ext + f->crc_len,
+				    f->plen - f->crc_len);
+				f->crc_len = f->plen;
+			}
+			continue;
+		}
 		size_t len = f->tabled ? f->len : f->plen;
 		if (f->crc_len < len) {
 			f->crc = ch_crc32c(f->crc, b->buf + f->body + f->crc_len,
@@ -239,6 +268,8 @@ put(struct ch_batch *b, const void *meta, size_t meta_len,
 	    (meta_len ? ch_uvarint_len(meta_len) + meta_len : 0);
 	size_t pw = pos_width(b);
 
+	if (f && f->ext)
+		f = NULL;	/* its payloads are elsewhere: a new frame */
 	if (b->atomic) {
 		if (b->bytes + meta_len + len > b->max_record)
 			return ch_err(err, CH_EXIT_FAIL, "an atomic batch holds "
@@ -285,6 +316,27 @@ ch_batch3_add(struct ch_batch *b, const void *meta, size_t meta_len,
 #include <emmintrin.h>
 #endif
 
+/* In frame_lines and frame_lines_kept: the line ending at d (a delimiter)
+ * into the frame, or stop there. */
+#define TAKE_LINE(d) do {						\
+		size_t n_ = (size_t)((d) - line);				\
+		size_t ent_ = n_ < 0x80 ? 2 : 1 + ch_uvarint_len(n_);	\
+		if (plen + n_ + 1 + tablen + ent_ + (count + 1) *		\
+		    POS_BOUNDED > BODY_BOUND || n_ > max_record ||		\
+		    tablen + ENTRY_MAX > b->tabcap)				\
+			goto done;						\
+		tab[tablen] = 0;						\
+		if (n_ < 0x80)							\
+			tab[tablen + 1] = (unsigned char)n_;			\
+		else								\
+			ch_uvarint_put(tab + tablen + 1, n_);			\
+		tablen += ent_;							\
+		plen += n_ + 1;							\
+		count++;							\
+		bytes += n_;							\
+		line = (d) + 1;							\
+	} while (0)
+
 /*
  * The common case: lines without metadata into the open frame f, copied
  * as they are (their delimiters becoming 0x0A: they lie in the frame as
@@ -312,25 +364,6 @@ frame_lines(struct ch_batch *b, struct ch_bframe *f, const char *p,
 		return NULL;
 	unsigned char *tab = b->tab, *dst = b->buf + f->body + f->plen;
 
-/* The line ending at d (a delimiter) into the frame, or stop there. */
-#define TAKE_LINE(d) do {						\
-		size_t n_ = (size_t)((d) - line);				\
-		size_t ent_ = n_ < 0x80 ? 2 : 1 + ch_uvarint_len(n_);	\
-		if (plen + n_ + 1 + tablen + ent_ + (count + 1) *		\
-		    POS_BOUNDED > BODY_BOUND || n_ > max_record ||		\
-		    tablen + ENTRY_MAX > b->tabcap)				\
-			goto done;						\
-		tab[tablen] = 0;						\
-		if (n_ < 0x80)							\
-			tab[tablen + 1] = (unsigned char)n_;			\
-		else								\
-			ch_uvarint_put(tab + tablen + 1, n_);			\
-		tablen += ent_;							\
-		plen += n_ + 1;							\
-		count++;							\
-		bytes += n_;							\
-		line = (d) + 1;							\
-	} while (0)
 
 #if defined(__SSE2__)
 	const __m128i dv = _mm_set1_epi8((char)delim);
@@ -361,7 +394,6 @@ frame_lines(struct ch_batch *b, struct ch_bframe *f, const char *p,
 		dst[d - start] = 0x0A;
 		q = d + 1;
 	}
-#undef TAKE_LINE
 done:;
 	size_t len = (size_t)(line - start);
 	if (!len)
@@ -375,24 +407,118 @@ done:;
 	return line;
 }
 
+/*
+ * frame_lines for a frame whose payloads stay in the caller's buffer
+ * (f->ext, p right after its payloads): lines are only scanned for their
+ * ends, each given its table entry.  Stops where the frame is full, a
+ * line is too long, or the table's buffer is; returns where.
+ */
+static const char *
+frame_lines_kept(struct ch_batch *b, struct ch_bframe *f, const char *p,
+    const char *end)
+{
+	const char *start = p, *line = p, *q = p;
+	size_t plen = f->plen, tablen = b->tablen, count = f->count;
+	uint64_t bytes = 0, max_record = ch_batch_payload_max(b, 0);
+	unsigned char *tab = b->tab;
+
+#if defined(__SSE2__)
+	const __m128i dv = _mm_set1_epi8('\n');
+	for (; end - q >= 32; q += 32) {
+		__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)q);
+		__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(q + 16));
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, dv)) |
+		    (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, dv)) << 16;
+		while (m) {
+			TAKE_LINE(q + __builtin_ctz(m));
+			m &= m - 1;
+		}
+		if ((size_t)(q + 32 - line) > BODY_BOUND)
+			goto done;	/* a line longer than a frame */
+	}
+#endif
+	for (;;) {
+		const char *d = memchr(q, '\n', (size_t)(end - q));
+		if (!d)
+			break;
+		TAKE_LINE(d);
+		q = d + 1;
+	}
+done:;
+	size_t len = (size_t)(line - start);
+	if (!len)
+		return line;
+	b->nrec += count - f->count;
+	b->bytes += bytes;
+	b->kept += len;
+	b->tablen = tablen;
+	f->plen = plen;
+	f->count = count;
+	return line;
+}
+#undef TAKE_LINE
+
+/* A new frame for lines left at p in the caller's buffer; room for its
+ * table (at most a frame's bytes) and trailer made first. */
+static struct ch_bframe *
+new_frame_kept(struct ch_batch *b, const char *p, struct ch_error *err)
+{
+	struct ch_bframe *f = open_frame(b);
+
+	if (ch_batch_reserve(b, (f ? close_room(b, f) : 0) + CH_FRAME_TRAILER +
+	    SLACK + BODY_BOUND + CH_FRAME_TRAILER, err) < 0 ||
+	    !(f = new_frame(b, err)))
+		return NULL;
+	f->ext = (const unsigned char *)p;
+	return f;
+}
+
 int
 ch_batch3_add_split(struct ch_batch *b, const void *buf, size_t len,
-    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
-    struct ch_error *err)
+    int delim, const void *meta, size_t meta_len, int kept, size_t *used,
+    size_t *nrec, struct ch_error *err)
 {
 	const char *p = buf, *end = p + len, *d;
 	size_t nrec0 = b->nrec;
 	uint64_t limit = ch_batch_payload_max(b, meta_len);
 	int rc = 0;
 
-	/* As if records were 64 bytes; put() tops up when it falls short. */
-	if (ch_batch_reserve(b, len + (len / 64 + 1) * POS_BOUNDED +
-	    (len / BODY_BOUND + 2) * (SLACK + CH_FRAME_TRAILER), err) < 0 ||
+	/* As if records were 64 bytes; put() tops up when it falls short
+	 * (and new_frame_kept makes room for what it needs). */
+	kept = kept && !b->atomic && !meta_len && delim == '\n';
+	if ((!kept && ch_batch_reserve(b, len + (len / 64 + 1) * POS_BOUNDED +
+	    (len / BODY_BOUND + 2) * (SLACK + CH_FRAME_TRAILER), err) < 0) ||
 	    tab_reserve(b, (len / 64 + 1) * 2, err) < 0)
 		rc = -1;
 	while (!rc && p < end) {
 		struct ch_bframe *f = open_frame(b);
-		if (f && !b->atomic && !meta_len) {
+		if (kept) {
+			if (f && f->ext && f->ext + f->plen ==
+			    (const unsigned char *)p) {
+				const char *was = p;
+				p = frame_lines_kept(b, f, p, end);
+				if (p == end)
+					break;
+				if (p != was)
+					continue;
+				if (b->tablen + ENTRY_MAX > b->tabcap) {
+					rc = tab_reserve(b, b->tabcap, err);
+					continue;
+				}
+				/* The frame is full: a new one. */
+			}
+			d = memchr(p, delim, (size_t)(end - p));
+			if (!d)
+				break;
+			size_t n = (size_t)(d - p);
+			if (n <= limit && n + 1 + ENTRY_MAX + POS_BOUNDED <=
+			    BODY_BOUND) {
+				if (!new_frame_kept(b, p, err))
+					rc = -1;
+				continue;
+			}
+			/* Too long for a frame of lines: the general way. */
+		} else if (f && !b->atomic && !meta_len) {
 			const char *was = p;
 			if (!(p = frame_lines(b, f, p, end, delim, err))) {
 				p = was;
@@ -429,14 +555,14 @@ ch_batch3_add_split(struct ch_batch *b, const void *buf, size_t len,
  * body) with these fields; *plen gets its payload area's length.
  */
 static uint64_t
-cut_size(const unsigned char *body, const struct ch_bframe *f, uint64_t j,
+cut_size(const unsigned char *tab, const struct ch_bframe *f, uint64_t j,
     const struct ch_framebase *fb, uint64_t seq, int64_t ts, uint64_t *plen)
 {
-	const unsigned char *s = body + f->plen, *lim = body + f->len;
+	const unsigned char *s = tab, *lim = tab + (f->len - f->plen);
 	uint64_t pay = 0;
 
 	(void)put_table(NULL, &s, lim, j, 0, 0, &pay);
-	s = body + f->plen;
+	s = tab;
 	size_t t = put_table(NULL, &s, lim, j, 0, pay, NULL);
 	*plen = pay;
 	return ch_frame3_hlen(fb, j, seq, ts, pay) + pay + t + CH_FRAME_TRAILER;
@@ -457,25 +583,26 @@ ch_batch3_first(struct ch_batch *b, const struct ch_seghdr *seg,
 	if (b->atomic || f->count == 1)
 		return ch_frame3_hlen(&fb, f->count, seq, ts, f->plen) + f->len +
 		    CH_FRAME_TRAILER;
-	return cut_size(b->buf + f->body, f, 1, &fb, seq, ts, &plen);
+	return cut_size(table_at(b, f), f, 1, &fb, seq, ts, &plen);
 }
 
 /*
- * Close frame f (body at body) for file position `at` with these fields,
- * or only its first records if it does not fit `room` (at least one;
- * b->part says how many, and the copy in b->scratch keeps the rest).
- * Its records' positions go to offs, if given; *nrec gets their count
- * and *len the frame's length.  Returns where the frame starts.
+ * Close frame f for file position `at` with these fields, or only its
+ * first records if it does not fit `room` (at least one; b->part says how
+ * many, and the copy of its table in b->scratch keeps the rest), and add
+ * it to piece pc: one buffer, or three if its payloads are kept elsewhere.
+ * Its records' positions go to offs, if given.
  */
-static unsigned char *
+static void
 take_frame(struct ch_batch *b, struct ch_bframe *f,
     const struct ch_framebase *fb, uint64_t seq, int64_t ts, uint64_t room,
-    uint64_t at, uint64_t *offs, uint64_t *nrec, uint32_t *len)
+    uint64_t at, uint64_t *offs, struct ch_piece *pc)
 {
-	unsigned char *body = b->buf + f->body;
+	unsigned char *tab = table_at(b, f);
+	const unsigned char *pay = f->ext ? f->ext : b->buf + f->body;
 	uint64_t j = f->count, plen = f->plen;
-	size_t body_len = f->len;
-	uint32_t crc = f->crc;
+	size_t tab_len = f->len - f->plen;
+	uint32_t crc = f->crc, n;
 
 	if (!b->atomic && j > 1 && ch_frame3_hlen(fb, j, seq, ts, plen) +
 	    f->len + CH_FRAME_TRAILER > room) {
@@ -484,39 +611,64 @@ take_frame(struct ch_batch *b, struct ch_bframe *f,
 		uint64_t lo = 1, hi = f->count - 1;
 		while (lo < hi) {
 			uint64_t mid = lo + (hi - lo + 1) / 2;
-			if (cut_size(body, f, mid, fb, seq, ts, &plen) <= room)
+			if (cut_size(tab, f, mid, fb, seq, ts, &plen) <= room)
 				lo = mid;
 			else
 				hi = mid - 1;
 		}
 		j = lo;
-		(void)cut_size(body, f, j, fb, seq, ts, &plen);
-		/* The whole body is kept for the rest (consume); the first
-		 * j payloads stay where they are, their table after them.
-		 * A frame of two records or more is bounded, and new_frame
+		(void)cut_size(tab, f, j, fb, seq, ts, &plen);
+		/* The whole body (the table alone if the payloads are kept
+		 * elsewhere) is copied for the rest (consume); the first j
+		 * payloads stay where they are, their table after them.  A
+		 * frame of two records or more is bounded, and new_frame
 		 * made the copy's buffer that large. */
-		memcpy(b->scratch, body, f->len);
-		const unsigned char *s = b->scratch + f->plen;
-		body_len = plen + put_table(body + plen, &s,
-		    b->scratch + f->len, j, 0, plen, NULL);
-		crc = ch_crc32c(0, body, body_len);
+		const unsigned char *s = b->scratch;
+		if (f->ext) {
+			memcpy(b->scratch, tab, tab_len);
+		} else {
+			memcpy(b->scratch, pay, f->len);
+			s += f->plen;
+			tab = b->buf + f->body + plen;
+		}
+		tab_len = put_table(tab, &s, s + (f->len - f->plen), j, 0, plen,
+		    NULL);
+		crc = ch_crc32c(ch_crc32c(0, pay, (size_t)plen), tab, tab_len);
 		b->part = j;
 	}
-	unsigned char *fr = ch_frame3_close(body, body_len, plen, crc, j, seq,
-	    ts, fb, b->hw, len);
+	unsigned char *fr;
+	size_t h;
+	if (f->ext) {
+		fr = ch_frame3_close_apart(tab, tab_len, plen, crc, j, seq, ts,
+		    fb, b->hw, &n);
+		h = (size_t)(tab - fr);
+		pc->iov[pc->niov].iov_base = fr;
+		pc->iov[pc->niov++].iov_len = h;
+		pc->iov[pc->niov].iov_base = (void *)(uintptr_t)pay;
+		pc->iov[pc->niov++].iov_len = (size_t)plen;
+		pc->iov[pc->niov].iov_base = tab;
+		pc->iov[pc->niov++].iov_len = tab_len + CH_FRAME_TRAILER;
+	} else {
+		fr = ch_frame3_close(b->buf + f->body, (size_t)plen + tab_len,
+		    plen, crc, j, seq, ts, fb, b->hw, &n);
+		h = (size_t)(b->buf + f->body - fr);
+		pc->iov[pc->niov].iov_base = fr;
+		pc->iov[pc->niov++].iov_len = n;
+	}
 	if (offs) {
-		const unsigned char *p = body + plen, *lim = body + body_len;
+		/* Record k > 0 is at its table entry. */
+		const unsigned char *p = tab, *lim = tab + tab_len;
 		struct ch_frec r;
 		offs[0] = at;
 		for (uint64_t k = 1; k < j; k++) {
 			if (ch_frec3_decode(p, lim, k == 1, &r) < 0)
 				break;
 			p = r.end;
-			offs[k] = at + (uint64_t)(p - fr);
+			offs[k] = at + h + plen + (uint64_t)(p - tab);
 		}
 	}
-	*nrec = j;
-	return fr;
+	pc->len += n;
+	pc->nrec += j;
 }
 
 void
@@ -537,23 +689,16 @@ ch_batch3_take(struct ch_batch *b, const struct ch_seghdr *seg, uint64_t seq,
 	pc->nrec = 0;
 	/* The first frame, cut if it must be; then the whole frames after
 	 * it that fit too, in the same piece. */
-	for (size_t i = b->fdone; i < b->nfr && pc->niov < CH_PIECE_FRAMES;
+	for (size_t i = b->fdone; i < b->nfr && pc->niov + 3 <= CH_PIECE_IOV;
 	    i++) {
 		struct ch_bframe *f = &b->fr[i];
-		uint64_t s = seq + pc->nrec, j;
-		uint32_t n;
+		uint64_t s = seq + pc->nrec;
 		if (pc->niov && (pc->len >= room || ch_frame3_hlen(&fb,
 		    f->count, s, ts, f->plen) + f->len + CH_FRAME_TRAILER >
 		    room - pc->len))
 			break;
-		unsigned char *fr = take_frame(b, f, &fb, s, ts,
-		    room - pc->len, at + pc->len, offs ? offs + pc->nrec : NULL,
-		    &j, &n);
-		pc->iov[pc->niov].iov_base = fr;
-		pc->iov[pc->niov].iov_len = n;
-		pc->niov++;
-		pc->len += n;
-		pc->nrec += j;
+		take_frame(b, f, &fb, s, ts, room - pc->len, at + pc->len,
+		    offs ? offs + pc->nrec : NULL, pc);
 		if (b->part)
 			break;
 		b->pfr++;
@@ -569,21 +714,28 @@ ch_batch3_consume(struct ch_batch *b)
 	if (!b->part)
 		return;
 	struct ch_bframe *f = &b->fr[b->fdone];
-	/* The rest of a cut frame, from the copy: its payloads to the front,
-	 * then its table, positions counted anew. */
-	unsigned char *body = b->buf + f->body;
-	const unsigned char *s = b->scratch + f->plen;
-	const unsigned char *lim = b->scratch + f->len;
+	/* The rest of a cut frame: its payloads after the first j (moved
+	 * to the front, unless they are kept elsewhere), then its table from
+	 * the copy, positions counted anew. */
+	const unsigned char *s = b->scratch + (f->ext ? 0 : f->plen);
+	const unsigned char *lim = s + (f->len - f->plen);
 	uint64_t j = b->part, pj = 0;
 	(void)put_table(NULL, &s, lim, j, 0, 0, &pj);
 	size_t rest = f->plen - (size_t)pj;
-	memcpy(body, b->scratch + pj, rest);
-	size_t t = put_table(body + rest, &s, lim, f->count - j, j, rest,
-	    NULL);
+	unsigned char *body = b->buf + f->body, *tab = body;
+	if (f->ext) {
+		f->ext += pj;
+		f->crc = ch_crc32c(0, f->ext, rest);
+	} else {
+		memcpy(body, b->scratch + pj, rest);
+		tab = body + rest;
+		f->crc = ch_crc32c(0, body, rest);
+	}
+	size_t t = put_table(tab, &s, lim, f->count - j, j, rest, NULL);
+	f->crc = ch_crc32c(f->crc, tab, t);
 	f->plen = rest;
 	f->len = rest + t;
 	f->count -= j;
-	f->crc = ch_crc32c(0, body, f->len);
 	f->crc_len = f->len;
 	b->part = 0;
 }
@@ -594,9 +746,9 @@ ch_batch3_reframe(const struct ch_batch *b, struct ch_batch *nb,
 {
 	for (size_t i = b->fdone; i < b->nfr; i++) {
 		const struct ch_bframe *f = &b->fr[i];
-		const unsigned char *pay = b->buf + f->body;
-		const unsigned char *p = f->tabled ? pay + f->plen : b->tab;
-		const unsigned char *lim = f->tabled ? pay + f->len :
+		const unsigned char *pay = f->ext ? f->ext : b->buf + f->body;
+		const unsigned char *p = f->tabled ? table_at(b, f) : b->tab;
+		const unsigned char *lim = f->tabled ? p + (f->len - f->plen) :
 		    b->tab + b->tablen;
 		struct ch_frec r;
 		for (uint64_t k = 0; k < f->count; k++) {

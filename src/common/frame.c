@@ -192,15 +192,17 @@ ch_frame3_hlen(const struct ch_framebase *b, uint64_t count, uint64_t seq,
 	return ch_frame_hlen(b, count, seq, ts) + ch_uvarint_len(plen);
 }
 
-/* Header and trailer around the body; the header's length is h, and plen
- * is written only if packed. */
+/* Header and trailer around the body (or the part of it here, after
+ * `apart` bytes kept elsewhere); the header's length is h, and plen is
+ * written only if packed. */
 static unsigned char *
-close_frame(unsigned char *body, size_t body_len, size_t h, int packed,
-    uint64_t plen, uint32_t crc, int type, uint64_t count, uint64_t seq,
-    int64_t ts, const struct ch_framebase *b, int hw, uint32_t *lenp)
+close_frame(unsigned char *body, size_t body_len, size_t apart, size_t h,
+    int packed, uint64_t plen, uint32_t crc, int type, uint64_t count,
+    uint64_t seq, int64_t ts, const struct ch_framebase *b, int hw,
+    uint32_t *lenp)
 {
 	unsigned char *f = body - h, *q = f + CH_FRAME_FIXED;
-	uint32_t n = (uint32_t)(h + body_len + CH_FRAME_TRAILER);
+	uint32_t n = (uint32_t)(h + apart + body_len + CH_FRAME_TRAILER);
 
 	ch_put32(f, CH_FRAME_SIG);
 	ch_put32(f + 8, n);
@@ -225,8 +227,8 @@ ch_frame_close(unsigned char *body, size_t body_len, uint32_t crc, int type,
     uint64_t count, uint64_t seq, int64_t ts, const struct ch_framebase *b,
     int hw, uint32_t *lenp)
 {
-	return close_frame(body, body_len, ch_frame_hlen(b, count, seq, ts), 0,
-	    0, crc, type, count, seq, ts, b, hw, lenp);
+	return close_frame(body, body_len, 0, ch_frame_hlen(b, count, seq, ts),
+	    0, 0, crc, type, count, seq, ts, b, hw, lenp);
 }
 
 unsigned char *
@@ -234,7 +236,17 @@ ch_frame3_close(unsigned char *body, size_t body_len, uint64_t plen,
     uint32_t crc, uint64_t count, uint64_t seq, int64_t ts,
     const struct ch_framebase *b, int hw, uint32_t *lenp)
 {
-	return close_frame(body, body_len,
+	return close_frame(body, body_len, 0,
+	    ch_frame3_hlen(b, count, seq, ts, plen), 1, plen, crc, CH_REC_DATA,
+	    count, seq, ts, b, hw, lenp);
+}
+
+unsigned char *
+ch_frame3_close_apart(unsigned char *tab, size_t tab_len, uint64_t plen,
+    uint32_t crc, uint64_t count, uint64_t seq, int64_t ts,
+    const struct ch_framebase *b, int hw, uint32_t *lenp)
+{
+	return close_frame(tab, tab_len, (size_t)plen,
 	    ch_frame3_hlen(b, count, seq, ts, plen), 1, plen, crc, CH_REC_DATA,
 	    count, seq, ts, b, hw, lenp);
 }

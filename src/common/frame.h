@@ -385,6 +385,15 @@ unsigned char *ch_frame3_close(unsigned char *body, size_t body_len,
     uint64_t plen, uint32_t crc, uint64_t count, uint64_t seq, int64_t ts,
     const struct ch_framebase *b, int hw, uint32_t *lenp);
 
+/* The same for a format 3 data frame whose payload area, plen bytes, is
+ * kept elsewhere: only its table is at tab (tab_len bytes, room for the
+ * header before it and the trailer after it); crc is the CRC-32C of the
+ * payload area and the table.  The frame is the header, the payload area,
+ * then tab_len + CH_FRAME_TRAILER bytes at tab; *lenp gets its length. */
+unsigned char *ch_frame3_close_apart(unsigned char *tab, size_t tab_len,
+    uint64_t plen, uint32_t crc, uint64_t count, uint64_t seq, int64_t ts,
+    const struct ch_framebase *b, int hw, uint32_t *lenp);
+
 /* A whole frame with a given body (seals, gaps, tests): dst has room for
  * CH_FRAME_HDR_MAX + body_len + CH_FRAME_TRAILER bytes. */
 unsigned char *ch_frame_build(unsigned char *dst, int type, uint64_t count,

@@ -121,6 +121,15 @@ ch_writer_add_split(struct ch_writer *w, const void *buf, size_t len,
 	    nrec, err);
 }
 
+int
+ch_writer_add_split_kept(struct ch_writer *w, const void *buf, size_t len,
+    int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
+    struct ch_error *err)
+{
+	return ch_batch_add_split_kept(&w->b, buf, len, delim, meta, meta_len,
+	    used, nrec, err);
+}
+
 static int
 open_segment(struct ch_writer *w, uint64_t base, struct ch_error *err)
 {

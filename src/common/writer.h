@@ -67,13 +67,22 @@ int ch_writer_add(struct ch_writer *w, const void *meta, size_t meta_len,
 /*
  * Queue every record in buf[0..len), each ended by the byte `delim`
  * (bytes after the last delimiter are left), each with the metadata
- * meta[0..meta_len).  Frames them straight from buf, in one pass.  *used and *nrec are set to the bytes and records
- * taken; on failure (a record too large, out of memory) *used is the
- * start of the record that failed, and the records before it stay queued.
+ * meta[0..meta_len).  Frames them straight from buf, in one pass.
+ * *used and *nrec are set to the bytes and records taken; on failure (a
+ * record too large, out of memory) *used is the start of the record that
+ * failed, and the records before it stay queued.
  */
 int ch_writer_add_split(struct ch_writer *w, const void *buf, size_t len,
     int delim, const void *meta, size_t meta_len, size_t *used, size_t *nrec,
     struct ch_error *err);
+/*
+ * The same, where the caller keeps buf[0..*used) as it is until the next
+ * ch_writer_flush returns: format 3 lines (newline-delimited, without
+ * metadata, not atomic) are then written from there, not copied.
+ */
+int ch_writer_add_split_kept(struct ch_writer *w, const void *buf,
+    size_t len, int delim, const void *meta, size_t meta_len, size_t *used,
+    size_t *nrec, struct ch_error *err);
 
 /* Bytes queued and not yet flushed. */
 size_t ch_writer_pending(const struct ch_writer *w);
