@@ -345,8 +345,12 @@ publish_stdin(uint64_t max_record)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			/* Publish the lines read before it, then fail. */
+			int e = errno;
+			if (!opt_atomic && in.added && flush(&err) < 0)
+				ch_report(chname, &err);
 			ch_die(CH_EXIT_FAIL, chname, "read stdin: %s",
-			    strerror(errno));
+			    strerror(e));
 		}
 		if (n == 0)
 			break;
@@ -370,7 +374,8 @@ publish_stdin(uint64_t max_record)
 		 * lines go in full frames, few writes and locks.  An atomic
 		 * batch was copied: its lines leave the buffer now. */
 		if (opt_atomic ? in.added > 0 : in.added > 0 &&
-		    (in.len + READ_MAX > in.cap || !input_waiting()))
+		    (in.added >= BATCH_MAX || in.len + READ_MAX > in.cap ||
+		    !input_waiting()))
 			flush_input();
 	}
 	/* The last line may lack its delimiter; --whole is one record,

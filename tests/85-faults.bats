@@ -112,6 +112,19 @@ channel_sound() {
 	channel_sound
 }
 
+@test "chpub: stdin failing to be read (EIO) publishes the lines read before it, says so, exits 1" {
+	need_chfault
+	rm -rf "$CH"
+	new_channel
+	seq 100000 >"$T/in"	# 589 KB: reads of 128 KiB, more waiting
+	run -1 --separate-stderr fault read:3:EIO chpub "$CH" <"$T/in"
+	assert_equal "$stderr" "chpub: $CH: read stdin: Input/output error"
+	# the lines of the two reads before it, whole, in order
+	head -n "$(head -c 262144 "$T/in" | tr -cd '\n' | wc -c)" "$T/in" >"$T/want"
+	chsub --peek --from=earliest "$CH" | cmp - "$T/want"
+	run -0 chcompact --check "$CH"
+}
+
 @test "chpub --sync=always: fdatasync failing (EIO) exits 1; an interrupted one (EINTR) is retried" {
 	need_fiu
 	# The setup's rollovers under sync none left the segment sealed last

@@ -11,7 +11,7 @@
  * the active segment (ch_batch_take): the records that fit, or for format
  * 2 the frame, or the first records of a frame cut at the segment's end
  * (the rest become a frame of their own), or for format 3 up to
- * CH_PIECE_FRAMES frames that fit.  A piece is completed with its
+ * CH_PIECE_IOV buffers of frames that fit.  A piece is completed with its
  * sequence numbers and time and is ready for one pwritev(2); once
  * written, ch_batch_consume moves on.
  */

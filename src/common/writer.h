@@ -8,9 +8,9 @@
  * mid-write: a torn tail is truncated back to the last valid record here),
  * gives each record its sequence number and time, writes the batch with
  * one pwrite(2) per segment boundary (format 1), per frame (format 2) or
- * per up to CH_PIECE_FRAMES frames (format 3, pwritev(2)), and releases
- * the lock.  So concurrent writers never interleave inside a
- * record and each writer's order is kept.
+ * for several frames (format 3: a pwritev(2) of up to CH_PIECE_IOV
+ * buffers), and releases the lock.  So concurrent writers never
+ * interleave inside a record and each writer's order is kept.
  *
  * A writer that finds the active segment in another format than its own
  * reads channel.yaml again (a long-running one also does when the file

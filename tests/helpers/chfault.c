@@ -23,6 +23,7 @@
  *                        least a byte) of what they are given and say so,
  *                        as a write the kernel cut short may;
  *   CHFAULT_TRACE=FILE   append "PID FUNC" for every call to FILE;
+ *                        (read: the Nth read of stdin; not counted);
  *   CHFAULT_FAIL_PATH=TEXT  with CHFAULT_FAIL=fstatat or faccessat (which
  *                        change nothing: not counted, see the end), only
  *                        calls on a path that contains TEXT.
@@ -621,6 +622,17 @@ faccessat(int d, const char *p, int mode, int fl)
 	if (fail_only("faccessat", p) < 0)
 		return -1;
 	return real(d, p, mode, fl);
+}
+
+/* Reading changes nothing (not counted); CHFAULT_FAIL=read:N:ERRNO makes
+ * the Nth read(2) of stdin fail, as a reset socket or a bad disk would. */
+ssize_t
+read(int fd, void *buf, size_t len)
+{
+	REAL("read", ssize_t, int, void *, size_t);
+	if (fd == 0 && fail_only("read", NULL) < 0)
+		return -1;
+	return real(fd, buf, len);
 }
 
 /* CHFAULT_SIGNAL_AT_POLL: the signal, once, before the first wait. */
