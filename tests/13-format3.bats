@@ -131,6 +131,22 @@ $((64 + h + 14)) 2 3"
 	((short <= 1)) || fail "$short short frames of $n"
 }
 
+@test "after a record longer than a batch, the lines after it still go in batches of about 1 MiB" {
+	# chpub's buffer grows to hold one long record; the batches after it
+	# must not grow with it (each is a lock held while followers wait,
+	# and what a crash can leave half written).  One append.lock a batch.
+	local locks
+	chpub "$CH" </dev/null
+	{ head -c 3000000 /dev/zero | tr '\0' x; echo
+	  seq 100000 999999 | head -n 450000; } >"$T/in"	# 3 MB, then 3.15 MB
+	strace -f -e trace=flock -o "$T/trace" chpub "$CH" <"$T/in"
+	chsub --peek --from=earliest "$CH" | cmp - "$T/in"
+	locks=$(grep -c 'LOCK_EX' "$T/trace")
+	# The long line's batch, then 3 MB in three of 1-1.13 MiB (all of it
+	# in one batch of the grown buffer before the cap: 2 in all).
+	((locks >= 4)) || fail "append.lock taken $locks times: batches too large"
+}
+
 @test "-0 input: each payload is followed by 0x0A in the file; chsub -0 prints NUL-delimited records" {
 	printf 'a\0b\nc\0\0d\0' | chpub -0 "$CH"
 	assert_equal "$(frame_field 0 count) $(frame_field 0 p)" "4 9"

@@ -127,16 +127,24 @@ put_open_table(unsigned char *dst, const struct ch_batch *b, uint64_t count,
 
 	for (uint64_t k = 0; k < count; k++) {
 		uint64_t at = plen + (uint64_t)(d - dst);
-		if (k && s[0] == 0 && s[1] < 0x80 && at >= (1u << 14) &&
-		    at < (1u << 21)) {
-			d[0] = 0;
-			d[1] = (unsigned char)(at | 0x80);
-			d[2] = (unsigned char)(at >> 7 | 0x80);
-			d[3] = (unsigned char)(at >> 14);
-			d[4] = s[1];
-			d += 5;
-			s += 2;
-			continue;
+		/* The short way, for as long as it lasts: attributes 0, a
+		 * position of 3 bytes (up to the last entry below 2 MiB), a
+		 * length below 128. */
+		if (k && at >= (1u << 14) && at < (1u << 21)) {
+			uint64_t fit = ((1u << 21) - at + 4) / 5;
+			uint64_t stop = count - k < fit ? count : k + fit;
+			for (; k < stop && !(s[0] | (s[1] & 0x80)); k++) {
+				d[0] = 0;
+				d[1] = (unsigned char)(at | 0x80);
+				d[2] = (unsigned char)(at >> 7 | 0x80);
+				d[3] = (unsigned char)(at >> 14);
+				d[4] = s[1];
+				d += 5;
+				s += 2;
+				at += 5;
+			}
+			if (k == count)
+				break;
 		}
 		struct ch_frec r;
 		if (ch_frec3_decode(s, lim, 1, &r) < 0)
@@ -314,33 +322,69 @@ ch_batch3_add(struct ch_batch *b, const void *meta, size_t meta_len,
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+
+/* Bit i set where q[i] is the delimiter, for the 64 bytes at q; with dst,
+ * those bytes are copied there on the way. */
+static inline uint64_t
+delims64(const char *q, __m128i dv, unsigned char *dst)
+{
+	const __m128i *s = (const __m128i *)(const void *)q;
+	__m128i v0 = _mm_loadu_si128(s), v1 = _mm_loadu_si128(s + 1);
+	__m128i v2 = _mm_loadu_si128(s + 2), v3 = _mm_loadu_si128(s + 3);
+
+	if (dst) {
+		__m128i *d = (__m128i *)(void *)dst;
+		_mm_storeu_si128(d, v0);
+		_mm_storeu_si128(d + 1, v1);
+		_mm_storeu_si128(d + 2, v2);
+		_mm_storeu_si128(d + 3, v3);
+	}
+	return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, dv)) |
+	    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, dv)) << 16 |
+	    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v2, dv)) << 32 |
+	    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v3, dv)) << 48;
+}
 #endif
 
 /* In frame_lines and frame_lines_kept: the line ending at d (a delimiter)
- * into the frame, or stop there. */
+ * into the frame, or stop there.  room is what the frame's body has left
+ * (BODY_BOUND less its payloads, entries and their positions); a line
+ * shorter than 128 bytes (and within max_record) takes the short way,
+ * two bytes of entry. */
 #define TAKE_LINE(d) do {						\
-		size_t n_ = (size_t)((d) - line);				\
-		size_t ent_ = n_ < 0x80 ? 2 : 1 + ch_uvarint_len(n_);	\
-		if (plen + n_ + 1 + tablen + ent_ + (count + 1) *		\
-		    POS_BOUNDED > BODY_BOUND || n_ > max_record ||		\
-		    tablen + ENTRY_MAX > b->tabcap)				\
-			goto done;						\
-		tab[tablen] = 0;						\
-		if (n_ < 0x80)							\
-			tab[tablen + 1] = (unsigned char)n_;			\
-		else								\
-			ch_uvarint_put(tab + tablen + 1, n_);			\
-		tablen += ent_;							\
-		plen += n_ + 1;							\
-		count++;							\
-		bytes += n_;							\
-		line = (d) + 1;							\
+		size_t n_ = (size_t)((d) - line), ent_ = 2;		\
+		if (n_ > short_max) {					\
+			ent_ = 1 + ch_uvarint_len(n_);			\
+			if (n_ > max_record)				\
+				goto done;				\
+		}							\
+		ptrdiff_t cost_ = (ptrdiff_t)(n_ + 1 + ent_ + POS_BOUNDED);	\
+		if (cost_ > room || (ptrdiff_t)tablen > tab_lim)	\
+			goto done;					\
+		room -= cost_;						\
+		tab[tablen] = 0;					\
+		if (ent_ == 2)						\
+			tab[tablen + 1] = (unsigned char)n_;		\
+		else							\
+			ch_uvarint_put(tab + tablen + 1, n_);		\
+		tablen += ent_;						\
+		count++;						\
+		line = (d) + 1;						\
 	} while (0)
+
+/* The locals TAKE_LINE works with, for open frame f. */
+#define TAKE_LINE_LOCALS(b, f)						\
+	size_t tablen = (b)->tablen, count = (f)->count;		\
+	uint64_t max_record = ch_batch_payload_max((b), 0);		\
+	size_t short_max = max_record < 0x7f ? (size_t)max_record : 0x7f; \
+	ptrdiff_t room = (ptrdiff_t)BODY_BOUND - (ptrdiff_t)((f)->plen +	\
+	    tablen + count * POS_BOUNDED);				\
+	ptrdiff_t tab_lim = (ptrdiff_t)(b)->tabcap - ENTRY_MAX
 
 /*
  * The common case: lines without metadata into the open frame f, copied
  * as they are (their delimiters becoming 0x0A: they lie in the frame as
- * they were read) and scanned for their ends in the same pass, 32 bytes
+ * they were read) and scanned for their ends in the same pass, 64 bytes
  * at a time, each line given its table entry.  Stops where the frame is
  * full, a line is too long, or the table's buffer is; returns where, or
  * NULL when out of memory.
@@ -350,8 +394,6 @@ frame_lines(struct ch_batch *b, struct ch_bframe *f, const char *p,
     const char *end, int delim, struct ch_error *err)
 {
 	const char *start = p, *line = p, *q = p;
-	size_t plen = f->plen, tablen = b->tablen, count = f->count;
-	uint64_t bytes = 0, max_record = ch_batch_payload_max(b, 0);
 	size_t avail = (size_t)(end - p);
 
 	/* The frame takes at most BODY_BOUND bytes of lines (and the copy
@@ -362,26 +404,24 @@ frame_lines(struct ch_batch *b, struct ch_bframe *f, const char *p,
 	if (ch_batch_reserve(b, close_room(b, f) + avail * (1 + POS_BOUNDED) +
 	    64, err) < 0)
 		return NULL;
+	TAKE_LINE_LOCALS(b, f);
 	unsigned char *tab = b->tab, *dst = b->buf + f->body + f->plen;
-
 
 #if defined(__SSE2__)
 	const __m128i dv = _mm_set1_epi8((char)delim);
-	for (; end - q >= 32; q += 32) {
-		__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)q);
-		__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(q + 16));
-		_mm_storeu_si128((__m128i *)(void *)(dst + (q - start)), v0);
-		_mm_storeu_si128((__m128i *)(void *)(dst + (q - start) + 16), v1);
-		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, dv)) |
-		    (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, dv)) << 16;
-		while (m) {
-			const char *d = q + __builtin_ctz(m);
+	for (; end - q >= 64; q += 64) {
+		uint64_t m = delims64(q, dv, dst + (q - start));
+		if (!m) {	/* no line ends here: is one too long? */
+			if ((size_t)(q + 64 - line) > BODY_BOUND)
+				goto done;
+			continue;
+		}
+		do {
+			const char *d = q + __builtin_ctzll(m);
 			TAKE_LINE(d);
 			dst[d - start] = 0x0A;
 			m &= m - 1;
-		}
-		if ((size_t)(q + 32 - line) > BODY_BOUND)
-			goto done;	/* a line longer than a frame */
+		} while (m);
 	}
 #endif
 	/* The rest, line by line. */
@@ -399,10 +439,10 @@ done:;
 	if (!len)
 		return line;
 	b->nrec += count - f->count;
-	b->bytes += bytes;
+	b->bytes += len - (count - f->count);	/* less the delimiters */
 	b->len += len;
 	b->tablen = tablen;
-	f->plen = plen;
+	f->plen += len;
 	f->count = count;
 	return line;
 }
@@ -413,28 +453,29 @@ done:;
  * ends, each given its table entry.  Stops where the frame is full, a
  * line is too long, or the table's buffer is; returns where.
  */
+/* Not inlined: its loop keeps its locals in registers. */
+__attribute__((noinline))
 static const char *
 frame_lines_kept(struct ch_batch *b, struct ch_bframe *f, const char *p,
     const char *end)
 {
 	const char *start = p, *line = p, *q = p;
-	size_t plen = f->plen, tablen = b->tablen, count = f->count;
-	uint64_t bytes = 0, max_record = ch_batch_payload_max(b, 0);
+	TAKE_LINE_LOCALS(b, f);
 	unsigned char *tab = b->tab;
 
 #if defined(__SSE2__)
 	const __m128i dv = _mm_set1_epi8('\n');
-	for (; end - q >= 32; q += 32) {
-		__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)q);
-		__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(q + 16));
-		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, dv)) |
-		    (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, dv)) << 16;
-		while (m) {
-			TAKE_LINE(q + __builtin_ctz(m));
-			m &= m - 1;
+	for (; end - q >= 64; q += 64) {
+		uint64_t m = delims64(q, dv, NULL);
+		if (!m) {	/* no line ends here: is one too long? */
+			if ((size_t)(q + 64 - line) > BODY_BOUND)
+				goto done;
+			continue;
 		}
-		if ((size_t)(q + 32 - line) > BODY_BOUND)
-			goto done;	/* a line longer than a frame */
+		do {
+			TAKE_LINE(q + __builtin_ctzll(m));
+			m &= m - 1;
+		} while (m);
 	}
 #endif
 	for (;;) {
@@ -449,14 +490,15 @@ done:;
 	if (!len)
 		return line;
 	b->nrec += count - f->count;
-	b->bytes += bytes;
+	b->bytes += len - (count - f->count);	/* less the delimiters */
 	b->kept += len;
 	b->tablen = tablen;
-	f->plen = plen;
+	f->plen += len;
 	f->count = count;
 	return line;
 }
 #undef TAKE_LINE
+#undef TAKE_LINE_LOCALS
 
 /* A new frame for lines left at p in the caller's buffer; room for its
  * table (at most a frame's bytes) and trailer made first. */
