@@ -72,8 +72,8 @@ struct ch_batch {
 
 /* Most buffers in a piece, written with one pwritev(2): a frame is one, or
  * three (header, payloads, table) when its payloads were left in the
- * caller's buffer (format 3: chpub's batches of bulk input are 1 MiB, 17
- * frames). */
+ * caller's buffer (format 3: chpub's batches of bulk input are 256-384
+ * KiB, 5-7 frames). */
 #define CH_PIECE_IOV 64
 
 /* A piece ready to write: iov[0..niov), one after another in the file. */

@@ -397,12 +397,13 @@ frame_lines(struct ch_batch *b, struct ch_bframe *f, const char *p,
 	size_t avail = (size_t)(end - p);
 
 	/* The frame takes at most BODY_BOUND bytes of lines (and the copy
-	 * runs a block past the last one); each line of them adds at most a
-	 * position to the table's room at the close. */
+	 * runs a block past the last one); each line of them, an empty one
+	 * for each byte at most, adds its entry (2 bytes) and its position
+	 * to the table the close puts in the buffer. */
 	if (avail > BODY_BOUND + 64)
 		avail = BODY_BOUND + 64;
-	if (ch_batch_reserve(b, close_room(b, f) + avail * (1 + POS_BOUNDED) +
-	    64, err) < 0)
+	if (ch_batch_reserve(b, close_room(b, f) +
+	    avail * (1 + 2 + POS_BOUNDED) + 64, err) < 0)
 		return NULL;
 	TAKE_LINE_LOCALS(b, f);
 	unsigned char *tab = b->tab, *dst = b->buf + f->body + f->plen;
