@@ -81,6 +81,8 @@ static struct poptOption options[] = {
  * and the pipe's pages still fit the CPU's cache on the way to the page
  * cache (with 1 MiB, chpub spent a sixth more CPU: bench/RESULTS.md). */
 #define BATCH_MAX (256u << 10)
+/* stdin's buffer: a batch and a read. */
+#define IN_CAP (BATCH_MAX + READ_MAX)
 
 static const char *chname;
 static struct ch_writer *writer;
@@ -302,6 +304,15 @@ flush_input(void)
 	in.len -= in.added;
 	in.scanned -= in.added;
 	in.added = 0;
+	/* A buffer grown for one long record goes back to its usual size
+	 * once what is left fits (nothing refers to it after the flush). */
+	if (in.cap > IN_CAP && in.len <= IN_CAP / 2) {
+		char *nb = realloc(in.buf, IN_CAP);
+		if (nb) {
+			in.buf = nb;
+			in.cap = IN_CAP;
+		}
+	}
 }
 
 static void
@@ -312,7 +323,7 @@ publish_stdin(uint64_t max_record)
 	unsigned long long recno = 0;
 	struct ch_error err;
 
-	in.cap = BATCH_MAX + READ_MAX;
+	in.cap = IN_CAP;
 	if (!(in.buf = malloc(in.cap)))
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
 	/* A bigger pipe means fewer, larger batches from a fast producer. */

@@ -329,6 +329,32 @@ ${lines[4]}"
 	exec 5>&-
 }
 
+# The resident memory of process PID, in KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+@test "a long-running chpub lets go of the memory one long record took" {
+	# tail -F app.log | chpub logs, after one 12 MB line: chpub's input
+	# buffer and its batch's grew to hold it; kept, they stayed resident
+	# (25 MB) for the rest of the run.
+	ldd "$(command -v chpub)" | grep -q libasan &&
+		skip "memory measured without the sanitizers' allocator"
+	local pid rss
+	new_channel
+	mkfifo "$T/in"
+	exec 5<>"$T/in"
+	# Without fd 5: chpub must see the end of its input when we close it.
+	chpub "$CH" <"$T/in" 3>&- 5>&- &
+	pid=$!
+	BG_PIDS+=("$pid")
+	head -c 12000000 /dev/zero | tr '\0' x >&5
+	printf '\nafter\n' >&5
+	wait_until 20 '[[ $(chsub --peek --from=earliest --format="%S\n" "$CH" | tr "\n" " ") == "12000000 5 " ]]'
+	rss=$(rss_kib "$pid")
+	exec 5>&-
+	((rss < 10000)) || fail "chpub holds $rss KiB after the long record"
+	wait "$pid"
+}
+
 # last_is LINE: the last record of the channel is LINE (says what it is).
 last_is() {
 	local last

@@ -80,9 +80,24 @@ ch_batch_records(const struct ch_batch *b)
 	return b->nrec;
 }
 
+/* Buffers larger than this are let go once empty: one large record or
+ * atomic batch must not leave a long-running writer (tail -F | chpub)
+ * holding its size for the rest of its life. */
+#define KEEP_MAX (4u << 20)
+
 void
 ch_batch_clear(struct ch_batch *b)
 {
+	if (b->cap > KEEP_MAX) {
+		free(b->buf);
+		b->buf = NULL;
+		b->cap = 0;
+	}
+	if (b->tabcap > KEEP_MAX) {
+		free(b->tab);
+		b->tab = NULL;
+		b->tabcap = 0;
+	}
 	b->len = b->done = 0;
 	b->nrec = 0;
 	b->bytes = 0;
