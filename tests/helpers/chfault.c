@@ -336,22 +336,30 @@ write(int fd, const void *buf, size_t len)
 	return real(fd, buf, len);
 }
 
+typedef ssize_t pwrite_fn(int, const void *, size_t, off_t);
+
+/* pwrite and pwrite64: the same hook, and cut short with CHFAULT_SHORT. */
+static ssize_t
+hooked_pwrite(const char *name, pwrite_fn *real, int fd, const void *buf,
+    size_t len, off_t off)
+{
+	if (hook(name, fd, buf, len, off, 1) < 0)
+		return -1;
+	return real(fd, buf, short_len(len), off);
+}
+
 ssize_t
 pwrite(int fd, const void *buf, size_t len, off_t off)
 {
 	REAL("pwrite", ssize_t, int, const void *, size_t, off_t);
-	if (hook("pwrite", fd, buf, len, off, 1) < 0)
-		return -1;
-	return real(fd, buf, short_len(len), off);
+	return hooked_pwrite("pwrite", real, fd, buf, len, off);
 }
 
 ssize_t
 pwrite64(int fd, const void *buf, size_t len, off_t off)
 {
 	REAL("pwrite64", ssize_t, int, const void *, size_t, off_t);
-	if (hook("pwrite64", fd, buf, len, off, 1) < 0)
-		return -1;
-	return real(fd, buf, short_len(len), off);
+	return hooked_pwrite("pwrite64", real, fd, buf, len, off);
 }
 
 /* The bytes of iov[0..cnt). */
@@ -365,14 +373,18 @@ iov_bytes(const struct iovec *iov, int cnt)
 	return n;
 }
 
-ssize_t
-pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+typedef ssize_t pwritev_fn(int, const struct iovec *, int, off_t);
+
+/* pwritev and pwritev64: the hook sees the buffers (a torn write is a
+ * prefix of them, in order); CHFAULT_SHORT writes half of them. */
+static ssize_t
+hooked_pwritev(const char *name, pwritev_fn *real, int fd,
+    const struct iovec *iov, int cnt, off_t off)
 {
-	REAL("pwritev", ssize_t, int, const struct iovec *, int, off_t);
 	hook_iov = iov;
 	hook_iovcnt = cnt;
 	size_t len = iov_bytes(iov, cnt);
-	int rc = hook("pwritev", fd, NULL, len, off, 1);
+	int rc = hook(name, fd, NULL, len, off, 1);
 	ssize_t n = 0;
 	if (rc == 0 && short_len(len) < len)
 		n = torn_pwritev(fd, short_len(len), off);
@@ -383,20 +395,17 @@ pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 }
 
 ssize_t
+pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	REAL("pwritev", ssize_t, int, const struct iovec *, int, off_t);
+	return hooked_pwritev("pwritev", real, fd, iov, cnt, off);
+}
+
+ssize_t
 pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	REAL("pwritev64", ssize_t, int, const struct iovec *, int, off_t);
-	hook_iov = iov;
-	hook_iovcnt = cnt;
-	size_t len = iov_bytes(iov, cnt);
-	int rc = hook("pwritev64", fd, NULL, len, off, 1);
-	ssize_t n = 0;
-	if (rc == 0 && short_len(len) < len)
-		n = torn_pwritev(fd, short_len(len), off);
-	hook_iov = NULL;
-	if (rc < 0)
-		return -1;
-	return short_len(len) < len ? n : real(fd, iov, cnt, off);
+	return hooked_pwritev("pwritev64", real, fd, iov, cnt, off);
 }
 
 ssize_t

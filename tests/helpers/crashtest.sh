@@ -225,13 +225,13 @@ crash_every_call() {
 	done
 }
 
-setup_rollover() {
-	new_channel segment_bytes=4096
+setup_rollover() {	# [SEGMENT_BYTES BATCH_RECORDS RECORD_BYTES]
+	new_channel segment_bytes="${1:-4096}"
 	choffset --create --earliest "$CH" audit >/dev/null
 	records a 30 200 >"$T/acked"
 	chpub "$CH" <"$T/acked"
 	chsub "$CH" audit >"$T/audit"
-	records b 40 300 >"$T/batch"	# rolls over at least once
+	records b "${2:-40}" "${3:-300}" >"$T/batch"	# rolls over at least once
 }
 
 # A channel whose last record is "last"; prints that record's offset.
@@ -316,16 +316,10 @@ every_call() {
 		crash_every_call "chpub --sync=none" setup_rollover \
 		    sh -c 'exec chpub --sync=none "$1" <"$2"' sh "$CH" "$T/batch" ;;
 	chpub-frames)
-		# format 3: each read of 128 KiB is three frames, written
-		# with one pwritev; torn, whole frames of it stay or none
-		setup_frames() {
-			new_channel segment_bytes=300000
-			choffset --create --earliest "$CH" audit >/dev/null
-			records a 30 200 >"$T/acked"
-			chpub "$CH" <"$T/acked"
-			chsub "$CH" audit >"$T/audit"
-			records b 4000 150 >"$T/batch"	# 400 KB: rolls over
-		}
+		# format 3: a batch of 256-384 KiB is several frames,
+		# written with one pwritev; torn, whole frames of it stay or
+		# none.  About 400 KB into segments of 300 KB: it rolls over.
+		setup_frames() { setup_rollover 300000 4000 150; }
 		crash_every_call "chpub, several frames a write" setup_frames \
 		    sh -c 'exec chpub --sync=none "$1" <"$2"' sh "$CH" "$T/batch"
 		grep -q pwritev "$T/trace" ||
