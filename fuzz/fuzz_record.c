@@ -186,16 +186,31 @@ decode_frame(const uint8_t *data, size_t size, int packed)
 		abort();
 }
 
-/* Queue the input's lines in a batch of `format`, take it out in pieces
- * of at most `room` bytes (at least one record each) and read every piece
- * back: the same records, in order, numbered from 7.  With `to` another
+/* The longest of the input's complete lines split at delim. */
+static uint64_t
+longest_line(const uint8_t *data, size_t size, int delim)
+{
+	const uint8_t *p = data, *end = data + size, *d;
+	uint64_t longest = 0;
+
+	for (; (d = memchr(p, delim, (size_t)(end - p))); p = d + 1)
+		if ((uint64_t)(d - p) > longest)
+			longest = (uint64_t)(d - p);
+	return longest;
+}
+
+/* Queue the input's lines (split at delim, at most max_record bytes; the
+ * part after the last delimiter a record of its own with other metadata
+ * if tail) in a batch of `format`, take it out in pieces of at most
+ * `room` bytes (at least one record each) and read every piece back: the
+ * same records, in order, numbered from 7.  With `to` another
  * format, the batch is framed again in it (as a writer does that finds
  * the channel's format changed) before the first piece is taken, or
  * after it if `late`. */
 static void
 batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
     int atomic, uint64_t room, const char *meta, uint32_t to, int late,
-    int kept)
+    int kept, int delim, uint64_t max_record, int tail)
 {
 	size_t ml = meta ? strlen(meta) : 0;
 	struct ch_seghdr sh = { format, 0, 7, 1700000000000000000LL, 0 };
@@ -207,15 +222,35 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 	const unsigned char *line = data;
 	int hw = ch_crc32c_hw();
 
-	ch_batch_init(&b, format, 1 << 20, atomic);
-	if ((kept ? ch_batch_add_split_kept : ch_batch_add_split)(&b, data,
-	    size, '\n', meta, ml, &used, &nrec, &err) < 0 || !(offs = malloc((nrec + 1) * sizeof *offs))) {
+	ch_batch_init(&b, format, max_record, atomic);
+	/* All at once; or (no tail) as chpub's reads cut the input: calls
+	 * on pieces of it, each from where the last one's records ended. */
+	size_t step = tail ? size : 1 + (size_t)data[0] * 61;
+	int rc = 0;
+	used = nrec = 0;
+	do {
+		size_t n = size - used < step ? size - used : step, u, k;
+		rc = (kept ? ch_batch_add_split_kept : ch_batch_add_split)(&b,
+		    data + used, n, delim, meta, ml, &u, &k, &err);
+		used += u;
+		nrec += k;
+		if (u == 0 && n < size - used + u)
+			step *= 2;	/* no delimiter in it: a longer piece */
+		else if (u == 0)
+			break;
+	} while (rc == 0 && used < size && !tail);
+	if (rc < 0 || !(offs = malloc((nrec + 1) * sizeof *offs))) {
 		ch_batch_free(&b);
 		return;
 	}
-	if (ch_batch_add(&b, "k=v\n", 4, data + used, size - used, &err) < 0)
-		abort();
-	nrec++;
+	/* The last part, without its delimiter, as one record of its own
+	 * with other metadata; or (tail 0) left out. */
+	if (tail) {
+		if (ch_batch_add(&b, "k=v\n", 4, data + used, size - used,
+		    &err) < 0)
+			abort();
+		nrec++;
+	}
 	while (ch_batch_records(&b)) {
 		struct ch_piece pc;
 		if (to != format && (!late || got)) {
@@ -262,8 +297,9 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 					abort();
 				payload = p + CH_REC_HDR + h.meta_len;
 				len = h.len;
-				if (got + 1 < nrec && (h.meta_len != ml ||
-				    (ml && memcmp(p + CH_REC_HDR, meta, ml))))
+				if ((got + 1 < nrec || !tail) &&
+				    (h.meta_len != ml || (ml &&
+				    memcmp(p + CH_REC_HDR, meta, ml))))
 					abort();
 				if (offs[k] != 1000 + (uint64_t)(p - flat))
 					abort();
@@ -315,15 +351,18 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 				}
 				payload = r.payload;
 				len = (size_t)r.len;
-				if (got + 1 < nrec && (r.meta_len != ml ||
-				    (ml && memcmp(r.meta, meta, ml))))
+				if ((got + 1 < nrec || !tail) &&
+				    (r.meta_len != ml || (ml &&
+				    memcmp(r.meta, meta, ml))))
 					abort();
 				p = r.end;
 			}
 			/* The original: the next line, or the last part. */
-			const unsigned char *nl = got + 1 < nrec ?
-			    memchr(line, '\n', (size_t)(data + size - line)) :
+			const unsigned char *nl = got + 1 < nrec || !tail ?
+			    memchr(line, delim, (size_t)(data + size - line)) :
 			    NULL;
+			if (!tail && !nl)
+				abort();
 			size_t want = nl ? (size_t)(nl - line) :
 			    (size_t)(data + size - line);
 			if (len != want || (len && memcmp(payload, line, len)))
@@ -534,14 +573,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size <= 65536) {
 		uint64_t room = size ? 24 + data[size / 2] * 3 : 64;
 		const char *meta = size % 2 ? "key=k\nh.A-b=c\n" : NULL;
-		batch_round_trip(data, size, 1, 0, room, meta, 1, 0, 0);
-		batch_round_trip(data, size, 2, 0, room, meta, 2, 0, 0);
-		batch_round_trip(data, size, 2, 1, room, meta, 2, 0, 0);
-		batch_round_trip(data, size, 3, 0, room, meta, 3, 0, 0);
-		batch_round_trip(data, size, 3, 1, room, meta, 3, 0, 0);
+		batch_round_trip(data, size, 1, 0, room, meta, 1, 0, 0,
+		    '\n', 1 << 20, 1);
+		batch_round_trip(data, size, 2, 0, room, meta, 2, 0, 0,
+		    '\n', 1 << 20, 1);
+		batch_round_trip(data, size, 2, 1, room, meta, 2, 0, 0,
+		    '\n', 1 << 20, 1);
+		batch_round_trip(data, size, 3, 0, room, meta, 3, 0, 0,
+		    '\n', 1 << 20, 1);
+		batch_round_trip(data, size, 3, 1, room, meta, 3, 0, 0,
+		    '\n', 1 << 20, 1);
 		/* Lines left in the input (no copy), unless they have
 		 * metadata. */
-		batch_round_trip(data, size, 3, 0, room, meta, 3, 0, 1);
+		batch_round_trip(data, size, 3, 0, room, meta, 3, 0, 1,
+		    '\n', 1 << 20, 1);
 		/* A change of format: from any to either other, before the
 		 * first piece or after it; atomic between 2 and 3 only. */
 		unsigned sel = size ? data[size - 1] : 0;
@@ -549,7 +594,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint32_t to = 1 + (from + (sel / 3) % 2) % 3;
 		int atomic = (sel / 12) % 2 && from >= 2 && to >= 2;
 		batch_round_trip(data, size, from, atomic, room, meta, to,
-		    (sel / 6) % 2, (sel / 24) % 2);
+		    (sel / 6) % 2, (sel / 24) % 2, '\n', 1 << 20, 1);
+		/* Lines only (the last part left out), split at NUL or at
+		 * newlines, under a max_record_bytes at most 2 above the
+		 * longest line: the short way's bound met exactly; copied
+		 * and kept. */
+		int delim = (sel / 48) % 2 ? 0 : '\n';
+		uint64_t maxr = longest_line(data, size, delim) + sel % 3;
+		for (int kept = 0; kept < 2; kept++)
+			batch_round_trip(data, size, 3, 0, room, NULL, 3, 0,
+			    kept, delim, maxr ? maxr : 1, 0);
+		batch_round_trip(data, size, 2, 0, room, NULL, 2, 0, 0, delim,
+		    maxr ? maxr : 1, 0);
 	}
 	if (size && size <= 4096 && memchr(data, '\n', size)) {
 		/* Bulk: the input again and again, 150 KB or more, in format
@@ -563,7 +619,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(big + i * size, data, size);
 		uint64_t room = 65536 + (uint64_t)data[0] * 4096;
 		batch_round_trip(big, size * reps, 3, 0, room, NULL, 3, 0,
-		    data[0] % 2);
+		    data[0] % 2, '\n', 1 << 20, 1);
+		/* Again split at NUL, or at newlines with no last part: runs
+		 * of empty records after long ones fill frames their own
+		 * way (a frame's table outgrew the room once). */
+		batch_round_trip(big, size * reps, 3, 0, room, NULL, 3, 0, 0,
+		    data[0] & 2 ? 0 : '\n', 1 << 20, 0);
 		free(big);
 	}
 	gap_round_trip(size);
