@@ -382,6 +382,17 @@ batch_round_trip(const uint8_t *data, size_t size, uint32_t format,
 	ch_batch_free(&b);
 }
 
+/* batch_round_trip of newline-split lines, max_record 1 MiB, the last
+ * part a record of its own. */
+static void
+lines_round_trip(const uint8_t *data, size_t size, uint32_t format,
+    int atomic, uint64_t room, const char *meta, uint32_t to, int late,
+    int kept)
+{
+	batch_round_trip(data, size, format, atomic, room, meta, to, late,
+	    kept, '\n', 1 << 20, 1);
+}
+
 /* Encode the input as a record and decode it back: must agree. */
 static void
 round_trip(const uint8_t *data, size_t size)
@@ -573,28 +584,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size <= 65536) {
 		uint64_t room = size ? 24 + data[size / 2] * 3 : 64;
 		const char *meta = size % 2 ? "key=k\nh.A-b=c\n" : NULL;
-		batch_round_trip(data, size, 1, 0, room, meta, 1, 0, 0,
-		    '\n', 1 << 20, 1);
-		batch_round_trip(data, size, 2, 0, room, meta, 2, 0, 0,
-		    '\n', 1 << 20, 1);
-		batch_round_trip(data, size, 2, 1, room, meta, 2, 0, 0,
-		    '\n', 1 << 20, 1);
-		batch_round_trip(data, size, 3, 0, room, meta, 3, 0, 0,
-		    '\n', 1 << 20, 1);
-		batch_round_trip(data, size, 3, 1, room, meta, 3, 0, 0,
-		    '\n', 1 << 20, 1);
-		/* Lines left in the input (no copy), unless they have
-		 * metadata. */
-		batch_round_trip(data, size, 3, 0, room, meta, 3, 0, 1,
-		    '\n', 1 << 20, 1);
+		/* Each format, atomic in 2 and 3; and lines left in the
+		 * input (no copy, kept), unless they have metadata. */
+		static const struct { uint32_t format; int atomic, kept; }
+		    way[] = { { 1, 0, 0 }, { 2, 0, 0 }, { 2, 1, 0 },
+		    { 3, 0, 0 }, { 3, 1, 0 }, { 3, 0, 1 } };
+		for (size_t i = 0; i < sizeof way / sizeof *way; i++)
+			lines_round_trip(data, size, way[i].format,
+			    way[i].atomic, room, meta, way[i].format, 0,
+			    way[i].kept);
 		/* A change of format: from any to either other, before the
 		 * first piece or after it; atomic between 2 and 3 only. */
 		unsigned sel = size ? data[size - 1] : 0;
 		uint32_t from = 1 + sel % 3;
 		uint32_t to = 1 + (from + (sel / 3) % 2) % 3;
 		int atomic = (sel / 12) % 2 && from >= 2 && to >= 2;
-		batch_round_trip(data, size, from, atomic, room, meta, to,
-		    (sel / 6) % 2, (sel / 24) % 2, '\n', 1 << 20, 1);
+		lines_round_trip(data, size, from, atomic, room, meta, to,
+		    (sel / 6) % 2, (sel / 24) % 2);
 		/* Lines only (the last part left out), split at NUL or at
 		 * newlines, under a max_record_bytes at most 2 above the
 		 * longest line: the short way's bound met exactly; copied
@@ -618,8 +624,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < reps; i++)
 			memcpy(big + i * size, data, size);
 		uint64_t room = 65536 + (uint64_t)data[0] * 4096;
-		batch_round_trip(big, size * reps, 3, 0, room, NULL, 3, 0,
-		    data[0] % 2, '\n', 1 << 20, 1);
+		lines_round_trip(big, size * reps, 3, 0, room, NULL, 3, 0,
+		    data[0] % 2);
 		/* Again split at NUL, or at newlines with no last part: runs
 		 * of empty records after long ones fill frames their own
 		 * way (a frame's table outgrew the room once). */
