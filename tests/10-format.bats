@@ -57,7 +57,9 @@ teardown() { ops_teardown; }
 	# tests/helpers/crc-check.c: lengths 0-20000 at 8 alignments, frame
 	# and megabyte buffers, buffers checksummed in two pieces, and the
 	# standard check value.  Three streams a round with a bad join, or a
-	# round's tail miscounted, gives another CRC for some length.
+	# round's tail miscounted, gives another CRC for some length; so does
+	# a wrong constant of the 512-bit folding (x^(D+64) for x^(D+63):
+	# "length 1024 at offset 0").
 	run -0 "${TOP_BUILDDIR:-$BATS_TEST_DIRNAME/..}/tests/helpers/crc-check"
 	assert_output --regexp '^ok [0-9]+ comparisons$'
 }

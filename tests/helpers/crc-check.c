@@ -4,7 +4,8 @@
  *
  *   crc-check
  *
- * ch_crc32c (the CPU's instruction where it exists: three streams over
+ * ch_crc32c (the CPU's instructions where they exist: from 1 KiB on,
+ * 512-bit carry-less folding where the CPU has it; three streams over
  * each long or short round, then one) and ch_crc32c_fast must agree with
  * the table-driven ch_crc32c_portable on every length from 0 to 20000
  * bytes, at each of 8 alignments, on frame-sized and longer buffers, and
