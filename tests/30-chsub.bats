@@ -825,6 +825,22 @@ splice_setup() {
 	assert_equal "$(offset_of s)" "$(end_offset)"
 }
 
+@test "runs of records under 4 KiB go into a pipe by write(2), not splice(2)" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	rm -rf "$CH"
+	new_channel format=3
+	local i
+	for ((i = 1; i <= 20; i++)); do
+		chpub "$CH" "$i a" "$i b" "$i c"	# a frame of three records
+		printf '%s a\n%s b\n%s c\n' "$i" "$i" "$i" >>"$T/in"
+	done
+	CHFAULT_TRACE="$T/trace" LD_PRELOAD="$CHFAULT" chsub --from=earliest "$CH" s | cat >"$T/out"
+	cmp "$T/in" "$T/out"
+	run grep -c ' splice$' "$T/trace"
+	assert_output 0
+}
+
 @test "into a file, chsub writes: no splice(2)" {
 	splice_setup
 	CHFAULT_TRACE="$T/trace" LD_PRELOAD="$CHFAULT" chsub --from=earliest "$CH" s >"$T/out"

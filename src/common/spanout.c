@@ -18,11 +18,16 @@ ch_spanout_init(struct ch_spanout *o, int fd)
 	o->splice = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
+/* Smaller pieces are written: a spliced piece takes a pipe slot of its
+ * own however small, where write(2)s fill one page after another, so
+ * that a pipe of small spliced pieces would hold few records. */
+#define SPLICE_MIN 4096
+
 ssize_t
 ch_spanout_write(struct ch_spanout *o, const struct ch_span *s, size_t from,
     size_t len)
 {
-	if (o->splice && s->fd >= 0) {
+	if (o->splice && s->fd >= 0 && len >= SPLICE_MIN) {
 		loff_t at = (loff_t)(s->file_pos + from);
 		ssize_t n = splice(s->fd, &at, o->fd, NULL, len, 0);
 		if (n > 0)

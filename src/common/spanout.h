@@ -1,9 +1,9 @@
 /*
  * spanout.h - passing verified segment bytes on to an output.
  *
- * When the output is a pipe, the bytes go from the page cache into the
- * pipe by splice(2), without a copy through this process; else, and
- * wherever splice cannot, by write(2) from the copy in hand.  This relies
+ * When the output is a pipe, pieces of a page or more go from the page
+ * cache into the pipe by splice(2), without a copy through this process;
+ * else, and wherever splice cannot, by write(2) from the copy in hand.  This relies
  * on segments being append-only (channel(5)): bytes a reader has verified
  * are never changed in place, so the file holds what the reader checked.
  */
