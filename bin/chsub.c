@@ -31,7 +31,6 @@
 #include "progress.h"
 #include "reader.h"
 #include "session.h"
-#include "spanout.h"
 
 enum { OPT_FROM = 1, OPT_TIMEOUT, OPT_COUNT, OPT_READY_FD, OPT_FORMAT,
     OPT_EXEC, OPT_BATCH, OPT_RETRIES, OPT_BACKOFF, OPT_DEAD_LETTER,
@@ -124,7 +123,6 @@ static struct ch_progress prog;	/* --progress: catching up */
 
 /* Output not yet written, and where each record in it ends. */
 static struct ch_buf out;
-static struct ch_spanout sout;	/* stdout, for spans of segment files */
 static struct ch_runmark *marks;
 static size_t nmarks, marks_cap;
 
@@ -178,14 +176,14 @@ record_end(size_t done)
 	return lo < nmarks ? marks[lo].end : done;
 }
 
-/* Write span s, the records the marks describe; returns 0, or -1 when
- * stdout is gone (EPIPE, or a stop signal: after a first one, the record
- * being written is finished, nothing more is started).  Marks delivered
- * what got out. */
+/* Write len bytes at p, the records the marks describe; returns 0, or -1
+ * when stdout is gone (EPIPE, or a stop signal: after a first one, the
+ * record being written is finished, nothing more is started).  Marks
+ * delivered what got out. */
 static int
-write_span(const struct ch_span *s)
+write_span(const char *p, size_t len)
 {
-	size_t done = 0, m = 0, len = s->len;
+	size_t done = 0, m = 0;
 	int rc = 0, flags = stdout_flags;
 
 	if (!len)
@@ -202,7 +200,7 @@ write_span(const struct ch_span *s)
 				break;
 			}
 		}
-		ssize_t n = ch_spanout_write(&sout, s, done, upto - done);
+		ssize_t n = write(1, p + done, upto - done);
 		if (n < 0) {
 			if (errno == EINTR && stop < 2)
 				continue;	/* a first stop: finish the record */
@@ -233,8 +231,7 @@ write_span(const struct ch_span *s)
 static int
 write_out(void)
 {
-	struct ch_span s = { (const unsigned char *)out.p, out.len, -1, 0 };
-	int rc = write_span(&s);
+	int rc = write_span(out.p, out.len);
 
 	out.len = 0;
 	return rc;
@@ -507,7 +504,6 @@ main(int argc, const char **argv)
 	 * fewer wake-ups of the reader on the other end (no-op on a file). */
 	(void)fcntl(1, F_SETPIPE_SZ, OUT_FLUSH);
 	stdout_flags = fcntl(1, F_GETFL);
-	ch_spanout_init(&sout, 1);
 
 	if (opt_follow) {
 		ch_notify_open(&nt, ch.dirfd);
@@ -564,18 +560,18 @@ main(int argc, const char **argv)
 		if (fmt.mode == CH_OUT_PLAIN && fmt.delim == '\n' && !out.len) {
 			/* Catching up in format 3: the rest of a frame at
 			 * once, written from where the reader read it. */
-			struct ch_span span;
-			size_t n;
+			const unsigned char *span;
+			size_t n, len;
 			if (marks_cap - nmarks < 1024)
 				grow_marks();
-			(void)ch_reader_plain_span(sess.r, OUT_FLUSH,
+			len = ch_reader_plain_span(sess.r, OUT_FLUSH,
 			    count && count - got < marks_cap - nmarks ?
 			    (size_t)(count - got) : marks_cap - nmarks,
 			    marks + nmarks, &n, &span);
 			if (n) {
 				nmarks += n;
 				got += n;
-				if ((rc = write_span(&span)) < 0)
+				if ((rc = write_span((const char *)span, len)) < 0)
 					finish(rc == -2 ? CH_EXIT_FAIL : 0);
 				if (ch_mono_ns() - sess.last_commit_mono >=
 				    COMMIT_EVERY_NS)

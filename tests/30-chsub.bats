@@ -795,60 +795,6 @@ c"
 	assert_output --regexp '^big [0-9]+ padding'
 }
 
-# splice(2) where the output is a pipe (chsub(1) NOTES): the trace of the
-# chfault shim shows which call passed the records on.
-splice_setup() {
-	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
-	need_chfault
-	rm -rf "$CH"
-	new_channel format=3 segment_bytes=65536
-	seq -f 'line %g of a backlog that spans a few segments' 1 20000 >"$T/in"
-	chpub "$CH" <"$T/in"
-	(($(segments | wc -l) > 3))
-}
-
-@test "catching up into a pipe, chsub passes the records on with splice(2), byte for byte, across segments" {
-	splice_setup
-	CHFAULT_TRACE="$T/trace" LD_PRELOAD="$CHFAULT" chsub --from=earliest "$CH" s | cat >"$T/out"
-	cmp "$T/in" "$T/out"
-	grep -q ' splice$' "$T/trace"
-	assert_equal "$(offset_of s)" "$(end_offset)"
-}
-
-@test "where splice(2) fails (EINVAL), chsub writes instead, once told: nothing lost" {
-	splice_setup
-	CHFAULT_FAIL=splice:1:EINVAL:0 CHFAULT_TRACE="$T/trace" \
-	    LD_PRELOAD="$CHFAULT" chsub --from=earliest "$CH" s | cat >"$T/out"
-	cmp "$T/in" "$T/out"
-	run grep -c ' splice$' "$T/trace"
-	assert_output 1
-	assert_equal "$(offset_of s)" "$(end_offset)"
-}
-
-@test "runs of records under 4 KiB go into a pipe by write(2), not splice(2)" {
-	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
-	need_chfault
-	rm -rf "$CH"
-	new_channel format=3
-	local i
-	for ((i = 1; i <= 20; i++)); do
-		chpub "$CH" "$i a" "$i b" "$i c"	# a frame of three records
-		printf '%s a\n%s b\n%s c\n' "$i" "$i" "$i" >>"$T/in"
-	done
-	CHFAULT_TRACE="$T/trace" LD_PRELOAD="$CHFAULT" chsub --from=earliest "$CH" s | cat >"$T/out"
-	cmp "$T/in" "$T/out"
-	run grep -c ' splice$' "$T/trace"
-	assert_output 0
-}
-
-@test "into a file, chsub writes: no splice(2)" {
-	splice_setup
-	CHFAULT_TRACE="$T/trace" LD_PRELOAD="$CHFAULT" chsub --from=earliest "$CH" s >"$T/out"
-	cmp "$T/in" "$T/out"
-	run grep -c ' splice$' "$T/trace"
-	assert_output 0
-}
-
 @test "invalid subscriber names are usage errors and create nothing" {
 	local name
 	for name in "a/b" "/" ".." "." ".hidden" "../x" "" "a b" $'a\tb' $'x\ny'; do

@@ -614,18 +614,16 @@ plain_run3(struct ch_reader *r, struct ch_buf *out, char delim, size_t limit,
 
 size_t
 ch_reader_plain_span(struct ch_reader *r, size_t room, size_t max,
-    struct ch_runmark *marks, size_t *n, struct ch_span *span)
+    struct ch_runmark *marks, size_t *n, const unsigned char **span)
 {
 	struct ch_segcur *c = &r->cur;
-	uint64_t at = c->fpay;
+	size_t len;
 
 	*n = 0;
 	if (!c->left || !c->fpay || r->provisional || !max)
 		return 0;
-	*n = run3(r, room, max, marks, 0, &span->p, &span->len);
-	span->fd = c->fd;
-	span->file_pos = at;
-	return *n ? span->len : 0;
+	*n = run3(r, room, max, marks, 0, span, &len);
+	return *n ? len : 0;
 }
 
 int

@@ -66,28 +66,15 @@ int ch_reader_plain_run(struct ch_reader *r, struct ch_buf *out, char delim,
     size_t limit, size_t max, struct ch_runmark *marks, size_t *n);
 
 /*
- * Bytes of a segment file that a reader has in hand and has verified: p
- * (len bytes, in the reader's buffer) holds what the file has at
- * file_pos of fd, so that they can be passed on from either (ch_spanout);
- * fd is -1 for bytes that are only in memory.
- */
-struct ch_span {
-	const unsigned char *p;
-	size_t len;
-	int fd;
-	uint64_t file_pos;
-};
-
-/*
  * The same without a copy, for plain output with newlines, when the frame
  * being read is a format 3 one (its payloads lie in the file as that
  * output renders them): the next records' bytes, at most `max` records and
  * about `room` bytes (at least one record), are *span, valid until the
- * next call on r; marks[i].end counts from the span's start.  Returns
- * their length; 0 (and *n 0) when the next record is not ready that way.
+ * next call on r; marks[i].end counts from *span.  Returns their length;
+ * 0 (and *n 0) when the next record is not ready that way.
  */
 size_t ch_reader_plain_span(struct ch_reader *r, size_t room, size_t max,
-    struct ch_runmark *marks, size_t *n, struct ch_span *span);
+    struct ch_runmark *marks, size_t *n, const unsigned char **span);
 
 /*
  * The record ch_reader_next just handed out is record 0 of a format 3

@@ -17,8 +17,7 @@
  *   CHFAULT_FAIL=FUNC:N:ERRNO[:COUNT]
  *                        make the Nth call of FUNC (a name below, or "any")
  *                        fail with ERRNO (a number or EIO, ENOSPC, EINTR,
- *                        EACCES, EROFS, EDQUOT, EPERM, EMFILE,
- *                        EINVAL), COUNT times (default 1,
+ *                        EACCES, EROFS, EDQUOT), COUNT times (default 1,
  *                        0 = every call from the Nth on);
  *   CHFAULT_SHORT=1      pwrite and pwritev write only the first half (at
  *                        least a byte) of what they are given and say so,
@@ -58,9 +57,8 @@
  * Wrapped: write pwrite pwrite64 pwritev pwritev64 (CHFAULT_FAIL=pwrite
  * fails all four; a torn pwritev writes a prefix of its buffers, taken in
  * order) ftruncate fsync fdatasync open openat
- * (only with O_CREAT) rename renameat renameat2 unlink unlinkat mkdirat
- * splice.  Writes to fds 0-2 are counted as well: for chsub they are
- * deliveries, and so is its splice(2) of records into a pipe on stdout.
+ * (only with O_CREAT) rename renameat renameat2 unlink unlinkat mkdirat.
+ * Writes to fds 0-2 are counted as well: for chsub they are deliveries.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -96,7 +94,7 @@ errno_of(const char *s)
 	static const struct { const char *n; int v; } t[] = {
 		{ "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EINTR", EINTR },
 		{ "EACCES", EACCES }, { "EROFS", EROFS }, { "EDQUOT", EDQUOT },
-		{ "EPERM", EPERM }, { "EMFILE", EMFILE }, { "EINVAL", EINVAL },
+		{ "EPERM", EPERM }, { "EMFILE", EMFILE },
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (strcmp(s, t[i].n) == 0)
@@ -336,19 +334,6 @@ write(int fd, const void *buf, size_t len)
 	if (hook("write", fd, buf, len, 0, 0) < 0)
 		return -1;
 	return real(fd, buf, len);
-}
-
-/* chsub hands records to a pipe on stdout with splice(2): a delivery,
- * hooked as a write there is (no torn prefix: nothing in hand to cut). */
-ssize_t
-splice(int in, loff_t *in_off, int out, loff_t *out_off, size_t len,
-    unsigned flags)
-{
-	REAL("splice", ssize_t, int, loff_t *, int, loff_t *, size_t,
-	    unsigned);
-	if (hook("splice", out, NULL, len, 0, 0) < 0)
-		return -1;
-	return real(in, in_off, out, out_off, len, flags);
 }
 
 typedef ssize_t pwrite_fn(int, const void *, size_t, off_t);
