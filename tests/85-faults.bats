@@ -78,6 +78,44 @@ channel_sound() {
 	assert_output "$(cat "$T/a" "$T/b")"
 }
 
+@test "chpub: a disk that fills up part way through a write keeps the frames written whole (a subscriber read them): that subscriber goes on, -p prints their offsets" {
+	need_chfault
+	local pub n kept
+	export CH_FORMAT=3
+	rm -rf "$CH"
+	new_channel
+	seq -f 'old-%06g ..............................................................' 1 5000 >"$T/b"
+	seq -f 'new-%06g ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++' 1 300 >"$T/c"
+	# the first pwritev writes half (CHFAULT_SHORT), chpub stops before
+	# the second (call 3), which then fails: the disk is full
+	CHFAULT_STOP_AT=3 CHFAULT_SHORT=1 CHFAULT_FAIL=pwrite:2:ENOSPC \
+	    LD_PRELOAD="$CHFAULT" chpub -p "$CH" <"$T/b" >"$T/offs" 2>"$T/pub.err" 3>&- &
+	pub=$!
+	BG_PIDS+=("$pub")
+	wait_until 20 '[[ $(ps -o stat= -p "$pub") == T* ]]'
+	# meanwhile a subscriber reads the frames written whole, and commits
+	chsub --from=earliest "$CH" s >"$T/got"
+	n=$(wc -l <"$T/got")
+	((n > 0 && n < 5000))
+	run diff "$T/got" <(head -n "$n" "$T/b")
+	assert_success
+	kill -CONT "$pub"
+	local rc=0
+	wait "$pub" || rc=$?
+	assert_equal "$rc" 1
+	kept=$(sed -n 's/.*the first \([0-9]*\) records of the batch were written whole, and stay published)$/\1/p' "$T/pub.err")
+	assert_equal "$kept" "$n"
+	assert_equal "$(wc -l <"$T/offs")" "$n"
+	assert_equal "$(tail -n 1 "$T/offs")" "$(chsub --peek --from=earliest --format='%o\n' -n "$n" "$CH" | tail -n 1)"
+	# the next batch goes after them: the subscriber reads it, whole
+	chpub "$CH" <"$T/c"
+	run -0 chsub "$CH" s
+	assert_output "$(cat "$T/c")"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "$(head -n "$n" "$T/b"; cat "$T/c")"
+	run -0 chcompact --check "$CH"
+}
+
 @test "chpub: a write of several frames at once failing (pwritev: ENOSPC, EIO) publishes nothing of it; one that writes part of it is finished" {
 	need_chfault
 	local e

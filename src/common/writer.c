@@ -618,6 +618,43 @@ full(struct ch_writer *w, uint64_t need, int64_t *deadline, int *locked,
 	return refresh(w, err);
 }
 
+/*
+ * The write of piece pc failed, maybe part way (the disk filled up after
+ * a pwritev wrote some of it).  Frames it wrote whole may have been read
+ * already: a reader delivers a valid frame and commits past it, so
+ * cutting it off would take back records delivered, and leave that
+ * subscriber's offset off any record boundary once the next batch is
+ * written there.  So they stay, published, as after a crash at that
+ * point, and only the torn rest is cut (if that fails too, the next
+ * writer cuts it).  Returns how many records stay; their offsets join
+ * ch_writer_offsets'.
+ */
+static uint64_t
+keep_whole_frames(struct ch_writer *w, const struct ch_piece *pc)
+{
+	struct stat st;
+	struct ch_tail t;
+	struct ch_error ignored;
+	uint64_t end = w->end, kept = 0;
+
+	if (fstat(w->segfd, &st) == 0 && (uint64_t)st.st_size > w->end &&
+	    ch_segment_tail(w->segfd, &w->seg, (uint64_t)st.st_size, w->end,
+	    w->next_seq, &t, &ignored) == 0 && !t.sealed &&
+	    t.file_end >= w->end && t.next_seq >= w->next_seq &&
+	    t.next_seq - w->next_seq <= pc->nrec) {
+		end = t.file_end;
+		kept = t.next_seq - w->next_seq;
+	}
+	if (kept && w->o.want_offsets) {
+		for (uint64_t i = 0; i < kept; i++)
+			w->offs[w->noffs + i] = ch_seg_offset(w->seg.base,
+			    w->offs[w->noffs + i]);
+		w->noffs += kept;
+	}
+	(void)!ftruncate(w->segfd, (off_t)end);
+	return kept;
+}
+
 int
 ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 {
@@ -676,10 +713,16 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 		    w->o.want_offsets ? w->offs + w->noffs : NULL, &pc);
 		if (ch_pwritev_full(w->segfd, pc.iov, pc.niov,
 		    (off_t)w->end) < 0) {
-			ch_err_sys(err, CH_EXIT_FAIL, "write segment");
-			/* Leave no partial record behind (if this fails too,
-			 * the next writer cuts the torn tail). */
-			(void)!ftruncate(w->segfd, (off_t)w->end);
+			int e = errno;
+			uint64_t kept = keep_whole_frames(w, &pc);
+			if (kept)
+				ch_err(err, CH_EXIT_FAIL, "write segment: %s "
+				    "(the first %llu records of the batch were "
+				    "written whole, and stay published)",
+				    strerror(e), (unsigned long long)kept);
+			else
+				ch_err(err, CH_EXIT_FAIL, "write segment: %s",
+				    strerror(e));
 			w->have_state = 0;
 			goto out_unlock;
 		}
