@@ -116,6 +116,30 @@ channel_sound() {
 	run -0 chcompact --check "$CH"
 }
 
+@test "chpub: a record a full disk tore is cut, even when the part written holds records that look whole (a segment published as a record)" {
+	need_chfault
+	local ab
+	export CH_FORMAT=1
+	rm -rf "$CH"
+	new_channel
+	chpub "$CH" a
+	# records numbered as the channel's next ones, inside one payload;
+	# padded so that the half written ends right after them
+	chpub "$T/s" x
+	chpub "$T/s" y
+	ab=$(($(stat -c %s "$T/s/00000000000000000000.seg") - 64))
+	{ tail -c +65 "$T/s/00000000000000000000.seg"; head -c $((28 + ab)) /dev/zero | tr '\0' z; } >"$T/p"
+	run -1 --separate-stderr env CHFAULT_SHORT=1 CHFAULT_FAIL=pwrite:2:ENOSPC \
+	    LD_PRELOAD="$CHFAULT" chpub --whole -p "$CH" <"$T/p"
+	assert_equal "$stderr" "chpub: $CH: write segment: No space left on device"
+	assert_output ""
+	chpub "$CH" next
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "a
+next"
+	run -0 chcompact --check "$CH"
+}
+
 @test "chpub: a write of several frames at once failing (pwritev: ENOSPC, EIO) publishes nothing of it; one that writes part of it is finished" {
 	need_chfault
 	local e

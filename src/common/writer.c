@@ -626,24 +626,38 @@ full(struct ch_writer *w, uint64_t need, int64_t *deadline, int *locked,
  * subscriber's offset off any record boundary once the next batch is
  * written there.  So they stay, published, as after a crash at that
  * point, and only the torn rest is cut (if that fails too, the next
- * writer cuts it).  Returns how many records stay; their offsets join
- * ch_writer_offsets'.
+ * writer cuts it).  They are found the way a reader finds them: frame
+ * after frame from where the piece began (a guess from the end of the
+ * file could take a record inside a torn one's payload for a whole one).
+ * Returns how many records stay; their offsets join ch_writer_offsets'.
  */
 static uint64_t
 keep_whole_frames(struct ch_writer *w, const struct ch_piece *pc)
 {
 	struct stat st;
-	struct ch_tail t;
-	struct ch_error ignored;
-	uint64_t end = w->end, kept = 0;
+	struct ch_segcur c;
+	struct ch_rec r;
+	uint64_t end = w->end, seq = w->next_seq, upto = w->next_seq;
 
-	if (fstat(w->segfd, &st) == 0 && (uint64_t)st.st_size > w->end &&
-	    ch_segment_tail(w->segfd, &w->seg, (uint64_t)st.st_size, w->end,
-	    w->next_seq, &t, &ignored) == 0 && !t.sealed &&
-	    t.file_end >= w->end && t.next_seq >= w->next_seq &&
-	    t.next_seq - w->next_seq <= pc->nrec) {
-		end = t.file_end;
-		kept = t.next_seq - w->next_seq;
+	if (fstat(w->segfd, &st) == 0 && (uint64_t)st.st_size > w->end) {
+		memset(&c, 0, sizeof c);
+		ch_segcur_init(&c, w->segfd, &w->seg, w->end,
+		    (uint64_t)st.st_size);
+		while (seq - w->next_seq < pc->nrec &&
+		    ch_segcur_next(&c, &r) == CH_CUR_OK && r.h.seq == seq &&
+		    r.h.type != CH_REC_SEAL) {
+			seq += r.nseq;
+			if (!c.left) {	/* the end of a frame */
+				end = c.pos;
+				upto = seq;
+			}
+		}
+		ch_segcur_free(&c);
+	}
+	uint64_t kept = upto - w->next_seq;
+	if (kept > pc->nrec) {	/* not this piece's: keep none */
+		kept = 0;
+		end = w->end;
 	}
 	if (kept && w->o.want_offsets) {
 		for (uint64_t i = 0; i < kept; i++)
@@ -659,6 +673,7 @@ int
 ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 {
 	size_t nrec = ch_batch_records(&w->b);
+	uint64_t written = 0;	/* records of the batch written so far */
 	int64_t deadline = 0;
 	int rc = -1, locked = 0;
 
@@ -714,12 +729,12 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 		if (ch_pwritev_full(w->segfd, pc.iov, pc.niov,
 		    (off_t)w->end) < 0) {
 			int e = errno;
-			uint64_t kept = keep_whole_frames(w, &pc);
-			if (kept)
+			written += keep_whole_frames(w, &pc);
+			if (written)
 				ch_err(err, CH_EXIT_FAIL, "write segment: %s "
 				    "(the first %llu records of the batch were "
 				    "written whole, and stay published)",
-				    strerror(e), (unsigned long long)kept);
+				    strerror(e), (unsigned long long)written);
 			else
 				ch_err(err, CH_EXIT_FAIL, "write segment: %s",
 				    strerror(e));
@@ -727,6 +742,7 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 			goto out_unlock;
 		}
 		ch_batch_consume(&w->b);
+		written += pc.nrec;
 		if (w->o.want_offsets) {
 			for (uint64_t i = 0; i < pc.nrec; i++)
 				w->offs[w->noffs + i] = ch_seg_offset(w->seg.base,
