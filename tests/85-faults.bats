@@ -189,9 +189,12 @@ next"
 
 @test "chpub --sync=always: fdatasync failing (EIO) exits 1; an interrupted one (EINTR) is retried" {
 	need_fiu
-	# The setup's rollovers under sync none left the segment sealed last
-	# unsynced (channel(5), Rollover): a writer under always syncs it
-	# first, and a failure there is one too.
+	# Rollovers under sync none leave the segment sealed last unsynced
+	# (channel(5), Rollover): a writer under always syncs it first, and
+	# a failure there is one too.  5000 bytes in segments of 4096 roll
+	# over at least once (the setup's random sizes may all fit in one).
+	local i
+	for i in 1 2 3 4 5; do rec s "$i" 1000; done | chpub --sync=none "$CH"
 	run -1 --separate-stderr fiu posix/io/sync/fdatasync 5 chpub --sync=always "$CH" "$(rec x 0 50)"
 	assert_equal "$stderr" "chpub: $CH: fdatasync sealed segment: Input/output error"
 	run -0 chpub --sync=always "$CH" "$(rec w 1 50)"
