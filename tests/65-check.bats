@@ -257,9 +257,13 @@ record 4"
 		truncate -s $((at + end)) "$CH/$seg"
 		run -65 --separate-stderr chcompact --check "$CH"
 		assert_equal "$stderr" "chcompact: $CH: $seg: torn tail at offset 0 ($((at + end - 64)) bytes; repairable: chcompact --repair, or the next chpub, cuts it)"
+		# the writers' tail mark (channel(5)) names the end of the
+		# record; the repair takes it back
+		assert_equal "$(head -c 4 "$CH/append.lock")" CHTM
 		run -0 --separate-stderr chcompact --repair "$CH"
 		assert_equal "${stderr_lines[1]}" "chcompact: $CH: repaired: cut a torn tail of $((at + end - 64)) bytes at offset 0"
 		assert_equal "$(stat -c %s "$CH/$seg")" 64
+		cmp -n 64 "$CH/append.lock" /dev/zero
 		chpub "$CH" after
 		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
 		assert_output after

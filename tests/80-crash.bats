@@ -140,3 +140,94 @@ duplicate_last() {
 	export CH_FORMAT=3
 	duplicate_last
 }
+
+# torn_embedded MARK: a record a crash tore, whose payload holds valid
+# records (a segment file published with --whole), torn right after them.
+# Seen from the end of the file the torn bytes look like whole records;
+# the next writer must cut them all the same, not append after them
+# (its records would then be unreadable, and --repair would cut them).
+# MARK is what append.lock holds then: "ahead" the mark the tearing
+# writer left (past the end now), "stale" the one from before the record
+# (the crash came before the writer could leave its own), "none" no mark
+# (a channel from before tail marks).
+torn_embedded() {
+	local seg src start ab
+	rm -rf "$CH" "$T/src"
+	new_channel
+	chpub "$CH" a
+	chpub "$T/src" x
+	chpub "$T/src" y
+	src="$T/src/$(segments "$T/src" | tail -1)"
+	ab=$(($(stat -c %s "$src") - 64))
+	{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' z; } >"$T/payload"
+	seg="$CH/$(segments | tail -1)"
+	cp "$CH/append.lock" "$T/mark"
+	chpub --whole "$CH" <"$T/payload"
+	# the payload begins after the record's (or frame's) header
+	start=$(python3 -c 'import sys
+seg = open(sys.argv[1], "rb").read()
+print(seg.index(open(sys.argv[2], "rb").read(64)))' "$seg" "$T/payload")
+	truncate -s $((start + ab)) "$seg"
+	case $1 in
+	stale) cp "$T/mark" "$CH/append.lock" ;;
+	none) : >"$CH/append.lock" ;;
+	esac
+	run -0 chpub "$CH" next
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output $'a\nnext'
+	run -0 chcompact --check "$CH"
+}
+
+# torn_embedded_live: the same tear made while another writer runs (it
+# reads a pipe, and looks at what others wrote before its next batch).
+torn_embedded_live() {
+	local seg src start ab pid
+	rm -rf "$CH" "$T/src"
+	new_channel
+	chpub "$T/src" x
+	chpub "$T/src" y
+	src="$T/src/$(segments "$T/src" | tail -1)"
+	ab=$(($(stat -c %s "$src") - 64))
+	{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' z; } >"$T/payload"
+	mkfifo "$T/in"
+	chpub "$CH" <"$T/in" 3>&- &
+	pid=$!
+	exec 4>"$T/in"
+	echo a >&4
+	wait_until 10 '[[ $(chsub --peek --from=earliest "$CH") == a ]]'
+	seg="$CH/$(segments | tail -1)"
+	chpub --whole "$CH" <"$T/payload"
+	start=$(python3 -c 'import sys
+seg = open(sys.argv[1], "rb").read()
+print(seg.index(open(sys.argv[2], "rb").read(64)))' "$seg" "$T/payload")
+	truncate -s $((start + ab)) "$seg"
+	echo next >&4
+	exec 4>&-
+	local rc=0
+	wait "$pid" || rc=$?
+	assert_equal "$rc" 0
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output $'a\nnext'
+	run -0 chcompact --check "$CH"
+}
+
+@test "a torn record whose payload holds whole-looking records is cut by the next writer, whatever the tail mark says (format 1)" {
+	export CH_FORMAT=1
+	local m
+	for m in ahead stale none; do torn_embedded "$m"; done
+	torn_embedded_live
+}
+
+@test "a torn frame whose payload holds whole-looking frames is cut by the next writer, whatever the tail mark says (format 2)" {
+	export CH_FORMAT=2
+	local m
+	for m in ahead stale none; do torn_embedded "$m"; done
+	torn_embedded_live
+}
+
+@test "a torn frame whose payload holds whole-looking frames is cut by the next writer, whatever the tail mark says (format 3)" {
+	export CH_FORMAT=3
+	local m
+	for m in ahead stale none; do torn_embedded "$m"; done
+	torn_embedded_live
+}

@@ -14,6 +14,7 @@
 #include "repair.h"
 #include "sealsync.h"
 #include "segment.h"
+#include "tailmark.h"
 
 /* Take append.lock, as every writer does for each batch. */
 static int
@@ -27,6 +28,15 @@ lock_append(struct ch_channel *ch, int *fdp, struct ch_error *err)
 		return -1;
 	}
 	return 0;
+}
+
+/* A repair changed the channel: the writers' tail mark may name a
+ * boundary that is gone.  The check a writer makes of the mark stands
+ * guard if it cannot be cleared. */
+static void
+forget_tail_mark(int afd)
+{
+	(void)ch_tailmark_clear(afd);
 }
 
 /* Open segment `base` to write it: 0, or CH_REPAIR_GONE (deleted),
@@ -143,6 +153,8 @@ ch_repair_gap(struct ch_channel *ch, const struct ch_seghdr *h,
 		rc = -1;
 	}
 out:
+	if (rc == CH_REPAIR_DONE)
+		forget_tail_mark(afd);
 	close(afd);
 	return rc;
 }
@@ -195,6 +207,8 @@ close:
 		*cut = 0;
 	}
 out:
+	if (rc == CH_REPAIR_DONE)
+		forget_tail_mark(afd);
 	close(afd);
 	return rc;
 }
@@ -304,6 +318,8 @@ out:
 	free(buf);
 	if (fd >= 0)
 		close(fd);
+	if (rc == CH_REPAIR_DONE)
+		forget_tail_mark(afd);
 	close(afd);
 	return rc;
 }
@@ -345,6 +361,8 @@ ch_repair_orphan(struct ch_channel *ch, uint64_t base, struct ch_error *err)
 	else
 		rc = CH_REPAIR_DONE;
 out:
+	if (rc == CH_REPAIR_DONE)
+		forget_tail_mark(afd);
 	close(afd);
 	return rc;
 }

@@ -366,44 +366,18 @@ ch_segment_create(int dirfd, uint64_t base, uint32_t format,
 	return 0;
 }
 
-int
-ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
-    uint64_t hint, uint64_t hint_seq, struct ch_tail *t, struct ch_error *err)
+/* From `start`, a record boundary where t says what is due, on record
+ * by record to the first that is not valid: the valid end.  Damage with
+ * valid records after it is corruption, not a torn tail: the walk goes on
+ * past it (resync never takes records inside a torn one for whole). */
+static int
+walk(int fd, const struct ch_seghdr *hdr, uint64_t size, uint64_t start,
+    struct ch_tail *t, struct ch_error *err)
 {
 	struct ch_segcur c = { 0 };
 	struct ch_rec r;
 	int rc;
 
-	memset(t, 0, sizeof *t);
-	t->end = t->file_end = CH_SEG_HDR;
-	t->next_seq = hdr->first_seq;
-	t->last_ts = hdr->created;	/* times never go below a segment's birth */
-	if (size <= CH_SEG_HDR) {
-		t->torn = size < CH_SEG_HDR;
-		return 0;
-	}
-	rc = fmt_of(hdr->format)->tail(fd, hdr, size, t);
-	if (rc < 0)
-		return ch_err_sys(err, CH_EXIT_FAIL, "read segment tail");
-	if (rc == 1)
-		return 0;
-
-	/* Torn: scan forward from a trusted boundary.  From the hint, what
-	 * is before it counts as valid, numbered up to the hint record's
-	 * (else that record would be out of sequence, and everything from
-	 * the header on cut). */
-	uint64_t start = CH_SEG_HDR;
-	if (hint > CH_SEG_HDR && hint < size) {
-		ch_segcur_init(&c, fd, hdr, hint, size);
-		if (ch_segcur_next(&c, &r) == CH_CUR_OK && r.h.seq == hint_seq &&
-		    r.h.type != CH_REC_SEAL) {
-			start = hint;
-			t->end = t->file_end = hint;
-			t->next_seq = hint_seq;
-			if (r.h.ts > t->last_ts)
-				t->last_ts = r.h.ts;
-		}
-	}
 	ch_segcur_init(&c, fd, hdr, start, size);
 	t->torn = 1;
 	int resynced = 0;
@@ -459,6 +433,80 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 	if (t->file_end == size)
 		t->torn = 0;
 	return 0;
+}
+
+
+/* What is due at the header: nothing valid yet. */
+static void
+tail_at_header(const struct ch_seghdr *hdr, struct ch_tail *t)
+{
+	memset(t, 0, sizeof *t);
+	t->end = t->file_end = CH_SEG_HDR;
+	t->next_seq = hdr->first_seq;
+	t->last_ts = hdr->created;	/* times never go below a segment's birth */
+}
+
+int
+ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
+    uint64_t hint, uint64_t hint_seq, struct ch_tail *t, struct ch_error *err)
+{
+	struct ch_segcur c = { 0 };
+	struct ch_rec r;
+	int rc;
+
+	tail_at_header(hdr, t);
+	if (size <= CH_SEG_HDR) {
+		t->torn = size < CH_SEG_HDR;
+		return 0;
+	}
+	rc = fmt_of(hdr->format)->tail(fd, hdr, size, t);
+	if (rc < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "read segment tail");
+	if (rc == 1)
+		return 0;
+
+	/* Torn: scan forward from a trusted boundary.  From the hint, what
+	 * is before it counts as valid, numbered up to the hint record's
+	 * (else that record would be out of sequence, and everything from
+	 * the header on cut). */
+	uint64_t start = CH_SEG_HDR;
+	if (hint > CH_SEG_HDR && hint < size) {
+		ch_segcur_init(&c, fd, hdr, hint, size);
+		if (ch_segcur_next(&c, &r) == CH_CUR_OK && r.h.seq == hint_seq &&
+		    r.h.type != CH_REC_SEAL) {
+			start = hint;
+			t->end = t->file_end = hint;
+			t->next_seq = hint_seq;
+			if (r.h.ts > t->last_ts)
+				t->last_ts = r.h.ts;
+		}
+		ch_segcur_free(&c);
+	}
+	return walk(fd, hdr, size, start, t, err);
+}
+
+int
+ch_segment_ends_at(int fd, const struct ch_seghdr *hdr, uint64_t pos,
+    struct ch_tail *t)
+{
+	tail_at_header(hdr, t);
+	if (pos <= CH_SEG_HDR)
+		return pos == CH_SEG_HDR;
+	int rc = fmt_of(hdr->format)->tail(fd, hdr, pos, t);
+	return rc == 1 && t->file_end == pos ? 1 : rc < 0 ? -1 : 0;
+}
+
+int
+ch_segment_walk(int fd, const struct ch_seghdr *hdr, uint64_t size,
+    struct ch_tail *t, struct ch_error *err)
+{
+	if (t->file_end == 0)
+		tail_at_header(hdr, t);
+	if (t->sealed || t->file_end >= size) {
+		t->torn = t->file_end < size;
+		return 0;
+	}
+	return walk(fd, hdr, size, t->file_end, t, err);
 }
 
 int

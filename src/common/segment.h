@@ -218,6 +218,26 @@ int ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
     uint64_t hint, uint64_t hint_seq, struct ch_tail *t, struct ch_error *err);
 
 /*
+ * Do valid records end at file position `pos` (at most the file's size),
+ * the last of them checked as ch_segment_tail checks the last record of a
+ * file of `pos` bytes?  1 (t filled as for such a file), 0 not, -1 on an
+ * I/O error.  A check of what a caller believes is a record boundary; it
+ * proves nothing about a position found only from the end of the file.
+ */
+int ch_segment_ends_at(int fd, const struct ch_seghdr *hdr, uint64_t pos,
+    struct ch_tail *t);
+
+/*
+ * The valid end of a segment of `size` bytes, walking record by record
+ * from t->file_end, a record boundary the caller knows (one it wrote, or
+ * one ch_segment_ends_at checked; a zeroed t: the header), where t says
+ * what is due.  Unlike ch_segment_tail, never takes records inside a torn
+ * record's payload for whole ones; costs a read of what it walks.
+ */
+int ch_segment_walk(int fd, const struct ch_seghdr *hdr, uint64_t size,
+    struct ch_tail *t, struct ch_error *err);
+
+/*
  * At file position pos, a record boundary past the header: the sequence
  * number due there, from the record or frame that ends there (its
  * checksum is not verified).  0, -1 on an I/O error, -2 if nothing valid

@@ -16,6 +16,7 @@
 #include "parse.h"
 #include "sealsync.h"
 #include "segment.h"
+#include "tailmark.h"
 #include "writer.h"
 
 struct ch_writer {
@@ -328,10 +329,46 @@ look_at_config(struct ch_writer *w, struct ch_error *err)
 	return reread_format(w, w->format, err);
 }
 
-/* Bring the view of the active segment's tail up to date (lock held). */
+/*
+ * Where the tail mark says the valid records of the active segment end,
+ * if it speaks of this segment and checks out (a power failure may have
+ * kept the mark and lost the records it counts): 1 with *t filled, 0.
+ */
 static int
-settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
-    struct ch_error *err)
+marked_tail(struct ch_writer *w, struct ch_tail *t)
+{
+	struct ch_tailmark m;
+	struct stat st;
+
+	if (ch_tailmark_read(w->lockfd, &m) != 1 || m.base != w->seg.base ||
+	    m.first_seq != w->seg.first_seq || m.created != w->seg.created ||
+	    m.format != w->seg.format || fstat(w->segfd, &st) < 0 ||
+	    m.pos > (uint64_t)st.st_size)
+		return 0;
+	return ch_segment_ends_at(w->segfd, &w->seg, m.pos, t) == 1 &&
+	    t->next_seq == m.next_seq;
+}
+
+/* Leave the tail mark at our end (lock held). */
+static void
+leave_mark(struct ch_writer *w)
+{
+	struct ch_tailmark m = { w->seg.base, w->seg.first_seq,
+	    w->seg.created, w->seg.format, w->end, w->next_seq };
+
+	/* Only a hint: one not written leaves the one before, which still
+	 * names a boundary, and the next writer walks from further back. */
+	(void)ch_tailmark_write(w->lockfd, &m);
+}
+
+/*
+ * Bring the view of the active segment's tail up to date (lock held),
+ * walking from `from`, a record boundary known for sure (NULL: the
+ * header).  Never from a guess made at the end of the file: see
+ * tailmark.h.
+ */
+static int
+settle(struct ch_writer *w, const struct ch_tail *from, struct ch_error *err)
 {
 	struct stat st;
 	struct ch_tail t;
@@ -339,8 +376,12 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 	for (;;) {
 		if (fstat(w->segfd, &st) < 0)
 			return ch_err_sys(err, CH_EXIT_FAIL, "segment");
-		if (ch_segment_tail(w->segfd, &w->seg, (uint64_t)st.st_size,
-		    hint, hint_seq, &t, err) < 0)
+		if (from)
+			t = *from;
+		else
+			memset(&t, 0, sizeof t);
+		if (ch_segment_walk(w->segfd, &w->seg, (uint64_t)st.st_size,
+		    &t, err) < 0)
 			return -1;
 		if (t.file_end < (uint64_t)st.st_size) {
 			/* A torn tail: cut it off so the next record starts
@@ -376,7 +417,7 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 			if (sealed_flags(w, &flags, err) < 0 ||
 			    finish_roll(w, next, t.next_seq, flags, err) < 0)
 				return -1;
-			hint = 0;
+			from = NULL;
 			continue;
 		}
 		w->end = t.end;
@@ -404,7 +445,7 @@ settle(struct ch_writer *w, uint64_t hint, uint64_t hint_seq,
 		    w->seg.first_seq, w->seg.created, w->seg.flags, err) < 0 ||
 		    open_segment(w, w->seg.base, err) < 0)
 			return -1;
-		hint = 0;
+		from = NULL;
 	}
 }
 
@@ -416,6 +457,7 @@ load(struct ch_writer *w, struct ch_error *err)
 {
 	struct ch_index ix;
 	struct ch_idxent e;
+	struct ch_tail t;
 	struct stat st;
 	char name[CH_SEG_NAME_LEN + 1];
 
@@ -436,7 +478,7 @@ load(struct ch_writer *w, struct ch_error *err)
 		    open_segment(w, e.base, err) < 0)
 			return -1;
 	}
-	return settle(w, 0, 0, err);
+	return settle(w, marked_tail(w, &t) ? &t : NULL, err);
 }
 
 static int
@@ -467,7 +509,17 @@ refresh(struct ch_writer *w, struct ch_error *err)
 	}
 	if ((uint64_t)st.st_size == w->end && w->seg.format == w->format)
 		return 0;	/* nobody wrote since our last batch */
-	return settle(w, w->end, w->next_seq, err);
+	/* Others wrote after our last batch: walk what they wrote, from its
+	 * end, still a boundary unless a repair cut the segment short
+	 * meanwhile (then start over as a new writer does). */
+	uint64_t due;
+	struct ch_tail from = { .end = w->end, .file_end = w->end,
+	    .next_seq = w->next_seq, .last_ts = w->last_ts };
+	if (w->end > CH_SEG_HDR && ((uint64_t)st.st_size < w->end ||
+	    ch_segment_seq_before(w->segfd, &w->seg, w->end, &due) != 0 ||
+	    due != w->next_seq))
+		return load(w, err);
+	return settle(w, w->end > CH_SEG_HDR ? &from : NULL, err);
 }
 
 static int64_t
@@ -760,6 +812,7 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 		w->last_ts = ts;
 		kick_writeback(w);
 	}
+	leave_mark(w);
 	rc = 0;
 out_unlock:
 	if (locked)
@@ -789,6 +842,7 @@ ch_writer_seal_aged(struct ch_writer *w, int64_t min_age_ns, int *sealed,
 	if (w->end > CH_SEG_HDR && t0 && ch_age(now, t0) >= min_age_ns) {
 		if (roll(w, now, err) < 0)
 			goto out;
+		leave_mark(w);
 		*sealed = 1;
 	}
 	rc = 0;
