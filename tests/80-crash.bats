@@ -172,9 +172,14 @@ print(seg.index(open(sys.argv[2], "rb").read(64)))' "$seg" "$T/payload")
 	stale) cp "$T/mark" "$CH/append.lock" ;;
 	none) : >"$CH/append.lock" ;;
 	esac
+	# a subscriber registered at the end meanwhile starts where the
+	# valid records end, not inside the torn one
+	run -0 choffset --create "$CH" late
 	run -0 chpub "$CH" next
 	run -0 chsub --peek --from=earliest "$CH"
 	assert_output $'a\nnext'
+	run -0 chsub "$CH" late
+	assert_output next
 	run -0 chcompact --check "$CH"
 }
 

@@ -17,6 +17,7 @@
 #include "lock.h"
 #include "sealsync.h"
 #include "segment.h"
+#include "tailmark.h"
 
 int
 ch_channel_resolve(const char *arg, char *out, size_t outlen,
@@ -312,6 +313,27 @@ ch_channel_close(struct ch_channel *ch)
 /* Where the channel ends; with `sync`, fdatasync each segment on the way
  * to the newest (normally just the newest), and the segments before it
  * that its header says were sealed without a sync (sealsync.h). */
+/*
+ * The valid end of segment fd, walked from the writers' tail mark when it
+ * names this segment and checks out, else from the header: the last
+ * record seen from the end of the file could lie inside a torn one
+ * (tailmark.h), and an offset given out there would not be a record
+ * boundary once the next writer cut it.
+ */
+static int
+segment_end(struct ch_channel *ch, int fd, const struct ch_seghdr *h,
+    uint64_t size, struct ch_tail *t, struct ch_error *err)
+{
+	int markfd = ch_open_file(ch->dirfd, CH_APPEND_LOCK, O_RDONLY, 0);
+	int marked = markfd >= 0 && ch_tailmark_tail(markfd, fd, h, size, t);
+
+	if (markfd >= 0)
+		close(markfd);
+	if (!marked)
+		memset(t, 0, sizeof *t);
+	return ch_segment_walk(fd, h, size, t, err);
+}
+
 static int
 channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
     struct ch_error *err)
@@ -346,8 +368,8 @@ channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
 				close(fd);
 				return ch_err_sys(err, CH_EXIT_FAIL, "segment");
 			}
-			if (ch_segment_tail(fd, &h, (uint64_t)st.st_size, 0, 0,
-			    &t, err) < 0) {
+			if (segment_end(ch, fd, &h, (uint64_t)st.st_size, &t,
+			    err) < 0) {
 				close(fd);
 				return -1;
 			}

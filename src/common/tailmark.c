@@ -57,3 +57,17 @@ ch_tailmark_clear(int fd)
 	memset(b, 0, sizeof b);
 	return ch_pwrite_full(fd, b, sizeof b, 0) < 0 ? -1 : 0;
 }
+
+int
+ch_tailmark_tail(int markfd, int segfd, const struct ch_seghdr *h,
+    uint64_t size, struct ch_tail *t)
+{
+	struct ch_tailmark m;
+
+	if (ch_tailmark_read(markfd, &m) != 1 || m.base != h->base ||
+	    m.first_seq != h->first_seq || m.created != h->created ||
+	    m.format != h->format || m.pos > size)
+		return 0;
+	return ch_segment_ends_at(segfd, h, m.pos, t) == 1 &&
+	    t->next_seq == m.next_seq;
+}

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "format.h"
+#include "segment.h"
 
 #define CH_TAILMARK_BYTES 64
 
@@ -41,5 +42,15 @@ int ch_tailmark_write(int fd, const struct ch_tailmark *m);
 
 /* Take the mark back (a repair changed the segment): 0, or -1 with errno. */
 int ch_tailmark_clear(int fd);
+
+/*
+ * Where the mark in the append.lock file `markfd` says the valid records
+ * of segment `segfd` (header h, `size` bytes) end, if it names that
+ * segment and checks out (a power failure may have kept the mark and lost
+ * the records it counts): 1 with *t filled as ch_segment_ends_at fills it,
+ * to walk on from with ch_segment_walk; 0 otherwise.
+ */
+int ch_tailmark_tail(int markfd, int segfd, const struct ch_seghdr *h,
+    uint64_t size, struct ch_tail *t);
 
 #endif

@@ -329,24 +329,15 @@ look_at_config(struct ch_writer *w, struct ch_error *err)
 	return reread_format(w, w->format, err);
 }
 
-/*
- * Where the tail mark says the valid records of the active segment end,
- * if it speaks of this segment and checks out (a power failure may have
- * kept the mark and lost the records it counts): 1 with *t filled, 0.
- */
+/* Where the tail mark says the valid records of the active segment end,
+ * if it checks out: 1 with *t filled, 0. */
 static int
 marked_tail(struct ch_writer *w, struct ch_tail *t)
 {
-	struct ch_tailmark m;
 	struct stat st;
 
-	if (ch_tailmark_read(w->lockfd, &m) != 1 || m.base != w->seg.base ||
-	    m.first_seq != w->seg.first_seq || m.created != w->seg.created ||
-	    m.format != w->seg.format || fstat(w->segfd, &st) < 0 ||
-	    m.pos > (uint64_t)st.st_size)
-		return 0;
-	return ch_segment_ends_at(w->segfd, &w->seg, m.pos, t) == 1 &&
-	    t->next_seq == m.next_seq;
+	return fstat(w->segfd, &st) == 0 && ch_tailmark_tail(w->lockfd,
+	    w->segfd, &w->seg, (uint64_t)st.st_size, t) == 1;
 }
 
 /* Leave the tail mark at our end (lock held). */
