@@ -236,3 +236,24 @@ print(seg.index(open(sys.argv[2], "rb").read(64)))' "$seg" "$T/payload")
 	for m in ahead stale none; do torn_embedded "$m"; done
 	torn_embedded_live
 }
+
+@test "the writer's cut of a torn tail reaches the disk before anything it writes after it" {
+	# Else a power failure could keep its records and lose the cut:
+	# the torn record's header back in front of them, readers would stop
+	# there and --repair cut them (channel(5), WRITING).
+	need_strace
+	local seg
+	new_channel
+	chpub "$CH" a
+	head -c 3000 /dev/zero | tr '\0' z | chpub --whole "$CH"
+	seg="$CH/$(segments | tail -1)"
+	truncate -s -1000 "$seg"
+	strace -f -o "$T/trace" -e trace=ftruncate,fdatasync,pwrite64,pwritev \
+	    chpub --sync=none "$CH" next
+	run -0 awk '/ftruncate\(/ && !cut { cut = NR }
+	    cut && /fdatasync\(/ && !synced { synced = NR }
+	    cut && /pwritev?(64)?\(/ && !wrote { wrote = NR }
+	    END { if (!cut || !synced || !wrote || synced > wrote) exit 1 }' "$T/trace"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output $'a\nnext'
+}

@@ -340,6 +340,23 @@ marked_tail(struct ch_writer *w, struct ch_tail *t)
 	    w->segfd, &w->seg, (uint64_t)st.st_size, t) == 1;
 }
 
+/*
+ * Cut the segment at pos, durably before anything is written there: a
+ * power failure could otherwise bring the cut bytes back under the
+ * records written after them, where a torn record's header would hide
+ * them from readers (and the tail mark would lead the next writer past
+ * them).  Cut and synced, what is lost there can only be zeros, which
+ * readers report and chcompact --repair fills.  Rare: after a crash or a
+ * failed write.
+ */
+static int
+cut_tail(struct ch_writer *w, uint64_t pos)
+{
+	if (ftruncate(w->segfd, (off_t)pos) < 0 || ch_fdatasync(w->segfd) < 0)
+		return -1;
+	return 0;
+}
+
 /* Leave the tail mark at our end (lock held). */
 static void
 leave_mark(struct ch_writer *w)
@@ -377,7 +394,7 @@ settle(struct ch_writer *w, const struct ch_tail *from, struct ch_error *err)
 		if (t.file_end < (uint64_t)st.st_size) {
 			/* A torn tail: cut it off so the next record starts
 			 * on a boundary. */
-			if (ftruncate(w->segfd, (off_t)t.file_end) < 0)
+			if (cut_tail(w, t.file_end) < 0)
 				return ch_err_sys(err, CH_EXIT_FAIL,
 				    "repair torn tail");
 			w->repaired += (uint64_t)st.st_size - t.file_end;
@@ -500,12 +517,22 @@ refresh(struct ch_writer *w, struct ch_error *err)
 	}
 	if ((uint64_t)st.st_size == w->end && w->seg.format == w->format)
 		return 0;	/* nobody wrote since our last batch */
-	/* Others wrote after our last batch: walk what they wrote, from its
-	 * end, still a boundary unless a repair cut the segment short
-	 * meanwhile (then start over as a new writer does). */
+	/* Others wrote after our last batch: walk what they wrote, from the
+	 * tail mark the last of them left if it is not behind our end (it
+	 * was written while this process lived: no power failure can have
+	 * lost what it counts), else from our end, still a boundary unless
+	 * a repair cut the segment short meanwhile (then start over as a new
+	 * writer does).  So the walk covers one batch, not every batch of
+	 * every other writer. */
 	uint64_t due;
 	struct ch_tail from = { .end = w->end, .file_end = w->end,
 	    .next_seq = w->next_seq, .last_ts = w->last_ts };
+	struct ch_tail marked;
+	if (marked_tail(w, &marked) && marked.file_end > w->end) {
+		if (marked.last_ts < w->last_ts)
+			marked.last_ts = w->last_ts;
+		return settle(w, &marked, err);
+	}
 	if (w->end > CH_SEG_HDR && ((uint64_t)st.st_size < w->end ||
 	    ch_segment_seq_before(w->segfd, &w->seg, w->end, &due) != 0 ||
 	    due != w->next_seq))
@@ -548,7 +575,7 @@ roll(struct ch_writer *w, int64_t now, struct ch_error *err)
 	seal = ch_seal_make(buf, &w->seg, w->next_seq, ts, &s, &len);
 	if (ch_pwrite_full(w->segfd, seal, len, (off_t)w->end) < 0) {
 		ch_err_sys(err, CH_EXIT_FAIL, "seal segment");
-		if (ftruncate(w->segfd, (off_t)w->end) < 0)
+		if (cut_tail(w, w->end) < 0)
 			w->have_state = 0;
 		return -1;
 	}
@@ -708,7 +735,9 @@ keep_whole_frames(struct ch_writer *w, const struct ch_piece *pc)
 			    w->offs[w->noffs + i]);
 		w->noffs += kept;
 	}
-	(void)!ftruncate(w->segfd, (off_t)end);
+	/* If this fails too, the next writer cuts the rest. */
+	if (cut_tail(w, end) < 0)
+		w->have_state = 0;
 	return kept;
 }
 
