@@ -222,18 +222,27 @@ c"
 
 @test "-t restarts its clock at each new record" {
 	chsub "$CH" s
-	: >"$T/ready"
-	start_bg chsub -t 5s --ready-fd=4 "$CH" s >"$T/out" 4>"$T/ready"
-	wait_for 10 test -s "$T/ready"
-	# A second into the 5 s: without a restart chsub would exit 4 s from
-	# now; with it, no sooner than 5 s from now, however loaded the box.
-	sleep 1
-	local t0=${EPOCHREALTIME/./}
-	chpub "$CH" one
-	wait_for 20 gone "$BG"
-	local t1=${EPOCHREALTIME/./}
-	wait "$BG"
-	assert_equal "$(cat "$T/out")" one
+	local try t0 t1
+	for try in 1 2 3; do
+		chsub "$CH" s >/dev/null	# a record left by the try before
+		: >"$T/ready"
+		start_bg chsub -t 5s --ready-fd=4 "$CH" s >"$T/out" 4>"$T/ready"
+		wait_for 10 test -s "$T/ready"
+		# A second into the 5 s: without a restart chsub would exit 4 s
+		# from now; with it, no sooner than 5 s from now, however
+		# loaded the box.
+		sleep 1
+		t0=${EPOCHREALTIME/./}
+		chpub "$CH" "one$try"
+		wait_for 20 gone "$BG"
+		t1=${EPOCHREALTIME/./}
+		wait "$BG"
+		# Nothing delivered: this shell, held up 4 s more on a loaded
+		# machine, published after chsub had given up; nothing was
+		# tested.  Again.
+		[[ ! -s $T/out ]] || break
+	done
+	assert_equal "$(cat "$T/out")" "one$try"
 	((t1 - t0 >= 5000000))
 }
 

@@ -663,36 +663,39 @@ assert r["idle_seconds"] == 0, r' "$output"
 
 # explain_of SUBSCRIBER: the --explain lines under its row in the table
 # in $T/table, their indent removed, and durations rounded down to the
-# 10 seconds (the commands between two faketime offsets take real time).
+# 10 seconds.
 explain_of() {
 	awk -v s="$1" 'NR > 1 && !/^  / { on = ($2 == s) } on && /^  / { print substr($0, 3) }' \
 	    "$T/table" | sed -E 's/\<([0-9]+m)?([0-9])[0-9]s\>/\1\20s/g'
 }
 
 @test "--explain: under each row the rule that set its status, with the numbers it compared and the samples it used; the same text in JSON and YAML" {
-	seq 10 | chpub "$CH"
+	# at_t0 SECONDS CMD...: CMD with its clock stopped SECONDS after t0
+	# (faketime's i0: it moves by 0 at each reading).  Offsets from now
+	# added the real time the commands before took to the durations the
+	# reports show: seconds on a loaded machine, more than the 10 s
+	# explain_of rounds off.
+	local t0
+	t0=$(date +%s)
+	at_t0() { faketime -f "@$(date -d "@$((t0 + $1))" '+%Y-%m-%d %H:%M:%S') i0" "${@:2}"; }
+	seq 10 | at_t0 0 chpub "$CH"
 	local e10 rewound warn_at
 	e10=$(end_offset)
-	chsub "$CH" ok >/dev/null
-	chsub --from=earliest -n 2 "$CH" warn >/dev/null
-	chsub --from=earliest "$CH" rewind >/dev/null
-	choffset --create --earliest "$CH" stop >/dev/null
-	for t in +2m +4m; do
-		seq 10 | at "$t" chpub "$CH"
-		at "$t" chsub -n 2 "$CH" warn >/dev/null
+	at_t0 0 chsub "$CH" ok >/dev/null
+	at_t0 0 chsub --from=earliest -n 2 "$CH" warn >/dev/null
+	at_t0 0 chsub --from=earliest "$CH" rewind >/dev/null
+	at_t0 0 choffset --create --earliest "$CH" stop >/dev/null
+	for t in 120 240; do
+		seq 10 | at_t0 "$t" chpub "$CH"
+		at_t0 "$t" chsub -n 2 "$CH" warn >/dev/null
 	done
-	at +4m chsub "$CH" ok >/dev/null
-	at +4m choffset --shift=-5 "$CH" rewind >/dev/null
-	at +270s chsub --from=earliest -n 25 "$CH" slow >/dev/null
+	at_t0 240 chsub "$CH" ok >/dev/null
+	at_t0 240 choffset --shift=-5 "$CH" rewind >/dev/null
+	at_t0 270 chsub --from=earliest -n 25 "$CH" slow >/dev/null
 	rewound=$(offset_of rewind)
 	warn_at=$(offset_of warn)
-	# The table, JSON and YAML reports all at one instant (from the next
-	# whole second, 5 minutes on): relative offsets would let the real
-	# time between them (seconds on a loaded machine) change the
-	# durations they are compared on.
-	local now5
-	now5=$(date -d '+5 min +1 sec' '+%Y-%m-%d %H:%M:%S')
-	run -2 faketime -f "@$now5" chlag --explain "$CH"
+	# The table, JSON and YAML reports, 5 minutes on.
+	run -2 at_t0 300 chlag --explain "$CH"
 	printf '%s\n' "$output" >"$T/table"
 	explain_of ok >"$T/ok"
 	assert_equal "$(cat "$T/ok")" "$(printf '%s\n' \
@@ -720,9 +723,9 @@ explain_of() {
 	run cat "$T/slow"
 	assert_line -n 0 --regexp '^OK by rule 8: lag 5 records is over --allowed-lag 0, but not STOP or STALL: last commit 30s ago \(within stop_after 1m00s\), .*; and not WARN: the lag did not grow over the samples \(30 records then, 5 now\)\.$'
 	# The same words in JSON and YAML, one string with the lines.
-	run -2 --separate-stderr faketime -f "@$now5" chlag --explain --json "$CH"
+	run -2 --separate-stderr at_t0 300 chlag --explain --json "$CH"
 	printf '%s\n' "$output" >"$T/json"
-	run -2 --separate-stderr faketime -f "@$now5" chlag --explain --yaml "$CH"
+	run -2 --separate-stderr at_t0 300 chlag --explain --yaml "$CH"
 	printf '%s\n' "$output" >"$T/yaml"
 	run -0 python3 -c '
 import json, re, sys, yaml
@@ -737,9 +740,9 @@ for s in ("ok", "warn", "rewind", "stop", "slow"):
 print("ok")' "$T/json" "$T/yaml" "$T"
 	assert_output ok
 	# Without --explain, none of it.
-	run -2 at +5m chlag --json "$CH"
+	run -2 at_t0 300 chlag --json "$CH"
 	refute_output --partial explain
-	run -2 at +5m chlag "$CH"
+	run -2 at_t0 300 chlag "$CH"
 	refute_output --partial 'by rule'
 }
 

@@ -12,7 +12,11 @@ setup() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
 	common_setup
 	new_channel segment_bytes=4096
-	records a 40 200 >"$T/a"
+	# Tests below count on a rollover here (two segments, room left in
+	# the active one): more than 4096 bytes of lines roll over in any
+	# format.  Random sizes fit in one segment about once in 250 runs
+	# (format 3): those are drawn again.
+	until records a 40 200 >"$T/a"; (($(wc -c <"$T/a") > 4096)); do :; done
 	chpub "$CH" <"$T/a"
 }
 teardown() {
@@ -192,7 +196,7 @@ next"
 	# Rollovers under sync none leave the segment sealed last unsynced
 	# (channel(5), Rollover): a writer under always syncs it first, and
 	# a failure there is one too.  5000 bytes in segments of 4096 roll
-	# over at least once (the setup's random sizes may all fit in one).
+	# over at least once (on purpose, not left to the setup).
 	local i
 	for i in 1 2 3 4 5; do rec s "$i" 1000; done | chpub --sync=none "$CH"
 	run -1 --separate-stderr fiu posix/io/sync/fdatasync 5 chpub --sync=always "$CH" "$(rec x 0 50)"
