@@ -124,7 +124,7 @@ build(const char *dir, const uint8_t *data, size_t size, uint32_t *format)
 		int fd;
 		if (ch_segment_open(dirfd, base, 0, &fd, &h, &err) < 0)
 			break;
-		rc = ch_segment_tail(fd, &h, CH_SEG_HDR + part, 0, 0, &t, &err);
+		rc = ch_segment_tail(fd, &h, CH_SEG_HDR + part, &t, &err);
 		close(fd);
 		if (rc < 0 || ch_seg_offset(base, t.end) <= base)
 			break;

@@ -62,7 +62,7 @@ sealed_last_ts(struct ch_channel *ch, uint64_t base)
 	if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, &ignored) < 0)
 		return 0;
 	if (fstat(fd, &st) < 0 ||
-	    ch_segment_tail(fd, &h, (uint64_t)st.st_size, 0, 0, &t,
+	    ch_segment_tail(fd, &h, (uint64_t)st.st_size, &t,
 	    &ignored) < 0 || !t.sealed || t.torn) {
 		close(fd);
 		return 0;

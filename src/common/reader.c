@@ -319,7 +319,7 @@ sealed(struct ch_reader *r)
 	struct ch_tail t;
 	struct ch_error ignored;
 
-	if (ch_segment_tail(r->segfd, &r->seg, r->cur.size, 0, 0, &t,
+	if (ch_segment_tail(r->segfd, &r->seg, r->cur.size, &t,
 	    &ignored) < 0)
 		return 0;
 	return t.sealed && !t.torn;

@@ -284,7 +284,7 @@ ch_repair_lost_tail(struct ch_channel *ch, uint64_t base, uint64_t pos,
 		rc = ch_err_sys(err, CH_EXIT_FAIL, "%s", name);
 		goto out;
 	}
-	if (ch_segment_tail(fd, &h, (uint64_t)st.st_size, 0, 0, &t, err) < 0) {
+	if (ch_segment_tail(fd, &h, (uint64_t)st.st_size, &t, err) < 0) {
 		rc = -1;
 		goto out;
 	}

@@ -71,7 +71,7 @@ sync_pred(struct ch_channel *ch, uint64_t pb, uint64_t base, int sync,
 		rc = ch_err_sys(err, CH_EXIT_FAIL, "fdatasync sealed segment");
 	} else if (fstat(fd, &st) < 0) {
 		rc = ch_err_sys(err, CH_EXIT_FAIL, "sealed segment");
-	} else if (ch_segment_tail(fd, &h, (uint64_t)st.st_size, 0, 0, &t,
+	} else if (ch_segment_tail(fd, &h, (uint64_t)st.st_size, &t,
 	    err) < 0) {
 		rc = -1;
 	} else {

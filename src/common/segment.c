@@ -448,10 +448,8 @@ tail_at_header(const struct ch_seghdr *hdr, struct ch_tail *t)
 
 int
 ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
-    uint64_t hint, uint64_t hint_seq, struct ch_tail *t, struct ch_error *err)
+    struct ch_tail *t, struct ch_error *err)
 {
-	struct ch_segcur c = { 0 };
-	struct ch_rec r;
 	int rc;
 
 	tail_at_header(hdr, t);
@@ -464,25 +462,9 @@ ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment tail");
 	if (rc == 1)
 		return 0;
-
-	/* Torn: scan forward from a trusted boundary.  From the hint, what
-	 * is before it counts as valid, numbered up to the hint record's
-	 * (else that record would be out of sequence, and everything from
-	 * the header on cut). */
-	uint64_t start = CH_SEG_HDR;
-	if (hint > CH_SEG_HDR && hint < size) {
-		ch_segcur_init(&c, fd, hdr, hint, size);
-		if (ch_segcur_next(&c, &r) == CH_CUR_OK && r.h.seq == hint_seq &&
-		    r.h.type != CH_REC_SEAL) {
-			start = hint;
-			t->end = t->file_end = hint;
-			t->next_seq = hint_seq;
-			if (r.h.ts > t->last_ts)
-				t->last_ts = r.h.ts;
-		}
-		ch_segcur_free(&c);
-	}
-	return walk(fd, hdr, size, start, t, err);
+	/* Torn: scan forward from the header. */
+	tail_at_header(hdr, t);
+	return walk(fd, hdr, size, CH_SEG_HDR, t, err);
 }
 
 int

@@ -209,13 +209,13 @@ struct ch_tail {
 };
 
 /*
- * Find the valid end of a segment of `size` bytes.  `hint`, if non-zero, is
- * a file position believed to be a record boundary whose record has
- * sequence number `hint_seq`; a scan (needed only when the tail record is
- * torn) starts there when it checks out, else at the header.
+ * Find the valid end of a segment of `size` bytes from its end: the last
+ * record, checked; a scan from the header only when that is torn.  Quick,
+ * but a torn record's payload can fool it (see ch_segment_walk, which
+ * writers and the channel's end use).
  */
 int ch_segment_tail(int fd, const struct ch_seghdr *hdr, uint64_t size,
-    uint64_t hint, uint64_t hint_seq, struct ch_tail *t, struct ch_error *err);
+    struct ch_tail *t, struct ch_error *err);
 
 /*
  * Do valid records end at file position `pos` (at most the file's size),
