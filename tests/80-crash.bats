@@ -141,6 +141,27 @@ duplicate_last() {
 	duplicate_last
 }
 
+# embedded_payload: $T/payload, the records of another channel's segment
+# and more bytes after them; sets ab, the length of those records.
+embedded_payload() {
+	local src
+	chpub "$T/src" x
+	chpub "$T/src" y
+	src="$T/src/$(segments "$T/src" | tail -1)"
+	ab=$(($(stat -c %s "$src") - 64))
+	{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' z; } >"$T/payload"
+}
+
+# tear_after_embedded SEG: cut SEG, whose last record holds $T/payload,
+# right after the records inside it.
+tear_after_embedded() {
+	local start
+	start=$(python3 -c 'import sys
+seg = open(sys.argv[1], "rb").read()
+print(seg.index(open(sys.argv[2], "rb").read(64)))' "$1" "$T/payload")
+	truncate -s $((start + ab)) "$1"
+}
+
 # torn_embedded MARK: a record a crash tore, whose payload holds valid
 # records (a segment file published with --whole), torn right after them.
 # Seen from the end of the file the torn bytes look like whole records;
@@ -151,23 +172,16 @@ duplicate_last() {
 # (the crash came before the writer could leave its own), "none" no mark
 # (a channel from before tail marks).
 torn_embedded() {
-	local seg src start ab
+	local seg ab
 	rm -rf "$CH" "$T/src"
 	new_channel
 	chpub "$CH" a
-	chpub "$T/src" x
-	chpub "$T/src" y
-	src="$T/src/$(segments "$T/src" | tail -1)"
-	ab=$(($(stat -c %s "$src") - 64))
-	{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' z; } >"$T/payload"
+	embedded_payload
 	seg="$CH/$(segments | tail -1)"
 	cp "$CH/append.lock" "$T/mark"
 	chpub --whole "$CH" <"$T/payload"
 	# the payload begins after the record's (or frame's) header
-	start=$(python3 -c 'import sys
-seg = open(sys.argv[1], "rb").read()
-print(seg.index(open(sys.argv[2], "rb").read(64)))' "$seg" "$T/payload")
-	truncate -s $((start + ab)) "$seg"
+	tear_after_embedded "$seg"
 	case $1 in
 	stale) cp "$T/mark" "$CH/append.lock" ;;
 	none) : >"$CH/append.lock" ;;
@@ -186,14 +200,10 @@ print(seg.index(open(sys.argv[2], "rb").read(64)))' "$seg" "$T/payload")
 # torn_embedded_live: the same tear made while another writer runs (it
 # reads a pipe, and looks at what others wrote before its next batch).
 torn_embedded_live() {
-	local seg src start ab pid
+	local seg ab pid
 	rm -rf "$CH" "$T/src"
 	new_channel
-	chpub "$T/src" x
-	chpub "$T/src" y
-	src="$T/src/$(segments "$T/src" | tail -1)"
-	ab=$(($(stat -c %s "$src") - 64))
-	{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' z; } >"$T/payload"
+	embedded_payload
 	mkfifo "$T/in"
 	chpub "$CH" <"$T/in" 3>&- &
 	pid=$!
@@ -202,10 +212,7 @@ torn_embedded_live() {
 	wait_until 10 '[[ $(chsub --peek --from=earliest "$CH") == a ]]'
 	seg="$CH/$(segments | tail -1)"
 	chpub --whole "$CH" <"$T/payload"
-	start=$(python3 -c 'import sys
-seg = open(sys.argv[1], "rb").read()
-print(seg.index(open(sys.argv[2], "rb").read(64)))' "$seg" "$T/payload")
-	truncate -s $((start + ab)) "$seg"
+	tear_after_embedded "$seg"
 	echo next >&4
 	exec 4>&-
 	local rc=0
