@@ -28,6 +28,11 @@ ch_cur_buffered(const struct ch_segcur *c, uint64_t need)
  * record or frame of len bytes ending there does?  1, 0, or CH_CUR_IOERR. */
 int ch_cur_trailer_is(const struct ch_segcur *c, uint64_t p, uint64_t len);
 
+/* The CRC-32C of the file's bytes [from, to), continuing crc, read in
+ * chunks: a frame of hundreds of megabytes needs no buffer its size.
+ * 0, 1 if the file ends first, or -1 on an I/O error. */
+int ch_seg_crc_stream(int fd, uint64_t from, uint64_t to, uint32_t *crc);
+
 /* Bytes from pos on, in the buffer (after a successful fill). */
 static inline const unsigned char *
 ch_cur_at(const struct ch_segcur *c)
@@ -44,6 +49,14 @@ struct ch_segfmt {
 	 * if not, -1 on an I/O error. */
 	int (*tail)(int fd, const struct ch_seghdr *hdr, uint64_t size,
 	    struct ch_tail *t);
+	/* The record or frame at the cursor, if it is longer than
+	 * CH_CUR_BUF and the file holds it: checked with its CRC streamed,
+	 * its payload never held whole.  CH_CUR_OK (r filled in but for
+	 * meta and payload, which are NULL; the cursor has not moved),
+	 * CH_CUR_BAD, CH_CUR_IOERR, or CH_CUR_END when there is no such big
+	 * one: the cursor is to look (a seal, a short one, one the file does
+	 * not hold, a header that does not decode). */
+	int (*big)(struct ch_segcur *c, struct ch_rec *r);
 	int (*seq_before)(int fd, const struct ch_seghdr *hdr, uint64_t pos,
 	    uint64_t *seq);
 	int (*peek)(int fd, const struct ch_seghdr *hdr, uint64_t pos,

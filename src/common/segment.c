@@ -151,6 +151,25 @@ ch_cur_fill(struct ch_segcur *c, uint64_t need)
 }
 
 int
+ch_seg_crc_stream(int fd, uint64_t from, uint64_t to, uint32_t *crc)
+{
+	unsigned char chunk[65536];
+
+	while (from < to) {
+		size_t n = to - from < sizeof chunk ? (size_t)(to - from) :
+		    sizeof chunk;
+		ssize_t got = ch_pread_full(fd, chunk, n, (off_t)from);
+		if (got < 0)
+			return -1;
+		if ((size_t)got < n)
+			return 1;
+		*crc = ch_crc32c(*crc, chunk, n);
+		from += n;
+	}
+	return 0;
+}
+
+int
 ch_cur_trailer_is(const struct ch_segcur *c, uint64_t p, uint64_t len)
 {
 	unsigned char t[4];
@@ -382,7 +401,14 @@ walk(int fd, const struct ch_seghdr *hdr, uint64_t size, uint64_t start,
 	t->torn = 1;
 	int resynced = 0;
 	for (;;) {
-		rc = ch_segcur_next(&c, &r);
+		/* One too big to hold whole is checked by streaming, not read
+		 * into the cursor's buffer: a writer after a 200 MiB record
+		 * needs no 200 MiB. */
+		rc = c.left ? CH_CUR_END : fmt_of(hdr->format)->big(&c, &r);
+		if (rc == CH_CUR_OK)
+			ch_segcur_seek(&c, r.pos + r.total);
+		else if (rc == CH_CUR_END)
+			rc = ch_segcur_next(&c, &r);
 		if (rc == CH_CUR_IOERR) {
 			ch_segcur_free(&c);
 			return ch_err_sys(err, CH_EXIT_FAIL, "scan segment");

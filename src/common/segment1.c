@@ -174,50 +174,84 @@ resync1(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 	return 0;
 }
 
-/* Check the record that ends exactly at `size` (the trailer gives its
- * length).  Returns 1 valid (filled h, and *seqs: the sequence numbers it
- * takes), 0 not valid, -1 I/O error. */
+/* Check the record of `total` bytes at `start`, its CRC streamed so that
+ * a multi-megabyte record needs no big buffer.  Returns 1 valid (filled
+ * h, and *seqs: the sequence numbers it takes), 0 not valid, -1 I/O
+ * error. */
 static int
-tail_record(int fd, uint64_t size, struct ch_rechdr *h, uint64_t *seqs)
+record_at(int fd, uint64_t start, uint64_t total, struct ch_rechdr *h,
+    uint64_t *seqs)
 {
 	unsigned char b[CH_REC_HDR];
-	unsigned char chunk[65536];
-	uint32_t total, crc;
+	uint32_t crc = 0;
 
-	if (size < CH_SEG_HDR + CH_REC_OVERHEAD)
-		return 0;
-	if (ch_pread_full(fd, b, 4, (off_t)(size - 4)) != 4)
-		return -1;
-	total = ch_get32(b);
-	if (total < CH_REC_OVERHEAD || total > size - CH_SEG_HDR)
-		return 0;
-	uint64_t start = size - total;
 	if (ch_pread_full(fd, b, CH_REC_HDR, (off_t)start) != CH_REC_HDR)
 		return -1;
 	if (ch_rec_decode(b, h) < 0 || ch_rec_size(h->meta_len, h->len) != total)
 		return 0;
 	if (h->type == CH_REC_SEAL && start == CH_SEG_HDR)
 		return 0;	/* an empty segment is never sealed: see above */
-	/* Stream the CRC so a multi-megabyte record needs no big buffer. */
-	crc = 0;
-	for (uint64_t p = start + CH_REC_HDR; p < size; ) {
-		size_t n = size - p < sizeof chunk ? (size_t)(size - p) : sizeof chunk;
-		if (ch_pread_full(fd, chunk, n, (off_t)p) != (ssize_t)n)
-			return -1;
-		crc = ch_crc32c(crc, chunk, n);
-		p += n;
-	}
+	int rc = ch_seg_crc_stream(fd, start + CH_REC_HDR, start + total, &crc);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
 	crc = ch_crc32c(crc, b + 8, CH_REC_HDR - 8);
 	if (crc != h->crc)
 		return 0;
 	uint64_t gap = 0;
 	if (h->type == CH_REC_GAP) {
-		int rc = gap_at(fd, start, total, &gap);
+		rc = gap_at(fd, start, total, &gap);
 		if (rc != 1)
 			return rc;
 	}
 	*seqs = ch_rec_seqs(h, gap);
 	return 1;
+}
+
+/* Check the record that ends exactly at `size` (the trailer gives its
+ * length), as record_at(). */
+static int
+tail_record(int fd, uint64_t size, struct ch_rechdr *h, uint64_t *seqs)
+{
+	unsigned char b[4];
+
+	if (size < CH_SEG_HDR + CH_REC_OVERHEAD)
+		return 0;
+	if (ch_pread_full(fd, b, 4, (off_t)(size - 4)) != 4)
+		return -1;
+	uint32_t total = ch_get32(b);
+	if (total < CH_REC_OVERHEAD || total > size - CH_SEG_HDR)
+		return 0;
+	return record_at(fd, size - total, total, h, seqs);
+}
+
+static int
+big1(struct ch_segcur *c, struct ch_rec *r)
+{
+	unsigned char t[CH_REC_TRAILER];
+	int rc;
+
+	if (!ch_cur_buffered(c, CH_REC_HDR) &&
+	    (rc = ch_cur_fill(c, CH_REC_HDR)) <= 0)
+		return rc < 0 ? CH_CUR_IOERR : CH_CUR_END;
+	if (ch_rec_decode(ch_cur_at(c), &r->h) < 0)
+		return CH_CUR_END;
+	uint64_t total = ch_rec_size(r->h.meta_len, r->h.len);
+	if (total <= CH_CUR_BUF || total > c->size - c->pos ||
+	    total > UINT32_MAX || r->h.type == CH_REC_SEAL)
+		return CH_CUR_END;
+	/* The trailer first: a damaged length must not cost a read of
+	 * gigabytes. */
+	if (ch_pread_full(c->fd, t, sizeof t,
+	    (off_t)(c->pos + total - sizeof t)) != sizeof t)
+		return CH_CUR_IOERR;
+	if (ch_get32(t) != total)
+		return CH_CUR_BAD;
+	if ((rc = record_at(c->fd, c->pos, total, &r->h, &r->nseq)) != 1)
+		return rc < 0 ? CH_CUR_IOERR : CH_CUR_BAD;
+	r->pos = c->pos;
+	r->total = total;
+	r->meta = r->payload = NULL;
+	return CH_CUR_OK;
 }
 
 static int
@@ -341,5 +375,5 @@ gap1(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
 }
 
 const struct ch_segfmt ch_segfmt1 = {
-	next1, resync1, tail1, seq_before1, peek1, seal1, gap1,
+	next1, resync1, tail1, big1, seq_before1, peek1, seal1, gap1,
 };

@@ -408,10 +408,67 @@ enter_from_after(struct ch_segcur *c, uint64_t target)
 	return CH_CUR_BAD;
 }
 
+/* Does the frame at F (header f, its bytes in hb) pass its CRC, read
+ * in chunks so that a multi-megabyte frame needs no big buffer?  1, 0,
+ * -1 on an I/O error. */
+static int
+crc_streamed(int fd, uint64_t F, const struct ch_framehdr *f,
+    const unsigned char *hb)
+{
+	uint32_t crc = 0;
+	int rc = ch_seg_crc_stream(fd, F + f->hlen, F + f->len, &crc);
+
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	return ch_crc32c(crc, hb + 8, f->hlen - 8) == f->crc;
+}
+
+static int
+big2(struct ch_segcur *c, struct ch_rec *r)
+{
+	unsigned char t[CH_FRAME_TRAILER];
+	struct ch_framehdr f;
+	int rc;
+
+	if (c->pos >= c->size)
+		return CH_CUR_END;
+	size_t n = c->size - c->pos < CH_FRAME_HDR_MAX ?
+	    (size_t)(c->size - c->pos) : CH_FRAME_HDR_MAX;
+	if (!ch_cur_buffered(c, n) && (rc = ch_cur_fill(c, n)) <= 0)
+		return rc < 0 ? CH_CUR_IOERR : CH_CUR_END;
+	const unsigned char *hb = ch_cur_at(c);
+	if (ch_frame_decode(hb, n, &c->fb, &f) != 0 || f.len <= CH_CUR_BUF ||
+	    f.len > c->size - c->pos || f.type == CH_REC_SEAL)
+		return CH_CUR_END;
+	/* The trailer first: a damaged length must not cost a read of
+	 * gigabytes. */
+	if (ch_pread_full(c->fd, t, sizeof t,
+	    (off_t)(c->pos + f.len - sizeof t)) != sizeof t)
+		return CH_CUR_IOERR;
+	if (ch_get32(t) != f.len)
+		return CH_CUR_BAD;
+	if ((rc = crc_streamed(c->fd, c->pos, &f, hb)) != 1)
+		return rc < 0 ? CH_CUR_IOERR : CH_CUR_BAD;
+	/* Its records' structure is left to the readers, which hold it
+	 * whole anyway: a CRC that passes says a writer wrote it all. */
+	r->h.type = f.type;
+	r->h.flags = 0;
+	r->h.crc = f.crc;
+	r->h.len = f.len - f.hlen - CH_FRAME_TRAILER;
+	r->h.meta_len = 0;
+	r->h.seq = f.seq;
+	r->h.ts = f.ts;
+	r->meta = r->payload = NULL;
+	r->nseq = f.count;	/* data: its records; gap: the numbers lost */
+	r->pos = c->pos;
+	r->total = f.len;
+	return CH_CUR_OK;
+}
+
 static int
 tail2(int fd, const struct ch_seghdr *hdr, uint64_t size, struct ch_tail *t)
 {
-	unsigned char hb[CH_FRAME_HDR_MAX], chunk[65536];
+	unsigned char hb[CH_FRAME_HDR_MAX];
 	struct ch_framehdr f, pf;
 	uint64_t F, PF;
 	int rc = frame_before(fd, hdr, size, &f, &F, hb);
@@ -420,18 +477,8 @@ tail2(int fd, const struct ch_seghdr *hdr, uint64_t size, struct ch_tail *t)
 		return rc;
 	if (f.type == CH_REC_SEAL && F == CH_SEG_HDR)
 		return 0;	/* an empty segment is never sealed */
-	/* Stream the CRC so a multi-megabyte frame needs no big buffer. */
-	uint32_t crc = 0;
-	for (uint64_t p = F + f.hlen; p < size; ) {
-		size_t n = size - p < sizeof chunk ? (size_t)(size - p) :
-		    sizeof chunk;
-		if (ch_pread_full(fd, chunk, n, (off_t)p) != (ssize_t)n)
-			return -1;
-		crc = ch_crc32c(crc, chunk, n);
-		p += n;
-	}
-	if (ch_crc32c(crc, hb + 8, f.hlen - 8) != f.crc)
-		return 0;
+	if ((rc = crc_streamed(fd, F, &f, hb)) != 1)
+		return rc;
 	/* Trusted only if it follows its predecessor in sequence: a copy of
 	 * the last frame appended again is valid on its own, and appending
 	 * after it would plant it mid-segment. */
@@ -601,5 +648,5 @@ gap2(unsigned char *dst, const struct ch_seghdr *hdr, uint64_t len,
 }
 
 const struct ch_segfmt ch_segfmt2 = {
-	next2, resync2, tail2, seq_before2, peek2, seal2, gap2,
+	next2, resync2, tail2, big2, seq_before2, peek2, seal2, gap2,
 };
