@@ -217,7 +217,8 @@ target(const char *name, int registered, const struct ch_offset *cur,
 		    "registered: nothing to shift from", name);
 	if (ch_pos_resolve(&ch, npos ? &pos : &latest,
 	    registered ? cur->seq : 0, off, seq, &clamped, err) < 0)
-		return ch_err_prefix(err, "subscriber '%s': %s", name, pos_text);
+		return ch_err_prefix(err, "subscriber '%s': %s", name,
+		    npos ? pos_text : "--latest");
 	if (clamped)
 		ch_warn(chname, "subscriber '%s': %s goes past the %s; clamped "
 		    "to offset %llu", name, pos_text,

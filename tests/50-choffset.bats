@@ -254,6 +254,13 @@ c ${OFF[0]} -> ${OFF[1]}"
 	assert_output "r6"
 }
 
+@test "--create that cannot find the end says which position it looked for" {
+	printf XXXX | dd of="$CH/$(segments | tail -1)" bs=1 conv=notrunc status=none
+	run -65 --separate-stderr choffset --create "$CH" s
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': --latest: segment $(segments | tail -1): bad or truncated header"
+	refute [ -e "$CH/subscribers/s/offset" ]
+}
+
 @test "--create takes a position" {
 	run -0 choffset --create --set="${OFF[1]}" "$CH" s
 	assert_output "s - -> ${OFF[1]}"
