@@ -244,6 +244,61 @@ torn_embedded_live() {
 	torn_embedded_live
 }
 
+# lost_tail_embedded: a segment that lost its tail (sealed without
+# fdatasync, then a power failure) and kept a torn record whose payload
+# holds another channel's sealed segment, written 1000 days ago, torn
+# right after that segment's seal.  Seen from the end of the file the
+# segment looks sealed, by a seal that says its newest record is 1000
+# days old; its own records ("a") are new.
+lost_tail_embedded() {
+	local src ab
+	rm -rf "$CH" "$T/src"
+	faketime -f -1000d chpub "$T/src" </dev/null
+	sed -i 's|^segment_bytes:.*|segment_bytes: 4096|' "$T/src/channel.yaml"
+	head -c 4200 /dev/zero | tr '\0' x |
+	    faketime -f -1000d chpub --whole "$T/src"
+	faketime -f -1000d chpub "$T/src" z	# rolls over: seals the first
+	src="$T/src/$(segments "$T/src" | head -1)"
+	ab=$(($(stat -c %s "$src") - 64))
+	{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' q; } >"$T/payload"
+	new_channel segment_bytes=8192
+	chpub "$CH" a
+	chpub --whole "$CH" <"$T/payload"
+	head -c 4000 /dev/zero | tr '\0' c | chpub --whole "$CH"
+	chpub "$CH" b
+	assert_equal "$(segments | wc -l)" 2
+	tear_after_embedded "$CH/$(segments | head -1)"
+}
+
+@test "retention never takes a seal inside a torn record for the segment's own (formats 1-3)" {
+	local f
+	for f in 1 2 3; do
+		export CH_FORMAT=$f
+		lost_tail_embedded
+		run -0 chcompact --max-age=1d "$CH"
+		assert_equal "$(segments | wc -l)" 2
+		run -0 --separate-stderr chsub --peek --from=earliest \
+		    --skip-corrupt "$CH"
+		assert_line -n 0 a
+	done
+}
+
+@test "--repair fills a lost tail that holds a torn record with a whole-looking seal in it (formats 1-3)" {
+	local f
+	for f in 1 2 3; do
+		export CH_FORMAT=$f
+		lost_tail_embedded
+		run -65 chcompact --check "$CH"
+		run -0 --separate-stderr chcompact --repair "$CH"
+		[[ $stderr == *"repaired: $(segments | head -1): wrote a gap record"* ]] ||
+		    { echo "$stderr"; false; }
+		run -0 chcompact --check "$CH"
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_equal "$(head -c 1 <<<"$output")" a
+		assert_equal "${output: -1}" b
+	done
+}
+
 @test "the writer's cut of a torn tail reaches the disk before anything it writes after it" {
 	# Else a power failure could keep its records and lose the cut:
 	# the torn record's header back in front of them, readers would stop

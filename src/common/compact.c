@@ -49,9 +49,13 @@ report(const struct ch_compact_opts *o, int level, const char *fmt, ...)
 	o->report(o->ctx, level, msg);
 }
 
-/* Newest record time of a sealed segment, from its seal (0: unknown). */
+/* Newest record time of a sealed segment, from its seal (0: unknown).
+ * The seal must name `next`, the segment after it: a torn record at the
+ * end of a segment that lost its tail may hold a whole-looking seal of
+ * some other segment (a segment file published with --whole), whose
+ * time says nothing about this one's records. */
 static int64_t
-sealed_last_ts(struct ch_channel *ch, uint64_t base)
+sealed_last_ts(struct ch_channel *ch, uint64_t base, uint64_t next)
 {
 	struct ch_error ignored;
 	struct ch_seghdr h;
@@ -63,7 +67,8 @@ sealed_last_ts(struct ch_channel *ch, uint64_t base)
 		return 0;
 	if (fstat(fd, &st) < 0 ||
 	    ch_segment_tail(fd, &h, (uint64_t)st.st_size, &t,
-	    &ignored) < 0 || !t.sealed || t.torn) {
+	    &ignored) < 0 || !t.sealed || t.torn ||
+	    ch_seg_offset(base, t.end) != next) {
 		close(fd);
 		return 0;
 	}
@@ -375,7 +380,7 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 		int consumed = live > 0 && !bad &&
 		    slowest->off.offset >= next.base;
 		int64_t last = !o->max_age_ns ? 0 : active ? end.last_ts :
-		    sealed_last_ts(ch, e.base);
+		    sealed_last_ts(ch, e.base, next.base);
 		int aged = o->max_age_ns && last &&
 		    ch_age(now, last) > o->max_age_ns;
 		int over = o->max_bytes && end.offset - e.base > o->max_bytes;
