@@ -133,6 +133,54 @@ plant_record_len() {
 	done
 }
 
+@test "damage, then a record bigger than a writer's address space: the writer walks past both and cuts nothing valid (formats 1-3)" {
+	local lim='ulimit -v 8192;' f seg off
+	ldd "$(command -v chpub)" | grep -q libasan && lim=
+	head -c 9000000 /dev/urandom | base64 -w 0 | head -c 12000000 >"$T/big"
+	for f in 1 2 3; do
+		export CH_FORMAT=$f
+		rm -rf "$CH"
+		new_channel
+		chpub "$CH" a
+		chpub "$CH" bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+		chpub --whole "$CH" <"$T/big"
+		seg="$CH/$(segments | tail -1)"
+		off=$(grep -abo bbbbbbbbbb "$seg" | head -1 | cut -d: -f1)
+		printf X | dd of="$seg" bs=1 seek=$((off + 5)) conv=notrunc status=none
+		head -c 100 /dev/urandom >>"$seg"
+		: >"$CH/append.lock"
+		run --separate-stderr bash -c "$lim"' chpub "$1" next' _ "$CH"
+		assert_equal "$status/$stderr" "0/"
+		{ echo a; cat "$T/big"; echo; echo next; } >"$T/want"
+		chsub --peek --from=earliest --skip-corrupt "$CH" >"$T/got" 2>/dev/null
+		cmp "$T/want" "$T/got"
+	done
+}
+
+@test "a big frame whose CRC passes but whose record does not parse is no end to write after: the next writer cuts it (formats 2, 3)" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/format"
+	local f seg pos h p
+	for f in 2 3; do
+		export CH_FORMAT=$f
+		rm -rf "$CH"
+		new_channel
+		chpub "$CH" a
+		head -c 2000000 /dev/zero | tr '\0' x | chpub --whole "$CH"
+		seg="$CH/$(segments | tail -1)"
+		read -r pos h p < <(frames "$seg" | awk '$2 > 1048576 { print $1, $7, $8 }')
+		# the record's attribute byte gets a bit no writer sets, and the
+		# frame a CRC that matches
+		printf '\x04' | dd of="$seg" bs=1 seek=$((pos + h + ${p:-0})) \
+		    conv=notrunc status=none
+		fix_frame_crc "$seg" "$pos"
+		: >"$CH/append.lock"
+		run -0 chpub "$CH" next
+		run -0 --separate-stderr chsub --peek --from=earliest "$CH"
+		assert_output $'a\nnext'
+		run -0 chcompact --check "$CH"
+	done
+}
+
 @test "offsets, bases and sequence numbers claiming 2^62 are refused as corrupt, never followed" {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
 	new_channel

@@ -385,6 +385,17 @@ ch_segment_create(int dirfd, uint64_t base, uint32_t format,
 	return 0;
 }
 
+/* Is what starts at the cursor surely no longer than CH_CUR_BUF?  Both
+ * formats keep a length at byte 8: a format 1 record its payload's (its
+ * metadata and overhead come on top), a frame its own.  Checked inline:
+ * a walk meets millions of small ones. */
+static inline int
+surely_small(const struct ch_segcur *c)
+{
+	return ch_cur_buffered(c, 12) && ch_get32(ch_cur_at(c) + 8) <=
+	    CH_CUR_BUF - CH_MAX_META - CH_REC_OVERHEAD;
+}
+
 /* From `start`, a record boundary where t says what is due, on record
  * by record to the first that is not valid: the valid end.  Damage with
  * valid records after it is corruption, not a torn tail: the walk goes on
@@ -404,7 +415,8 @@ walk(int fd, const struct ch_seghdr *hdr, uint64_t size, uint64_t start,
 		/* One too big to hold whole is checked by streaming, not read
 		 * into the cursor's buffer: a writer after a 200 MiB record
 		 * needs no 200 MiB. */
-		rc = c.left ? CH_CUR_END : fmt_of(hdr->format)->big(&c, &r);
+		rc = c.left || surely_small(&c) ? CH_CUR_END :
+		    fmt_of(hdr->format)->big(&c, &r);
 		if (rc == CH_CUR_OK)
 			ch_segcur_seek(&c, r.pos + r.total);
 		else if (rc == CH_CUR_END)

@@ -87,6 +87,8 @@ gap_at(int fd, uint64_t start, uint64_t total, uint64_t *count)
 	return ch_gap_count(b, total, count) == 0;
 }
 
+static int big1(struct ch_segcur *c, struct ch_rec *r);
+
 /*
  * Is there a valid, plausible record at file position p, after the damage
  * at `from`?  With `over` (not NULL), the record at `from` has that
@@ -102,14 +104,24 @@ valid_at(struct ch_segcur *c, uint64_t p, uint64_t from, uint64_t expect_seq,
 {
 	uint64_t gap = 0;
 	struct ch_rec r;
+	int rc;
 
-	if (over && (p - from < CH_REC_OVERHEAD ||
-	    ch_cur_trailer_is(c, p, p - from) != 1 ||
-	    (over->type == CH_REC_GAP &&
-	    gap_at(c->fd, from, p - from, &gap) != 1)))
-		return 0;
+	if (over) {
+		if (p - from < CH_REC_OVERHEAD)
+			return 0;
+		if ((rc = ch_cur_trailer_is(c, p, p - from)) != 1)
+			return rc < 0 ? -1 : 0;
+		if (over->type == CH_REC_GAP &&
+		    (rc = gap_at(c->fd, from, p - from, &gap)) != 1)
+			return rc < 0 ? -1 : 0;
+	}
 	c->pos = p;
-	if (next1(c, &r) != CH_CUR_OK)
+	/* A big one is checked as the walk checks it, never held whole. */
+	if ((rc = big1(c, &r)) == CH_CUR_END)
+		rc = next1(c, &r);
+	if (rc == CH_CUR_IOERR)
+		return -1;	/* not "not valid": a walk would cut there */
+	if (rc != CH_CUR_OK)
 		return 0;
 	if (over ? expect_seq != CH_SEQ_ANY && (r.h.ts < min_ts ||
 	    r.h.seq < expect_seq ||
@@ -137,11 +149,14 @@ resync1(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 		uint64_t q = save + ch_rec_size(h.meta_len, h.len);
 		if (q > c->size) {
 			over = &h;
-		} else if (q + CH_REC_OVERHEAD <= c->size &&
-		    valid_at(c, q, save, expect_seq, min_ts, NULL, next_seq)) {
-			*next = q;
-			c->pos = save;
-			return 1;
+		} else if (q + CH_REC_OVERHEAD <= c->size) {
+			int v = valid_at(c, q, save, expect_seq, min_ts, NULL,
+			    next_seq);
+			if (v != 0) {
+				*next = q;
+				c->pos = save;
+				return v < 0 ? CH_CUR_IOERR : 1;
+			}
 		}
 	}
 	ch_put32(magic, CH_REC_MAGIC);
@@ -163,10 +178,12 @@ resync1(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 			continue;
 		}
 		p += (uint64_t)(m - b);
-		if (valid_at(c, p, save, expect_seq, min_ts, over, next_seq)) {
+		int v = valid_at(c, p, save, expect_seq, min_ts, over,
+		    next_seq);
+		if (v != 0) {
 			*next = p;
 			c->pos = save;
-			return 1;
+			return v < 0 ? CH_CUR_IOERR : 1;
 		}
 		p++;
 	}
@@ -233,7 +250,10 @@ big1(struct ch_segcur *c, struct ch_rec *r)
 	if (!ch_cur_buffered(c, CH_REC_HDR) &&
 	    (rc = ch_cur_fill(c, CH_REC_HDR)) <= 0)
 		return rc < 0 ? CH_CUR_IOERR : CH_CUR_END;
-	if (ch_rec_decode(ch_cur_at(c), &r->h) < 0)
+	/* The lengths alone first: a walk meets millions of small ones. */
+	const unsigned char *p = ch_cur_at(c);
+	if ((uint64_t)ch_get32(p + 8) + ch_get16(p + 12) + CH_REC_OVERHEAD <=
+	    CH_CUR_BUF || ch_rec_decode(p, &r->h) < 0)
 		return CH_CUR_END;
 	uint64_t total = ch_rec_size(r->h.meta_len, r->h.len);
 	if (total <= CH_CUR_BUF || total > c->size - c->pos ||

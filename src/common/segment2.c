@@ -10,6 +10,7 @@
  */
 #include <config.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "crc32c.h"
@@ -229,14 +230,16 @@ next2(struct ch_segcur *c, struct ch_rec *r)
  * stood for no record (a duplicate).
  */
 static int
-plausible(const struct ch_framehdr *f, uint64_t skipped, uint64_t expect_seq,
+plausible(uint64_t seq, int64_t ts, uint64_t skipped, uint64_t expect_seq,
     int64_t min_ts)
 {
 	if (expect_seq == CH_SEQ_ANY)
 		return 1;
-	return f->ts >= min_ts && f->seq >= expect_seq &&
-	    f->seq - expect_seq <= skipped / 2;
+	return ts >= min_ts && seq >= expect_seq &&
+	    seq - expect_seq <= skipped / 2;
 }
+
+static int big2(struct ch_segcur *c, struct ch_rec *r);
 
 /*
  * Is there a valid frame at p that can follow the damage at `from`?  With
@@ -252,17 +255,27 @@ valid_at(struct ch_segcur *c, uint64_t p, uint64_t from, uint64_t expect_seq,
     int64_t min_ts, int overrun, uint64_t count, uint64_t *seq)
 {
 	struct ch_framehdr f;
+	struct ch_rec r;
+	int rc;
 
-	if (overrun && ch_cur_trailer_is(c, p, p - from) != 1)
-		return 0;
+	if (overrun && (rc = ch_cur_trailer_is(c, p, p - from)) != 1)
+		return rc < 0 ? -1 : 0;
 	c->pos = p;
-	if (load(c, &f) != CH_CUR_OK)
+	/* A big one is checked as the walk checks it, never held whole. */
+	if ((rc = big2(c, &r)) == CH_CUR_END) {
+		rc = load(c, &f);
+		r.h.seq = f.seq;
+		r.h.ts = f.ts;
+	}
+	if (rc == CH_CUR_IOERR)
+		return -1;	/* not "not valid": a walk would cut there */
+	if (rc != CH_CUR_OK)
 		return 0;
-	if (overrun ? expect_seq != CH_SEQ_ANY && (f.ts < min_ts ||
-	    f.seq < expect_seq || f.seq - expect_seq != count) :
-	    !plausible(&f, p - from, expect_seq, min_ts))
+	if (overrun ? expect_seq != CH_SEQ_ANY && (r.h.ts < min_ts ||
+	    r.h.seq < expect_seq || r.h.seq - expect_seq != count) :
+	    !plausible(r.h.seq, r.h.ts, p - from, expect_seq, min_ts))
 		return 0;
-	*seq = f.seq;
+	*seq = r.h.seq;
 	return 1;
 }
 
@@ -291,10 +304,11 @@ resync2(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 				overrun = 1;
 				count = f.count;
 			} else if (q + CH_FRAME_MIN <= c->size &&
-			    valid_at(c, q, save, expect_seq, min_ts, 0, 0,
-			    next_seq)) {
+			    (found = valid_at(c, q, save, expect_seq, min_ts,
+			    0, 0, next_seq)) != 0) {
 				*next = q;
-				found = 1;
+				if (found < 0)
+					found = CH_CUR_IOERR;
 				goto out;
 			}
 		}
@@ -317,10 +331,11 @@ resync2(struct ch_segcur *c, uint64_t expect_seq, int64_t min_ts,
 			continue;
 		}
 		p += (uint64_t)(m - b);
-		if (valid_at(c, p, save, expect_seq, min_ts, overrun, count,
-		    next_seq)) {
+		if ((found = valid_at(c, p, save, expect_seq, min_ts, overrun,
+		    count, next_seq)) != 0) {
 			*next = p;
-			found = 1;
+			if (found < 0)
+				found = CH_CUR_IOERR;
 			goto out;
 		}
 		p++;
@@ -423,6 +438,47 @@ crc_streamed(int fd, uint64_t F, const struct ch_framehdr *f,
 	return ch_crc32c(crc, hb + 8, f->hlen - 8) == f->crc;
 }
 
+/*
+ * The body of the data frame at F holds its one record exactly, as
+ * ch_frame_verify() checks, read without its payload: the sub-header
+ * (format 3: the table entry) and metadata, and format 3's 0x0A after the
+ * payload.  1, 0, -1 on an I/O error.  (A writer gives a record too big
+ * for a frame of many a frame of its own: the big frames hold one.)
+ */
+static int
+one_record(int fd, uint64_t F, const struct ch_framehdr *f)
+{
+	uint64_t body = F + f->hlen, lim = F + f->len - CH_FRAME_TRAILER;
+	uint64_t at = body + f->plen;	/* the sub-header or the table */
+	size_t n = lim - at < CH_FREC_HDR_MAX + CH_MAX_META ?
+	    (size_t)(lim - at) : CH_FREC_HDR_MAX + CH_MAX_META;
+	unsigned char *b = malloc(n ? n : 1), nl = 0;
+	struct ch_frec r;
+	int64_t t;
+	int ok;
+
+	if (!b)
+		return -1;
+	if (ch_pread_full(fd, b, n, (off_t)at) != (ssize_t)n) {
+		free(b);
+		return -1;
+	}
+	/* Decoded as a table entry: its end is that of the metadata. */
+	ok = ch_frec_decode_any(b, b + n, 1, 1, &r) == 0 &&
+	    (!r.age || ch_frec_time(f->ts, r.age, &t) == 0);
+	if (ok && f->plen)
+		ok = r.end == b + n && at + n == lim && r.len + 1 == f->plen;
+	else if (ok)
+		ok = (uint64_t)(r.end - b) + r.len == lim - body;
+	free(b);
+	if (ok && f->plen) {
+		if (ch_pread_full(fd, &nl, 1, (off_t)(body + r.len)) != 1)
+			return -1;
+		ok = nl == 0x0A;
+	}
+	return ok;
+}
+
 static int
 big2(struct ch_segcur *c, struct ch_rec *r)
 {
@@ -436,9 +492,12 @@ big2(struct ch_segcur *c, struct ch_rec *r)
 	    (size_t)(c->size - c->pos) : CH_FRAME_HDR_MAX;
 	if (!ch_cur_buffered(c, n) && (rc = ch_cur_fill(c, n)) <= 0)
 		return rc < 0 ? CH_CUR_IOERR : CH_CUR_END;
+	/* The length alone first: a walk meets millions of small ones. */
 	const unsigned char *hb = ch_cur_at(c);
-	if (ch_frame_decode(hb, n, &c->fb, &f) != 0 || f.len <= CH_CUR_BUF ||
-	    f.len > c->size - c->pos || f.type == CH_REC_SEAL)
+	if (n < 12 || ch_get32(hb + 8) <= CH_CUR_BUF ||
+	    ch_frame_decode(hb, n, &c->fb, &f) != 0 ||
+	    f.len > c->size - c->pos || f.type == CH_REC_SEAL ||
+	    (f.type == CH_REC_DATA && f.count != 1))
 		return CH_CUR_END;
 	/* The trailer first: a damaged length must not cost a read of
 	 * gigabytes. */
@@ -447,10 +506,9 @@ big2(struct ch_segcur *c, struct ch_rec *r)
 		return CH_CUR_IOERR;
 	if (ch_get32(t) != f.len)
 		return CH_CUR_BAD;
-	if ((rc = crc_streamed(c->fd, c->pos, &f, hb)) != 1)
+	if ((rc = crc_streamed(c->fd, c->pos, &f, hb)) != 1 ||
+	    (f.type == CH_REC_DATA && (rc = one_record(c->fd, c->pos, &f)) != 1))
 		return rc < 0 ? CH_CUR_IOERR : CH_CUR_BAD;
-	/* Its records' structure is left to the readers, which hold it
-	 * whole anyway: a CRC that passes says a writer wrote it all. */
 	r->h.type = f.type;
 	r->h.flags = 0;
 	r->h.crc = f.crc;
