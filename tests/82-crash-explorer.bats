@@ -112,6 +112,16 @@ no_sanitizers() {
 	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: [1-9][0-9]*, "
 }
 
+@test "the explorer catches a torn tail cut without a sync before the batch written after it" {
+	no_sanitizers
+	[[ -x $BROKEN/chpub ]] || skip "tests/broken not built (make check builds it)"
+	CH_BROKEN_ORDER=cut-no-sync explore --bin "$BROKEN" \
+	    --workloads torn-cut --max-states 0 --show 2
+	assert_equal "$status" 1
+	assert_line --partial "does not end with the record the next chpub added"
+	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: [1-9][0-9]*, "
+}
+
 @test "rollovers under --sync=none one after another, then a sync: the real tools pass" {
 	no_sanitizers
 	explore --workloads roll-none-twice --max-states 0
@@ -120,7 +130,7 @@ no_sanitizers() {
 }
 
 @test "the probe workloads pass on the real tools" {
-	explore --workloads commit-once,roll-once,roll-none-once
+	explore --workloads commit-once,roll-once,roll-none-once,torn-cut
 	((status == 0)) || { echo "$output"; false; }
 	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: 0, "
 }

@@ -536,7 +536,9 @@ def variants(pending):
     operations persisted (what kill -9 leaves), none of them, each one
     lost alone, each one persisted alone, each prefix in order, each write
     torn at each boundary (prefix or suffix kept; the others persisted),
-    and each write torn with everything after it lost."""
+    each write torn with everything after it lost, and each write torn
+    keeping its suffix with the truncations of its file pending before it
+    lost."""
     yield "all", lambda p: True
     if not pending:
         return
@@ -564,6 +566,19 @@ def variants(pending):
             yield "cut:%d:%d" % (q.seq, b), \
                 (lambda q, b: lambda p: (q.off, b) if p is q else
                  (True if p.seq < q.seq else None))(q, b)
+    # A truncation lost while a later write to its file kept only its
+    # later sectors: the cut bytes back in front of them (the order a
+    # writer must close with a sync after cutting a torn tail).
+    for q in chosen:
+        cuts = [t for t in pending if t.kind == "t" and t.ino == q.ino and
+                t.seq < q.seq] if q.kind == "w" else []
+        if not cuts:
+            continue
+        for b in boundaries(q):
+            end = q.off + len(q.data)
+            yield "uncut:%d:%d" % (q.seq, b), \
+                (lambda q, rng, cuts: lambda p: rng if p is q else
+                 (None if p in cuts else True))(q, (b, end), cuts)
 
 
 def variant_by_name(pending, name):

@@ -238,6 +238,53 @@ def w_commit_once(rng):
     ], setup=[pub("setup", recs("c", 3, rng), "always")], size="probe")
 
 
+# A torn record whose payload is another channel's segment (its records
+# and 8000 more bytes: more than the steps write after it, so that its
+# header, brought back, runs past the end of the file and reads as a torn
+# tail), published with --whole and torn right after the records inside
+# it, as 80-crash's torn_embedded does ("ahead": the mark its writer left
+# is past the end now).  $1: the channel.
+TEAR_AFTER_EMBEDDED = r"""set -e
+ch=$1 src=$1.src
+chpub "$src" e-1-embedded
+chpub "$src" e-2-embedded
+seg=$(ls "$src"/*.seg | tail -n 1)
+ab=$(($(stat -c %s "$seg") - 64))
+{ tail -c +65 "$seg"; head -c 8000 /dev/zero | tr '\0' z; } >"$src.payload"
+seg=$(ls "$ch"/*.seg | tail -n 1)
+chpub --whole "$ch" <"$src.payload"
+start=$(python3 -c 'import sys
+print(open(sys.argv[1], "rb").read().index(open(sys.argv[2], "rb").read(64)))' \
+    "$seg" "$src.payload")
+truncate -s $((start + ab)) "$seg"
+rm -rf "$src" "$src.payload"
+"""
+
+
+def w_torn_cut(rng):
+    """The newest segment ends in a torn record (holding whole-looking
+    records, and claiming more bytes than the steps write): the next
+    writer cuts it, under --sync=none, and must sync the cut before
+    writing its batch there.  Else a power failure could keep the
+    batch's later sectors and the tail mark but lose the cut: the torn
+    header back in front of them, readers stop there, the next writer
+    appends after the mark and --repair cuts what it acknowledged.  A
+    second batch under none, then a record under --sync=always, which
+    makes all durable: in formats 2 and 3 a mark is believed only if
+    its last frame follows the one before it, and the first batch is
+    one frame whose header the failure took."""
+    return Workload("torn-cut", [
+        pub("cut the torn tail, publish 8 records after it (none)",
+            recs("n", 8, rng, 100, 200), "none"),
+        pub("publish 2 more (none)", recs("m", 2, rng, 40, 60), "none"),
+        pub("publish one more (always)", recs("a", 1, rng, 40, 60),
+            "always"),
+    ], setup=[pub("setup", recs("s", 2, rng, 20, 40), "always"),
+              Step("tear a record holding records after them",
+                   ["sh", "-c", TEAR_AFTER_EMBEDDED, "sh", "{ch}"])],
+        size="probe")
+
+
 def w_mixed(rng, nsteps=24):
     """A longer random sequence for sampling (check-long)."""
     steps = []
@@ -294,4 +341,5 @@ def workloads(seed):
     out += [w_roll_none_once(rng)]
     out += [w_roll_none_twice(rng)]
     out += [w_publish_bulk(rng)]
+    out += [w_torn_cut(rng)]
     return out
