@@ -301,6 +301,40 @@ lost_tail_repaired() {
 	lost_tail_repaired cut
 }
 
+@test "a lost tail whose last whole record follows bytes that stand for no record: --repair still fills it" {
+	local i
+	for ((i = 1; i <= 100; i++)); do
+		records 100 | sed -n "${i}p" | chpub --sync=none "$CH"
+	done
+	lose_tail cut
+	# 40 bytes of junk in front of the last whole record or frame: the
+	# trailers no longer chain, but the walk from the header goes on past
+	python3 - "$(seg0)" <<'PY'
+import struct, sys
+path = sys.argv[1]
+d = bytearray(open(path, 'rb').read())
+fmt, pos, last = struct.unpack_from('<I', d, 8)[0], 64, None
+while pos + 16 <= len(d):
+    n = struct.unpack_from('<I', d, pos + 8)[0]
+    if fmt == 1:
+        n += 36 + struct.unpack_from('<H', d, pos + 12)[0]
+    if pos + n > len(d):
+        break
+    last, pos = pos, pos + n
+d[last:last] = b'x' * 40
+open(path, 'wb').write(d)
+PY
+	run -65 --separate-stderr chcompact --check "$CH"
+	[[ $stderr == *"$(basename "$(seg0)"): lost its tail from offset"* ]] ||
+		{ echo "$stderr"; false; }
+	run --separate-stderr chcompact --repair "$CH"
+	[[ $stderr == *"repaired: $(basename "$(seg0)"): wrote a gap record for the "*", and the seal"* ]] ||
+		{ echo "$stderr"; false; }
+	assert_equal "$(flag "$(newest)")" 00
+	run -0 --separate-stderr chsub --peek --from=earliest --skip-corrupt "$CH"
+	assert_equal "${lines[-1]}" "rec-100 padding padding padding padding"
+}
+
 @test "the same damage without the flag is corruption, left unrepaired" {
 	local how
 	for how in zero cut; do

@@ -286,17 +286,10 @@ ch_repair_lost_tail(struct ch_channel *ch, uint64_t base, uint64_t pos,
 	}
 	/* Its valid records still end at pos, numbered up to lost, nothing
 	 * valid after them, and the seal's place is not before pos.  Walked
-	 * from pos, not judged from the end of the file: the torn record
-	 * there may hold whole-looking records, a seal among them. */
-	if (pos > (uint64_t)st.st_size) {
-		rc = CH_REPAIR_CHANGED;
-		goto out;
-	}
-	if ((rc = ch_segment_ends_at(fd, &h, pos, &t)) != 1) {
-		rc = rc < 0 ? ch_err_sys(err, CH_EXIT_FAIL, "%s", name) :
-		    CH_REPAIR_CHANGED;
-		goto out;
-	}
+	 * from the header, as the check walked, not judged from the end of
+	 * the file: the torn record there may hold whole-looking records, a
+	 * seal among them. */
+	memset(&t, 0, sizeof t);
 	if (ch_segment_walk(fd, &h, (uint64_t)st.st_size, &t, err) < 0) {
 		rc = -1;
 		goto out;
