@@ -450,8 +450,10 @@ one_record(int fd, uint64_t F, const struct ch_framehdr *f)
 {
 	uint64_t body = F + f->hlen, lim = F + f->len - CH_FRAME_TRAILER;
 	uint64_t at = body + f->plen;	/* the sub-header or the table */
-	size_t n = lim - at < CH_FREC_HDR_MAX + CH_MAX_META ?
-	    (size_t)(lim - at) : CH_FREC_HDR_MAX + CH_MAX_META;
+	/* Attributes, then length, age and metadata length, each a varint
+	 * of up to CH_VARINT_MAX bytes (readers take padded ones too). */
+	size_t most = 1 + 3 * CH_VARINT_MAX + CH_MAX_META;
+	size_t n = lim - at < most ? (size_t)(lim - at) : most;
 	unsigned char *b = malloc(n ? n : 1), nl = 0;
 	struct ch_frec r;
 	int64_t t;
