@@ -98,14 +98,22 @@ plant_record_len() {
 	assert_equal "$status" 65
 }
 
+# big_record: $T/big, a 12 MB record, and lim, the shell command that
+# keeps what follows it below 8 MiB of address space (none under
+# AddressSanitizer, which reserves terabytes of shadow).
+big_record() {
+	lim='ulimit -v 8192;'
+	ldd "$(command -v chpub)" | grep -q libasan && lim=
+	head -c 9000000 /dev/urandom | base64 -w 0 | head -c 12000000 >"$T/big"
+}
+
 # A writer or a reader registering at the end with no tail mark to start
 # from (a channel from before tail marks, after a power failure) walks
 # the newest segment from its header: a record bigger than its address
 # space is checked by streaming it, never held whole.
 @test "with no tail mark, writers and readers at the end walk past a record bigger than their address space" {
-	local lim='ulimit -v 8192;' f seg
-	ldd "$(command -v chpub)" | grep -q libasan && lim=
-	head -c 9000000 /dev/urandom | base64 -w 0 | head -c 12000000 >"$T/big"
+	local lim f seg
+	big_record
 	for f in 1 2 3; do
 		export CH_FORMAT=$f
 		rm -rf "$CH"
@@ -134,9 +142,8 @@ plant_record_len() {
 }
 
 @test "damage, then a record bigger than a writer's address space: the writer walks past both and cuts nothing valid (formats 1-3)" {
-	local lim='ulimit -v 8192;' f seg off
-	ldd "$(command -v chpub)" | grep -q libasan && lim=
-	head -c 9000000 /dev/urandom | base64 -w 0 | head -c 12000000 >"$T/big"
+	local lim f seg off
+	big_record
 	for f in 1 2 3; do
 		export CH_FORMAT=$f
 		rm -rf "$CH"
