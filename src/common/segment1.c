@@ -244,7 +244,6 @@ tail_record(int fd, uint64_t size, struct ch_rechdr *h, uint64_t *seqs)
 static int
 big1(struct ch_segcur *c, struct ch_rec *r)
 {
-	unsigned char t[CH_REC_TRAILER];
 	int rc;
 
 	if (!ch_cur_buffered(c, CH_REC_HDR) &&
@@ -256,16 +255,13 @@ big1(struct ch_segcur *c, struct ch_rec *r)
 	    CH_CUR_BUF || ch_rec_decode(p, &r->h) < 0)
 		return CH_CUR_END;
 	uint64_t total = ch_rec_size(r->h.meta_len, r->h.len);
-	if (total <= CH_CUR_BUF || total > c->size - c->pos ||
-	    total > UINT32_MAX || r->h.type == CH_REC_SEAL)
+	if (total > c->size - c->pos || total > UINT32_MAX ||
+	    r->h.type == CH_REC_SEAL)
 		return CH_CUR_END;
 	/* The trailer first: a damaged length must not cost a read of
 	 * gigabytes. */
-	if (ch_pread_full(c->fd, t, sizeof t,
-	    (off_t)(c->pos + total - sizeof t)) != sizeof t)
-		return CH_CUR_IOERR;
-	if (ch_get32(t) != total)
-		return CH_CUR_BAD;
+	if ((rc = ch_cur_trailer_is(c, c->pos + total, total)) != 1)
+		return rc < 0 ? CH_CUR_IOERR : CH_CUR_BAD;
 	if ((rc = record_at(c->fd, c->pos, total, &r->h, &r->nseq)) != 1)
 		return rc < 0 ? CH_CUR_IOERR : CH_CUR_BAD;
 	r->pos = c->pos;

@@ -484,7 +484,6 @@ one_record(int fd, uint64_t F, const struct ch_framehdr *f)
 static int
 big2(struct ch_segcur *c, struct ch_rec *r)
 {
-	unsigned char t[CH_FRAME_TRAILER];
 	struct ch_framehdr f;
 	int rc;
 
@@ -503,11 +502,8 @@ big2(struct ch_segcur *c, struct ch_rec *r)
 		return CH_CUR_END;
 	/* The trailer first: a damaged length must not cost a read of
 	 * gigabytes. */
-	if (ch_pread_full(c->fd, t, sizeof t,
-	    (off_t)(c->pos + f.len - sizeof t)) != sizeof t)
-		return CH_CUR_IOERR;
-	if (ch_get32(t) != f.len)
-		return CH_CUR_BAD;
+	if ((rc = ch_cur_trailer_is(c, c->pos + f.len, f.len)) != 1)
+		return rc < 0 ? CH_CUR_IOERR : CH_CUR_BAD;
 	if ((rc = crc_streamed(c->fd, c->pos, &f, hb)) != 1 ||
 	    (f.type == CH_REC_DATA && (rc = one_record(c->fd, c->pos, &f)) != 1))
 		return rc < 0 ? CH_CUR_IOERR : CH_CUR_BAD;
