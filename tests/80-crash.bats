@@ -244,6 +244,50 @@ torn_embedded_live() {
 	torn_embedded_live
 }
 
+# stopped_at_wait PID: PID is stopped (the shim's SIGSTOP before a wait).
+stopped_at_wait() { [[ $(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) == T ]]; }
+
+@test "chsub -f waiting after a torn record that ends in a whole-looking seal delivers what the next writer puts in its place (formats 1-3)" {
+	# The reader took the torn record for damage in a sealed segment (its
+	# end looks sealed), found it is the newest and waited, with the torn
+	# bytes still in its buffer.  The next writer cut them and appended
+	# before the reader woke: the file now shorter, it judged the stale
+	# header again, saw no growth, and sat on the new record.
+	need_chfault
+	local f ab src age
+	for f in 1 2 3; do
+	for age in -1000d +0; do
+		export CH_FORMAT=$f
+		rm -rf "$CH" "$T/src"
+		faketime -f "$age" chpub "$T/src" </dev/null
+		sed -i 's|^segment_bytes:.*|segment_bytes: 4096|' \
+		    "$T/src/channel.yaml"
+		head -c 4200 /dev/zero | tr '\0' x |
+		    faketime -f "$age" chpub --whole "$T/src"
+		faketime -f "$age" chpub "$T/src" z	# seals the first
+		src="$T/src/$(segments "$T/src" | head -1)"
+		ab=$(($(stat -c %s "$src") - 64))
+		{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' q; } \
+		    >"$T/payload"
+		new_channel
+		chpub "$CH" a
+		chsub "$CH" s >/dev/null
+		chpub --whole "$CH" <"$T/payload"
+		tear_after_embedded "$CH/$(segments | tail -1)"
+		# chsub stops itself just before its first wait
+		CHFAULT_SIGNAL_AT_POLL=$(kill -l STOP) LD_PRELOAD="$CHFAULT" \
+		    start_bg chsub -f "$CH" s >"$T/out"
+		wait_for 20 stopped_at_wait "$BG"
+		assert_equal "$(cat "$T/out")" ""
+		chpub "$CH" next
+		kill -CONT "$BG"
+		wait_until 10 '[[ $(cat "$T/out") == next ]]'
+		kill "$BG"
+		wait "$BG" || true
+	done
+	done
+}
+
 # lost_tail_embedded: a segment that lost its tail (sealed without
 # fdatasync, then a power failure) and kept a torn record whose payload
 # holds another channel's sealed segment, written 1000 days ago, torn

@@ -439,7 +439,7 @@ older(struct ch_reader *r, struct ch_error *err)
 		return last < 0 ? -1 : 0;
 	if ((g = ch_segcur_refresh(&r->cur)) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
-	return g > 0 ? 2 : 1;
+	return g == 1 ? 2 : 1;
 }
 
 /*
@@ -822,7 +822,8 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 				return rc;
 			continue;
 		}
-		/* CH_CUR_END: maybe the file grew since we last looked. */
+		/* CH_CUR_END: maybe the file grew, or was cut and written
+		 * over, since we last looked. */
 		if (!grew) {
 			grew = 1;
 			int g = ch_segcur_refresh(&r->cur);

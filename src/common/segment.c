@@ -71,8 +71,11 @@ ch_segcur_refresh(struct ch_segcur *c)
 	 * Those of a verified frame being handed out stay: a writer never
 	 * cuts a valid frame. */
 	uint64_t keep = c->left ? c->fend : c->pos;
-	if (keep >= c->buf_pos && keep < c->buf_pos + c->buf_len)
+	int dropped = 0;
+	if (keep >= c->buf_pos && keep < c->buf_pos + c->buf_len) {
 		c->buf_len = (size_t)(keep - c->buf_pos);
+		dropped = 1;
+	}
 	if ((uint64_t)st.st_size > c->size) {
 		c->size = (uint64_t)st.st_size;
 		return 1;
@@ -84,7 +87,10 @@ ch_segcur_refresh(struct ch_segcur *c)
 			c->buf_len = c->size > c->buf_pos ?
 			    (size_t)(c->size - c->buf_pos) : 0;
 	}
-	return 0;
+	/* What was judged from the dropped bytes (a record running past
+	 * the end, say) may no longer hold: a writer can cut a torn tail
+	 * and write as much or less over it between two looks. */
+	return dropped && c->size > keep ? 2 : 0;
 }
 
 int

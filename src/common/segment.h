@@ -141,7 +141,10 @@ ch_segcur_next(struct ch_segcur *c, struct ch_rec *r)
 		return ch_segcur_emit(c, r, c->pos);
 	return ch_segcur_next_unit(c, r);
 }
-/* Re-read the file size; returns 1 if it grew. */
+/* Re-read the file size and forget buffered bytes past the cursor;
+ * returns 1 if the file grew, 2 if it did not but bytes past the cursor
+ * were forgotten (they may have been rewritten: worth reading again),
+ * else 0. */
 int ch_segcur_refresh(struct ch_segcur *c);
 /* 1 if the next record is already in memory, verified. */
 int ch_segcur_buffered(const struct ch_segcur *c);
