@@ -570,7 +570,7 @@ assert r["idle_seconds"] == 0, r' "$output"
 
 @test "--watch refreshes the report until interrupted" {
 	chsub "$CH" s >/dev/null
-	run -124 timeout 4 chlag --watch=0.1 "$CH"
+	run -124 command timeout 4 chlag --watch=0.1 "$CH"
 	(( $(grep -c '^CHANNEL ' <<<"$output") >= 2 ))
 	refute_output --partial $'\e'
 }

@@ -240,7 +240,7 @@ all 300 records delivered, in order, once"
 	chmod +x "$T/fake/chlag"
 	# well under the script's 30 s wait for the lag
 	PATH=$T/fake:$PATH WORK=$T/ship run -1 --separate-stderr \
-	    timeout 25 sh "$EX/log-shipping.sh"
+	    command timeout 25 sh "$EX/log-shipping.sh"
 	assert_output "receiver up:      100 records received
 receiver down"
 	[[ $stderr == *"chlag: logs: cannot read it (a test)"* ]] || fail "$stderr"

@@ -70,6 +70,20 @@ wait_until() {
 	return 1
 }
 
+# timeout [-k SECS] SECS CMD...: timeout(1) as a guard against a hang,
+# its limits stretched CH_TEST_WAIT_SCALE times (3) as wait_for's are: it
+# ends a command that should have ended long before, on a machine that may
+# be busy.  A test that stops a command by time on purpose calls
+# `command timeout`.
+timeout() {
+	local _to_scale=${CH_TEST_WAIT_SCALE:-3} _to_kill=()
+	if [[ $1 == -k ]]; then
+		_to_kill=(-k "$(($2 * _to_scale))")
+		shift 2
+	fi
+	command timeout "${_to_kill[@]}" "$(($1 * _to_scale))" "${@:2}"
+}
+
 # start_bg CMD...: run CMD in the background without bats' fd 3; its pid
 # goes to BG_PIDS (killed in teardown) and to $BG.
 start_bg() {
