@@ -247,6 +247,89 @@ torn_embedded_live() {
 # stopped_at_wait PID: PID is stopped (the shim's SIGSTOP before a wait).
 stopped_at_wait() { [[ $(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) == T ]]; }
 
+# finish_torn_at AT: a torn record at the end of a small segment; a
+# subscriber s before it; chsub reads, and at AT (a CHFAULT_RUN_AT point)
+# the next writer cuts the torn bytes, writes r1 in their place, seals and
+# rolls over with a long record.  Sets ran (the writer did run).
+finish_torn_at() {
+	local seg pos
+	rm -rf "$CH" "$T/ran"
+	new_channel segment_bytes=4096
+	head -c 3000 /dev/zero | tr '\0' v | chpub --whole "$CH"
+	chpub "$CH" a
+	chsub "$CH" s >/dev/null
+	seg="$CH/$(segments | tail -1)"
+	pos=$(stat -c %s "$seg")
+	head -c 900 /dev/zero | tr '\0' x | chpub --whole "$CH"
+	truncate -s $((pos + 500)) "$seg"
+	cat >"$T/writer" <<-EOF
+	{ echo r1; head -c 1200 /dev/zero | tr '\\0' n; echo; } | chpub "$CH"
+	: >"$T/ran"
+	EOF
+	CHFAULT_RUN="bash $T/writer" CHFAULT_RUN_AT="$1" LD_PRELOAD="$CHFAULT" \
+	    run --separate-stderr chsub "$2" "$CH" s
+	ran=0
+	[[ ! -e $T/ran ]] || ran=1
+}
+
+@test "a writer finishing a torn tail and rolling over while chsub looks at the index: its record is read, not taken for damage (formats 1-3)" {
+	# chsub read the torn bytes, then found the segment was no longer
+	# the newest (the writer had cut them, written r1, sealed, rolled
+	# over) and judged the stale bytes: "segment damaged" (exit 65), or
+	# with --skip-corrupt r1 skipped and committed past (lost to s).
+	need_chfault
+	local f n k opt
+	for f in 1 2 3; do
+		export CH_FORMAT=$f
+		for opt in --skip-corrupt -v; do
+			k=0
+			# the writer at each of chsub's opens of the index in turn
+			for ((n = 1; n <= 10; n++)); do
+				finish_torn_at "open:index:$n" "$opt"
+				((ran)) || break
+				k=$n
+				[[ $status == 0 && $output == r1$'\n'nnn* &&
+				    $stderr != *lost* ]] ||
+				    { echo "format $f $opt, open $n: exit $status: $stderr: ${output:0:20}"; false; }
+				assert_equal "$(choffset "$CH" s)" "$(choffset --dry-run --create --latest "$CH" z | awk '{ print $4 }')"
+			done
+			# past the last open: chsub ended at the torn tail first
+			((k >= 3)) || { echo "format $f: only $k opens"; false; }
+			assert_equal "$status $output" "0 "
+		done
+	done
+}
+
+# pread_bytes TRACE: bytes that the preads in an strace -e pread64 file
+# read.
+pread_bytes() { awk -F'= ' '/pread64\(/ && $NF > 0 { b += $NF } END { print b + 0 }' "$1"; }
+
+@test "a subscriber at a torn tail reads the active segment once, not at every look (formats 1-3)" {
+	# chsub asked at each look (each wake-up of -f: here the polling
+	# fallback's, every 50 ms) whether the segment was sealed, from the
+	# file's end, which with a partial record there walks the segment
+	# from its header; and at the start, the channel's end was walked
+	# for four times over, once per look at the torn bytes.
+	need_strace
+	local f seg size
+	for f in 1 2 3; do
+		export CH_FORMAT=$f
+		rm -rf "$CH"
+		new_channel
+		seq -f 'a line of a segment of some size %g' 1 300000 | chpub "$CH"
+		chsub "$CH" s >/dev/null
+		seg="$CH/$(segments | tail -1)"
+		head -c 900 /dev/zero | tr '\0' x | chpub --whole "$CH"
+		truncate -s -500 "$seg"
+		size=$(stat -c %s "$seg")
+		CH_NOTIFY_POLL=1 strace -o "$T/trace" -e trace=pread64 \
+		    chsub -f -t 1s "$CH" s >"$T/out"
+		assert_equal "$(cat "$T/out")" ""
+		(($(pread_bytes "$T/trace") < 2 * size)) ||
+		    { echo "format $f: read $(pread_bytes "$T/trace") bytes of a segment of $size"; false; }
+	done
+}
+
 @test "chsub -f waiting after a torn record that ends in a whole-looking seal delivers what the next writer puts in its place (formats 1-3)" {
 	# The reader took the torn record for damage in a sealed segment (its
 	# end looks sealed), found it is the newest and waited, with the torn

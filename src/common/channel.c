@@ -362,14 +362,24 @@ channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
 			return -1;
 		}
 		/* A torn tail may be a write in progress: look again briefly
-		 * before believing it. */
+		 * before believing it.  Again from the valid end found, a
+		 * record boundary that stays one (writers and repairs only
+		 * cut or write over bytes past it), not from the header: the
+		 * segment is read once, not four times. */
 		for (int tries = 0;; tries++) {
 			if (fstat(fd, &st) < 0) {
 				close(fd);
 				return ch_err_sys(err, CH_EXIT_FAIL, "segment");
 			}
-			if (segment_end(ch, fd, &h, (uint64_t)st.st_size, &t,
-			    err) < 0) {
+			uint64_t size = (uint64_t)st.st_size;
+			int rc;
+			if (tries && t.file_end <= size) {
+				t.torn = 0;
+				rc = ch_segment_walk(fd, &h, size, &t, err);
+			} else {
+				rc = segment_end(ch, fd, &h, size, &t, err);
+			}
+			if (rc < 0) {
 				close(fd);
 				return -1;
 			}

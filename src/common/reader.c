@@ -39,6 +39,8 @@ struct ch_reader {
 	int last_known;
 	uint64_t last_base;
 	struct stat last_idx;
+	int final_seen;		/* the segment was seen not to be the newest
+				 * before the bytes past the cursor were read */
 };
 
 static int
@@ -160,6 +162,7 @@ switch_segment(struct ch_reader *r, uint64_t base, uint64_t pos,
 	r->segfd = fd;
 	r->seg = h;
 	r->provisional = (uint64_t)st.st_size <= CH_SEG_HDR;
+	r->final_seen = 0;
 	ch_segcur_init(&r->cur, fd, &h, pos, (uint64_t)st.st_size);
 	return 0;
 }
@@ -312,19 +315,6 @@ ch_reader_set_seq(struct ch_reader *r, uint64_t seq)
 	r->next_seq = seq;
 }
 
-/* Is this segment sealed (its last record a valid seal)? */
-static int
-sealed(struct ch_reader *r)
-{
-	struct ch_tail t;
-	struct ch_error ignored;
-
-	if (ch_segment_tail(r->segfd, &r->seg, r->cur.size, &t,
-	    &ignored) < 0)
-		return 0;
-	return t.sealed && !t.torn;
-}
-
 /*
  * The record at the cursor claims to end past the end of the file.  A
  * write in progress is the last thing in the file, so if the very next
@@ -366,12 +356,40 @@ warn(struct ch_reader *r, const char *fmt, ...)
 	r->warn(r->warn_ctx, msg);
 }
 
+/*
+ * Damage is judged only from bytes read after the segment was seen not to
+ * be the newest, or while it is the newest: a writer can cut a torn tail,
+ * write over it, seal and roll over between a read of the bytes and the
+ * look at the index, and its records must not pass for damage.  Returns 2
+ * if the segment is the newest, 1 if it was seen final before the bytes
+ * were read, 0 if it is only now (the bytes past the cursor are dropped:
+ * read them again), -1.  *nbase gets the next segment's base.
+ */
+static int
+final_look(struct ch_reader *r, uint64_t *nbase, struct ch_error *err)
+{
+	int last = is_last(r, r->seg.base, nbase, err);
+
+	if (last != 0)
+		return last < 0 ? -1 : 2;
+	if (r->final_seen)
+		return 1;
+	r->final_seen = 1;
+	if (ch_segcur_refresh(&r->cur) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
+	return 0;
+}
+
 /* Bad bytes at the cursor: skip, stop with an error, or (torn tail)
  * report the end.  Returns 1 to go on reading, 0 for end, -1. */
 static int
 damaged(struct ch_reader *r, struct ch_error *err)
 {
 	uint64_t next, seq, here = ch_reader_offset(r), nbase;
+	int fin = final_look(r, &nbase, err);
+
+	if (fin <= 0)
+		return fin < 0 ? -1 : 1;
 	int found = ch_segcur_resync(&r->cur, r->next_seq, r->last_ts, &next,
 	    &seq);
 
@@ -392,11 +410,11 @@ damaged(struct ch_reader *r, struct ch_error *err)
 		r->seq_unknown = 1;	/* records were skipped */
 		return 1;
 	}
-	/* Nothing valid follows in this segment. */
-	int last = is_last(r, r->seg.base, &nbase, err);
-	if (last < 0)
-		return -1;
-	if (last)
+	/* Nothing valid follows in this segment.  The newest when looked
+	 * at before: is it still? */
+	if (fin == 2 && (fin = final_look(r, &nbase, err)) <= 0)
+		return fin < 0 ? -1 : 1;
+	if (fin == 2)
 		return 0;	/* a torn tail: the next writer repairs it */
 	/* The next segment must start at or after the damage: one starting
 	 * before it overlaps records already handed out (segments from
@@ -832,13 +850,13 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 			if (g > 0)
 				continue;
 		}
-		/* A record running past the end of a sealed (or older)
-		 * segment can only be damage, not a write in progress; so is
-		 * one in the active segment that the writers have written
-		 * past. */
+		/* A record running past the end of an older segment (one
+		 * the index lists another after) can only be damage, not a
+		 * write in progress; so is one in the active segment that the
+		 * writers have written past. */
 		int dmg = 0;
 		if (r->cur.pos < r->cur.size) {
-			dmg = sealed(r) || stuck(r);
+			dmg = stuck(r);
 			if (!dmg && (dmg = older(r, err)) < 0)
 				return -1;
 			if (dmg == 2) {		/* it grew after all */
