@@ -17,7 +17,9 @@
  *   CHFAULT_FAIL=FUNC:N:ERRNO[:COUNT]
  *                        make the Nth call of FUNC (a name below, or "any")
  *                        fail with ERRNO (a number or EIO, ENOSPC, EINTR,
- *                        EACCES, EROFS, EDQUOT), COUNT times (default 1,
+ *                        EACCES, EROFS, EDQUOT, EPERM, EMFILE, EPIPE,
+ *                        EAGAIN, ENOMEM, EINVAL; anything else aborts),
+ *                        COUNT times (default 1,
  *                        0 = every call from the Nth on);
  *   CHFAULT_SHORT=1      pwrite and pwritev write only the first half (at
  *                        least a byte) of what they are given and say so,
@@ -94,12 +96,24 @@ errno_of(const char *s)
 	static const struct { const char *n; int v; } t[] = {
 		{ "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EINTR", EINTR },
 		{ "EACCES", EACCES }, { "EROFS", EROFS }, { "EDQUOT", EDQUOT },
-		{ "EPERM", EPERM }, { "EMFILE", EMFILE },
+		{ "EPERM", EPERM }, { "EMFILE", EMFILE }, { "EPIPE", EPIPE },
+		{ "EAGAIN", EAGAIN }, { "ENOMEM", ENOMEM }, { "EINVAL", EINVAL },
 	};
+	char *end;
+	long v;
+
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (strcmp(s, t[i].n) == 0)
 			return t[i].v;
-	return atoi(s);
+	/* A name not in the table must not become EIO unseen: a test
+	 * asking for EPIPE would pass on EIO's path. */
+	v = strtol(s, &end, 10);
+	if (end == s || *end || v <= 0) {
+		static const char msg[] = "chfault: CHFAULT_FAIL: unknown errno\n";
+		(void)syscall(SYS_write, 2, msg, sizeof msg - 1);
+		abort();
+	}
+	return (int)v;
 }
 
 static void
