@@ -247,6 +247,35 @@ torn_embedded_live() {
 # stopped_at_wait PID: PID is stopped (the shim's SIGSTOP before a wait).
 stopped_at_wait() { [[ $(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) == T ]]; }
 
+@test "chsub -f at a torn first record reads the header again when the next writer cuts it and writes the segment in another format" {
+	# A writer rewrites a segment's header (channel.yaml names another
+	# format) only while no valid record follows it: here, once it has
+	# cut the torn first record.  The follower had read the header when
+	# the segment held more than it, and went on in the old format:
+	# nothing delivered, then a false "segment damaged" at the rollover.
+	need_chfault
+	local from to
+	for from in 1 3; do
+		to=$((from == 1 ? 3 : 1))
+		export CH_FORMAT=$from
+		rm -rf "$CH"
+		new_channel
+		chsub "$CH" s >/dev/null
+		head -c 3000 /dev/zero | tr '\0' x | chpub --whole "$CH"
+		truncate -s 1000 "$CH/$(segments | tail -1)"
+		CHFAULT_SIGNAL_AT_POLL=$(kill -l STOP) LD_PRELOAD="$CHFAULT" \
+		    start_bg chsub -f "$CH" s >"$T/out"
+		wait_for 20 stopped_at_wait "$BG"
+		set_config format "$to"
+		unset CH_FORMAT
+		chpub "$CH" b c
+		kill -CONT "$BG"
+		wait_until 10 '[[ $(cat "$T/out") == $'"'"'b\nc'"'"' ]]'
+		kill "$BG"
+		wait "$BG" || true
+	done
+}
+
 # finish_torn_at AT: a torn record at the end of a small segment; a
 # subscriber s before it; chsub reads, and at AT (a CHFAULT_RUN_AT point)
 # the next writer cuts the torn bytes, writes r1 in their place, seals and

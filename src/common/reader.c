@@ -24,9 +24,10 @@ struct ch_reader {
 	int at_seal;		/* waiting for the segment after a seal */
 	int seq_lost;		/* opened inside a damaged frame: next_seq is
 				 * the caller's (ch_reader_set_seq) */
-	int provisional;	/* the header was read while the segment held
-				 * nothing else: a writer may rewrite it in
-				 * another format before the first record */
+	int provisional;	/* no valid record of the segment read yet,
+				 * the reader at its start: a writer may
+				 * still rewrite the header in another format
+				 * (it does while no valid record follows) */
 	int skip_corrupt;
 	ch_warn_fn warn;
 	void *warn_ctx;
@@ -126,16 +127,17 @@ seq_at(struct ch_reader *r, uint64_t pos, struct ch_error *err)
 	return 0;
 }
 
-/* The segment's header was read while it held nothing else; now it holds
- * more: read the header again, in case a writer changed its format. */
+/* No valid record of the segment read yet, and it holds more than its
+ * header: read the header again, in case a writer changed its format
+ * (after cutting a torn first record, say).  0, 1 if the header does not
+ * read whole now (a writer rewriting it: look again later), -1. */
 static int
 reread_header(struct ch_reader *r, struct ch_error *err)
 {
 	struct ch_seghdr h;
 
 	if (ch_segment_header(r->segfd, r->seg.base, &h, err) < 0)
-		return -1;
-	r->provisional = 0;
+		return err->code == CH_EXIT_DATAERR ? 1 : -1;
 	if (h.format != r->seg.format) {
 		r->seg = h;
 		ch_segcur_init(&r->cur, r->segfd, &h, r->cur.pos, r->cur.size);
@@ -161,7 +163,7 @@ switch_segment(struct ch_reader *r, uint64_t base, uint64_t pos,
 		close(r->segfd);
 	r->segfd = fd;
 	r->seg = h;
-	r->provisional = (uint64_t)st.st_size <= CH_SEG_HDR;
+	r->provisional = pos == CH_SEG_HDR;
 	r->final_seen = 0;
 	ch_segcur_init(&r->cur, fd, &h, pos, (uint64_t)st.st_size);
 	return 0;
@@ -773,9 +775,11 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 		return 1;
 	}
 	for (;;) {
-		if (r->provisional && r->cur.size > CH_SEG_HDR &&
-		    reread_header(r, err) < 0)
-			return -1;
+		if (r->provisional && r->cur.size > CH_SEG_HDR) {
+			int rh = reread_header(r, err);
+			if (rh != 0)
+				return rh < 0 ? -1 : 0;
+		}
 		if (r->at_seal) {
 			uint64_t base = ch_reader_offset(r);
 			if (switch_segment(r, base, CH_SEG_HDR, err) < 0) {
@@ -792,6 +796,8 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 			continue;
 		}
 		int rc = ch_segcur_next(&r->cur, rec);
+		if (rc == CH_CUR_OK)
+			r->provisional = 0;	/* the format is the header's */
 		if (rc == CH_CUR_OK && rec->h.seq != r->next_seq &&
 		    !r->seq_unknown) {
 			/* Valid on its own but out of sequence (a duplicated
