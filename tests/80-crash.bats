@@ -244,6 +244,21 @@ torn_embedded_live() {
 	torn_embedded_live
 }
 
+# sealed_payload AGE: $T/payload, the records of another channel's sealed
+# segment, published AGE ago (faketime), seal included, and 500 bytes
+# after them; sets ab, the length of those records and the seal.
+sealed_payload() {
+	local src
+	rm -rf "$T/src"
+	faketime -f "$1" chpub "$T/src" </dev/null
+	sed -i 's|^segment_bytes:.*|segment_bytes: 4096|' "$T/src/channel.yaml"
+	head -c 4200 /dev/zero | tr '\0' x | faketime -f "$1" chpub --whole "$T/src"
+	faketime -f "$1" chpub "$T/src" z	# rolls over: seals the first
+	src="$T/src/$(segments "$T/src" | head -1)"
+	ab=$(($(stat -c %s "$src") - 64))
+	{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' q; } >"$T/payload"
+}
+
 # stopped_at_wait PID: PID is stopped (the shim's SIGSTOP before a wait).
 stopped_at_wait() { [[ $(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) == T ]]; }
 
@@ -366,21 +381,12 @@ pread_bytes() { awk -F'= ' '/pread64\(/ && $NF > 0 { b += $NF } END { print b + 
 	# before the reader woke: the file now shorter, it judged the stale
 	# header again, saw no growth, and sat on the new record.
 	need_chfault
-	local f ab src age
+	local f ab age
 	for f in 1 2 3; do
 	for age in -1000d +0; do
 		export CH_FORMAT=$f
-		rm -rf "$CH" "$T/src"
-		faketime -f "$age" chpub "$T/src" </dev/null
-		sed -i 's|^segment_bytes:.*|segment_bytes: 4096|' \
-		    "$T/src/channel.yaml"
-		head -c 4200 /dev/zero | tr '\0' x |
-		    faketime -f "$age" chpub --whole "$T/src"
-		faketime -f "$age" chpub "$T/src" z	# seals the first
-		src="$T/src/$(segments "$T/src" | head -1)"
-		ab=$(($(stat -c %s "$src") - 64))
-		{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' q; } \
-		    >"$T/payload"
+		rm -rf "$CH"
+		sealed_payload "$age"
 		new_channel
 		chpub "$CH" a
 		chsub "$CH" s >/dev/null
@@ -407,16 +413,9 @@ pread_bytes() { awk -F'= ' '/pread64\(/ && $NF > 0 { b += $NF } END { print b + 
 # segment looks sealed, by a seal that says its newest record is 1000
 # days old; its own records ("a") are new.
 lost_tail_embedded() {
-	local src ab
-	rm -rf "$CH" "$T/src"
-	faketime -f -1000d chpub "$T/src" </dev/null
-	sed -i 's|^segment_bytes:.*|segment_bytes: 4096|' "$T/src/channel.yaml"
-	head -c 4200 /dev/zero | tr '\0' x |
-	    faketime -f -1000d chpub --whole "$T/src"
-	faketime -f -1000d chpub "$T/src" z	# rolls over: seals the first
-	src="$T/src/$(segments "$T/src" | head -1)"
-	ab=$(($(stat -c %s "$src") - 64))
-	{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' q; } >"$T/payload"
+	local ab
+	rm -rf "$CH"
+	sealed_payload -1000d
 	new_channel segment_bytes=8192
 	chpub "$CH" a
 	chpub --whole "$CH" <"$T/payload"
