@@ -374,6 +374,30 @@ pread_bytes() { awk -F'= ' '/pread64\(/ && $NF > 0 { b += $NF } END { print b + 
 	done
 }
 
+@test "catch-up reads each segment's header once, not again before its first record (formats 1-3)" {
+	# The header is read again while no valid record of a segment has
+	# been read (a writer may rewrite it in another format), but not
+	# right after the open that just read it: that was one more pread
+	# for every segment of a catch-up.
+	need_strace
+	local f n hdr
+	for f in 1 2 3; do
+		export CH_FORMAT=$f
+		rm -rf "$CH"
+		new_channel segment_bytes=4096
+		seq 1 20000 | chpub "$CH"
+		n=$(segments | wc -l)
+		((n > 20)) || { echo "only $n segments"; false; }
+		strace -y -o "$T/trace" -e trace=pread64 chsub --peek "$CH" >"$T/out"
+		assert_equal "$(wc -l <"$T/out")" 20000
+		# Header reads: at offset 0 of a segment.  The first segment's is
+		# read twice (locating the start offset, then the reader's open).
+		hdr=$(grep -c '\.seg>, .*, 0) = ' "$T/trace")
+		((hdr <= n + 1)) ||
+		    { echo "format $f: $hdr header reads for $n segments"; false; }
+	done
+}
+
 @test "chsub -f waiting after a torn record that ends in a whole-looking seal delivers what the next writer puts in its place (formats 1-3)" {
 	# The reader took the torn record for damage in a sealed segment (its
 	# end looks sealed), found it is the newest and waited, with the torn

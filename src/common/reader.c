@@ -28,6 +28,8 @@ struct ch_reader {
 				 * the reader at its start: a writer may
 				 * still rewrite the header in another format
 				 * (it does while no valid record follows) */
+	int hdr_fresh;		/* the header was read after the last try
+				 * at a record: no need to read it again */
 	int skip_corrupt;
 	ch_warn_fn warn;
 	void *warn_ctx;
@@ -164,6 +166,7 @@ switch_segment(struct ch_reader *r, uint64_t base, uint64_t pos,
 	r->segfd = fd;
 	r->seg = h;
 	r->provisional = pos == CH_SEG_HDR;
+	r->hdr_fresh = 1;
 	r->final_seen = 0;
 	ch_segcur_init(&r->cur, fd, &h, pos, (uint64_t)st.st_size);
 	return 0;
@@ -775,7 +778,8 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 		return 1;
 	}
 	for (;;) {
-		if (r->provisional && r->cur.size > CH_SEG_HDR) {
+		if (r->provisional && r->cur.size > CH_SEG_HDR &&
+		    !r->hdr_fresh) {
 			int rh = reread_header(r, err);
 			if (rh != 0)
 				return rh < 0 ? -1 : 0;
@@ -796,6 +800,7 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 			continue;
 		}
 		int rc = ch_segcur_next(&r->cur, rec);
+		r->hdr_fresh = 0;
 		if (rc == CH_CUR_OK)
 			r->provisional = 0;	/* the format is the header's */
 		if (rc == CH_CUR_OK && rec->h.seq != r->next_seq &&
