@@ -259,9 +259,6 @@ sealed_payload() {
 	{ tail -c +65 "$src"; head -c 500 /dev/zero | tr '\0' q; } >"$T/payload"
 }
 
-# stopped_at_wait PID: PID is stopped (the shim's SIGSTOP before a wait).
-stopped_at_wait() { [[ $(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) == T ]]; }
-
 @test "chsub -f at a torn first record reads the header again when the next writer cuts it and writes the segment in another format" {
 	# A writer rewrites a segment's header (channel.yaml names another
 	# format) only while no valid record follows it: here, once it has

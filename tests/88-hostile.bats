@@ -6,6 +6,7 @@
 
 setup() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
 	common_setup
 }
 teardown() { common_teardown; }
@@ -234,6 +235,82 @@ place() {
 	symlink) ln -s "$target" "$CH/$2" ;;
 	fifo) rm -rf "$CH/$2"; mkfifo "$CH/$2" ;;
 	esac
+}
+
+@test "a sealed segment cut under a running chsub, below what it has read: damage (65), or skipped with the records lost counted, never a quiet stop (formats 1-3)" {
+	# The cut comes just before chsub's first read at 256 KiB or more of
+	# the first segment: it has read up to there, and stands past the
+	# cut.  It used to find the file's end behind it, call that the end
+	# of the channel and exit 0 (chsub -f: wait forever) with two
+	# segments unread; format 2, whose next read was the trailer of a big
+	# frame, exited 1 with "read segment: No data available".
+	need_chfault
+	local f first total delivered lost
+	for f in 1 2 3; do
+		export CH_FORMAT=$f
+		rm -rf "$CH"
+		new_channel segment_bytes=1MiB
+		chpub "$CH" first
+		seq -f 'line %g of some length here' 1 100000 | chpub "$CH"
+		total=100001
+		(($(segments | wc -l) >= 3)) || { echo "$(segments)"; false; }
+		first="$CH/$(segments | head -1)"
+		choffset --create --earliest "$CH" s
+		choffset --create --earliest "$CH" k
+		cp "$first" "$T/first"
+		CHFAULT_RUN="truncate -s 4000 '$first'" \
+		    CHFAULT_RUN_AT="pread:$(basename "$first"):262208" \
+		    LD_PRELOAD="$CHFAULT" run chsub "$CH" s
+		assert_failure 65
+		assert_line --partial "chsub: $CH: segment damaged from offset"
+		assert_line --partial "to its end (use --skip-corrupt to skip it)"
+		delivered=$(printf '%s\n' "$output" | grep -c '^line\|^first')
+		# it stood past the cut, and commits what it delivered
+		(($(choffset "$CH" s) > 4000)) || { echo "format $f: at $(choffset "$CH" s)"; false; }
+		((delivered > 0))
+		cp "$T/first" "$first"
+		CHFAULT_RUN="truncate -s 4000 '$first'" \
+		    CHFAULT_RUN_AT="pread:$(basename "$first"):262208" \
+		    LD_PRELOAD="$CHFAULT" run chsub --skip-corrupt "$CH" k
+		assert_success
+		assert_line --partial "records lost"
+		assert_line "line 100000 of some length here"
+		lost=$(printf '%s\n' "$output" | sed -n 's/.*, \([0-9]*\) records lost$/\1/p')
+		delivered=$(printf '%s\n' "$output" | grep -c '^line\|^first')
+		assert_equal "$((delivered + lost))" "$total"
+	done
+}
+
+@test "the newest segment cut under a chsub -f below what it has read: it stops with 65, never waits for offsets to be used again (formats 1-3)" {
+	# Writers append from the end of what is valid: after the cut, from
+	# below offsets this subscriber has handed out and committed.  It
+	# used to wait for the file to grow past its position, and then read
+	# from the middle of other records.
+	need_chfault
+	local f end
+	for f in 1 2 3; do
+		export CH_FORMAT=$f
+		rm -rf "$CH"
+		new_channel
+		seq -f 'line %g of some length here' 1 10000 | chpub "$CH"
+		choffset --create --earliest "$CH" s
+		# chsub stops itself just before its first wait
+		CHFAULT_SIGNAL_AT_POLL=$(kill -l STOP) LD_PRELOAD="$CHFAULT" \
+		    start_bg chsub -f "$CH" s >"$T/out" 2>"$T/err"
+		wait_for 20 stopped_at_wait "$BG"
+		assert_equal "$(wc -l <"$T/out")" 10000
+		end=$(($(stat -c %s "$CH/$(segments | tail -1)") - 64))	# offsets leave out the header
+		truncate -s 2000 "$CH/$(segments | tail -1)"
+		chpub "$CH" after
+		kill -CONT "$BG"
+		wait_until 10 '! kill -0 "$BG" 2>/dev/null'
+		run wait "$BG"
+		assert_failure 65
+		run cat "$T/err"
+		assert_output --regexp "^chsub: $CH: segment at offset 0 was cut to offset [0-9]+ under the reader, which had read to offset $end \\(damaged channel\\)\$"
+		assert_equal "$(choffset "$CH" s)" "$end"
+		assert_equal "$(wc -l <"$T/out")" 10000
+	done
 }
 
 @test "symlinks and FIFOs where segments, index, offsets, locks, temp files and channel.yaml go: never followed, never blocked on" {

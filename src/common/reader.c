@@ -495,6 +495,33 @@ unsealed_end(struct ch_reader *r, struct ch_error *err)
 }
 
 /*
+ * The file ends before the cursor: something cut it below records this
+ * reader has already read.  No writer does (a writer cuts only a torn
+ * tail, which no reader passes), so it is damage.  In an older segment it
+ * is the damage of a segment that ends early (reported, or skipped to the
+ * next segment); in the newest one, writers will append from the cut on,
+ * so offsets this reader has handed out would be used again: stop.
+ * Returns 1 to go on reading, 0 for end, -1.
+ */
+static int
+cut_under(struct ch_reader *r, struct ch_error *err)
+{
+	uint64_t nbase;
+	int last = is_last(r, r->seg.base, &nbase, err);
+
+	if (last < 0)
+		return -1;
+	if (!last)
+		return damaged(r, err);
+	return ch_err(err, CH_EXIT_DATAERR,
+	    "segment at offset %llu was cut to offset %llu under the reader, "
+	    "which had read to offset %llu (damaged channel)",
+	    (unsigned long long)r->seg.base,
+	    (unsigned long long)ch_seg_offset(r->seg.base, r->cur.size),
+	    (unsigned long long)ch_reader_offset(r));
+}
+
+/*
  * The segment at `base`, named by the seal just read, is not there.  If
  * the channel now starts after it, retention deleted it (and maybe more)
  * while we read the one before: say what was skipped and go on at the
@@ -884,6 +911,13 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 		}
 		if (r->cur.pos == r->cur.size) {
 			rc = unsealed_end(r, err);
+			if (rc <= 0)
+				return rc;
+			grew = 0;
+			continue;
+		}
+		if (r->cur.pos > r->cur.size) {
+			rc = cut_under(r, err);
 			if (rc <= 0)
 				return rc;
 			grew = 0;

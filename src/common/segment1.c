@@ -29,9 +29,10 @@ next1(struct ch_segcur *c, struct ch_rec *r)
 		 * damaged length field (up to 4 GiB) must cost 4 bytes of
 		 * reading, not a 4 GiB buffer. */
 		unsigned char t[CH_REC_TRAILER];
-		if (ch_pread_full(c->fd, t, sizeof t,
-		    (off_t)(c->pos + total - CH_REC_TRAILER)) != sizeof t)
-			return CH_CUR_IOERR;
+		ssize_t got = ch_pread_full(c->fd, t, sizeof t,
+		    (off_t)(c->pos + total - CH_REC_TRAILER));
+		if (got != (ssize_t)sizeof t)	/* or the file shrank */
+			return got < 0 ? CH_CUR_IOERR : CH_CUR_END;
 		if (ch_get32(t) != (uint32_t)total || total > UINT32_MAX)
 			return CH_CUR_BAD;
 	}

@@ -58,9 +58,10 @@ load(struct ch_segcur *c, struct ch_framehdr *f)
 		/* A damaged length field must cost 4 bytes of reading, not a
 		 * buffer of up to 4 GiB. */
 		unsigned char t[CH_FRAME_TRAILER];
-		if (ch_pread_full(c->fd, t, sizeof t,
-		    (off_t)(c->pos + f->len - CH_FRAME_TRAILER)) != sizeof t)
-			return CH_CUR_IOERR;
+		ssize_t got = ch_pread_full(c->fd, t, sizeof t,
+		    (off_t)(c->pos + f->len - CH_FRAME_TRAILER));
+		if (got != (ssize_t)sizeof t)	/* or the file shrank */
+			return got < 0 ? CH_CUR_IOERR : CH_CUR_END;
 		if (ch_get32(t) != f->len)
 			return CH_CUR_BAD;
 	}

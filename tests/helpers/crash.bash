@@ -8,6 +8,9 @@ need_chfault() {
 	[[ -f $CHFAULT ]] || skip "tests/helpers/chfault.so not built (make check builds it)"
 }
 
+# stopped_at_wait PID: PID is stopped (the shim's SIGSTOP before a wait).
+stopped_at_wait() { [[ $(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) == T ]]; }
+
 # rec TAG N SIZE: one self-checking record "TAG-N-SIZE-xxxx..." of SIZE
 # bytes (at least the prefix), so a torn or spliced record is recognised.
 rec() {
