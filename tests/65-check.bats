@@ -708,6 +708,49 @@ chcompact: $CH: not repaired: could not remove leftover temp file .index.tmp: Pe
 	assert_line -n 1 --regexp "repair +s +$((at + 1)) -> $at +was not on a record boundary +\(chcompact\["
 }
 
+@test "a read error while --repair looks for the record boundary before an offset: the offset is moved to its record's start or not at all" {
+	# The walk to the boundary took a failed read for the end of the
+	# segment, and moved the offset back to the last boundary it had
+	# reached (the segment's start), exit 0.
+	need_chfault
+	local at n moved=0 failed=0
+	at=$(record_offset rec-150)
+	doctor_offset s offset $((at + 1))
+	cp -a "$CH" "$T/saved"
+	for n in $(seq 1 100); do
+		rm -rf "$CH"
+		cp -a "$T/saved" "$CH"
+		CHFAULT_FAIL=pread:$n:EIO CHFAULT_FAIL_PATH=.seg LD_PRELOAD="$CHFAULT" \
+		    run --separate-stderr chcompact --repair "$CH"
+		case $(offset_of s) in
+		"$at") ((++moved)) ;;
+		"$((at + 1))")
+			((++failed))
+			((status != 0)) || { echo "read $n: exit 0, offset not moved"; false; }
+			;;
+		*) echo "read $n failed: offset moved to $(offset_of s), not $at; $stderr"; false ;;
+		esac
+	done
+	# both happened: reads that failed, and runs past the last read
+	((moved > 0 && failed > 0)) || { echo "moved $moved, failed $failed"; false; }
+	# An offset on a boundary: a failed read is no verdict on it.  The
+	# check's walk to it used to take a failed read for the end and call
+	# the offset "not on a record boundary".
+	rm -rf "$CH"
+	cp -a "$T/saved" "$CH"
+	doctor_offset s offset "$at"
+	rm -rf "$T/saved"
+	cp -a "$CH" "$T/saved"
+	for n in $(seq 1 100); do
+		rm -rf "$CH"
+		cp -a "$T/saved" "$CH"
+		CHFAULT_FAIL=pread:$n:EIO CHFAULT_FAIL_PATH=.seg LD_PRELOAD="$CHFAULT" \
+		    run --separate-stderr chcompact --repair "$CH"
+		[[ $stderr != *"not on a record boundary"* && $(offset_of s) == "$at" ]] ||
+		    { echo "read $n failed: offset $(offset_of s); $stderr"; false; }
+	done
+}
+
 @test "finds an offset file edited past the end, and --repair moves it to the end" {
 	end=$(end_offset)
 	doctor_offset s offset 99999999

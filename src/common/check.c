@@ -777,7 +777,8 @@ boundary_before(struct ch_channel *ch, uint64_t offset, uint64_t *out,
 	*out = h.base;
 	*seq = h.first_seq;
 	int64_t ts = h.created;
-	while (ch_segcur_next(&cur, &r) == CH_CUR_OK &&
+	int rc, found = 0;
+	while ((rc = ch_segcur_next(&cur, &r)) == CH_CUR_OK &&
 	    r.h.type != CH_REC_SEAL && cur.pos <= pos) {
 		if (r.h.seq != *seq) {
 			/* Out of sequence (a copy): damage where it stands,
@@ -785,8 +786,9 @@ boundary_before(struct ch_channel *ch, uint64_t offset, uint64_t *out,
 			 * record due, if that is still before the offset. */
 			uint64_t next, next_seq;
 			ch_segcur_seek(&cur, r.pos);
-			if (ch_segcur_resync(&cur, *seq, ts, &next,
-			    &next_seq) != 1 || next > pos)
+			found = ch_segcur_resync(&cur, *seq, ts, &next,
+			    &next_seq);
+			if (found != 1 || next > pos)
 				break;
 			*out = ch_seg_offset(h.base, next);
 			*seq = next_seq;
@@ -797,22 +799,27 @@ boundary_before(struct ch_channel *ch, uint64_t offset, uint64_t *out,
 		*seq = r.h.seq + r.nseq;
 		ts = r.h.ts;
 	}
+	/* A read that failed is no end of the walk: the boundary found so
+	 * far may lie well before the true one. */
+	int failed = rc == CH_CUR_IOERR || found < 0 ?
+	    ch_err_sys(err, CH_EXIT_FAIL, "read segment") : 0;
 	ch_segcur_free(&cur);
 	close(fd);
-	return 0;
+	return failed;
 }
 
 /* Is offset inside a frame that is damaged (so that it cannot be proven a
  * record boundary, nor disproven)? */
 static int
-in_damage(struct ch_channel *ch, uint64_t offset)
+in_damage(struct ch_channel *ch, uint64_t offset, struct ch_error *err)
 {
 	struct ch_reader *r;
-	struct ch_error ignored;
 	int lost;
 
-	if (ch_reader_open(ch, offset, 0, &r, &ignored) < 0)
-		return 0;
+	/* Refused as data (not a boundary, say): not inside damage.  A
+	 * failed read says nothing either way. */
+	if (ch_reader_open(ch, offset, 0, &r, err) < 0)
+		return err->code == CH_EXIT_DATAERR ? 0 : -1;
 	lost = ch_reader_seq_lost(r);
 	ch_reader_close(r);
 	return lost;
@@ -1110,8 +1117,12 @@ reread:
 			goto reread;
 		}
 		if (opened < 0) {
-			if (e.code == CH_EXIT_DATAERR &&
-			    in_damage(c->ch, o.offset)) {
+			struct ch_error why;
+			int dmg = e.code == CH_EXIT_DATAERR ?
+			    in_damage(c->ch, o.offset, &why) : 0;
+			if (dmg < 0)
+				e = why;	/* said below, not repaired */
+			if (dmg > 0) {
 				/* The damage is reported with its segment;
 				 * the offset may well be right: keep it. */
 				say(c, CH_REPORT_WARN, "subscriber '%s': offset "

@@ -211,10 +211,16 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 		 * that look like a record, a walk cannot be fooled. */
 		struct ch_segcur c = { 0 };
 		struct ch_rec rec;
+		int rc = CH_CUR_OK;
 		ch_segcur_init(&c, r->segfd, &r->seg, CH_SEG_HDR, r->cur.size);
-		while (c.pos < pos && ch_segcur_next(&c, &rec) == CH_CUR_OK &&
-		    rec.h.type != CH_REC_SEAL)
+		while (c.pos < pos && (rc = ch_segcur_next(&c, &rec)) ==
+		    CH_CUR_OK && rec.h.type != CH_REC_SEAL)
 			;
+		if (rc == CH_CUR_IOERR) {	/* no verdict on the offset */
+			ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+			ch_segcur_free(&c);
+			goto fail;
+		}
 		ch_segcur_free(&c);
 		if (c.pos != pos) {
 			ch_err(err, CH_EXIT_DATAERR,

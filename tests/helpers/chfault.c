@@ -26,9 +26,10 @@
  *                        as a write the kernel cut short may;
  *   CHFAULT_TRACE=FILE   append "PID FUNC" for every call to FILE;
  *                        (read: the Nth read of stdin; not counted);
- *   CHFAULT_FAIL_PATH=TEXT  with CHFAULT_FAIL=fstatat or faccessat (which
- *                        change nothing: not counted, see the end), only
- *                        calls on a path that contains TEXT.
+ *   CHFAULT_FAIL_PATH=TEXT  with CHFAULT_FAIL=fstatat, faccessat or pread
+ *                        (which change nothing: not counted, see the
+ *                        end), only calls on a path that contains TEXT
+ *                        (pread: of a file whose path does).
  *   CHFAULT_VANISH=TEXT[:N]  the Nth (default first) open of a path that
  *                        contains TEXT unlinks it just before opening it,
  *                        as a compaction deleting that segment between a
@@ -292,6 +293,24 @@ run_cmd(void)
 	errno = saved;
 }
 
+static int fail_only(const char *fn, const char *path);
+
+/* CHFAULT_FAIL=pread:N:ERRNO: the Nth pread(2) (of a file whose path
+ * contains CHFAULT_FAIL_PATH, if set) fails, as a bad disk would. */
+static int
+fail_pread(int fd)
+{
+	char link[64], path[4096];
+
+	setup();
+	if (fail_at <= 0 || strcmp(fail_fn, "pread") != 0)
+		return 0;
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	path[n < 0 ? 0 : n] = '\0';
+	return fail_only("pread", path);
+}
+
 /* CHFAULT_RUN_AT=pread:TEXT:OFFSET: is this pread of fd at off the one? */
 static void
 run_at_pread(int fd, off_t off)
@@ -426,6 +445,8 @@ ssize_t
 pread(int fd, void *buf, size_t len, off_t off)
 {
 	REAL("pread", ssize_t, int, void *, size_t, off_t);
+	if (fail_pread(fd) < 0)
+		return -1;
 	run_at_pread(fd, off);
 	return real(fd, buf, len, off);
 }
@@ -434,6 +455,8 @@ ssize_t
 pread64(int fd, void *buf, size_t len, off_t off)
 {
 	REAL("pread64", ssize_t, int, void *, size_t, off_t);
+	if (fail_pread(fd) < 0)
+		return -1;
 	run_at_pread(fd, off);
 	return real(fd, buf, len, off);
 }
