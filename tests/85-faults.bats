@@ -120,6 +120,25 @@ channel_sound() {
 	run -0 chcompact --check "$CH"
 }
 
+@test "chpub --tee: a disk that fills up part way through a write copies out the records written whole, and only those" {
+	need_chfault
+	local pub n kept rc=0
+	export CH_FORMAT=3
+	rm -rf "$CH"
+	new_channel
+	seq -f 'old-%06g ..............................................................' 1 5000 >"$T/b"
+	# as above: half of the first pwritev written, the second fails
+	CHFAULT_SHORT=1 CHFAULT_FAIL=pwrite:2:ENOSPC LD_PRELOAD="$CHFAULT" \
+	    chpub --tee "$CH" <"$T/b" >"$T/tee" 2>"$T/pub.err" || rc=$?
+	assert_equal "$rc" 1
+	kept=$(sed -n 's/.*the first \([0-9]*\) records of the batch were written whole, and stay published)$/\1/p' "$T/pub.err")
+	((kept > 0 && kept < 5000)) || { cat "$T/pub.err"; false; }
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "$(head -n "$kept" "$T/b")"
+	run cat "$T/tee"
+	assert_output "$(head -n "$kept" "$T/b")"
+}
+
 @test "chpub: a record a full disk tore is cut, even when the part written holds records that look whole (a segment published as a record)" {
 	need_chfault
 	local ab
