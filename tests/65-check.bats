@@ -708,6 +708,15 @@ chcompact: $CH: not repaired: could not remove leftover temp file .index.tmp: Pe
 	assert_line -n 1 --regexp "repair +s +$((at + 1)) -> $at +was not on a record boundary +\(chcompact\["
 }
 
+# repair_failing_read N: chcompact --repair on a fresh copy of $T/saved,
+# the Nth read of a segment failing (EIO); run's status and stderr.
+repair_failing_read() {
+	rm -rf "$CH"
+	cp -a "$T/saved" "$CH"
+	CHFAULT_FAIL=pread:$1:EIO CHFAULT_FAIL_PATH=.seg LD_PRELOAD="$CHFAULT" \
+	    run --separate-stderr chcompact --repair "$CH"
+}
+
 @test "a read error while --repair looks for the record boundary before an offset: the offset is moved to its record's start or not at all" {
 	# The walk to the boundary took a failed read for the end of the
 	# segment, and moved the offset back to the last boundary it had
@@ -718,10 +727,7 @@ chcompact: $CH: not repaired: could not remove leftover temp file .index.tmp: Pe
 	doctor_offset s offset $((at + 1))
 	cp -a "$CH" "$T/saved"
 	for n in $(seq 1 100); do
-		rm -rf "$CH"
-		cp -a "$T/saved" "$CH"
-		CHFAULT_FAIL=pread:$n:EIO CHFAULT_FAIL_PATH=.seg LD_PRELOAD="$CHFAULT" \
-		    run --separate-stderr chcompact --repair "$CH"
+		repair_failing_read "$n"
 		case $(offset_of s) in
 		"$at") ((++moved)) ;;
 		"$((at + 1))")
@@ -742,10 +748,7 @@ chcompact: $CH: not repaired: could not remove leftover temp file .index.tmp: Pe
 	rm -rf "$T/saved"
 	cp -a "$CH" "$T/saved"
 	for n in $(seq 1 100); do
-		rm -rf "$CH"
-		cp -a "$T/saved" "$CH"
-		CHFAULT_FAIL=pread:$n:EIO CHFAULT_FAIL_PATH=.seg LD_PRELOAD="$CHFAULT" \
-		    run --separate-stderr chcompact --repair "$CH"
+		repair_failing_read "$n"
 		[[ $stderr != *"not on a record boundary"* && $(offset_of s) == "$at" ]] ||
 		    { echo "read $n failed: offset $(offset_of s); $stderr"; false; }
 	done
