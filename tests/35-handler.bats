@@ -723,6 +723,25 @@ print(r["attempts"], r["last_status"], r["next_attempt"])'
 	assert_output "$CH s ${OFFS[1]} 3 2"
 }
 
+@test "a handler that writes to or truncates its stdin changes nothing: every attempt and the dead letter get the record as published" {
+	# Its stdin was the unit's buffer itself, shared by every attempt:
+	# what one attempt wrote there, the next read, and the dead letter
+	# kept (or, truncated, could not be read back: exit 1, every run).
+	local how
+	for how in 'printf XXXXX 1<>/dev/stdin' 'truncate -s 2 /dev/stdin' \
+	    'printf XXXXX >/dev/stdin'; do
+		rm -rf "$CH" "$DLQ" "$T/seen"
+		fresh
+		pub 'hello world'
+		run -0 timeout 20 chsub -q --retries=1 --backoff=10ms \
+		    --dead-letter="$DLQ" -x "cat >>\"\$T/seen\"; echo >>\"\$T/seen\"; $how; exit 1" \
+		    "$CH" s
+		assert_equal "$(cat "$T/seen")" "$(printf 'hello world\nhello world')"
+		assert_equal "$(chsub --peek "$DLQ" --format '%s\n')" "hello world"
+		assert_equal "$(offset_of s)" "$(chan_end)"
+	done
+}
+
 # long_path LEN: a path under $T of exactly LEN bytes (200-byte names).
 long_path() {
 	local p="$T/long" part

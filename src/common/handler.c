@@ -124,7 +124,8 @@ unit_free(struct unit *u)
 static int
 new_memfd(struct ch_error *err)
 {
-	int fd = memfd_create("chsub-unit", MFD_CLOEXEC);
+	/* Sealed before its first handler runs (handler_input). */
+	int fd = memfd_create("chsub-unit", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 	if (fd < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "memfd_create");
@@ -489,6 +490,34 @@ meta_lines(const struct hrec *r)
 	return k;
 }
 
+/*
+ * The handler's stdin: the unit's records, which must reach every attempt
+ * and the dead letters byte for byte.  So the memfd is sealed (a handler
+ * writing to, or truncating, its stdin gets EPERM), and each attempt gets
+ * an open file of its own, read-only and at offset 0, that no child of an
+ * earlier attempt still reading shares.  Without /proc, the memfd itself,
+ * rewound.  Returns the fd to close after the spawn (-1: none), or -2.
+ */
+static int
+handler_input(struct unit *u, int *in)
+{
+	char path[64];
+	int seals = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+	int have = fcntl(u->memfd, F_GET_SEALS);
+
+	if (have < 0 || (!(have & F_SEAL_SEAL) &&
+	    fcntl(u->memfd, F_ADD_SEALS, seals) < 0))
+		return -2;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", u->memfd);
+	*in = open(path, O_RDONLY | O_CLOEXEC);
+	if (*in >= 0)
+		return *in;
+	if (lseek(u->memfd, 0, SEEK_SET) < 0)
+		return -2;
+	*in = u->memfd;
+	return -1;
+}
+
 static int
 spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 {
@@ -548,15 +577,16 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 		rc = ENOMEM;
 		goto out_env;
 	}
-	if (lseek(u->memfd, 0, SEEK_SET) < 0) {
+	int in, own = handler_input(u, &in);
+	if (own == -2) {
 		rc = errno;
 		goto out_env;
 	}
 	if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
-		goto out_env;
+		goto out_in;
 	if ((rc = posix_spawnattr_init(&at)) != 0) {
 		posix_spawn_file_actions_destroy(&fa);
-		goto out_env;
+		goto out_in;
 	}
 	sigemptyset(&none);
 	sigemptyset(&dfl);
@@ -567,7 +597,7 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 	sigaddset(&dfl, SIGCHLD);
 	/* Each can fail (out of memory): a handler that read chsub's own
 	 * standard input instead of the record could exit 0 on nothing. */
-	if (!(rc = posix_spawn_file_actions_adddup2(&fa, u->memfd, 0)) &&
+	if (!(rc = posix_spawn_file_actions_adddup2(&fa, in, 0)) &&
 	    !(rc = posix_spawnattr_setsigmask(&at, &none)) &&
 	    !(rc = posix_spawnattr_setsigdefault(&at, &dfl)) &&
 	    !(rc = posix_spawnattr_setpgroup(&at, 0)) &&
@@ -578,6 +608,9 @@ spawn(struct hctx *h, struct unit *u, struct ch_error *err)
 	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
+out_in:
+	if (own >= 0)
+		close(own);
 out_env:
 	for (size_t i = 0; i < n; i++)
 		free(env[i]);
