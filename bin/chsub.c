@@ -365,6 +365,10 @@ main(int argc, const char **argv)
 			fmt.fmt = opt_format;
 			break;
 		case OPT_EXEC:
+			/* sh -c '' exits 0: an unset variable in -x "$CMD"
+			 * would consume the channel doing nothing. */
+			if (!opt_exec[strspn(opt_exec, " \t\n")])
+				ch_usage("--exec: empty command");
 			ho.cmd = opt_exec;
 			break;
 		case OPT_BATCH:

@@ -1204,4 +1204,10 @@ start_stuck() {
 	run -2 chsub -x true --batch-bytes=0 "$CH" s
 	run -2 chsub -x true --batch-bytes=lots "$CH" s
 	run -2 chsub -x true --linger=soon "$CH" s
+	# an empty command (an unset variable) would commit every record
+	pub r1
+	run -2 --separate-stderr chsub -x '' "$CH" s
+	assert_equal "${stderr_lines[0]}" "chsub: --exec: empty command"
+	run -2 chsub -x ' 	' "$CH" s
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
 }
