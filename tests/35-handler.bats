@@ -1054,6 +1054,34 @@ term_until_gone() {
 	assert_equal "$(cat "$T/next")" "$(printf '%s\n' r1 r2)"
 }
 
+@test "a stop that reaches the handler first (its process group, then chsub): its records are handed over again, not failed nor dead-lettered" {
+	# As a shutdown or pkill does it.  chsub reaped the handler before its
+	# own signal came, and counted a failure: with --retries=0 it exited
+	# 69 and saved the attempts as used up (every later run exited 69
+	# without running CMD); with a dead-letter channel the record went
+	# there, as failed with "signal 15".
+	local dl hp
+	fresh
+	pub r1 r2
+	for dl in "" "--dead-letter=$DLQ"; do
+		rm -f "$T/h.pid" "$T/started"
+		start_blocking -f --retries=0 $dl
+		wait_for 10 test -s "$T/h.pid"
+		hp=$(cat "$T/h.pid")
+		kill -TERM -- "-$hp"
+		wait_for 10 proc_gone "$hp"	# reaped by chsub
+		kill -TERM "$CHSUB"
+		wait_exit 20 "$CHSUB"
+		assert_equal "$WST" 0
+		assert_equal "$(offset_of s)" "${OFFS[0]}"
+		run grep -c '^retry' "$CH/subscribers/s/offset"
+		assert_output 0
+		[[ ! -e $DLQ ]] || assert_equal "$(chsub --peek --from=earliest "$DLQ" | wc -l)" 0
+	done
+	run -0 timeout 10 chsub -x 'cat >>"$T/next"; echo >>"$T/next"' "$CH" s
+	assert_equal "$(cat "$T/next")" "$(printf '%s\n' r1 r2)"
+}
+
 # --- parallel handlers -----------------------------------------------------
 
 @test "-P 4 runs four handlers at once, never more" {

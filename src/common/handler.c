@@ -1083,10 +1083,58 @@ finished(struct hctx *h, size_t i, int status, int stopping,
 	return exhausted(h, i, "", err);
 }
 
+#define STOP_WAIT_NS 1000000000LL	/* for our own stop after a handler's */
+
+/*
+ * A handler died of a stop signal that we did not send: most likely
+ * everything is being stopped (a shutdown, pkill, kill of a process
+ * group), and our own signal is on its way.  Wait a moment for it, so
+ * that the record is handed over again by the next run, as after a stop,
+ * not counted as failed or sent to the dead letters.  Stop signals are
+ * blocked here: one that comes is let in at once, for *stop to count it.
+ * Returns 1 if one came.
+ */
+static int
+stop_on_its_way(const struct unit *u, int status)
+{
+	sigset_t stops, one;
+	int sig;
+
+	if (u->killed || !WIFSIGNALED(status))
+		return 0;
+	sig = WTERMSIG(status);
+	if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP)
+		return 0;
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGHUP);
+	int64_t until = ch_mono_ns() + STOP_WAIT_NS;
+	for (;;) {
+		int64_t left = until - ch_mono_ns();
+		if (left < 0)
+			left = 0;
+		struct timespec ts = { left / 1000000000LL,
+		    left % 1000000000LL };
+		sig = sigtimedwait(&stops, NULL, &ts);
+		if (sig > 0)
+			break;
+		if (errno != EINTR || left == 0)	/* (SIGCHLD) */
+			return 0;
+	}
+	/* Taken off the pending set: put it back and let it in. */
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	raise(sig);
+	sigprocmask(SIG_UNBLOCK, &one, NULL);
+	sigprocmask(SIG_BLOCK, &one, NULL);
+	return 1;
+}
+
 /* Reap the handlers that exited.  After a dead-letter write failed, the
  * failures of those still running count as stopped ones (see exhausted). */
 static int
-reap(struct hctx *h, int stopping, struct ch_error *err)
+reap(struct hctx *h, volatile sig_atomic_t *stop, struct ch_error *err)
 {
 	char drain[64];
 	int status;
@@ -1102,8 +1150,9 @@ reap(struct hctx *h, int stopping, struct ch_error *err)
 				 * what ignores SIGTERM. */
 				if (h->u[i].killed)
 					kill(-pid, SIGKILL);
-				if (finished(h, i, status, stopping || h->fatal,
-				    err) < 0)
+				int stopping = *stop > 0 || h->fatal ||
+				    stop_on_its_way(&h->u[i], status);
+				if (finished(h, i, status, stopping, err) < 0)
 					return -1;
 				h->last_activity = ch_mono_ns();
 				break;
@@ -1230,7 +1279,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		int64_t now = ch_mono_ns(), wait_ns = -1;
 		int stopping = *stop > 0 || h.failed || h.fatal;
 
-		if (reap(&h, *stop > 0, err) < 0)
+		if (reap(&h, stop, err) < 0)
 			goto out;
 		if (advance(&h, 0, err) < 0 || persist_head(&h, err) < 0)
 			goto out;
