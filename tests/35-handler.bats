@@ -1164,6 +1164,64 @@ start_stuck() {
 	(( t1 - t0 >= 300000000 ))
 }
 
+# cpu_ticks PID: the CPU time PID has used so far (user and system), in
+# clock ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+@test "--rate: following, a batch that waits for a token past its --linger sleeps" {
+	fresh
+	# --batch-bytes sends the first record alone, with the only token;
+	# the second lingers 200 ms, then waits about 5 s for the next one.
+	start_bg chsub -f --batch-bytes=10 --linger=200ms --rate=0.2 \
+	    --ready-fd=4 -x 'cat >>"$T/got"' "$CH" s 4>"$T/ready"
+	wait_for 10 test -s "$T/ready"
+	printf 'aaaaaaa\nbbbbbbb\n' | chpub "$CH"
+	wait_for 10 test -s "$T/got"
+	local hz c0 c1
+	hz=$(getconf CLK_TCK)
+	c0=$(cpu_ticks "$BG")
+	sleep 3		# what is measured, not a wait for something
+	c1=$(cpu_ticks "$BG")
+	# A busy loop took most of the 3 s; we allow 0.5 s.
+	(( (c1 - c0) * 2 < hz )) || {
+		echo "# chsub used $((c1 - c0)) ticks ($hz a second) in 3 s" >&2
+		false
+	}
+	wait_until 20 '[ "$(cat "$T/got")" = "$(printf "aaaaaaa\nbbbbbbb")" ]'
+	wait_until 10 'offset_is s "$(chan_end)"'
+	kill -TERM "$BG"
+	wait_exit 10 "$BG"
+	assert_equal "$WST" 0
+}
+
+@test "--rate: without -f the run ends with the channel, not a token later" {
+	fresh
+	pub r{1..10}
+	# The batch of 10 at 0.05/s leaves the next token 200 s away: the
+	# end of the channel is seen at once all the same.
+	run -0 command timeout 30 chsub --rate=0.05 --batch=10 \
+	    -x 'echo "$CH_COUNT" >>"$T/counts"' "$CH" s
+	assert_equal "$(cat "$T/counts")" 10
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "--rate: following, records that come while a batch waits for a token join it" {
+	fresh
+	start_bg chsub -f --batch=10 --rate=0.5 --ready-fd=4 \
+	    -x 'echo "$CH_COUNT $(paste -sd, -)" >>"$T/calls"' "$CH" s 4>"$T/ready"
+	wait_for 10 test -s "$T/ready"
+	pub r1
+	wait_for 10 test -s "$T/calls"
+	# the token went to r1: r2 and r3 wait 2 s for the next, together
+	pub r2 r3
+	wait_until 20 '[ "$(wc -l <"$T/calls")" -ge 2 ]'
+	assert_equal "$(cat "$T/calls")" "$(printf '%s\n' '1 r1' '2 r2,r3')"
+	wait_until 10 'offset_is s "$(chan_end)"'
+	kill -TERM "$BG"
+	wait_exit 10 "$BG"
+	assert_equal "$WST" 0
+}
+
 @test "-f with -x handles records published later" {
 	fresh
 	pub before

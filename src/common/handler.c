@@ -320,6 +320,8 @@ ends_before(const struct hctx *h, const struct unit *u,
 	    u->bytes + rec_bytes(u, rec->h.len) > o->batch_bytes;
 }
 
+static int64_t token_wait(struct hctx *h);
+
 /*
  * Fill the unit at the end (U_FILLING) with the records that are there,
  * up to --batch, --batch-bytes and -n.  It becomes U_READY once full, when
@@ -327,7 +329,8 @@ ends_before(const struct hctx *h, const struct unit *u,
  * records (that record starts the next unit), or at the end of the
  * channel unless it lingers: while
  * following with --linger, a partial batch waits for more until its
- * oldest record has waited that long.  Returns 1 if a unit became ready
+ * oldest record has waited that long, and while following with --rate,
+ * until a token is there to start it.  Returns 1 if a unit became ready
  * (*ready: its index), 0 if not, -1 on error.
  */
 static int
@@ -405,7 +408,8 @@ fill_unit(struct hctx *h, int stopping, size_t *ready, struct ch_error *err)
 	if (!u->nrec)
 		return 0;
 	if (!unit_full(h, u) && !h->reader_error && !stopping && o->follow &&
-	    o->linger_ns > 0 && !u->resumed && ch_mono_ns() < u->linger_until)
+	    !u->resumed && ((o->linger_ns > 0 &&
+	    ch_mono_ns() < u->linger_until) || token_wait(h) > 0))
 		return 0;	/* lingers for more */
 	u->state = U_READY;
 	*ready = (size_t)(u - h->u);
@@ -1212,25 +1216,29 @@ busy(const struct hctx *h)
 	return n;
 }
 
-static int
-take_token(struct hctx *h, uint64_t n, int64_t *wait_ns)
+/*
+ * --rate: a bucket of tokens, one a record, refilled at --rate a second
+ * up to max(--rate, 1).  A unit starts (the first time) only with a whole
+ * token there and is charged its records as it starts, so a batch of N
+ * takes the bucket below zero and the next waits for it to refill.
+ * Returns 0 if a token is there, else how long until one is (ns).
+ */
+static int64_t
+token_wait(struct hctx *h)
 {
 	double rate = h->o->rate;
 	int64_t now = ch_mono_ns();
 
 	if (rate <= 0)
-		return 1;
+		return 0;
 	double cap = rate < 1 ? 1 : rate;
 	h->tokens += (double)(now - h->token_time) / 1e9 * rate;
 	if (h->tokens > cap)
 		h->tokens = cap;
 	h->token_time = now;
-	if (h->tokens >= 1) {
-		h->tokens -= (double)n;
-		return 1;
-	}
-	*wait_ns = (int64_t)((1 - h->tokens) / rate * 1e9) + 1;
-	return 0;
+	if (h->tokens >= 1)
+		return 0;
+	return (int64_t)((1 - h->tokens) / rate * 1e9) + 1;
 }
 
 int
@@ -1317,25 +1325,27 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		while (!stopping) {
 			unsigned b = busy(&h);
 			struct unit *u = NULL;
+			int held = 0;	/* a ready unit waits for --rate */
 			for (size_t i = 0; i < h.nu && !u; i++) {
-				if (h.u[i].state == U_READY && b < o->parallel)
-					u = &h.u[i];
-				else if (h.u[i].state == U_WAIT &&
+				if (h.u[i].state == U_READY && b < o->parallel &&
+				    !held) {
+					int64_t tw = token_wait(&h);
+					if (!tw) {
+						u = &h.u[i];
+						continue;
+					}
+					held = 1;
+					if (wait_ns < 0 || tw < wait_ns)
+						wait_ns = tw;
+				} else if (h.u[i].state == U_WAIT &&
 				    h.u[i].retry_at <= now)
 					u = &h.u[i];
 			}
 			if (!u) {
-				int64_t tw = 0;
 				size_t ready;
-				if (b >= o->parallel || (h.at_end && !nt) ||
-				    h.reader_error)
+				if (held || b >= o->parallel ||
+				    (h.at_end && !nt) || h.reader_error)
 					break;
-				if (!take_token(&h, 1, &tw)) {
-					if (wait_ns < 0 || tw < wait_ns)
-						wait_ns = tw;
-					break;
-				}
-				h.tokens += 1;	/* only peeked */
 				h.at_end = 0;
 				int got = fill_unit(&h, stopping, &ready, err);
 				if (got < 0)
@@ -1346,10 +1356,11 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 				}
 				if (!got)
 					break;
-				take_token(&h, h.u[ready].nrec, &tw);
 				h.last_activity = now;
 				continue;	/* start it, oldest first */
 			}
+			if (u->state == U_READY)	/* --rate: its records */
+				h.tokens -= (double)u->nrec;
 			if (spawn(&h, u, err) < 0)
 				goto out;
 		}
@@ -1371,6 +1382,9 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		if (h.nu && h.u[h.nu - 1].state == U_FILLING &&
 		    busy(&h) < o->parallel) {	/* lingering */
 			int64_t d = h.u[h.nu - 1].linger_until - now;
+			int64_t tw = token_wait(&h);
+			if (tw > d)	/* and it cannot start before a token */
+				d = tw;
 			if (d < 0)
 				d = 0;
 			if (wait_ns < 0 || d < wait_ns)
