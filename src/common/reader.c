@@ -147,29 +147,40 @@ reread_header(struct ch_reader *r, struct ch_error *err)
 	return 0;
 }
 
+/* Read on from pos in the segment open at fd, whose header h was just
+ * read.  Takes fd (closed on error). */
+static int
+adopt_segment(struct ch_reader *r, int fd, const struct ch_seghdr *h,
+    uint64_t pos, struct ch_error *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		ch_err_sys(err, CH_EXIT_FAIL, "segment");
+		close(fd);
+		return -1;
+	}
+	if (r->segfd >= 0)
+		close(r->segfd);
+	r->segfd = fd;
+	r->seg = *h;
+	r->provisional = pos == CH_SEG_HDR;
+	r->hdr_fresh = 1;
+	r->final_seen = 0;
+	ch_segcur_init(&r->cur, fd, h, pos, (uint64_t)st.st_size);
+	return 0;
+}
+
 static int
 switch_segment(struct ch_reader *r, uint64_t base, uint64_t pos,
     struct ch_error *err)
 {
-	struct stat st;
 	struct ch_seghdr h;
 	int fd;
 
 	if (ch_segment_open(r->ch->dirfd, base, 0, &fd, &h, err) < 0)
 		return -1;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return ch_err_sys(err, CH_EXIT_FAIL, "segment");
-	}
-	if (r->segfd >= 0)
-		close(r->segfd);
-	r->segfd = fd;
-	r->seg = h;
-	r->provisional = pos == CH_SEG_HDR;
-	r->hdr_fresh = 1;
-	r->final_seen = 0;
-	ch_segcur_init(&r->cur, fd, &h, pos, (uint64_t)st.st_size);
-	return 0;
+	return adopt_segment(r, fd, &h, pos, err);
 }
 
 int
@@ -194,8 +205,7 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 		free(r);
 		return -1;
 	}
-	close(fd);
-	if (switch_segment(r, h.base, pos, err) < 0)
+	if (adopt_segment(r, fd, &h, pos, err) < 0)
 		goto fail;
 	if (pos > r->cur.size) {
 		struct ch_end end;
@@ -520,10 +530,9 @@ cut_under(struct ch_reader *r, struct ch_error *err)
 	if (!last)
 		return damaged(r, err);
 	return ch_err(err, CH_EXIT_DATAERR,
-	    "segment at offset %llu was cut to offset %llu under the reader, "
+	    "segment at offset %llu was cut to %llu bytes under the reader, "
 	    "which had read to offset %llu (damaged channel)",
-	    (unsigned long long)r->seg.base,
-	    (unsigned long long)ch_seg_offset(r->seg.base, r->cur.size),
+	    (unsigned long long)r->seg.base, (unsigned long long)r->cur.size,
 	    (unsigned long long)ch_reader_offset(r));
 }
 
@@ -810,6 +819,10 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 		rec->offset = ch_seg_offset(r->seg.base, rec->pos);
 		return 1;
 	}
+	/* Only a header read in this call spares reading it again: one read
+	 * before may be stale (the caller may have set up its watch since,
+	 * and a writer rewritten the header before it). */
+	r->hdr_fresh = 0;
 	for (;;) {
 		if (r->provisional && r->cur.size > CH_SEG_HDR &&
 		    !r->hdr_fresh) {

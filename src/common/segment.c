@@ -190,8 +190,9 @@ ch_cur_trailer_is(const struct ch_segcur *c, uint64_t p, uint64_t len)
 
 	if (p < CH_SEG_HDR + sizeof t || len > UINT32_MAX)
 		return 0;
-	if (ch_pread_full(c->fd, t, sizeof t, (off_t)(p - sizeof t)) != sizeof t)
-		return CH_CUR_IOERR;
+	ssize_t got = ch_pread_full(c->fd, t, sizeof t, (off_t)(p - sizeof t));
+	if (got != (ssize_t)sizeof t)	/* or the file shrank: not there */
+		return got < 0 ? CH_CUR_IOERR : 0;
 	return ch_get32(t) == len;
 }
 
