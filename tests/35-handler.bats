@@ -693,6 +693,30 @@ print(r["attempts"], r["last_status"], r["next_attempt"])'
 
 # --- dead letters ----------------------------------------------------------
 
+@test "a command that cannot be run (127, 126) stops the run with 69: nothing goes to the dead letters, and the next run tries it again" {
+	# A typo in CMD, or another PATH under cron, failed every record: with
+	# a dead-letter channel the whole backlog went there, exit 0.
+	fresh
+	pub r1 r2 r3
+	run -69 --separate-stderr timeout 20 chsub --retries=1 --backoff=10ms \
+	    --dead-letter="$DLQ" --batch=2 -x nosuchcmd-chtools "$CH" s
+	assert_equal "${stderr_lines[-1]}" "chsub: $CH: the command could not be run for the record at offset ${OFFS[0]} (status 127: not found), 2 times; no record goes to the dead letters for that, and the offset stays uncommitted"
+	[[ ! -e $DLQ ]] || assert_equal "$(chsub --peek --from=earliest "$DLQ" | wc -l)" 0
+	assert_equal "$(offset_of s)" "${OFFS[0]}"
+	# Not executable: 126, the same.
+	printf '#!/bin/sh\nexit 0\n' >"$T/noexec"
+	chmod -x "$T/noexec"
+	run -69 --separate-stderr timeout 20 chsub --dead-letter="$DLQ" -x "$T/noexec" "$CH" s
+	[[ ${stderr_lines[-1]} == *"(status 126: not executable)"* ]]
+	# Its attempts begin again in the next run: the fixed command runs.
+	run -0 --separate-stderr timeout 20 chsub --dead-letter="$DLQ" --batch=2 \
+	    -x 'cat >>"$T/got"' "$CH" s
+	assert_equal "$stderr" "chsub: $CH: the command could not be run for the record at offset ${OFFS[0]} in the last run (status 126); trying it again"
+	assert_equal "$(cat "$T/got")" "$(printf '%s\n' r1 r2 r3)"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+	[[ ! -e $DLQ ]] || assert_equal "$(chsub --peek --from=earliest "$DLQ" | wc -l)" 0
+}
+
 @test "--dead-letter: a poison record ends in the dead-letter channel with its origin while the rest flow" {
 	fresh
 	printf 'POISON\0with\nbinary \377\n' >"$T/poison"

@@ -648,6 +648,14 @@ note_failure(struct unit *u)
 	}
 }
 
+/* The last attempt's command could not be run at all: /bin/sh's 127 (not
+ * found) or 126 (not executable).  That says nothing of the records. */
+static int
+could_not_run(const struct unit *u)
+{
+	return u->how == CH_FAIL_EXIT && (u->code == 126 || u->code == 127);
+}
+
 static void
 describe(const struct unit *u, char *buf, size_t len)
 {
@@ -907,6 +915,24 @@ exhausted(struct hctx *h, size_t i, const char *when, struct ch_error *err)
 	const struct ch_handler_opts *o = h->o;
 	char st[32];
 
+	if (could_not_run(u)) {
+		/* A typo in CMD, or another PATH under cron: every record
+		 * would fail so, and with a dead-letter channel the whole
+		 * backlog would go there.  Stop instead; a restart runs CMD
+		 * again (resume_unit). */
+		describe(u, st, sizeof st);
+		u->state = U_WAIT;
+		u->retry_at = INT64_MAX;
+		h->failed = 1;
+		snprintf(h->failure, sizeof h->failure, "the command could not "
+		    "be run for the record at offset %llu (status %s: %s), "
+		    "%llu times%s; no record goes to the dead letters for "
+		    "that, and the offset stays uncommitted",
+		    (unsigned long long)u->recs[0].offset, st, u->code == 127 ?
+		    "not found" : "not executable",
+		    (unsigned long long)u->failures, when);
+		return 0;
+	}
 	if (u->nrec > 1)
 		return split(h, i, err);
 	if (o->dead_letter) {
@@ -958,6 +984,23 @@ resume_unit(struct hctx *h, size_t i, struct ch_error *err)
 	char st[32], msg[300];
 
 	describe(u, st, sizeof st);
+	/* A command that could not be run may have been fixed since: its
+	 * attempts begin again. */
+	if (could_not_run(u) && u->failures > o->retries) {
+		u->failures = u->attempt = 0;
+		u->gave_up = 0;
+		u->state = U_WAIT;
+		u->retry_at = ch_mono_ns();
+		u->next_wall = ch_now_ns();
+		if (o->warn) {
+			snprintf(msg, sizeof msg, "the command could not be run "
+			    "for the record at offset %llu in the last run "
+			    "(status %s); trying it again",
+			    (unsigned long long)u->recs[0].offset, st);
+			o->warn(o->warn_ctx, msg);
+		}
+		return 0;
+	}
 	if (u->failures > o->retries)
 		return exhausted(h, i, " before this run", err);
 	int64_t left = u->gave_up ? 0 : u->next_wall - ch_now_ns();
