@@ -717,6 +717,16 @@ print(r["attempts"], r["last_status"], r["next_attempt"])'
 	[[ ! -e $DLQ ]] || assert_equal "$(chsub --peek --from=earliest "$DLQ" | wc -l)" 0
 }
 
+@test "a command that exits 127 for one record after it ran for others is that record's failure: dead-lettered as usual" {
+	fresh
+	pub a b c
+	run -0 --separate-stderr timeout 20 chsub --dead-letter="$DLQ" \
+	    -x 'read -r x; [ "$x" = b ] && exit 127; echo "$x" >>"$T/got"' "$CH" s
+	assert_equal "$(cat "$T/got")" "$(printf '%s\n' a c)"
+	assert_equal "$(chsub --peek "$DLQ" --format '%{status} %s\n')" "127 b"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
 @test "--dead-letter: a poison record ends in the dead-letter channel with its origin while the rest flow" {
 	fresh
 	printf 'POISON\0with\nbinary \377\n' >"$T/poison"
@@ -1084,15 +1094,27 @@ term_until_gone() {
 	# 69 and saved the attempts as used up (every later run exited 69
 	# without running CMD); with a dead-letter channel the record went
 	# there, as failed with "signal 15".
-	local dl hp
+	local dl hp who cp
 	fresh
 	pub r1 r2
+	for who in group command; do
 	for dl in "" "--dead-letter=$DLQ"; do
 		rm -f "$T/h.pid" "$T/started"
-		start_blocking -f --retries=0 $dl
+		# its last command, which sh -c may run as its child
+		start_bg chsub -f --retries=0 $dl \
+		    -x 'echo $$ >"$T/h.pid"; "$T/await" "$T/release"' "$CH" s
+		CHSUB=$BG
 		wait_for 10 test -s "$T/h.pid"
 		hp=$(cat "$T/h.pid")
-		kill -TERM -- "-$hp"
+		if [[ $who == group ]]; then
+			kill -TERM -- "-$hp"
+		elif [[ $(cat "/proc/$hp/comm") == await ]]; then
+			kill -TERM "$hp"	# sh ran it with exec
+		else	# the command only: sh exits 143
+			wait_until 10 '[[ -n $(pgrep -x await -P "$hp") ]]'
+			cp=$(pgrep -x await -P "$hp")
+			kill -TERM "$cp"
+		fi
 		wait_for 10 proc_gone "$hp"	# reaped by chsub
 		kill -TERM "$CHSUB"
 		wait_exit 20 "$CHSUB"
@@ -1101,6 +1123,7 @@ term_until_gone() {
 		run grep -c '^retry' "$CH/subscribers/s/offset"
 		assert_output 0
 		[[ ! -e $DLQ ]] || assert_equal "$(chsub --peek --from=earliest "$DLQ" | wc -l)" 0
+	done
 	done
 	run -0 timeout 10 chsub -x 'cat >>"$T/next"; echo >>"$T/next"' "$CH" s
 	assert_equal "$(cat "$T/next")" "$(printf '%s\n' r1 r2)"

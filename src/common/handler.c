@@ -62,6 +62,7 @@ struct unit {
 	uint64_t max_recs;		/* resumed: the size it had, or 0 */
 	int sep;			/* each record followed by --delim */
 	int resumed;			/* retry state from the last run */
+	int charged;			/* --rate: its records paid for */
 	int gave_up;
 };
 
@@ -889,6 +890,7 @@ split(struct hctx *h, size_t i, struct ch_error *err)
 		u->end_offset = k + 1 < n ? old.recs[k + 1].offset : old.end_offset;
 		u->end_seq = k + 1 < n ? old.recs[k + 1].seq : old.end_seq;
 		u->state = U_READY;
+		u->charged = old.charged;	/* --rate: paid as the batch */
 	}
 	unit_free(&old);
 	return 0;
@@ -915,7 +917,7 @@ exhausted(struct hctx *h, size_t i, const char *when, struct ch_error *err)
 	const struct ch_handler_opts *o = h->o;
 	char st[32];
 
-	if (could_not_run(u)) {
+	if (could_not_run(u) && !h->stats->done) {
 		/* A typo in CMD, or another PATH under cron: every record
 		 * would fail so, and with a dead-letter channel the whole
 		 * backlog would go there.  Stop instead; a restart runs CMD
@@ -1142,23 +1144,32 @@ finished(struct hctx *h, size_t i, int status, int stopping,
  * Returns 1 if one came.
  */
 static int
-stop_on_its_way(const struct unit *u, int status)
+stop_signal(int sig)
+{
+	return sig == SIGINT || sig == SIGTERM || sig == SIGHUP;
+}
+
+static int
+stop_on_its_way(const struct unit *u, int status, int64_t *until)
 {
 	sigset_t stops, one;
 	int sig;
 
-	if (u->killed || !WIFSIGNALED(status))
-		return 0;
-	sig = WTERMSIG(status);
-	if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP)
+	/* Killed by one, or /bin/sh's 128+N for a command killed so (sh -c
+	 * does not always exec its last command). */
+	if (u->killed || !(WIFSIGNALED(status) ? stop_signal(WTERMSIG(status)) :
+	    WIFEXITED(status) && WEXITSTATUS(status) > 128 &&
+	    stop_signal(WEXITSTATUS(status) - 128)))
 		return 0;
 	sigemptyset(&stops);
 	sigaddset(&stops, SIGINT);
 	sigaddset(&stops, SIGTERM);
 	sigaddset(&stops, SIGHUP);
-	int64_t until = ch_mono_ns() + STOP_WAIT_NS;
+	/* One wait for all the handlers reaped at once, not one each. */
+	if (!*until)
+		*until = ch_mono_ns() + STOP_WAIT_NS;
 	for (;;) {
-		int64_t left = until - ch_mono_ns();
+		int64_t left = *until - ch_mono_ns();
 		if (left < 0)
 			left = 0;
 		struct timespec ts = { left / 1000000000LL,
@@ -1186,6 +1197,7 @@ reap(struct hctx *h, volatile sig_atomic_t *stop, struct ch_error *err)
 	char drain[64];
 	int status;
 	pid_t pid;
+	int64_t stop_until = 0;
 
 	while (read(chld_pipe[0], drain, sizeof drain) > 0)
 		;
@@ -1198,7 +1210,8 @@ reap(struct hctx *h, volatile sig_atomic_t *stop, struct ch_error *err)
 				if (h->u[i].killed)
 					kill(-pid, SIGKILL);
 				int stopping = *stop > 0 || h->fatal ||
-				    stop_on_its_way(&h->u[i], status);
+				    stop_on_its_way(&h->u[i], status,
+				    &stop_until);
 				if (finished(h, i, status, stopping, err) < 0)
 					return -1;
 				h->last_activity = ch_mono_ns();
@@ -1402,8 +1415,10 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 				h.last_activity = now;
 				continue;	/* start it, oldest first */
 			}
-			if (u->state == U_READY)	/* --rate: its records */
-				h.tokens -= (double)u->nrec;
+			if (u->state == U_READY && !u->charged) {
+				h.tokens -= (double)u->nrec;	/* --rate */
+				u->charged = 1;
+			}
 			if (spawn(&h, u, err) < 0)
 				goto out;
 		}
