@@ -288,6 +288,33 @@ sealed_payload() {
 	done
 }
 
+@test "chsub -f reads the header again after it sets up its watch: a writer that rewrote it in another format meanwhile is not missed" {
+	# The header read when chsub opened the segment spared the reread at
+	# its first read, which comes after its inotify watch is set up: a
+	# writer that cut a torn first record, rewrote the header in another
+	# format and wrote fewer bytes than the torn ones in between left the
+	# follower reading the new bytes with the old format, finding nothing
+	# and waiting for an event that had come and gone.
+	need_chfault
+	export CH_FORMAT=1
+	rm -rf "$CH"
+	new_channel
+	chsub "$CH" s >/dev/null
+	chpub "$CH" "hello world this is a longer record"
+	# a torn first record, 31 bytes: less than a record's header
+	truncate -s 95 "$CH/$(segments | tail -1)"
+	set_config format 2
+	unset CH_FORMAT
+	CHFAULT_RUN="chpub '$CH' ''" CHFAULT_RUN_AT=watch:/proc/self/fd/:1 \
+	    LD_PRELOAD="$CHFAULT" start_bg chsub -f "$CH" s >"$T/out"
+	# the empty record, delivered as an empty line
+	wait_until 10 '[[ $(wc -c <"$T/out") == 1 ]]'
+	kill "$BG"
+	wait "$BG" || true
+	run -0 chsub "$CH" s	# and committed
+	assert_output ""
+}
+
 # finish_torn_at AT: a torn record at the end of a small segment; a
 # subscriber s before it; chsub reads, and at AT (a CHFAULT_RUN_AT point)
 # the next writer cuts the torn bytes, writes r1 in their place, seals and

@@ -45,13 +45,14 @@
  *                        closed under it (its inotify fd, say) as a stray
  *                        close of a number it was given would (not
  *                        counted).
- *   CHFAULT_RUN=CMD, CHFAULT_RUN_AT=pread:TEXT:OFFSET, open:TEXT:N or
- *                        unlink:TEXT:N
+ *   CHFAULT_RUN=CMD, CHFAULT_RUN_AT=pread:TEXT:OFFSET, open:TEXT:N,
+ *                        unlink:TEXT:N or watch:TEXT:N
  *                        run CMD with /bin/sh -c, and wait for it, just
  *                        before the first pread(2) at OFFSET or beyond of
  *                        a file whose path contains TEXT, or before the
  *                        Nth open, or unlink or rmdir (unlink, unlinkat),
- *                        of a path that contains TEXT: a pause at
+ *                        or inotify_add_watch(2), of a path that
+ *                        contains TEXT: a pause at
  *                        a chosen point of a tool's work, in which CMD
  *                        changes what the tool has looked at (a writer
  *                        racing a check, say).  Once only: CMD runs
@@ -69,6 +70,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -728,4 +730,21 @@ ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 	signal_before_wait();
 	close_before_wait(fds, n);
 	return real(fds, n, ts, mask);
+}
+
+/* CHFAULT_RUN_AT=watch:TEXT:N: run CMD before the Nth inotify watch of a
+ * path that contains TEXT (a writer at work while a follower sets up its
+ * watch, after it has looked at the channel). */
+int
+inotify_add_watch(int fd, const char *path, uint32_t mask)
+{
+	REAL("inotify_add_watch", int, int, const char *, uint32_t);
+	static long seen;
+	char text[256];
+	long long nth;
+
+	if (path && run_spec("watch", text, sizeof text, &nth) &&
+	    strstr(path, text) && ++seen == nth)
+		run_cmd();
+	return real(fd, path, mask);
 }
