@@ -219,7 +219,12 @@ target(const char *name, int registered, const struct ch_offset *cur,
 	    registered ? cur->seq : 0, off, seq, &clamped, err) < 0)
 		return ch_err_prefix(err, "subscriber '%s': %s", name,
 		    npos ? pos_text : "--latest");
-	if (clamped)
+	if (clamped == -2)
+		ch_warn(chname, "subscriber '%s': it is behind the earliest "
+		    "record (removed by retention), and %s does not reach it; "
+		    "moved to the earliest record, offset %llu", name, pos_text,
+		    (unsigned long long)*off);
+	else if (clamped)
 		ch_warn(chname, "subscriber '%s': %s goes past the %s; clamped "
 		    "to offset %llu", name, pos_text,
 		    clamped < 0 ? "earliest record" : "end",

@@ -142,6 +142,31 @@ r5"
 	assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift goes past the end; clamped to offset $END"
 }
 
+@test "--shift from behind the earliest record (retention removed what it had not read) moves to the earliest record, never wraps" {
+	# A shift back by more than the record number wrapped below 0: the
+	# offset file got record 2^64-1 at the end of the channel, exit 0
+	# (the unread records skipped, the file refused by chsub and chlag).
+	local first n
+	rm -rf "$CH"
+	new_channel segment_bytes=4096
+	choffset --create "$CH" s >/dev/null
+	seq -f 'line-%05g-yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy' 1 300 | chpub "$CH"
+	chcompact --max-bytes=5000 "$CH" 2>/dev/null
+	first=$(chsub --peek --from=earliest -n 1 --format='%o' "$CH")
+	n=$(chsub --peek --from=earliest -n 1 --format='%n' "$CH")
+	((first > 0 && n > 1))
+	for shift in -1 -1000 +1; do
+		run -0 --separate-stderr choffset --dry-run --shift=$shift "$CH" s
+		assert_output "s 0 -> $first"
+		assert_equal "$stderr" "choffset: $CH: subscriber 's': it is behind the earliest record (removed by retention), and --shift does not reach it; moved to the earliest record, offset $first"
+	done
+	run -0 --separate-stderr choffset --shift=-1 "$CH" s
+	run chlag "$CH"
+	refute_output --partial INVALID
+	run -0 chsub -n 1 "$CH" s
+	assert_output "$(chsub --peek --from=earliest -n 1 "$CH")"
+}
+
 @test "--shift refuses to count from an offset file that disagrees with the data (65); --set replaces it with a warning" {
 	choffset --create --set="${OFF[1]}" "$CH" s >/dev/null
 	doctor_offset s seq 40

@@ -98,23 +98,28 @@ ch_pos_resolve(struct ch_channel *ch, const struct ch_pos *p,
 		if (ch_channel_start(ch, &st, err) < 0 ||
 		    ch_channel_end(ch, &end, err) < 0)
 			return -1;
-		if (p->shift < 0 && (uint64_t)-p->shift > from_seq - st.seq) {
+		/* Saturating, never wrapping: from_seq may be below the
+		 * earliest record (retention removed what it had not read). */
+		uint64_t mag = p->shift < 0 ? (uint64_t)0 - (uint64_t)p->shift :
+		    (uint64_t)p->shift;
+		int how = 0;
+		if (from_seq < st.seq && (p->shift < 0 ||
+		    mag < st.seq - from_seq)) {
+			how = -2;
 			target = st.seq;
-			if (clamped)
-				*clamped = -1;
-		} else if (p->shift > 0 &&
-		    (uint64_t)p->shift > end.seq - from_seq) {
+		} else if (p->shift < 0 && mag > from_seq - st.seq) {
+			how = -1;
+			target = st.seq;
+		} else if (p->shift < 0) {
+			target = from_seq - mag;
+		} else if (from_seq > end.seq || mag > end.seq - from_seq) {
+			how = 1;
 			target = end.seq;
-			if (clamped)
-				*clamped = 1;
 		} else {
-			target = from_seq + (uint64_t)p->shift;
+			target = from_seq + mag;
 		}
-		if (target < st.seq) {	/* from_seq itself was removed */
-			target = st.seq;
-			if (clamped)
-				*clamped = -1;
-		}
+		if (clamped)
+			*clamped = how;
 		*seq = target;
 		if (target == end.seq) {
 			*offset = end.offset;

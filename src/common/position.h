@@ -32,7 +32,8 @@ int ch_parse_shift(const char *s, struct ch_pos *p, struct ch_error *err);
  * now.  An OFFSET must be a record boundary between the start and the end
  * (proven by walking its segment); CH_EXIT_USAGE otherwise.  A SHIFT counts
  * records from `from_seq` and is clamped to [earliest, end]; *clamped is
- * then -1 or +1 (else 0).
+ * then -1 or +1, or -2 when from_seq was below the earliest record and the
+ * shift did not reach it (else 0).
  */
 int ch_pos_resolve(struct ch_channel *ch, const struct ch_pos *p,
     uint64_t from_seq, uint64_t *offset, uint64_t *seq, int *clamped,
