@@ -796,10 +796,17 @@ main(int argc, const char **argv)
 	} else if (opt_export) {
 		export();
 	} else if (opt_import) {
+		/* Both hold every subscriber's lock until all are checked. */
+		if (ch_raise_fd_limit() < 0)
+			ch_warn(chname, "raise the limit of open files: %s",
+			    strerror(errno));
 		import(opt_import);
 	} else if (opt_all) {
 		char **names;
 		size_t n;
+		if (ch_raise_fd_limit() < 0)
+			ch_warn(chname, "raise the limit of open files: %s",
+			    strerror(errno));
 		if (ch_sub_list(&ch, &names, &n, &err) < 0)
 			ch_die_err(chname, &err);
 		change(names, n);

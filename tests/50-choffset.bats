@@ -489,6 +489,18 @@ b ${OFF[0]}"
 	run -0 choffset --import "$T/saved" "$odd"
 }
 
+@test "--import and --all hold every subscriber's lock at once: more subscribers than the soft limit of open files allows still work" {
+	# Two descriptors a subscriber until all are checked: at the usual
+	# soft limit of 1024, about 510 subscribers failed with "Too many
+	# open files".  choffset raises the soft limit to the hard one.
+	local i
+	for i in $(seq 1 100); do echo "n$i ${OFF[0]}"; done >"$T/offs"
+	run -0 bash -c 'ulimit -S -n 64 && choffset --import="$1" "$2" >/dev/null' _ "$T/offs" "$CH"
+	assert_equal "$(choffset "$CH" | wc -l)" 100
+	run -0 bash -c 'ulimit -S -n 64 && choffset --all --latest "$1" >/dev/null' _ "$CH"
+	assert_equal "$(choffset "$CH" | awk '{ print $2 }' | sort -u)" "$END"
+}
+
 @test "--export prints every offset in a form --import restores" {
 	choffset --create --set="${OFF[1]}" "$CH" a >/dev/null
 	choffset --create "$CH" b >/dev/null

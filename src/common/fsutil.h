@@ -59,6 +59,12 @@ int ch_fsync_dir(int dirfd);
 /* fdatasync(2), retried on EINTR. */
 int ch_fdatasync(int fd);
 
+/* Raise the soft limit of open files to the hard one, for a tool that
+ * holds descriptors per subscriber (choffset --all, --import: a lock and
+ * a directory each, until all are checked).  Best effort: returns 0, or
+ * -1 with errno if the limits could not be read or set. */
+int ch_raise_fd_limit(void);
+
 /* Create the temporary file `tmp` for writing, exclusively (O_EXCL): never
  * through a symlink, never a FIFO, a device or a file linked from
  * elsewhere; whatever is at the name (a crash's leftover, or planted) is
