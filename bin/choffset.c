@@ -216,9 +216,16 @@ target(const char *name, int registered, const struct ch_offset *cur,
 		return ch_err(err, CH_EXIT_NOINPUT, "subscriber '%s' is not "
 		    "registered: nothing to shift from", name);
 	if (ch_pos_resolve(&ch, npos ? &pos : &latest,
-	    registered ? cur->seq : 0, off, seq, &clamped, err) < 0)
+	    registered ? cur->seq : 0, off, seq, &clamped, err) < 0) {
+		/* The reader's hint names an option of chsub's. */
+		static const char hint[] = " (use --skip-corrupt to skip it)";
+		size_t ml = strlen(err->msg), hl = sizeof hint - 1;
+		if (ml >= hl && strcmp(err->msg + ml - hl, hint) == 0)
+			snprintf(err->msg + ml - hl, sizeof err->msg - (ml - hl),
+			    " (chsub --skip-corrupt reads past it)");
 		return ch_err_prefix(err, "subscriber '%s': %s", name,
 		    npos ? pos_text : "--latest");
+	}
 	if (clamped == -2)
 		ch_warn(chname, "subscriber '%s': it is behind the earliest "
 		    "record (removed by retention), and %s does not reach it; "

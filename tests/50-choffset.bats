@@ -167,6 +167,19 @@ r5"
 	assert_output "$(chsub --peek --from=earliest -n 1 "$CH")"
 }
 
+@test "--shift across a corrupt record fails with 65, and the hint names chsub's --skip-corrupt, not an option choffset lacks" {
+	local b at
+	rm -rf "$CH"
+	new_channel
+	for b in 1 2 3; do seq -f "b$b-%03g" 1 5 | chpub "$CH"; done
+	choffset --create --earliest "$CH" s >/dev/null
+	at=$(chsub --peek --from=earliest --format='%o %s\n' "$CH" | awk '$2 == "b2-001" { print $1 }')
+	# a byte inside the second batch
+	printf Z | dd of="$CH/$(segments | head -1)" bs=1 seek=$((64 + at + 26)) conv=notrunc 2>/dev/null
+	run -65 --separate-stderr choffset --shift=+12 "$CH" s
+	assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift: corrupt record at offset $at (chsub --skip-corrupt reads past it)"
+}
+
 @test "--shift refuses to count from an offset file that disagrees with the data (65); --set replaces it with a warning" {
 	choffset --create --set="${OFF[1]}" "$CH" s >/dev/null
 	doctor_offset s seq 40
