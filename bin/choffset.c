@@ -797,23 +797,20 @@ main(int argc, const char **argv)
 	if (ch_channel_open(chname, 0, &ch, &err) < 0)
 		ch_die_err(chname, &err);
 
+	/* Both hold every subscriber's lock until all are checked. */
+	if ((opt_import || opt_all) && ch_raise_fd_limit() < 0)
+		ch_warn(chname, "raise the limit of open files: %s",
+		    strerror(errno));
 	if (opt_history) {
 		if (ch_journal_read(&ch, sub, print_entry, NULL, &err) < 0)
 			ch_die_err(chname, &err);
 	} else if (opt_export) {
 		export();
 	} else if (opt_import) {
-		/* Both hold every subscriber's lock until all are checked. */
-		if (ch_raise_fd_limit() < 0)
-			ch_warn(chname, "raise the limit of open files: %s",
-			    strerror(errno));
 		import(opt_import);
 	} else if (opt_all) {
 		char **names;
 		size_t n;
-		if (ch_raise_fd_limit() < 0)
-			ch_warn(chname, "raise the limit of open files: %s",
-			    strerror(errno));
 		if (ch_sub_list(&ch, &names, &n, &err) < 0)
 			ch_die_err(chname, &err);
 		change(names, n);

@@ -331,17 +331,26 @@ run_at_pread(int fd, off_t off)
 		run_cmd();
 }
 
+/* CHFAULT_RUN_AT=FN:TEXT:N: run CMD if this call of fn on path (counted
+ * in *seen when path contains TEXT) is the Nth. */
+static void
+run_at_nth(const char *fn, const char *path, long *seen)
+{
+	char text[256];
+	long long nth;
+
+	if (path && run_spec(fn, text, sizeof text, &nth) &&
+	    strstr(path, text) && ++*seen == nth)
+		run_cmd();
+}
+
 /* CHFAULT_RUN_AT=open:TEXT:N: is this open of path the one? */
 static void
 run_at_open(const char *path)
 {
 	static long seen;
-	char text[256];
-	long long nth;
 
-	if (path && run_spec("open", text, sizeof text, &nth) &&
-	    strstr(path, text) && ++seen == nth)
-		run_cmd();
+	run_at_nth("open", path, &seen);
 }
 
 /* CHFAULT_RUN_AT=unlink:TEXT:N: is this unlink or rmdir of path the one? */
@@ -349,12 +358,8 @@ static void
 run_at_unlink(const char *path)
 {
 	static long seen;
-	char text[256];
-	long long nth;
 
-	if (path && run_spec("unlink", text, sizeof text, &nth) &&
-	    strstr(path, text) && ++seen == nth)
-		run_cmd();
+	run_at_nth("unlink", path, &seen);
 }
 
 #define REAL(name, ret, ...) \
@@ -740,11 +745,7 @@ inotify_add_watch(int fd, const char *path, uint32_t mask)
 {
 	REAL("inotify_add_watch", int, int, const char *, uint32_t);
 	static long seen;
-	char text[256];
-	long long nth;
 
-	if (path && run_spec("watch", text, sizeof text, &nth) &&
-	    strstr(path, text) && ++seen == nth)
-		run_cmd();
+	run_at_nth("watch", path, &seen);
 	return real(fd, path, mask);
 }
