@@ -28,6 +28,9 @@ common_teardown() {
 	local p
 	for p in "${BG_PIDS[@]}"; do
 		kill "$p" 2>/dev/null || true
+		# one a test left stopped (SIGSTOP, CHFAULT_STOP_AT) takes
+		# the TERM only once it runs: the wait below would hang
+		kill -CONT "$p" 2>/dev/null || true
 	done
 	for p in "${BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
