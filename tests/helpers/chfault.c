@@ -20,7 +20,9 @@
  *                        EACCES, EROFS, EDQUOT, EPERM, EMFILE, EPIPE,
  *                        EAGAIN, ENOMEM, EINVAL; anything else aborts),
  *                        COUNT times (default 1,
- *                        0 = every call from the Nth on);
+ *                        0 = every call from the Nth on); up to four
+ *                        such specs, separated by commas, each counting
+ *                        its own calls (pwrite:2:ENOSPC,pread:3:EIO);
  *   CHFAULT_SHORT=1      pwrite and pwritev write only the first half (at
  *                        least a byte) of what they are given and say so,
  *                        as a write the kernel cut short may;
@@ -84,9 +86,13 @@
 static long calls;			/* mutating calls so far */
 static long crash_at = -1, stop_at = -1;
 static int torn;
-static char fail_fn[32];
-static long fail_at = -1, fail_count = 1, fail_calls;
-static int fail_errno;
+/* CHFAULT_FAIL's specs. */
+static struct fail {
+	char fn[32];
+	long at, count, calls;
+	int err;
+} fails[4];
+static int nfails;
 static int trace_fd = -1;
 /* The buffers of the pwritev being hooked, for a torn one. */
 static const struct iovec *hook_iov;
@@ -119,6 +125,64 @@ errno_of(const char *s)
 	return (int)v;
 }
 
+/* One of CHFAULT_FAIL's specs, FUNC:N:ERRNO[:COUNT]. */
+static void
+parse_fail(char *spec, struct fail *f)
+{
+	char *p = strchr(spec, ':'), *q;
+
+	f->at = -1;
+	f->count = 1;
+	if (!p)
+		return;
+	*p++ = '\0';
+	snprintf(f->fn, sizeof f->fn, "%.31s", spec);
+	f->at = strtol(p, &q, 10);
+	if (*q == ':') {
+		p = q + 1;
+		q = strchr(p, ':');
+		if (q) {
+			*q++ = '\0';
+			f->count = atol(q);
+		}
+		f->err = errno_of(p);
+	}
+}
+
+/* Does a spec of CHFAULT_FAIL make this call of fn fail?  (Every spec
+ * naming fn counts it; "any" and "pwrite" for the pwrite family too,
+ * unless exact.)  Sets errno if so. */
+static int
+fail_now(const char *fn, int exact)
+{
+	int fail = 0;
+
+	for (int i = 0; i < nfails; i++) {
+		struct fail *f = &fails[i];
+		if (f->at <= 0 || !(strcmp(f->fn, fn) == 0 || (!exact &&
+		    (strcmp(f->fn, "any") == 0 || (strcmp(f->fn, "pwrite") == 0 &&
+		    strncmp(fn, "pwrite", 6) == 0)))))
+			continue;
+		f->calls++;
+		if (f->calls >= f->at && (f->count == 0 ||
+		    f->calls < f->at + f->count)) {
+			errno = f->err ? f->err : EIO;
+			fail = 1;
+		}
+	}
+	return fail;
+}
+
+/* Does a spec of CHFAULT_FAIL name fn? */
+static int
+fails_named(const char *fn)
+{
+	for (int i = 0; i < nfails; i++)
+		if (fails[i].at > 0 && strcmp(fails[i].fn, fn) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 setup(void)
 {
@@ -133,23 +197,11 @@ setup(void)
 	if ((s = getenv("CHFAULT_STOP_AT")) && *s)
 		stop_at = atol(s);
 	if ((s = getenv("CHFAULT_FAIL")) && *s) {
-		char buf[128], *p, *q;
+		char buf[256], *spec, *save = NULL;
 		snprintf(buf, sizeof buf, "%s", s);
-		p = strchr(buf, ':');
-		if (p) {
-			*p++ = '\0';
-			snprintf(fail_fn, sizeof fail_fn, "%.31s", buf);
-			fail_at = strtol(p, &q, 10);
-			if (*q == ':') {
-				p = q + 1;
-				q = strchr(p, ':');
-				if (q) {
-					*q++ = '\0';
-					fail_count = atol(q);
-				}
-				fail_errno = errno_of(p);
-			}
-		}
+		for (spec = strtok_r(buf, ",", &save); spec && nfails < 4;
+		    spec = strtok_r(NULL, ",", &save))
+			parse_fail(spec, &fails[nfails++]);
 	}
 	if ((s = getenv("CHFAULT_TRACE")) && *s) {
 		int (*real_open)(const char *, int, ...) =
@@ -224,16 +276,8 @@ hook(const char *fn, int fd, const void *buf, size_t len, off_t off,
 	}
 	if (stop_at > 0 && calls == stop_at)
 		kill(getpid(), SIGSTOP);
-	if (fail_at > 0 && (strcmp(fail_fn, "any") == 0 ||
-	    strcmp(fail_fn, fn) == 0 ||
-	    (strcmp(fail_fn, "pwrite") == 0 && strncmp(fn, "pwrite", 6) == 0))) {
-		fail_calls++;
-		if (fail_calls >= fail_at && (fail_count == 0 ||
-		    fail_calls < fail_at + fail_count)) {
-			errno = fail_errno ? fail_errno : EIO;
-			return -1;
-		}
-	}
+	if (fail_now(fn, 0))
+		return -1;
 	errno = saved;
 	return 0;
 }
@@ -305,7 +349,7 @@ fail_pread(int fd)
 	char link[64], path[4096];
 
 	setup();
-	if (fail_at <= 0 || strcmp(fail_fn, "pread") != 0)
+	if (!fails_named("pread"))
 		return 0;
 	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(link, path, sizeof path - 1);
@@ -638,16 +682,10 @@ fail_only(const char *fn, const char *path)
 	const char *only = getenv("CHFAULT_FAIL_PATH");
 
 	setup();
-	if (fail_at <= 0 || strcmp(fail_fn, fn) != 0 ||
+	if (!fails_named(fn) ||
 	    (only && *only && (!path || !strstr(path, only))))
 		return 0;
-	fail_calls++;
-	if (fail_calls >= fail_at && (fail_count == 0 ||
-	    fail_calls < fail_at + fail_count)) {
-		errno = fail_errno ? fail_errno : EIO;
-		return -1;
-	}
-	return 0;
+	return fail_now(fn, 1) ? -1 : 0;
 }
 
 int
