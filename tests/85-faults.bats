@@ -120,6 +120,46 @@ channel_sound() {
 	run -0 chcompact --check "$CH"
 }
 
+@test "chpub: a disk that fills up part way through a write, and reading back what was written whole fails: nothing is cut (a subscriber read it), the next writer cuts the torn rest (formats 1 and 3)" {
+	need_chfault
+	local pub n f
+	seq -f 'old-%06g ..............................................................' 1 5000 >"$T/b"
+	seq -f 'new-%06g ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++' 1 300 >"$T/c"
+	# (format 2 puts a read of stdin in one frame: half of it is none)
+	for f in 1 3; do
+		export CH_FORMAT=$f
+		rm -rf "$CH"
+		new_channel
+		# as above, and the second pread of the segment (the first
+		# after the failed write: the walk over what was written)
+		# fails too
+		CHFAULT_STOP_AT=3 CHFAULT_SHORT=1 CHFAULT_FAIL_PATH=.seg \
+		    CHFAULT_FAIL=pwrite:2:ENOSPC,pread:2:EIO \
+		    LD_PRELOAD="$CHFAULT" chpub "$CH" <"$T/b" 2>"$T/pub.err" 3>&- &
+		pub=$!
+		BG_PIDS+=("$pub")
+		wait_until 20 '[[ $(ps -o stat= -p "$pub") == T* ]]'
+		chsub --from=earliest "$CH" s >"$T/got"
+		n=$(wc -l <"$T/got")
+		echo "format $f: the subscriber read $n records"
+		((n > 0 && n < 5000))
+		kill -CONT "$pub"
+		local rc=0
+		wait "$pub" || rc=$?
+		assert_equal "$rc" 1
+		run cat "$T/pub.err"
+		assert_output --regexp "^chpub: $CH: write segment: No space left on device \(the records of the batch written whole stay published: at least the first [0-9]+; reading back the rest failed: Input/output error\)$"
+		# what the subscriber read is still there, its offset still on
+		# a boundary: it reads the next batch, whole
+		chpub "$CH" <"$T/c"
+		run -0 chsub "$CH" s
+		assert_output "$(cat "$T/c")"
+		run -0 chsub --peek --from=earliest "$CH"
+		assert_output "$(head -n "$n" "$T/b"; cat "$T/c")"
+		run -0 chcompact --check "$CH"
+	done
+}
+
 @test "chpub --tee: a disk that fills up part way through a write copies out the records written whole, and only those" {
 	need_chfault
 	local pub n kept rc=0

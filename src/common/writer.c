@@ -702,30 +702,44 @@ full(struct ch_writer *w, uint64_t need, int64_t *deadline, int *locked,
  * after frame from where the piece began (a guess from the end of the
  * file could take a record inside a torn one's payload for a whole one).
  * Returns how many records stay; their offsets join ch_writer_offsets'.
+ * If the walk cannot finish, more may: *unsure is then its errno, and
+ * nothing is cut.
  */
 static uint64_t
-keep_whole_frames(struct ch_writer *w, const struct ch_piece *pc)
+keep_whole_frames(struct ch_writer *w, const struct ch_piece *pc,
+    int *unsure)
 {
 	struct stat st;
 	struct ch_segcur c;
 	struct ch_rec r;
 	uint64_t end = w->end, seq = w->next_seq, upto = w->next_seq;
+	int k = CH_CUR_END;
 
-	if (fstat(w->segfd, &st) == 0 && (uint64_t)st.st_size > w->end) {
+	*unsure = 0;
+	if (fstat(w->segfd, &st) < 0) {
+		*unsure = errno;
+	} else if ((uint64_t)st.st_size > w->end) {
 		memset(&c, 0, sizeof c);
 		ch_segcur_init(&c, w->segfd, &w->seg, w->end,
 		    (uint64_t)st.st_size);
 		while (seq - w->next_seq < pc->nrec &&
-		    ch_segcur_next(&c, &r) == CH_CUR_OK && r.h.seq == seq &&
-		    r.h.type != CH_REC_SEAL) {
+		    (k = ch_segcur_next(&c, &r)) == CH_CUR_OK &&
+		    r.h.seq == seq && r.h.type != CH_REC_SEAL) {
 			seq += r.nseq;
 			if (!c.left) {	/* the end of a frame */
 				end = c.pos;
 				upto = seq;
 			}
 		}
+		if (k == CH_CUR_IOERR)
+			*unsure = errno ? errno : EIO;
 		ch_segcur_free(&c);
 	}
+	/* The walk could not finish (a read failed, out of memory): frames
+	 * past where it stopped may be whole and read already, so nothing
+	 * is cut; the next writer's walk finds them, and cuts the rest. */
+	if (*unsure)
+		w->have_state = 0;
 	uint64_t kept = upto - w->next_seq;
 	if (kept > pc->nrec) {	/* not this piece's: keep none */
 		kept = 0;
@@ -738,7 +752,7 @@ keep_whole_frames(struct ch_writer *w, const struct ch_piece *pc)
 		w->noffs += kept;
 	}
 	/* If this fails too, the next writer cuts the rest. */
-	if (cut_tail(w, end) < 0)
+	if (!*unsure && cut_tail(w, end) < 0)
 		w->have_state = 0;
 	return kept;
 }
@@ -802,9 +816,16 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 		    w->o.want_offsets ? w->offs + w->noffs : NULL, &pc);
 		if (ch_pwritev_full(w->segfd, pc.iov, pc.niov,
 		    (off_t)w->end) < 0) {
-			int e = errno;
-			written += keep_whole_frames(w, &pc);
-			if (written)
+			int e = errno, unsure;
+			written += keep_whole_frames(w, &pc, &unsure);
+			if (unsure)
+				ch_err(err, CH_EXIT_FAIL, "write segment: %s "
+				    "(the records of the batch written whole "
+				    "stay published: at least the first %llu; "
+				    "reading back the rest failed: %s)",
+				    strerror(e), (unsigned long long)written,
+				    strerror(unsure));
+			else if (written)
 				ch_err(err, CH_EXIT_FAIL, "write segment: %s "
 				    "(the first %llu records of the batch were "
 				    "written whole, and stay published)",
