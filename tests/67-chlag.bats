@@ -566,6 +566,28 @@ assert r["idle_seconds"] == 0, r' "$output"
 	run -3 --separate-stderr chlag --watch=1 --output="$T/x" "$CH"
 }
 
+@test "--warn and --crit refuse an empty item (a comma too many) and a kind given twice (3)" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	local v
+	for v in records:10, ,records:10 records:10,,age:1h; do
+		run -3 --separate-stderr chlag --warn="$v" "$CH"
+		assert_output ""
+		assert_equal "$stderr" "chlag: --warn: empty KIND:VALUE in '$v' (a comma too many?)
+Try 'chlag --help' for more information."
+	done
+	run -3 --separate-stderr chlag --crit= "$CH"
+	[[ $stderr == "chlag: --crit: no KIND:VALUE given (records:1000, bytes:10M, age:5m)"* ]]
+	run -3 --separate-stderr chlag --warn=records:10,records:20 "$CH"
+	[[ $stderr == "chlag: --warn: records given twice, 'records:10' and 'records:20'"* ]]
+	run -3 --separate-stderr chlag --crit=age:1h,bytes:1k,age:2h "$CH"
+	[[ $stderr == "chlag: --crit: age given twice, 'age:1h' and 'age:2h'"* ]]
+	# each kind once is fine, in any order, and a later -w adds to an
+	# earlier one
+	run -1 chlag --warn=age:1h,bytes:1M,records:5 "$CH"
+	run -1 chlag -w age:1h -w records:5 "$CH"
+}
+
 # --- --watch --------------------------------------------------------------
 
 @test "--watch refreshes the report until interrupted" {
