@@ -187,7 +187,9 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	new_channel
 	chsub "$CH" s >/dev/null
 	run -0 chlag --prometheus "$CH"
-	assert_line --partial "chlag_lag_records{channel=\"$T/we\\\"ird\\\\name\",subscriber=\"s\"} 0"
+	# the label value we"ird\\name (a backslash doubled, so that \xHH
+	# stays a byte that is not UTF-8), in the format's escapes
+	assert_line --partial "chlag_lag_records{channel=\"$T/we\\\"ird\\\\\\\\name\",subscriber=\"s\"} 0"
 }
 
 @test "--prometheus: chlag_channel_up is 1 for each channel read (an ERROR subscriber or none at all included), 0 for one that cannot be, which keeps its scrape time" {
