@@ -86,41 +86,61 @@ static struct thresholds warn_t, crit_t;
 static struct ch_lag_opts lag_opts;
 static volatile sig_atomic_t stop;
 
+/* KIND:VALUE[,KIND:VALUE]...: no empty item (a trailing comma is a
+ * typo) and no kind twice in one value (which of the two would hold?). */
 static void
 parse_thresholds(const char *opt, const char *val, struct thresholds *t)
 {
+	static const char *const kinds[] = { "records", "bytes", "age" };
 	/* static: still reachable when ch_usage() exits half way, whatever
 	 * registers held it (LeakSanitizer) */
 	static char *copy;
-	char *save = NULL, *tok;
+	const char *seen[3] = { NULL, NULL, NULL };	/* items in val */
+	char *tok, *next;
 	struct ch_error err;
+	int k;
 
+	if (!*val)
+		ch_usage("%s: no KIND:VALUE given (records:1000, bytes:10M, "
+		    "age:5m)", opt);
 	if (!(copy = strdup(val)))
 		ch_die(N_UNKNOWN, NULL, "out of memory");
 	t->have = 1;
-	for (tok = strtok_r(copy, ",", &save); tok;
-	    tok = strtok_r(NULL, ",", &save)) {
+	for (tok = copy; tok; tok = next) {
+		const char *item = val + (tok - copy);
+		if ((next = strchr(tok, ',')))
+			*next++ = '\0';
+		if (!*tok)
+			ch_usage("%s: empty KIND:VALUE in '%s' (a comma too many?)",
+			    opt, val);
 		char *colon = strchr(tok, ':');
 		if (!colon)
 			ch_usage("%s: '%s' is not KIND:VALUE (records:1000, "
 			    "bytes:10M, age:5m)", opt, tok);
 		*colon = '\0';
 		const char *v = colon + 1;
-		if (strcmp(tok, "records") == 0) {
+		for (k = 0; k < 3 && strcmp(tok, kinds[k]) != 0; k++)
+			;
+		if (k == 3)
+			ch_usage("%s: unknown kind '%s' (records, bytes or age)",
+			    opt, tok);
+		if (seen[k])
+			ch_usage("%s: %s given twice, '%.*s' and '%.*s'", opt, tok,
+			    (int)strcspn(seen[k], ","), seen[k],
+			    (int)strcspn(item, ","), item);
+		seen[k] = item;
+		if (k == 0) {
 			if (ch_parse_u64(v, &t->records, &err) < 0)
 				ch_usage("%s: records: %s", opt, err.msg);
 			t->have_records = 1;
-		} else if (strcmp(tok, "bytes") == 0) {
+		} else if (k == 1) {
 			if (ch_parse_size(v, &t->bytes, &err) < 0)
 				ch_usage("%s: bytes: %s", opt, err.msg);
 			t->have_bytes = 1;
-		} else if (strcmp(tok, "age") == 0) {
+		} else {
 			if (ch_parse_duration(v, &t->age_ns, &err) < 0)
 				ch_usage("%s: age: %s", opt, err.msg);
 			t->have_age = 1;
-		} else {
-			ch_usage("%s: unknown kind '%s' (records, bytes or age)",
-			    opt, tok);
 		}
 	}
 	free(copy);

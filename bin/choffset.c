@@ -562,6 +562,19 @@ drop_held(size_t held)
 	}
 }
 
+/* How many words separated by blanks s holds. */
+static size_t
+fields(const char *s)
+{
+	size_t n = 0;
+
+	for (s += strspn(s, " \t"); *s; s += strspn(s, " \t")) {
+		n++;
+		s += strcspn(s, " \t");
+	}
+	return n;
+}
+
 /* Parse and validate the whole import file before changing anything. */
 static void
 import(const char *file)
@@ -573,15 +586,29 @@ import(const char *file)
 	if (!f)
 		ch_die(CH_EXIT_NOINPUT, chname, "%s: %s", file, strerror(errno));
 	while (getline(&line, &cap, f) > 0) {
-		char name[256], extra[2];
-		unsigned long long off;
+		char *name = line, *num;
+		uint64_t off;
 		lineno++;
 		line[strcspn(line, "\n")] = '\0';
 		if (line[0] == '#' || line[strspn(line, " \t")] == '\0')
 			continue;
-		if (sscanf(line, "%255s %llu %1s", name, &off, extra) != 2)
+		/* NAME, one space, OFFSET in decimal digits, as --export
+		 * writes it and --set takes it: no sign, no blank. */
+		num = strchr(line, ' ');
+		if (!num || num == line || !num[1] || fields(line) != 2)
 			ch_die(CH_EXIT_USAGE, chname, "%s:%zu: expected 'NAME "
 			    "OFFSET'", file, lineno);
+		*num++ = '\0';
+		if (strspn(num, "0123456789") != strlen(num)) {
+			for (char *p = num; *p; p++)
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					*p = '?';
+			ch_die(CH_EXIT_USAGE, chname, "%s:%zu: offset '%.40s' "
+			    "is not decimal digits", file, lineno, num);
+		}
+		if (ch_parse_u64(num, &off, &err) < 0)
+			ch_die(CH_EXIT_USAGE, chname, "%s:%zu: offset: %s", file,
+			    lineno, err.msg);
 		if (ch_sub_check_name(name, &err) < 0)
 			ch_die(CH_EXIT_USAGE, chname, "%s:%zu: %s", file, lineno,
 			    err.msg);

@@ -548,6 +548,33 @@ b $END"
 	assert_equal "$(offset_of a)" "$END"
 }
 
+@test "--import takes an offset in decimal digits only, one space after the name: a sign or a blank is a malformed line, which changes nothing" {
+	choffset --create "$CH" a >/dev/null
+	local off line
+	for off in -0 +0 " 0" "0 " "-${OFF[1]}" "+${OFF[1]}" "0x0" "0"$'\r'; do
+		printf 'a %s\nb %s\n' "${OFF[1]}" "$off" >"$T/in"
+		run -2 --separate-stderr choffset --import "$T/in" "$CH"
+		assert_output ""
+		assert_equal "$stderr" "choffset: $CH: $T/in:2: offset '${off//$'\r'/?}' is not decimal digits"
+		assert_equal "$(offset_of a)" "$END"
+		assert_not_exist "$CH/subscribers/b"
+	done
+	for line in " b 0" $'b\t0' "b" "b " "b 0 0"; do
+		printf 'a %s\n%s\n' "${OFF[1]}" "$line" >"$T/in"
+		run -2 --separate-stderr choffset --import "$T/in" "$CH"
+		assert_equal "$stderr" "choffset: $CH: $T/in:2: expected 'NAME OFFSET'"
+	done
+	printf 'b 99999999999999999999\n' >"$T/in"
+	run -2 --separate-stderr choffset --import "$T/in" "$CH"
+	assert_equal "$stderr" "choffset: $CH: $T/in:1: offset: '99999999999999999999' is too large"
+	assert_equal "$(offset_of a)" "$END"
+	assert_not_exist "$CH/subscribers/b"
+	printf 'a %s\nb %s\n' "${OFF[1]}" "${OFF[0]}" >"$T/in"
+	run -0 choffset --import "$T/in" "$CH"
+	assert_equal "$(offset_of a)" "${OFF[1]}"
+	assert_equal "$(offset_of b)" "${OFF[0]}"
+}
+
 @test "--import with a refused offset changes nothing" {
 	choffset --create "$CH" a >/dev/null
 	printf 'a %s\nb %s\n' "${OFF[0]}" $((OFF[1] + 1)) >"$T/in"

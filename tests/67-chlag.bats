@@ -187,7 +187,9 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 	new_channel
 	chsub "$CH" s >/dev/null
 	run -0 chlag --prometheus "$CH"
-	assert_line --partial "chlag_lag_records{channel=\"$T/we\\\"ird\\\\name\",subscriber=\"s\"} 0"
+	# the label value we"ird\\name (a backslash doubled, so that \xHH
+	# stays a byte that is not UTF-8), in the format's escapes
+	assert_line --partial "chlag_lag_records{channel=\"$T/we\\\"ird\\\\\\\\name\",subscriber=\"s\"} 0"
 }
 
 @test "--prometheus: chlag_channel_up is 1 for each channel read (an ERROR subscriber or none at all included), 0 for one that cannot be, which keeps its scrape time" {
@@ -564,6 +566,28 @@ assert r["idle_seconds"] == 0, r' "$output"
 	[[ $stderr == "chlag: give only one of --json, --yaml, --prometheus, --nagios"* ]]
 	run -3 --separate-stderr chlag --watch=0 "$CH"
 	run -3 --separate-stderr chlag --watch=1 --output="$T/x" "$CH"
+}
+
+@test "--warn and --crit refuse an empty item (a comma too many) and a kind given twice (3)" {
+	seq 10 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	local v
+	for v in records:10, ,records:10 records:10,,age:1h; do
+		run -3 --separate-stderr chlag --warn="$v" "$CH"
+		assert_output ""
+		assert_equal "$stderr" "chlag: --warn: empty KIND:VALUE in '$v' (a comma too many?)
+Try 'chlag --help' for more information."
+	done
+	run -3 --separate-stderr chlag --crit= "$CH"
+	[[ $stderr == "chlag: --crit: no KIND:VALUE given (records:1000, bytes:10M, age:5m)"* ]]
+	run -3 --separate-stderr chlag --warn=records:10,records:20 "$CH"
+	[[ $stderr == "chlag: --warn: records given twice, 'records:10' and 'records:20'"* ]]
+	run -3 --separate-stderr chlag --crit=age:1h,bytes:1k,age:2h "$CH"
+	[[ $stderr == "chlag: --crit: age given twice, 'age:1h' and 'age:2h'"* ]]
+	# each kind once is fine, in any order, and a later -w adds to an
+	# earlier one
+	run -1 chlag --warn=age:1h,bytes:1M,records:5 "$CH"
+	run -1 chlag -w age:1h -w records:5 "$CH"
 }
 
 # --- --watch --------------------------------------------------------------

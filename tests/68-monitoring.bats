@@ -60,11 +60,61 @@ chlag_scrape_timestamp_seconds chlag_status"
 	run promtool check metrics <"$T/chlag.prom"
 	assert_success
 	assert_output ""
-	# the bytes that are not UTF-8 as U+FFFD, the rest escaped
-	# (17 samples of its row, whether it could be read and its scrape
-	# time)
-	run grep -c "channel=\"$T/we\\\\\"ird\\\\\\\\na=me|x 'q'"$'\t\\\\n\xef\xbf\xbd"' "$T/chlag.prom"
+	# the backslash as \\, the byte that is not UTF-8 as \xff, then the
+	# format's escapes (17 samples of its row, whether it could be read
+	# and its scrape time)
+	run grep -cF -- "channel=\"$T/we\\\"ird\\\\\\\\na=me|x 'q'"$'\t\\n\\\\xff"' "$T/chlag.prom"
 	assert_output 19
+}
+
+# alike_channels: channels in $ALIKE whose paths differ only in bytes that
+# are not UTF-8, or in text that one of those could be written as (\xff,
+# U+FFFD); a subscriber s with a lag of 1 in each.
+alike_channels() {
+	ALIKE=("$T/a"$'\xff' "$T/a"$'\xfe' "$T/a\\xff" "$T/a"$'\xef\xbf\xbd' "$T/a\\")
+	local c
+	for c in "${ALIKE[@]}"; do
+		chpub "$c" a
+		chsub "$c" s >/dev/null
+		chpub "$c" b
+	done
+}
+
+@test "--prometheus: channels whose paths differ only in bytes that are not UTF-8 get distinct labels (\xHH, a backslash doubled), not one duplicate series" {
+	alike_channels
+	run -0 --separate-stderr chlag --prometheus "${ALIKE[@]}"
+	printf '%s\n' "$output" >"$T/chlag.prom"
+	run -0 grep '^chlag_channel_up{' "$T/chlag.prom"
+	# as the format escapes them: each backslash of the label doubled
+	assert_output "chlag_channel_up{channel=\"$T/a\\\\xff\"} 1
+chlag_channel_up{channel=\"$T/a\\\\xfe\"} 1
+chlag_channel_up{channel=\"$T/a\\\\\\\\xff\"} 1
+chlag_channel_up{channel=\"$T/a"$'\xef\xbf\xbd'"\"} 1
+chlag_channel_up{channel=\"$T/a\\\\\\\\\"} 1"
+	# no series twice
+	run -0 bash -c 'grep -v "^#" "$1" | sed "s/} .*/}/" | sort | uniq -d' _ "$T/chlag.prom"
+	assert_output ""
+	run -0 grep -c '^chlag_lag_records{.*} 1$' "$T/chlag.prom"
+	assert_output 5
+}
+
+@test "--prometheus -o: channels whose paths differ only in bytes that are not UTF-8, scraped through a real prometheus-node-exporter: every series served, none a duplicate" {
+	need prometheus-node-exporter prometheus-node-exporter
+	need promtool prometheus
+	alike_channels
+	mkdir "$T/textfile"
+	run -0 chlag --prometheus -o "$T/textfile/chlag.prom" "${ALIKE[@]}"
+	run -0 promtool check metrics <"$T/textfile/chlag.prom"
+	start_node_exporter "$T/textfile"
+	scrape >"$T/scraped"
+	run -0 grep -E '^node_textfile_scrape_error ' "$T/scraped"
+	assert_output 'node_textfile_scrape_error 0'
+	run grep -iE 'error|duplicate|collected before' "$T/node-exporter.log"
+	assert_failure
+	run -0 grep -c '^chlag_channel_up{.*} 1$' "$T/scraped"
+	assert_output 5
+	run -0 grep -c '^chlag_lag_records{.*} 1$' "$T/scraped"
+	assert_output 5
 }
 
 @test "--prometheus: metric names follow the Prometheus conventions (snake case, base units, no counters) and chlag(1) lists each" {

@@ -128,6 +128,11 @@ complete_bash() {
 	assert_output "5,age:"
 	complete_bash "chlag --warn=age:"
 	assert_output ""
+	# each kind once (chlag refuses one given twice)
+	complete_bash "chlag -w age:5m,records:5,"
+	assert_output "5,bytes:"
+	complete_bash "chlag --crit=records:5,"
+	assert_output $'5,age:\n5,bytes:'
 }
 
 @test "bash: channels are directories, or channel names under CH_ROOT" {
@@ -177,7 +182,9 @@ complete_zsh() {
 	complete_zsh "chsub --fr"
 	assert_output "--from"
 	complete_zsh "chlag --warn=records:5,"
-	assert_output $'age\nbytes\nrecords'
+	assert_output $'age\nbytes'
+	complete_zsh "chlag -w age:5m,records:5,"
+	assert_output "bytes"
 	CH_ROOT="$T/root" complete_zsh "chsub lo"
 	assert_output "logs"
 	CH_ROOT="$T/root" complete_zsh "chsub logs "
@@ -207,7 +214,9 @@ complete_fish() {
 	complete_fish chpub "chpub --sync="
 	assert_output $'--sync=always\n--sync=none\n--sync=periodic'
 	complete_fish chlag "chlag --warn=records:5,"
-	assert_output $'--warn=records:5,age:\n--warn=records:5,bytes:\n--warn=records:5,records:'
+	assert_output $'--warn=records:5,age:\n--warn=records:5,bytes:'
+	complete_fish chlag "chlag -w age:5m,records:5,"
+	assert_output "age:5m,records:5,bytes:"
 }
 
 @test "fish: channels and subscribers" {

@@ -68,14 +68,17 @@ function __chtools_subscribers
 end
 # --- chtools helpers: end ---
 
-# __chlag_thresholds: complete KIND:VALUE[,KIND:VALUE]... (--warn, --crit).
+# __chlag_thresholds: complete KIND:VALUE[,KIND:VALUE]... (--warn, --crit),
+# each KIND once.
 function __chlag_thresholds
     set -l tok (commandline -ct | string replace -r -- '^--[^=]*=' '')
     string match -q -- '*:*' (string replace -r -- '.*,' '' "$tok"); and return
     set -l done (string replace -r -- '[^,]*$' '' "$tok")
-    printf '%s\t%s\n' $done'records:' 'lag in records (N)' \
-        $done'bytes:' 'lag in bytes (SIZE)' \
-        $done'age:' 'age of the oldest unconsumed record (DUR)'
+    for k in 'records:\tlag in records (N)' 'bytes:\tlag in bytes (SIZE)' \
+        'age:\tage of the oldest unconsumed record (DUR)'
+        set -l kind (string replace -r -- ':.*' '' $k)
+        string match -q -- "*,$kind:*" ",$done"; or printf '%s%b\n' $done $k
+    end
 end
 
 complete -c chlag -f

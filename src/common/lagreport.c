@@ -280,7 +280,7 @@ yaml_write(void *data, unsigned char *buf, size_t len)
 
 /* libyaml refuses invalid UTF-8 (the whole report would fail), and a
  * path, so a channel or an error naming it, may be any bytes: as the JSON
- * and Prometheus writers do, an invalid byte becomes U+FFFD. */
+ * writer does, an invalid byte becomes U+FFFD. */
 static int
 emit_scalar(yaml_emitter_t *em, const char *v, int quoted,
     yaml_scalar_style_t style)
@@ -477,9 +477,12 @@ out:
 	return rc;
 }
 
-/* A Prometheus label value: escape backslash, quote and newline.  The
- * format wants UTF-8 (the node exporter refuses a whole file over one bad
- * byte), and a path may be anything: an invalid byte becomes U+FFFD. */
+/* A Prometheus label value.  The format wants UTF-8 (the node exporter
+ * refuses a whole file over one bad byte), and a path may be any bytes:
+ * an invalid byte becomes the text \xHH and a backslash \\, so that
+ * distinct paths stay distinct labels (U+FFFD for both of two paths that
+ * differ in an invalid byte made a duplicate series).  Then the format's
+ * own escapes: backslash, quote and newline. */
 static void
 label(FILE *f, const char *str)
 {
@@ -489,13 +492,15 @@ label(FILE *f, const char *str)
 	for (size_t i = 0; i < n; ) {
 		size_t l = ch_utf8_len(s + i, n - i);
 		if (l == 0) {
-			fputs("\xef\xbf\xbd", f);
+			fprintf(f, "\\\\x%02x", s[i]);	/* \xHH, escaped */
 			i++;
 			continue;
 		}
-		if (s[i] == '\\' || s[i] == '"')
-			fputc('\\', f);
-		if (s[i] == '\n')
+		if (s[i] == '\\')
+			fputs("\\\\\\\\", f);	/* \\, escaped */
+		else if (s[i] == '"')
+			fputs("\\\"", f);
+		else if (s[i] == '\n')
 			fputs("\\n", f);
 		else
 			fwrite(s + i, 1, l, f);
