@@ -324,9 +324,11 @@ r10"
 	run -65 --separate-stderr chsub --skip-corrupt "$CH" s
 	[[ $stderr == *"offset file says record 999 at offset $at, inside a damaged frame of records 0 to 9"* ]]
 	doctor_offset s seq 3
-	# An offset typed by a user is proven by a walk, which damage stops.
+	# An offset typed by a user is proven by a walk, which passes the
+	# damage as readers do: one inside it cannot be verified, and is
+	# refused saying so.
 	run -2 --separate-stderr chsub --peek --from="$at" "$CH"
-	[[ $stderr == *"offset $at is not on a record boundary"* ]]
+	[[ $stderr == *"offset $at is inside damaged data (offsets 0 to $((at + lost_bytes))), where no record can be verified; reading goes on at offset $((at + lost_bytes)), past the damage"* ]]
 	run -0 --separate-stderr chsub --skip-corrupt "$CH" s
 	assert_output after
 	assert_equal "$stderr" "chsub: $CH: skipped $lost_bytes corrupt bytes at offset $at, 7 records lost"

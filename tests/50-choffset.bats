@@ -180,6 +180,72 @@ r5"
 	assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift: corrupt record at offset $at (chsub --skip-corrupt reads past it)"
 }
 
+# damaged_middle FORMAT: $CH a new channel in FORMAT, three batches of five
+# records, a byte of the second batch damaged (the record of b2-001, or in
+# formats 2 and 3 the frame of the whole batch), and subscriber s at the
+# start; $bad is the offset of the damage, $resync where chcompact --check
+# says the next valid record is, which is where chsub --skip-corrupt goes on.
+damaged_middle() {
+	local b
+	CH=$T/ch$1
+	CH_FORMAT=$1 new_channel
+	for b in 1 2 3; do seq -f "b$b-%03g" 1 5 | chpub "$CH"; done
+	choffset --create --earliest "$CH" s >/dev/null
+	bad=$(chsub --peek --from=earliest --format='%o %s\n' "$CH" | awk '$2 == "b2-001" { print $1 }')
+	flip_byte "$CH/$(segments | head -1)" $((64 + bad + 26))
+	run -65 --separate-stderr chcompact --check "$CH"
+	[[ $stderr =~ "corrupt record at offset $bad ("([0-9]+)" bytes up to the next valid record, " ]]
+	resync=$((bad + BASH_REMATCH[1]))
+}
+
+@test "--set to where readers go on after corrupt data (chcompact --check's next valid record) is accepted in every format, and chsub reads exactly the records from there" {
+	local fmt bad resync after
+	for fmt in 1 2 3; do
+		damaged_middle $fmt
+		after=$(chsub --peek --from=earliest --skip-corrupt --format='%o %s\n' "$CH" 2>/dev/null |
+		    awk -v r="$resync" '$1 >= r { print $2 }')
+		if ((fmt == 1)); then
+			assert_equal "${after%%$'\n'*}" b2-002
+		else
+			assert_equal "${after%%$'\n'*}" b3-001
+		fi
+		# It was refused as "not on a record boundary": the walk
+		# from the segment's start stopped at the damage.
+		run -0 --separate-stderr choffset --set="$resync" "$CH" s
+		assert_output "s 0 -> $resync"
+		assert_equal "$stderr" ""
+		run -0 --separate-stderr chsub --peek --from="$resync" "$CH"
+		assert_output "$after"
+		run -0 --separate-stderr chsub "$CH" s
+		assert_output "$after"
+		assert_equal "$stderr" ""
+		# chcompact --check reports the damage, not the subscriber
+		# (it said its offset was not on a record boundary).
+		choffset --set="$resync" "$CH" s >/dev/null
+		run -65 --separate-stderr chcompact --check "$CH"
+		[[ $stderr != *"subscriber 's'"* ]] || fail "fmt $fmt: $stderr"
+		# A record after the first one there (in formats 2 and 3,
+		# inside the frame found after the damage) is one too.
+		run -0 choffset --set="$(chsub --peek --from="$resync" --format='%o\n' -n 2 "$CH" | tail -1)" "$CH" s
+		run -0 chsub "$CH" s
+		assert_output "$(tail -n +2 <<<"$after")"
+	done
+}
+
+@test "--set into corrupt data is refused (2), saying where reading goes on, in every format" {
+	local fmt bad resync o
+	for fmt in 1 2 3; do
+		damaged_middle $fmt
+		choffset --set="$bad" "$CH" s >/dev/null
+		for o in $((bad + 1)) $((resync - 1)); do
+			run -2 --separate-stderr choffset --set=$o "$CH" s
+			assert_output ""
+			assert_equal "$stderr" "choffset: $CH: subscriber 's': --set: offset $o is inside damaged data (offsets $bad to $resync), where no record can be verified; reading goes on at offset $resync, past the damage"
+			assert_equal "$(offset_of s)" "$bad"
+		done
+	done
+}
+
 @test "--shift refuses to count from an offset file that disagrees with the data (65); --set replaces it with a warning" {
 	choffset --create --set="${OFF[1]}" "$CH" s >/dev/null
 	doctor_offset s seq 40

@@ -183,6 +183,82 @@ switch_segment(struct ch_reader *r, uint64_t base, uint64_t pos,
 	return adopt_segment(r, fd, &h, pos, err);
 }
 
+/*
+ * Is file position pos a record boundary of the segment r has open?
+ * Walked from the segment's start: a payload could hold bytes that look
+ * like a record, a walk cannot be fooled.  Damage on the way is passed as
+ * a reader passes it (ch_reader_next, damaged()): a record out of
+ * sequence is damage where it stands, and the walk goes on at the next
+ * valid record that the readers' resync finds, with the number due and
+ * the time of the last record read; so that record and those after it
+ * are boundaries, and no position in the damage is.  0, or -1.
+ */
+static int
+walk_to(struct ch_reader *r, uint64_t pos, struct ch_error *err)
+{
+	struct ch_segcur c = { 0 };
+	struct ch_rec rec;
+	uint64_t due = r->seg.first_seq, next, seq;
+	int64_t last_ts = INT64_MIN;
+	int rc = CH_CUR_OK, found;
+
+	ch_segcur_init(&c, r->segfd, &r->seg, CH_SEG_HDR, r->cur.size);
+	while (c.pos < pos) {
+		uint64_t at = c.pos;
+		rc = ch_segcur_next(&c, &rec);
+		if (rc == CH_CUR_OK && rec.h.seq != due) {
+			ch_segcur_seek(&c, rec.pos);
+			rc = CH_CUR_BAD;
+		}
+		if (rc == CH_CUR_OK && rec.h.type == CH_REC_SEAL)
+			break;
+		if (rc == CH_CUR_OK) {
+			due = rec.h.seq + rec.nseq;
+			last_ts = rec.h.ts;
+			continue;
+		}
+		if (rc == CH_CUR_IOERR || (rc == CH_CUR_END && c.pos >= c.size))
+			break;
+		/* Invalid bytes, or a record claiming to run past the end of
+		 * the file (which only a damaged length field leaves with a
+		 * record after it: stuck()). */
+		if ((found = ch_segcur_resync(&c, due, last_ts, &next,
+		    &seq)) < 0) {
+			rc = CH_CUR_IOERR;
+			break;
+		}
+		if (found && next <= pos) {
+			ch_segcur_seek(&c, next);
+			due = seq;
+			continue;
+		}
+		ch_segcur_free(&c);
+		if (found)
+			return ch_err(err, CH_EXIT_DATAERR, "offset %llu is "
+			    "inside damaged data (offsets %llu to %llu), where "
+			    "no record can be verified; reading goes on at "
+			    "offset %llu, past the damage",
+			    (unsigned long long)ch_seg_offset(r->seg.base, pos),
+			    (unsigned long long)ch_seg_offset(r->seg.base, at),
+			    (unsigned long long)ch_seg_offset(r->seg.base, next),
+			    (unsigned long long)ch_seg_offset(r->seg.base, next));
+		return ch_err(err, CH_EXIT_DATAERR, "offset %llu lies after "
+		    "offset %llu, the last record boundary of its segment, in "
+		    "bytes that hold no valid record (damage, a torn tail or a "
+		    "write in progress)",
+		    (unsigned long long)ch_seg_offset(r->seg.base, pos),
+		    (unsigned long long)ch_seg_offset(r->seg.base, at));
+	}
+	ch_segcur_free(&c);
+	if (rc == CH_CUR_IOERR)		/* no verdict on the offset */
+		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
+	if (c.pos != pos)
+		return ch_err(err, CH_EXIT_DATAERR, "offset %llu is not on a "
+		    "record boundary",
+		    (unsigned long long)ch_seg_offset(r->seg.base, pos));
+	return 0;
+}
+
 int
 ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
     struct ch_reader **rp, struct ch_error *err)
@@ -216,29 +292,8 @@ ch_reader_open(struct ch_channel *ch, uint64_t offset, int strict,
 		    (unsigned long long)offset, (unsigned long long)end.offset);
 		goto fail;
 	}
-	if (strict && pos > CH_SEG_HDR) {
-		/* Walk from the segment start: a payload could hold bytes
-		 * that look like a record, a walk cannot be fooled. */
-		struct ch_segcur c = { 0 };
-		struct ch_rec rec;
-		int rc = CH_CUR_OK;
-		ch_segcur_init(&c, r->segfd, &r->seg, CH_SEG_HDR, r->cur.size);
-		while (c.pos < pos && (rc = ch_segcur_next(&c, &rec)) ==
-		    CH_CUR_OK && rec.h.type != CH_REC_SEAL)
-			;
-		if (rc == CH_CUR_IOERR) {	/* no verdict on the offset */
-			ch_err_sys(err, CH_EXIT_FAIL, "read segment");
-			ch_segcur_free(&c);
-			goto fail;
-		}
-		ch_segcur_free(&c);
-		if (c.pos != pos) {
-			ch_err(err, CH_EXIT_DATAERR,
-			    "offset %llu is not on a record boundary",
-			    (unsigned long long)offset);
-			goto fail;
-		}
-	}
+	if (strict && pos > CH_SEG_HDR && walk_to(r, pos, err) < 0)
+		goto fail;
 	/* A boundary has a valid record starting at it, or one ending at
 	 * it; a damaged record at the offset is then left for
 	 * ch_reader_next to report (or skip). */
