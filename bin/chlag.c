@@ -86,8 +86,9 @@ static struct thresholds warn_t, crit_t;
 static struct ch_lag_opts lag_opts;
 static volatile sig_atomic_t stop;
 
-/* KIND:VALUE[,KIND:VALUE]...: no empty item (a trailing comma is a
- * typo) and no kind twice in one value (which of the two would hold?). */
+/* KIND:VALUE[,KIND:VALUE]... or nothing: no empty item (a trailing
+ * comma is a typo) and no kind twice in one value (which of the two
+ * would hold?). */
 static void
 parse_thresholds(const char *opt, const char *val, struct thresholds *t)
 {
@@ -100,12 +101,13 @@ parse_thresholds(const char *opt, const char *val, struct thresholds *t)
 	struct ch_error err;
 	int k;
 
+	t->have = 1;
+	/* No limit at this level, as a Nagios command line's empty $ARG1$
+	 * gives (--warn=$ARG1$ --crit=$ARG2$): the thresholds decide. */
 	if (!*val)
-		ch_usage("%s: no KIND:VALUE given (records:1000, bytes:10M, "
-		    "age:5m)", opt);
+		return;
 	if (!(copy = strdup(val)))
 		ch_die(N_UNKNOWN, NULL, "out of memory");
-	t->have = 1;
 	for (tok = copy; tok; tok = next) {
 		const char *item = val + (tok - copy);
 		if ((next = strchr(tok, ',')))

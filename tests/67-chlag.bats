@@ -568,7 +568,7 @@ assert r["idle_seconds"] == 0, r' "$output"
 	run -3 --separate-stderr chlag --watch=1 --output="$T/x" "$CH"
 }
 
-@test "--warn and --crit refuse an empty item (a comma too many) and a kind given twice (3)" {
+@test "--warn and --crit refuse an empty item (a comma too many) and a kind given twice (3); an empty value is no limit" {
 	seq 10 | chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null
 	local v
@@ -578,8 +578,11 @@ assert r["idle_seconds"] == 0, r' "$output"
 		assert_equal "$stderr" "chlag: --warn: empty KIND:VALUE in '$v' (a comma too many?)
 Try 'chlag --help' for more information."
 	done
-	run -3 --separate-stderr chlag --crit= "$CH"
-	[[ $stderr == "chlag: --crit: no KIND:VALUE given (records:1000, bytes:10M, age:5m)"* ]]
+	# an empty value is no limit at that level (a Nagios command line's
+	# empty $ARG1$), the thresholds deciding: 10 records behind
+	run -2 chlag --nagios --warn= --crit=records:5 "$CH"
+	run -0 chlag --nagios --warn= --crit=records:50 "$CH"
+	run -1 chlag --nagios --warn=records:5 --crit= "$CH"
 	run -3 --separate-stderr chlag --warn=records:10,records:20 "$CH"
 	[[ $stderr == "chlag: --warn: records given twice, 'records:10' and 'records:20'"* ]]
 	run -3 --separate-stderr chlag --crit=age:1h,bytes:1k,age:2h "$CH"
