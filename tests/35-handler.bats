@@ -997,6 +997,15 @@ time_out() {
 	assert_equal "$(offset_of s)" "$(chan_end)"
 }
 
+@test "--handler-timeout=0 sets no limit (as timeout(1)): a handler that takes its time finishes" {
+	fresh
+	pub slow
+	run -0 --separate-stderr chsub --handler-timeout=0 \
+	    -x 'sleep 1; cat >>"$T/done"' "$CH" s
+	assert_equal "$(cat "$T/done")" slow
+	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
 @test "--handler-timeout: a handler that ignores SIGTERM is killed with SIGKILL" {
 	time_out stubborn 'trap "" TERM; echo $$ >"$T/h.pid"
 	    sleep 300 >/dev/null 2>&1 3>&- & echo $! >"$T/child.pid"; wait' \
@@ -1150,6 +1159,43 @@ term_until_gone() {
 	assert_equal "$(sort -n "$T/counts" | tail -n 1)" 4
 	assert_equal "$(sort -n "$T/handled")" "$(seq 0 7)"
 	assert_equal "$(offset_of s)" "$(chan_end)"
+}
+
+@test "-P 2: the system refusing a process for a handler (EAGAIN) while another runs: chsub waits for it to end and tries again" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	fresh
+	pub r{0..3}
+	# the second handler cannot start; the first waits until chsub has
+	# said so
+	CHFAULT_FAIL=posix_spawn:2:EAGAIN LD_PRELOAD="$CHFAULT" start_bg \
+	    chsub -P 2 -x '"$T/await" "$T/release"; cat >"$T/done.$CH_SEQ"' \
+	    "$CH" s 2>"$T/err"
+	wait_until 10 'grep -q "waiting for a running one to end" "$T/err"'
+	touch "$T/release"
+	wait_exit 20 "$BG"
+	assert_equal "$WST" 0
+	assert_equal "$(cat "$T"/done.*)" "r0r1r2r3"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+	run cat "$T/err"
+	assert_output "chsub: $CH: run handler: Resource temporarily unavailable: waiting for a running one to end, then trying again (not said again in this run)"
+}
+
+@test "the system refusing a process for a handler (EAGAIN) with none running: exit 1, nothing committed" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	fresh
+	pub r0 r1
+	local before
+	before=$(offset_of s)
+	CHFAULT_FAIL=posix_spawn:1:EAGAIN LD_PRELOAD="$CHFAULT" \
+	    run -1 --separate-stderr chsub -x 'cat >>"$T/done"' "$CH" s
+	assert_equal "$stderr" "chsub: $CH: run handler: Resource temporarily unavailable"
+	assert_file_not_exists "$T/done"
+	assert_equal "$(offset_of s)" "$before"
+	# the next run handles both
+	run -0 chsub -x 'cat >>"$T/done"' "$CH" s
+	assert_equal "$(cat "$T/done")" "r0r1"
 }
 
 # start_stuck: -P 4 over 8 records; record 1's handler blocks until

@@ -96,6 +96,10 @@ struct hctx {
 	int dlq_open;
 	dev_t dlq_dev;			/* the dead-letter channel's directory */
 	ino_t dlq_ino;
+	/* The system refused a new process (EAGAIN: a process limit)
+	 * while handlers ran: start none until one of them ends. */
+	int spawn_blocked;
+	int warned_spawn;
 };
 
 static int chld_pipe[2] = { -1, -1 };
@@ -620,6 +624,11 @@ out_env:
 	for (size_t i = 0; i < n; i++)
 		free(env[i]);
 	free(env);
+	/* Out of processes for now (RLIMIT_NPROC, pid_max): with handlers
+	 * running, one of them ending frees one, as xargs -P waits for a
+	 * child and tries again.  With none running, nothing would. */
+	if (rc == EAGAIN && h->running > 0)
+		return 1;
 	if (rc) {
 		errno = rc;
 		return ch_err_sys(err, CH_EXIT_FAIL, "run handler");
@@ -1095,6 +1104,7 @@ finished(struct hctx *h, size_t i, int status, int stopping,
 	char st[32];
 
 	h->running--;
+	h->spawn_blocked = 0;
 	u->status = status;
 	/* One we signalled (timeout, second stop) has failed even if it
 	 * exits 0: kcat, for one, exits 0 on SIGTERM with its messages
@@ -1378,7 +1388,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		/* Start what can be started, oldest first: retries that are
 		 * due (they hold a slot already), then new units while a slot
 		 * is free. */
-		while (!stopping) {
+		while (!stopping && !h.spawn_blocked) {
 			unsigned b = busy(&h);
 			struct unit *u = NULL;
 			int held = 0;	/* a ready unit waits for --rate */
@@ -1419,8 +1429,21 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 				h.tokens -= (double)u->nrec;	/* --rate */
 				u->charged = 1;
 			}
-			if (spawn(&h, u, err) < 0)
+			int sp = spawn(&h, u, err);
+			if (sp < 0)
 				goto out;
+			if (sp > 0) {
+				h.spawn_blocked = 1;
+				if (o->warn && !h.warned_spawn++) {
+					char msg[200];
+					snprintf(msg, sizeof msg, "run handler: "
+					    "%s: waiting for a running one to "
+					    "end, then trying again (not said "
+					    "again in this run)",
+					    strerror(EAGAIN));
+					o->warn(o->warn_ctx, msg);
+				}
+			}
 		}
 		if (stopping && h.running == 0)
 			continue;	/* a record gave up just now: finish */
@@ -1448,7 +1471,7 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			if (wait_ns < 0 || d < wait_ns)
 				wait_ns = d;
 		}
-		for (size_t i = 0; i < h.nu; i++)
+		for (size_t i = 0; i < h.nu && !h.spawn_blocked; i++)
 			if (h.u[i].state == U_WAIT && h.u[i].retry_at != INT64_MAX) {
 				int64_t d = h.u[i].retry_at - now;
 				if (d < 0)

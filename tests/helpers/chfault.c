@@ -31,7 +31,8 @@
  *   CHFAULT_FAIL_PATH=TEXT  with CHFAULT_FAIL=fstatat, faccessat or pread
  *                        (which change nothing: not counted, see the
  *                        end), only calls on a path that contains TEXT
- *                        (pread: of a file whose path does).
+ *                        (pread: of a file whose path does); read (of
+ *                        stdin) and posix_spawn only without it.
  *   CHFAULT_VANISH=TEXT[:N]  the Nth (default first) open of a path that
  *                        contains TEXT unlinks it just before opening it,
  *                        as a compaction deleting that segment between a
@@ -72,6 +73,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -724,6 +726,22 @@ read(int fd, void *buf, size_t len)
 	if (fd == 0 && fail_only("read", NULL) < 0)
 		return -1;
 	return real(fd, buf, len);
+}
+
+/* Starting a program changes nothing (not counted);
+ * CHFAULT_FAIL=posix_spawn:N:ERRNO makes the Nth posix_spawn(3) fail, as
+ * a process limit (EAGAIN) would. */
+int
+posix_spawn(pid_t *pid, const char *path,
+    const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
+    char *const argv[], char *const envp[])
+{
+	REAL("posix_spawn", int, pid_t *, const char *,
+	    const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+	    char *const[], char *const[]);
+	if (fail_only("posix_spawn", NULL) < 0)
+		return errno;
+	return real(pid, path, fa, at, argv, envp);
 }
 
 /* CHFAULT_SIGNAL_AT_POLL: the signal, once, before the first wait. */
