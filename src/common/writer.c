@@ -690,6 +690,19 @@ full(struct ch_writer *w, uint64_t need, int64_t *deadline, int *locked,
 	return refresh(w, err);
 }
 
+/* The next n records' offsets (positions in the segment, as
+ * ch_batch_take left them) join ch_writer_offsets' as channel offsets. */
+static void
+offsets_written(struct ch_writer *w, uint64_t n)
+{
+	if (!w->o.want_offsets)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		w->offs[w->noffs + i] = ch_seg_offset(w->seg.base,
+		    w->offs[w->noffs + i]);
+	w->noffs += n;
+}
+
 /*
  * The write of piece pc failed, maybe part way (the disk filled up after
  * a pwritev wrote some of it).  Frames it wrote whole may have been read
@@ -745,12 +758,7 @@ keep_whole_frames(struct ch_writer *w, const struct ch_piece *pc,
 		kept = 0;
 		end = w->end;
 	}
-	if (kept && w->o.want_offsets) {
-		for (uint64_t i = 0; i < kept; i++)
-			w->offs[w->noffs + i] = ch_seg_offset(w->seg.base,
-			    w->offs[w->noffs + i]);
-		w->noffs += kept;
-	}
+	offsets_written(w, kept);
 	/* If this fails too, the next writer cuts the rest. */
 	if (!*unsure && cut_tail(w, end) < 0)
 		w->have_state = 0;
@@ -838,12 +846,7 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 		}
 		ch_batch_consume(&w->b);
 		written += pc.nrec;
-		if (w->o.want_offsets) {
-			for (uint64_t i = 0; i < pc.nrec; i++)
-				w->offs[w->noffs + i] = ch_seg_offset(w->seg.base,
-				    w->offs[w->noffs + i]);
-			w->noffs += pc.nrec;
-		}
+		offsets_written(w, pc.nrec);
 		if (!w->dirty) {
 			w->dirty = 1;
 			w->dirty_since = ch_mono_ns();
