@@ -10,6 +10,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -546,12 +547,31 @@ static struct item {
 } *items;
 static char *line;
 
+/* Descriptors kept free for drop_held: an import that failed because
+ * the process ran out of them (EMFILE) must still be able to look at
+ * and remove what it created. */
+static int spare_fds[4] = { -1, -1, -1, -1 };
+
+static void
+reserve_fds(void)
+{
+	for (int i = 0; i < 4; i++)
+		if ((spare_fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+			ch_die(CH_EXIT_FAIL, chname, "/dev/null: %s",
+			    strerror(errno));
+}
+
 /* Let go of the first `held` subscribers of an import that changes
  * nothing after all, removing the directories that taking the locks of
  * unregistered ones created (no offset file: nothing else is there). */
 static void
 drop_held(size_t held)
 {
+	for (int i = 0; i < 4; i++)
+		if (spare_fds[i] >= 0) {
+			close(spare_fds[i]);
+			spare_fds[i] = -1;
+		}
 	for (size_t i = 0; i < held; i++) {
 		struct ch_offset o;
 		struct ch_error e;
@@ -644,6 +664,7 @@ import(const char *file)
 	if (!opt_dry_run) {
 		size_t held;
 		int failed = 0;
+		reserve_fds();
 		for (held = 0; held < n; held++) {
 			if (try_acquire(items[held].name, &items[held].s,
 			    &err) < 0) {

@@ -580,6 +580,21 @@ b ${OFF[0]}"
 	assert_equal "$(choffset "$CH" | awk '{ print $2 }' | sort -u)" "$END"
 }
 
+@test "--import that runs out of open files (a low hard limit) changes nothing and leaves no subscriber directory behind" {
+	local i before
+	choffset --create --set="${OFF[1]}" "$CH" old >/dev/null
+	before=$(ls "$CH/subscribers")
+	{ echo "old ${OFF[0]}"; for i in $(seq 1 100); do echo "n$i ${OFF[0]}"; done; } >"$T/offs"
+	run -1 --separate-stderr bash -c 'ulimit -n 40 && choffset --import="$1" "$2"' _ "$T/offs" "$CH" 3>&-
+	[[ $stderr == *"Too many open files"* ]]
+	# neither the directories of those taken so far nor that of the
+	# one whose lock could not be opened
+	assert_equal "$(ls "$CH/subscribers")" "$before"
+	assert_equal "$(choffset "$CH" old)" "${OFF[1]}"
+	run -0 choffset --import="$T/offs" "$CH"
+	assert_equal "$(choffset "$CH" | wc -l)" 101
+}
+
 @test "--export prints every offset in a form --import restores" {
 	choffset --create --set="${OFF[1]}" "$CH" a >/dev/null
 	choffset --create "$CH" b >/dev/null

@@ -114,7 +114,7 @@ int
 ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
     int flags, struct ch_sub *s, struct ch_error *err)
 {
-	int subs, dfd = -1, lfd = -1;
+	int subs, dfd = -1, lfd = -1, made = 0;
 
 	memset(s, 0, sizeof *s);
 	s->dirfd = s->lockfd = -1;
@@ -129,10 +129,14 @@ ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
 	}
 	for (int tries = 0; tries < 100; tries++) {
 		int created = 0;
-		if (!(flags & CH_SUB_EXISTING) &&
-		    mkdirat(subs, name, 0777) < 0 && errno != EEXIST) {
-			ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s'", name);
-			goto fail;
+		if (!(flags & CH_SUB_EXISTING)) {
+			if (mkdirat(subs, name, 0777) == 0)
+				made = 1;
+			else if (errno != EEXIST) {
+				ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s'",
+				    name);
+				goto fail;
+			}
 		}
 		dfd = ch_open_dir(subs, name);
 		if (dfd < 0) {
@@ -223,6 +227,11 @@ fail:
 		close(lfd);
 	if (dfd >= 0)
 		close(dfd);
+	/* A directory this call made, left empty (its lock file could not
+	 * be opened: EMFILE, say), is no subscriber: not left behind.  One
+	 * that holds a file is someone's, and rmdir leaves it. */
+	if (made)
+		(void)unlinkat(subs, name, AT_REMOVEDIR);
 	close(subs);
 	return -1;
 }
