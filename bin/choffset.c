@@ -210,13 +210,15 @@ static int
 target(const char *name, int registered, const struct ch_offset *cur,
     uint64_t *off, uint64_t *seq, struct ch_error *err)
 {
-	struct ch_pos latest = { .kind = CH_POS_LATEST };
+	struct ch_pos latest = { .kind = CH_POS_LATEST }, p = pos;
 	int clamped;
 
 	if (npos && pos.kind == CH_POS_SHIFT && !registered)
 		return ch_err(err, CH_EXIT_NOINPUT, "subscriber '%s' is not "
 		    "registered: nothing to shift from", name);
-	if (ch_pos_resolve(&ch, npos ? &pos : &latest,
+	if (p.kind == CH_POS_SHIFT)	/* the shift counts from there */
+		p.offset = cur->offset;
+	if (ch_pos_resolve(&ch, npos ? &p : &latest,
 	    registered ? cur->seq : 0, off, seq, &clamped, err) < 0) {
 		/* The reader's hint names an option of chsub's. */
 		static const char hint[] = " (use --skip-corrupt to skip it)";

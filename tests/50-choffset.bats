@@ -180,16 +180,24 @@ r5"
 	assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift: corrupt record at offset $at (chsub --skip-corrupt reads past it)"
 }
 
-# damaged_middle FORMAT: $CH a new channel in FORMAT, three batches of five
-# records, a byte of the second batch damaged (the record of b2-001, or in
-# formats 2 and 3 the frame of the whole batch), and subscriber s at the
-# start; $bad is the offset of the damage, $resync where chcompact --check
-# says the next valid record is, which is where chsub --skip-corrupt goes on.
+# damaged_middle FORMAT [timed]: $CH a new channel in FORMAT, three batches
+# of five records, a byte of the second batch damaged (the record of b2-001,
+# or in formats 2 and 3 the frame of the whole batch), and subscriber s at
+# the start; $bad is the offset of the damage, $resync where chcompact
+# --check says the next valid record is, which is where chsub --skip-corrupt
+# goes on.  With `timed`, the batches are published 3h, 2h and 1h ago, and
+# a fourth (b4-) now.
 damaged_middle() {
 	local b
 	CH=$T/ch$1
-	CH_FORMAT=$1 new_channel
-	for b in 1 2 3; do seq -f "b$b-%03g" 1 5 | chpub "$CH"; done
+	CH_FORMAT=$1 CH_BIRTH=${2:+-4h} new_channel
+	for b in 1 2 3 ${2:+4}; do
+		if [[ -n ${2:-} ]] && ((b < 4)); then
+			seq -f "b$b-%03g" 1 5 | faketime -f "-$((4 - b))h" chpub "$CH"
+		else
+			seq -f "b$b-%03g" 1 5 | chpub "$CH"
+		fi
+	done
 	choffset --create --earliest "$CH" s >/dev/null
 	bad=$(chsub --peek --from=earliest --format='%o %s\n' "$CH" | awk '$2 == "b2-001" { print $1 }')
 	flip_byte "$CH/$(segments | head -1)" $((64 + bad + 26))
@@ -243,6 +251,115 @@ damaged_middle() {
 			assert_equal "$stderr" "choffset: $CH: subscriber 's': --set: offset $o is inside damaged data (offsets $bad to $resync), where no record can be verified; reading goes on at offset $resync, past the damage"
 			assert_equal "$(offset_of s)" "$bad"
 		done
+	done
+}
+
+@test "--shift from a subscriber past corrupt data counts the records after it, in every format; back across the damage, or onto a record it hid, fails 65" {
+	local fmt bad resync o rseq n
+	for fmt in 1 2 3; do
+		damaged_middle $fmt
+		mapfile -t o < <(chsub --peek --from="$resync" --format='%o\n' "$CH")
+		((${#o[@]} >= 4))
+		choffset --set="$resync" "$CH" s >/dev/null
+		# It failed: the seek read from the segment's start and
+		# stopped at the damage.
+		run -0 --separate-stderr choffset --shift=+1 "$CH" s
+		assert_output "s $resync -> ${o[1]}"
+		assert_equal "$stderr" ""
+		run -0 --separate-stderr choffset --shift=+2 "$CH" s
+		assert_output "s ${o[1]} -> ${o[3]}"
+		run -0 --separate-stderr choffset --shift=-1 "$CH" s
+		assert_output "s ${o[3]} -> ${o[2]}"
+		run -0 --separate-stderr choffset --shift=-2 "$CH" s
+		assert_output "s ${o[2]} -> $resync"
+		assert_equal "$stderr" ""
+		run -0 chsub -n 1 "$CH" s
+		assert_output "$(chsub --peek --from="$resync" -n 1 "$CH")"
+		choffset --set="$resync" "$CH" s >/dev/null
+		# One back is a record the damage hid; b1-005, the last one
+		# before it, is reached only by counting across it (it was
+		# found from the segment's start, with no word of the damage).
+		rseq=$(chsub --peek --from="$resync" -n 1 --format='%n' "$CH")
+		for n in 1 $((rseq - 4)); do
+			run -65 --separate-stderr choffset --shift=-$n "$CH" s
+			assert_output ""
+			assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift: corrupt record at offset $bad (chsub --skip-corrupt reads past it)"
+			assert_equal "$(offset_of s)" "$resync"
+		done
+		# From the damage's offset, the records before it count.
+		choffset --set="$bad" "$CH" s >/dev/null
+		run -0 --separate-stderr choffset --shift=-1 "$CH" s
+		assert_output "s $bad -> $(chsub --peek --from=earliest --format='%o %s\n' "$CH" | awk '$2 == "b1-005" { print $1 }')"
+		run -65 choffset --shift=+2 "$CH" s
+	done
+}
+
+@test "--time to a record after corrupt data is found past it, in every format (chsub --from too); a time the damage may hold fails 65 saying where" {
+	local fmt bad resync b1 b3 b4
+	at() {
+		chsub --peek --from=earliest --skip-corrupt --format='%o %s\n' \
+		    "$CH" 2>/dev/null | awk -v s="$1" '$2 == s { print $1 }'
+	}
+	for fmt in 1 2 3; do
+		damaged_middle $fmt timed
+		b1=$(at b1-001) b3=$(at b3-001) b4=$(at b4-001)
+		choffset --set="$resync" "$CH" s >/dev/null
+		run -0 --separate-stderr choffset --time=30m "$CH" s
+		assert_output "s $resync -> $b4"
+		assert_equal "$stderr" ""
+		run -0 chsub --peek --from=30m -n 1 "$CH"
+		assert_output b4-001
+		run -0 choffset --time=200m "$CH" s
+		assert_output "s $b4 -> $b1"
+		choffset --set="$b4" "$CH" s >/dev/null
+		# 150m ago: the first record since is b2-001, which the damage
+		# hid; the first valid record after it is as late.
+		run -65 --separate-stderr choffset --time=150m "$CH" s
+		assert_output ""
+		assert_equal "$stderr" "choffset: $CH: subscriber 's': --time: corrupt data at offsets $bad to $resync may hold the first record published at or after that time (the next valid record, at offset $resync, was published at or after it)"
+		assert_equal "$(offset_of s)" "$b4"
+		run -65 chsub --peek --from=150m "$CH"
+		# 90m ago: b3-001; in format 1 the damage hid only b2-001,
+		# published before, in formats 2 and 3 all of b2, and b3-001
+		# is the next valid record.
+		if ((fmt == 1)); then
+			run -0 choffset --time=90m "$CH" s
+			assert_output "s $b4 -> $b3"
+		else
+			run -65 choffset --time=90m "$CH" s
+			assert_equal "$(offset_of s)" "$b4"
+		fi
+	done
+}
+
+@test "--shift across corrupt data in an earlier segment than the new offset fails 65, in every format (it counted across it)" {
+	local fmt segs base2 bad n2 first
+	for fmt in 1 2 3; do
+		CH=$T/ch$fmt
+		CH_FORMAT=$fmt new_channel segment_bytes=4096
+		seq -f 'line-%05g-yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy' 1 300 | chpub "$CH"
+		choffset --create --earliest "$CH" s >/dev/null
+		mapfile -t segs < <(segments)
+		((${#segs[@]} >= 3))
+		base2=$((10#${segs[1]%.seg}))
+		n2=$(chsub --peek --from="$base2" -n 1 --format='%n' "$CH")
+		first=$(chsub --peek --from=earliest -n 1 --format='%o' "$CH")
+		flip_byte "$CH/${segs[0]}" $((64 + 2000))
+		run -65 --separate-stderr chcompact --check "$CH"
+		[[ $stderr =~ "corrupt record at offset "([0-9]+)" (" ]]
+		bad=${BASH_REMATCH[1]}
+		# To the second record of segment 2, across the damage.
+		run -65 --separate-stderr choffset --shift=+$((n2 + 1)) "$CH" s
+		assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift: corrupt record at offset $bad (chsub --skip-corrupt reads past it)"
+		assert_equal "$(offset_of s)" "$first"
+		# And back from segment 3 to before the damage.
+		choffset --set="$((10#${segs[2]%.seg}))" "$CH" s >/dev/null
+		run -65 --separate-stderr choffset --shift=-$(($(chsub --peek --from="$((10#${segs[2]%.seg}))" -n 1 --format='%n' "$CH") - 1)) "$CH" s
+		assert_equal "$stderr" "choffset: $CH: subscriber 's': --shift: corrupt record at offset $bad (chsub --skip-corrupt reads past it)"
+		# Within segment 2, after the damage, it counts.
+		choffset --set="$base2" "$CH" s >/dev/null
+		run -0 choffset --shift=+1 "$CH" s
+		assert_output "s $base2 -> $(chsub --peek --from="$base2" -n 2 --format='%o\n' "$CH" | tail -1)"
 	done
 }
 

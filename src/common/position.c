@@ -129,7 +129,8 @@ ch_pos_resolve(struct ch_channel *ch, const struct ch_pos *p,
 			*offset = st.offset;
 			return 0;
 		}
-		return ch_seek_seq(ch, target, offset, err);
+		return ch_seek_seq(ch, target, p->offset, from_seq, offset,
+		    err);
 	}
 	}
 	return ch_err(err, CH_EXIT_SOFTWARE, "bad position kind");

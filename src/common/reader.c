@@ -44,6 +44,9 @@ struct ch_reader {
 	struct stat last_idx;
 	int final_seen;		/* the segment was seen not to be the newest
 				 * before the bytes past the cursor were read */
+	uint64_t skips;		/* damage skipped (skip_corrupt) so far */
+	uint64_t skip_at, skip_to;	/* the last: its offset, and where
+					 * reading went on */
 };
 
 static int
@@ -483,6 +486,9 @@ damaged(struct ch_reader *r, struct ch_error *err)
 		    seq - r->next_seq == 1 ? "" : "s");
 		r->next_seq = seq;	/* the one found: plausible */
 		ch_segcur_seek(&r->cur, next);
+		r->skips++;
+		r->skip_at = here;
+		r->skip_to = ch_reader_offset(r);
 		r->seq_unknown = 1;	/* records were skipped */
 		return 1;
 	}
@@ -510,6 +516,9 @@ damaged(struct ch_reader *r, struct ch_error *err)
 	    seq_at(r, CH_SEG_HDR, err) < 0)
 		return -1;
 	uint64_t lost = r->next_seq > due ? r->next_seq - due : 0;
+	r->skips++;
+	r->skip_at = here;
+	r->skip_to = nbase;
 	warn(r, "skipped %llu bytes of a damaged segment at offset %llu, "
 	    "%llu record%s lost", (unsigned long long)(nbase - here),
 	    (unsigned long long)here, (unsigned long long)lost,
@@ -1020,10 +1029,44 @@ first_record_time(struct ch_channel *ch, uint64_t base, int64_t *ts,
 	return 0;
 }
 
-/* Scan forward from `offset` to the first record matching pred. */
+/* The damage the reader just passed may have held what a seek looks for;
+ * rec is the first valid record after it (NULL if none follows). */
 static int
-scan_to(struct ch_channel *ch, uint64_t offset, int by_time, int64_t ts,
-    uint64_t seq, uint64_t *out, uint64_t *out_seq, struct ch_error *err)
+hidden(const struct ch_reader *r, int by_time, const struct ch_rec *rec,
+    struct ch_error *err)
+{
+	if (!by_time)	/* a count of records across it, as a reader */
+		return ch_err(err, CH_EXIT_DATAERR, "corrupt record at offset "
+		    "%llu (use --skip-corrupt to skip it)",
+		    (unsigned long long)r->skip_at);
+	if (!rec)
+		return ch_err(err, CH_EXIT_DATAERR, "corrupt data at offsets "
+		    "%llu to %llu may hold the first record published at or "
+		    "after that time (no valid record follows it)",
+		    (unsigned long long)r->skip_at,
+		    (unsigned long long)r->skip_to);
+	return ch_err(err, CH_EXIT_DATAERR, "corrupt data at offsets %llu to "
+	    "%llu may hold the first record published at or after that time "
+	    "(the next valid record, at offset %llu, was published at or "
+	    "after it)", (unsigned long long)r->skip_at,
+	    (unsigned long long)r->skip_to, (unsigned long long)rec->offset);
+}
+
+/*
+ * Scan forward from `offset` to the first record published at or after ts
+ * (by_time) or numbered seq or after; *out gets its offset (the end if
+ * there is none) and *out_seq its number.  With `pass`, damage on the way
+ * is passed as chsub --skip-corrupt passes it (the readers' resync,
+ * damaged()), unless what it hid may hold the answer: the first record
+ * after it is already at or after ts, or numbered after seq (or none
+ * follows).  Without, damage fails (CH_EXIT_DATAERR), as does damage
+ * between that record and offset `upto` (read too, when it lies beyond):
+ * a count of records from there to it would cross the damage.
+ */
+static int
+scan_to(struct ch_channel *ch, uint64_t offset, int pass, int by_time,
+    int64_t ts, uint64_t seq, uint64_t upto, uint64_t *out,
+    uint64_t *out_seq, struct ch_error *err)
 {
 	struct ch_reader *r;
 	struct ch_rec rec;
@@ -1031,21 +1074,33 @@ scan_to(struct ch_channel *ch, uint64_t offset, int by_time, int64_t ts,
 
 	if (ch_reader_open(ch, offset, 0, &r, err) < 0)
 		return -1;
+	ch_reader_set_skip_corrupt(r, pass, NULL, NULL);
 	for (;;) {
-		uint64_t here = ch_reader_offset(r);
+		uint64_t here = ch_reader_offset(r), skips = r->skips;
 		rc = ch_reader_next(r, &rec, err);
 		if (rc < 0)
 			break;
 		if (rc == 0 || (by_time ? rec.h.ts >= ts : rec.h.seq >= seq)) {
-			*out = rc == 0 ? ch_reader_offset(r) : here;
+			if (r->skips != skips && (rc == 0 || by_time ||
+			    rec.h.seq > seq)) {
+				rc = hidden(r, by_time, rc ? &rec : NULL, err);
+				break;
+			}
+			/* (here is before the damage passed, if any) */
+			*out = rc == 0 ? ch_reader_offset(r) :
+			    r->skips != skips ? rec.offset : here;
 			if (out_seq)
 				*out_seq = rc == 0 ? ch_reader_seq(r) : rec.h.seq;
 			rc = 0;
 			break;
 		}
 	}
+	ch_reader_set_skip_corrupt(r, 0, NULL, NULL);
+	while (rc == 0 && ch_reader_offset(r) < upto &&
+	    (rc = ch_reader_next(r, &rec, err)) > 0)
+		rc = 0;
 	ch_reader_close(r);
-	return rc;
+	return rc < 0 ? -1 : 0;
 }
 
 int
@@ -1083,12 +1138,12 @@ ch_seek_time(struct ch_channel *ch, int64_t ts, uint64_t *offset,
 		return -1;
 	}
 	ch_index_close(&ix);
-	return scan_to(ch, e.base, 1, ts, 0, offset, seq, err);
+	return scan_to(ch, e.base, 1, 1, ts, 0, 0, offset, seq, err);
 }
 
 int
-ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t *offset,
-    struct ch_error *err)
+ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t from,
+    uint64_t from_seq, uint64_t *offset, struct ch_error *err)
 {
 	struct ch_start s;
 	struct ch_index ix;
@@ -1097,6 +1152,13 @@ ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t *offset,
 
 	if (ch_channel_start(ch, &s, err) < 0)
 		return -1;
+	/* Forward: the records from `from` on are counted, and damage
+	 * among them fails. */
+	if (seq >= from_seq)
+		return scan_to(ch, from > s.offset ? from : s.offset, 0, 0, 0,
+		    seq, 0, offset, NULL, err);
+	/* Back: the record is looked for from its segment's start, past
+	 * damage before it, and the records from it to `from` are read. */
 	if (ch_index_open(ch->dirfd, &ix, err) < 0)
 		return -1;
 	lo = s.index_pos;
@@ -1117,7 +1179,7 @@ ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t *offset,
 		return -1;
 	}
 	ch_index_close(&ix);
-	return scan_to(ch, e.base, 0, 0, seq, offset, NULL, err);
+	return scan_to(ch, e.base, 1, 0, 0, seq, from, offset, NULL, err);
 }
 
 int

@@ -99,15 +99,25 @@ uint64_t ch_reader_seq(const struct ch_reader *r);
  * find the end): a follower writes out what it has before that. */
 int ch_reader_buffered(const struct ch_reader *r);
 
-/* Offset of the first record published at or after `ts` (the end if none),
- * and its sequence number. */
+/*
+ * Offset of the first record published at or after `ts` (the end if none),
+ * and its sequence number.  Corrupt data on the way is passed as
+ * chsub --skip-corrupt passes it, unless the first valid record after it is
+ * already that late (or none follows): then the answer may be in it, and
+ * that fails (CH_EXIT_DATAERR).
+ */
 int ch_seek_time(struct ch_channel *ch, int64_t ts, uint64_t *offset,
     uint64_t *seq, struct ch_error *err);
 
-/* Offset of the record with sequence number `seq` (clamped by the caller to
- * [start seq, end seq]; the end seq gives the end offset). */
-int ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t *offset,
-    struct ch_error *err);
+/*
+ * Offset of the record with sequence number `seq` (clamped by the caller to
+ * [start seq, end seq]; the end seq gives the end offset), counted from the
+ * boundary `from`, where record from_seq is due: CH_EXIT_DATAERR if
+ * corrupt data lies between the two, or hides the record.  Corrupt data
+ * before both (or after) does not matter.
+ */
+int ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t from,
+    uint64_t from_seq, uint64_t *offset, struct ch_error *err);
 
 /* Time of the record at offset (0 at the end): for time lag. */
 int ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
