@@ -99,7 +99,11 @@ lookups(void)
 					break;
 			ch_reader_close(r);
 		}
-		(void)ch_seek_seq(&ch, start.seq + 100, &off, &err);
+		/* forward from the start, then back from there */
+		if (ch_seek_seq(&ch, start.seq + 100, start.offset, start.seq,
+		    &off, &err) == 0)
+			(void)ch_seek_seq(&ch, start.seq + 10, off,
+			    start.seq + 100, &off, &err);
 	}
 	if (ch_channel_end(&ch, &end, &err) == 0) {
 		if (ch_channel_locate(&ch, end.offset, &fd, &h, &pos, &err) == 0)

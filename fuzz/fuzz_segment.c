@@ -255,8 +255,11 @@ probe(struct ch_channel *ch, const char *dir)
 		(void)ch_record_time(ch, seen[i] + 1, &ts, &err);
 	}
 	(void)ch_record_time(ch, end.offset, &ts, &err);
-	(void)ch_seek_seq(ch, start.seq + 1, &off, &err);
-	(void)ch_seek_seq(ch, end.seq, &off, &err);
+	/* forward from the start; back from the end */
+	(void)ch_seek_seq(ch, start.seq + 1, start.offset, start.seq, &off,
+	    &err);
+	(void)ch_seek_seq(ch, end.seq, start.offset, start.seq, &off, &err);
+	(void)ch_seek_seq(ch, start.seq + 1, end.offset, end.seq, &off, &err);
 	(void)ch_seek_time(ch, CREATED + 5, &off, &seq, &err);
 	(void)ch_seek_time(ch, INT64_MAX, &off, &seq, &err);
 
