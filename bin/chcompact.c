@@ -127,12 +127,14 @@ one(const char *chname, const struct ch_compact_opts *base, int have_age,
 	if (ch_compact(&ch, &o, &res, &err) < 0) {
 		ch_report(chname, &err);
 		status = err.code;
-	} else if (!opt_dry_run && (res.segments || res.expired)) {
+	} else if (!opt_dry_run) {	/* -v: also when nothing was due */
 		char size[32];
 		ch_format_size(size, sizeof size, res.bytes);
-		ch_info(chname, "deleted %llu segments (%s), expired %llu "
-		    "subscribers", (unsigned long long)res.segments, size,
-		    (unsigned long long)res.expired);
+		ch_info(chname, "deleted %llu segment%s (%s), expired %llu "
+		    "subscriber%s", (unsigned long long)res.segments,
+		    res.segments == 1 ? "" : "s", size,
+		    (unsigned long long)res.expired,
+		    res.expired == 1 ? "" : "s");
 	}
 	ch_channel_close(&ch);
 	return status;

@@ -101,6 +101,52 @@ list() { printf '%s\n' "$@"; }
 	assert_output "$(list "${before[@]}")"
 }
 
+@test "--dry-run: when every sealed segment would go, it names the active segment as what keeps the rest" {
+	fill 300
+	mapfile -t before < <(segments)
+	chsub --from=earliest "$CH" s >/dev/null
+	run -0 --separate-stderr chcompact --dry-run "$CH"
+	assert_equal "$stderr" ""
+	local i n=$((${#before[@]} - 1))
+	for ((i = 0; i < n; i++)); do
+		assert_line -n "$i" --regexp "^$CH: would delete ${before[i]} \("
+	done
+	assert_line -n "$n" "$CH: keeping ${before[n]}: the active segment"
+	assert_equal "${#lines[@]}" $((n + 1))
+	run -0 segments
+	assert_output "$(list "${before[@]}")"
+}
+
+@test "-v gives the summary also when nothing was due, in the singular for one" {
+	fill 300
+	chsub --from=earliest "$CH" s >/dev/null
+	choffset --create --set="$(base 1)" "$CH" slow >/dev/null
+	run -0 --separate-stderr chcompact -v "$CH"
+	[[ $(tail -n 1 <<<"$stderr") =~ ^"chcompact: $CH: deleted 1 segment ("[^\)]*"), expired 0 subscribers"$ ]]
+	run -0 --separate-stderr chcompact -v "$CH"
+	assert_equal "$stderr" "chcompact: $CH: deleted 0 segments (0 B), expired 0 subscribers"
+}
+
+@test "a segment file missing in the middle (lost, or removed by hand): nothing changed, 65, the older segments kept in the index" {
+	fill 500
+	mapfile -t before < <(segments)
+	((${#before[@]} >= 4))
+	choffset --create --earliest "$CH" s >/dev/null
+	chsub -n 10 "$CH" s >/dev/null
+	cp "$CH/index" "$T/index.before"
+	rm "$CH/${before[2]}"
+	local o
+	for o in -v -n --max-bytes=1 --expire=1s; do
+		run -65 --separate-stderr chcompact $o "$CH"
+		assert_equal "$stderr" "chcompact: $CH: segment ${before[0]} is there but a later one in the index is missing: nothing changed (chcompact --check names it)"
+		cmp "$CH/index" "$T/index.before"
+		run -0 segments
+		assert_output "$(list "${before[@]:0:2}" "${before[@]:3}")"
+		run -0 choffset "$CH"
+		assert_output --regexp "^s [0-9]+$"
+	done
+}
+
 @test "--dry-run: a commit stamped ahead of the clock (the clock stepped back since) is idle 0, not negative" {
 	fill 300
 	mapfile -t before < <(segments)
@@ -330,7 +376,7 @@ list() { printf '%s\n' "$@"; }
 	mkdir "$CH/journal"
 	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
 	[[ $stderr == *"chcompact: $CH: expired subscriber 'idle', but the journal could not be written: journal: Is a directory"* ]]
-	[[ $stderr == *"expired 1 subscribers"* ]]
+	[[ $stderr == *"expired 1 subscriber"* ]]
 	run -0 choffset "$CH"
 	assert_output "busy $(end_offset)"
 	# and it no longer held anything back in that same run

@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,44 @@ report_untrusted(const struct ch_compact_opts *o, const struct subinfo *s,
 		    lose, (unsigned long long)kept, fix);
 }
 
+/*
+ * The entries before `first` (the first segment that exists, as
+ * ch_channel_start finds it by binary search) must all be of deleted
+ * segments: deletions are a prefix of the index.  A segment file
+ * missing further on (lost, or removed by hand) makes that search skip
+ * older segments that are still there, and dropping their entries would
+ * cut them off the channel for good: refuse, naming one.
+ */
+static int
+hole_check(struct ch_channel *ch, uint64_t first, struct ch_error *err)
+{
+	struct ch_index ix;
+	int rc = 0;
+
+	if (first == 0)
+		return 0;
+	if (ch_index_open(ch->dirfd, &ix, err) < 0)
+		return -1;
+	for (uint64_t i = 0; i < first && rc == 0; i++) {
+		struct ch_idxent e;
+		struct stat sb;
+		char name[CH_SEG_NAME_LEN + 1];
+		if (ch_index_get(&ix, i, &e, err) < 0) {
+			rc = -1;
+			break;
+		}
+		ch_seg_name(name, e.base);
+		if (fstatat(ch->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			rc = ch_err(err, CH_EXIT_DATAERR, "segment %s is there "
+			    "but a later one in the index is missing: nothing "
+			    "changed (chcompact --check names it)", name);
+		else if (errno != ENOENT)
+			rc = ch_err_sys(err, CH_EXIT_FAIL, "%s", name);
+	}
+	ch_index_close(&ix);
+	return rc;
+}
+
 int
 ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
     struct ch_compact_result *res, struct ch_error *err)
@@ -322,6 +361,7 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 	struct ch_start st;
 	struct ch_end end;
 	if (ch_channel_start(ch, &st, err) < 0 ||
+	    hole_check(ch, st.index_pos, err) < 0 ||
 	    ch_channel_end(ch, &end, err) < 0)
 		goto out;
 	for (size_t i = 0; i < nsubs; i++) {
@@ -419,7 +459,9 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 		res->segments++;
 		res->bytes += next.base - e.base;
 	}
-	if (o->dry_run && keep + 1 >= ix.count + (uint64_t)virt && ndel == 0) {
+	/* Every sealed segment goes: what stops the deletions is the
+	 * active one, which the plan names too. */
+	if (o->dry_run && keep + 1 >= ix.count + (uint64_t)virt) {
 		char name[CH_SEG_NAME_LEN + 1];
 		ch_seg_name(name, virt ? end.offset : end.active_base);
 		report(o, CH_REPORT_PLAN, "keeping %s: the active segment", name);
