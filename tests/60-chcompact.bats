@@ -448,6 +448,47 @@ list() { printf '%s\n' "$@"; }
 	assert_output ""
 }
 
+# An offset file without its lock file (restored from a backup, the lock
+# removed in a cleanup): --expire taking the lock created it, stamped now,
+# and then read that stamp as a run meanwhile, so the dry run's "would
+# expire" never happened, and the stamp kept it another whole period.
+@test "--expire expires a subscriber whose lock file is missing, as --dry-run says" {
+	faketime -f '-2h' choffset --create --earliest "$CH" old >/dev/null
+	rm "$CH/subscribers/old/lock"
+	run -0 chcompact -n --expire=1h "$CH"
+	assert_line -n 0 "$CH: would expire subscriber 'old' (no commit or run for 2h00m, expire is 1h00m)"
+	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
+	[[ $stderr == *"chcompact: $CH: expired subscriber 'old' (no commit or run for 2h00m)"* ]] ||
+		fail "not expired: $stderr"
+	[[ $stderr != *"not expiring"* ]] || fail "$stderr"
+	run -0 choffset "$CH"
+	assert_output ""
+	assert_not_exist "$CH/subscribers/old"
+}
+
+# The same, but its deregistration fails (the rename): the lock file the
+# pass made is left, and must not read as a run then either.
+@test "--expire: a lock file it made for a subscriber it could not expire does not keep it" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	faketime -f '-2h' choffset --create --earliest "$CH" old >/dev/null
+	rm "$CH/subscribers/old/lock"
+	run --separate-stderr env CHFAULT_FAIL=renameat:1:EIO \
+	    LD_PRELOAD="$CHFAULT" chcompact -v --expire=1h "$CH"
+	[[ $stderr == *"delete subscriber 'old': Input/output error"* ]] ||
+		fail "did not fail: $stderr"
+	assert_exist "$CH/subscribers/old/lock"
+	run -0 choffset "$CH"
+	assert_output "old 0"
+	run -0 chcompact -n --expire=1h "$CH"
+	assert_line -n 0 "$CH: would expire subscriber 'old' (no commit or run for 2h00m, expire is 1h00m)"
+	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
+	[[ $stderr == *"chcompact: $CH: expired subscriber 'old' (no commit or run for 2h00m)"* ]] ||
+		fail "not expired: $stderr"
+	run -0 choffset "$CH"
+	assert_output ""
+}
+
 @test "--expire never expires a subscriber whose chsub is running" {
 	faketime -f '-2h' chsub "$CH" idle >/dev/null
 	hold idle

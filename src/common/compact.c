@@ -155,8 +155,11 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 			res->expired++;
 			continue;
 		}
+		/* Its lock file missing (restored from a backup, removed
+		 * by hand), taking the lock creates it: unstamped, not
+		 * read below as a run now (nor by later passes). */
 		if (ch_sub_acquire(ch, subs[i].name, CH_LOCK_NOWAIT,
-		    CH_SUB_EXISTING, &s, &err) < 0) {
+		    CH_SUB_EXISTING | CH_SUB_UNSEEN, &s, &err) < 0) {
 			if (err.code == CH_EXIT_NOINPUT) {
 				/* deleted meanwhile: it counts no more */
 				report(o, CH_REPORT_INFO, "not expiring "

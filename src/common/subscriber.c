@@ -110,6 +110,26 @@ holder_pid(int fd)
 	return fl.l_pid;
 }
 
+/*
+ * A lock file just created by a process that is not the subscriber's
+ * consumer (chcompact --expire, taking the lock of one whose lock file
+ * went missing): its creation time would read as a run now, and keep
+ * the subscriber for another whole expiry period.  Time 0 instead, which
+ * ch_sub_seen reads as no stamp, as it read the missing file.  An
+ * explicit time needs the file's owner: this process, which created it.
+ */
+static int
+unstamp(struct ch_sub *s, struct ch_error *err)
+{
+	const struct timespec t[2] = { { 0, UTIME_OMIT }, { 0, 0 } };
+
+	if (futimens(s->lockfd, t) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "subscriber '%s': clear "
+		    "the stamp of %s/%s/" LOCK_FILE, s->name,
+		    CH_SUBSCRIBERS_DIR, s->name);
+	return 0;
+}
+
 int
 ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
     int flags, struct ch_sub *s, struct ch_error *err)
@@ -213,8 +233,13 @@ ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
 		snprintf(s->name, sizeof s->name, "%s", name);
 		s->dirfd = dfd;
 		s->lockfd = lfd;
-		if ((created || (flags & CH_SUB_LIVE)) &&
-		    ch_sub_stamp(s, err) < 0) {
+		if ((flags & CH_SUB_LIVE) || (created &&
+		    !(flags & CH_SUB_UNSEEN))) {
+			if (ch_sub_stamp(s, err) < 0) {
+				ch_sub_release(s);
+				return -1;
+			}
+		} else if (created && unstamp(s, err) < 0) {
 			ch_sub_release(s);
 			return -1;
 		}

@@ -92,11 +92,16 @@ enum {
 				 * lock file: its consumer runs (chsub) */
 	CH_SUB_EXISTING = 2,	/* never create its directory: one deleted
 				 * is CH_EXIT_NOINPUT (not brought back bare) */
+	CH_SUB_UNSEEN = 4,	/* a lock file this call creates gets no
+				 * stamp (time 0, read as none): taking the
+				 * lock is no sign of the consumer
+				 * (chcompact --expire) */
 };
 
 /* Take NAME's lock (creating its directory); wait_ns as in ch_flock.
  * Busy: CH_EXIT_TEMPFAIL naming the holder's pid when known.  Whoever
- * creates the lock file, and a CH_SUB_LIVE holder, stamps it. */
+ * creates the lock file (but with CH_SUB_UNSEEN), and a CH_SUB_LIVE
+ * holder, stamps it. */
 int ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
     int flags, struct ch_sub *s, struct ch_error *err);
 void ch_sub_release(struct ch_sub *s);
@@ -107,7 +112,7 @@ void ch_sub_release(struct ch_sub *s);
 int ch_sub_stamp(struct ch_sub *s, struct ch_error *err);
 
 /* NAME's last stamp (the lock file's time, ns) into *when; 0 if it has
- * no lock file. */
+ * no lock file (or one made by a CH_SUB_UNSEEN acquire). */
 int ch_sub_seen(struct ch_channel *ch, const char *name, int64_t *when,
     struct ch_error *err);
 
