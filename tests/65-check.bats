@@ -955,3 +955,14 @@ repair_failing_read() {
 	run -2 --separate-stderr chcompact --check --max-age=1h "$CH"
 	[[ $stderr == "chcompact: --check does not combine with compaction options"* ]]
 }
+
+@test "--repair moving the offset of a subscriber whose lock file is missing does not make it look run: --expire still expires it" {
+	fill 50
+	faketime -f '-2h' choffset --create --earliest "$CH" old >/dev/null
+	rm "$CH/subscribers/old/lock"
+	doctor_offset old offset 99999999
+	run -0 chcompact --repair "$CH"
+	assert_output --partial "repaired: subscriber 'old': moved from offset 99999999"
+	run -0 chcompact -n --expire=1h "$CH"
+	assert_line -n 0 "$CH: would expire subscriber 'old' (no commit or run for 2h00m, expire is 1h00m)"
+}

@@ -907,8 +907,10 @@ move_offset(struct ctx *c, const char *name, const struct ch_offset *o,
 	const char *why;
 	int cfd;
 
-	if (ch_sub_acquire(c->ch, name, CH_LOCK_NOWAIT, CH_SUB_EXISTING, &s,
-	    &err) < 0) {
+	/* A lock file this creates is no sign of the subscriber running
+	 * (--expire): unseen. */
+	if (ch_sub_acquire(c->ch, name, CH_LOCK_NOWAIT, CH_SUB_EXISTING |
+	    CH_SUB_UNSEEN, &s, &err) < 0) {
 		if (err.code == CH_EXIT_NOINPUT)	/* nothing to repair */
 			fixed(c, "subscriber '%s' was deleted while checking: "
 			    "nothing left to repair", name);
