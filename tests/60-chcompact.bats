@@ -678,3 +678,154 @@ list() { printf '%s\n' "$@"; }
 		assert_not_exist "$CH"
 	done
 }
+
+# Channels owned by another user, with root's chcompact (a root crontab).
+# as_owner CMD...: run CMD as uid/gid 65534 (nobody), the channels' owner.
+as_owner() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+# need_owner: run as root, able to become 65534, who can reach $T.
+need_owner() {
+	((EUID == 0)) || skip "not root"
+	command -v setpriv >/dev/null && as_owner true 2>/dev/null ||
+	    skip "cannot run as uid 65534 here"
+	# bats' temp directories are private: open them, not the ones above
+	local d=$T
+	while chmod o+x "$d" && [[ $d == "$BATS_RUN_TMPDIR"/* ]]; do
+		d=$(dirname "$d")
+	done
+	as_owner test -x "$T" ||
+	    skip "uid 65534 cannot reach $T (a directory above it is not o+x)"
+	OWNER=$(id -nu 65534 2>/dev/null || echo 65534)
+}
+# own_channel DIR: a channel DIR/c of uid 65534 in DIR (made, its), born
+# two days ago, of segments of 4096 bytes, holding 300 records written a
+# day ago; OWN is its path.
+own_channel() {
+	mkdir -p "$1"
+	chown 65534:65534 "$1"
+	OWN=$1/c
+	as_owner faketime -f -2d chpub "$OWN" </dev/null
+	as_owner sed -i 's/^segment_bytes:.*/segment_bytes: 4096/' "$OWN/channel.yaml"
+	recs 300 own | as_owner faketime -f -1d chpub "$OWN"
+}
+# recs N PREFIX: N records as fill writes them, on stdout.
+recs() { seq -f "$2-%g padding padding padding padding" "$1"; }
+# state DIR: owner, mode, size, time and name of everything in DIR, and
+# the index's bytes.
+state() {
+	(cd "$1" && find . -printf '%U:%G %m %s %T@ %p\n' | sort -k5 &&
+	    od -An -tx1 index)
+}
+refusal() {
+	echo "chcompact: $1: owned by $OWNER (uid 65534): refusing to $2 it as root: the files root writes (the index, segments, compact.lock, offset files) would lock $OWNER out (chpub: \"segment index: Permission denied\"); run chcompact as $OWNER: su -s /bin/sh $OWNER -c 'chcompact ...', runuser -u $OWNER -- chcompact ..., or $OWNER's crontab"
+}
+
+@test "run by root on a channel another user owns, chcompact refuses (1) to compact, apply retention, expire, seal by segment_age or repair it, changing nothing; the other channels named are compacted; the owner compacts it" {
+	need_owner
+	own_channel "$T/own"
+	as_owner sed -i 's/^segment_age:.*/segment_age: 1h/' "$OWN/channel.yaml"
+	as_owner chsub --from=earliest "$OWN" s >/dev/null
+	mapfile -t mine < <(segments "$OWN")
+	((${#mine[@]} >= 4))
+	# root's own channel, consumed: compacted as before
+	fill 300
+	chsub --from=earliest "$CH" s >/dev/null
+	mapfile -t before < <(segments)
+	state "$OWN" >"$T/state.before"
+	run -1 --separate-stderr chcompact "$OWN" "$CH"
+	assert_output ""
+	assert_equal "$stderr" "$(refusal "$OWN" compact)"
+	assert_equal "$(segments)" "${before[-1]}"
+	local opt
+	for opt in -v -q --max-age=1s --max-bytes=1 --expire=1s --wait=0 --repair; do
+		run -1 --separate-stderr chcompact $opt "$OWN"
+		if [[ $opt == --repair ]]; then
+			assert_equal "$stderr" "$(refusal "$OWN" repair)"
+		else
+			assert_equal "$stderr" "$(refusal "$OWN" compact)"
+		fi
+	done
+	# a channel given after it is still compacted
+	fill 300
+	chsub "$CH" s >/dev/null
+	run -1 --separate-stderr chcompact -v "$OWN" "$CH"
+	[[ ${stderr_lines[0]} == "$(refusal "$OWN" compact)" ]] || fail "$stderr"
+	[[ $stderr == *$'\n'"chcompact: $CH: deleted "* ]] || fail "$stderr"
+	run -0 diff "$T/state.before" <(state "$OWN")
+	run -0 find "$OWN" -not -user 65534
+	assert_output ""
+	# The owner compacts it (sealing the aged active segment), and
+	# publishes across a rollover, registers and compacts on.
+	run -0 --separate-stderr as_owner chcompact -v "$OWN"
+	[[ $stderr == *"sealed the active segment (older than segment_age)"* ]] || fail "$stderr"
+	[[ $stderr == *"deleting ${mine[0]} ("*"consumed by all subscribers)"* ]] || fail "$stderr"
+	recs 300 more | as_owner chpub "$OWN"
+	as_owner chsub --from=earliest "$OWN" t >/dev/null
+	as_owner choffset --create "$OWN" u >/dev/null
+	as_owner chsub "$OWN" s >/dev/null
+	run -0 as_owner chcompact "$OWN"
+	run -0 find "$OWN" -not -user 65534
+	assert_output ""
+	run -0 chcompact --check "$OWN"
+}
+
+@test "run by root on a channel another user owns, --check and --dry-run work and change nothing: no compact.lock of root's (the owner's chsub could not register)" {
+	need_owner
+	own_channel "$T/own"
+	as_owner sed -i 's/^segment_age:.*/segment_age: 1h/' "$OWN/channel.yaml"
+	assert_not_exist "$OWN/compact.lock"
+	state "$OWN" >"$T/state.before"
+	run -0 chcompact --dry-run "$OWN"
+	assert_line "$OWN: would seal the active segment (older than segment_age)"
+	run -0 chcompact -n --max-age=1s --expire=1s "$OWN"
+	assert_line --regexp "^$OWN: would delete [0-9]+\.seg \(.*, older than max_age\)$"
+	run -0 --separate-stderr chcompact --check "$OWN"
+	assert_equal "$stderr" ""
+	run -0 diff "$T/state.before" <(state "$OWN")
+	assert_not_exist "$OWN/compact.lock"
+	# the owner registers (taking compact.lock, its own), and root's
+	# dry run plans with it
+	run -0 as_owner chsub --from=earliest "$OWN" s
+	state "$OWN" >"$T/state.before"
+	run -0 chcompact -n "$OWN"
+	assert_line --regexp "^$OWN: would delete [0-9]+\.seg \(.*, consumed by all subscribers\)$"
+	run -0 chcompact --check "$OWN"
+	run -0 diff "$T/state.before" <(state "$OWN")
+	run -0 find "$OWN" -not -user 65534
+	assert_output ""
+}
+
+@test "a channel shared by a group (channel(5) PERMISSIONS): a member who is not the owner compacts it, sealing by segment_age, and the owner goes on; root is refused there as well" {
+	need_owner
+	getent group 65534 >/dev/null || skip "no group 65534"
+	member() { setpriv --reuid=4242 --regid=4242 --groups=65534 "$@"; }
+	mkdir "$T/shared"
+	chown 65534:65534 "$T/shared"
+	chmod 2775 "$T/shared"
+	OWN=$T/shared/c
+	as_owner bash -c 'umask 002
+		faketime -f -2d chpub "$1" </dev/null &&
+		sed -i "s/^segment_bytes:.*/segment_bytes: 4096/; s/^segment_age:.*/segment_age: 1h/" "$1/channel.yaml" &&
+		chsub "$1" s >/dev/null' _ "$OWN"
+	recs 300 own | as_owner bash -c 'umask 002; faketime -f -1d chpub "$1"' _ "$OWN"
+	run -1 --separate-stderr chcompact "$OWN"
+	assert_equal "$stderr" "$(refusal "$OWN" compact)"
+	# the member publishes, consumes, registers and compacts: the index
+	# it rewrites and the segment it starts are its, the group's, 0664
+	recs 100 member | member bash -c 'umask 002; faketime -f -1d chpub "$1"' _ "$OWN"
+	run -0 --separate-stderr member bash -c 'umask 002
+		chsub "$1" s >/dev/null && chsub --from=earliest "$1" m >/dev/null &&
+		chcompact -v "$1"' _ "$OWN"
+	[[ $stderr == *"sealed the active segment (older than segment_age)"* ]] || fail "$stderr"
+	[[ $stderr == *"deleting "* ]] || fail "$stderr"
+	assert_equal "$(stat -c '%u:%g %a' "$OWN/index")" "4242:65534 664"
+	# the owner publishes across a rollover, registers, compacts
+	run -0 as_owner bash -c 'umask 002
+		for i in $(seq 300); do echo "late-$i padding padding padding"; done |
+		chpub "$1" && chsub "$1" s >/dev/null && chsub "$1" m >/dev/null &&
+		choffset --create "$1" n >/dev/null && chcompact "$1" &&
+		chsub --peek "$1" m' _ "$OWN"
+	assert_output ""
+	run -0 member chsub --peek --from=earliest "$OWN"
+	assert_line -n -1 "late-300 padding padding padding"
+	run -0 chcompact --check "$OWN"
+}

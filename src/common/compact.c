@@ -310,9 +310,10 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 	size_t ndel = 0;
 
 	memset(res, 0, sizeof *res);
-	if (ch_lock_open(ch->dirfd, CH_COMPACT_LOCK, &cfd, err) < 0)
+	if ((o->dry_run ? ch_lock_open_existing(ch->dirfd, CH_COMPACT_LOCK,
+	    &cfd, err) : ch_lock_open(ch->dirfd, CH_COMPACT_LOCK, &cfd, err)) < 0)
 		return -1;
-	if (ch_flock(cfd, LOCK_EX, o->lock_wait_ns) < 0) {
+	if (cfd >= 0 && ch_flock(cfd, LOCK_EX, o->lock_wait_ns) < 0) {
 		if (errno == EWOULDBLOCK)
 			ch_err(err, CH_EXIT_TEMPFAIL, "compaction lock is busy "
 			    "(another chcompact or choffset is running)");

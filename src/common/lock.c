@@ -22,6 +22,18 @@ ch_lock_open(int dirfd, const char *name, int *fdp, struct ch_error *err)
 }
 
 int
+ch_lock_open_existing(int dirfd, const char *name, int *fdp,
+    struct ch_error *err)
+{
+	int fd = ch_open_file(dirfd, name, O_RDWR, 0);
+
+	if (fd < 0 && errno != ENOENT)
+		return ch_err_sys(err, CH_EXIT_FAIL, "lock file %s", name);
+	*fdp = fd;
+	return 0;
+}
+
+int
 ch_flock(int fd, int op, int64_t wait_ns)
 {
 	if (wait_ns == CH_LOCK_WAIT) {

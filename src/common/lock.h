@@ -25,6 +25,13 @@ enum {
 /* Open (creating) dirfd/name for locking. */
 int ch_lock_open(int dirfd, const char *name, int *fdp, struct ch_error *err);
 
+/* The same for a pass that changes nothing (chcompact --dry-run): the lock
+ * file is not created, as one of root's would lock its owner out;
+ * *fdp = -1 if there is none (no compaction or registration ever took
+ * it, so there is nothing to wait for). */
+int ch_lock_open_existing(int dirfd, const char *name, int *fdp,
+    struct ch_error *err);
+
 /*
  * flock(fd, op) where op is LOCK_EX or LOCK_SH; `wait_ns` is CH_LOCK_NOWAIT,
  * CH_LOCK_WAIT, or a timeout in ns.  Returns 0, or -1 with errno
