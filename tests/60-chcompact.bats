@@ -134,14 +134,17 @@ list() { printf '%s\n' "$@"; }
 	choffset --create --earliest "$CH" s >/dev/null
 	chsub -n 10 "$CH" s >/dev/null
 	cp "$CH/index" "$T/index.before"
-	rm "$CH/${before[2]}"
-	local o
+	# the one the search for the first segment still there looks at
+	# first (the index's middle entry): missing, it took the older ones
+	# for deleted too
+	local o m=$(((${#before[@]} - 1) / 2))
+	rm "$CH/${before[m]}"
 	for o in -v -n --max-bytes=1 --expire=1s; do
 		run -65 --separate-stderr chcompact $o "$CH"
 		assert_equal "$stderr" "chcompact: $CH: segment ${before[0]} is there but a later one in the index is missing: nothing changed (chcompact --check names it)"
 		cmp "$CH/index" "$T/index.before"
 		run -0 segments
-		assert_output "$(list "${before[@]:0:2}" "${before[@]:3}")"
+		assert_output "$(list "${before[@]:0:m}" "${before[@]:m+1}")"
 		run -0 choffset "$CH"
 		assert_output --regexp "^s [0-9]+$"
 	done
@@ -464,6 +467,15 @@ list() { printf '%s\n' "$@"; }
 	run -0 choffset "$CH"
 	assert_output ""
 	assert_not_exist "$CH/subscribers/old"
+}
+
+@test "choffset taking the lock of a subscriber whose lock file is missing (an idempotent --create) does not make it look run: --expire still expires it" {
+	faketime -f '-2h' choffset --create --earliest "$CH" old >/dev/null
+	rm "$CH/subscribers/old/lock"
+	run -0 choffset --create "$CH" old
+	assert_exist "$CH/subscribers/old/lock"
+	run -0 chcompact -n --expire=1h "$CH"
+	assert_line -n 0 "$CH: would expire subscriber 'old' (no commit or run for 2h00m, expire is 1h00m)"
 }
 
 # The same, but its deregistration fails (the rename): the lock file the
