@@ -122,7 +122,10 @@ hold_compaction(void)
 static int
 try_acquire(const char *name, struct ch_sub *s, struct ch_error *err)
 {
-	if (ch_sub_acquire(&ch, name, CH_LOCK_NOWAIT, 0, s, err) == 0)
+	/* Administration is no sign of the consumer: a lock file made
+	 * here (a registration, a lost one) gets no last-seen stamp. */
+	if (ch_sub_acquire(&ch, name, CH_LOCK_NOWAIT, CH_SUB_UNSEEN, s,
+	    err) == 0)
 		return 0;
 	if (err->code == CH_EXIT_TEMPFAIL) {
 		pid_t pid = ch_sub_running(&ch, name);

@@ -95,7 +95,7 @@ enum {
 	CH_SUB_UNSEEN = 4,	/* a lock file this call creates gets no
 				 * stamp (time 0, read as none): taking the
 				 * lock is no sign of the consumer
-				 * (chcompact --expire) */
+				 * (choffset, chcompact) */
 };
 
 /* Take NAME's lock (creating its directory); wait_ns as in ch_flock.
