@@ -1181,6 +1181,37 @@ term_until_gone() {
 	assert_output "chsub: $CH: run handler: Resource temporarily unavailable: waiting for a running one to end, then trying again (not said again in this run)"
 }
 
+@test "-P 3: while a handler cannot start until another ends (EAGAIN), a lingering batch does not make chsub spin" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	fresh
+	pub r0 r1 r2 r3 r4
+	# batch 0-1 fails once (its retry is the third spawn, refused);
+	# batch 2-3 runs until released; record 4 lingers meanwhile (-t:
+	# following, so the end of the channel does not hand it out)
+	cat >"$T/h.sh" <<-'EOF'
+	if [ "$CH_SEQ" = 0 ] && [ "$CH_ATTEMPT" = 1 ]; then exit 1; fi
+	if [ "$CH_SEQ" = 2 ]; then "$T/await" "$T/release"; fi
+	cat >/dev/null
+	EOF
+	CHFAULT_FAIL=posix_spawn:3:EAGAIN LD_PRELOAD="$CHFAULT" start_bg \
+	    chsub -t 2 --batch=2 --linger=1s -P 3 --retries=1 --backoff=100ms \
+	    -x "sh $T/h.sh" "$CH" s 2>"$T/err"
+	wait_until 10 'grep -q "waiting for a running one to end" "$T/err"'
+	# a window past the linger time: chsub should sleep through it
+	local t0 t1
+	t0=$(awk '{ print $14 + $15 }' "/proc/$BG/stat")
+	sleep 3
+	t1=$(awk '{ print $14 + $15 }' "/proc/$BG/stat")
+	touch "$T/release"
+	wait_exit 20 "$BG"
+	assert_equal "$WST" 0
+	assert_equal "$(offset_of s)" "$(chan_end)"
+	# CPU time in clock ticks (100 a second): it spun 2-3 s of the 3
+	echo "CPU ticks in the window: $((t1 - t0))"
+	(((t1 - t0) < 50))
+}
+
 @test "the system refusing a process for a handler (EAGAIN) with none running: exit 1, nothing committed" {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
 	need_chfault

@@ -1460,8 +1460,10 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 			if (next >= 0 && (wait_ns < 0 || next - now < wait_ns))
 				wait_ns = next - now > 0 ? next - now : 0;
 		}
+		/* (Not while a spawn is blocked: nothing starts before a
+		 * handler ends, which wakes us.) */
 		if (h.nu && h.u[h.nu - 1].state == U_FILLING &&
-		    busy(&h) < o->parallel) {	/* lingering */
+		    busy(&h) < o->parallel && !h.spawn_blocked) {	/* lingering */
 			int64_t d = h.u[h.nu - 1].linger_until - now;
 			int64_t tw = token_wait(&h);
 			if (tw > d)	/* and it cannot start before a token */
