@@ -101,11 +101,11 @@ parse_thresholds(const char *opt, const char *val, struct thresholds *t)
 	struct ch_error err;
 	int k;
 
-	t->have = 1;
-	/* No limit at this level, as a Nagios command line's empty $ARG1$
-	 * gives (--warn=$ARG1$ --crit=$ARG2$): the thresholds decide. */
+	/* Nothing: no limit, as a Nagios command line's empty $ARG1$ gives
+	 * (--warn=$ARG1$ --crit=$ARG2$); both empty, the statuses decide. */
 	if (!*val)
 		return;
+	t->have = 1;
 	if (!(copy = strdup(val)))
 		ch_die(N_UNKNOWN, NULL, "out of memory");
 	for (tok = copy; tok; tok = next) {

@@ -583,6 +583,11 @@ Try 'chlag --help' for more information."
 	run -2 chlag --nagios --warn= --crit=records:5 "$CH"
 	run -0 chlag --nagios --warn= --crit=records:50 "$CH"
 	run -1 chlag --nagios --warn=records:5 --crit= "$CH"
+	# both empty: the statuses decide, a FAILED subscriber is critical
+	run -0 chlag --nagios --warn= --crit= "$CH"
+	chsub --from=earliest --retries=0 -x 'exit 1' "$CH" failing >/dev/null 2>&1 || true
+	run -2 chlag --nagios --warn= --crit= "$CH"
+	assert_output --partial FAILED
 	run -3 --separate-stderr chlag --warn=records:10,records:20 "$CH"
 	[[ $stderr == "chlag: --warn: records given twice, 'records:10' and 'records:20'"* ]]
 	run -3 --separate-stderr chlag --crit=age:1h,bytes:1k,age:2h "$CH"
