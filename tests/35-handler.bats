@@ -1077,7 +1077,8 @@ term_until_gone() {
 	local i
 	for i in $(seq 250); do
 		proc_gone "$1" && return 0
-		kill -TERM "$CHSUB" 2>/dev/null
+		# (it may have just ended, and been reaped: no such process)
+		kill -TERM "$CHSUB" 2>/dev/null || true
 		sleep 0.02
 	done
 	return 1

@@ -175,7 +175,8 @@ term_until_gone() {
 	local i
 	for i in $(seq 500); do
 		proc_gone "$1" && return 0
-		kill -TERM "$FWD" 2>/dev/null
+		# (it may have just ended, and been reaped: no such process)
+		kill -TERM "$FWD" 2>/dev/null || true
 		sleep 0.02
 	done
 	echo "# handler $1 still running after 10 s of SIGTERMs" >&2
