@@ -150,11 +150,13 @@ one(const char *chname, const struct ch_compact_opts *base, int have_age,
 			ch_report(chname, &err);
 			status = err.code;
 		} else {
-			ch_info(chname, "checked %llu records in %llu segments: "
-			    "%u problems, %u repaired",
+			ch_info(chname, "checked %llu record%s in %llu segment%s: "
+			    "%u problem%s, %u repaired",
 			    (unsigned long long)res.records,
-			    (unsigned long long)res.segments, res.problems,
-			    res.repaired);
+			    res.records == 1 ? "" : "s",
+			    (unsigned long long)res.segments,
+			    res.segments == 1 ? "" : "s", res.problems,
+			    res.problems == 1 ? "" : "s", res.repaired);
 			if (res.left)
 				status = CH_EXIT_DATAERR;
 		}

@@ -28,6 +28,11 @@ snapshot() {
 @test "-v reports how much was checked" {
 	run -0 --separate-stderr chcompact -v --check "$CH"
 	assert_equal "$stderr" "chcompact: $CH: checked 200 records in $(segments | wc -l) segments: 0 problems, 0 repaired"
+	# one of each, in the singular
+	local one=$T/one
+	chpub "$one" x
+	run -0 --separate-stderr chcompact -v --check "$one"
+	assert_equal "$stderr" "chcompact: $one: checked 1 record in 1 segment: 0 problems, 0 repaired"
 }
 
 @test "--check changes nothing, even when it finds problems" {
