@@ -638,7 +638,7 @@ chcompact: $CH: repaired: the torn tail is gone (a writer cut it meanwhile)"
 	run -65 --separate-stderr chcompact -v --repair "$CH"
 	[[ $stderr == *"chcompact: $CH: repaired: finished an interrupted rollover"* ]]
 	[[ $stderr == *"chcompact: $CH: not repaired: subscriber 's': the offset it had is unknown: "* ]]
-	[[ $stderr == *": 1 problems, 0 repaired" ]]
+	[[ $stderr == *": 1 problem, 0 repaired" ]]
 	run -65 chcompact --check "$CH"
 	choffset --earliest "$CH" s >/dev/null 2>&1
 	run -0 chcompact --check "$CH"
