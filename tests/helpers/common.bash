@@ -27,10 +27,13 @@ python3() { /usr/bin/python3 "$@"; }
 common_teardown() {
 	local p
 	for p in "${BG_PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
 		# one a test left stopped (SIGSTOP, CHFAULT_STOP_AT) takes
-		# the TERM only once it runs: the wait below would hang
+		# the TERM only once it runs (the wait below would hang):
+		# continued first, as a SIGCONT arriving while a sanitizer
+		# build exits after the TERM can hang LeakSanitizer's
+		# stop-the-world for good
 		kill -CONT "$p" 2>/dev/null || true
+		kill "$p" 2>/dev/null || true
 	done
 	for p in "${BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
