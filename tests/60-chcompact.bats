@@ -453,15 +453,24 @@ list() { printf '%s\n' "$@"; }
 	assert_output ""
 }
 
+# lockless_old: subscriber "old", registered 2h ago, whose lock file is
+# gone; would_expire_old: --expire=1h's plan says it goes.
+lockless_old() {
+	faketime -f '-2h' choffset --create --earliest "$CH" old >/dev/null
+	rm "$CH/subscribers/old/lock"
+}
+would_expire_old() {
+	run -0 chcompact -n --expire=1h "$CH"
+	assert_line -n 0 "$CH: would expire subscriber 'old' (no commit or run for 2h00m, expire is 1h00m)"
+}
+
 # An offset file without its lock file (restored from a backup, the lock
 # removed in a cleanup): --expire taking the lock created it, stamped now,
 # and then read that stamp as a run meanwhile, so the dry run's "would
 # expire" never happened, and the stamp kept it another whole period.
 @test "--expire expires a subscriber whose lock file is missing, as --dry-run says" {
-	faketime -f '-2h' choffset --create --earliest "$CH" old >/dev/null
-	rm "$CH/subscribers/old/lock"
-	run -0 chcompact -n --expire=1h "$CH"
-	assert_line -n 0 "$CH: would expire subscriber 'old' (no commit or run for 2h00m, expire is 1h00m)"
+	lockless_old
+	would_expire_old
 	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
 	[[ $stderr == *"chcompact: $CH: expired subscriber 'old' (no commit or run for 2h00m)"* ]] ||
 		fail "not expired: $stderr"
@@ -472,12 +481,10 @@ list() { printf '%s\n' "$@"; }
 }
 
 @test "choffset taking the lock of a subscriber whose lock file is missing (an idempotent --create) does not make it look run: --expire still expires it" {
-	faketime -f '-2h' choffset --create --earliest "$CH" old >/dev/null
-	rm "$CH/subscribers/old/lock"
+	lockless_old
 	run -0 choffset --create "$CH" old
 	assert_exist "$CH/subscribers/old/lock"
-	run -0 chcompact -n --expire=1h "$CH"
-	assert_line -n 0 "$CH: would expire subscriber 'old' (no commit or run for 2h00m, expire is 1h00m)"
+	would_expire_old
 }
 
 # The same, but its deregistration fails (the rename): the lock file the
@@ -485,8 +492,7 @@ list() { printf '%s\n' "$@"; }
 @test "--expire: a lock file it made for a subscriber it could not expire does not keep it" {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
 	need_chfault
-	faketime -f '-2h' choffset --create --earliest "$CH" old >/dev/null
-	rm "$CH/subscribers/old/lock"
+	lockless_old
 	run --separate-stderr env CHFAULT_FAIL=renameat:1:EIO \
 	    LD_PRELOAD="$CHFAULT" chcompact -v --expire=1h "$CH"
 	[[ $stderr == *"delete subscriber 'old': Input/output error"* ]] ||
@@ -494,8 +500,7 @@ list() { printf '%s\n' "$@"; }
 	assert_exist "$CH/subscribers/old/lock"
 	run -0 choffset "$CH"
 	assert_output "old 0"
-	run -0 chcompact -n --expire=1h "$CH"
-	assert_line -n 0 "$CH: would expire subscriber 'old' (no commit or run for 2h00m, expire is 1h00m)"
+	would_expire_old
 	run -0 --separate-stderr chcompact -v --expire=1h "$CH"
 	[[ $stderr == *"chcompact: $CH: expired subscriber 'old' (no commit or run for 2h00m)"* ]] ||
 		fail "not expired: $stderr"
@@ -694,20 +699,11 @@ list() { printf '%s\n' "$@"; }
 }
 
 # Channels owned by another user, with root's chcompact (a root crontab).
-# as_owner CMD...: run CMD as uid/gid 65534 (nobody), the channels' owner.
-as_owner() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+# Their owner is uid 65534 (as_nobody runs commands as it).
 # need_owner: run as root, able to become 65534, who can reach $T.
 need_owner() {
 	((EUID == 0)) || skip "not root"
-	command -v setpriv >/dev/null && as_owner true 2>/dev/null ||
-	    skip "cannot run as uid 65534 here"
-	# bats' temp directories are private: open them, not the ones above
-	local d=$T
-	while chmod o+x "$d" && [[ $d == "$BATS_RUN_TMPDIR"/* ]]; do
-		d=$(dirname "$d")
-	done
-	as_owner test -x "$T" ||
-	    skip "uid 65534 cannot reach $T (a directory above it is not o+x)"
+	need_nobody
 	OWNER=$(id -nu 65534 2>/dev/null || echo 65534)
 }
 # own_channel DIR: a channel DIR/c of uid 65534 in DIR (made, its), born
@@ -717,9 +713,9 @@ own_channel() {
 	mkdir -p "$1"
 	chown 65534:65534 "$1"
 	OWN=$1/c
-	as_owner faketime -f -2d chpub "$OWN" </dev/null
-	as_owner sed -i 's/^segment_bytes:.*/segment_bytes: 4096/' "$OWN/channel.yaml"
-	recs 300 own | as_owner faketime -f -1d chpub "$OWN"
+	as_nobody faketime -f -2d chpub "$OWN" </dev/null
+	as_nobody sed -i 's/^segment_bytes:.*/segment_bytes: 4096/' "$OWN/channel.yaml"
+	recs 300 own | as_nobody faketime -f -1d chpub "$OWN"
 }
 # recs N PREFIX: N records as fill writes them, on stdout.
 recs() { seq -f "$2-%g padding padding padding padding" "$1"; }
@@ -736,8 +732,8 @@ refusal() {
 @test "run by root on a channel another user owns, chcompact refuses (1) to compact, apply retention, expire, seal by segment_age or repair it, changing nothing; the other channels named are compacted; the owner compacts it" {
 	need_owner
 	own_channel "$T/own"
-	as_owner sed -i 's/^segment_age:.*/segment_age: 1h/' "$OWN/channel.yaml"
-	as_owner chsub --from=earliest "$OWN" s >/dev/null
+	as_nobody sed -i 's/^segment_age:.*/segment_age: 1h/' "$OWN/channel.yaml"
+	as_nobody chsub --from=earliest "$OWN" s >/dev/null
 	mapfile -t mine < <(segments "$OWN")
 	((${#mine[@]} >= 4))
 	# root's own channel, consumed: compacted as before
@@ -769,14 +765,14 @@ refusal() {
 	assert_output ""
 	# The owner compacts it (sealing the aged active segment), and
 	# publishes across a rollover, registers and compacts on.
-	run -0 --separate-stderr as_owner chcompact -v "$OWN"
+	run -0 --separate-stderr as_nobody chcompact -v "$OWN"
 	[[ $stderr == *"sealed the active segment (older than segment_age)"* ]] || fail "$stderr"
 	[[ $stderr == *"deleting ${mine[0]} ("*"consumed by all subscribers)"* ]] || fail "$stderr"
-	recs 300 more | as_owner chpub "$OWN"
-	as_owner chsub --from=earliest "$OWN" t >/dev/null
-	as_owner choffset --create "$OWN" u >/dev/null
-	as_owner chsub "$OWN" s >/dev/null
-	run -0 as_owner chcompact "$OWN"
+	recs 300 more | as_nobody chpub "$OWN"
+	as_nobody chsub --from=earliest "$OWN" t >/dev/null
+	as_nobody choffset --create "$OWN" u >/dev/null
+	as_nobody chsub "$OWN" s >/dev/null
+	run -0 as_nobody chcompact "$OWN"
 	run -0 find "$OWN" -not -user 65534
 	assert_output ""
 	run -0 chcompact --check "$OWN"
@@ -785,7 +781,7 @@ refusal() {
 @test "run by root on a channel another user owns, --check and --dry-run work and change nothing: no compact.lock of root's (the owner's chsub could not register)" {
 	need_owner
 	own_channel "$T/own"
-	as_owner sed -i 's/^segment_age:.*/segment_age: 1h/' "$OWN/channel.yaml"
+	as_nobody sed -i 's/^segment_age:.*/segment_age: 1h/' "$OWN/channel.yaml"
 	assert_not_exist "$OWN/compact.lock"
 	state "$OWN" >"$T/state.before"
 	run -0 chcompact --dry-run "$OWN"
@@ -798,7 +794,7 @@ refusal() {
 	assert_not_exist "$OWN/compact.lock"
 	# the owner registers (taking compact.lock, its own), and root's
 	# dry run plans with it
-	run -0 as_owner chsub --from=earliest "$OWN" s
+	run -0 as_nobody chsub --from=earliest "$OWN" s
 	state "$OWN" >"$T/state.before"
 	run -0 chcompact -n "$OWN"
 	assert_line --regexp "^$OWN: would delete [0-9]+\.seg \(.*, consumed by all subscribers\)$"
@@ -816,11 +812,11 @@ refusal() {
 	chown 65534:65534 "$T/shared"
 	chmod 2775 "$T/shared"
 	OWN=$T/shared/c
-	as_owner bash -c 'umask 002
+	as_nobody bash -c 'umask 002
 		faketime -f -2d chpub "$1" </dev/null &&
 		sed -i "s/^segment_bytes:.*/segment_bytes: 4096/; s/^segment_age:.*/segment_age: 1h/" "$1/channel.yaml" &&
 		chsub "$1" s >/dev/null' _ "$OWN"
-	recs 300 own | as_owner bash -c 'umask 002; faketime -f -1d chpub "$1"' _ "$OWN"
+	recs 300 own | as_nobody bash -c 'umask 002; faketime -f -1d chpub "$1"' _ "$OWN"
 	run -1 --separate-stderr chcompact "$OWN"
 	assert_equal "$stderr" "$(refusal "$OWN" compact)"
 	# the member publishes, consumes, registers and compacts: the index
@@ -833,7 +829,7 @@ refusal() {
 	[[ $stderr == *"deleting "* ]] || fail "$stderr"
 	assert_equal "$(stat -c '%u:%g %a' "$OWN/index")" "4242:65534 664"
 	# the owner publishes across a rollover, registers, compacts
-	run -0 as_owner bash -c 'umask 002
+	run -0 as_nobody bash -c 'umask 002
 		for i in $(seq 300); do echo "late-$i padding padding padding"; done |
 		chpub "$1" && chsub "$1" s >/dev/null && chsub "$1" m >/dev/null &&
 		choffset --create "$1" n >/dev/null && chcompact "$1" &&

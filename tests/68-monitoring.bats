@@ -105,12 +105,7 @@ chlag_channel_up{channel=\"$T/a\\\\\\\\\"} 1"
 	mkdir "$T/textfile"
 	run -0 chlag --prometheus -o "$T/textfile/chlag.prom" "${ALIKE[@]}"
 	run -0 promtool check metrics <"$T/textfile/chlag.prom"
-	start_node_exporter "$T/textfile"
-	scrape >"$T/scraped"
-	run -0 grep -E '^node_textfile_scrape_error ' "$T/scraped"
-	assert_output 'node_textfile_scrape_error 0'
-	run grep -iE 'error|duplicate|collected before' "$T/node-exporter.log"
-	assert_failure
+	scrape_clean "$T/textfile"
 	run -0 grep -c '^chlag_channel_up{.*} 1$' "$T/scraped"
 	assert_output 5
 	run -0 grep -c '^chlag_lag_records{.*} 1$' "$T/scraped"
@@ -153,13 +148,7 @@ chlag_channel_up{channel=\"$T/a\\\\\\\\\"} 1"
 	chpub "$other" x
 	choffset --create --earliest "$other" s >/dev/null
 	run -0 chlag --prometheus -o "$T/textfile/other.prom" "$other"
-	start_node_exporter "$T/textfile"
-	scrape >"$T/scraped"
-	run -0 grep -E '^node_textfile_scrape_error ' "$T/scraped"
-	assert_output 'node_textfile_scrape_error 0'
-	# A duplicate series or a file it cannot parse is logged, not served.
-	run grep -iE 'error|duplicate|collected before' "$T/node-exporter.log"
-	assert_failure
+	scrape_clean "$T/textfile"
 	# Every sample of both files, with the same labels and value.
 	run -0 python3 - "$T/scraped" "$T/textfile/chlag.prom" "$T/textfile/other.prom" <<'EOF'
 import re, sys

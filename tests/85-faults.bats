@@ -111,12 +111,18 @@ channel_sound() {
 	assert_equal "$kept" "$n"
 	assert_equal "$(wc -l <"$T/offs")" "$n"
 	assert_equal "$(tail -n 1 "$T/offs")" "$(chsub --peek --from=earliest --format='%o\n' -n "$n" "$CH" | tail -n 1)"
-	# the next batch goes after them: the subscriber reads it, whole
+	next_batch_whole "$n"
+}
+
+# next_batch_whole N: the next batch ($T/c) goes after the first N lines
+# of $T/b, which stayed published: subscriber s (which read those) reads
+# it whole, and the channel holds just those, then it.
+next_batch_whole() {
 	chpub "$CH" <"$T/c"
 	run -0 chsub "$CH" s
 	assert_output "$(cat "$T/c")"
 	run -0 chsub --peek --from=earliest "$CH"
-	assert_output "$(head -n "$n" "$T/b"; cat "$T/c")"
+	assert_output "$(head -n "$1" "$T/b"; cat "$T/c")"
 	run -0 chcompact --check "$CH"
 }
 
@@ -150,13 +156,8 @@ channel_sound() {
 		run cat "$T/pub.err"
 		assert_output --regexp "^chpub: $CH: write segment: No space left on device \(the records of the batch written whole stay published: at least the first [0-9]+; reading back the rest failed: Input/output error\)$"
 		# what the subscriber read is still there, its offset still on
-		# a boundary: it reads the next batch, whole
-		chpub "$CH" <"$T/c"
-		run -0 chsub "$CH" s
-		assert_output "$(cat "$T/c")"
-		run -0 chsub --peek --from=earliest "$CH"
-		assert_output "$(head -n "$n" "$T/b"; cat "$T/c")"
-		run -0 chcompact --check "$CH"
+		# a boundary
+		next_batch_whole "$n"
 	done
 }
 

@@ -11,24 +11,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-# as_nobody CMD...: run CMD as user nobody (skip where impossible).
-as_nobody() {
-	setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
-}
-need_nobody() {
-	command -v setpriv >/dev/null && id nobody >/dev/null 2>&1 &&
-	    setpriv --reuid=nobody --regid=nogroup --clear-groups true 2>/dev/null ||
-	    skip "cannot run as nobody here"
-	# nobody must reach $T: bats' own temp directories are private, so
-	# open them, but not the caller's directories above them
-	local d=$T
-	while chmod o+x "$d" && [[ $d == "$BATS_RUN_TMPDIR"/* ]]; do
-		d=$(dirname "$d")
-	done
-	as_nobody test -x "$T" ||
-	    skip "nobody cannot reach $BATS_RUN_TMPDIR (a directory above it is not o+x; TMPDIR=/tmp would do)"
-}
-
 @test "subscriber names with /, .., a leading dot, control characters or 10 KB are refused (2), nothing created" {
 	new_channel
 	local long n

@@ -432,10 +432,10 @@ ch_channel_sync(struct ch_channel *ch, struct ch_error *err)
 	return channel_end(ch, &end, 1, err);
 }
 
-/* 1 if segment base is there, 0 if deleted, -1 if that cannot be told
- * (taken for deleted, the start would skip segments that are there). */
-static int
-segment_exists(struct ch_channel *ch, uint64_t base, struct ch_error *err)
+/* (An error is not taken for deleted: the start would skip segments
+ * that are there.) */
+int
+ch_segment_exists(struct ch_channel *ch, uint64_t base, struct ch_error *err)
 {
 	char name[CH_SEG_NAME_LEN + 1];
 
@@ -465,7 +465,7 @@ ch_channel_start(struct ch_channel *ch, struct ch_start *start,
 		uint64_t mid = lo + (hi - lo) / 2;
 		if (ch_index_get(&ix, mid, &e, err) < 0)
 			goto fail;
-		int there = segment_exists(ch, e.base, err);
+		int there = ch_segment_exists(ch, e.base, err);
 		if (there < 0)
 			goto fail;
 		if (there)

@@ -83,6 +83,11 @@ struct ch_start {
 int ch_channel_start(struct ch_channel *ch, struct ch_start *start,
     struct ch_error *err);
 
+/* 1 if the file of segment `base` is there, 0 if deleted, -1 (err set)
+ * if that cannot be told. */
+int ch_segment_exists(struct ch_channel *ch, uint64_t base,
+    struct ch_error *err);
+
 /*
  * Open the segment holding `offset` read-only: *fdp, its header, and the
  * file position of offset.  CH_EXIT_NOINPUT when that data was deleted.

@@ -112,9 +112,9 @@ holder_pid(int fd)
 
 /*
  * A lock file just created by a process that is not the subscriber's
- * consumer (chcompact --expire, taking the lock of one whose lock file
- * went missing): its creation time would read as a run now, and keep
- * the subscriber for another whole expiry period.  Time 0 instead, which
+ * consumer (choffset, chcompact: administration): its creation time
+ * would read as a run now, and keep the subscriber for another whole
+ * expiry period.  Time 0 instead, which
  * ch_sub_seen reads as no stamp, as it read the missing file.  An
  * explicit time needs the file's owner: this process, which created it.
  */

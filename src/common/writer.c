@@ -748,18 +748,16 @@ keep_whole_frames(struct ch_writer *w, const struct ch_piece *pc,
 			*unsure = errno ? errno : EIO;
 		ch_segcur_free(&c);
 	}
-	/* The walk could not finish (a read failed, out of memory): frames
-	 * past where it stopped may be whole and read already, so nothing
-	 * is cut; the next writer's walk finds them, and cuts the rest. */
-	if (*unsure)
-		w->have_state = 0;
 	uint64_t kept = upto - w->next_seq;
 	if (kept > pc->nrec) {	/* not this piece's: keep none */
 		kept = 0;
 		end = w->end;
 	}
 	offsets_written(w, kept);
-	/* If this fails too, the next writer cuts the rest. */
+	/* If the walk could not finish (a read failed, out of memory),
+	 * frames past where it stopped may be whole and read already:
+	 * nothing is cut.  The next writer's walk finds them and cuts the
+	 * rest, as it does if this cut fails. */
 	if (!*unsure && cut_tail(w, end) < 0)
 		w->have_state = 0;
 	return kept;

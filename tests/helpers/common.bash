@@ -154,3 +154,20 @@ set_config() {
 segments() {
 	(cd "${1:-$CH}" && ls -1 -- *.seg 2>/dev/null)
 }
+
+# as_nobody CMD...: run CMD as uid and gid 65534 (nobody, nogroup), after
+# need_nobody.
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+# need_nobody: skip unless this can run commands as 65534, who can reach
+# $T.  bats' own temp directories are private: they are opened, not the
+# caller's directories above them.
+need_nobody() {
+	command -v setpriv >/dev/null && as_nobody true 2>/dev/null ||
+	    skip "cannot run as uid 65534 here"
+	local d=$T
+	while chmod o+x "$d" && [[ $d == "$BATS_RUN_TMPDIR"/* ]]; do
+		d=$(dirname "$d")
+	done
+	as_nobody test -x "$T" ||
+	    skip "uid 65534 cannot reach $T (a directory above it is not o+x; TMPDIR=/tmp would do)"
+}

@@ -52,6 +52,18 @@ stop_node_exporter() {
 	NE=""
 }
 
+# scrape_clean DIR: start the node exporter on DIR and scrape it into
+# $T/scraped, which must say it read every file, with nothing in its log
+# (a duplicate series or a file it cannot parse is logged, not served).
+scrape_clean() {
+	start_node_exporter "$1"
+	scrape >"$T/scraped"
+	run -0 grep -E '^node_textfile_scrape_error ' "$T/scraped"
+	assert_output 'node_textfile_scrape_error 0'
+	run grep -iE 'error|duplicate|collected before' "$T/node-exporter.log"
+	assert_failure
+}
+
 # scrape: what the node exporter serves at /metrics (10 s at most),
 # straight from it: not through a proxy that http_proxy may name.
 scrape() {
