@@ -134,3 +134,41 @@ no_sanitizers() {
 	((status == 0)) || { echo "$output"; false; }
 	assert_line --regexp "^crash states checked: [0-9]+ \([0-9]+ distinct\), failed: 0, "
 }
+
+# A trace as strace -f writes it on a busy machine: the child of a vfork
+# opens the channel directory before its parent's vfork is seen to return
+# (the replay once gave it the parent's fds then and failed at its fsync),
+# and a later process gets a pid used before.
+@test "the trace replay gives a child the fds of its fork even when strace prints the child's calls first" {
+	mkdir -p "$T/w/ch"
+	hex() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n' | sed 's/../\\x&/g'; }
+	local ch; ch=$(hex "$T/w/ch")
+	cat > "$T/trace" <<-TRACE
+	100   vfork( <unfinished ...>
+	101   execve("\x2fbin\x2fchoffset", ["choffset"], 0x1 /* 1 var */) = 0
+	101   openat(AT_FDCWD, "$ch", O_RDONLY|O_DIRECTORY|O_CLOEXEC) = 3<$ch>
+	100   <... vfork resumed>) = 101
+	101   fsync(3<$ch>) = 0
+	101   +++ exited with 0 +++
+	100   vfork() = 101
+	101   fsync(3<$ch>) = 0
+	TRACE
+	run python3 - "$TESTS_SRCDIR/helpers" "$T/w" "$T/trace" <<-'PY'
+	import sys
+	sys.path.insert(0, sys.argv[1])
+	import crash_model as M, crash_trace as T
+	calls = list(T.parse(sys.argv[3]))
+	print(" ".join("%d:%s" % (c.pid, c.name) for c in calls))
+	fs = M.FS(sys.argv[2])
+	for c in calls:
+	    fs.cwd.setdefault(c.pid, fs.root)
+	    for ev in fs.apply(c):
+	        print(ev.desc)
+	PY
+	echo "$output"
+	assert_line --index 0 "100:vfork 101:execve 101:openat 101:fsync 100:vfork 101:fsync"
+	assert_line --index 1 "fsync dir ch"
+	# The second child, pid 101 again, inherits no fd 3: the replay says so.
+	assert_equal "$status" 1
+	assert_line --partial "fsync on fd 3 of $T/w/ch, not seen opened (pid 101)"
+}

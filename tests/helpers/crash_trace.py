@@ -6,7 +6,9 @@ under `strace -f -y -xx -s HUGE`: -f follows children (chsub -x handlers),
 paths included, in hex, so nothing needs unquoting, and the huge -s keeps
 every byte written.  parse() turns the trace into Syscall tuples in the
 order the calls completed, joining the "<unfinished ...>" and
-"<... resumed>" halves that -f produces when processes interleave.
+"<... resumed>" halves that -f produces when processes interleave, with
+each fork before its child's calls.  Exits are kept in the trace (no -qq):
+a pid used again after an exit is a new process.
 """
 
 import collections
@@ -34,7 +36,8 @@ def record(argv, trace, cwd, env, stdin=b"", timeout=120):
     """Run argv under strace, the trace going to `trace`.  Returns a
     CompletedProcess (its returncode is the command's exit status, as
     strace passes it on; a command killed by signal N gives 128 + N)."""
-    cmd = ["strace", "-f", "-y", "-xx", "-s", "100000000", "-qq",
+    cmd = ["strace", "-f", "-y", "-xx", "-s", "100000000",
+           "--quiet=attach,personality",
            "-o", trace, "-e", "trace=" + TRACED, "--"] + list(argv)
     # LeakSanitizer cannot work under ptrace: the same as common.bash does.
     env = dict(env)
@@ -146,8 +149,35 @@ def _ret(rest):
     return val, path
 
 
+FORKS = ("clone", "clone3", "fork", "vfork")
+
+
 def parse(trace):
-    """Yield the Syscalls of a trace file, in completion order."""
+    """The Syscalls of a trace file, in completion order, except that a
+    fork is put before its child's first call: the child may run, and
+    strace print its calls, before the parent's clone returns (on a busy
+    machine it often does), and the child's fd table is the parent's as it
+    was at the fork."""
+    out = []
+    first = {}		# pid of a live process -> index of its first call
+    for sc in _parse(trace):
+        if sc.name is None:		# the process exited: its pid is free
+            first.pop(sc.pid, None)
+            continue
+        at = first.get(sc.ret) if sc.name in FORKS and sc.ret else None
+        if at is None:
+            out.append(sc)
+            first.setdefault(sc.pid, len(out) - 1)
+            continue
+        out.insert(at, sc)
+        first = {p: i + 1 if i >= at else i for p, i in first.items()}
+        first.setdefault(sc.pid, at)
+    return out
+
+
+def _parse(trace):
+    """Yield the Syscalls of a trace file in completion order, and for
+    each process that exited a Syscall named None."""
     pending = {}
     with open(trace, encoding="ascii", errors="strict") as f:
         for line in f:
@@ -156,8 +186,12 @@ def parse(trace):
             if not m:
                 raise TraceError("unexpected trace line: " + line[:120])
             pid, text = int(m.group(1)), m.group(2)
+            if text.startswith("+++ exited") or \
+                    text.startswith("+++ killed"):
+                yield Syscall(pid, None, [], None, None)
+                continue
             if text.startswith("+++") or text.startswith("---"):
-                continue	# exits and signals
+                continue	# signals
             if text.endswith(" <unfinished ...>"):
                 pending[pid] = text[:-len(" <unfinished ...>")]
                 continue
