@@ -175,7 +175,12 @@ one(const char *chname, const struct ch_compact_opts *base, int have_age,
 	if (ch_compact(&ch, &o, &res, &err) < 0) {
 		ch_report(chname, &err);
 		status = err.code;
-	} else if (!opt_dry_run) {	/* -v: also when nothing was due */
+		ch_channel_close(&ch);
+		return status;
+	}
+	if (res.failed)		/* said; the rest of the pass went on */
+		status = CH_EXIT_FAIL;
+	if (!opt_dry_run) {	/* -v: also when nothing was due */
 		char size[32];
 		ch_format_size(size, sizeof size, res.bytes);
 		ch_info(chname, "deleted %llu segment%s (%s), expired %llu "

@@ -493,7 +493,7 @@ would_expire_old() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
 	need_chfault
 	lockless_old
-	run --separate-stderr env CHFAULT_FAIL=renameat:1:EIO \
+	run -1 --separate-stderr env CHFAULT_FAIL=renameat:1:EIO \
 	    LD_PRELOAD="$CHFAULT" chcompact -v --expire=1h "$CH"
 	[[ $stderr == *"delete subscriber 'old': Input/output error"* ]] ||
 		fail "did not fail: $stderr"
@@ -506,6 +506,35 @@ would_expire_old() {
 		fail "not expired: $stderr"
 	run -0 choffset "$CH"
 	assert_output ""
+}
+
+@test "--expire that an error keeps from deregistering a subscriber says so, keeps what it needs, finishes the pass and exits 1" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	fill 300
+	mapfile -t before < <(segments)
+	cp -a "$CH" "$T/two"
+	faketime -f '-2h' choffset --create --earliest "$CH" old >/dev/null
+	chsub --from=earliest "$CH" busy >/dev/null
+	chsub --from=earliest "$T/two" busy >/dev/null
+	# The first look at a lock file's stamp (old's) fails.
+	run -1 --separate-stderr env CHFAULT_FAIL=fstatat:1:EIO \
+	    CHFAULT_FAIL_PATH=lock LD_PRELOAD="$CHFAULT" \
+	    chcompact --expire=1h "$CH" "$T/two"
+	assert_equal "$stderr" "chcompact: $CH: not expiring subscriber 'old': subscriber 'old': subscribers/old/lock: Input/output error"
+	run -0 choffset "$CH"
+	assert_output "busy $(end_offset)
+old 0"
+	run -0 segments
+	assert_output "$(list "${before[@]}")"
+	# the next channel was compacted all the same
+	run -0 segments "$T/two"
+	assert_output "${before[-1]}"
+	# and so is this one, once the error is gone
+	run -0 --separate-stderr chcompact --expire=1h "$CH"
+	assert_equal "$stderr" ""
+	run -0 segments
+	assert_output "${before[-1]}"
 }
 
 @test "--expire never expires a subscriber whose chsub is running" {

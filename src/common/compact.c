@@ -134,6 +134,7 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 		if (last_seen(ch, subs[i].name, &subs[i].off, &seen, &err) < 0) {
 			report(o, CH_REPORT_WARN, "not expiring subscriber '%s': "
 			    "%s", subs[i].name, err.msg);
+			res->failed++;
 			continue;
 		}
 		if (ch_age(now, seen) <= o->expire_ns)
@@ -167,8 +168,15 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 				subs[i].ok = 0;
 				continue;
 			}
-			report(o, CH_REPORT_INFO, "not expiring subscriber '%s': %s",
-			    subs[i].name, err.msg);
+			/* busy: a chsub started since; else an error */
+			if (err.code == CH_EXIT_TEMPFAIL) {
+				report(o, CH_REPORT_INFO, "not expiring "
+				    "subscriber '%s': %s", subs[i].name, err.msg);
+			} else {
+				report(o, CH_REPORT_WARN, "not expiring "
+				    "subscriber '%s': %s", subs[i].name, err.msg);
+				res->failed++;
+			}
 			continue;
 		}
 		/* A chsub may have run, committed or not, since we read. */
@@ -187,6 +195,7 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 		if (last_seen(ch, subs[i].name, &again, &seen, &err) < 0) {
 			report(o, CH_REPORT_WARN, "not expiring subscriber '%s': "
 			    "%s", subs[i].name, err.msg);
+			res->failed++;
 			ch_sub_release(&s);
 			continue;
 		}
@@ -202,6 +211,7 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 		    "(expire %s)", idle, limit);
 		if (ch_sub_delete(&s, &err) < 0) {
 			report(o, CH_REPORT_WARN, "%s", err.msg);
+			res->failed++;
 			ch_sub_release(&s);
 			continue;
 		}
