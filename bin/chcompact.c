@@ -6,11 +6,9 @@
 #include <config.h>
 
 #include <errno.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -83,45 +81,6 @@ check_report(void *ctx, int level, const char *msg)
 		ch_info(ctx, "%s", msg);
 }
 
-/*
- * Root changing a channel whose directory belongs to another user would
- * leave files of root's in it that the owner cannot write: the index it
- * rewrites, a new active segment (segment_age), compact.lock, offset
- * files; the owner's chpub then fails on the index.  That channel is
- * refused before anything changes, as logrotate refuses such a setup;
- * --check and --dry-run change nothing and go on.  0, or the exit
- * status after saying so.
- */
-static int
-refuse_foreign(const char *chname, const struct ch_channel *ch)
-{
-	char owner[64];
-	struct passwd *pw;
-	struct stat st;
-
-	if ((opt_check && !opt_repair) || opt_dry_run || geteuid() != 0)
-		return 0;
-	if (fstat(ch->dirfd, &st) < 0) {
-		ch_msg(chname, "open channel: %s", strerror(errno));
-		return CH_EXIT_FAIL;
-	}
-	if (st.st_uid == 0)
-		return 0;
-	pw = getpwuid(st.st_uid);
-	if (pw)
-		snprintf(owner, sizeof owner, "%s", pw->pw_name);
-	else
-		snprintf(owner, sizeof owner, "%lu", (unsigned long)st.st_uid);
-	ch_msg(chname, "owned by %s (uid %lu): refusing to %s it as root: the "
-	    "files root writes (the index, segments, compact.lock, offset "
-	    "files) would lock %s out (chpub: \"segment index: Permission "
-	    "denied\"); run chcompact as %s: su -s /bin/sh %s -c 'chcompact "
-	    "...', runuser -u %s -- chcompact ..., or %s's crontab", owner,
-	    (unsigned long)st.st_uid, opt_repair ? "repair" : "compact", owner,
-	    owner, owner, owner, owner);
-	return CH_EXIT_FAIL;
-}
-
 static int
 one(const char *chname, const struct ch_compact_opts *base, int have_age,
     int have_bytes, int have_expire)
@@ -130,13 +89,13 @@ one(const char *chname, const struct ch_compact_opts *base, int have_age,
 	struct ch_error err;
 	int status = 0;
 
-	if (ch_channel_open(chname, 0, &ch, &err) < 0) {
+	/* --check and --dry-run change nothing: root may run them on any
+	 * channel. */
+	int changes = !(opt_check && !opt_repair) && !opt_dry_run;
+	if (ch_channel_open(chname, changes ? CH_OPEN_CHANGE : 0, &ch,
+	    &err) < 0) {
 		ch_report(chname, &err);
 		return err.code;
-	}
-	if ((status = refuse_foreign(chname, &ch)) != 0) {
-		ch_channel_close(&ch);
-		return status;
 	}
 	if (opt_check) {
 		struct ch_check_result res;

@@ -847,7 +847,10 @@ main(int argc, const char **argv)
 	if (sub && ch_sub_check_name(sub, &err) < 0)
 		ch_usage("%s", err.msg);
 
-	if (ch_channel_open(chname, 0, &ch, &err) < 0)
+	int changes = (npos || opt_create || opt_delete || opt_import) &&
+	    !opt_dry_run;
+	if (ch_channel_open(chname, changes ? CH_OPEN_CHANGE : 0, &ch,
+	    &err) < 0)
 		ch_die_err(chname, &err);
 
 	/* Both hold every subscriber's lock until all are checked. */

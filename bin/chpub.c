@@ -478,7 +478,8 @@ main(int argc, const char **argv)
 	}
 	free(headers);
 
-	if (ch_channel_open(chname, opt_no_create ? 0 : CH_OPEN_CREATE, &ch,
+	if (ch_channel_open(chname, (opt_no_create ? 0 : CH_OPEN_CREATE) |
+	    CH_OPEN_CHANGE, &ch,
 	    &err) < 0)
 		ch_die_err(chname, &err);
 	ch_pubopts_from_config(&po, &ch.cfg);

@@ -470,7 +470,9 @@ main(int argc, const char **argv)
 			ch_usage("%s", err.msg);
 	}
 
-	if (ch_channel_open(chname, 0, &ch, &err) < 0)
+	/* A peek commits nothing: root may peek into any channel. */
+	if (ch_channel_open(chname, opt_peek ? 0 : CH_OPEN_CHANGE, &ch,
+	    &err) < 0)
 		ch_die_err(chname, &err);
 	if (ho.cmd && !ho.dead_letter && ch.cfg.dead_letter[0])
 		ho.dead_letter = ch.cfg.dead_letter;

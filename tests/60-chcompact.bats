@@ -6,6 +6,7 @@
 setup() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/ops"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/owner"
 	common_setup
 	CH_BIRTH=-1d new_channel segment_bytes=4096
 }
@@ -727,37 +728,8 @@ old 0"
 	done
 }
 
-# Channels owned by another user, with root's chcompact (a root crontab).
-# Their owner is uid 65534 (as_nobody runs commands as it).
-# need_owner: run as root, able to become 65534, who can reach $T.
-need_owner() {
-	((EUID == 0)) || skip "not root"
-	need_nobody
-	OWNER=$(id -nu 65534 2>/dev/null || echo 65534)
-}
-# own_channel DIR: a channel DIR/c of uid 65534 in DIR (made, its), born
-# two days ago, of segments of 4096 bytes, holding 300 records written a
-# day ago; OWN is its path.
-own_channel() {
-	mkdir -p "$1"
-	chown 65534:65534 "$1"
-	OWN=$1/c
-	as_nobody faketime -f -2d chpub "$OWN" </dev/null
-	as_nobody sed -i 's/^segment_bytes:.*/segment_bytes: 4096/' "$OWN/channel.yaml"
-	recs 300 own | as_nobody faketime -f -1d chpub "$OWN"
-}
-# recs N PREFIX: N records as fill writes them, on stdout.
-recs() { seq -f "$2-%g padding padding padding padding" "$1"; }
-# state DIR: owner, mode, size, time and name of everything in DIR, and
-# the index's bytes.
-state() {
-	(cd "$1" && find . -printf '%U:%G %m %s %T@ %p\n' | sort -k5 &&
-	    od -An -tx1 index)
-}
-refusal() {
-	echo "chcompact: $1: owned by $OWNER (uid 65534): refusing to $2 it as root: the files root writes (the index, segments, compact.lock, offset files) would lock $OWNER out (chpub: \"segment index: Permission denied\"); run chcompact as $OWNER: su -s /bin/sh $OWNER -c 'chcompact ...', runuser -u $OWNER -- chcompact ..., or $OWNER's crontab"
-}
-
+# Channels owned by another user, with root's chcompact (a root crontab):
+# helpers/owner.bash.
 @test "run by root on a channel another user owns, chcompact refuses (1) to compact, apply retention, expire, seal by segment_age or repair it, changing nothing; the other channels named are compacted; the owner compacts it" {
 	need_owner
 	own_channel "$T/own"
@@ -769,27 +741,23 @@ refusal() {
 	fill 300
 	chsub --from=earliest "$CH" s >/dev/null
 	mapfile -t before < <(segments)
-	state "$OWN" >"$T/state.before"
+	tree_state "$OWN" >"$T/state.before"
 	run -1 --separate-stderr chcompact "$OWN" "$CH"
 	assert_output ""
-	assert_equal "$stderr" "$(refusal "$OWN" compact)"
+	assert_equal "$stderr" "$(refusal chcompact "$OWN")"
 	assert_equal "$(segments)" "${before[-1]}"
 	local opt
 	for opt in -v -q --max-age=1s --max-bytes=1 --expire=1s --wait=0 --repair; do
 		run -1 --separate-stderr chcompact $opt "$OWN"
-		if [[ $opt == --repair ]]; then
-			assert_equal "$stderr" "$(refusal "$OWN" repair)"
-		else
-			assert_equal "$stderr" "$(refusal "$OWN" compact)"
-		fi
+		assert_equal "$stderr" "$(refusal chcompact "$OWN")"
 	done
 	# a channel given after it is still compacted
 	fill 300
 	chsub "$CH" s >/dev/null
 	run -1 --separate-stderr chcompact -v "$OWN" "$CH"
-	[[ ${stderr_lines[0]} == "$(refusal "$OWN" compact)" ]] || fail "$stderr"
+	[[ ${stderr_lines[0]} == "$(refusal chcompact "$OWN")" ]] || fail "$stderr"
 	[[ $stderr == *$'\n'"chcompact: $CH: deleted "* ]] || fail "$stderr"
-	run -0 diff "$T/state.before" <(state "$OWN")
+	run -0 diff "$T/state.before" <(tree_state "$OWN")
 	run -0 find "$OWN" -not -user 65534
 	assert_output ""
 	# The owner compacts it (sealing the aged active segment), and
@@ -812,23 +780,23 @@ refusal() {
 	own_channel "$T/own"
 	as_nobody sed -i 's/^segment_age:.*/segment_age: 1h/' "$OWN/channel.yaml"
 	assert_not_exist "$OWN/compact.lock"
-	state "$OWN" >"$T/state.before"
+	tree_state "$OWN" >"$T/state.before"
 	run -0 chcompact --dry-run "$OWN"
 	assert_line "$OWN: would seal the active segment (older than segment_age)"
 	run -0 chcompact -n --max-age=1s --expire=1s "$OWN"
 	assert_line --regexp "^$OWN: would delete [0-9]+\.seg \(.*, older than max_age\)$"
 	run -0 --separate-stderr chcompact --check "$OWN"
 	assert_equal "$stderr" ""
-	run -0 diff "$T/state.before" <(state "$OWN")
+	run -0 diff "$T/state.before" <(tree_state "$OWN")
 	assert_not_exist "$OWN/compact.lock"
 	# the owner registers (taking compact.lock, its own), and root's
 	# dry run plans with it
 	run -0 as_nobody chsub --from=earliest "$OWN" s
-	state "$OWN" >"$T/state.before"
+	tree_state "$OWN" >"$T/state.before"
 	run -0 chcompact -n "$OWN"
 	assert_line --regexp "^$OWN: would delete [0-9]+\.seg \(.*, consumed by all subscribers\)$"
 	run -0 chcompact --check "$OWN"
-	run -0 diff "$T/state.before" <(state "$OWN")
+	run -0 diff "$T/state.before" <(tree_state "$OWN")
 	run -0 find "$OWN" -not -user 65534
 	assert_output ""
 }
@@ -847,7 +815,7 @@ refusal() {
 		chsub "$1" s >/dev/null' _ "$OWN"
 	recs 300 own | as_nobody bash -c 'umask 002; faketime -f -1d chpub "$1"' _ "$OWN"
 	run -1 --separate-stderr chcompact "$OWN"
-	assert_equal "$stderr" "$(refusal "$OWN" compact)"
+	assert_equal "$stderr" "$(refusal chcompact "$OWN")"
 	# the member publishes, consumes, registers and compacts: the index
 	# it rewrites and the segment it starts are its, the group's, 0664
 	recs 100 member | member bash -c 'umask 002; faketime -f -1d chpub "$1"' _ "$OWN"

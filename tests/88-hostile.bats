@@ -7,6 +7,7 @@
 setup() {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/common"
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/owner"
 	common_setup
 }
 teardown() { common_teardown; }
@@ -399,6 +400,67 @@ place() {
 	run -0 as_nobody chcompact --check "$CH"
 	run -0 choffset "$CH" s
 	assert_output 0
+}
+
+# Root's files in a channel of another user would lock the owner out (its
+# chpub: "segment index: Permission denied"): refused before anything
+# changes.  (chcompact: 60-chcompact.bats.)
+@test "run by root on a channel another user owns, chpub, chsub and choffset's changes are refused (1), changing nothing; peeking, listing, --dry-run and chlag work; the owner goes on" {
+	need_owner
+	own_channel "$T/own"
+	as_nobody chsub --from=earliest "$OWN" s >/dev/null
+	as_nobody choffset --create --earliest "$OWN" t >/dev/null
+	tree_state "$OWN" >"$T/state.before"
+	run -1 --separate-stderr chpub "$OWN" root-record
+	assert_equal "$stderr" "$(refusal chpub "$OWN")"
+	run -1 --separate-stderr bash -c 'echo piped | chpub "$1"' _ "$OWN"
+	assert_equal "$stderr" "$(refusal chpub "$OWN")"
+	local opts
+	# OPTIONS before the channel, then the subscriber: t, or a new one
+	for opts in ": t" ": new" "--from=earliest: t" "-f -t 0: t" "-x true: t"; do
+		run -1 --separate-stderr chsub ${opts%:*} "$OWN" ${opts#*:}
+		assert_equal "$stderr" "$(refusal chsub "$OWN")"
+	done
+	for opts in "--earliest: t" "--latest --all:" "--create: u" \
+	    "--delete: t" "--shift=1: t" "--set=0: t"; do
+		run -1 --separate-stderr choffset ${opts%:*} "$OWN" ${opts#*:}
+		assert_equal "$stderr" "$(refusal choffset "$OWN")"
+	done
+	run -1 --separate-stderr choffset --import=- "$OWN" <<<"t 0"
+	assert_equal "$stderr" "$(refusal choffset "$OWN")"
+	# what changes nothing works
+	run -0 chsub --peek --from=earliest "$OWN"
+	assert_line -n -1 "own-300 padding padding padding padding"
+	run -0 choffset "$OWN"
+	assert_line --regexp "^t 0$"
+	run -0 choffset --history "$OWN"
+	run -0 choffset --export "$OWN"
+	run -0 choffset --dry-run --latest "$OWN" t
+	run -0 chlag "$OWN"
+	run -0 chcompact --check "$OWN"
+	run -0 diff "$T/state.before" <(tree_state "$OWN")
+	run -0 find "$OWN" -not -user 65534
+	assert_output ""
+	# the owner publishes, reads and moves offsets on
+	run -0 as_nobody chpub "$OWN" late
+	run -0 as_nobody chsub "$OWN" s
+	assert_output late
+	run -0 as_nobody choffset --latest "$OWN" t
+}
+
+@test "run by root, chsub -x refuses a dead-letter channel another user owns (1): the record stays unconsumed, the channel unchanged" {
+	need_owner
+	own_channel "$T/own"
+	new_channel
+	chpub "$CH" doomed
+	tree_state "$OWN" >"$T/state.before"
+	run -1 --separate-stderr chsub -x false --retries=0 \
+	    --dead-letter="$OWN" --from=earliest "$CH" s
+	[[ $stderr == *"dead-letter channel $OWN: owned by $OWNER (uid 65534): refusing to change it as root"* ]] ||
+		fail "$stderr"
+	run -0 diff "$T/state.before" <(tree_state "$OWN")
+	run -0 chsub --peek --from=earliest "$CH" s
+	assert_output doomed
 }
 
 @test "an unreadable channel directory: every tool fails with 'open channel: Permission denied' (1)" {

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,39 @@ check_setup(struct ch_channel *ch, int flags, struct ch_error *err)
 	    CH_CONFIG_FILE);
 }
 
+/*
+ * Root changing a channel whose directory belongs to another user would
+ * leave files of root's there (a new segment, the rewritten index, lock
+ * files, offset files, subscribers/NAME/) that the owner can no longer
+ * write: the owner's next chpub or chsub fails with "Permission denied".
+ * Refused before anything changes, as logrotate and git refuse such a
+ * setup; 0 if the change may go on.
+ */
+static int
+refuse_foreign(int dirfd, struct ch_error *err)
+{
+	char owner[64];
+	struct passwd *pw;
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (fstat(dirfd, &st) < 0)
+		return ch_err_sys(err, CH_EXIT_FAIL, "open channel");
+	if (st.st_uid == 0)
+		return 0;
+	pw = getpwuid(st.st_uid);
+	if (pw)
+		snprintf(owner, sizeof owner, "%s", pw->pw_name);
+	else
+		snprintf(owner, sizeof owner, "%lu", (unsigned long)st.st_uid);
+	return ch_err(err, CH_EXIT_FAIL, "owned by %s (uid %lu): refusing to "
+	    "change it as root: the files root creates or rewrites there "
+	    "would be root's and lock %s out (\"Permission denied\"); run "
+	    "this as %s: runuser -u %s -- COMMAND, or from %s's crontab",
+	    owner, (unsigned long)st.st_uid, owner, owner, owner, owner);
+}
+
 int
 ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
     struct ch_error *err)
@@ -277,6 +311,8 @@ ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
 			    "not a channel (not a directory)");
 		return ch_err_sys(err, CH_EXIT_FAIL, "open channel");
 	}
+	if ((flags & CH_OPEN_CHANGE) && refuse_foreign(ch->dirfd, err) < 0)
+		goto fail;
 	if ((flags & CH_OPEN_CREATE) &&
 	    fstatat(ch->dirfd, CH_CONFIG_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT) {

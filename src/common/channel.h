@@ -34,6 +34,8 @@ struct ch_channel {
 
 enum {
 	CH_OPEN_CREATE = 1,	/* create a missing channel (chpub) */
+	CH_OPEN_CHANGE = 2,	/* the caller will change it: refused to root
+				 * if another user owns the directory */
 };
 
 /* CHANNEL -> path: a name without '/' means $CH_ROOT/NAME when set. */
@@ -46,7 +48,8 @@ int ch_channel_resolve(const char *arg, char *out, size_t outlen,
 int ch_channel_names(struct ch_channel *ch, const char *arg,
     struct ch_error *err);
 
-/* Open (or create) a channel.  A missing channel is CH_EXIT_NOINPUT. */
+/* Open (or create) a channel.  A missing channel is CH_EXIT_NOINPUT; with
+ * CH_OPEN_CHANGE, root on a channel of another user is CH_EXIT_FAIL. */
 int ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
     struct ch_error *err);
 void ch_channel_close(struct ch_channel *ch);

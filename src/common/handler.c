@@ -729,7 +729,8 @@ open_dead_letter(struct hctx *h, struct ch_error *err)
 
 	if (h->dlq_open)
 		return 0;
-	if (ch_channel_open(o->dead_letter, CH_OPEN_CREATE, &h->dlq, err) < 0) {
+	if (ch_channel_open(o->dead_letter, CH_OPEN_CREATE | CH_OPEN_CHANGE,
+	    &h->dlq, err) < 0) {
 		ch_err_prefix(err, "dead-letter channel %s", o->dead_letter);
 		return -1;
 	}
