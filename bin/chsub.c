@@ -476,8 +476,15 @@ main(int argc, const char **argv)
 		ch_die_err(chname, &err);
 	if (ho.cmd && !ho.dead_letter && ch.cfg.dead_letter[0])
 		ho.dead_letter = ch.cfg.dead_letter;
-	if (ho.dead_letter)
+	if (ho.dead_letter) {
 		refuse_own_dead_letter(&ch, ho.dead_letter);
+		/* before a handler runs, not at its first failure */
+		if (ch_channel_check_owner(ho.dead_letter, &err) < 0) {
+			ch_err_prefix(&err, "dead-letter channel %s",
+			    ho.dead_letter);
+			ch_die_err(chname, &err);
+		}
+	}
 	so.name = args[1];
 	so.peek = opt_peek;
 	so.wait_ns = opt_wait ? CH_LOCK_WAIT : CH_LOCK_NOWAIT;

@@ -448,16 +448,17 @@ place() {
 	run -0 as_nobody choffset --latest "$OWN" t
 }
 
-@test "run by root, chsub -x refuses a dead-letter channel another user owns (1): the record stays unconsumed, the channel unchanged" {
+@test "run by root, chsub -x refuses a dead-letter channel another user owns (1) before any handler runs: the record stays unconsumed, the channel unchanged" {
 	need_owner
 	own_channel "$T/own"
 	new_channel
 	chpub "$CH" doomed
 	tree_state "$OWN" >"$T/state.before"
-	run -1 --separate-stderr chsub -x false --retries=0 \
+	printf 'touch "%s/ran"; exit 1\n' "$T" >"$T/handler.sh"
+	run -1 --separate-stderr chsub -x "sh $T/handler.sh" --retries=0 \
 	    --dead-letter="$OWN" --from=earliest "$CH" s
-	[[ $stderr == *"dead-letter channel $OWN: owned by $OWNER (uid 65534): refusing to change it as root"* ]] ||
-		fail "$stderr"
+	assert_equal "$stderr" "chsub: $CH: dead-letter channel $OWN: $(refusal chsub "$OWN" | sed 's/^chsub: [^:]*: //')"
+	assert_not_exist "$T/ran"
 	run -0 diff "$T/state.before" <(tree_state "$OWN")
 	run -0 chsub --peek --from=earliest "$CH" s
 	assert_output doomed

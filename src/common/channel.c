@@ -333,6 +333,24 @@ fail:
 }
 
 int
+ch_channel_check_owner(const char *arg, struct ch_error *err)
+{
+	char path[4096];
+	int fd, rc;
+
+	if (geteuid() != 0)
+		return 0;
+	if (ch_channel_resolve(arg, path, sizeof path, err) < 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;	/* opening it for real will say what is wrong */
+	rc = refuse_foreign(fd, err);
+	close(fd);
+	return rc;
+}
+
+int
 ch_channel_removed(const struct ch_channel *ch)
 {
 	return ch->dirfd >= 0 && ch_dir_removed(ch->dirfd);

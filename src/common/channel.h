@@ -54,6 +54,12 @@ int ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
     struct ch_error *err);
 void ch_channel_close(struct ch_channel *ch);
 
+/* Would ch_channel_open(arg, CH_OPEN_CHANGE) be refused for the owner?
+ * -1 if so (err), 0 if not or if there is no such channel yet: a check
+ * made before work whose failure would need that channel (chsub's
+ * dead-letter channel). */
+int ch_channel_check_owner(const char *arg, struct ch_error *err);
+
 /* Has the channel's directory been removed under us (rm -rf)?  Its files
  * are then missing: 66 "channel removed" (index.c, segment.c). */
 int ch_channel_removed(const struct ch_channel *ch);
