@@ -138,7 +138,8 @@ no_sanitizers() {
 # A trace as strace -f writes it on a busy machine: the child of a vfork
 # opens the channel directory before its parent's vfork is seen to return
 # (the replay once gave it the parent's fds then and failed at its fsync),
-# and a later process gets a pid used before.
+# another ends before its parent's vfork is seen to return, and a later
+# process gets a pid used before.
 @test "the trace replay gives a child the fds of its fork even when strace prints the child's calls first" {
 	mkdir -p "$T/w/ch"
 	hex() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n' | sed 's/../\\x&/g'; }
@@ -150,6 +151,11 @@ no_sanitizers() {
 	100   <... vfork resumed>) = 101
 	101   fsync(3<$ch>) = 0
 	101   +++ exited with 0 +++
+	100   openat(AT_FDCWD, "$ch", O_RDONLY|O_DIRECTORY|O_CLOEXEC) = 4<$ch>
+	100   vfork( <unfinished ...>
+	102   fsync(4<$ch>) = 0
+	102   +++ exited with 0 +++
+	100   <... vfork resumed>) = 102
 	100   vfork() = 101
 	101   fsync(3<$ch>) = 0
 	TRACE
@@ -166,8 +172,10 @@ no_sanitizers() {
 	        print(ev.desc)
 	PY
 	echo "$output"
-	assert_line --index 0 "100:vfork 101:execve 101:openat 101:fsync 100:vfork 101:fsync"
+	assert_line --index 0 "100:vfork 101:execve 101:openat 101:fsync 100:openat 100:vfork 102:fsync 100:vfork 101:fsync"
 	assert_line --index 1 "fsync dir ch"
+	# (a child that ended before its vfork was seen to return)
+	assert_line --index 2 "fsync dir ch"
 	# The second child, pid 101 again, inherits no fd 3: the replay says so.
 	assert_equal "$status" 1
 	assert_line --partial "fsync on fd 3 of $T/w/ch, not seen opened (pid 101)"

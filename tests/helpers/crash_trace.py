@@ -155,23 +155,29 @@ FORKS = ("clone", "clone3", "fork", "vfork")
 def parse(trace):
     """The Syscalls of a trace file, in completion order, except that a
     fork is put before its child's first call: the child may run, and
-    strace print its calls, before the parent's clone returns (on a busy
-    machine it often does), and the child's fd table is the parent's as it
-    was at the fork."""
+    strace print its calls (even its exit), before the parent's clone
+    returns (on a busy machine it often does), and the child's fd table
+    is the parent's as it was at the fork."""
     out = []
-    first = {}		# pid of a live process -> index of its first call
+    live = set()	# pids of processes seen and not exited
+    early = {}		# pid -> index of its first call, its fork not yet seen
     for sc in _parse(trace):
-        if sc.name is None:		# the process exited: its pid is free
-            first.pop(sc.pid, None)
+        if sc.name is None:		# exited: the pid may be used again
+            live.discard(sc.pid)
             continue
-        at = first.get(sc.ret) if sc.name in FORKS and sc.ret else None
+        child = sc.ret if sc.name in FORKS and sc.ret else None
+        at = early.pop(child, None) if child is not None else None
         if at is None:
+            at = len(out)
             out.append(sc)
-            first.setdefault(sc.pid, len(out) - 1)
-            continue
-        out.insert(at, sc)
-        first = {p: i + 1 if i >= at else i for p, i in first.items()}
-        first.setdefault(sc.pid, at)
+            if child is not None:
+                live.add(child)		# its calls come after
+        else:
+            out.insert(at, sc)
+            early = {p: i + 1 if i >= at else i for p, i in early.items()}
+        if sc.pid not in live:		# a process whose fork is not seen
+            live.add(sc.pid)
+            early[sc.pid] = at
     return out
 
 
