@@ -565,6 +565,24 @@ old 0"
 	assert_output "idle $(end_offset)"
 }
 
+@test "an offset file that cannot be read for permission holds back deletion, is named, and makes the exit status 1 (damage: 0)" {
+	need_owner
+	own_channel "$T/own"
+	as_nobody chsub --from=earliest "$OWN" done >/dev/null
+	as_nobody choffset --create --earliest "$OWN" s >/dev/null
+	as_nobody chmod 000 "$OWN/subscribers/s/offset"
+	mapfile -t mine < <(segments "$OWN")
+	run -1 --separate-stderr as_nobody chcompact --expire=1s "$OWN"
+	assert_equal "$stderr" "chcompact: $OWN: subscriber 's': offset: Permission denied; keeping everything it may still need"
+	assert_equal "$(segments "$OWN")" "$(list "${mine[@]}")"
+	# a damaged one holds back as well, and is no failure of the run
+	as_nobody chmod 644 "$OWN/subscribers/s/offset"
+	as_nobody sh -c 'echo garbage >"$1"' _ "$OWN/subscribers/s/offset"
+	run -0 --separate-stderr as_nobody chcompact "$OWN"
+	[[ $stderr == "chcompact: $OWN: subscriber 's': "*"; keeping everything it may still need"* ]] || fail "$stderr"
+	assert_equal "$(segments "$OWN")" "$(list "${mine[@]}")"
+}
+
 @test "an expired subscriber no longer holds compaction back" {
 	fill 300
 	mapfile -t before < <(segments)

@@ -483,10 +483,13 @@ ch_compact(struct ch_channel *ch, const struct ch_compact_opts *o,
 	struct ch_idxent first = after;
 	if (ndel && keep < ix.count && ch_index_get(&ix, keep, &first, err) < 0)
 		goto out;
-	for (size_t i = 0; i < nsubs; i++)
-		if (subs[i].bad)
-			report_untrusted(o, &subs[i], ndel ? &st : NULL,
-			    first.base);
+	for (size_t i = 0; i < nsubs; i++) {
+		if (!subs[i].bad)
+			continue;
+		report_untrusted(o, &subs[i], ndel ? &st : NULL, first.base);
+		if (subs[i].why.code == CH_EXIT_FAIL)	/* not damage */
+			res->failed++;
+	}
 	if (ndel) {
 		for (size_t i = 0; i < nsubs; i++) {
 			if (!subs[i].ok || subs[i].off.offset >= first.base)

@@ -40,8 +40,10 @@ struct ch_compact_opts {
 struct ch_compact_result {
 	uint64_t segments, bytes;	/* deleted (or would be) */
 	uint64_t expired;
-	unsigned failed;		/* subscribers an error kept from
-					 * expiring (each reported): exit 1 */
+	unsigned failed;		/* subscribers whose offset file an
+					 * error (not damage) kept from being
+					 * read, or an error from expiring
+					 * (each reported): exit 1 */
 	int sealed;			/* an aged active segment was sealed */
 };
 
