@@ -40,25 +40,6 @@ teardown() {
 	common_teardown
 }
 
-# proc_gone PID: PID has exited (a zombie counts as exited).
-proc_gone() {
-	local state
-	# not a pid (an empty pid file): /proc//stat would be /proc/stat
-	[[ $1 =~ ^[0-9]+$ ]] || return 1
-	[ -e "/proc/$1/stat" ] || return 0
-	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) ||
-		return 0
-	[ -z "$state" ] || [ "$state" = Z ]
-}
-
-# wait_exit SECONDS PID: wait (bounded) for a background job started by
-# this shell to end; its exit status goes to $WST.
-wait_exit() {
-	wait_for "$1" proc_gone "$2" || return 1
-	WST=0
-	wait "$2" || WST=$?
-}
-
 # offset_of SUB: the committed offset of subscriber SUB of $CH.
 offset_of() { choffset "$CH" "$1"; }
 

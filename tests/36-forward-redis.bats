@@ -30,7 +30,7 @@ setup() {
 
 teardown() {
 	# Forwarder first, so that it does not race a dying Redis.
-	[ -n "$FWD" ] && kill -TERM "$FWD" 2>/dev/null
+	[ -n "$FWD" ] && stop_bg 20 "$FWD"
 	[ -n "$REDIS" ] && kill -9 "$REDIS" 2>/dev/null
 	common_teardown
 }

@@ -26,7 +26,7 @@ setup() {
 
 teardown() {
 	# Forwarder first, so that it does not race a dying server.
-	[ -n "$FWD" ] && kill -TERM "$FWD" 2>/dev/null
+	[ -n "$FWD" ] && stop_bg 20 "$FWD"
 	[ -n "$NATS" ] && kill -9 "$NATS" 2>/dev/null
 	common_teardown
 }

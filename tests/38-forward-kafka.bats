@@ -20,7 +20,7 @@ setup() {
 }
 
 teardown() {
-	[ -n "$FWD" ] && kill -9 "$FWD" 2>/dev/null
+	[ -n "$FWD" ] && bg_running "$FWD" && kill -9 "$FWD" 2>/dev/null
 	# A handler runs in a process group of its own: a kcat or sleep left
 	# by a failed test goes with it.
 	[ -s "$T/h.pid" ] && kill -9 -- "-$(cat "$T/h.pid")" 2>/dev/null

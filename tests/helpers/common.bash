@@ -41,6 +41,60 @@ common_teardown() {
 	true
 }
 
+# proc_gone PID: PID has exited (a zombie counts as exited).
+proc_gone() {
+	local state
+	# not a pid (an empty pid file): /proc//stat would be /proc/stat
+	[[ $1 =~ ^[0-9]+$ ]] || return 1
+	[ -e "/proc/$1/stat" ] || return 0
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) ||
+		return 0
+	[ -z "$state" ] || [ "$state" = Z ]
+}
+
+# bg_running PID: PID is a background job that teardown would stop (not
+# reaped yet by wait_exit or stop_bg).
+bg_running() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		[[ $p == "$1" ]] && return 0
+	done
+	return 1
+}
+
+# forget_bg PID: teardown no longer signals PID, which was reaped (its
+# number may be another process's by then).
+forget_bg() {
+	local keep=() p
+	for p in "${BG_PIDS[@]}"; do
+		[[ $p == "$1" ]] || keep+=("$p")
+	done
+	BG_PIDS=("${keep[@]}")
+}
+
+# wait_exit SECONDS PID: wait (bounded) for a background job of this shell
+# to end and reap it; its exit status goes to $WST.
+wait_exit() {
+	wait_for "$1" proc_gone "$2" || return 1
+	WST=0
+	wait "$2" || WST=$?
+	forget_bg "$2"
+}
+
+# stop_bg SECONDS PID: stop background job PID now as teardown would
+# (SIGCONT before SIGTERM, never after: see common_teardown), wait for it
+# (bounded; then SIGKILL) and reap it; nothing if it was reaped already.
+# For a teardown that must stop one process before another (a forwarder
+# before its server).
+stop_bg() {
+	bg_running "$2" || return 0
+	kill -CONT "$2" 2>/dev/null || true
+	kill "$2" 2>/dev/null || true
+	wait_for "$1" proc_gone "$2" || kill -KILL "$2" 2>/dev/null || true
+	wait "$2" 2>/dev/null || true
+	forget_bg "$2"
+}
+
 # wait_for SECONDS CMD...: poll CMD until it succeeds or time runs out.
 # On time out it says on stderr (shown with a failing test) what it
 # waited for.  Its locals have odd names: wait_until's expressions are

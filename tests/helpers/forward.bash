@@ -7,24 +7,6 @@ EX="${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/../examples"
 # Programs built by make check (the NATS client example and its reader).
 BUILT="${TOP_BUILDDIR:-$BATS_TEST_DIRNAME/..}"
 
-# proc_gone PID: PID has exited (a zombie counts as exited).
-proc_gone() {
-	local state
-	[[ $1 =~ ^[0-9]+$ ]] || return 1
-	[ -e "/proc/$1/stat" ] || return 0
-	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) ||
-		return 0
-	[ -z "$state" ] || [ "$state" = Z ]
-}
-
-# wait_exit SECONDS PID: wait (bounded) for a background job of this shell
-# to end; its exit status goes to $WST.
-wait_exit() {
-	wait_for "$1" proc_gone "$2" || return 1
-	WST=0
-	wait "$2" || WST=$?
-}
-
 # free_port: a TCP port on 127.0.0.1 that nobody listens on, below the
 # ephemeral range (so that no outgoing connection takes it meanwhile).
 free_port() {
@@ -103,13 +85,6 @@ start_recipe() {
 	start_bg chsub --ready-fd=4 "${ARGV[@]}" 4>"$T/ready" 2>"$T/fwd.err"
 	FWD=$BG
 	wait_for 10 test -s "$T/ready"
-}
-
-# stop_forwarder: SIGTERM, then wait for it (bounded).
-stop_forwarder() {
-	[ -n "${FWD:-}" ] || return 0
-	kill -TERM "$FWD" 2>/dev/null
-	wait_exit 20 "$FWD"
 }
 
 # check_arrived N ORDER: the payloads on stdin are rec-0001 .. rec-N, each

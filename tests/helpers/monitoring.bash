@@ -1,7 +1,7 @@
 # monitoring.bash: chlag's outputs read by their real consumers: promtool,
 # prometheus-node-exporter's textfile collector, and a strict reader of
 # Nagios plugin output (nagios_output.py).  Load after common.bash and
-# forward.bash (free_port, proc_gone).
+# forward.bash (free_port) and common.bash (proc_gone).
 
 # need PROGRAM PACKAGE: skip the test, saying what is missing, unless
 # PROGRAM is installed (./bootstrap installs PACKAGE).
