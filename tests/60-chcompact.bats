@@ -819,7 +819,7 @@ old 0"
 	assert_output ""
 }
 
-@test "a channel shared by a group (channel(5) PERMISSIONS): a member who is not the owner compacts it, sealing by segment_age, and the owner goes on; root is refused there as well" {
+@test "a channel shared by a group (channel(5) PERMISSIONS): a member who is not the owner compacts it, sealing by segment_age, and the owner goes on; root is refused there under umask 022" {
 	need_owner
 	getent group 65534 >/dev/null || skip "no group 65534"
 	member() { setpriv --reuid=4242 --regid=4242 --groups=65534 "$@"; }
@@ -832,8 +832,8 @@ old 0"
 		sed -i "s/^segment_bytes:.*/segment_bytes: 4096/; s/^segment_age:.*/segment_age: 1h/" "$1/channel.yaml" &&
 		chsub "$1" s >/dev/null' _ "$OWN"
 	recs 300 own | as_nobody bash -c 'umask 002; faketime -f -1d chpub "$1"' _ "$OWN"
-	run -1 --separate-stderr chcompact "$OWN"
-	assert_equal "$stderr" "$(refusal chcompact "$OWN")"
+	run -1 --separate-stderr bash -c 'umask 022; chcompact "$1"' _ "$OWN"
+	assert_equal "$stderr" "$(refusal chcompact "$OWN" group)"
 	# the member publishes, consumes, registers and compacts: the index
 	# it rewrites and the segment it starts are its, the group's, 0664
 	recs 100 member | member bash -c 'umask 002; faketime -f -1d chpub "$1"' _ "$OWN"

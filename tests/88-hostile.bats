@@ -448,6 +448,38 @@ place() {
 	run -0 as_nobody choffset --latest "$OWN" t
 }
 
+@test "run by root under umask 022, the tools refuse a channel set up by another user in a group's directory of root's, and peek into it; under umask 002 root works there as a member" {
+	need_owner
+	getent group 65534 >/dev/null || skip "no group 65534"
+	mkdir -m 2775 "$T/g"
+	chgrp 65534 "$T/g"
+	as_nobody sh -c 'umask 002
+		chpub "$1" first &&
+		sed -i "s/^segment_bytes:.*/segment_bytes: 4096/" "$1/channel.yaml"' _ "$T/g"
+	tree_state "$T/g" >"$T/state.before"
+	umask 022
+	run -1 --separate-stderr chpub "$T/g" root-record
+	assert_equal "$stderr" "$(refusal chpub "$T/g" group)"
+	run -1 --separate-stderr chsub --from=earliest "$T/g" rootsub
+	assert_equal "$stderr" "$(refusal chsub "$T/g" group)"
+	run -1 --separate-stderr chcompact "$T/g"
+	assert_equal "$stderr" "$(refusal chcompact "$T/g" group)"
+	run -0 chsub --peek --from=earliest "$T/g"
+	assert_output first
+	run -0 diff "$T/state.before" <(tree_state "$T/g")
+	# Under umask 002 what root makes is the group's to write: root
+	# publishes across rollovers and registers, the owner goes on.
+	umask 002
+	run -0 bash -c 'seq -f "root-%g padding padding padding padding" 300 | chpub "$1"' _ "$T/g"
+	run -0 chsub --from=earliest "$T/g" rootsub
+	run -0 find "$T/g" -user 0 -not -perm -g+w
+	assert_output ""
+	run -0 as_nobody sh -c 'umask 002
+		seq -f "late-%g padding padding padding padding" 300 | chpub "$1" &&
+		chsub "$1" rootsub | tail -1 && chcompact "$1"' _ "$T/g"
+	assert_output "late-300 padding padding padding padding"
+}
+
 @test "run by root, chsub -x refuses a dead-letter channel another user owns (1) before any handler runs: the record stays unconsumed, the channel unchanged" {
 	need_owner
 	own_channel "$T/own"
@@ -532,7 +564,8 @@ modes() { (cd "$1" && find . -mindepth 1 -printf '%m %y %p\n' | sort -k3); }
 	assert_output last
 	[[ $(stat -c %G "$CH/subscribers/t2") == nogroup ]]
 	[[ $(stat -c %a "$CH/subscribers/t2") == 2775 ]]
-	run -0 chsub "$CH" s
+	# root, a member working under umask 002 as well
+	run -0 bash -c 'umask 002; chsub "$1" s' _ "$CH"
 	run -0 chcompact --check "$CH"
 }
 

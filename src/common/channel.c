@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "format.h"
 #include "fsutil.h"
 #include "lock.h"
 #include "sealsync.h"
@@ -251,36 +252,60 @@ check_setup(struct ch_channel *ch, int flags, struct ch_error *err)
 }
 
 /*
- * Root changing a channel whose directory belongs to another user would
- * leave files of root's there (a new segment, the rewritten index, lock
- * files, offset files, subscribers/NAME/) that the owner can no longer
- * write: the owner's next chpub or chsub fails with "Permission denied".
- * Refused before anything changes, as logrotate and git refuse such a
- * setup; 0 if the change may go on.
+ * Root changing a channel of another user would leave files of root's
+ * there (a new segment, the rewritten index, lock files, offset files,
+ * subscribers/NAME/) that the owner can no longer write: the owner's
+ * next chpub or chsub fails with "Permission denied".  Refused before
+ * anything changes, as logrotate and git refuse such a setup; 0 if the
+ * change may go on.  The channel is another user's if its directory is,
+ * or its index (a directory root made for a group, the channel in it
+ * set up by a member).  In a directory shared by a group (set-group-ID,
+ * group-writable) under a umask that leaves group write, what root makes
+ * is the group's to write, as every member's is (channel(5)): no refusal.
  */
 static int
 refuse_foreign(int dirfd, struct ch_error *err)
 {
-	char owner[64];
 	struct passwd *pw;
 	struct stat st;
+	mode_t mask;
 
 	if (geteuid() != 0)
 		return 0;
 	if (fstat(dirfd, &st) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "open channel");
+	mask = umask(0);
+	umask(mask);
+	int group = (st.st_mode & S_ISGID) && (st.st_mode & S_IWGRP);
+	if (group && !(mask & S_IWGRP))
+		return 0;
+	if (st.st_uid == 0 && fstatat(dirfd, CH_IDX_FILE, &st,
+	    AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;	/* not set up: root sets it up */
+		return ch_err_sys(err, CH_EXIT_FAIL, "%s", CH_IDX_FILE);
+	}
 	if (st.st_uid == 0)
 		return 0;
+	const char *alt = group ? "; or, as a member of the group that shares "
+	    "it, under umask 002" : "";
+	/* runuser -u takes a name only; setpriv takes a number */
 	pw = getpwuid(st.st_uid);
-	if (pw)
-		snprintf(owner, sizeof owner, "%s", pw->pw_name);
-	else
-		snprintf(owner, sizeof owner, "%lu", (unsigned long)st.st_uid);
-	return ch_err(err, CH_EXIT_FAIL, "owned by %s (uid %lu): refusing to "
-	    "change it as root: the files root creates or rewrites there "
-	    "would be root's and lock %s out (\"Permission denied\"); run "
-	    "this as %s: runuser -u %s -- COMMAND, or from %s's crontab",
-	    owner, (unsigned long)st.st_uid, owner, owner, owner, owner);
+	if (pw) {
+		const char *o = pw->pw_name;
+		return ch_err(err, CH_EXIT_FAIL, "owned by %s (uid %lu): "
+		    "refusing to change it as root: the files root creates or "
+		    "rewrites there would be root's and lock %s out "
+		    "(\"Permission denied\"); run this as %s: runuser -u %s -- "
+		    "COMMAND, or from %s's crontab%s", o,
+		    (unsigned long)st.st_uid, o, o, o, o, alt);
+	}
+	return ch_err(err, CH_EXIT_FAIL, "owned by uid %lu: refusing to change "
+	    "it as root: the files root creates or rewrites there would be "
+	    "root's and lock uid %lu out (\"Permission denied\"); run this "
+	    "as uid %lu: setpriv --reuid=%lu --regid=GID --clear-groups "
+	    "COMMAND%s", (unsigned long)st.st_uid, (unsigned long)st.st_uid,
+	    (unsigned long)st.st_uid, (unsigned long)st.st_uid, alt);
 }
 
 int

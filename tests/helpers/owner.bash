@@ -27,7 +27,8 @@ tree_state() {
 	(cd "$1" && find . -printf '%U:%G %m %s %T@ %p\n' | sort -k5 &&
 	    od -An -tx1 index)
 }
-# refusal TOOL CHANNEL: what TOOL run by root says of CHANNEL, 65534's.
+# refusal TOOL CHANNEL [group]: what TOOL run by root says of CHANNEL,
+# 65534's (with "group": in a directory shared by a group).
 refusal() {
-	echo "$1: $2: owned by $OWNER (uid 65534): refusing to change it as root: the files root creates or rewrites there would be root's and lock $OWNER out (\"Permission denied\"); run this as $OWNER: runuser -u $OWNER -- COMMAND, or from $OWNER's crontab"
+	echo "$1: $2: owned by $OWNER (uid 65534): refusing to change it as root: the files root creates or rewrites there would be root's and lock $OWNER out (\"Permission denied\"); run this as $OWNER: runuser -u $OWNER -- COMMAND, or from $OWNER's crontab${3:+; or, as a member of the group that shares it, under umask 002}"
 }
