@@ -656,6 +656,22 @@ finish() {
 	wait "$1" || rc=$?
 }
 
+# 70-concurrency's stress caught --check saying "starts at record N,
+# expected M (records missing or duplicated)" of a segment whose
+# predecessors a compaction had deleted while --check read the first.
+@test "--check while a compaction deletes the segment it reads and the next: nothing is missing" {
+	need_chfault
+	mapfile -t segs < <(segments)
+	((${#segs[@]} >= 4))
+	choffset --set="$(base 2)" "$CH" s >/dev/null	# consumed two segments
+	run -0 --separate-stderr env CHFAULT_RUN="chcompact '$CH'" \
+	    CHFAULT_RUN_AT="pread:${segs[0]}:0" LD_PRELOAD="$CHFAULT" \
+	    chcompact --check "$CH"
+	assert_equal "$stderr" ""
+	assert_not_exist "$CH/${segs[0]}"
+	assert_not_exist "$CH/${segs[1]}"
+}
+
 @test "--repair exits 0 when a chpub cut the torn tail it found before it could, and says so" {
 	need_chfault
 	chpub "$CH" torn

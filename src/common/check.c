@@ -1216,6 +1216,8 @@ check(struct ch_channel *ch, int repair, ch_report_fn report, void *rctx,
 			if (seen_existing)
 				say(&c, CH_REPORT_WARN, "%s: missing (it is in the "
 				    "index after existing segments)", name);
+			else	/* numbering goes on after what it deleted */
+				expect = UINT64_MAX;
 			continue;	/* a deleted prefix is normal */
 		}
 		last_seen = e.base;
