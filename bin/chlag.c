@@ -185,7 +185,29 @@ worse(int a, int b)
 	return rank[b] > rank[a] ? b : a;
 }
 
-/* Every channel directly under CH_ROOT (directories with channel.yaml). */
+/*
+ * Every channel directly under CH_ROOT: directories with channel.yaml,
+ * and directories that cannot be looked into (a channel of another user's
+ * under umask 077, say): left out, they would vanish from the report and
+ * its chlag_channel_up, and a check would say OK.
+ */
+static int
+is_channel(const char *root, const char *name)
+{
+	char path[4096];
+	struct stat st;
+
+	if (name[0] == '.')
+		return 0;
+	snprintf(path, sizeof path, "%s/%s/%s", root, name, CH_CONFIG_FILE);
+	if (stat(path, &st) == 0)
+		return 1;
+	if (errno == ENOENT || errno == ENOTDIR)
+		return 0;
+	snprintf(path, sizeof path, "%s/%s", root, name);
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static char **
 root_channels(size_t *n)
 {
@@ -204,11 +226,7 @@ root_channels(size_t *n)
 	if (!out)
 		ch_die(N_UNKNOWN, NULL, "out of memory");
 	for (int i = 0; i < cnt; i++) {
-		char path[4096];
-		struct stat st;
-		snprintf(path, sizeof path, "%s/%s/%s", root, list[i]->d_name,
-		    CH_CONFIG_FILE);
-		if (list[i]->d_name[0] != '.' && stat(path, &st) == 0 &&
+		if (is_channel(root, list[i]->d_name) &&
 		    !(out[k++] = strdup(list[i]->d_name))) {
 			/* freed first: nothing left for LeakSanitizer */
 			for (int j = i; j < cnt; j++)

@@ -12,6 +12,13 @@ setup() {
 }
 teardown() { ops_teardown; }
 
+# unreadable_offset SUB: SUB's offset file cannot be read (not damage, an
+# I/O error: it is a directory), even by root.
+unreadable_offset() {
+	rm -f "$CH/subscribers/$1/offset"
+	mkdir "$CH/subscribers/$1/offset"
+}
+
 # at WHEN CMD...: run CMD that far from now (WHEN like +5m, -1h).
 at() { local w=$1; shift; faketime -f "$w" "$@"; }
 
@@ -194,7 +201,7 @@ print(" ".join(repr(r["subscriber"]) for r in rows), rows[0]["lag_records"])' "$
 
 @test "--prometheus: chlag_channel_up is 1 for each channel read (an ERROR subscriber or none at all included), 0 for one that cannot be, which keeps its scrape time" {
 	choffset --create "$CH" broken >/dev/null
-	echo garbage >"$CH/subscribers/broken/offset"
+	unreadable_offset broken
 	local empty=$T/empty bad=$T/bad
 	chpub "$empty" </dev/null
 	chpub "$bad" </dev/null
@@ -416,10 +423,10 @@ chlag: write error: No space left on device"
 	seq 10 | chpub "$CH"
 	choffset --create --earliest "$CH" a >/dev/null
 	choffset --create "$CH" broken >/dev/null
-	echo garbage >"$CH/subscribers/broken/offset"
+	unreadable_offset broken
 	run -3 chlag --warn=records:5 "$CH"
 	assert_line --regexp "^$CH +broken +- .* ERROR$"
-	assert_line --partial "(subscriber 'broken': offset file is not a chtools offset file"
+	assert_line --partial "(subscriber 'broken': offset: Is a directory)"
 	run -2 chlag --crit=records:5 "$CH"
 	run -3 chlag "$CH"
 }
@@ -442,25 +449,43 @@ chlag: write error: No space left on device"
 	assert_output --partial "{\"channel\":\"$T/bad"$'\xef\xbf\xbd"'
 }
 
-@test "an ERROR row has exactly channel, subscriber, status, error and running in --json and --yaml (nothing it could not read)" {
+@test "an ERROR row, and an INVALID one of a damaged offset file, have exactly channel, subscriber, status, error and running in --json and --yaml (nothing it could not read)" {
 	seq 10 | chpub "$CH"
 	choffset --create "$CH" broken >/dev/null
-	echo garbage >"$CH/subscribers/broken/offset"
 	local check='
 import json, sys
 rows = json.loads(sys.argv[1]) if sys.argv[2] == "json" else __import__("yaml").safe_load(sys.argv[1])
 assert len(rows) == 1, rows
 r = rows[0]
 assert sorted(r) == ["channel", "error", "running", "status", "subscriber"], sorted(r)
-assert r["status"] == "ERROR" and r["subscriber"] == "broken" and r["running"] is False, r
-assert "offset file is not a chtools offset file" in r["error"], r
+assert r["status"] == sys.argv[3] and r["subscriber"] == "broken" and r["running"] is False, r
+assert sys.argv[4] in r["error"], r
 print("ok")'
+	unreadable_offset broken
 	run -3 chlag --json "$CH"
-	run -0 python3 -c "$check" "$output" json
+	run -0 python3 -c "$check" "$output" json ERROR "offset: Is a directory"
 	assert_output ok
 	run -3 chlag --yaml "$CH"
-	run -0 python3 -c "$check" "$output" yaml
+	run -0 python3 -c "$check" "$output" yaml ERROR "offset: Is a directory"
 	assert_output ok
+	rmdir "$CH/subscribers/broken/offset"
+	echo garbage >"$CH/subscribers/broken/offset"
+	run -2 chlag --json "$CH"
+	run -0 python3 -c "$check" "$output" json INVALID "offset file is not a chtools offset file"
+	assert_output ok
+	run -2 chlag --yaml "$CH"
+	run -0 python3 -c "$check" "$output" yaml INVALID "offset file is not a chtools offset file"
+	assert_output ok
+	# the table, Nagios and Prometheus: no numbers either
+	run -2 chlag "$CH"
+	assert_line --regexp "^$CH +broken +- +- +- +- +- +- +INVALID$"
+	assert_line --partial "  (subscriber 'broken': offset file is not a chtools offset file"
+	run -2 chlag --nagios "$CH"
+	assert_output --partial "CHLAG CRITICAL - 1 of 1 subscribers need attention; worst $CH/broken: INVALID: subscriber 'broken': offset file is not a chtools offset file"
+	run -2 chlag --prometheus "$CH"
+	refute_output --partial "chlag_offset_bytes{"
+	refute_output --partial "chlag_last_commit_timestamp_seconds{"
+	assert_line "chlag_status{channel=\"$CH\",subscriber=\"broken\",status=\"INVALID\"} 1"
 }
 
 @test "an offset file that disagrees with the channel is INVALID, CRITICAL (2) in every format, thresholds or not" {
@@ -785,8 +810,11 @@ print("ok")' "$T/json" "$T/yaml" "$T"
 	run -3 --separate-stderr chlag --nagios --explain "$CH"
 	[[ $stderr == *"not with --nagios"* ]] || fail "stderr: $stderr"
 	echo damage >"$CH/subscribers/s/offset"
+	run -2 chlag --explain "$CH"
+	assert_line --regexp "^  INVALID: the offset file is damaged, so no rule applies: subscriber 's': .*\\.\$"
+	unreadable_offset s
 	run -3 chlag --explain "$CH"
-	assert_line --regexp "^  ERROR: the offset file cannot be read, so no rule applies: subscriber 's': .*\\.\$"
+	assert_line --regexp "^  ERROR: the offset file cannot be read, so no rule applies: subscriber 's': offset: Is a directory\\.\$"
 }
 
 @test "RETRY while chsub -x retries a failing record, FAILED once it gave up: attempts and next attempt in every format" {

@@ -41,7 +41,9 @@ every_status() {
 	choffset --create --earliest "$CH" invalid >/dev/null
 	doctor_offset invalid offset 5
 	choffset --create --earliest "$CH" error >/dev/null
-	echo damage >"$CH/subscribers/error/offset"
+	# unreadable (a directory: an I/O error, even for root), not damage
+	rm "$CH/subscribers/error/offset"
+	mkdir "$CH/subscribers/error/offset"
 }
 
 # The gauges, as chlag(1) lists them.
@@ -298,7 +300,8 @@ chlag_channel_up{channel=\"$T/nothing\"} 0"
 	at -20m chsub "$CH" ok >/dev/null
 	at -20m choffset --create --earliest "$CH" stop >/dev/null
 	at -20m choffset --create --earliest "$CH" error >/dev/null
-	echo damage >"$CH/subscribers/error/offset"
+	rm "$CH/subscribers/error/offset"	# unreadable, not damage
+	mkdir "$CH/subscribers/error/offset"
 	local bad=$T/bad
 	chpub "$bad" </dev/null
 	echo 'segment_bytes: [' >"$bad/channel.yaml"

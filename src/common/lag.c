@@ -240,7 +240,11 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 		r->end_seq = end.seq;
 		r->pid = ch_sub_running(ch, names[i]);
 		if (ch_sub_read(ch, names[i], &off, &e) < 0) {
-			r->status = CH_ST_ERROR;
+			/* damage is INVALID, as an offset that disagrees
+			 * with the data: chsub cannot resume from it */
+			r->status = e.code == CH_EXIT_DATAERR ? CH_ST_INVALID :
+			    CH_ST_ERROR;
+			r->unparsed = 1;
 			snprintf(r->error, sizeof r->error, "%.500s", e.msg);
 			continue;
 		}

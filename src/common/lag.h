@@ -86,7 +86,18 @@ struct ch_lagrow {
 	int nhist;		/* lag (records) at each history entry */
 	uint64_t hist_lag[CH_HISTORY_MAX + 1];
 	char error[512];	/* status ERROR or INVALID: why */
+	int unparsed;		/* INVALID: the offset file could not be
+				 * parsed (no offset, end or commit time) */
 };
+
+/* Does the row carry no numbers at all (ERROR, or an offset file that
+ * could not be parsed)? */
+static inline int
+ch_lagrow_blank(const struct ch_lagrow *r)
+{
+	return r->status == CH_ST_ERROR ||
+	    (r->status == CH_ST_INVALID && r->unparsed);
+}
 
 const char *ch_status_name(int status);
 
@@ -98,8 +109,8 @@ int ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 
 /* One row per registered subscriber (sorted); rows of subscribers whose
  * offset file is unreadable carry CH_ST_ERROR, those whose offset file
- * disagrees with the channel CH_ST_INVALID (with offset, end and commit
- * time, but no lag).  Free with free(). */
+ * is damaged or disagrees with the channel CH_ST_INVALID (with offset,
+ * end and commit time unless damaged, but no lag).  Free with free(). */
 int ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
     int64_t now, struct ch_lagrow **rows, size_t *n, struct ch_error *err);
 

@@ -178,6 +178,9 @@ ch_lag_explain(const struct ch_lagrow *r, int64_t now)
 	if (r->status == CH_ST_ERROR) {
 		fprintf(f, "ERROR: the offset file cannot be read, so no rule "
 		    "applies: %s.", r->error);
+	} else if (r->status == CH_ST_INVALID && r->unparsed) {
+		fprintf(f, "INVALID: the offset file is damaged, so no rule "
+		    "applies: %s.", r->error);
 	} else if (r->status == CH_ST_INVALID) {
 		fprintf(f, "INVALID: the offset file disagrees with the channel, "
 		    "so no rule applies: %s.", r->error);

@@ -92,10 +92,10 @@ ch_lag_table(FILE *f, const struct ch_lagrow *rows, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const struct ch_lagrow *r = &rows[i];
 		char (*row)[96] = cells[i];
-		if (r->status == CH_ST_ERROR) {
+		if (ch_lagrow_blank(r)) {
 			for (int c = 2; c < 8; c++)
 				snprintf(row[c], 96, "-");
-			snprintf(row[8], 96, "ERROR");
+			snprintf(row[8], 96, "%s", ch_status_name(r->status));
 			row[9][0] = '\0';
 		} else if (r->status == CH_ST_INVALID) {
 			/* What the file says, where the channel ends; no lag
@@ -220,7 +220,7 @@ ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
 		fputs(",\"subscriber\":", f);
 		json_str(f, r->subscriber);
 		fprintf(f, ",\"status\":\"%s\"", ch_status_name(r->status));
-		if (r->status == CH_ST_ERROR) {
+		if (ch_lagrow_blank(r)) {
 			fputs(",\"error\":", f);
 			json_str(f, r->error);
 		} else if (r->status == CH_ST_INVALID) {
@@ -413,7 +413,7 @@ ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
 		    kv(&em, "subscriber", r->subscriber, 1) < 0 ||
 		    kv(&em, "status", ch_status_name(r->status), 1) < 0)
 			goto out;
-		if (r->status == CH_ST_ERROR) {
+		if (ch_lagrow_blank(r)) {
 			if (kv(&em, "error", r->error, 1) < 0)
 				goto out;
 		} else if (r->status == CH_ST_INVALID) {
@@ -551,7 +551,7 @@ ch_lag_prometheus(FILE *f, const struct ch_lagrow *rows, size_t n,
 			const struct ch_lagrow *r = &rows[i];
 			/* No lag from an unreadable or untrusted offset
 			 * file; nothing at all from an unreadable one. */
-			if ((r->status == CH_ST_ERROR && (k < 6 || k > 7)) ||
+			if ((ch_lagrow_blank(r) && (k < 6 || k > 7)) ||
 			    (r->status == CH_ST_INVALID && k < 3))
 				continue;
 			switch (k) {
