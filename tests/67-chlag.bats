@@ -110,6 +110,29 @@ status_of() {
 	assert_line -n 2 --regexp '^beta +s '
 }
 
+@test "with no CHANNEL and CH_ROOT set, a directory there that cannot be looked into is a channel that cannot be read (3, chlag_channel_up 0), not left out" {
+	need_nobody
+	export CH_ROOT="$T/root"
+	mkdir -p "$CH_ROOT/not-a-channel"
+	echo file >"$CH_ROOT/plain-file"
+	for c in open shut; do
+		chpub "$CH_ROOT/$c" x
+		choffset --create --earliest "$c" s >/dev/null
+	done
+	chmod 700 "$CH_ROOT/shut"
+	run -3 --separate-stderr as_nobody env CH_ROOT="$CH_ROOT" PATH="$PATH" chlag
+	assert_line -n 1 --regexp '^open +s '
+	assert_equal "$stderr" "chlag: shut: open channel: Permission denied"
+	run -3 --separate-stderr as_nobody env CH_ROOT="$CH_ROOT" PATH="$PATH" chlag --prometheus
+	assert_line 'chlag_channel_up{channel="open"} 1'
+	assert_line 'chlag_channel_up{channel="shut"} 0'
+	run -3 as_nobody env CH_ROOT="$CH_ROOT" PATH="$PATH" chlag --nagios
+	assert_output --partial "CHLAG UNKNOWN"
+	# root reads it: every row, no other entry
+	run -0 chlag
+	assert_equal "${#lines[@]}" 3
+}
+
 @test "with no CHANNEL and no CH_ROOT, it is a usage error (3)" {
 	run -3 --separate-stderr chlag
 	[[ $stderr == "chlag: missing CHANNEL (or set CH_ROOT to report every channel under it)"* ]]
