@@ -966,6 +966,23 @@ print("ok")' "$output"
 	assert_line -n 1 --regexp ' WARN$'
 }
 
+# A consumer run from cron catches up at every run; between runs its lag
+# is what was published since: lags 0, 0, 0, 0, then 10 now.  WARN said
+# it fell behind (an audit finding).
+@test "a periodic consumer that catches up at every run is OK between runs, not WARN, and --explain says why" {
+	at -10m chpub "$CH" </dev/null
+	at -10m choffset --create "$CH" cron >/dev/null
+	for m in 4 3 2 1; do
+		seq 10 | at "-${m}m5s" chpub "$CH"
+		at "-${m}m" chsub "$CH" cron >/dev/null
+	done
+	seq 10 | at -20s chpub "$CH"
+	run -0 chlag --explain "$CH"
+	assert_line -n 1 --regexp ' OK$'
+	assert_line --regexp "^  OK by rule 8: .*; and not WARN: it was caught up within the window \(lag 0 at sample 1, within --allowed-lag 0\)\.$"
+	run -0 chlag --nagios "$CH"
+}
+
 @test "a subscriber that catches up from a backlog it was registered behind is OK, not WARN" {
 	seq 100 | chpub "$CH"
 	# registered at the earliest record: lag 100 from the start

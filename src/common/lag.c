@@ -140,12 +140,17 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 	/* 6. STALL: running, not advancing. */
 	if (stuck)
 		return ruled(why, 6, CH_ST_STALL);
-	/* 7. WARN: consuming, but the lag only grows. */
+	/* 7. WARN: consuming, but the lag only grows, and it never caught
+	 * up in the window (as Burrow: a consumer run from cron that catches
+	 * up at every run lags only between runs). */
 	if (np >= 3 && pts[np - 1].offset > pts[0].offset &&
 	    pts[np - 1].lag > pts[0].lag) {
 		int growing = 1;
 		for (int i = 1; i < np; i++)
 			if (pts[i].lag < pts[i - 1].lag)
+				growing = 0;
+		for (int i = 0; i + 1 < np; i++)
+			if (pts[i].lag <= o->allowed_lag)
 				growing = 0;
 		if (growing)
 			return ruled(why, 7, CH_ST_WARN);

@@ -76,6 +76,13 @@ not_growing(FILE *f, const struct ch_lag_why *w)
 			    s[i].lag, i, i + 1);
 			return;
 		}
+	for (int i = 0; i + 1 < n; i++)
+		if (s[i].lag <= w->opts.allowed_lag) {
+			fprintf(f, "it was caught up within the window (lag %"
+			    PRIu64 " at sample %d, within --allowed-lag %" PRIu64
+			    ")", s[i].lag, i + 1, w->opts.allowed_lag);
+			return;
+		}
 }
 
 static void
