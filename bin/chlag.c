@@ -485,6 +485,29 @@ report(FILE *f, const char **chans, size_t nch, int tty)
  * is removed, never opened, so it can neither block chlag nor be written
  * through.
  */
+/*
+ * The new report keeps the mode and group of the one it replaces, as
+ * sponge(1) does: a 0640 file of the node exporter's group stays readable
+ * by it, whatever umask cron runs chlag under.  A group this process may
+ * not give (not root, not a member) stays its own.
+ */
+static int
+keep_mode(int dfd, const char *base, int fd)
+{
+	struct stat st;
+
+	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (fchmod(fd, st.st_mode & 07777) < 0)
+		return -1;
+	if (st.st_gid != getegid() && fchown(fd, (uid_t)-1, st.st_gid) < 0 &&
+	    errno != EPERM)
+		return -1;
+	return 0;
+}
+
 static int
 report_to_file(const char *path, const char **chans, size_t nch)
 {
@@ -511,6 +534,13 @@ report_to_file(const char *path, const char **chans, size_t nch)
 	if (asprintf(&tmp, "%s.tmp.%ld", base, (long)getpid()) < 0)
 		ch_die(N_UNKNOWN, NULL, "out of memory");
 	fd = ch_open_temp(dfd, tmp, 0644);
+	if (fd >= 0 && keep_mode(dfd, base, fd) < 0) {
+		int saved = errno;
+		close(fd);
+		unlinkat(dfd, tmp, 0);
+		errno = saved;
+		fd = -1;
+	}
 	if (fd >= 0 && !(f = fdopen(fd, "w"))) {
 		int saved = errno;
 		close(fd);

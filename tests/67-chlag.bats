@@ -287,6 +287,19 @@ chlag_channel_up{channel=\"$T/nothing\"} 0"
 	done
 }
 
+@test "--output: a new file gets 0644 less the umask; one it replaces keeps its mode and group (cron's umask 077 made a 0640 report of the exporter's group unreadable to it)" {
+	getent group nogroup >/dev/null || skip "no group nogroup"
+	chsub "$CH" s >/dev/null
+	run -0 bash -c 'umask 022; chlag --prometheus -o "$1" "$2"' _ "$T/new.prom" "$CH"
+	assert_equal "$(stat -c %a "$T/new.prom")" 644
+	echo old >"$T/out.prom"
+	chmod 640 "$T/out.prom"
+	chgrp nogroup "$T/out.prom"
+	run -0 bash -c 'umask 077; chlag --prometheus -o "$1" "$2"' _ "$T/out.prom" "$CH"
+	assert_equal "$(stat -c '%a %G' "$T/out.prom")" "640 nogroup"
+	run -0 grep -c '^chlag_channel_up' "$T/out.prom"
+}
+
 @test "--output keeps the Nagios exit status" {
 	seq 10 | chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null
