@@ -399,6 +399,28 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code,
 	fputc('\n', f);
 }
 
+/* A row for a channel that could not be read (ch_lagrow channel_error). */
+static int
+add_channel_error(struct ch_lagrow **all, size_t *nall, const char *chan,
+    const struct ch_error *err)
+{
+	struct ch_lagrow *na = realloc(*all, (*nall + 1) * sizeof **all);
+
+	if (!na) {
+		free(*all);
+		*all = NULL;
+		return -1;
+	}
+	*all = na;
+	memset(&na[*nall], 0, sizeof na[*nall]);
+	na[*nall].channel = chan;
+	na[*nall].status = CH_ST_ERROR;
+	na[*nall].channel_error = 1;
+	snprintf(na[*nall].error, sizeof na[*nall].error, "%.500s", err->msg);
+	(*nall)++;
+	return 0;
+}
+
 /* One report over all channels; returns the Nagios code, or -1 (said on
  * stderr) when it could not be made whole: the caller cleans up. */
 static int
@@ -430,6 +452,14 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 				    "%s: %.500s", chans[i], err.msg);
 			if (ch.dirfd >= 0)
 				ch_channel_close(&ch);
+			/* --json and --yaml have no chlag_channel_up: a row
+			 * says so, or a script sees nothing wrong */
+			if ((opt_json || opt_yaml) &&
+			    add_channel_error(&all, &nall, chans[i], &err) < 0) {
+				free(up);
+				ch_msg(chans[i], "out of memory");
+				return -1;
+			}
 			continue;
 		}
 		ch_channel_close(&ch);

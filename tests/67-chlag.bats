@@ -524,6 +524,25 @@ print("ok")'
 	assert_line "chlag_status{channel=\"$CH\",subscriber=\"broken\",status=\"INVALID\"} 1"
 }
 
+@test "--json and --yaml: a channel that cannot be read is a row of its own (channel, status ERROR, error), in the order given" {
+	seq 3 | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	local check='
+import json, sys
+rows = json.loads(sys.argv[1]) if sys.argv[2] == "json" else __import__("yaml").safe_load(sys.argv[1])
+assert [r["channel"] for r in rows] == [sys.argv[3] + "/nothing", sys.argv[3] + "/ch"], rows
+assert rows[0] == {"channel": sys.argv[3] + "/nothing", "status": "ERROR", "error": "no such channel"}, rows[0]
+assert rows[1]["subscriber"] == "s" and rows[1]["status"] == "OK", rows[1]
+print("ok")'
+	run -3 --separate-stderr chlag --json "$T/nothing" "$CH"
+	assert_equal "$stderr" "chlag: $T/nothing: no such channel"
+	run -0 python3 -c "$check" "$output" json "$T"
+	assert_output ok
+	run -3 --separate-stderr chlag --yaml --explain "$T/nothing" "$CH"
+	run -0 python3 -c "$check" "$output" yaml "$T"
+	assert_output ok
+}
+
 @test "an offset file that disagrees with the channel is INVALID, CRITICAL (2) in every format, thresholds or not" {
 	local kind why
 	seq 10 | chpub "$CH"

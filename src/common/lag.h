@@ -88,6 +88,9 @@ struct ch_lagrow {
 	char error[512];	/* status ERROR or INVALID: why */
 	int unparsed;		/* INVALID: the offset file could not be
 				 * parsed (no offset, end or commit time) */
+	int channel_error;	/* ERROR of the whole channel, which could
+				 * not be read (--json, --yaml): no
+				 * subscriber */
 };
 
 /* Does the row carry no numbers at all (ERROR, or an offset file that

@@ -217,6 +217,12 @@ ch_lag_json(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
 		fputs(i ? ",\n {" : "\n {", f);
 		fputs("\"channel\":", f);
 		json_str(f, r->channel);
+		if (r->channel_error) {
+			fputs(",\"status\":\"ERROR\",\"error\":", f);
+			json_str(f, r->error);
+			fputs("}", f);
+			continue;
+		}
 		fputs(",\"subscriber\":", f);
 		json_str(f, r->subscriber);
 		fprintf(f, ",\"status\":\"%s\"", ch_status_name(r->status));
@@ -409,6 +415,15 @@ ch_lag_yaml(FILE *f, const struct ch_lagrow *rows, size_t n, int explain,
 		if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
 		    YAML_BLOCK_MAPPING_STYLE) || !yaml_emitter_emit(&em, &ev))
 			goto out;
+		if (r->channel_error) {
+			if (kv(&em, "channel", r->channel, 1) < 0 ||
+			    kv(&em, "status", "ERROR", 1) < 0 ||
+			    kv(&em, "error", r->error, 1) < 0 ||
+			    !yaml_mapping_end_event_initialize(&ev) ||
+			    !yaml_emitter_emit(&em, &ev))
+				goto out;
+			continue;
+		}
 		if (kv(&em, "channel", r->channel, 1) < 0 ||
 		    kv(&em, "subscriber", r->subscriber, 1) < 0 ||
 		    kv(&em, "status", ch_status_name(r->status), 1) < 0)
