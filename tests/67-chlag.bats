@@ -524,6 +524,21 @@ print("ok")'
 	assert_line "chlag_status{channel=\"$CH\",subscriber=\"broken\",status=\"INVALID\"} 1"
 }
 
+@test "a subscriber deleted between the listing and the reading of its offset file is left out, not an ERROR (UNKNOWN)" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	seq 3 | chpub "$CH"
+	choffset --create --earliest "$CH" a-gone >/dev/null
+	choffset --create --earliest "$CH" b >/dev/null
+	run -1 --separate-stderr env CHFAULT_RUN="choffset --delete '$CH' a-gone >/dev/null" \
+	    CHFAULT_RUN_AT=open:offset:1 LD_PRELOAD="$CHFAULT" \
+	    chlag --warn=records:1 "$CH"
+	assert_equal "$stderr" ""
+	assert_equal "${#lines[@]}" 2
+	assert_line -n 1 --regexp "^$CH +b "
+	assert_not_exist "$CH/subscribers/a-gone"
+}
+
 @test "--json and --yaml: a channel that cannot be read is a row of its own (channel, status ERROR, error), in the order given" {
 	seq 3 | chpub "$CH"
 	choffset --create --earliest "$CH" s >/dev/null

@@ -234,8 +234,9 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 		ch_sub_list_free(names, n);
 		return ch_err_sys(err, CH_EXIT_FAIL, "out of memory");
 	}
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct ch_lagrow *r = &rows[i];
+		struct ch_lagrow *r = &rows[k++];
 		struct ch_offset off;
 		struct ch_error e;
 
@@ -244,7 +245,13 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 		r->end = end.offset;
 		r->end_seq = end.seq;
 		r->pid = ch_sub_running(ch, names[i]);
-		if (ch_sub_read(ch, names[i], &off, &e) < 0) {
+		int rc = ch_sub_read(ch, names[i], &off, &e);
+		if (rc < 0 && e.code == CH_EXIT_NOINPUT) {
+			memset(r, 0, sizeof *r);	/* deleted since listed */
+			k--;
+			continue;
+		}
+		if (rc < 0) {
 			/* damage is INVALID, as an offset that disagrees
 			 * with the data: chsub cannot resume from it */
 			r->status = e.code == CH_EXIT_DATAERR ? CH_ST_INVALID :
@@ -284,6 +291,6 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 	}
 	ch_sub_list_free(names, n);
 	*rowsp = rows;
-	*np = n;
+	*np = k;
 	return 0;
 }
