@@ -161,17 +161,25 @@ ch_lag_status(const struct ch_offset *off, uint64_t end_offset,
 
 /*
  * The age of the oldest unread record, number seq, published at ts (0:
- * unknown).  Its time stamp says how old it is, unless the clock was
- * stepped back after it was published: then it is ahead of the clock,
- * and its age is not negative but unknown.  The commit history knows a
- * lower bound: a commit whose channel end was past seq saw the record
- * there already.  So the age is the larger of the two, and never below
- * zero: a backlog never looks younger than the evidence, nor empty.
+ * unknown), in a segment last written at `written` (0: unknown).  Its
+ * time stamp says how old it is, unless the clock was stepped back after
+ * it was published (or after a record before it: writers never let time
+ * stamps go back, so every record up to the clock's catching up carries
+ * that future time): then it is ahead of the clock, and its age is not
+ * negative but unknown.  Two lower bounds are known: the record is no
+ * younger than the last write to its segment, and a commit whose channel
+ * end was past seq saw it there already.  So the age is the largest of
+ * the three, and never below zero: a backlog never looks younger than
+ * the evidence, nor empty.
  */
 static int64_t
-oldest_age(const struct ch_offset *off, uint64_t seq, int64_t ts, int64_t now)
+oldest_age(const struct ch_offset *off, uint64_t seq, int64_t ts,
+    int64_t written, int64_t now)
 {
 	int64_t age = ts > 0 ? ch_age(now, ts) : 0;
+
+	if (written > 0 && ch_age(now, written) > age)
+		age = ch_age(now, written);
 
 	for (int i = 0; i < off->nhist; i++) {	/* oldest first */
 		if (off->hist[i].end_seq > seq) {
@@ -272,12 +280,14 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 			/* Behind the earliest record: its oldest unread record
 			 * is the earliest one. */
 			int behind = off.offset < start.offset;
-			int64_t ts = 0;
-			if (ch_record_time(ch, behind ? start.offset : off.offset,
-			    &ts, &e) < 0)
+			uint64_t at = behind ? start.offset : off.offset;
+			int64_t ts = 0, written = 0;
+			if (ch_record_time(ch, at, &ts, &e) < 0)
 				ts = 0;
+			if (ch_record_written_by(ch, at, &written, &e) < 0)
+				written = 0;
 			r->age_ns = oldest_age(&off, behind ? start.seq : off.seq,
-			    ts, now);
+			    ts, written, now);
 		}
 		for (int h = 0; h < off.nhist; h++)
 			r->hist_lag[r->nhist++] = off.hist[h].end_seq >

@@ -123,4 +123,11 @@ int ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t from,
 int ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
     struct ch_error *err);
 
+/* When the segment holding the record at offset was last written (its
+ * mtime, ns since the epoch): the record was written no later, whatever
+ * its time stamp says.  0 if not known (at a seal: the record is the next
+ * segment's). */
+int ch_record_written_by(struct ch_channel *ch, uint64_t offset,
+    int64_t *when, struct ch_error *err);
+
 #endif
