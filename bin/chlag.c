@@ -669,7 +669,8 @@ main(int argc, const char **argv)
 	if (opt_output && watch_ns)
 		ch_usage("--output and --watch cannot be combined");
 	args = poptGetArgs(pc);
-	if (!args || !args[0]) {
+	int from_root = !args || !args[0];
+	if (from_root) {
 		owned = root_channels(&nch);
 		args = (const char **)owned;
 	} else {
@@ -704,9 +705,18 @@ main(int argc, const char **argv)
 		sa.sa_flags = SA_RESTART | SA_RESETHAND;
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
-		int tty = isatty(1);
+		int tty = isatty(1), first = 1;
 		do {
 			char *buf = NULL;
+			if (from_root && !first) {
+				/* channels made or removed since count too */
+				for (size_t i = 0; i < nch; i++)
+					free(owned[i]);
+				free(owned);
+				owned = root_channels(&nch);
+				args = (const char **)owned;
+			}
+			first = 0;
 			size_t len = 0;
 			FILE *mem = open_memstream(&buf, &len);
 			if (!mem)

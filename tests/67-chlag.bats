@@ -704,6 +704,17 @@ Try 'chlag --help' for more information."
 	refute_output --partial $'\e'
 }
 
+@test "--watch with CH_ROOT and no CHANNEL lists the channels afresh for each report: one made meanwhile shows up" {
+	export CH_ROOT="$T/root"
+	chpub "$CH_ROOT/first" x
+	choffset --create --earliest first s >/dev/null
+	start_bg bash -c 'exec chlag --watch=0.1 >"$1"' _ "$T/watch.out"
+	wait_for 10 grep -q '^first ' "$T/watch.out"
+	chpub "$CH_ROOT/second" y
+	choffset --create --earliest second s >/dev/null
+	wait_for 10 grep -q '^second ' "$T/watch.out"
+}
+
 @test "--watch to a full disk stops at the first report that cannot be written (3), instead of refreshing for nobody" {
 	chsub "$CH" s >/dev/null
 	run -3 --separate-stderr timeout 20 bash -c 'exec chlag --watch=0.1 "$1" >/dev/full' _ "$CH"
