@@ -661,8 +661,11 @@ finish() {
 # predecessors a compaction had deleted while --check read the first.
 @test "--check while a compaction deletes the segment it reads and the next: nothing is missing" {
 	need_chfault
+	# (how many segments 200 records take depends on how chpub's reads
+	# of the pipe split them into frames: a busy machine packs them)
+	fill 400 more
 	mapfile -t segs < <(segments)
-	((${#segs[@]} >= 4))
+	((${#segs[@]} >= 3)) || fail "only ${#segs[@]} segments"
 	choffset --set="$(base 2)" "$CH" s >/dev/null	# consumed two segments
 	run -0 --separate-stderr env CHFAULT_RUN="chcompact '$CH'" \
 	    CHFAULT_RUN_AT="pread:${segs[0]}:0" LD_PRELOAD="$CHFAULT" \
