@@ -467,6 +467,9 @@ main(int argc, const char **argv)
 	if (opt_tee && opt_print)
 		ch_usage("--tee and --print-offset both write to stdout; use one");
 	chname = args[0];
+	if ((opt_tee || opt_print) && ch_stdout_closed())
+		ch_die(CH_EXIT_FAIL, chname, "standard output is closed: "
+		    "--%s would write nowhere", opt_tee ? "tee" : "print-offset");
 	/* Checked before the channel is touched: a bad header creates
 	 * nothing. */
 	if (opt_key && ch_usermeta_key(&meta, opt_key, &err) < 0)

@@ -465,6 +465,10 @@ main(int argc, const char **argv)
 	if (timeout >= 0)
 		opt_follow = 1;		/* -t implies waiting */
 	chname = args[0];
+	/* Records given to nobody would be committed as delivered. */
+	if (!ho.cmd && ch_stdout_closed())
+		ch_die(CH_EXIT_FAIL, chname, "standard output is closed: the "
+		    "records would go nowhere");
 	if (args[1]) {
 		if (ch_sub_check_name(args[1], &err) < 0)
 			ch_usage("%s", err.msg);

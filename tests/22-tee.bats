@@ -112,6 +112,15 @@ sys.exit(p.returncode)' chpub --tee "$CH" one two
 3:two"
 }
 
+@test "--tee or --print-offset with stdout closed from the start refuse (1) before publishing (/dev/null would have stood in for it)" {
+	local opt
+	for opt in --tee --print-offset; do
+		run -1 --separate-stderr bash -c '"$@" >&-' _ chpub "$opt" "$CH" one
+		assert_equal "$stderr" "chpub: $CH: standard output is closed: $opt would write nowhere"
+	done
+	assert_not_exist "$CH"
+}
+
 @test "--tee copies the records published before a record that is too large" {
 	run -1 --separate-stderr chpub --tee --max-record-bytes=5 "$CH" \
 		< <(printf 'ok\nfine\ntoo long\nnever\n')

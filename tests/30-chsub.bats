@@ -742,6 +742,24 @@ whole_records() {
 	echo "$n"
 }
 
+# std_fds_open puts /dev/null on a closed stdout (so that no channel file
+# gets fd 1): chsub wrote the records there and committed them, lost.
+@test "with stdout closed from the start, chsub refuses (1) and neither registers nor commits; -x needs no stdout" {
+	chpub "$CH" a b c
+	choffset --create --earliest "$CH" s >/dev/null
+	local args
+	# OPTIONS, then after the colon the subscriber
+	for args in ":s" "-f -t 0.2:s" "--from=earliest:new" "--peek:"; do
+		run -1 --separate-stderr bash -c '"$@" >&-' _ chsub ${args%:*} "$CH" ${args#*:}
+		assert_equal "$stderr" "chsub: $CH: standard output is closed: the records would go nowhere"
+	done
+	run -0 choffset "$CH"
+	assert_output "s 0"
+	run -0 bash -c '"$@" >&-' _ chsub -x 'cat >/dev/null' "$CH" s
+	run -0 choffset "$CH" s
+	assert_output "$(end_offset)"
+}
+
 @test "SIGTERM, SIGINT or SIGHUP while blocked on a full pipe: chsub finishes the record it is writing, commits and exits 0; the reader gets only whole records" {
 	local sig n
 	for sig in TERM INT HUP; do

@@ -61,12 +61,16 @@ struct poptOption ch_common_options[] = {
  * those numbers, and a message for stderr would be written into a
  * segment.  Put /dev/null there first, as daemons and coreutils do.
  */
+static int stdout_closed;	/* fd 1 was closed at start */
+
 static void
 std_fds_open(void)
 {
 	for (int fd = 0; fd <= 2; fd++) {
 		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
 			continue;
+		if (fd == 1)
+			stdout_closed = 1;
 		int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
 		if (n != fd) {		/* the lowest free number: fd */
 			if (n >= 0)
@@ -74,6 +78,12 @@ std_fds_open(void)
 			_exit(CH_EXIT_FAIL);	/* nowhere to say why */
 		}
 	}
+}
+
+int
+ch_stdout_closed(void)
+{
+	return stdout_closed;
 }
 
 /* The status of a failure that has no code of its own: 1, except for a

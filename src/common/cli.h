@@ -52,6 +52,12 @@ int ch_finish(int status);
  * chose to stay silent): ch_finish and the exit handler stay silent too. */
 void ch_stdout_handled(void);
 
+/* Was stdout closed when the tool started (/dev/null stands in for it)?
+ * A tool whose output is what it is asked for refuses then, as a write
+ * to a closed fd fails for cat: chsub would commit records it gave to
+ * nobody. */
+int ch_stdout_closed(void);
+
 /* Option values parsed with the option name in the message. */
 uint64_t ch_opt_size(const char *opt, const char *val);
 int64_t ch_opt_duration(const char *opt, const char *val);
