@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +208,13 @@ write_span(const char *p, size_t len)
 			if (stop && (errno == EINTR || errno == EAGAIN)) {
 				rc = -1;
 				break;
+			}
+			if (errno == EAGAIN) {
+				/* a stdout handed over non-blocking (by
+				 * Node.js, say): a full pipe is no error */
+				struct pollfd pfd = { 1, POLLOUT, 0 };
+				if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+					continue;
 			}
 			if (errno != EPIPE)
 				ch_msg(chname, "write: %s", strerror(errno));

@@ -760,6 +760,29 @@ whole_records() {
 	assert_output "$(end_offset)"
 }
 
+@test "a stdout pipe handed over non-blocking (as Node.js does): a full pipe is waited on, not an error; every record arrives whole" {
+	seq 20000 | sed 's/$/ padding padding/' | chpub "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 python3 -c '
+import fcntl, os, subprocess, sys, time
+r, w = os.pipe()
+fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+p = subprocess.Popen(sys.argv[1:], stdout=w)
+os.close(w)
+time.sleep(0.3)		# let the pipe fill up
+data = b""
+while True:
+    b = os.read(r, 65536)
+    if not b:
+        break
+    data += b
+sys.stdout.write("%d %d\n" % (p.wait(), data.count(b"\n")))
+sys.stdout.write(data.decode().splitlines()[-1] + "\n")' chsub "$CH" s
+	assert_output "0 20000
+20000 padding padding"
+	assert_equal "$(choffset "$CH" s)" "$(end_offset)"
+}
+
 @test "SIGTERM, SIGINT or SIGHUP while blocked on a full pipe: chsub finishes the record it is writing, commits and exits 0; the reader gets only whole records" {
 	local sig n
 	for sig in TERM INT HUP; do
