@@ -577,6 +577,37 @@ Try 'chsub --help' for more information."
 	assert_not_exist "$CH"
 }
 
+# rm -rf empties the directory before it removes it: a chsub that found
+# the index (or its offset file's directory) missing meanwhile said the
+# channel was damaged (65) or failed to commit (1), an audit found, in 25
+# of 30 removals of a followed channel.
+@test "a channel half removed (its files going, the directory not yet): 66, channel removed, not damage" {
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	chsub "$CH" s
+	chpub "$CH" a
+	CHFAULT_RUN="rm -f '$CH/index' '$CH/channel.yaml'" \
+	    CHFAULT_RUN_AT=open:index:1 LD_PRELOAD="$CHFAULT" \
+	    run -66 --separate-stderr chsub "$CH" s
+	assert_equal "$stderr" "chsub: $CH: channel removed"
+	rm -rf "$CH"
+	new_channel
+	chsub "$CH" s
+	chpub "$CH" a
+	CHFAULT_RUN="rm -rf '$CH/subscribers' '$CH/channel.yaml'" \
+	    CHFAULT_RUN_AT=open:offset.tmp:1 LD_PRELOAD="$CHFAULT" \
+	    run -66 --separate-stderr chsub "$CH" s
+	assert_equal "$stderr" "chsub: $CH: channel removed"
+	# an index lost by a channel that stays is damage, as before
+	rm -rf "$CH"
+	new_channel
+	chsub "$CH" s
+	chpub "$CH" a
+	CHFAULT_RUN="rm -f '$CH/index'" CHFAULT_RUN_AT=open:index:1 \
+	    LD_PRELOAD="$CHFAULT" run -65 --separate-stderr chsub "$CH" s
+	assert_equal "$stderr" "chsub: $CH: segment index: No such file or directory"
+}
+
 @test "SIGTERM stops a follower cleanly with its offset committed" {
 	chsub "$CH" s
 	follow s

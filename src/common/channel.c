@@ -376,6 +376,23 @@ ch_channel_check_owner(const char *arg, struct ch_error *err)
 }
 
 int
+ch_channel_removing(int dirfd)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	int saved = errno, gone = 0;
+
+	for (int i = 0; i < 50 && !gone; i++) {
+		if (i)
+			nanosleep(&tick, NULL);
+		gone = ch_dir_removed(dirfd) || (faccessat(dirfd,
+		    CH_CONFIG_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+		    errno == ENOENT);
+	}
+	errno = saved;
+	return gone;
+}
+
+int
 ch_channel_removed(const struct ch_channel *ch)
 {
 	return ch->dirfd >= 0 && ch_dir_removed(ch->dirfd);
@@ -436,8 +453,10 @@ channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
 	for (int hops = 0;; hops++) {
 		if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0) {
 			if (err->code == CH_EXIT_NOINPUT &&
-			    !ch_dir_removed(ch->dirfd))
+			    !ch_channel_removing(ch->dirfd))
 				err->code = CH_EXIT_DATAERR;
+			else if (err->code == CH_EXIT_NOINPUT)
+				ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 			return -1;
 		}
 		/* A torn tail may be a write in progress: look again briefly

@@ -64,6 +64,14 @@ int ch_channel_check_owner(const char *arg, struct ch_error *err);
  * are then missing: 66 "channel removed" (index.c, segment.c). */
 int ch_channel_removed(const struct ch_channel *ch);
 
+/* Is the channel in directory dirfd removed, or being removed?  rm -rf
+ * empties a directory before it removes it, so a file found missing
+ * meanwhile is a removal, not damage.  Removed, or its channel.yaml gone
+ * too: yes; else wait a little (half a second at most) for the directory
+ * to go.  For the paths that would otherwise call a missing file damage
+ * (65) or a failure (1), never for the usual ones (errno is kept). */
+int ch_channel_removing(int dirfd);
+
 /* Where the channel ends now (no lock taken). */
 struct ch_end {
 	uint64_t offset;	/* offset the next record will get */

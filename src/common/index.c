@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "fsutil.h"
 #include "index.h"
 
@@ -18,7 +19,7 @@ ch_index_open(int dirfd, struct ch_index *ix, struct ch_error *err)
 	struct stat st;
 
 	ix->fd = ch_open_file(dirfd, CH_IDX_FILE, O_RDONLY, 0);
-	if (ix->fd < 0 && errno == ENOENT && ch_dir_removed(dirfd))
+	if (ix->fd < 0 && errno == ENOENT && ch_channel_removing(dirfd))
 		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 	if (ix->fd < 0)
 		return ch_err_sys(err, errno == ENOENT ? CH_EXIT_DATAERR :

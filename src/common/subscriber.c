@@ -652,7 +652,8 @@ ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
 static int
 commit_failed(struct ch_sub *s, struct ch_error *err)
 {
-	if (errno == ENOENT && ch_channel_removed(s->ch))
+	if (errno == ENOENT && s->ch->dirfd >= 0 &&
+	    ch_channel_removing(s->ch->dirfd))
 		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 	return ch_err_sys(err, CH_EXIT_FAIL, "commit offset of subscriber '%s'",
 	    s->name);

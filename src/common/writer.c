@@ -139,8 +139,10 @@ open_segment(struct ch_writer *w, uint64_t base, struct ch_error *err)
 
 	if (ch_segment_open(w->ch->dirfd, base, 1, &fd, &h, err) < 0) {
 		if (err->code == CH_EXIT_NOINPUT &&
-		    !ch_dir_removed(w->ch->dirfd))
+		    !ch_channel_removing(w->ch->dirfd))
 			err->code = CH_EXIT_DATAERR;
+		else if (err->code == CH_EXIT_NOINPUT)
+			ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 		return -1;
 	}
 	if (w->segfd >= 0)
