@@ -509,8 +509,21 @@ main(int argc, const char **argv)
 		ch_progress_init(&prog, 1, what);
 		so.progress = &prog;
 	}
-	if (ch_session_open(&ch, &so, &sess, &err) < 0)
+	/* Stop signals count from here: one that ends a --wait in the
+	 * queue ends chsub as one that comes while it runs (0). */
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_signal;	/* no SA_RESTART: waits return EINTR */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ch_lock_stop = &stop;
+	if (ch_session_open(&ch, &so, &sess, &err) < 0) {
+		if (stop && err.sys_errno == EINTR)
+			exit(ch_finish(0));	/* nothing read, nothing to say */
 		ch_die_err(chname, &err);
+	}
+	ch_lock_stop = NULL;
 	if (prog.on) {
 		/* From the subscriber's offset to the end as it is now. */
 		struct ch_end end;
@@ -519,12 +532,6 @@ main(int argc, const char **argv)
 			    sess.done_seq, end.seq);
 	}
 
-	struct sigaction sa = { 0 };
-	sa.sa_handler = on_signal;	/* no SA_RESTART: waits return EINTR */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	/* A pipe that holds a whole output batch: one write(2) per batch and
 	 * fewer wake-ups of the reader on the other end (no-op on a file). */
 	(void)fcntl(1, F_SETPIPE_SZ, OUT_FLUSH);

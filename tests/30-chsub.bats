@@ -307,6 +307,23 @@ b"
 	assert_output "c"
 }
 
+@test "--wait: SIGTERM, SIGINT or SIGHUP while queued ends it with 0 and nothing read, as while it runs (it was killed: 143)" {
+	chsub "$CH" s
+	follow s
+	local first=$BG sig ino
+	ino=$(stat -c %i "$CH/subscribers/s/lock")
+	for sig in TERM INT HUP; do
+		start_bg chsub --wait "$CH" s >"$T/second" 2>"$T/second.err"
+		# queued: its flock of the subscriber's lock is blocked
+		wait_until 20 'grep -q "^[0-9]*: -> FLOCK  ADVISORY  WRITE $BG [0-9a-f:]*:$ino " /proc/locks'
+		kill -"$sig" "$BG"
+		wait_for 10 gone "$BG"
+		run -0 wait "$BG"
+		assert_equal "$(cat "$T/second" "$T/second.err")" ""
+	done
+	kill -0 "$first"
+}
+
 @test "a subscriber behind the earliest record warns with the amount skipped and continues" {
 	set_config segment_bytes 4096
 	chsub --from=earliest "$CH" s

@@ -33,12 +33,14 @@ ch_lock_open_existing(int dirfd, const char *name, int *fdp,
 	return 0;
 }
 
+volatile sig_atomic_t *ch_lock_stop;
+
 int
 ch_flock(int fd, int op, int64_t wait_ns)
 {
 	if (wait_ns == CH_LOCK_WAIT) {
 		while (flock(fd, op) < 0) {
-			if (errno != EINTR)
+			if (errno != EINTR || (ch_lock_stop && *ch_lock_stop))
 				return -1;
 		}
 		return 0;

@@ -10,6 +10,7 @@
 #ifndef CH_LOCK_H
 #define CH_LOCK_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -38,5 +39,10 @@ int ch_lock_open_existing(int dirfd, const char *name, int *fdp,
  * EWOULDBLOCK (busy / timed out) or another error.
  */
 int ch_flock(int fd, int op, int64_t wait_ns);
+
+/* When set, a wait for a lock (CH_LOCK_WAIT) that a signal interrupts
+ * with *ch_lock_stop non-zero ends: -1, errno EINTR (chsub --wait's stop
+ * signals: a queued chsub told to stop exits 0, as when it runs). */
+extern volatile sig_atomic_t *ch_lock_stop;
 
 #endif
