@@ -509,13 +509,6 @@ report(FILE *f, const char **chans, size_t nch, int tty)
 }
 
 /*
- * --output: write to FILE.tmp.PID beside FILE, sync it, rename it over
- * FILE, sync the directory.  The temporary file is created exclusively
- * (ch_open_temp): a FIFO, a symlink or a hard link planted at its name
- * is removed, never opened, so it can neither block chlag nor be written
- * through.
- */
-/*
  * The new report keeps the mode and group of the one it replaces, as
  * sponge(1) does: a 0640 file of the node exporter's group stays readable
  * by it, whatever umask cron runs chlag under.  A group this process may
@@ -538,6 +531,13 @@ keep_mode(int dfd, const char *base, int fd)
 	return 0;
 }
 
+/*
+ * --output: write to FILE.tmp.PID beside FILE, sync it, rename it over
+ * FILE, sync the directory.  The temporary file is created exclusively
+ * (ch_open_temp): a FIFO, a symlink or a hard link planted at its name
+ * is removed, never opened, so it can neither block chlag nor be written
+ * through.
+ */
 static int
 report_to_file(const char *path, const char **chans, size_t nch)
 {
@@ -705,18 +705,9 @@ main(int argc, const char **argv)
 		sa.sa_flags = SA_RESTART | SA_RESETHAND;
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
-		int tty = isatty(1), first = 1;
+		int tty = isatty(1);
 		do {
 			char *buf = NULL;
-			if (from_root && !first) {
-				/* channels made or removed since count too */
-				for (size_t i = 0; i < nch; i++)
-					free(owned[i]);
-				free(owned);
-				owned = root_channels(&nch);
-				args = (const char **)owned;
-			}
-			first = 0;
 			size_t len = 0;
 			FILE *mem = open_memstream(&buf, &len);
 			if (!mem)
@@ -747,6 +738,14 @@ main(int argc, const char **argv)
 			struct timespec ts = { (time_t)(watch_ns / 1000000000),
 			    (long)(watch_ns % 1000000000) };
 			nanosleep(&ts, NULL);
+			if (from_root && !stop) {
+				/* channels made or removed since count too */
+				for (size_t i = 0; i < nch; i++)
+					free(owned[i]);
+				free(owned);
+				owned = root_channels(&nch);
+				args = (const char **)owned;
+			}
 		} while (!stop);
 	}
 	for (size_t i = 0; owned && i < nch; i++)

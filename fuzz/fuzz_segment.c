@@ -251,10 +251,10 @@ probe(struct ch_channel *ch, const char *dir)
 		struct ch_reader *r;
 		if (ch_reader_open(ch, seen[i], 1, &r, &err) == 0)
 			ch_reader_close(r);
-		(void)ch_record_time(ch, seen[i], &ts, &err);
-		(void)ch_record_time(ch, seen[i] + 1, &ts, &err);
+		(void)ch_record_time(ch, seen[i], &ts, NULL, &err);
+		(void)ch_record_time(ch, seen[i] + 1, &ts, NULL, &err);
 	}
-	(void)ch_record_time(ch, end.offset, &ts, &err);
+	(void)ch_record_time(ch, end.offset, &ts, NULL, &err);
 	/* forward from the start; back from the end */
 	(void)ch_seek_seq(ch, start.seq + 1, start.offset, start.seq, &off,
 	    &err);

@@ -266,19 +266,21 @@ check_setup(struct ch_channel *ch, int flags, struct ch_error *err)
 static int
 refuse_foreign(int dirfd, struct ch_error *err)
 {
+	char owner[64], who[96], hint[192];
 	struct passwd *pw;
 	struct stat st;
-	mode_t mask;
 
 	if (geteuid() != 0)
 		return 0;
 	if (fstat(dirfd, &st) < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "open channel");
-	mask = umask(0);
-	umask(mask);
 	int group = (st.st_mode & S_ISGID) && (st.st_mode & S_IWGRP);
-	if (group && !(mask & S_IWGRP))
-		return 0;
+	if (group) {
+		mode_t mask = umask(0);
+		umask(mask);
+		if (!(mask & S_IWGRP))
+			return 0;
+	}
 	if (st.st_uid == 0 && fstatat(dirfd, CH_IDX_FILE, &st,
 	    AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
@@ -287,25 +289,25 @@ refuse_foreign(int dirfd, struct ch_error *err)
 	}
 	if (st.st_uid == 0)
 		return 0;
-	const char *alt = group ? "; or, as a member of the group that shares "
-	    "it, under umask 002" : "";
+	unsigned long uid = (unsigned long)st.st_uid;
 	/* runuser -u takes a name only; setpriv takes a number */
-	pw = getpwuid(st.st_uid);
-	if (pw) {
-		const char *o = pw->pw_name;
-		return ch_err(err, CH_EXIT_FAIL, "owned by %s (uid %lu): "
-		    "refusing to change it as root: the files root creates or "
-		    "rewrites there would be root's and lock %s out "
-		    "(\"Permission denied\"); run this as %s: runuser -u %s -- "
-		    "COMMAND, or from %s's crontab%s", o,
-		    (unsigned long)st.st_uid, o, o, o, o, alt);
+	if ((pw = getpwuid(st.st_uid))) {
+		snprintf(owner, sizeof owner, "%.63s", pw->pw_name);
+		snprintf(who, sizeof who, "%s (uid %lu)", owner, uid);
+		snprintf(hint, sizeof hint, "runuser -u %s -- COMMAND, or from "
+		    "%s's crontab", owner, owner);
+	} else {
+		snprintf(owner, sizeof owner, "uid %lu", uid);
+		snprintf(who, sizeof who, "%s", owner);
+		snprintf(hint, sizeof hint, "setpriv --reuid=%lu --regid=GID "
+		    "--clear-groups COMMAND", uid);
 	}
-	return ch_err(err, CH_EXIT_FAIL, "owned by uid %lu: refusing to change "
-	    "it as root: the files root creates or rewrites there would be "
-	    "root's and lock uid %lu out (\"Permission denied\"); run this "
-	    "as uid %lu: setpriv --reuid=%lu --regid=GID --clear-groups "
-	    "COMMAND%s", (unsigned long)st.st_uid, (unsigned long)st.st_uid,
-	    (unsigned long)st.st_uid, (unsigned long)st.st_uid, alt);
+	return ch_err(err, CH_EXIT_FAIL, "owned by %s: refusing to change it "
+	    "as root: the files root creates or rewrites there would be root's "
+	    "and lock %s out (\"Permission denied\"); run this as %s: %s%s",
+	    who, owner, owner, hint,
+	    group ? "; or, as a member of the group that shares it, under "
+	    "umask 002" : "");
 }
 
 int
@@ -393,6 +395,17 @@ ch_channel_removing(int dirfd)
 }
 
 int
+ch_segment_must_exist(int dirfd, struct ch_error *err)
+{
+	if (err->code != CH_EXIT_NOINPUT)
+		return -1;
+	if (ch_channel_removing(dirfd))
+		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
+	err->code = CH_EXIT_DATAERR;
+	return -1;
+}
+
+int
 ch_channel_removed(const struct ch_channel *ch)
 {
 	return ch->dirfd >= 0 && ch_dir_removed(ch->dirfd);
@@ -451,14 +464,8 @@ channel_end(struct ch_channel *ch, struct ch_end *end, int sync,
 	ch_index_close(&ix);
 	base = e.base;
 	for (int hops = 0;; hops++) {
-		if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0) {
-			if (err->code == CH_EXIT_NOINPUT &&
-			    !ch_channel_removing(ch->dirfd))
-				err->code = CH_EXIT_DATAERR;
-			else if (err->code == CH_EXIT_NOINPUT)
-				ch_err(err, CH_EXIT_NOINPUT, "channel removed");
-			return -1;
-		}
+		if (ch_segment_open(ch->dirfd, base, 0, &fd, &h, err) < 0)
+			return ch_segment_must_exist(ch->dirfd, err);
 		/* A torn tail may be a write in progress: look again briefly
 		 * before believing it.  Again from the valid end found, a
 		 * record boundary that stays one (writers and repairs only

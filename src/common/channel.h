@@ -72,6 +72,11 @@ int ch_channel_removed(const struct ch_channel *ch);
  * (65) or a failure (1), never for the usual ones (errno is kept). */
 int ch_channel_removing(int dirfd);
 
+/* ch_segment_open failed (err) on a segment that must be there: if it is
+ * missing (CH_EXIT_NOINPUT), that is "channel removed" when the channel
+ * is going, else damage (CH_EXIT_DATAERR).  Returns -1. */
+int ch_segment_must_exist(int dirfd, struct ch_error *err);
+
 /* Where the channel ends now (no lock taken). */
 struct ch_end {
 	uint64_t offset;	/* offset the next record will get */

@@ -169,14 +169,11 @@ expire(struct ch_channel *ch, const struct ch_compact_opts *o,
 				continue;
 			}
 			/* busy: a chsub started since; else an error */
-			if (err.code == CH_EXIT_TEMPFAIL) {
-				report(o, CH_REPORT_INFO, "not expiring "
-				    "subscriber '%s': %s", subs[i].name, err.msg);
-			} else {
-				report(o, CH_REPORT_WARN, "not expiring "
-				    "subscriber '%s': %s", subs[i].name, err.msg);
-				res->failed++;
-			}
+			int busy = err.code == CH_EXIT_TEMPFAIL;
+			report(o, busy ? CH_REPORT_INFO : CH_REPORT_WARN,
+			    "not expiring subscriber '%s': %s", subs[i].name,
+			    err.msg);
+			res->failed += !busy;
 			continue;
 		}
 		/* A chsub may have run, committed or not, since we read. */

@@ -44,7 +44,6 @@ int ch_open_file(int dirfd, const char *name, int flags, mode_t mode);
  * is kept. */
 int ch_dir_removed(int dirfd);
 
-
 /* Open a directory under dirfd (never through a symlink). */
 int ch_open_dir(int dirfd, const char *name);
 

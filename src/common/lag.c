@@ -244,21 +244,18 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct ch_lagrow *r = &rows[k++];
 		struct ch_offset off;
 		struct ch_error e;
+		int rc = ch_sub_read(ch, names[i], &off, &e);
 
+		if (rc < 0 && e.code == CH_EXIT_NOINPUT)
+			continue;	/* deleted since listed: no row */
+		struct ch_lagrow *r = &rows[k++];
 		r->channel = ch->arg;
 		snprintf(r->subscriber, sizeof r->subscriber, "%s", names[i]);
 		r->end = end.offset;
 		r->end_seq = end.seq;
 		r->pid = ch_sub_running(ch, names[i]);
-		int rc = ch_sub_read(ch, names[i], &off, &e);
-		if (rc < 0 && e.code == CH_EXIT_NOINPUT) {
-			memset(r, 0, sizeof *r);	/* deleted since listed */
-			k--;
-			continue;
-		}
 		if (rc < 0) {
 			/* damage is INVALID, as an offset that disagrees
 			 * with the data: chsub cannot resume from it */
@@ -282,10 +279,8 @@ ch_lag_collect(struct ch_channel *ch, const struct ch_lag_opts *o,
 			int behind = off.offset < start.offset;
 			uint64_t at = behind ? start.offset : off.offset;
 			int64_t ts = 0, written = 0;
-			if (ch_record_time(ch, at, &ts, &e) < 0)
-				ts = 0;
-			if (ch_record_written_by(ch, at, &written, &e) < 0)
-				written = 0;
+			if (ch_record_time(ch, at, &ts, &written, &e) < 0)
+				ts = written = 0;
 			r->age_ns = oldest_age(&off, behind ? start.seq : off.seq,
 			    ts, written, now);
 		}

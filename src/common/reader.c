@@ -1183,44 +1183,29 @@ ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t from,
 }
 
 int
-ch_record_written_by(struct ch_channel *ch, uint64_t offset, int64_t *when,
-    struct ch_error *err)
+ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
+    int64_t *written, struct ch_error *err)
 {
 	struct ch_seghdr h;
 	struct stat st;
 	uint64_t pos;
-	int64_t ts;
 	int fd, type;
 
-	*when = 0;
-	if (ch_channel_locate(ch, offset, &fd, &h, &pos, err) < 0)
-		return -1;
-	int rc = ch_segment_peek(fd, &h, pos, &type, &ts);
-	if (rc == 0 && fstat(fd, &st) < 0)
-		rc = -1;
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	if (rc < 0)
-		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
-	if (type != CH_REC_SEAL)
-		*when = (int64_t)st.st_mtim.tv_sec * 1000000000 +
-		    st.st_mtim.tv_nsec;
-	return 0;
-}
-
-int
-ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
-    struct ch_error *err)
-{
-	struct ch_seghdr h;
-	uint64_t pos;
-	int fd, type;
-
+	if (written)
+		*written = 0;
 	if (ch_channel_locate(ch, offset, &fd, &h, &pos, err) < 0)
 		return -1;
 	int rc = ch_segment_peek(fd, &h, pos, &type, ts);
+	if (rc == 0 && written && type != CH_REC_SEAL) {
+		if (fstat(fd, &st) < 0)
+			rc = -1;
+		else
+			*written = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+			    st.st_mtim.tv_nsec;
+	}
+	int saved = errno;
 	close(fd);
+	errno = saved;
 	if (rc < 0)
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
 	if (type != CH_REC_DATA)

@@ -119,15 +119,12 @@ int ch_seek_time(struct ch_channel *ch, int64_t ts, uint64_t *offset,
 int ch_seek_seq(struct ch_channel *ch, uint64_t seq, uint64_t from,
     uint64_t from_seq, uint64_t *offset, struct ch_error *err);
 
-/* Time of the record at offset (0 at the end): for time lag. */
-int ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
-    struct ch_error *err);
-
-/* When the segment holding the record at offset was last written (its
+/* Time of the record at offset (0 at the end): for time lag.  With
+ * `written`, also when the segment holding it was last written (its
  * mtime, ns since the epoch): the record was written no later, whatever
- * its time stamp says.  0 if not known (at a seal: the record is the next
+ * its time stamp says; 0 if not known (at a seal: the record is the next
  * segment's). */
-int ch_record_written_by(struct ch_channel *ch, uint64_t offset,
-    int64_t *when, struct ch_error *err);
+int ch_record_time(struct ch_channel *ch, uint64_t offset, int64_t *ts,
+    int64_t *written, struct ch_error *err);
 
 #endif

@@ -137,14 +137,8 @@ open_segment(struct ch_writer *w, uint64_t base, struct ch_error *err)
 	int fd;
 	struct ch_seghdr h;
 
-	if (ch_segment_open(w->ch->dirfd, base, 1, &fd, &h, err) < 0) {
-		if (err->code == CH_EXIT_NOINPUT &&
-		    !ch_channel_removing(w->ch->dirfd))
-			err->code = CH_EXIT_DATAERR;
-		else if (err->code == CH_EXIT_NOINPUT)
-			ch_err(err, CH_EXIT_NOINPUT, "channel removed");
-		return -1;
-	}
+	if (ch_segment_open(w->ch->dirfd, base, 1, &fd, &h, err) < 0)
+		return ch_segment_must_exist(w->ch->dirfd, err);
 	if (w->segfd >= 0)
 		close(w->segfd);
 	w->segfd = fd;
