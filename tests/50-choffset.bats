@@ -332,6 +332,33 @@ damaged_middle() {
 	done
 }
 
+@test "--time is not misled by a damaged time field in a segment's first record (format 1): the answer in the segment before is found" {
+	local i segs mid first want t
+	CH=$T/ch1
+	CH_FORMAT=1 CH_BIRTH=-2h new_channel segment_bytes=4096
+	for ((i = 1; i <= 40; i++)); do
+		printf 'r%02d-%0500d\n' "$i" 0 | faketime -f "-$((41 - i))m" chpub "$CH"
+	done
+	mapfile -t segs < <(segments)
+	((${#segs[@]} >= 4)) || fail "${#segs[@]} segments"
+	# The binary search looks at the middle segment first; its first
+	# record's time, sign byte flipped, reads as long before anything.
+	mid=${segs[${#segs[@]} / 2]}
+	first=$((10#${mid%.seg}))
+	# The answer: the last record but one before it.
+	want=$(chsub --peek --from=earliest --format='%o\n' "$CH" |
+	    awk -v f="$first" '$1 < f' | tail -2 | head -1)
+	t=$(chsub --peek --from="$want" -n 1 --format='%t' "$CH")
+	flip_byte "$CH/$mid" $((64 + 24 + 7))
+	run -65 chcompact --check "$CH"
+	choffset --create --earliest "$CH" s >/dev/null
+	run -0 --separate-stderr choffset --time="$t" "$CH" s
+	assert_output "s 0 -> $want"
+	assert_equal "$stderr" ""
+	run -0 chsub --peek --from="$t" -n 1 --format='%o' "$CH"
+	assert_output "$want"
+}
+
 @test "--shift across corrupt data in an earlier segment than the new offset fails 65, in every format (it counted across it)" {
 	local fmt segs base2 bad n2 first
 	for fmt in 1 2 3; do

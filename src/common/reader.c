@@ -1010,7 +1010,8 @@ ch_reader_next(struct ch_reader *r, struct ch_rec *rec, struct ch_error *err)
 	}
 }
 
-/* Time of the first record of segment `base` (0 if it has none). */
+/* Time of the first record of segment `base` (0 if it has none), as
+ * peeked: unverified. */
 static int
 first_record_time(struct ch_channel *ch, uint64_t base, int64_t *ts,
     struct ch_error *err)
@@ -1026,6 +1027,30 @@ first_record_time(struct ch_channel *ch, uint64_t base, int64_t *ts,
 		return ch_err_sys(err, CH_EXIT_FAIL, "read segment");
 	if (type != CH_REC_DATA)
 		*ts = 0;
+	return 0;
+}
+
+/* *sound: the record at offset is whole, its checksum right, and its time
+ * ts (0 if it is damaged, or not there). */
+static int
+record_sound(struct ch_channel *ch, uint64_t offset, int64_t ts, int *sound,
+    struct ch_error *err)
+{
+	struct ch_reader *r;
+	struct ch_rec rec;
+	struct ch_error e;
+	int rc = -1;
+
+	*sound = 0;
+	if (ch_reader_open(ch, offset, 0, &r, &e) == 0) {
+		rc = ch_reader_next(r, &rec, &e);
+		ch_reader_close(r);
+	}
+	if (rc < 0 && e.code != CH_EXIT_DATAERR) {
+		*err = e;
+		return -1;
+	}
+	*sound = rc > 0 && rec.offset == offset && rec.h.ts == ts;
 	return 0;
 }
 
@@ -1117,18 +1142,27 @@ ch_seek_time(struct ch_channel *ch, int64_t ts, uint64_t *offset,
 	if (ch_index_open(ch->dirfd, &ix, err) < 0)
 		return -1;
 	/* Last segment whose first record is older than ts: the answer is
-	 * in it or at the start of the next.  Times never decrease. */
+	 * in it or at the start of the next.  Times never decrease.  A
+	 * peeked time that sends the search on is checked against the
+	 * record's checksum: a flipped bit in it (format 1 stores the time
+	 * whole; formats 2 and 3 relative to the segment's creation, which
+	 * bounds it from below) must not pass over the segment before.  One
+	 * whose first record's time is not known counts as not older: the
+	 * scan starts before it, which costs only time. */
 	lo = s.index_pos;
 	hi = ix.count;
 	while (hi - lo > 1) {
 		uint64_t mid = lo + (hi - lo) / 2;
 		int64_t t0;
+		int sound = 1;
 		if (ch_index_get(&ix, mid, &e, err) < 0 ||
-		    first_record_time(ch, e.base, &t0, err) < 0) {
+		    first_record_time(ch, e.base, &t0, err) < 0 ||
+		    (t0 != 0 && t0 < ts &&
+		    record_sound(ch, e.base, t0, &sound, err) < 0)) {
 			ch_index_close(&ix);
 			return -1;
 		}
-		if (t0 != 0 && t0 < ts)
+		if (t0 != 0 && t0 < ts && sound)
 			lo = mid;
 		else
 			hi = mid;
