@@ -601,28 +601,22 @@ Try 'chsub --help' for more information."
 @test "a channel half removed (its files going, the directory not yet): 66, channel removed, not damage" {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
 	need_chfault
-	chsub "$CH" s
-	chpub "$CH" a
-	CHFAULT_RUN="rm -f '$CH/index' '$CH/channel.yaml'" \
-	    CHFAULT_RUN_AT=open:index:1 LD_PRELOAD="$CHFAULT" \
-	    run -66 --separate-stderr chsub "$CH" s
-	assert_equal "$stderr" "chsub: $CH: channel removed"
-	rm -rf "$CH"
-	new_channel
-	chsub "$CH" s
-	chpub "$CH" a
-	CHFAULT_RUN="rm -rf '$CH/subscribers' '$CH/channel.yaml'" \
-	    CHFAULT_RUN_AT=open:offset.tmp:1 LD_PRELOAD="$CHFAULT" \
-	    run -66 --separate-stderr chsub "$CH" s
-	assert_equal "$stderr" "chsub: $CH: channel removed"
+	# chsub on a fresh channel with one record, CMD run at call AT
+	removed_at() {
+		rm -rf "$CH"
+		new_channel
+		chsub "$CH" s
+		chpub "$CH" a
+		CHFAULT_RUN="$1" CHFAULT_RUN_AT=$2 LD_PRELOAD="$CHFAULT" \
+		    run --separate-stderr chsub "$CH" s
+	}
+	removed_at "rm -f '$CH/index' '$CH/channel.yaml'" open:index:1
+	assert_equal "$status $stderr" "66 chsub: $CH: channel removed"
+	removed_at "rm -rf '$CH/subscribers' '$CH/channel.yaml'" open:offset.tmp:1
+	assert_equal "$status $stderr" "66 chsub: $CH: channel removed"
 	# an index lost by a channel that stays is damage, as before
-	rm -rf "$CH"
-	new_channel
-	chsub "$CH" s
-	chpub "$CH" a
-	CHFAULT_RUN="rm -f '$CH/index'" CHFAULT_RUN_AT=open:index:1 \
-	    LD_PRELOAD="$CHFAULT" run -65 --separate-stderr chsub "$CH" s
-	assert_equal "$stderr" "chsub: $CH: segment index: No such file or directory"
+	removed_at "rm -f '$CH/index'" open:index:1
+	assert_equal "$status $stderr" "65 chsub: $CH: segment index: No such file or directory"
 }
 
 @test "SIGTERM stops a follower cleanly with its offset committed" {

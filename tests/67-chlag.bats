@@ -497,21 +497,20 @@ assert sorted(r) == ["channel", "error", "running", "status", "subscriber"], sor
 assert r["status"] == sys.argv[3] and r["subscriber"] == "broken" and r["running"] is False, r
 assert sys.argv[4] in r["error"], r
 print("ok")'
+	# rows CODE STATUS ERROR: the one row in both formats
+	rows() {
+		local f
+		for f in json yaml; do
+			run -"$1" chlag --$f "$CH"
+			run -0 python3 -c "$check" "$output" $f "$2" "$3"
+			assert_output ok
+		done
+	}
 	unreadable_offset broken
-	run -3 chlag --json "$CH"
-	run -0 python3 -c "$check" "$output" json ERROR "offset: Is a directory"
-	assert_output ok
-	run -3 chlag --yaml "$CH"
-	run -0 python3 -c "$check" "$output" yaml ERROR "offset: Is a directory"
-	assert_output ok
+	rows 3 ERROR "offset: Is a directory"
 	rmdir "$CH/subscribers/broken/offset"
 	echo garbage >"$CH/subscribers/broken/offset"
-	run -2 chlag --json "$CH"
-	run -0 python3 -c "$check" "$output" json INVALID "offset file is not a chtools offset file"
-	assert_output ok
-	run -2 chlag --yaml "$CH"
-	run -0 python3 -c "$check" "$output" yaml INVALID "offset file is not a chtools offset file"
-	assert_output ok
+	rows 2 INVALID "offset file is not a chtools offset file"
 	# the table, Nagios and Prometheus: no numbers either
 	run -2 chlag "$CH"
 	assert_line --regexp "^$CH +broken +- +- +- +- +- +- +INVALID$"
