@@ -288,6 +288,41 @@ b"
 	assert_equal "$stderr" "chsub: $CH: subscriber 's' is held by another chsub (pid $BG); use --wait to queue"
 }
 
+@test "a second chsub that finds the holder between its two locks still names it" {
+	chsub "$CH" s
+	# The holder takes the subscriber's flock, and its fcntl lock (which
+	# names it) only once the second chsub sleeps (clock_nanosleep, 230
+	# on x86-64, 101 on arm64): a chsub descheduled between the two.
+	# The second chsub used to say "locked by another process" at once.
+	# (The holder ends with the second chsub: python3 may be a wrapper,
+	# whose pid a teardown would kill.)
+	start_bg python3 -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+open(sys.argv[3], "w").write("%d\n" % os.getpid())
+open(sys.argv[2], "w").close()
+end = time.time() + 20
+while not os.path.getsize(sys.argv[2]) and time.time() < end:
+    time.sleep(0.001)
+pid = open(sys.argv[2]).read().strip()
+while time.time() < end:
+    try:
+        call = open("/proc/%s/syscall" % pid).read().split()[0]
+    except (OSError, IndexError):
+        break
+    if call in ("230", "101"):
+        break
+    time.sleep(0.0002)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+while os.path.exists("/proc/" + pid) and time.time() < end:
+    time.sleep(0.01)' "$CH/subscribers/s/lock" "$T/pid" "$T/holder"
+	wait_for 10 test -e "$T/pid"
+	run -75 --separate-stderr sh -c 'echo $$ >"$1"; exec chsub "$2" s' sh "$T/pid" "$CH"
+	assert_equal "$stderr" "chsub: $CH: subscriber 's' is held by another chsub (pid $(cat "$T/holder")); use --wait to queue"
+	wait_exit 20 "$BG"
+}
+
 @test "--wait queues behind the running chsub" {
 	chsub "$CH" s
 	follow s

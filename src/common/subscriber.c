@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -111,6 +112,25 @@ holder_pid(int fd)
 }
 
 /*
+ * The pid of a chsub holding the lock file's flock, 0 if the holder is no
+ * chsub (choffset, chcompact take only the flock).  A chsub takes its
+ * fcntl lock right after the flock: one seen between the two is given a
+ * few milliseconds, so that "busy" names it.
+ */
+static pid_t
+running_holder(int fd)
+{
+	const struct timespec ms = { 0, 1000000 };
+	pid_t pid = holder_pid(fd);
+
+	for (int i = 0; pid == 0 && i < 20; i++) {
+		nanosleep(&ms, NULL);
+		pid = holder_pid(fd);
+	}
+	return pid;
+}
+
+/*
  * A lock file just created by a process that is not the subscriber's
  * consumer (choffset, chcompact: administration): its creation time
  * would read as a run now, and keep the subscriber for another whole
@@ -195,7 +215,7 @@ ch_sub_acquire(struct ch_channel *ch, const char *name, int64_t wait_ns,
 		}
 		if (ch_flock(lfd, LOCK_EX, wait_ns) < 0) {
 			if (errno == EWOULDBLOCK) {
-				pid_t pid = holder_pid(lfd);
+				pid_t pid = running_holder(lfd);
 				if (pid > 0)
 					ch_err(err, CH_EXIT_TEMPFAIL,
 					    "subscriber '%s' is held by another "
