@@ -142,6 +142,35 @@ two"
 	run -0 chcompact --check "$CH"
 }
 
+@test "a channel.yaml that names no format keeps the channel's format: written over a format 3 or 2 channel, it lowers nothing; a format 1 channel stays format 1" {
+	local f want
+	for f in 3 2 1; do
+		CH=$T/ch$f
+		CH_FORMAT=$f new_channel
+		chpub "$CH" a
+		# limits kept in the channel, as chcompact(1) shows them
+		printf 'retention:\n  max_age: 7d\nexpire: 30d\n' >"$CH/channel.yaml"
+		chpub "$CH" b
+		echo c | chpub "$CH"
+		run -0 segments
+		assert_equal "${#lines[@]} $(u32 "$CH/${lines[0]}" 8)" "1 $f"
+		if ((f >= 2)); then
+			run -0 chpub --atomic "$CH" d
+		else
+			run -1 --separate-stderr chpub --atomic "$CH" d
+			assert_equal "$stderr" "chpub: $CH: atomic publishing needs a format 2 or 3 channel (this one is format 1; set 'format: 3' in channel.yaml to upgrade it)"
+		fi
+		: >"$CH/channel.yaml"	# an empty file: the same
+		chpub "$CH" e
+		assert_equal "$(segments | wc -l)" 1
+		want=$'a\nb\nc\n'
+		((f == 1)) || want+=$'d\n'
+		run -0 chsub --peek --from=earliest "$CH"
+		assert_output "${want}e"
+		run -0 chcompact --check "$CH"
+	done
+}
+
 @test "a crash in the middle of rewriting an empty segment's header is repaired by the next writer" {
 	CH_FORMAT=1 new_channel
 	# A torn header: the rewrite stopped after 10 bytes.

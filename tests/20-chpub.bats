@@ -136,10 +136,10 @@ preseed() {
 	cmp "$T/want" "$CH/channel.yaml"
 }
 
-@test "a pre-seeded channel.yaml without format makes a format 1 channel, as the file says" {
+@test "a pre-seeded channel.yaml without format makes a channel in the format of a new one (3, or CH_FORMAT)" {
 	preseed 'segment_bytes: 4096\n'
 	seq 3 | chpub "$CH"
-	assert_equal "$(u32 "$(seg0)" 8)" 1
+	assert_equal "$(u32 "$(seg0)" 8)" "${CH_FORMAT:-3}"
 	run -0 chsub --peek "$CH"
 	assert_output "$(seq 3)"
 	cmp "$T/want" "$CH/channel.yaml"

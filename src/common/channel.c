@@ -231,6 +231,29 @@ finish_setup(int dirfd, int format, struct ch_error *err)
 	return rc;
 }
 
+/* The format of the newest segment, for a channel.yaml that names none:
+ * writers go on in it.  1 (what such a file meant before format 2) if it
+ * cannot be read: writers that look at it then say what is wrong. */
+static int
+newest_format(int dirfd)
+{
+	struct ch_error ignored;
+	struct ch_index ix;
+	struct ch_idxent e;
+	struct ch_seghdr h;
+	int fd, format = 1;
+
+	if (ch_index_open(dirfd, &ix, &ignored) < 0)
+		return format;
+	if (ch_index_get(&ix, ix.count - 1, &e, &ignored) == 0 &&
+	    ch_segment_open(dirfd, e.base, 0, &fd, &h, &ignored) == 0) {
+		format = (int)h.format;
+		close(fd);
+	}
+	ch_index_close(&ix);
+	return format;
+}
+
 /* A channel.yaml without an index: chpub sets the channel up; to every
  * other tool it does not exist yet.  A directory holding more than setup
  * files is left to fail as the damaged channel it is. */
@@ -242,8 +265,13 @@ check_setup(struct ch_channel *ch, int flags, struct ch_error *err)
 
 	if (missing <= 0)
 		return missing;
-	if (flags & CH_OPEN_CREATE)
-		return finish_setup(ch->dirfd, ch->cfg.format, err);
+	if (flags & CH_OPEN_CREATE) {
+		int format = ch->cfg.format;
+		if (format == CH_FORMAT_UNSET &&
+		    ch_config_new_format(&format, err) < 0)
+			return -1;
+		return finish_setup(ch->dirfd, format, err);
+	}
 	if (check_empty(ch->dirfd, 1, &ignored) < 0)
 		return 0;
 	return ch_err(err, CH_EXIT_NOINPUT, "not set up yet: %s is there "
@@ -352,6 +380,8 @@ ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
 	if (ch_config_load(ch->dirfd, &ch->cfg, err) < 0 ||
 	    check_setup(ch, flags, err) < 0)
 		goto fail;
+	if (ch->cfg.format == CH_FORMAT_UNSET)
+		ch->cfg.format = newest_format(ch->dirfd);
 	return 0;
 fail:
 	close(ch->dirfd);

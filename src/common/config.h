@@ -14,10 +14,12 @@
 
 #include "error.h"
 
-/* A channel.yaml without `format` is format 1 (as channels were before
- * format 2 existed); new channels get CH_FORMAT_NEW, or the format in the
- * environment variable CH_FORMAT. */
-#define CH_FORMAT_UNSET 1
+/* A channel.yaml without `format`: ch_channel_open takes the format of the
+ * channel's newest segment (format 1 for channels made before format 2
+ * existed), so that such a file never lowers a channel's format; a channel
+ * set up from such a file, and every new channel, gets CH_FORMAT_NEW, or
+ * the format in the environment variable CH_FORMAT. */
+#define CH_FORMAT_UNSET 0
 #define CH_FORMAT_NEW 3
 #define CH_CONFIG_FILE "channel.yaml"
 #define CH_MIN_SEGMENT_BYTES 4096

@@ -278,7 +278,7 @@ adopt_format(struct ch_writer *w, uint32_t format, struct ch_error *err)
 }
 
 /* Read channel.yaml again and write the format it names.  Should it not
- * read (half saved by an editor, say), write `fallback`. */
+ * read (half saved by an editor, say), or name none, write `fallback`. */
 static int
 reread_format(struct ch_writer *w, uint32_t fallback, struct ch_error *err)
 {
@@ -291,7 +291,8 @@ reread_format(struct ch_writer *w, uint32_t fallback, struct ch_error *err)
 	    ch_config_load(w->ch->dirfd, &c, &ignored) == 0) {
 		w->cfg_st = st;
 		w->have_cfg_st = 1;
-		fallback = (uint32_t)c.format;
+		if (c.format != CH_FORMAT_UNSET)
+			fallback = (uint32_t)c.format;
 	}
 	return adopt_format(w, fallback, err);
 }
