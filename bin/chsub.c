@@ -329,6 +329,29 @@ after_records(uint64_t count, uint64_t got, int64_t timeout,
 	return 0;
 }
 
+/* -v: where a new subscriber starts, and what it leaves unread (a work
+ * queue registered at the end skips the jobs already queued). */
+static void
+say_registered(struct ch_channel *ch, const char *name)
+{
+	struct ch_start st;
+	struct ch_error e;
+
+	if (!ch_verbose)
+		return;
+	if (ch_channel_start(ch, &st, &e) == 0 && sess.off.seq > st.seq) {
+		uint64_t n = sess.off.seq - st.seq;
+		ch_info(chname, "registered subscriber '%s' at offset %llu; "
+		    "the %llu record%s before it %s not read (--from=earliest "
+		    "reads them)", name, (unsigned long long)sess.off.offset,
+		    (unsigned long long)n, n == 1 ? "" : "s",
+		    n == 1 ? "is" : "are");
+		return;
+	}
+	ch_info(chname, "registered subscriber '%s' at offset %llu", name,
+	    (unsigned long long)sess.off.offset);
+}
+
 int
 main(int argc, const char **argv)
 {
@@ -524,6 +547,8 @@ main(int argc, const char **argv)
 		ch_die_err(chname, &err);
 	}
 	ch_lock_stop = NULL;
+	if (sess.created)
+		say_registered(&ch, so.name);
 	if (prog.on) {
 		/* From the subscriber's offset to the end as it is now. */
 		struct ch_end end;

@@ -34,6 +34,25 @@ gone() { ! kill -0 "$1" 2>/dev/null; }
 	assert_output "new"
 }
 
+@test "-v says where a new subscriber registered and how many records it leaves unread; nothing for a registered one, nothing without -v" {
+	chpub "$CH" old1 old2 old3
+	local end third
+	end=$(end_offset)
+	run -0 --separate-stderr chsub -v "$CH" s
+	assert_output ""
+	assert_equal "$stderr" "chsub: $CH: registered subscriber 's' at offset $end; the 3 records before it are not read (--from=earliest reads them)"
+	run -0 --separate-stderr chsub -v "$CH" s
+	assert_equal "$stderr" ""
+	run -0 --separate-stderr chsub -v --from=earliest "$CH" e
+	assert_equal "$stderr" "chsub: $CH: registered subscriber 'e' at offset 0"
+	run -0 --separate-stderr chsub "$CH" quiet
+	assert_equal "$stderr" ""
+	third=$(chsub --peek --from=earliest -n 3 --format='%o\n' "$CH" | tail -1)
+	run -0 --separate-stderr chsub -v --from="$third" "$CH" one
+	assert_output old3
+	assert_equal "$stderr" "chsub: $CH: registered subscriber 'one' at offset $third; the 2 records before it are not read (--from=earliest reads them)"
+}
+
 @test "chsub prints unread records, commits, and prints nothing the second time" {
 	chsub "$CH" s >/dev/null
 	chpub "$CH" a b
