@@ -109,7 +109,7 @@ one_record() {
 	one_record
 	kcat_recipe "127.0.0.1:$(free_port)"
 	run -69 --separate-stderr timeout 60 chsub "${ARGV[@]}" --retries=0
-	[[ $stderr == *"failed 1 times (last status 1)"* ]] ||
+	[[ $stderr == *"failed 1 time (last status 1)"* ]] ||
 		fail "stderr: $stderr"
 	assert_equal "$(choffset "$CH" fwd)" 0
 }
@@ -145,7 +145,7 @@ one_record() {
 	kcat_recipe "127.0.0.1:$HOLE_PORT"
 	run -69 --separate-stderr timeout 60 chsub "${ARGV[@]}" \
 	    --handler-timeout=1s --retries=0
-	[[ $stderr == *"failed 1 times (last status timeout)"* ]] ||
+	[[ $stderr == *"failed 1 time (last status timeout)"* ]] ||
 		fail "stderr: $stderr"
 	assert_equal "$(choffset "$CH" fwd)" 0
 }

@@ -906,7 +906,7 @@ print("ok")' "$T/json" "$T/yaml" "$T"
 	wait_for 10 grep -q '^retry ' "$CH/subscribers/s/offset"
 	run -1 chlag "$CH"
 	assert_line --regexp '^[^ ]+ +s .* RETRY$'
-	assert_line --regexp '^  \(retrying: the handler failed 1 times on the record at offset 0, the last [0-9a-z]+ ago \(exit 3\); attempt 2 in (59m|1h)'
+	assert_line --regexp '^  \(retrying: the handler failed 1 time on the record at offset 0, the last [0-9a-z]+ ago \(exit 3\); attempt 2 in (59m|1h)'
 	run -1 --separate-stderr chlag --json "$CH"
 	run -0 python3 -c '
 import json, sys
@@ -928,7 +928,7 @@ print("ok")' "$output"
 	run -1 chlag --nagios "$CH"
 	assert_output --regexp "^CHLAG WARNING - 1 of 1 subscribers need attention; worst $CH/s: RETRY, .*; attempt 2 in .* '$CH/s_attempts'=1;;;0;\$"
 	run -1 chlag --explain "$CH"
-	assert_line --regexp '^  RETRY by rule 5: the handler failed 1 times on the record at offset 0 and chsub tries again in (59m|1h)[0-9ms]*; not STOP or STALL: last commit [0-9ms]+ ago \(within stop_after 1m00s\), '
+	assert_line --regexp '^  RETRY by rule 5: the handler failed 1 time on the record at offset 0 and chsub tries again in (59m|1h)[0-9ms]*; not STOP or STALL: last commit [0-9ms]+ ago \(within stop_after 1m00s\), '
 	kill -TERM "$BG"
 	wait "$BG"
 	# No attempt left for --retries=0: chsub gives up at once.
@@ -944,7 +944,7 @@ print("ok")' "$output"
 	run -2 chlag --nagios "$CH"
 	assert_output --regexp "^CHLAG CRITICAL - .* FAILED, "
 	run -2 chlag --explain "$CH"
-	assert_line '  FAILED by rule 2: the handler failed 1 times on the record at offset 0 and chsub gave up on it (no attempt left, no dead-letter channel).'
+	assert_line '  FAILED by rule 2: the handler failed 1 time on the record at offset 0 and chsub gave up on it (no attempt left, no dead-letter channel).'
 	# Through at last: OK, no retry state left.
 	run -0 chsub --retries=1 -x true "$CH" s
 	run -0 chlag --json "$CH"

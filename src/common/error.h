@@ -38,6 +38,13 @@ int ch_err(struct ch_error *e, int code, const char *fmt, ...)
 int ch_err_sys(struct ch_error *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* "s" unless n is 1: "%llu time%s" in a message. */
+static inline const char *
+ch_plural(unsigned long long n)
+{
+	return n == 1 ? "" : "s";
+}
+
 /* Prefix an existing message with more context: "CONTEXT: old message". */
 int ch_err_prefix(struct ch_error *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

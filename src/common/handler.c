@@ -828,8 +828,9 @@ dead_letter(struct hctx *h, struct unit *u, struct ch_error *err)
 		free(payload);
 		if (o->warn) {
 			char *msg = format_alloc(NULL, "record at offset %llu "
-			    "failed %u times (last status %s): sent to %s",
-			    (unsigned long long)r->offset, u->attempt, status,
+			    "failed %u time%s (last status %s): sent to %s",
+			    (unsigned long long)r->offset, u->attempt,
+			    ch_plural(u->attempt), status,
 			    o->dead_letter);
 			o->warn(o->warn_ctx, msg ? msg : "record sent to the "
 			    "dead-letter channel");
@@ -938,11 +939,12 @@ exhausted(struct hctx *h, size_t i, const char *when, struct ch_error *err)
 		h->failed = 1;
 		snprintf(h->failure, sizeof h->failure, "the command could not "
 		    "be run for the record at offset %llu (status %s: %s), "
-		    "%llu times%s; no record goes to the dead letters for "
+		    "%llu time%s%s; no record goes to the dead letters for "
 		    "that, and the offset stays uncommitted",
 		    (unsigned long long)u->recs[0].offset, st, u->code == 127 ?
 		    "not found" : "not executable",
-		    (unsigned long long)u->failures, when);
+		    (unsigned long long)u->failures, ch_plural(u->failures),
+		    when);
 		return 0;
 	}
 	if (u->nrec > 1)
@@ -975,9 +977,10 @@ exhausted(struct hctx *h, size_t i, const char *when, struct ch_error *err)
 	u->gave_up = 1;
 	h->failed = 1;
 	snprintf(h->failure, sizeof h->failure, "record at offset %llu failed "
-	    "%llu times%s (last status %s) and there is no dead-letter channel; "
-	    "its offset stays uncommitted", (unsigned long long)u->recs[0].offset,
-	    (unsigned long long)u->failures, when, st);
+	    "%llu time%s%s (last status %s) and there is no dead-letter "
+	    "channel; its offset stays uncommitted",
+	    (unsigned long long)u->recs[0].offset,
+	    (unsigned long long)u->failures, ch_plural(u->failures), when, st);
 	return 0;
 }
 
@@ -1028,9 +1031,9 @@ resume_unit(struct hctx *h, size_t i, struct ch_error *err)
 		char when[40];
 		ch_format_duration(when, sizeof when, left);
 		snprintf(msg, sizeof msg, "record at offset %llu failed %llu "
-		    "times before this run (last status %s); attempt %llu of "
+		    "time%s before this run (last status %s); attempt %llu of "
 		    "%llu in %s", (unsigned long long)u->recs[0].offset,
-		    (unsigned long long)u->failures, st,
+		    (unsigned long long)u->failures, ch_plural(u->failures), st,
 		    (unsigned long long)u->failures + 1,
 		    (unsigned long long)o->retries + 1, when);
 		o->warn(o->warn_ctx, msg);

@@ -105,9 +105,10 @@ rule_words(FILE *f, const struct ch_lagrow *r, int64_t now)
 		break;
 	}
 	case 2:
-		fprintf(f, "the handler failed %" PRIu64 " times on the record at "
-		    "offset %" PRIu64 " and chsub gave up on it (no attempt left, "
-		    "no dead-letter channel)", rt->attempts, rt->offset);
+		fprintf(f, "the handler failed %" PRIu64 " time%s on the record "
+		    "at offset %" PRIu64 " and chsub gave up on it (no attempt "
+		    "left, no dead-letter channel)", rt->attempts,
+		    ch_plural(rt->attempts), rt->offset);
 		break;
 	case 3:
 		fprintf(f, "lag %" PRIu64 " records is within --allowed-lag %"
@@ -127,9 +128,9 @@ rule_words(FILE *f, const struct ch_lagrow *r, int64_t now)
 			    "advance", (long)r->pid);
 		break;
 	case 5:
-		fprintf(f, "the handler failed %" PRIu64 " times on the record "
+		fprintf(f, "the handler failed %" PRIu64 " time%s on the record "
 		    "at offset %" PRIu64 " and chsub tries again ", rt->attempts,
-		    rt->offset);
+		    ch_plural(rt->attempts), rt->offset);
 		if (rt->next > now)
 			fprintf(f, "in %s", dur(a, ch_age(rt->next, now)));
 		else

@@ -179,18 +179,19 @@ ch_lag_retry_note(const struct ch_lagrow *r, int64_t now, char *buf,
 		snprintf(recs, sizeof recs, " (a batch of %llu records)",
 		    (unsigned long long)rt->records);
 	if (rt->gave_up) {
-		snprintf(buf, len, "the handler failed %llu times on the record "
-		    "at offset %llu%s, the last %s ago (%s), and chsub gave up: "
-		    "it exits 69 until the record gets more attempts",
-		    (unsigned long long)rt->attempts,
+		snprintf(buf, len, "the handler failed %llu time%s on the "
+		    "record at offset %llu%s, the last %s ago (%s), and chsub "
+		    "gave up: it exits 69 until the record gets more attempts",
+		    (unsigned long long)rt->attempts, ch_plural(rt->attempts),
 		    (unsigned long long)rt->offset, recs, ago, st);
 		return;
 	}
 	int64_t left = ch_age(rt->next, now);	/* 0 when due */
 	ch_format_duration(in, sizeof in, left > 0 ? left : 0);
-	snprintf(buf, len, "retrying: the handler failed %llu times on the record "
-	    "at offset %llu%s, the last %s ago (%s); attempt %llu %s%s",
-	    (unsigned long long)rt->attempts, (unsigned long long)rt->offset,
+	snprintf(buf, len, "retrying: the handler failed %llu time%s on the "
+	    "record at offset %llu%s, the last %s ago (%s); attempt %llu %s%s",
+	    (unsigned long long)rt->attempts, ch_plural(rt->attempts),
+	    (unsigned long long)rt->offset,
 	    recs, ago, st, (unsigned long long)rt->attempts + 1,
 	    left > 0 ? "in " : "due now", left > 0 ? in : "");
 }
