@@ -37,7 +37,7 @@ static struct poptOption compact_options[] = {
 	{ "check", '\0', POPT_ARG_NONE, &opt_check, 0,
 	    "verify every record and offset file; exit 65 on problems", NULL },
 	{ "repair", '\0', POPT_ARG_NONE, &opt_repair, 0,
-	    "with --check: fix what can be fixed without losing a record",
+	    "--check, and fix what can be fixed without losing a record",
 	    NULL },
 	{ "wait", '\0', POPT_ARG_STRING, &opt_wait, OPT_WAIT,
 	    "wait up to DUR for another chcompact (default 10s)", "DUR" },
@@ -193,10 +193,12 @@ main(int argc, const char **argv)
 	args = poptGetArgs(pc);
 	if (!args || !args[0])
 		ch_usage("missing CHANNEL");
-	if (opt_repair && !opt_check)
-		opt_check = 1;
 	if (opt_check && (have_age || have_bytes || have_expire || opt_dry_run))
 		ch_usage("--check does not combine with compaction options");
+	if (opt_repair && (have_age || have_bytes || have_expire || opt_dry_run))
+		ch_usage("--repair does not combine with compaction options");
+	if (opt_repair)
+		opt_check = 1;
 	o.dry_run = opt_dry_run;
 
 	/* Every channel is tried; the exit status is the worst seen. */

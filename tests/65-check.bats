@@ -975,8 +975,12 @@ repair_failing_read() {
 	run -66 chcompact --check "$good" "$T/missing"
 }
 
-@test "--check does not combine with compaction options" {
+@test "--check and --repair do not combine with compaction options, and say which was given" {
 	run -2 --separate-stderr chcompact --check --max-age=1h "$CH"
+	[[ $stderr == "chcompact: --check does not combine with compaction options"* ]]
+	run -2 --separate-stderr chcompact --repair --dry-run "$CH"
+	[[ $stderr == "chcompact: --repair does not combine with compaction options"* ]]
+	run -2 --separate-stderr chcompact --check --repair --expire=1d "$CH"
 	[[ $stderr == "chcompact: --check does not combine with compaction options"* ]]
 }
 

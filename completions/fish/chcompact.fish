@@ -75,7 +75,7 @@ complete -c chcompact -l max-age -x -d 'retention: delete segments whose newest 
 complete -c chcompact -l max-bytes -x -d 'retention: delete the oldest segments beyond SIZE'
 complete -c chcompact -l expire -x -d 'deregister subscribers that have neither committed nor run for DUR'
 complete -c chcompact -l check -d 'verify every record and offset file; exit 65 on problems'
-complete -c chcompact -l repair -d 'with --check: fix what can be fixed without losing a record'
+complete -c chcompact -l repair -d '--check, and fix what can be fixed without losing a record'
 complete -c chcompact -l wait -x -d 'wait up to DUR for another chcompact (default 10s)'
 complete -c chcompact -s q -l quiet -d 'print no warnings, only errors'
 complete -c chcompact -s v -l verbose -d 'report what is done on stderr'
