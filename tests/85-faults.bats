@@ -107,7 +107,7 @@ channel_sound() {
 	local rc=0
 	wait "$pub" || rc=$?
 	assert_equal "$rc" 1
-	kept=$(sed -n 's/.*the first \([0-9]*\) records of the batch were written whole, and stay published)$/\1/p' "$T/pub.err")
+	kept=$(sed -E -n 's/.*the first ([0-9]+) records? of the batch (was|were) written whole, and stays? published\)$/\1/p' "$T/pub.err")
 	assert_equal "$kept" "$n"
 	assert_equal "$(wc -l <"$T/offs")" "$n"
 	assert_equal "$(tail -n 1 "$T/offs")" "$(chsub --peek --from=earliest --format='%o\n' -n "$n" "$CH" | tail -n 1)"
@@ -172,7 +172,7 @@ next_batch_whole() {
 	CHFAULT_SHORT=1 CHFAULT_FAIL=pwrite:2:ENOSPC LD_PRELOAD="$CHFAULT" \
 	    chpub --tee "$CH" <"$T/b" >"$T/tee" 2>"$T/pub.err" || rc=$?
 	assert_equal "$rc" 1
-	kept=$(sed -n 's/.*the first \([0-9]*\) records of the batch were written whole, and stay published)$/\1/p' "$T/pub.err")
+	kept=$(sed -E -n 's/.*the first ([0-9]+) records? of the batch (was|were) written whole, and stays? published\)$/\1/p' "$T/pub.err")
 	((kept > 0 && kept < 5000)) || { cat "$T/pub.err"; false; }
 	run -0 chsub --peek --from=earliest "$CH"
 	assert_output "$(head -n "$kept" "$T/b")"
@@ -308,6 +308,26 @@ next"
 	chpub "$CH" final
 	run -0 chsub --peek --from=earliest -n 1000 "$CH"
 	assert_line -n -1 final
+}
+
+@test "chpub: a rollover failing after part of the batch went into the segment before says how many records of it stay published (a retry of the whole would publish them twice)" {
+	need_chfault
+	local spec n
+	for spec in pwrite:2:ENOSPC openat:2:ENOSPC; do
+		CH=$T/ch-${spec%%:*}
+		new_channel segment_bytes=4096
+		# the first write fills the segment; the seal (pwrite 2) or
+		# the next segment (openat 2) then fails
+		run -1 --separate-stderr fault "$spec" chpub "$CH" $(seq -f 'message-%04g' 1 400)
+		n=$(chsub --peek --from=earliest "$CH" | wc -l)
+		((n > 0 && n < 400)) || fail "$spec: $n records"
+		[[ $stderr =~ ^"chpub: $CH: "(seal\ segment|create\ segment\ [0-9]+\.seg)": No space left on device (the first $n records of the batch were written whole, and stay published)"$ ]] ||
+		    fail "$spec: $stderr"
+		run -0 chsub --peek --from=earliest "$CH"
+		assert_output "$(seq -f 'message-%04g' 1 "$n")"
+		chpub "$CH" </dev/null	# the next writer finishes the rollover
+		run -0 chcompact --check "$CH"
+	done
 }
 
 @test "chsub: stdout failing delivers nothing, commits nothing" {
@@ -541,7 +561,7 @@ no_temp_files() {
 	run cat "$T/err"
 	# (the records of the batch written whole before the disk filled up
 	# stay published, and it says how many)
-	assert_output --regexp "^chpub: $CH: .*No space left on device( \(the first [0-9]+ records of the batch were written whole, and stay published\))?$"
+	assert_output --regexp "^chpub: $CH: .*No space left on device( \(the first [0-9]+ records? of the batch (was|were) written whole, and stays? published\))?$"
 	# everything acknowledged is there, whole
 	chsub --peek --from=earliest "$CH" >"$T/all"
 	check_records "$T/all"

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -760,13 +761,26 @@ keep_whole_frames(struct ch_writer *w, const struct ch_piece *pc,
 	return kept;
 }
 
+/* Append to err's message that the first n records of the batch are in
+ * the channel. */
+static void
+tell_written(struct ch_error *err, uint64_t n)
+{
+	size_t len = strlen(err->msg);
+
+	snprintf(err->msg + len, sizeof err->msg - len, " (the first %llu "
+	    "record%s of the batch %s written whole, and stay%s published)",
+	    (unsigned long long)n, ch_plural(n), n == 1 ? "was" : "were",
+	    n == 1 ? "s" : "");
+}
+
 int
 ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 {
 	size_t nrec = ch_batch_records(&w->b);
 	uint64_t written = 0;	/* records of the batch written so far */
 	int64_t deadline = 0;
-	int rc = -1, locked = 0;
+	int rc = -1, locked = 0, told = 0;
 
 	w->noffs = 0;
 	if (nrec == 0)
@@ -828,14 +842,10 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 				    "reading back the rest failed: %s)",
 				    strerror(e), (unsigned long long)written,
 				    strerror(unsure));
-			else if (written)
-				ch_err(err, CH_EXIT_FAIL, "write segment: %s "
-				    "(the first %llu records of the batch were "
-				    "written whole, and stay published)",
-				    strerror(e), (unsigned long long)written);
 			else
 				ch_err(err, CH_EXIT_FAIL, "write segment: %s",
 				    strerror(e));
+			told = unsure;
 			w->have_state = 0;
 			goto out_unlock;
 		}
@@ -858,6 +868,11 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 out_unlock:
 	if (locked)
 		unlock(w);
+	/* A rollover or a wait for room that failed after part of the
+	 * batch went into the segment before: a caller that retries the
+	 * whole batch would publish that part twice. */
+	if (rc < 0 && written && !told)
+		tell_written(err, written);
 out:
 	ch_batch_clear(&w->b);
 	if (rc == 0 && w->o.sync == CH_SYNC_ALWAYS)
