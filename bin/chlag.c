@@ -156,6 +156,31 @@ over(const struct thresholds *t, const struct ch_lagrow *r)
 	    (t->have_age && r->age_ns > t->age_ns);
 }
 
+/* "; over --warn records:10 and age:5m": the limits the row crosses, for
+ * a Nagios line whose worst row is over its thresholds whatever its
+ * STATUS says. */
+static void
+say_over(FILE *f, const char *opt, const struct thresholds *t,
+    const struct ch_lagrow *r)
+{
+	const char *sep = "";
+
+	fprintf(f, "; over %s ", opt);
+	if (t->have_records && r->lag_records > t->records) {
+		fprintf(f, "records:%llu", (unsigned long long)t->records);
+		sep = " and ";
+	}
+	if (t->have_bytes && r->lag_bytes > t->bytes) {
+		fprintf(f, "%sbytes:%llu", sep, (unsigned long long)t->bytes);
+		sep = " and ";
+	}
+	if (t->have_age && r->age_ns > t->age_ns) {
+		char d[32];
+		ch_format_duration(d, sizeof d, t->age_ns);
+		fprintf(f, "%sage:%s", sep, d);
+	}
+}
+
 static int
 row_code(const struct ch_lagrow *r)
 {
@@ -369,6 +394,12 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code,
 			char note[256];
 			ch_lag_retry_note(worst, ch_now_ns(), note, sizeof note);
 			fprintf(f, "; %s", note);
+		}
+		if (warn_t.have || crit_t.have) {
+			if (over(&crit_t, worst))
+				say_over(f, "--crit", &crit_t, worst);
+			else if (over(&warn_t, worst))
+				say_over(f, "--warn", &warn_t, worst);
 		}
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -382,7 +382,10 @@ chlag: write error: No space left on device"
 	chsub "$CH" t >/dev/null
 	run -1 chlag --nagios --warn=records:5 --crit=records:50 "$CH"
 	assert_equal "${#lines[@]}" 1
-	assert_output --regexp "^CHLAG WARNING - 1 of 2 subscribers need attention; worst $CH/s: OK, lag 10 records, age [0-9]+(ms|s) \| '$CH/s_records'=10;5;50;0; '$CH/s_bytes'=[1-9][0-9]*B;;;0; '$CH/s_age'=[0-9]+s;;;0; '$CH/s_attempts'=0;;;0; '$CH/t_records'=0;5;50;0; '$CH/t_bytes'=0B;;;0; '$CH/t_age'=0s;;;0; '$CH/t_attempts'=0;;;0;\$"
+	# (its STATUS is OK: the text says which limit it is over)
+	assert_output --regexp "^CHLAG WARNING - 1 of 2 subscribers need attention; worst $CH/s: OK, lag 10 records, age [0-9]+(ms|s); over --warn records:5 \| '$CH/s_records'=10;5;50;0; '$CH/s_bytes'=[1-9][0-9]*B;;;0; '$CH/s_age'=[0-9]+s;;;0; '$CH/s_attempts'=0;;;0; '$CH/t_records'=0;5;50;0; '$CH/t_bytes'=0B;;;0; '$CH/t_age'=0s;;;0; '$CH/t_attempts'=0;;;0;\$"
+	run -2 chlag --nagios --warn=records:5 --crit=records:8,bytes:10,age:1h "$CH"
+	assert_output --regexp "^CHLAG CRITICAL - 1 of 2 subscribers need attention; worst $CH/s: OK, lag 10 records, age [0-9]+(ms|s); over --crit records:8 and bytes:10 \| "
 	# every limit given shows beside its value: bytes in B, age in seconds
 	run -1 chlag --nagios --warn=records:5,bytes:1k,age:5m --crit=records:50,age:1h "$CH"
 	assert_output --regexp "'$CH/s_records'=10;5;50;0; '$CH/s_bytes'=[1-9][0-9]*B;1024;;0; '$CH/s_age'=[0-9]+s;300;3600;0; '$CH/s_attempts'=0;;;0; "
