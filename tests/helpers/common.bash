@@ -26,19 +26,43 @@ python3() { /usr/bin/python3 "$@"; }
 
 common_teardown() {
 	local p
+	# Continue only what is stopped (a test's SIGSTOP, CHFAULT_STOP_AT:
+	# it would take the TERM only once it runs), and all of them before
+	# any TERM: a SIGCONT reaching a sanitizer build while it exits
+	# cancels the SIGSTOP of LeakSanitizer's stop-the-world and hangs it
+	# for good, and a TERM to one job may end another (a reader's end
+	# of a pipe).  A job that does not end takes a KILL.
 	for p in "${BG_PIDS[@]}"; do
-		# one a test left stopped (SIGSTOP, CHFAULT_STOP_AT) takes
-		# the TERM only once it runs (the wait below would hang):
-		# continued first, as a SIGCONT arriving while a sanitizer
-		# build exits after the TERM can hang LeakSanitizer's
-		# stop-the-world for good
-		kill -CONT "$p" 2>/dev/null || true
+		cont_stopped "$p"
+	done
+	for p in "${BG_PIDS[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
 	for p in "${BG_PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
+		end_bg "$p"
 	done
 	true
+}
+
+# cont_stopped PID: SIGCONT to PID if it is stopped (state T), not to one
+# that runs or exits (see common_teardown).
+cont_stopped() {
+	[[ $1 =~ ^[0-9]+$ ]] || return 0
+	local state
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[[ $state != T ]] || kill -CONT "$1" 2>/dev/null || true
+}
+
+# end_bg PID: after its TERM, wait (bounded) for background job PID to
+# end, continuing it should it have been stopped meanwhile, then KILL
+# it; reap it.
+end_bg() {
+	wait_for 10 proc_gone "$1" 2>/dev/null || {
+		cont_stopped "$1"
+		wait_for 5 proc_gone "$1" 2>/dev/null ||
+			kill -KILL "$1" 2>/dev/null || true
+	}
+	wait "$1" 2>/dev/null || true
 }
 
 # proc_gone PID: PID has exited (a zombie counts as exited).
@@ -82,15 +106,19 @@ wait_exit() {
 }
 
 # stop_bg SECONDS PID: stop background job PID now as teardown would
-# (SIGCONT before SIGTERM, never after: see common_teardown), wait for it
-# (bounded; then SIGKILL) and reap it; nothing if it was reaped already.
+# (SIGCONT only if it is stopped, before SIGTERM: see common_teardown),
+# wait for it (bounded; then SIGKILL) and reap it; nothing if it was
+# reaped already.
 # For a teardown that must stop one process before another (a forwarder
 # before its server).
 stop_bg() {
 	bg_running "$2" || return 0
-	kill -CONT "$2" 2>/dev/null || true
+	cont_stopped "$2"
 	kill "$2" 2>/dev/null || true
-	wait_for "$1" proc_gone "$2" || kill -KILL "$2" 2>/dev/null || true
+	wait_for "$1" proc_gone "$2" || {
+		cont_stopped "$2"
+		kill -KILL "$2" 2>/dev/null || true
+	}
 	wait "$2" 2>/dev/null || true
 	forget_bg "$2"
 }

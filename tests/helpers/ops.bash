@@ -89,14 +89,9 @@ hold_caught_up() {
 	wait_until 10 '[ "$(offset_of "$held_name" "$held_dir")" = "$(end_offset "$held_dir")" ]'
 }
 
-# ops_teardown: continue stopped processes so that teardown can end them.
-ops_teardown() {
-	local p
-	for p in "${BG_PIDS[@]}"; do
-		kill -CONT "$p" 2>/dev/null || true
-	done
-	common_teardown
-}
+# ops_teardown: common_teardown (which continues stopped processes so
+# that it can end them).
+ops_teardown() { common_teardown; }
 
 # flip_byte FILE POS: invert one byte of FILE in place.
 flip_byte() {
