@@ -175,9 +175,22 @@ tee_out(size_t n)
 static int
 flush(struct ch_error *err)
 {
+	uint64_t before = ch_writer_total(writer);
 	int rc = ch_writer_flush(writer, err);
 	size_t n;
 	const uint64_t *offs = ch_writer_offsets(writer, &n);
+
+	/* The writer counts the failed batch's records; input read in
+	 * several batches had others published before it (unless the
+	 * channel is gone). */
+	if (rc < 0 && before && err->code != CH_EXIT_NOINPUT) {
+		uint64_t all = ch_writer_total(writer);
+		size_t len = strlen(err->msg);
+		snprintf(err->msg + len, sizeof err->msg - len, "; in all, "
+		    "the first %llu record%s of the input %s published",
+		    (unsigned long long)all, ch_plural(all),
+		    all == 1 ? "is" : "are");
+	}
 
 	/* After a failure, the records written before it: but with
 	 * sync=always they are not known to be on stable storage. */

@@ -246,6 +246,53 @@ formats() {
 	run -0 chcompact --check "$CH"
 }
 
+@test "a long-running chpub follows a channel.yaml that names no format into the format of the active segment: a downgrade another writer made is kept" {
+	CH_FORMAT=3 new_channel
+	local pub
+	start_fifo_writer
+	echo A1 >&5
+	wait_until 10 '[ "$(records)" -eq 1 ]'
+	# for older chtools: format 1 from the next segment on
+	set_config format 1
+	chpub "$CH" B1
+	assert_equal "$(formats)" "3 1"
+	# the file written again without the key (chcompact(1)'s limits)
+	printf 'max_bytes: 1GiB\n' >"$CH/channel.yaml"
+	chpub "$CH" C1
+	# the old writer finds the active segment in format 1 and the file
+	# naming none: it goes on in format 1 (it made a format 3 segment)
+	echo A2 >&5
+	wait_until 10 '[ "$(records)" -eq 4 ]'
+	assert_equal "$(formats)" "3 1"
+	stop_fifo_writer
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "A1
+B1
+C1
+A2"
+}
+
+@test "a channel.yaml without format on a channel whose newest segment's header cannot be read: the format of the segment before it, not format 1" {
+	CH_FORMAT=3 new_channel segment_bytes=4096 segment_age=1s
+	chpub "$CH" a b c
+	printf 'segment_bytes: 4096\nsegment_age: 1s\n' >"$CH/channel.yaml"
+	# chcompact seals the aged segment: the newest holds only a header
+	faketime -f +2s chcompact "$CH"
+	local last
+	last=$(segments | tail -n 1)
+	assert_equal "$(segments | wc -l) $(size "$CH/$last")" "2 64"
+	truncate -s 20 "$CH/$last"	# torn
+	chpub "$CH" x
+	assert_equal "$(formats)" "3 3"
+	run -0 chpub --atomic "$CH" y
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "a
+b
+c
+x
+y"
+}
+
 @test "a long-running chpub upgrades the channel by itself within a second or so of format: 2 being set" {
 	CH_FORMAT=1 new_channel
 	local pub

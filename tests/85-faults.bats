@@ -330,6 +330,30 @@ next"
 	done
 }
 
+@test "chpub: a failure in a later batch of its input says how many records of the whole input are published, not only of that batch" {
+	local pub m
+	CH=$T/full
+	new_channel segment_bytes=4096 max_bytes=6000
+	mkfifo "$T/in"
+	chpub "$CH" <"$T/in" 2>"$T/err" &
+	pub=$!
+	BG_PIDS+=("$pub")
+	exec 5>"$T/in"
+	seq -f 'record-%020g' 1 100 >&5
+	wait_until 10 '[ "$(chsub --peek --from=earliest "$CH" | wc -l)" -eq 100 ]'
+	# (chpub stops reading when the channel is full: a broken pipe)
+	seq -f 'record-%020g' 101 400 >&5 || true
+	exec 5>&-
+	wait_exit 20 "$pub"
+	assert_equal "$WST" 75
+	m=$(chsub --peek --from=earliest "$CH" | wc -l)
+	((m > 100 && m < 400)) || fail "$m records"
+	run cat "$T/err"
+	assert_output --regexp "^chpub: $CH: channel full \(.*\); run chcompact, or use --on-full=block \(the first $((m - 100)) records? of the batch (was|were) written whole, and stays? published\); in all, the first $m records of the input are published\$"
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "$(seq -f 'record-%020g' 1 "$m")"
+}
+
 @test "chsub: stdout failing delivers nothing, commits nothing" {
 	need_chfault
 	choffset --create --earliest "$CH" s >/dev/null

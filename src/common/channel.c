@@ -232,8 +232,10 @@ finish_setup(int dirfd, int format, struct ch_error *err)
 }
 
 /* The format of the newest segment, for a channel.yaml that names none:
- * writers go on in it.  1 (what such a file meant before format 2) if it
- * cannot be read: writers that look at it then say what is wrong. */
+ * writers go on in it.  A header that cannot be read (torn, being
+ * written) gives the format of the segment before it, as the writer that
+ * mends it would have; CH_FORMAT_NEW if none can be read.  Writers that
+ * look at the segment then say what is wrong with it. */
 static int
 newest_format(int dirfd)
 {
@@ -241,14 +243,17 @@ newest_format(int dirfd)
 	struct ch_index ix;
 	struct ch_idxent e;
 	struct ch_seghdr h;
-	int fd, format = 1;
+	int fd, format = CH_FORMAT_NEW;
 
 	if (ch_index_open(dirfd, &ix, &ignored) < 0)
 		return format;
-	if (ch_index_get(&ix, ix.count - 1, &e, &ignored) == 0 &&
-	    ch_segment_open(dirfd, e.base, 0, &fd, &h, &ignored) == 0) {
-		format = (int)h.format;
-		close(fd);
+	for (uint64_t i = ix.count; i > 0 && ix.count - i < 3; i--) {
+		if (ch_index_get(&ix, i - 1, &e, &ignored) == 0 &&
+		    ch_segment_open(dirfd, e.base, 0, &fd, &h, &ignored) == 0) {
+			format = (int)h.format;
+			close(fd);
+			break;
+		}
 	}
 	ch_index_close(&ix);
 	return format;

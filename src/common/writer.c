@@ -44,6 +44,7 @@ struct ch_writer {
 	int64_t dirty_since;		/* monotonic ns of first unsynced write */
 	uint64_t wb_from;		/* file position not yet sent to writeback */
 	uint64_t repaired;
+	uint64_t total;		/* records written, all batches */
 };
 
 void
@@ -92,6 +93,12 @@ size_t
 ch_writer_pending(const struct ch_writer *w)
 {
 	return ch_batch_pending(&w->b);
+}
+
+uint64_t
+ch_writer_total(const struct ch_writer *w)
+{
+	return w->total;
 }
 
 uint64_t
@@ -278,8 +285,9 @@ adopt_format(struct ch_writer *w, uint32_t format, struct ch_error *err)
 	return 0;
 }
 
-/* Read channel.yaml again and write the format it names.  Should it not
- * read (half saved by an editor, say), or name none, write `fallback`. */
+/* Read channel.yaml again and write the format it names; one that names
+ * none keeps the format of the active segment (channel(5), VERSIONING).
+ * Should it not read (half saved by an editor, say), write `fallback`. */
 static int
 reread_format(struct ch_writer *w, uint32_t fallback, struct ch_error *err)
 {
@@ -294,6 +302,8 @@ reread_format(struct ch_writer *w, uint32_t fallback, struct ch_error *err)
 		w->have_cfg_st = 1;
 		if (c.format != CH_FORMAT_UNSET)
 			fallback = (uint32_t)c.format;
+		else if (w->segfd >= 0)
+			fallback = w->seg.format;
 	}
 	return adopt_format(w, fallback, err);
 }
@@ -873,6 +883,7 @@ out_unlock:
 	 * whole batch would publish that part twice. */
 	if (rc < 0 && written && !told)
 		tell_written(err, written);
+	w->total += written;
 out:
 	ch_batch_clear(&w->b);
 	if (rc == 0 && w->o.sync == CH_SYNC_ALWAYS)

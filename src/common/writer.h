@@ -115,6 +115,10 @@ int ch_writer_seal_aged(struct ch_writer *w, int64_t min_age_ns, int *sealed,
 /* Bytes of torn tail this writer truncated away (for -v reports). */
 uint64_t ch_writer_repaired(const struct ch_writer *w);
 
+/* Records this writer has put in the channel, in all its batches (those
+ * of a batch that failed part way included). */
+uint64_t ch_writer_total(const struct ch_writer *w);
+
 /* Final sync per policy, then free.  Safe with w == NULL. */
 int ch_writer_close(struct ch_writer *w, struct ch_error *err);
 
