@@ -386,9 +386,10 @@ nagios_line(FILE *f, const struct ch_lagrow *rows, size_t n, int code,
 		ch_format_duration(age, sizeof age, worst->age_ns);
 		fprintf(f, "%zu of %zu subscribers need attention; worst ", bad, n);
 		nagios_text(f, worst->channel);
-		fprintf(f, "/%s: %s, lag %llu records, age %s", worst->subscriber,
-		    ch_status_name(worst->status),
+		fprintf(f, "/%s: %s, lag %llu record%s, age %s",
+		    worst->subscriber, ch_status_name(worst->status),
 		    (unsigned long long)worst->lag_records,
+		    ch_plural(worst->lag_records),
 		    worst->lag_records ? age : "0s");
 		if (worst->retry.records) {
 			char note[256];

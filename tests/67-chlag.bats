@@ -392,6 +392,10 @@ chlag: write error: No space left on device"
 	# a limit under a second keeps its fraction (0 would read "always over")
 	run chlag --nagios --warn=age:1500ms --crit=age:100ms "$CH"
 	assert_output --regexp "'$CH/s_age'=[0-9]+s;1.5;0.1;0; "
+	# one record behind: "lag 1 record"
+	chsub -n 9 "$CH" s >/dev/null
+	run -1 chlag --nagios --warn=records:0 "$CH"
+	assert_output --regexp "; worst $CH/s: OK, lag 1 record, age [0-9]+(ms|s); over --warn records:0 \| "
 }
 
 @test "--nagios: the age in the performance data is the one in the text, whole seconds cut the same way" {

@@ -111,14 +111,15 @@ rule_words(FILE *f, const struct ch_lagrow *r, int64_t now)
 		    ch_plural(rt->attempts), rt->offset);
 		break;
 	case 3:
-		fprintf(f, "lag %" PRIu64 " records is within --allowed-lag %"
+		fprintf(f, "lag %" PRIu64 " record%s is within --allowed-lag %"
 		    PRIu64 " and no handler is failing: caught up, however long "
-		    "ago it last committed (%s)", w->lag, w->opts.allowed_lag,
-		    dur(a, w->idle_ns));
+		    "ago it last committed (%s)", w->lag, ch_plural(w->lag),
+		    w->opts.allowed_lag, dur(a, w->idle_ns));
 		break;
 	case 4:
 	case 6:
-		fprintf(f, "lag %" PRIu64 " records, ", w->lag);
+		fprintf(f, "lag %" PRIu64 " record%s, ", w->lag,
+		    ch_plural(w->lag));
 		stuck_words(f, w);
 		if (w->rule == 4)
 			fprintf(f, ", and no chsub is running: the reader is "
@@ -150,9 +151,9 @@ rule_words(FILE *f, const struct ch_lagrow *r, int64_t now)
 		break;
 	}
 	case 8:
-		fprintf(f, "lag %" PRIu64 " records is over --allowed-lag %"
+		fprintf(f, "lag %" PRIu64 " record%s is over --allowed-lag %"
 		    PRIu64 ", but not STOP or STALL: ", w->lag,
-		    w->opts.allowed_lag);
+		    ch_plural(w->lag), w->opts.allowed_lag);
 		stuck_words(f, w);
 		fputs("; and not WARN: ", f);
 		not_growing(f, w);
@@ -206,8 +207,8 @@ ch_lag_explain(const struct ch_lagrow *r, int64_t now)
 			fprintf(f, "\n  %d. ", i + 1);
 			when(f, s->time, now);
 			fprintf(f, ": offset %" PRIu64 ", record %" PRIu64
-			    ", lag %" PRIu64 " records", s->offset, s->seq,
-			    s->lag);
+			    ", lag %" PRIu64 " record%s", s->offset, s->seq,
+			    s->lag, ch_plural(s->lag));
 			if (w->rule == 1 && i == w->moved_back)
 				fputs(" (moved back)", f);
 		}
