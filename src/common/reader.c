@@ -1128,17 +1128,15 @@ scan_to(struct ch_channel *ch, uint64_t offset, int pass, int by_time,
 	return rc < 0 ? -1 : 0;
 }
 
-int
-ch_seek_time(struct ch_channel *ch, int64_t ts, uint64_t *offset,
-    uint64_t *seq, struct ch_error *err)
+static int
+seek_time_from(struct ch_channel *ch, const struct ch_start *start,
+    int64_t ts, uint64_t *offset, uint64_t *seq, struct ch_error *err)
 {
-	struct ch_start s;
+	const struct ch_start s = *start;
 	struct ch_index ix;
 	struct ch_idxent e;
 	uint64_t lo, hi;
 
-	if (ch_channel_start(ch, &s, err) < 0)
-		return -1;
 	if (ch_index_open(ch->dirfd, &ix, err) < 0)
 		return -1;
 	/* Last segment whose first record is older than ts: the answer is
@@ -1173,6 +1171,28 @@ ch_seek_time(struct ch_channel *ch, int64_t ts, uint64_t *offset,
 	}
 	ch_index_close(&ix);
 	return scan_to(ch, e.base, 1, 1, ts, 0, 0, offset, seq, err);
+}
+
+int
+ch_seek_time(struct ch_channel *ch, int64_t ts, uint64_t *offset,
+    uint64_t *seq, struct ch_error *err)
+{
+	struct ch_start s, now;
+	struct ch_error e;
+
+	if (ch_channel_start(ch, &s, err) < 0)
+		return -1;
+	/* A compaction that deletes the segments being looked at makes
+	 * them "below the earliest record": look again from the new
+	 * start (a few times: each look is a few reads). */
+	for (int tries = 0;; tries++) {
+		if (seek_time_from(ch, &s, ts, offset, seq, err) == 0)
+			return 0;
+		if (err->code != CH_EXIT_NOINPUT || tries == 3 ||
+		    ch_channel_start(ch, &now, &e) < 0 || now.offset == s.offset)
+			return -1;
+		s = now;
+	}
 }
 
 int
