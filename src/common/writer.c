@@ -660,8 +660,7 @@ unlock(struct ch_writer *w)
 /* The channel is full: fail, or wait for chcompact to make room.  Returns
  * with the lock held unless *locked was cleared. */
 static int
-full(struct ch_writer *w, uint64_t need, int64_t *deadline, int *locked,
-    struct ch_error *err)
+full(struct ch_writer *w, uint64_t need, int *locked, struct ch_error *err)
 {
 	uint64_t used = ch_seg_offset(w->seg.base, w->end) - w->start;
 	uint64_t active = ch_seg_offset(w->seg.base, w->end) - w->seg.base;
@@ -683,11 +682,6 @@ full(struct ch_writer *w, uint64_t need, int64_t *deadline, int *locked,
 		    "channel full (segments hold %llu bytes, max_bytes is "
 		    "%llu); run chcompact, or use --on-full=block",
 		    (unsigned long long)used, (unsigned long long)w->o.max_bytes);
-	if (*deadline == 0 && w->o.full_timeout_ns > 0)
-		*deadline = ch_mono_ns() + w->o.full_timeout_ns;
-	if (*deadline && ch_mono_ns() >= *deadline)
-		return ch_err(err, CH_EXIT_TEMPFAIL,
-		    "channel still full after waiting; giving up");
 	unlock(w);
 	*locked = 0;
 	/* Wait for a segment to be deleted (or a little time to pass). */
@@ -789,7 +783,6 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 {
 	size_t nrec = ch_batch_records(&w->b);
 	uint64_t written = 0;	/* records of the batch written so far */
-	int64_t deadline = 0;
 	int rc = -1, locked = 0, told = 0;
 
 	w->noffs = 0;
@@ -828,7 +821,7 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 			if (room(w, &avail, 1, err) < 0)
 				goto out_unlock;
 			if (first > avail) {
-				if (full(w, first, &deadline, &locked, err) < 0)
+				if (full(w, first, &locked, err) < 0)
 					goto out_unlock;
 				continue;
 			}

@@ -42,7 +42,6 @@ struct ch_pubopts {
 	int64_t sync_interval_ns;
 	uint64_t max_bytes;		/* 0: unlimited */
 	int on_full;			/* enum ch_on_full */
-	int64_t full_timeout_ns;	/* with block: give up after (0: never) */
 	uint64_t max_record_bytes;
 	uint64_t segment_bytes;
 	int64_t segment_age_ns;
