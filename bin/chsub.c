@@ -315,7 +315,7 @@ after_records(uint64_t count, uint64_t got, int64_t timeout,
     int64_t *deadline)
 {
 	if (timeout >= 0)
-		*deadline = ch_mono_ns() + timeout;
+		*deadline = ch_ns_add(ch_mono_ns(), timeout);
 	if (count && got == count)
 		return 1;
 	if (out.len >= OUT_FLUSH ||
@@ -428,7 +428,8 @@ main(int argc, const char **argv)
 			ho.backoff_min_ns = ch_opt_duration("--backoff", copy);
 			ho.backoff_max_ns = comma ?
 			    ch_opt_duration("--backoff", comma + 1) :
-			    ho.backoff_min_ns * 64;
+			    (ho.backoff_min_ns > INT64_MAX / 64 ? INT64_MAX :
+			    ho.backoff_min_ns * 64);
 			/* Freed before the check: ch_usage() exits, and
 			 * LeakSanitizer cannot count on a register to hold it. */
 			free(copy);
@@ -609,7 +610,8 @@ main(int argc, const char **argv)
 		finish(rc);
 	}
 
-	int64_t deadline = timeout >= 0 ? ch_mono_ns() + timeout : -1;
+	int64_t deadline = timeout >= 0 ? ch_ns_add(ch_mono_ns(), timeout) :
+	    -1;
 	for (;;) {
 		struct ch_rec rec;
 		if (stop)

@@ -987,6 +987,24 @@ time_out() {
 	assert_equal "$(offset_of s)" "$(chan_end)"
 }
 
+@test "the longest durations the options take mean never: --handler-timeout kills nothing, --backoff=MIN's MAX (64 MIN) does not overflow" {
+	fresh
+	pub slow1 slow2
+	# the largest DUR, added to the clock, wrapped to a time long past:
+	# both handlers were killed at once and dead-lettered as 'timeout'
+	run -0 --separate-stderr chsub -P 2 --dead-letter="$DLQ" \
+	    --handler-timeout=106751d23h47m16s \
+	    -x 'sleep 0.3; cat >>"$T/done"; echo >>"$T/done"' "$CH" s
+	assert_equal "$stderr" ""
+	assert_equal "$(sort "$T/done")" "slow1
+slow2"
+	assert_equal "$(offset_of s)" "$(chan_end)"
+	[ ! -e "$DLQ" ]
+	# MIN * 64 overflowed: "MAX is smaller than MIN"
+	run -0 --separate-stderr chsub --backoff=1668d -x true "$CH" s
+	assert_equal "$stderr" ""
+}
+
 @test "--handler-timeout: a handler that ignores SIGTERM is killed with SIGKILL" {
 	time_out stubborn 'trap "" TERM; echo $$ >"$T/h.pid"
 	    sleep 300 >/dev/null 2>&1 3>&- & echo $! >"$T/child.pid"; wait' \

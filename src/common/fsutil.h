@@ -108,4 +108,13 @@ int64_t ch_now_ns(void);
 /* Monotonic time in nanoseconds (for timeouts). */
 int64_t ch_mono_ns(void);
 
+/* t + d (d >= 0), INT64_MAX should it not fit: a duration as long as the
+ * options take (up to INT64_MAX ns) added to a clock means "never", not
+ * a time long past. */
+static inline int64_t
+ch_ns_add(int64_t t, int64_t d)
+{
+	return d > INT64_MAX - t ? INT64_MAX : t + d;
+}
+
 #endif

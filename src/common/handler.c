@@ -282,7 +282,7 @@ add_rec(struct hctx *h, struct unit *u, const struct ch_rec *rec,
 		 * --linger from now (a time stamp ahead of the clock). */
 		int64_t waited = ch_age(ch_now_ns(), rec->h.ts);
 		int64_t left = o->linger_ns - waited;
-		u->linger_until = ch_mono_ns() + (left > 0 ? left : 0);
+		u->linger_until = ch_ns_add(ch_mono_ns(), left > 0 ? left : 0);
 	}
 	h->dispatched++;
 	return 0;
@@ -636,7 +636,8 @@ out_env:
 	u->attempt++;
 	u->state = U_RUNNING;
 	u->killed = u->timed_out = 0;
-	u->deadline = o->timeout_ns > 0 ? ch_mono_ns() + o->timeout_ns : 0;
+	u->deadline = o->timeout_ns > 0 ?
+	    ch_ns_add(ch_mono_ns(), o->timeout_ns) : 0;
 	h->running++;
 	return 0;
 }
@@ -683,7 +684,7 @@ backoff(const struct ch_handler_opts *o, unsigned attempt)
 	int64_t d = o->backoff_min_ns;
 
 	for (unsigned i = 1; i < attempt && d < o->backoff_max_ns; i++)
-		d *= 2;
+		d = ch_ns_add(d, d);
 	if (d > o->backoff_max_ns)
 		d = o->backoff_max_ns;
 	/* Jitter: somewhere in [d, 1.5 d], so retries of many chsubs spread,
@@ -1025,8 +1026,8 @@ resume_unit(struct hctx *h, size_t i, struct ch_error *err)
 		left = o->backoff_max_ns;
 	u->gave_up = 0;
 	u->state = U_WAIT;
-	u->retry_at = ch_mono_ns() + left;
-	u->next_wall = ch_now_ns() + left;
+	u->retry_at = ch_ns_add(ch_mono_ns(), left);
+	u->next_wall = ch_ns_add(ch_now_ns(), left);
 	if (o->warn) {
 		char when[40];
 		ch_format_duration(when, sizeof when, left);
@@ -1130,8 +1131,8 @@ finished(struct hctx *h, size_t i, int status, int stopping,
 	if (u->failures <= o->retries) {
 		int64_t d = backoff(o, (unsigned)u->failures);
 		u->state = U_WAIT;
-		u->retry_at = ch_mono_ns() + d;
-		u->next_wall = ch_now_ns() + d;
+		u->retry_at = ch_ns_add(ch_mono_ns(), d);
+		u->next_wall = ch_ns_add(ch_now_ns(), d);
 		if (o->warn) {
 			char msg[256];
 			snprintf(msg, sizeof msg, "handler failed (status %s) for "
@@ -1492,7 +1493,8 @@ ch_handler_run(struct ch_session *s, const struct ch_handler_opts *o,
 		    (h.at_end && !o->follow)))
 			break;
 		if (idle && h.at_end && o->idle_ns >= 0) {
-			int64_t left = h.last_activity + o->idle_ns - now;
+			int64_t left = ch_ns_add(h.last_activity, o->idle_ns) -
+			    now;
 			if (left <= 0)
 				break;
 			if (wait_ns < 0 || left < wait_ns)

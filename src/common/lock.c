@@ -50,7 +50,7 @@ ch_flock(int fd, int op, int64_t wait_ns)
 	if (errno != EWOULDBLOCK || wait_ns == CH_LOCK_NOWAIT)
 		return -1;
 	/* Bounded wait: poll with a growing sleep (flock has no timeout). */
-	int64_t deadline = ch_mono_ns() + wait_ns;
+	int64_t deadline = ch_ns_add(ch_mono_ns(), wait_ns);
 	long sleep_ns = 1000000;
 	for (;;) {
 		struct timespec ts = { 0, sleep_ns };

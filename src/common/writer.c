@@ -916,7 +916,8 @@ ch_writer_sync_due(const struct ch_writer *w)
 {
 	if (!w->dirty || w->o.sync != CH_SYNC_PERIODIC)
 		return -1;
-	int64_t left = w->dirty_since + w->o.sync_interval_ns - ch_mono_ns();
+	int64_t left = ch_ns_add(w->dirty_since, w->o.sync_interval_ns) -
+	    ch_mono_ns();
 	return left > 0 ? left : 0;
 }
 
