@@ -46,6 +46,18 @@ b"
 	refused 2:1 "tab character"
 }
 
+@test "a NUL byte in a quoted key or value is refused with its position, not read up to it" {
+	# "4096\0 was 64MiB" was read as 4096, "format\0zz" as format
+	yaml 'segment_bytes: "4096\\0 was 64MiB"\n'
+	refused 1:16 "a NUL byte in '4096...'"
+	yaml '"sync\\0": always\n'
+	refused 1:1 "a NUL byte in 'sync...'"
+	yaml 'dead_letter: "dl\\0x"\n'
+	refused 1:14 "a NUL byte in 'dl...'"
+	yaml '"format\\0zz": 9\n'
+	refused 1:1 "a NUL byte in 'format...'"
+}
+
 @test "an unknown key is refused, with a suggestion" {
 	yaml 'sync: none\nsegment_byte: 4096\n'
 	refused 2:1 "unknown key 'segment_byte' (did you mean 'segment_bytes'?)"

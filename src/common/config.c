@@ -594,11 +594,22 @@ ch_config_parse(const char *text, size_t len, const char *name,
 			break;
 		case YAML_SEQUENCE_END_EVENT:
 			break;
-		case YAML_SCALAR_EVENT:
+		case YAML_SCALAR_EVENT: {
+			/* "\0" in a quoted scalar: C strings would end there,
+			 * reading "4096\0 was 64MiB" as 4096. */
+			int nul = strlen((const char *)ev.data.scalar.value) !=
+			    ev.data.scalar.length;
+			if (nul)
+				at(&ps, &ev.start_mark, CH_EXIT_CONFIG,
+				    "a NUL byte in '%s...'",
+				    (const char *)ev.data.scalar.value);
 			if (state == 1 || state == 3) {
 				const char *k = (const char *)ev.data.scalar.value;
-				const struct key *key = find_key(section, k);
-				if (ev.data.scalar.tag || ev.data.scalar.anchor) {
+				const struct key *key = nul ? NULL :
+				    find_key(section, k);
+				if (nul)
+					;	/* said above */
+				else if (ev.data.scalar.tag || ev.data.scalar.anchor) {
 					/* As for values: a tag could change what
 					 * the key means to another YAML reader. */
 					at(&ps, &ev.start_mark, CH_EXIT_CONFIG,
@@ -618,17 +629,18 @@ ch_config_parse(const char *text, size_t len, const char *name,
 				pending = key;
 				state++;
 			} else if (state == 2 || state == 4) {
-				if (pending)
+				if (pending && !nul)
 					set_value(&ps, pending, &ev);
 				pending = NULL;
 				state--;
-			} else if (state == 0 || state == 5) {
+			} else if ((state == 0 || state == 5) && !nul) {
 				if (!is_null(&ev))
 					at(&ps, &ev.start_mark, CH_EXIT_CONFIG,
 					    "expected 'key: value' lines, found '%s'",
 					    (const char *)ev.data.scalar.value);
 			}
 			break;
+		}
 		}
 		yaml_event_delete(&ev);
 	}
