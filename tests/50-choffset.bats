@@ -118,6 +118,46 @@ r5"
 	assert_output "old1"
 }
 
+@test "--time: a local time a change to summer time skips is refused; a leap second is the second after :59; zone offsets beyond -12:00..+14:00 are refused" {
+	local t x
+	CH="$T/dst"
+	for t in 00:50 01:10 01:40 02:10; do
+		TZ=UTC faketime -f "@2026-03-29 $t:00" chpub -p "$CH" "at ${t}Z" >>"$T/offs"
+	done
+	mapfile -t o <"$T/offs"
+	choffset --create --earliest "$CH" s >/dev/null
+	# Berlin skips 02:00 to 03:00 that day: 02:30 came back as 03:30
+	# (01:30Z), later than 03:00 (01:00Z), skipping a record
+	for x in 02:00 02:30; do
+		run -2 --separate-stderr env TZ=Europe/Berlin choffset --dry-run --time="2026-03-29 $x" "$CH" s
+		[[ $stderr == "choffset: --time: time '2026-03-29 $x' does not exist in local time (a change to daylight saving time skips it); give a zone, such as Z or +01:00"* ]] ||
+		    fail "$stderr"
+	done
+	run -0 env TZ=Europe/Berlin choffset --dry-run --time="2026-03-29 03:00" "$CH" s
+	assert_output "s ${o[0]} -> ${o[1]}"
+	run -0 env TZ=Europe/Berlin choffset --dry-run --time="2026-03-29 01:59" "$CH" s
+	assert_output "s ${o[0]} -> ${o[1]}"
+	# 23:59:60 was refused, 12:00:60 taken as 12:01:00
+	run -0 choffset --dry-run --time=2026-03-29T00:59:60Z "$CH" s
+	assert_output "s ${o[0]} -> ${o[1]}"
+	run -0 choffset --dry-run --time=2026-03-29T01:59:60+01:00 "$CH" s
+	assert_output "s ${o[0]} -> ${o[1]}"
+	run -0 choffset --dry-run --time=2016-12-31T23:59:60Z "$CH" s
+	run -2 choffset --dry-run --time=2026-03-29T01:00:60Z "$CH" s
+	# offsets: +14:00 and -12:00 are the ends; "+99:99" and "+02:" no offset
+	run -0 choffset --dry-run --time=2026-03-29T15:09:00+14:00 "$CH" s
+	assert_output "s ${o[0]} -> ${o[1]}"
+	run -0 choffset --dry-run --time=2026-03-28T13:09:00-12:00 "$CH" s
+	assert_output "s ${o[0]} -> ${o[1]}"
+	for x in +99:99 +14:01 +15 +02: -12:60; do
+		run -2 choffset --dry-run --time="2026-03-29T01:10:00$x" "$CH" s
+	done
+	# 1970-01-01T00:59:59+01:00, -1 s since the epoch, was refused as if
+	# timegm had failed
+	run -0 choffset --dry-run --time=1970-01-01T00:59:59+01:00 "$CH" s
+	assert_output "s ${o[0]} -> ${o[0]}"
+}
+
 @test "--shift moves N records back or forward" {
 	choffset --create "$CH" s >/dev/null
 	run -0 choffset --shift=-3 "$CH" s

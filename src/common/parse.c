@@ -275,7 +275,8 @@ digits(const char **pp, int n, int *out)
 	return 0;
 }
 
-/* 0, or -1 if s is not ISO 8601, or -2 if it is but out of range. */
+/* 0, or -1 if s is not ISO 8601, -2 if it is but out of range, -3 if it
+ * is a local time that a daylight saving change skips. */
 static int
 iso8601(const char *s, int64_t *out_ns)
 {
@@ -316,9 +317,12 @@ iso8601(const char *s, int64_t *out_ns)
 			int sign = *p++ == '-' ? -1 : 1, zh, zm = 0;
 			if (digits(&p, 2, &zh))
 				return -1;
-			if (*p == ':')
-				p++;
+			if (*p == ':' && (p++, digits(&p, 2, &zm)))
+				return -1;	/* "+02:" */
 			if (*p && digits(&p, 2, &zm))
+				return -1;
+			/* Offsets in use run from -12:00 to +14:00. */
+			if (zh > 14 || zm > 59 || zh * 60 + zm > 14 * 60)
 				return -1;
 			have_zone = 1;
 			zone_sec = sign * (zh * 3600L + zm * 60L);
@@ -327,25 +331,36 @@ iso8601(const char *s, int64_t *out_ns)
 	if (*p)
 		return -1;
 	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60)
+	    sec > 60 || (sec == 60 && mi != 59))
 		return -1;
+	/* A leap second (23:59:60 UTC, xx:59:60 in another zone) is the
+	 * second after :59, as POSIX time, which has none, counts it. */
+	int leap = sec == 60;
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;
 	tm.tm_mday = d;
 	tm.tm_hour = h;
 	tm.tm_min = mi;
-	tm.tm_sec = sec;
+	tm.tm_sec = sec - leap;
+	errno = 0;
 	if (have_zone) {
 		t = timegm(&tm);
-		t -= zone_sec;
+		if (t != (time_t)-1 || errno == 0)
+			t -= zone_sec;
 	} else {
 		tm.tm_isdst = -1;
 		t = mktime(&tm);
 	}
-	if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
-		return -1;
+	if (t == (time_t)-1 && errno != 0)
+		return -2;
+	/* A local time in the hour a change to summer time skips comes
+	 * back from mktime moved by that hour (maybe into the next day):
+	 * it never was. */
+	if (tm.tm_hour != h || tm.tm_min != mi)
+		return -3;
 	if (tm.tm_mday != d)	/* 2026-02-31 normalised away: reject */
 		return -1;
+	t += leap;
 	/* Nanoseconds since the epoch fit int64_t only from 1677 to 2262;
 	 * -2 tells the caller the date was fine but is out of that range. */
 	if (__builtin_mul_overflow((int64_t)t, 1000000000, out_ns) ||
@@ -375,6 +390,11 @@ ch_parse_time(const char *s, int64_t now_ns, int64_t *out_ns,
 		}
 	} else if (strlen(s) >= 10 && s[4] == '-' &&
 	    (rc = iso8601(s, out_ns)) != -1) {
+		if (rc == -3)
+			return ch_err(err, CH_EXIT_USAGE, "time '%s' does not "
+			    "exist in local time (a change to daylight saving "
+			    "time skips it); give a zone, such as Z or +01:00",
+			    s);
 		if (rc < 0)
 			goto range;
 		return 0;
