@@ -27,7 +27,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* What parses must pass the range checks it promises. */
 		if (cfg.segment_bytes < CH_MIN_SEGMENT_BYTES ||
 		    cfg.max_record_bytes == 0 || cfg.sync_interval_ns <= 0 ||
-		    cfg.format < 1 || cfg.format > CH_FORMAT_MAX ||
+		    (cfg.format != CH_FORMAT_UNSET && cfg.format < 1) ||
+		    cfg.format > CH_FORMAT_MAX ||
 		    memchr(cfg.dead_letter, '\0', sizeof cfg.dead_letter) == NULL)
 			abort();
 	} else if (err.msg[0] == '\0' || !memchr(err.msg, '\0', sizeof err.msg)) {
