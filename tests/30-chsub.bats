@@ -131,6 +131,8 @@ c"
 	run -2 --separate-stderr chsub --from=99999 "$CH" s
 	[[ $stderr == *"past the end"* ]]
 	run -66 choffset "$CH" s
+	# not even its directory and lock file (they were left behind)
+	assert_not_exist "$CH/subscribers/s"
 }
 
 @test "--from=TIME and --from=DUR pick records by their publish time" {

@@ -147,6 +147,14 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 			return -1;
 		}
 	} else {
+		/* A --from that cannot be taken (off a boundary, past the
+		 * end) is refused before a new subscriber's directory and
+		 * lock file are made; do_register resolves it again. */
+		struct ch_offset cur;
+		if (o->have_from && ch_sub_read(ch, o->name, &cur, err) < 0 &&
+		    (err->code != CH_EXIT_NOINPUT || ch_pos_resolve(ch,
+		    &o->from, 0, &offset, &seq, NULL, err) < 0))
+			return -1;
 		if (ch_sub_acquire(ch, o->name, o->wait_ns, CH_SUB_LIVE, &s->sub,
 		    err) < 0)
 			return -1;
