@@ -131,6 +131,11 @@ parse_thresholds(const char *opt, const char *val, struct thresholds *t)
 			    (int)strcspn(seen[k], ","), seen[k],
 			    (int)strcspn(item, ","), item);
 		seen[k] = item;
+		/* In an earlier -w (-c): which of the two would hold? */
+		if ((k == 0 && t->have_records) || (k == 1 && t->have_bytes) ||
+		    (k == 2 && t->have_age))
+			ch_usage("%s: %s given in two %s options", opt, tok,
+			    opt);
 		if (k == 0) {
 			if (ch_parse_u64(v, &t->records, &err) < 0)
 				ch_usage("%s: records: %s", opt, err.msg);

@@ -695,6 +695,9 @@ Try 'chlag --help' for more information."
 	[[ $stderr == "chlag: --warn: records given twice, 'records:10' and 'records:20'"* ]]
 	run -3 --separate-stderr chlag --crit=age:1h,bytes:1k,age:2h "$CH"
 	[[ $stderr == "chlag: --crit: age given twice, 'age:1h' and 'age:2h'"* ]]
+	# in two -w: the last one held (-w records:0 -w records:1000 was OK)
+	run -3 --separate-stderr chlag -w records:0 -w records:1000 "$CH"
+	[[ $stderr == "chlag: --warn: records given in two --warn options"* ]]
 	# each kind once is fine, in any order, and a later -w adds to an
 	# earlier one
 	run -1 chlag --warn=age:1h,bytes:1M,records:5 "$CH"
