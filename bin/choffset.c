@@ -808,6 +808,9 @@ main(int argc, const char **argv)
 			npos++;
 			break;
 		case OPT_IMPORT:
+			if (!*opt_import)
+				ch_usage("--import: empty file name (- reads "
+				    "standard input)");
 			break;
 		default:
 			ch_die(CH_EXIT_SOFTWARE, NULL,

@@ -438,6 +438,8 @@ main(int argc, const char **argv)
 			break;
 		}
 		case OPT_DEAD_LETTER:
+			if (!*opt_dead_letter)
+				ch_usage("--dead-letter: empty channel name");
 			ho.dead_letter = opt_dead_letter;
 			break;
 		case OPT_PARALLEL:

@@ -80,6 +80,32 @@ c"
 	printf 'a\0b\0' | cmp - "$T/out"
 }
 
+@test "a --format that cannot be rendered is a usage error naming the problem; so are an empty --format, --dead-letter and choffset --import" {
+	chpub "$CH" a
+	local f want
+	while IFS='|' read -r f want; do
+		run -2 --separate-stderr chsub --peek --format="$f" "$CH"
+		[[ $stderr == "chsub: --format: $want"* ]] || fail "'$f': $stderr"
+	done <<-'EOF'
+	|empty format (plain output is --format='%s\n')
+	%s\|a '\' ends the format (\\ prints one)
+	%s%|a '%' ends the format (%% prints one)
+	%q|unknown format directive '%q'
+	\q|unknown escape '\q'
+	%{|unterminated %{KEY} in format
+	%{}|unterminated %{KEY} in format
+	EOF
+	run -0 chsub --peek --format='%s%%\\\n' "$CH"
+	assert_output 'a%\'
+	# it registered s, printed nothing, committed everything
+	run -2 chsub --format= "$CH" s
+	run -66 choffset "$CH" s
+	run -2 --separate-stderr chsub --dead-letter= -x true "$CH" s
+	[[ $stderr == "chsub: --dead-letter: empty channel name"* ]]
+	run -2 --separate-stderr choffset --import= "$CH"
+	[[ $stderr == "choffset: --import: empty file name (- reads standard input)"* ]]
+}
+
 @test "--from=earliest starts a new subscriber at the first record" {
 	chpub "$CH" a b
 	run -0 chsub --from=earliest "$CH" s
@@ -695,6 +721,22 @@ Try 'chsub --help' for more information."
 	# an index lost by a channel that stays is damage, as before
 	removed_at "rm -f '$CH/index'" open:index:1
 	assert_equal "$status $stderr" "65 chsub: $CH: segment index: No such file or directory"
+	# a new subscriber, the channel removed before each of chsub's opens
+	# of subscribers/ in turn (registering, committing): said as
+	# "subscribers/: No such file" (1), "lock file compact.lock: ..." (1)
+	# or "offset ... written, but a power loss may undo it" (66)
+	local n
+	for ((n = 1; n < 20; n++)); do
+		rm -rf "$CH"
+		new_channel
+		chpub "$CH" a
+		CHFAULT_RUN="rm -rf '$CH'" CHFAULT_RUN_AT=open:subscribers:$n \
+		    LD_PRELOAD="$CHFAULT" run --separate-stderr chsub --from=earliest "$CH" s
+		[[ -d $CH ]] && break	# no such open: chsub ran to the end
+		assert_equal "$status $stderr" "66 chsub: $CH: channel removed"
+	done
+	((n > 3)) || fail "only $((n - 1)) opens of subscribers/"
+	assert_equal "$status $output" "0 a"
 }
 
 @test "SIGTERM stops a follower cleanly with its offset committed" {

@@ -52,10 +52,19 @@ ch_buf_free(struct ch_buf *b)
 int
 ch_format_check(const char *fmt, struct ch_error *err)
 {
+	if (!*fmt)	/* every record would print as nothing */
+		return ch_err(err, CH_EXIT_USAGE, "empty format (plain "
+		    "output is --format='%%s\\n')");
 	for (const char *p = fmt; *p; p++) {
+		if (*p == '\\' && !p[1])
+			return ch_err(err, CH_EXIT_USAGE, "a '\\' ends the "
+			    "format (\\\\ prints one)");
+		if (*p == '%' && !p[1])
+			return ch_err(err, CH_EXIT_USAGE, "a '%%' ends the "
+			    "format (%%%% prints one)");
 		if (*p == '\\') {
 			p++;
-			if (!strchr("ntr0\\", *p) || !*p)
+			if (!strchr("ntr0\\", *p))
 				return ch_err(err, CH_EXIT_USAGE,
 				    "unknown escape '\\%c' in format (use \\n \\t "
 				    "\\r \\0 \\\\)", *p ? *p : ' ');

@@ -154,10 +154,10 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 		if (o->have_from && ch_sub_read(ch, o->name, &cur, err) < 0 &&
 		    (err->code != CH_EXIT_NOINPUT || ch_pos_resolve(ch,
 		    &o->from, 0, &offset, &seq, NULL, err) < 0))
-			return -1;
+			goto fail;
 		if (ch_sub_acquire(ch, o->name, o->wait_ns, CH_SUB_LIVE, &s->sub,
 		    err) < 0)
-			return -1;
+			goto fail;
 		s->held = 1;
 		if (ch_sub_read(ch, o->name, &s->off, err) == 0) {
 			s->registered = 1;
@@ -188,6 +188,11 @@ ch_session_open(struct ch_channel *ch, const struct ch_session_opts *o,
 	s->last_commit_mono = ch_mono_ns();
 	return 0;
 fail:
+	/* A file of the channel missing while it registers or opens the
+	 * subscriber: a channel being removed (rm -rf) is not a failure of
+	 * ours. */
+	if (err->sys_errno == ENOENT && ch_channel_removing(ch->dirfd))
+		ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 	ch_session_close(s);
 	return -1;
 }

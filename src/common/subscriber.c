@@ -714,6 +714,10 @@ not_durable(struct ch_sub *s, struct ch_error *err, const char *fmt, ...)
 	int saved = errno;
 	va_list ap;
 
+	/* The directory synced is gone: the channel is being removed
+	 * (rm -rf), and the offset with it. */
+	if (saved == ENOENT && ch_channel_removing(s->ch->dirfd))
+		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
@@ -740,6 +744,10 @@ ch_sub_commit(struct ch_sub *s, struct ch_error *err)
 	if (!s->entry_synced) {
 		int subs = open_subsdir(s->ch, 0, err);
 		if (subs < 0) {
+			if (err->sys_errno == ENOENT &&
+			    ch_channel_removing(s->ch->dirfd))
+				return ch_err(err, CH_EXIT_NOINPUT,
+				    "channel removed");
 			ch_err_prefix(err, "offset of subscriber '%s' written, "
 			    "but a power loss may undo it", s->name);
 			return CH_NOT_DURABLE;
