@@ -45,6 +45,15 @@ newline"
 newline"
 }
 
+@test "a MESSAGE that starts with - follows --, as chpub(1) says; before it, it is an option" {
+	run -0 chpub "$CH" -- -5 '- item' -q
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "-5
+- item
+-q"
+	run -2 --separate-stderr chpub "$CH" -5
+}
+
 @test "-0 reads NUL-terminated records, newlines included" {
 	printf 'a\nb\0c\0last' | chpub -0 "$CH"
 	run -0 payloads
