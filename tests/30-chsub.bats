@@ -116,14 +116,9 @@ b"
 @test "--from=TIME while a compaction deletes the segments the search looks at: it looks again from the new start" {
 	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
 	need_chfault
-	local i mid t segs
-	CH_BIRTH=-2h new_channel segment_bytes=4096
-	for ((i = 1; i <= 40; i++)); do
-		printf 'r%02d-%0500d\n' "$i" 0 | faketime -f "-$((41 - i))m" chpub "$CH"
-	done
-	mapfile -t segs < <(segments)
-	((${#segs[@]} >= 4)) || fail "${#segs[@]} segments"
-	mid=${segs[${#segs[@]} / 2]}
+	local mid t
+	timed_segments
+	mid=${SEGS[${#SEGS[@]} / 2]}
 	t=$(chsub --peek --from=earliest --format='%t\n' "$CH" | sed -n 30p)
 	# retention deletes every sealed segment just before the search
 	# opens the middle one (it said "segment ...: No such file", 66)

@@ -373,17 +373,12 @@ damaged_middle() {
 }
 
 @test "--time is not misled by a damaged time field in a segment's first record (format 1): the answer in the segment before is found" {
-	local i segs mid first want t
+	local mid first want t
 	CH=$T/ch1
-	CH_FORMAT=1 CH_BIRTH=-2h new_channel segment_bytes=4096
-	for ((i = 1; i <= 40; i++)); do
-		printf 'r%02d-%0500d\n' "$i" 0 | faketime -f "-$((41 - i))m" chpub "$CH"
-	done
-	mapfile -t segs < <(segments)
-	((${#segs[@]} >= 4)) || fail "${#segs[@]} segments"
+	CH_FORMAT=1 timed_segments
 	# The binary search looks at the middle segment first; its first
 	# record's time, sign byte flipped, reads as long before anything.
-	mid=${segs[${#segs[@]} / 2]}
+	mid=${SEGS[${#SEGS[@]} / 2]}
 	first=$((10#${mid%.seg}))
 	# The answer: the last record but one before it.
 	want=$(chsub --peek --from=earliest --format='%o\n' "$CH" |

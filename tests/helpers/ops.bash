@@ -93,6 +93,19 @@ hold_caught_up() {
 # that it can end them).
 ops_teardown() { common_teardown; }
 
+# timed_segments: $CH made (in CH_FORMAT, when set) of 40 records of 505
+# bytes, published one a minute over the last 40 minutes, in segments of
+# 4 KiB (at least 4); SEGS gets their file names, oldest first.
+timed_segments() {
+	local i
+	CH_BIRTH=-2h new_channel segment_bytes=4096
+	for ((i = 1; i <= 40; i++)); do
+		printf 'r%02d-%0500d\n' "$i" 0 | faketime -f "-$((41 - i))m" chpub "$CH"
+	done
+	mapfile -t SEGS < <(segments)
+	((${#SEGS[@]} >= 4)) || fail "${#SEGS[@]} segments"
+}
+
 # flip_byte FILE POS: invert one byte of FILE in place.
 flip_byte() {
 	python3 - "$1" "$2" <<'PY'
