@@ -1005,6 +1005,22 @@ slow2"
 	assert_equal "$stderr" ""
 }
 
+@test "the longest --backoff waits: a failed record is not retried at once (the jitter overflowed to a time long past)" {
+	fresh
+	pub a
+	start_bg chsub --retries=5 --backoff=100000d \
+	    -x 'cat >/dev/null; echo x >>"$T/tries"; exit 1' "$CH" s
+	# chsub commits the retry it waits for: chlag sees it due in 2262
+	# (the end of time in nanoseconds), not long past
+	wait_until 10 'chlag --json "$CH" 2>/dev/null | grep -q "\"attempts\":1,"'
+	run -1 chlag --json "$CH"	# RETRY: WARNING
+	assert_output --partial '"next_attempt":"2262-'
+	run -0 cat "$T/tries"
+	assert_output x
+	bg_running "$BG" && ! proc_gone "$BG"
+	stop_bg 10 "$BG"
+}
+
 @test "--handler-timeout: a handler that ignores SIGTERM is killed with SIGKILL" {
 	time_out stubborn 'trap "" TERM; echo $$ >"$T/h.pid"
 	    sleep 300 >/dev/null 2>&1 3>&- & echo $! >"$T/child.pid"; wait' \

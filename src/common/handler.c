@@ -689,8 +689,19 @@ backoff(const struct ch_handler_opts *o, unsigned attempt)
 		d = o->backoff_max_ns;
 	/* Jitter: somewhere in [d, 1.5 d], so retries of many chsubs spread,
 	 * but never below MIN nor above MAX. */
-	d += (int64_t)((double)(d / 2) * drand48());
+	d = ch_ns_add(d, (int64_t)((double)(d / 2) * drand48()));
 	return d > o->backoff_max_ns ? o->backoff_max_ns : d;
+}
+
+/* When a retry waiting d is due: never INT64_MAX, which marks a unit
+ * held for good (it gave up, or its command could not run), however
+ * long the --backoff. */
+static int64_t
+retry_time(int64_t d)
+{
+	int64_t t = ch_ns_add(ch_mono_ns(), d);
+
+	return t == INT64_MAX ? INT64_MAX - 1 : t;
 }
 
 /* printf into a buffer of the size it needs (paths run to PATH_MAX);
@@ -1026,7 +1037,7 @@ resume_unit(struct hctx *h, size_t i, struct ch_error *err)
 		left = o->backoff_max_ns;
 	u->gave_up = 0;
 	u->state = U_WAIT;
-	u->retry_at = ch_ns_add(ch_mono_ns(), left);
+	u->retry_at = retry_time(left);
 	u->next_wall = ch_ns_add(ch_now_ns(), left);
 	if (o->warn) {
 		char when[40];
@@ -1131,7 +1142,7 @@ finished(struct hctx *h, size_t i, int status, int stopping,
 	if (u->failures <= o->retries) {
 		int64_t d = backoff(o, (unsigned)u->failures);
 		u->state = U_WAIT;
-		u->retry_at = ch_ns_add(ch_mono_ns(), d);
+		u->retry_at = retry_time(d);
 		u->next_wall = ch_ns_add(ch_now_ns(), d);
 		if (o->warn) {
 			char msg[256];
