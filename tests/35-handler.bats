@@ -994,7 +994,7 @@ time_out() {
 	# both handlers were killed at once and dead-lettered as 'timeout'
 	run -0 --separate-stderr chsub -P 2 --dead-letter="$DLQ" \
 	    --handler-timeout=106751d23h47m16s \
-	    -x 'sleep 0.3; cat >>"$T/done"; echo >>"$T/done"' "$CH" s
+	    -x 'sleep 0.3; r=$(cat); echo "$r" >>"$T/done"' "$CH" s
 	assert_equal "$stderr" ""
 	assert_equal "$(sort "$T/done")" "slow1
 slow2"
