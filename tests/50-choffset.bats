@@ -130,32 +130,57 @@ r5"
 	# (01:30Z), later than 03:00 (01:00Z), skipping a record
 	for x in 02:00 02:30; do
 		run -2 --separate-stderr env TZ=Europe/Berlin choffset --dry-run --time="2026-03-29 $x" "$CH" s
-		[[ $stderr == "choffset: --time: time '2026-03-29 $x' does not exist in local time (a change to daylight saving time skips it); give a zone, such as Z or +01:00"* ]] ||
+		[[ $stderr == "choffset: --time: time '2026-03-29 $x' does not exist in local time (a change of the zone's offset, to daylight saving time say, skips it); give a zone, such as Z or +01:00"* ]] ||
 		    fail "$stderr"
 	done
 	run -0 env TZ=Europe/Berlin choffset --dry-run --time="2026-03-29 03:00" "$CH" s
 	assert_output "s ${o[0]} -> ${o[1]}"
 	run -0 env TZ=Europe/Berlin choffset --dry-run --time="2026-03-29 01:59" "$CH" s
 	assert_output "s ${o[0]} -> ${o[1]}"
-	# 23:59:60 was refused, 12:00:60 taken as 12:01:00
-	run -0 choffset --dry-run --time=2026-03-29T00:59:60Z "$CH" s
-	assert_output "s ${o[0]} -> ${o[1]}"
-	run -0 choffset --dry-run --time=2026-03-29T01:59:60+01:00 "$CH" s
-	assert_output "s ${o[0]} -> ${o[1]}"
+	# Samoa skipped 2011-12-30 altogether (said "invalid time")
+	run -2 --separate-stderr env TZ=Pacific/Apia choffset --dry-run --time="2011-12-30 12:00" "$CH" s
+	[[ $stderr == *"does not exist in local time"* ]] || fail "$stderr"
+	# a leap second, the last second of a UTC day, is the second after
+	# it (23:59:60Z was refused, 12:00:60 taken as 12:01:00)
 	run -0 choffset --dry-run --time=2016-12-31T23:59:60Z "$CH" s
-	run -2 choffset --dry-run --time=2026-03-29T01:00:60Z "$CH" s
-	# offsets: +14:00 and -12:00 are the ends; "+99:99" and "+02:" no offset
+	run -0 choffset --dry-run --time=2017-01-01T05:29:60+05:30 "$CH" s
+	for x in 2016-12-31T22:59:60Z 2026-03-29T01:00:60Z 2026-03-29T00:59:60Z; do
+		run -2 choffset --dry-run --time="$x" "$CH" s
+	done
+	# offsets: +14:00 and -12:00 are the ends; "+99:99", "+02:" and
+	# "+02:3045" (read as +02:45) no offset
 	run -0 choffset --dry-run --time=2026-03-29T15:09:00+14:00 "$CH" s
 	assert_output "s ${o[0]} -> ${o[1]}"
 	run -0 choffset --dry-run --time=2026-03-28T13:09:00-12:00 "$CH" s
 	assert_output "s ${o[0]} -> ${o[1]}"
-	for x in +99:99 +14:01 +15 +02: -12:60; do
+	for x in +99:99 +14:01 +15 +02: -12:60 -13:00 +02:3045; do
 		run -2 choffset --dry-run --time="2026-03-29T01:10:00$x" "$CH" s
 	done
+	run -0 choffset --dry-run --time=2024-02-29T10:00Z "$CH" s
+	run -2 choffset --dry-run --time=2026-02-29T10:00Z "$CH" s
 	# 1970-01-01T00:59:59+01:00, -1 s since the epoch, was refused as if
 	# timegm had failed
 	run -0 choffset --dry-run --time=1970-01-01T00:59:59+01:00 "$CH" s
 	assert_output "s ${o[0]} -> ${o[0]}"
+}
+
+@test "--time: a local time the change in autumn repeats is the first of the two (Berlin, Dublin)" {
+	local t o
+	CH="$T/autumn"
+	# 2026-10-25: Berlin and Dublin (whose winter time is its "daylight
+	# saving" one in tzdata) repeat an hour
+	for t in "2026-10-25 00:20" "2026-10-25 00:40" "2026-10-25 01:20" "2026-10-25 01:40"; do
+		TZ=UTC faketime -f "@$t:00" chpub -p "$CH" "at $t" >>"$T/offs"
+	done
+	mapfile -t o <"$T/offs"
+	choffset --create --earliest "$CH" s >/dev/null
+	# 02:30 Berlin is 00:30Z (summer time) first, 01:30Z after: the
+	# first record from 00:30Z on is 00:40Z (it gave 01:40Z)
+	run -0 env TZ=Europe/Berlin choffset --dry-run --time="2026-10-25 02:30" "$CH" s
+	assert_output "s ${o[0]} -> ${o[1]}"
+	# 01:30 Dublin is 00:30Z (IST) first, 01:30Z after
+	run -0 env TZ=Europe/Dublin choffset --dry-run --time="2026-10-25 01:30" "$CH" s
+	assert_output "s ${o[0]} -> ${o[1]}"
 }
 
 @test "--shift moves N records back or forward" {

@@ -275,8 +275,36 @@ digits(const char **pp, int n, int *out)
 	return 0;
 }
 
+static int
+days_in_month(int y, int mo)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+	    30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return days[mo - 1] + (mo == 2 && leap);
+}
+
+/* The local time in want, as mktime takes it with want's tm_isdst; 1 if
+ * it exists that way (mktime normalised nothing away). */
+static int
+local_time(const struct tm *want, time_t *t)
+{
+	struct tm tm = *want;
+
+	*t = mktime(&tm);
+	/* -1 is a time too (a second before the epoch), and what mktime
+	 * returns, fields untouched, for a time it cannot make: ask back. */
+	if (*t == (time_t)-1 && !localtime_r(t, &tm))
+		return 0;
+	return tm.tm_year == want->tm_year && tm.tm_mon == want->tm_mon &&
+	    tm.tm_mday == want->tm_mday && tm.tm_hour == want->tm_hour &&
+	    tm.tm_min == want->tm_min && tm.tm_sec == want->tm_sec;
+}
+
 /* 0, or -1 if s is not ISO 8601, -2 if it is but out of range, -3 if it
- * is a local time that a daylight saving change skips. */
+ * is a local time that a change of the zone's offset (to daylight saving
+ * time, say) skips. */
 static int
 iso8601(const char *s, int64_t *out_ns)
 {
@@ -317,12 +345,15 @@ iso8601(const char *s, int64_t *out_ns)
 			int sign = *p++ == '-' ? -1 : 1, zh, zm = 0;
 			if (digits(&p, 2, &zh))
 				return -1;
-			if (*p == ':' && (p++, digits(&p, 2, &zm)))
-				return -1;	/* "+02:" */
-			if (*p && digits(&p, 2, &zm))
+			if (*p == ':') {
+				p++;
+				if (digits(&p, 2, &zm))
+					return -1;	/* "+02:" */
+			} else if (*p && digits(&p, 2, &zm)) {
 				return -1;
+			}
 			/* Offsets in use run from -12:00 to +14:00. */
-			if (zh > 14 || zm > 59 || zh * 60 + zm > 14 * 60)
+			if (zm > 59 || zh * 60 + zm > (sign < 0 ? 12 : 14) * 60)
 				return -1;
 			have_zone = 1;
 			zone_sec = sign * (zh * 3600L + zm * 60L);
@@ -330,11 +361,11 @@ iso8601(const char *s, int64_t *out_ns)
 	}
 	if (*p)
 		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60 || (sec == 60 && mi != 59))
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+	    h > 23 || mi > 59 || sec > 60)
 		return -1;
-	/* A leap second (23:59:60 UTC, xx:59:60 in another zone) is the
-	 * second after :59, as POSIX time, which has none, counts it. */
+	/* A leap second (23:59:60 UTC: 05:29:60 in India) is the second
+	 * after :59, as POSIX time, which has none, counts it. */
 	int leap = sec == 60;
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;
@@ -342,24 +373,23 @@ iso8601(const char *s, int64_t *out_ns)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = sec - leap;
-	errno = 0;
 	if (have_zone) {
-		t = timegm(&tm);
-		if (t != (time_t)-1 || errno == 0)
-			t -= zone_sec;
+		/* No time_t overflow with four-digit years: -1 is a time. */
+		t = timegm(&tm) - zone_sec;
 	} else {
-		tm.tm_isdst = -1;
-		t = mktime(&tm);
+		/* Asked as standard time and as daylight saving time: a time
+		 * the change in spring skips is neither, one the change in
+		 * autumn repeats is both, and the first of the two counts
+		 * (mktime's own guess, tm_isdst -1, takes either). */
+		time_t ts, td;
+		int is = (tm.tm_isdst = 0, local_time(&tm, &ts));
+		int id = (tm.tm_isdst = 1, local_time(&tm, &td));
+		if (!is && !id)
+			return -3;
+		t = is && id ? (ts < td ? ts : td) : is ? ts : td;
 	}
-	if (t == (time_t)-1 && errno != 0)
-		return -2;
-	/* A local time in the hour a change to summer time skips comes
-	 * back from mktime moved by that hour (maybe into the next day):
-	 * it never was. */
-	if (tm.tm_hour != h || tm.tm_min != mi)
-		return -3;
-	if (tm.tm_mday != d)	/* 2026-02-31 normalised away: reject */
-		return -1;
+	if (leap && ((t % 86400) + 86400) % 86400 != 86399)
+		return -1;	/* not the last second of a UTC day */
 	t += leap;
 	/* Nanoseconds since the epoch fit int64_t only from 1677 to 2262;
 	 * -2 tells the caller the date was fine but is out of that range. */
@@ -392,9 +422,9 @@ ch_parse_time(const char *s, int64_t now_ns, int64_t *out_ns,
 	    (rc = iso8601(s, out_ns)) != -1) {
 		if (rc == -3)
 			return ch_err(err, CH_EXIT_USAGE, "time '%s' does not "
-			    "exist in local time (a change to daylight saving "
-			    "time skips it); give a zone, such as Z or +01:00",
-			    s);
+			    "exist in local time (a change of the zone's "
+			    "offset, to daylight saving time say, skips it); "
+			    "give a zone, such as Z or +01:00", s);
 		if (rc < 0)
 			goto range;
 		return 0;
