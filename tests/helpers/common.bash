@@ -32,16 +32,31 @@ common_teardown() {
 	# cancels the SIGSTOP of LeakSanitizer's stop-the-world and hangs it
 	# for good, and a TERM to one job may end another (a reader's end
 	# of a pipe).  A job that does not end takes a KILL.
+	# Only jobs still this shell's children: one a test reaped with a
+	# bare wait left its number in BG_PIDS, maybe another process's now.
+	local own=()
 	for p in "${BG_PIDS[@]}"; do
+		! own_child "$p" || own+=("$p")
+	done
+	for p in "${own[@]}"; do
 		cont_stopped "$p"
 	done
-	for p in "${BG_PIDS[@]}"; do
+	for p in "${own[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
-	for p in "${BG_PIDS[@]}"; do
+	for p in "${own[@]}"; do
 		end_bg "$p"
 	done
 	true
+}
+
+# own_child PID: PID is a child of this shell (running, stopped or a
+# zombie not reaped yet).
+own_child() {
+	[[ $1 =~ ^[0-9]+$ ]] || return 1
+	local ppid
+	ppid=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2)
+	[[ $ppid == "$BASHPID" ]]
 }
 
 # cont_stopped PID: SIGCONT to PID if it is stopped (state T), not to one
@@ -113,6 +128,7 @@ wait_exit() {
 # before its server).
 stop_bg() {
 	bg_running "$2" || return 0
+	own_child "$2" || { forget_bg "$2"; return 0; }	# reaped already
 	cont_stopped "$2"
 	kill "$2" 2>/dev/null || true
 	wait_for "$1" proc_gone "$2" || {
