@@ -172,24 +172,38 @@ tee_out(size_t n)
 }
 
 /* Append the queue; print offsets with -p, copy the records with --tee. */
+/* Append to err how many of the input's first records are in the
+ * channel: n, "at least" n, and `but` after it. */
+static void
+tell_total(struct ch_error *err, uint64_t n, int at_least, const char *but)
+{
+	size_t len = strlen(err->msg);
+
+	snprintf(err->msg + len, sizeof err->msg - len, "; in all, %sthe "
+	    "first %llu record%s of the input %s published%s",
+	    at_least ? "at least " : "", (unsigned long long)n, ch_plural(n),
+	    n == 1 ? "is" : "are", but);
+}
+
 static int
 flush(struct ch_error *err)
 {
-	uint64_t before = ch_writer_total(writer);
+	int at_least;
+	uint64_t before = ch_writer_total(writer, &at_least);
 	int rc = ch_writer_flush(writer, err);
 	size_t n;
 	const uint64_t *offs = ch_writer_offsets(writer, &n);
 
 	/* The writer counts the failed batch's records; input read in
 	 * several batches had others published before it (unless the
-	 * channel is gone). */
+	 * channel is gone).  Under sync=always only those are known to
+	 * be on stable storage, as -p and --tee say. */
 	if (rc < 0 && before && err->code != CH_EXIT_NOINPUT) {
-		uint64_t all = ch_writer_total(writer);
-		size_t len = strlen(err->msg);
-		snprintf(err->msg + len, sizeof err->msg - len, "; in all, "
-		    "the first %llu record%s of the input %s published",
-		    (unsigned long long)all, ch_plural(all),
-		    all == 1 ? "is" : "are");
+		uint64_t all = ch_writer_total(writer, &at_least);
+		if (sync_always)
+			tell_total(err, before, 0, "");
+		else
+			tell_total(err, all, at_least, "");
 	}
 
 	/* After a failure, the records written before it: but with
@@ -267,6 +281,17 @@ publish_args(const char **args)
 		add("argument", i + 1, args[i], strlen(args[i]));
 }
 
+/* A sync failed: the records written stay published, but may not be on
+ * stable storage. */
+static void
+die_unsynced(struct ch_error *err, uint64_t total, int at_least)
+{
+	if (total)
+		tell_total(err, total, at_least, ", but a power loss may take "
+		    "them");
+	ch_die_err(chname, err);
+}
+
 /* Wait for stdin to be readable, doing periodic syncs while idle. */
 static void
 wait_input(void)
@@ -281,8 +306,11 @@ wait_input(void)
 		int rc = poll(&p, 1, ms);
 		if (rc > 0 || (rc < 0 && errno != EINTR))
 			return;
-		if (rc == 0 && ch_writer_sync(writer, &err) < 0)
-			ch_die_err(chname, &err);
+		if (rc == 0 && ch_writer_sync(writer, &err) < 0) {
+			int at_least;
+			uint64_t total = ch_writer_total(writer, &at_least);
+			die_unsynced(&err, total, at_least);
+		}
 	}
 }
 
@@ -525,9 +553,12 @@ main(int argc, const char **argv)
 	if (ch_writer_repaired(writer))
 		ch_info(chname, "repaired a torn tail (%llu bytes cut)",
 		    (unsigned long long)ch_writer_repaired(writer));
+	/* (close frees the writer, even when its final sync fails) */
+	int at_least;
+	uint64_t total = ch_writer_total(writer, &at_least);
 	if (ch_writer_close(writer, &err) < 0) {
 		writer = NULL;
-		ch_die_err(chname, &err);
+		die_unsynced(&err, total, at_least);
 	}
 	ch_channel_close(&ch);
 	ch_usermeta_free(&meta);

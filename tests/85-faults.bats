@@ -354,6 +354,19 @@ next"
 	assert_output "$(seq -f 'record-%020g' 1 "$m")"
 }
 
+@test "chpub --sync=periodic: the last sync failing says the records are published but a power loss may take them" {
+	need_chfault
+	local n
+	CH=$T/p
+	new_channel
+	seq 1000 >"$T/in"
+	run -1 --separate-stderr fault fdatasync:1:EIO chpub --sync=periodic "$CH" <"$T/in"
+	n=$(chsub --peek --from=earliest "$CH" | wc -l)
+	[[ $stderr == "chpub: $CH: fdatasync: Input/output error; in all, the first $n records of the input are published, but a power loss may take them" ]] ||
+	    fail "$n records: $stderr"
+	((n > 0))
+}
+
 @test "chsub: stdout failing delivers nothing, commits nothing" {
 	need_chfault
 	choffset --create --earliest "$CH" s >/dev/null

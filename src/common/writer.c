@@ -45,6 +45,7 @@ struct ch_writer {
 	uint64_t wb_from;		/* file position not yet sent to writeback */
 	uint64_t repaired;
 	uint64_t total;		/* records written, all batches */
+	int total_unsure;	/* total is a lower bound */
 };
 
 void
@@ -96,8 +97,9 @@ ch_writer_pending(const struct ch_writer *w)
 }
 
 uint64_t
-ch_writer_total(const struct ch_writer *w)
+ch_writer_total(const struct ch_writer *w, int *at_least)
 {
+	*at_least = w->total_unsure;
 	return w->total;
 }
 
@@ -848,7 +850,7 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 			else
 				ch_err(err, CH_EXIT_FAIL, "write segment: %s",
 				    strerror(e));
-			told = unsure;
+			told = w->total_unsure = unsure != 0;
 			w->have_state = 0;
 			goto out_unlock;
 		}

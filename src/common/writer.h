@@ -115,8 +115,9 @@ int ch_writer_seal_aged(struct ch_writer *w, int64_t min_age_ns, int *sealed,
 uint64_t ch_writer_repaired(const struct ch_writer *w);
 
 /* Records this writer has put in the channel, in all its batches (those
- * of a batch that failed part way included). */
-uint64_t ch_writer_total(const struct ch_writer *w);
+ * of a batch that failed part way included); *at_least set when that is
+ * a lower bound (reading back what a failed write left did not work). */
+uint64_t ch_writer_total(const struct ch_writer *w, int *at_least);
 
 /* Final sync per policy, then free.  Safe with w == NULL. */
 int ch_writer_close(struct ch_writer *w, struct ch_error *err);
