@@ -193,10 +193,10 @@ main(int argc, const char **argv)
 	args = poptGetArgs(pc);
 	if (!args || !args[0])
 		ch_usage("missing CHANNEL");
-	if (opt_check && (have_age || have_bytes || have_expire || opt_dry_run))
-		ch_usage("--check does not combine with compaction options");
-	if (opt_repair && (have_age || have_bytes || have_expire || opt_dry_run))
-		ch_usage("--repair does not combine with compaction options");
+	if ((opt_check || opt_repair) &&
+	    (have_age || have_bytes || have_expire || opt_dry_run))
+		ch_usage("%s does not combine with compaction options",
+		    opt_check ? "--check" : "--repair");
 	if (opt_repair)
 		opt_check = 1;
 	o.dry_run = opt_dry_run;

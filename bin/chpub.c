@@ -171,7 +171,6 @@ tee_out(size_t n)
 	teebuf.len = teebuf.n = 0;
 }
 
-/* Append the queue; print offsets with -p, copy the records with --tee. */
 /* Append to err how many of the input's first records are in the
  * channel: n, "at least" n, and `but` after it. */
 static void
@@ -185,6 +184,7 @@ tell_total(struct ch_error *err, uint64_t n, int at_least, const char *but)
 	    n == 1 ? "is" : "are", but);
 }
 
+/* Append the queue; print offsets with -p, copy the records with --tee. */
 static int
 flush(struct ch_error *err)
 {

@@ -344,7 +344,7 @@ say_registered(struct ch_channel *ch, const char *name)
 		ch_info(chname, "registered subscriber '%s' at offset %llu; "
 		    "the %llu record%s before it %s not read (--from=earliest "
 		    "reads them)", name, (unsigned long long)sess.off.offset,
-		    (unsigned long long)n, n == 1 ? "" : "s",
+		    (unsigned long long)n, ch_plural(n),
 		    n == 1 ? "is" : "are");
 		return;
 	}

@@ -385,7 +385,9 @@ ch_channel_open(const char *arg, int flags, struct ch_channel *ch,
 	if (ch_config_load(ch->dirfd, &ch->cfg, err) < 0 ||
 	    check_setup(ch, flags, err) < 0)
 		goto fail;
-	if (ch->cfg.format == CH_FORMAT_UNSET)
+	/* Only writers need it (readers read each segment in its own). */
+	if (ch->cfg.format == CH_FORMAT_UNSET &&
+	    (flags & (CH_OPEN_CREATE | CH_OPEN_CHANGE)))
 		ch->cfg.format = newest_format(ch->dirfd);
 	return 0;
 fail:
@@ -427,6 +429,15 @@ ch_channel_removing(int dirfd)
 	}
 	errno = saved;
 	return gone;
+}
+
+int
+ch_channel_gone(int dirfd, int e, struct ch_error *err)
+{
+	if (e != ENOENT || dirfd < 0 || !ch_channel_removing(dirfd))
+		return 0;
+	ch_err(err, CH_EXIT_NOINPUT, "channel removed");
+	return 1;
 }
 
 int

@@ -72,6 +72,11 @@ int ch_channel_removed(const struct ch_channel *ch);
  * (65) or a failure (1), never for the usual ones (errno is kept). */
 int ch_channel_removing(int dirfd);
 
+/* A file of the channel is missing (e is ENOENT) because the channel is
+ * being removed (ch_channel_removing): err says "channel removed" (66),
+ * and 1; else 0, err untouched. */
+int ch_channel_gone(int dirfd, int e, struct ch_error *err);
+
 /* ch_segment_open failed (err) on a segment that must be there: if it is
  * missing (CH_EXIT_NOINPUT), that is "channel removed" when the channel
  * is going, else damage (CH_EXIT_DATAERR).  Returns -1. */

@@ -14,8 +14,8 @@
 
 #include "error.h"
 
-/* A channel.yaml without `format`: ch_channel_open takes the format of the
- * channel's newest segment (format 1 for channels made before format 2
+/* A channel.yaml without `format`: ch_channel_open, for a caller that may
+ * write, takes the format of the channel's newest segment (format 1 for channels made before format 2
  * existed), so that such a file never lowers a channel's format; a channel
  * set up from such a file, and every new channel, gets CH_FORMAT_NEW, or
  * the format in the environment variable CH_FORMAT. */

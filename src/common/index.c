@@ -19,8 +19,8 @@ ch_index_open(int dirfd, struct ch_index *ix, struct ch_error *err)
 	struct stat st;
 
 	ix->fd = ch_open_file(dirfd, CH_IDX_FILE, O_RDONLY, 0);
-	if (ix->fd < 0 && errno == ENOENT && ch_channel_removing(dirfd))
-		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
+	if (ix->fd < 0 && ch_channel_gone(dirfd, errno, err))
+		return -1;
 	if (ix->fd < 0)
 		return ch_err_sys(err, errno == ENOENT ? CH_EXIT_DATAERR :
 		    CH_EXIT_FAIL, "segment index");

@@ -382,8 +382,10 @@ iso8601(const char *s, int64_t *out_ns)
 		 * autumn repeats is both, and the first of the two counts
 		 * (mktime's own guess, tm_isdst -1, takes either). */
 		time_t ts, td;
-		int is = (tm.tm_isdst = 0, local_time(&tm, &ts));
-		int id = (tm.tm_isdst = 1, local_time(&tm, &td));
+		tm.tm_isdst = 0;
+		int is = local_time(&tm, &ts);
+		tm.tm_isdst = 1;
+		int id = local_time(&tm, &td);
 		if (!is && !id)
 			return -3;
 		t = is && id ? (ts < td ? ts : td) : is ? ts : td;

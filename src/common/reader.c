@@ -1132,7 +1132,6 @@ static int
 seek_time_from(struct ch_channel *ch, const struct ch_start *start,
     int64_t ts, uint64_t *offset, uint64_t *seq, struct ch_error *err)
 {
-	const struct ch_start s = *start;
 	struct ch_index ix;
 	struct ch_idxent e;
 	uint64_t lo, hi;
@@ -1147,7 +1146,7 @@ seek_time_from(struct ch_channel *ch, const struct ch_start *start,
 	 * bounds it from below) must not pass over the segment before.  One
 	 * whose first record's time is not known counts as not older: the
 	 * scan starts before it, which costs only time. */
-	lo = s.index_pos;
+	lo = start->index_pos;
 	hi = ix.count;
 	while (hi - lo > 1) {
 		uint64_t mid = lo + (hi - lo) / 2;

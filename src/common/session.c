@@ -191,8 +191,7 @@ fail:
 	/* A file of the channel missing while it registers or opens the
 	 * subscriber: a channel being removed (rm -rf) is not a failure of
 	 * ours. */
-	if (err->sys_errno == ENOENT && ch_channel_removing(ch->dirfd))
-		ch_err(err, CH_EXIT_NOINPUT, "channel removed");
+	(void)ch_channel_gone(ch->dirfd, err->sys_errno, err);
 	ch_session_close(s);
 	return -1;
 }

@@ -672,9 +672,8 @@ ch_sub_read(struct ch_channel *ch, const char *name, struct ch_offset *o,
 static int
 commit_failed(struct ch_sub *s, struct ch_error *err)
 {
-	if (errno == ENOENT && s->ch->dirfd >= 0 &&
-	    ch_channel_removing(s->ch->dirfd))
-		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
+	if (ch_channel_gone(s->ch->dirfd, errno, err))
+		return -1;
 	return ch_err_sys(err, CH_EXIT_FAIL, "commit offset of subscriber '%s'",
 	    s->name);
 }
@@ -716,8 +715,8 @@ not_durable(struct ch_sub *s, struct ch_error *err, const char *fmt, ...)
 
 	/* The directory synced is gone: the channel is being removed
 	 * (rm -rf), and the offset with it. */
-	if (saved == ENOENT && ch_channel_removing(s->ch->dirfd))
-		return ch_err(err, CH_EXIT_NOINPUT, "channel removed");
+	if (ch_channel_gone(s->ch->dirfd, saved, err))
+		return -1;
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
@@ -744,10 +743,9 @@ ch_sub_commit(struct ch_sub *s, struct ch_error *err)
 	if (!s->entry_synced) {
 		int subs = open_subsdir(s->ch, 0, err);
 		if (subs < 0) {
-			if (err->sys_errno == ENOENT &&
-			    ch_channel_removing(s->ch->dirfd))
-				return ch_err(err, CH_EXIT_NOINPUT,
-				    "channel removed");
+			if (ch_channel_gone(s->ch->dirfd, err->sys_errno,
+			    err))
+				return -1;
 			ch_err_prefix(err, "offset of subscriber '%s' written, "
 			    "but a power loss may undo it", s->name);
 			return CH_NOT_DURABLE;
