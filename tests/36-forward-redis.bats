@@ -244,3 +244,30 @@ crash_story() {
 @test "Redis killed and restarted mid-stream, batches with --batch-bytes and --linger: every record arrives, first arrivals in order" {
 	crash_story "--linger=1s" first 120
 }
+
+# The recipes as a new user runs them: records are published before the
+# forwarder's first run, with no `choffset --create` beforehand.  A new
+# subscriber starts at the end of the channel, so only --from=earliest
+# in the recipe gets those records sent; and a restart resumes at the
+# commit (--from applies to a new subscriber only): nothing is sent
+# twice after a clean stop.
+@test "each Redis recipe sends the records published before its first run, and after a restart resumes at its commit" {
+	start_redis
+	local r n=0
+	for r in "-x 'redis-cli -e" "redis-xadd-batch.sh" "--linger=1s"; do
+		CH=$T/ch-$((++n))
+		new_channel
+		publish 1 12		# before the forwarder ever ran
+		forwarder "$r"
+		wait_until 20 'offset_is fwd "$(chan_end fwd)"'
+		stop_bg 20 "$FWD"
+		FWD=""
+		publish 13 20		# while it is stopped
+		forwarder "$r"
+		wait_until 20 'offset_is fwd "$(chan_end fwd)"'
+		stop_bg 20 "$FWD"
+		FWD=""
+		assert_equal "$(stream_values)" "$(seq -f 'rec-%04g' 1 20)"
+		redis-cli -p "$PORT" DEL app-logs >/dev/null
+	done
+}

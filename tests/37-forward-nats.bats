@@ -301,3 +301,68 @@ crash_story() {
 @test "NATS killed and restarted mid-stream, --batch: every record arrives, first arrivals in order" {
 	crash_story "chnats-pub -b" first 120
 }
+
+# --- what the recipes' text says ------------------------------------------
+
+# The recipes as a new user runs them: records are published before the
+# forwarder's first run, with no `choffset --create` beforehand.  A new
+# subscriber starts at the end of the channel, so only --from=earliest
+# in the recipe gets those records sent.
+@test "each NATS recipe sends the records published before its first run" {
+	start_nats
+	create_stream
+	local r n=0
+	for r in "-x 'chnats-pub -s" "chnats-pub -b"; do
+		CH=$T/ch-$((++n))
+		new_channel
+		publish 1 12		# before the forwarder ever ran
+		recipe_argv "$r" "nats://nats.example:4222=$URL"
+		start_recipe
+		wait_until 20 'offset_is fwd "$(chan_end fwd)"'
+		stop_bg 20 "$FWD"
+		FWD=""
+		stream_lines | awk -F '\t' -v ch="$(uname -n):$CH/" \
+		    'index($1, ch) == 1' | cut -f2- | check_arrived 12 strict
+	done
+}
+
+# nats-server's max_payload is 1 MiB by default, the Nats-Msg-Id header
+# included: a record of 1 MiB fails every attempt, as if the server were
+# down.  The channel.yaml line of forwarding.md keeps it out of the
+# channel, and lets a record at its limit through, header and all.
+@test "records NATS cannot take: with forwarding.md's max_record_bytes line, chpub refuses a record of 1 MiB, and one at the limit goes through the recipe" {
+	start_nats
+	create_stream
+	head -c 1048576 /dev/zero | tr '\0' x >"$T/1mib"
+	# The stall: chnats-pub fails on it, with the status of an outage.
+	CH_CHANNEL=$T/ch CH_SEQ=0 run -1 chnats-pub -s "$URL" app.logs \
+	    <"$T/1mib"
+	# The line as written, in place of the channel's default one.
+	local line limit
+	line=$(recipe 'max_record_bytes:')
+	line=${line#"${line%%[! ]*}"}
+	[[ $line == 'max_record_bytes: '* ]] || fail "no line: '$line'"
+	new_channel
+	sed -i "s|^max_record_bytes:.*|$line|" "$CH/channel.yaml"
+	grep -qxF "$line" "$CH/channel.yaml"
+	choffset --create "$CH" fwd >/dev/null
+	# Refused where it is born, loudly (chpub(1): exit 1, the record
+	# named by its position).
+	run -1 --separate-stderr chpub --whole "$CH" <"$T/1mib"
+	[[ $stderr == "chpub: $CH: input 1: record of 1048576 bytes exceeds max_record_bytes ("*")" ]] ||
+		fail "stderr: $stderr"
+	limit=${stderr##*\(}
+	limit=${limit%\)}
+	((limit < 1048576)) || fail "limit: $limit"
+	assert_equal "$(chan_end fwd)" 0
+	# A record at the limit, and one after it: both forwarded.
+	head -c "$limit" /dev/zero | tr '\0' y >"$T/max"
+	chpub --whole "$CH" <"$T/max"
+	chpub "$CH" after
+	recipe_argv "-x 'chnats-pub -s" "nats://nats.example:4222=$URL"
+	start_recipe
+	wait_until 30 'offset_is fwd "$(chan_end fwd)"'
+	"$DUMP" "$URL" APP_LOGS 1 | cmp - "$T/max"
+	assert_equal "$("$DUMP" "$URL" APP_LOGS 2)" after
+	assert_equal "$(stream_count)" 2
+}
