@@ -12,26 +12,44 @@
 #
 # Run as is, it is a demonstration in a temporary directory (nothing outside
 # it is touched; WORK=DIR to choose it and keep it).  In real life the
-# producer and shipper are just:
+# producer and shipper are:
 #
-#   tail -n +1 -F /var/log/app.log | chpub logs
-#   chsub -f --batch=500 --retries=1000000 --backoff=1s,1m \
-#       -x 'ssh loghost "cat >> /var/log/app.log"' logs shipper
+#   app 2>&1 | chpub logs
+#   chsub -f --from=earliest --batch=500 --retries=1000000 \
+#       --backoff=1s,1m --handler-timeout=5m \
+#       -x 'ssh -o ServerAliveInterval=15 -o ServerAliveCountMax=3 loghost \
+#           append-batch.sh /var/log/app.log "$CH_COUNT"' logs shipper
 #
-# (or curl -fsS --data-binary @- https://collector/ingest; see also
-# examples/forwarding.md).  Run the shipper under a supervisor such as the
-# chsub@.service unit in this directory.
+# The channel's guarantees start at chpub: pipe the application's output
+# straight into it.  The demonstration's `tail -n +1 -F app.log | chpub
+# logs` would publish the whole log again at every restart, with new
+# sequence numbers (no id shows the copies), and `tail -F` sends the last
+# 10 lines again and loses what was written while it was down.
 #
-# Nothing is lost, but a record can arrive twice: a connection lost in the
-# middle of a batch leaves part of it appended on loghost, ssh fails, and
-# chsub hands the whole batch over again (as it does when the reply is
-# lost, or when chsub is killed before it commits).  Exactly once takes a
-# receiver that skips the records it already has, by CH_SEQ (a batch holds
-# records CH_SEQ to CH_SEQ + CH_COUNT - 1), and stores each batch together
-# with the last CH_SEQ it holds atomically (one transaction, or one file
-# renamed into place).  The demonstration's receiver fails only before it
-# writes anything, and its shipper stops cleanly, so there every record
-# arrives exactly once.
+# --from=earliest: a new subscriber starts at the end of the channel, and
+# the records published before the shipper's first run would never be
+# shipped; a restart resumes at the committed offset whatever it says.
+# append-batch.sh, in this directory, is copied to loghost: it appends a
+# batch to the file only when it holds CH_COUNT complete lines (chsub sets
+# CH_COUNT), so a connection lost in mid-batch appends nothing, where
+# `ssh loghost "cat >> /var/log/app.log"` would append half a line, with
+# the retry's first line glued to it.  The ssh keepalives and
+# --handler-timeout end an attempt stuck on a half-open connection, which
+# would otherwise stall the shipper for good.  Run the shipper under a
+# supervisor such as the chsub@.service unit in this directory.  (Or ship
+# with curl -fsS --data-binary @- https://collector/ingest; see also
+# examples/forwarding.md.)
+#
+# Nothing is lost, and no line is cut, but a batch can arrive twice: when
+# the reply is lost (the batch was appended but ssh's exit status never
+# came back, or chsub was killed before it committed), chsub hands the
+# whole batch over again.  Exactly once takes a receiver that skips the
+# records it already has, by CH_SEQ (a batch holds records CH_SEQ to
+# CH_SEQ + CH_COUNT - 1), and stores each batch together with the last
+# CH_SEQ it holds atomically (one transaction, or one file renamed into
+# place).  The demonstration's receiver (append-batch.sh too) fails only
+# before it writes anything, and its shipper stops cleanly, so there every
+# record arrives exactly once.
 set -eu
 
 if [ -n "${WORK:-}" ]; then
@@ -51,7 +69,10 @@ export RECEIVED="$received" DOWN="$down"
 
 # The receiver, as a command: store the records from stdin, or fail while
 # the receiver is down.  It must exit non-zero unless it stored the records.
-SHIP='test ! -e "$DOWN" && cat >>"$RECEIVED"'
+# (append-batch.sh is run here as ssh runs it on loghost.)
+APPEND_BATCH=$(cd "$(dirname "$0")" && pwd)/append-batch.sh
+export APPEND_BATCH
+SHIP='test ! -e "$DOWN" && sh "$APPEND_BATCH" "$RECEIVED" "$CH_COUNT"'
 
 tail_pid= pub_pid= sub_pid=
 cleanup() {

@@ -177,6 +177,7 @@ synopsis_forms() {
 	assert_file_exists "$ex/forwarding.md"
 	assert_file_exists "$ex/chnats-pub.c"
 	assert_file_exists "$ex/chlag-alerts.yml"
+	assert_file_executable "$ex/append-batch.sh"
 	assert_file_executable "$ex/redis-xadd-batch.sh"
 	assert_file_executable "$ex/log-shipping.sh"
 	assert_file_executable "$ex/replay.sh"

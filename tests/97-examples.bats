@@ -160,19 +160,20 @@ run_unit() {
 	cat >"$T/default/chsub-mailer" <<-EOF
 		CHSUB_CHANNEL=$CH
 		CHSUB_HANDLER=sh $T/handle-job
-		CHSUB_OPTS=--retries=3 --backoff=10ms,50ms --from=earliest
+		CHSUB_OPTS=--retries=3 --backoff=10ms,50ms
 	EOF
 	run -0 exec_start mailer "$T/default/chsub-mailer"
 	assert_output "/usr/local/bin/chsub
 -f
+--from=earliest
 -x
 sh $T/handle-job
 --retries=3
 --backoff=10ms,50ms
---from=earliest
 $CH
 mailer"
 
+	# Queued before the unit's first start: handled all the same.
 	chpub "$CH" one two three
 	run_unit mailer
 	wait_for 10 test -f "$T/out/done"
@@ -199,7 +200,7 @@ slow mailer"
 	cat >"$T/default/chsub-failing" <<-EOF
 		CHSUB_CHANNEL=$CH
 		CHSUB_HANDLER=exit 3
-		CHSUB_OPTS=--retries=1 --backoff=10ms --from=earliest
+		CHSUB_OPTS=--retries=1 --backoff=10ms
 	EOF
 	run_unit failing
 	local st=0
@@ -246,6 +247,45 @@ receiver down"
 	[[ $stderr == *"chlag: logs: cannot read it (a test)"* ]] || fail "$stderr"
 	[[ $stderr != *"timed out"* ]] || fail "$stderr"
 	run -1 pgrep -f "$T/ship/"
+}
+
+# --- append-batch.sh ----------------------------------------------------
+
+@test "append-batch.sh: a batch cut short appends nothing and fails; the whole batch is appended once" {
+	local f=$T/app.log ab=$EX/append-batch.sh
+	mkdir "$T/tmp"
+	export TMPDIR=$T/tmp
+	printf 'old line\n' >"$f"
+	printf 'app: event 1\napp: event 2\napp: event 3\n' >"$T/batch"
+	# What ssh hands over when the connection is lost in mid-batch:
+	# fewer bytes, ending in the middle of a line.
+	head -c 20 "$T/batch" >"$T/cut"
+	run -1 --separate-stderr sh "$ab" "$f" 3 <"$T/cut"
+	[[ $stderr == *"ends in the middle of a line; nothing appended" ]] ||
+		fail "$stderr"
+	# Cut at a line's end: fewer lines than CH_COUNT.
+	run -1 --separate-stderr sh "$ab" "$f" 3 < <(head -n 2 "$T/batch")
+	[[ $stderr == *"holds 2 lines, not 3; nothing appended" ]] || fail "$stderr"
+	assert_equal "$(cat "$f")" "old line"
+	# The whole batch (the retry), as chsub runs the shipper: once.
+	new_channel
+	chpub "$CH" <"$T/batch"
+	AB=$ab F=$f run -0 timeout 30 chsub --from=earliest --batch=500 \
+	    -x 'sh "$AB" "$F" "$CH_COUNT"' "$CH" shipper
+	printf 'old line\napp: event 1\napp: event 2\napp: event 3\n' |
+		cmp - "$f"
+	assert_equal "$(offset_of shipper)" "$(end_offset)"
+	# An append that fails half-way (here the file size limit) is taken
+	# back: the file keeps its size, and no half line is left.
+	head -c 1000 /dev/zero | tr '\0' z >"$T/big"
+	run -1 sh -c 'ulimit -f 2 && exec sh "$1" "$2" 3' sh "$ab" "$T/big" \
+	    <"$T/batch"
+	assert_equal "$(wc -c <"$T/big")" 1000
+	# Usage: no count, a count that is not a number.
+	run -2 sh "$ab" "$f"
+	run -2 sh "$ab" "$f" x </dev/null
+	# Nothing left behind in the temp dir.
+	assert_equal "$(ls -A "$T/tmp")" ""
 }
 
 # --- replay.sh -----------------------------------------------------------
