@@ -180,3 +180,62 @@ no_sanitizers() {
 	assert_equal "$status" 1
 	assert_line --partial "fsync on fd 3 of $T/w/ch, not seen opened (pid 101)"
 }
+
+# A power cut may keep any subset of what was not synced: with few
+# operations pending, the model builds every subset, not only single
+# deviations and prefixes (a bug that needs two losses together, here
+# the second and the fourth of four new names, would pass those).
+@test "with few operations pending, every subset of them is a crash state" {
+	mkdir -p "$T/w/ch"
+	hex() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n' | sed 's/../\\x&/g'; }
+	local n f
+	: >"$T/trace"
+	for n in a b c d; do
+		f=$(hex "$T/w/ch/$n")
+		printf '100   openat(AT_FDCWD, "%s", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0666) = 3<%s>\n100   close(3<%s>) = 0\n' \
+		    "$f" "$f" "$f" >>"$T/trace"
+	done
+	run python3 - "$TESTS_SRCDIR/helpers" "$T/w" "$T/trace" <<-'PY'
+	import sys
+	sys.path.insert(0, sys.argv[1])
+	import crash_model as M, crash_trace as T
+	fs = M.FS(sys.argv[2])
+	for c in T.parse(sys.argv[3]):
+	    fs.cwd.setdefault(c.pid, fs.root)
+	    list(fs.apply(c))
+	print("pending", len(fs.pending))
+	states = set()
+	for name, choice in M.variants(fs.pending):
+	    tree = fs.materialise(choice)
+	    states.add("".join(sorted(k[-1] for k in tree if k.startswith("ch/"))))
+	print("states", len(states), " ".join(sorted(states)))
+	PY
+	echo "$output"
+	assert_success
+	assert_line --index 0 "pending 4"
+	# All 16 subsets of the four names, "ac" among them.
+	assert_line --index 1 --partial "states 16 "
+	assert_line --index 1 --partial " ac "
+}
+
+# bats' timeout, timeout(1) and ^C stop the explorer by a signal: it
+# must not leave its workspace and crash states behind (they piled up
+# in /dev/shm), nor a tool it was running.
+@test "an explorer stopped by SIGTERM removes its workspace and crash states, and stops the tool it ran" {
+	mkdir "$T/scratch" "$T/tmp"
+	start_bg python3 "$EXPLORE" run --seed 1 --tmp "$T/tmp" \
+	    --scratch "$T/scratch" --workloads subscriber,choffset --formats 3
+	# (bats' traps keep the background subshell from exec'ing python)
+	local pid st=0
+	wait_until 30 'pid=$(pgrep -f -P "$BG" crash_explore.py)'
+	# Stopped while it checks a crash state (one is materialised under
+	# its scratch directory).
+	wait_until 60 '[[ -n "$(ls -A "$T"/scratch/crash-state.* 2>/dev/null)" ]]'
+	kill -TERM "$pid"
+	wait_for 30 proc_gone "$pid"
+	wait "$BG" || st=$?
+	assert_equal "$st" 143
+	assert_equal "$(ls -A "$T/scratch")" ""
+	assert_equal "$(ls -A "$T/tmp")" ""
+	run -1 pgrep -f "$T/"
+}

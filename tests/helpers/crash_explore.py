@@ -29,6 +29,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,8 +66,7 @@ class Tools:
     def run(self, argv, stdin=b"", cwd=None):
         """[exit status or "timeout", stdout, stderr] of argv."""
         try:
-            p = subprocess.run(argv, input=stdin, cwd=cwd, env=self.env,
-                               capture_output=True, timeout=TOOL_TIMEOUT)
+            p = T.run_group(argv, stdin, cwd, self.env, TOOL_TIMEOUT)
             return [p.returncode, p.stdout.decode("latin-1"),
                     p.stderr.decode("latin-1")]
         except subprocess.TimeoutExpired as e:
@@ -712,10 +712,16 @@ class Explorer:
                          % (os.path.relpath(__file__), self.workdir, p.k,
                             name, " --done" if p.done else ""))
             else:
-                self.out("    replay: CH_CRASH_SEED=%d CH_CRASH_KEEP=DIR "
-                         "CH_CRASH_WORKLOADS=%s, then the replay command "
-                         "it prints" % (self.opts.seed,
-                                        self.meta["workload"]))
+                broken = os.environ.get("CH_BROKEN_ORDER")
+                self.out("    replay: %sCH_CRASH_SEED=%d CH_CRASH_KEEP=DIR "
+                         "CH_CRASH_WORKLOADS=%s CH_CRASH_FORMATS=%s "
+                         "CH_CRASH_BIN=%s, then the replay command it "
+                         "prints" % (
+                             "CH_BROKEN_ORDER=%s " % broken if broken
+                             else "", self.opts.seed,
+                             self.meta["workload"],
+                             self.meta["format"] or "default",
+                             self.meta["bin"]))
 
 
 def default_scratch(tmp):
@@ -795,6 +801,7 @@ def run(opts, out):
                 failed += nf
                 distinct += ex.checked_distinct
     finally:
+        T.kill_children()
         shutil.rmtree(scratch, ignore_errors=True)
         if not opts.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -831,6 +838,7 @@ def replay_one(opts, out):
             return 1 if problems else 0
         raise SystemExit("no point %d (done=%s)" % (opts.point, opts.done))
     finally:
+        T.kill_children()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -867,6 +875,15 @@ def main():
 
     def out(s):
         print(s, flush=True)
+
+    # A run stopped by a signal (timeout(1), bats, ^C) still removes its
+    # workspace and the crash states in /dev/shm: SystemExit unwinds
+    # through the finally clauses, and run_group (crash_trace.py) kills
+    # the process group of the tool it was waiting for.
+    def stop(signum, frame):
+        sys.exit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, stop)
     if opts.cmd == "run":
         if opts.keep:
             opts.keep = os.path.abspath(opts.keep)

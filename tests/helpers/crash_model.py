@@ -24,7 +24,9 @@ operations, read from the root of the workspace down: an inode whose
 every name was lost is gone.
 
 Variants chosen at each crash point are listed by variants(); they are
-bounded so that small workloads can be explored exhaustively.
+bounded so that small workloads can be explored exhaustively: every
+subset when few operations are pending, single deviations (and tears)
+when many are.
 """
 
 import hashlib
@@ -526,9 +528,12 @@ def boundaries(p, limit=6):
 
 # The bounded variants of one crash point.  With P pending operations, at
 # most RECENT of them (the most recent, plus the OLDEST oldest) are dropped,
-# kept alone or torn one at a time.
+# kept alone or torn one at a time; with at most SUBSETS pending, every
+# subset of them persists, each operation whole (2^SUBSETS states at
+# most: the small workloads' crash points have no more than 6 pending).
 RECENT = 12
 OLDEST = 4
+SUBSETS = 6
 
 
 def variants(pending):
@@ -536,9 +541,10 @@ def variants(pending):
     operations persisted (what kill -9 leaves), none of them, each one
     lost alone, each one persisted alone, each prefix in order, each write
     torn at each boundary (prefix or suffix kept; the others persisted),
-    each write torn with everything after it lost, and each write torn
+    each write torn with everything after it lost, each write torn
     keeping its suffix with the truncations of its file pending before it
-    lost."""
+    lost, and, when few are pending, every subset of them (two losses
+    together: a bug that needs both would pass every single deviation)."""
     yield "all", lambda p: True
     if not pending:
         return
@@ -579,6 +585,19 @@ def variants(pending):
             yield "uncut:%d:%d" % (q.seq, b), \
                 (lambda q, rng, cuts: lambda p: rng if p is q else
                  (None if p in cuts else True))(q, (b, end), cuts)
+    # The subsets not already built above: at least two operations
+    # dropped and at least two kept (the states are hashed, so one built
+    # twice is checked once anyway).
+    n = len(pending)
+    if n <= SUBSETS:
+        for mask in range(1, (1 << n) - 1):
+            kept = bin(mask).count("1")
+            if kept < 2 or kept > n - 2:
+                continue
+            yield "subset:%x" % mask, \
+                (lambda keep: lambda p: True if p.seq in keep else None)(
+                    {q.seq for i, q in enumerate(pending)
+                     if mask >> i & 1})
 
 
 def variant_by_name(pending, name):

@@ -14,6 +14,7 @@ a pid used again after an exit is a new process.
 import collections
 import os
 import re
+import signal
 import subprocess
 
 # Every call that changes a file or a directory, and those needed to follow
@@ -43,8 +44,58 @@ def record(argv, trace, cwd, env, stdin=b"", timeout=120):
     env = dict(env)
     asan = env.get("ASAN_OPTIONS", "")
     env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "detect_leaks=0"
-    return subprocess.run(cmd, input=stdin, cwd=cwd, env=env,
-                          capture_output=True, timeout=timeout)
+    return run_group(cmd, stdin, cwd, env, timeout)
+
+
+def run_group(argv, stdin, cwd, env, timeout):
+    """subprocess.run(argv, capture_output=True, ...) in a process group
+    of its own, which is killed whole when the timeout passes or the
+    caller is interrupted: killing strace alone detaches the tool it
+    traces, which runs on.  (A handler's own group, which chsub makes, is
+    chsub's to stop.)"""
+    with subprocess.Popen(argv, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          cwd=cwd, env=env, start_new_session=True) as p:
+        try:
+            out, err = p.communicate(stdin, timeout=timeout)
+        except BaseException as e:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                out, err = p.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                out, err = b"", b""
+            if isinstance(e, subprocess.TimeoutExpired):
+                e.stdout, e.stderr = out, err
+            raise
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
+def kill_children():
+    """SIGKILL every child process still running, with its process
+    group, and reap it: a signal that stops the explorer while Popen is
+    starting a tool leaves that tool unknown to run_group, writing into
+    the crash state being removed."""
+    me = os.getpid()
+    kids = set()
+    for tid in os.listdir("/proc/%d/task" % me):
+        try:
+            with open("/proc/%d/task/%s/children" % (me, tid)) as f:
+                kids.update(int(k) for k in f.read().split())
+        except OSError:
+            pass
+    for k in kids:
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            os.waitpid(k, 0)
+        except ChildProcessError:
+            pass
 
 
 _HEX = re.compile(rb"\\x([0-9a-f]{2})")
