@@ -44,20 +44,55 @@ class Step:
         self.env = env or {}
 
 
-def pub(name, records, sync=None, channel="ch", extra=()):
-    """chpub of records from stdin, one per line."""
+# Run "$@" (a chpub), then fail (status 99) unless the channel $2 has at
+# least $1 segments more than before: a workload meant to roll over that
+# no longer does (segment_bytes not set, records too small) must not pass
+# by exploring nothing of a rollover.
+ASSERT_ROLLS = r"""want=$1 ch=$2
+shift 2
+segs() { set -- "$ch"/*.seg; echo $#; }
+n=$(segs)
+"$@" || exit
+m=$(segs)
+[ $((m - n)) -ge "$want" ] && exit 0
+echo "no rollover: $n segments before, $m after (wanted $want more)" >&2
+exit 99
+"""
+
+
+def pub(name, records, sync=None, channel="ch", extra=(), rolls=0):
+    """chpub of records from stdin, one per line.  rolls: the step must
+    create at least that many segments (checked, see ASSERT_ROLLS)."""
     argv = ["chpub"] + (["--sync=" + sync] if sync else []) + list(extra) + \
         ["{%s}" % channel]
+    if rolls:
+        argv = ["sh", "-c", ASSERT_ROLLS, "sh", str(rolls),
+                "{%s}" % channel] + argv
     durable = {channel} if sync in ("always", "periodic") else set()
     return Step(name, argv, records, channel, durable,
                 stdin=b"".join(r + b"\n" for r in records))
 
 
+# sed the channel.yaml $1 with script $2, then check that every line after
+# them is in it: a key the template no longer spells so stops the setup.
+CONFIG = r"""f=$1
+sed -i "$2" "$f" || exit
+shift 2
+for line; do
+	grep -qxF "$line" "$f" && continue
+	echo "config: no line '$line' in $f after the sed" >&2
+	exit 1
+done
+"""
+
+
 def config(path_key, **kv):
-    """A setup step that sets channel.yaml keys (through sed, untraced)."""
+    """A setup step that sets channel.yaml keys (through sed, untraced),
+    and fails if one of them was not set."""
     script = "; ".join("s|^%s:.*|%s: %s|" % (k, k, v) for k, v in kv.items())
-    return Step("config", ["sed", "-i", script, "{%s}/channel.yaml" %
-                           path_key])
+    return Step("config", ["sh", "-c", CONFIG, "sh",
+                           "{%s}/channel.yaml" % path_key, script] +
+                ["%s: %s" % (k, v) for k, v in kv.items()])
 
 
 class Workload:
@@ -100,9 +135,9 @@ def w_publish(rng, sync):
 def w_roll(rng, sync):
     return Workload("roll-" + sync, [
         pub("publish 20 records (%s)" % sync, recs("r", 20, rng, 100, 300),
-            sync),
+            sync, rolls=1),
         pub("publish 20 more (%s)" % sync, recs("q", 20, rng, 100, 300),
-            sync),
+            sync, rolls=1),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
               config("ch", segment_bytes=4096)])
 
@@ -191,7 +226,7 @@ def w_roll_once(rng):
     --sync=always, few crash points."""
     return Workload("roll-once", [
         pub("publish 6 records that roll over (always)",
-            recs("o", 6, rng, 200, 300), "always"),
+            recs("o", 6, rng, 200, 300), "always", rolls=1),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
               config("ch", segment_bytes=4096),
               pub("fill", recs("f", 14, rng, 200, 250), "always")],
@@ -204,7 +239,7 @@ def w_roll_none_once(rng):
     then a record under --sync=always, which makes it durable."""
     return Workload("roll-none-once", [
         pub("publish 6 records that roll over (none)",
-            recs("o", 6, rng, 200, 300), "none"),
+            recs("o", 6, rng, 200, 300), "none", rolls=1),
         pub("publish one more (always)", recs("a", 1, rng, 40, 60),
             "always"),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
@@ -220,7 +255,7 @@ def w_roll_none_twice(rng):
     durable, the older first."""
     return Workload("roll-none-twice", [
         pub("publish 22 records that roll over twice (none)",
-            recs("t", 22, rng, 200, 300), "none"),
+            recs("t", 22, rng, 200, 300), "none", rolls=2),
         pub("publish one more (always)", recs("a", 1, rng, 40, 60),
             "always"),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
