@@ -419,6 +419,20 @@ class Rules:
                                 "acknowledged or written since: %s" % (
                                     s, k, off, sorted(x for x in ok
                                                       if x is not None)))
+        # An offset never survives a power failure that the records
+        # before it did not (channel(5), Sync policies): a commit syncs
+        # the newest segment and those sealed without a sync first.  Not
+        # the records a compaction deleted, before the step or in it.
+        kept = {p for _, _, _, p in ta.recs} & {p for _, _, _, p in tj.recs}
+        at = {p: o for o, _, _, p in ta.recs + tj.recs}
+        for s, off in sorted(listed.items()):
+            gone = [p for p in sorted(kept, key=at.get)
+                    if at[p] < off and p not in got]
+            if gone:
+                problems.append("subscriber %s of %s is at offset %d, but "
+                                "%d records before it are missing (read "
+                                "exit %s), first %r" % (s, k, off, len(gone),
+                                                        rc, gone[0][:40]))
         if ("check-raw", k) in res:
             rc3, out3, err3 = res[("check-raw", k)]
             # Retention may leave a subscriber behind the earliest record

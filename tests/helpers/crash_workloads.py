@@ -368,6 +368,25 @@ def w_publish_bulk(rng):
     ], setup=[pub("setup", recs("s", 3, rng), "always")])
 
 
+def w_roll_commit(rng):
+    """A rollover under --sync=none, then a subscriber's commit past it:
+    the commit must make the sealed segment (flagged in its successor)
+    durable before its offset, and clear the flag (channel(5), Sync
+    policies: an offset never survives a power failure that the records
+    before it did not)."""
+    return Workload("roll-commit", [
+        pub("publish 6 records that roll over (none)",
+            recs("o", 6, rng, 200, 300), "none", rolls=1),
+        Step("chsub s reads every record and commits",
+             ["chsub", "{ch}", "s"]),
+    ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
+              config("ch", segment_bytes=4096),
+              pub("fill", recs("f", 14, rng, 200, 250), "always"),
+              Step("register s at the earliest",
+                   ["choffset", "--create", "--earliest", "{ch}", "s"])],
+        journal=True)
+
+
 def workloads(seed):
     """Every workload, with records drawn from a generator seeded by
     seed (so a run can be replayed)."""
@@ -385,4 +404,5 @@ def workloads(seed):
     out += [w_roll_none_twice(rng)]
     out += [w_publish_bulk(rng)]
     out += [w_torn_cut(rng)]
+    out += [w_roll_commit(rng)]
     return out
