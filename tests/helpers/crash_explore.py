@@ -277,6 +277,13 @@ class Rules:
         self.durable = [set(self.keys)]
         for st in self.steps:
             self.durable.append(set(st["durable"]))
+        # Steps whose chpub has --atomic (in its argv, or in a shell
+        # command line that runs it): all of their records or none.
+        self.atomic = [
+            (j, st["channel"], [r.encode("latin-1") for r in st["records"]])
+            for j, st in enumerate(self.steps)
+            if re.search(r"\bchpub\b[^|;&]*\s--atomic\b",
+                         " ".join(st["argv"]))]
 
     def truth(self, a):
         return self.truths[a + 1]
@@ -471,6 +478,15 @@ class Rules:
             problems.append("%d acknowledged records of %s missing after "
                             "recovery, first %r" % (len(lost), k,
                                                     lost[0][:40]))
+        for s, ch, recs in self.atomic:
+            for what, have, ok in (("before", got, True),
+                                   ("after", fgot, res[("read", k)][0] == 0)):
+                n = sum(1 for p in recs if p in have)
+                if ch == k and ok and 0 < n < len(recs):
+                    problems.append("%d of the %d records of step %d "
+                                    "(chpub --atomic) in %s %s recovery, "
+                                    "all or none expected" % (
+                                        n, len(recs), s, k, what))
         gone = [p for p in got if p not in fgot]
         if gone and res[("read", k)][0] == 0:
             problems.append("recovery lost %d valid records of %s, first %r"

@@ -20,6 +20,7 @@ the records whose payload holds "bad".
 """
 
 import random
+import sys
 
 
 def rec(tag, n, size):
@@ -387,6 +388,43 @@ def w_roll_commit(rng):
         journal=True)
 
 
+# Write each argument to stdout, waiting before each but the first until
+# the pipe is empty (FIONREAD): the reader has taken the one before, so it
+# reads the input in at least as many reads as there are arguments.
+PARTS = r"""import fcntl, struct, sys, termios, time
+for i, part in enumerate(sys.argv[1:]):
+    while i and struct.unpack("i", fcntl.ioctl(1, termios.FIONREAD,
+                                               b"\0" * 4))[0]:
+        time.sleep(0.01)
+    sys.stdout.buffer.write(part.encode())
+    sys.stdout.buffer.flush()
+"""
+
+# Create the channel $1, in format 2 when CH_FORMAT asks for 1 (chpub
+# --atomic needs 2 or 3): the format-1 pass explores format 2 once more.
+CREATE_FRAMED = r"""[ "${CH_FORMAT:-}" != 1 ] || CH_FORMAT=2
+export CH_FORMAT
+exec chpub "$1" </dev/null
+"""
+
+
+def w_atomic(rng):
+    """chpub --atomic, its input arriving in two reads (3 records, then 3
+    more once chpub took the first): in every crash state all six or none
+    (Rules: a step whose chpub has --atomic)."""
+    first, second = recs("a", 3, rng, 30, 90), recs("b", 3, rng, 30, 90)
+    lines = [b"".join(r + b"\n" for r in part).decode()
+             for part in (first, second)]
+    return Workload("atomic", [
+        Step("chpub --atomic of input in two reads (always)",
+             ["sh", "-c", '"$1" -B -c "$2" "$3" "$4" | '
+              'chpub --atomic --sync=always "$5"', "sh", sys.executable,
+              PARTS] + lines + ["{ch}"], first + second, durable={"ch"}),
+    ], setup=[Step("create (format 2 or 3)",
+                   ["sh", "-c", CREATE_FRAMED, "sh", "{ch}"]),
+              pub("setup", recs("s", 2, rng, 20, 40), "always")])
+
+
 def workloads(seed):
     """Every workload, with records drawn from a generator seeded by
     seed (so a run can be replayed)."""
@@ -404,5 +442,5 @@ def workloads(seed):
     out += [w_roll_none_twice(rng)]
     out += [w_publish_bulk(rng)]
     out += [w_torn_cut(rng)]
-    out += [w_roll_commit(rng)]
+    out += [w_roll_commit(rng), w_atomic(rng)]
     return out
