@@ -425,6 +425,24 @@ def w_atomic(rng):
               pub("setup", recs("s", 2, rng, 20, 40), "always")])
 
 
+def w_repair(rng):
+    """chcompact --repair cuts a torn tail (one claiming more bytes than
+    the steps write, as in torn-cut), then writers: the cut must be
+    durable before --repair exits, else a power failure could bring the
+    torn header back in front of the records written after it."""
+    return Workload("repair", [
+        Step("chcompact --repair cuts the torn tail",
+             ["chcompact", "--repair", "{ch}"]),
+        pub("publish 8 records (none)", recs("n", 8, rng, 100, 200),
+            "none"),
+        pub("publish 2 more (none)", recs("m", 2, rng, 40, 60), "none"),
+        pub("publish one more (always)", recs("a", 1, rng, 40, 60),
+            "always"),
+    ], setup=[pub("setup", recs("s", 2, rng, 20, 40), "always"),
+              Step("tear a record holding records after them",
+                   ["sh", "-c", TEAR_AFTER_EMBEDDED, "sh", "{ch}"])])
+
+
 def workloads(seed):
     """Every workload, with records drawn from a generator seeded by
     seed (so a run can be replayed)."""
@@ -442,5 +460,5 @@ def workloads(seed):
     out += [w_roll_none_twice(rng)]
     out += [w_publish_bulk(rng)]
     out += [w_torn_cut(rng)]
-    out += [w_roll_commit(rng), w_atomic(rng)]
+    out += [w_roll_commit(rng), w_atomic(rng), w_repair(rng)]
     return out
