@@ -443,6 +443,17 @@ def w_repair(rng):
                    ["sh", "-c", TEAR_AFTER_EMBEDDED, "sh", "{ch}"])])
 
 
+def w_subscribers_dir(rng):
+    """The first registration in a channel without subscribers/ (removed
+    in the setup): the directory's entry must be durable before the
+    registration is acknowledged."""
+    return Workload("subscribers-dir", [
+        Step("chsub registers s (making subscribers/) and commits",
+             ["chsub", "--from=earliest", "{ch}", "s"]),
+    ], setup=[pub("setup", recs("d", 3, rng), "always"),
+              Step("remove subscribers/", ["rmdir", "{ch}/subscribers"])])
+
+
 def workloads(seed):
     """Every workload, with records drawn from a generator seeded by
     seed (so a run can be replayed)."""
@@ -460,5 +471,6 @@ def workloads(seed):
     out += [w_roll_none_twice(rng)]
     out += [w_publish_bulk(rng)]
     out += [w_torn_cut(rng)]
-    out += [w_roll_commit(rng), w_atomic(rng), w_repair(rng)]
+    out += [w_roll_commit(rng), w_atomic(rng), w_repair(rng),
+            w_subscribers_dir(rng)]
     return out
