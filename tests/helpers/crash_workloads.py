@@ -390,11 +390,16 @@ def w_roll_commit(rng):
 
 # Write each argument to stdout, waiting before each but the first until
 # the pipe is empty (FIONREAD): the reader has taken the one before, so it
-# reads the input in at least as many reads as there are arguments.
+# reads the input in at least as many reads as there are arguments.  It
+# gives up after 20 s without the pipe emptying (a chpub that died): the
+# step then exits non-zero or publishes part of its records, a failure.
 PARTS = r"""import fcntl, struct, sys, termios, time
 for i, part in enumerate(sys.argv[1:]):
+    end = time.time() + 20
     while i and struct.unpack("i", fcntl.ioctl(1, termios.FIONREAD,
                                                b"\0" * 4))[0]:
+        if time.time() > end:
+            sys.exit("the reader took nothing of part %d in 20 s" % i)
         time.sleep(0.01)
     sys.stdout.buffer.write(part.encode())
     sys.stdout.buffer.flush()
