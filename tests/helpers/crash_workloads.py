@@ -134,10 +134,13 @@ def w_publish(rng, sync):
 
 
 def w_roll(rng, sync):
+    """Each step's 15 records, of 280 to 300 bytes, cannot fit in what is
+    left of a 4096-byte segment (64 of them the header): each rolls over
+    once or twice (20 records of 100 to 300 bytes sometimes did not)."""
     return Workload("roll-" + sync, [
-        pub("publish 20 records (%s)" % sync, recs("r", 20, rng, 100, 300),
+        pub("publish 15 records (%s)" % sync, recs("r", 15, rng, 280, 300),
             sync, rolls=1),
-        pub("publish 20 more (%s)" % sync, recs("q", 20, rng, 100, 300),
+        pub("publish 15 more (%s)" % sync, recs("q", 15, rng, 280, 300),
             sync, rolls=1),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
               config("ch", segment_bytes=4096)])
@@ -253,10 +256,11 @@ def w_roll_none_twice(rng):
     """Rollovers under --sync=none one after another: neither waits for
     the disk, so two sealed segments are unsynced at once, each flagged
     in its successor; a record under --sync=always then makes both
-    durable, the older first."""
+    durable, the older first.  The fill and the 22 records, of 260 bytes
+    or more, are more than two segments hold."""
     return Workload("roll-none-twice", [
         pub("publish 22 records that roll over twice (none)",
-            recs("t", 22, rng, 200, 300), "none", rolls=2),
+            recs("t", 22, rng, 260, 300), "none", rolls=2),
         pub("publish one more (always)", recs("a", 1, rng, 40, 60),
             "always"),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
