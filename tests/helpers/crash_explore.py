@@ -277,6 +277,13 @@ class Rules:
         self.durable = [set(self.keys)]
         for st in self.steps:
             self.durable.append(set(st["durable"]))
+        # Steps whose chpub has --atomic (in its argv, or in a shell
+        # command line that runs it): all of their records or none.
+        self.atomic = [
+            (j, st["channel"], [r.encode("latin-1") for r in st["records"]])
+            for j, st in enumerate(self.steps)
+            if re.search(r"\bchpub\b[^|;&]*\s--atomic\b",
+                         " ".join(st["argv"]))]
 
     def truth(self, a):
         return self.truths[a + 1]
@@ -419,6 +426,20 @@ class Rules:
                                 "acknowledged or written since: %s" % (
                                     s, k, off, sorted(x for x in ok
                                                       if x is not None)))
+        # An offset never survives a power failure that the records
+        # before it did not (channel(5), Sync policies): a commit syncs
+        # the newest segment and those sealed without a sync first.  Not
+        # the records a compaction deleted, before the step or in it.
+        kept = {p for _, _, _, p in ta.recs} & {p for _, _, _, p in tj.recs}
+        at = {p: o for o, _, _, p in ta.recs + tj.recs}
+        for s, off in sorted(listed.items()):
+            gone = [p for p in sorted(kept, key=at.get)
+                    if at[p] < off and p not in got]
+            if gone:
+                problems.append("subscriber %s of %s is at offset %d, but "
+                                "%d records before it are missing (read "
+                                "exit %s), first %r" % (s, k, off, len(gone),
+                                                        rc, gone[0][:40]))
         if ("check-raw", k) in res:
             rc3, out3, err3 = res[("check-raw", k)]
             # Retention may leave a subscriber behind the earliest record
@@ -457,6 +478,15 @@ class Rules:
             problems.append("%d acknowledged records of %s missing after "
                             "recovery, first %r" % (len(lost), k,
                                                     lost[0][:40]))
+        for s, ch, recs in self.atomic:
+            for what, have, ok in (("before", got, True),
+                                   ("after", fgot, res[("read", k)][0] == 0)):
+                n = sum(1 for p in recs if p in have)
+                if ch == k and ok and 0 < n < len(recs):
+                    problems.append("%d of the %d records of step %d "
+                                    "(chpub --atomic) in %s %s recovery, "
+                                    "all or none expected" % (
+                                        n, len(recs), s, k, what))
         gone = [p for p in got if p not in fgot]
         if gone and res[("read", k)][0] == 0:
             problems.append("recovery lost %d valid records of %s, first %r"

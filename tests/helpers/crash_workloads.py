@@ -20,6 +20,7 @@ the records whose payload holds "bad".
 """
 
 import random
+import sys
 
 
 def rec(tag, n, size):
@@ -44,20 +45,55 @@ class Step:
         self.env = env or {}
 
 
-def pub(name, records, sync=None, channel="ch", extra=()):
-    """chpub of records from stdin, one per line."""
+# Run "$@" (a chpub), then fail (status 99) unless the channel $2 has at
+# least $1 segments more than before: a workload meant to roll over that
+# no longer does (segment_bytes not set, records too small) must not pass
+# by exploring nothing of a rollover.
+ASSERT_ROLLS = r"""want=$1 ch=$2
+shift 2
+segs() { set -- "$ch"/*.seg; echo $#; }
+n=$(segs)
+"$@" || exit
+m=$(segs)
+[ $((m - n)) -ge "$want" ] && exit 0
+echo "no rollover: $n segments before, $m after (wanted $want more)" >&2
+exit 99
+"""
+
+
+def pub(name, records, sync=None, channel="ch", extra=(), rolls=0):
+    """chpub of records from stdin, one per line.  rolls: the step must
+    create at least that many segments (checked, see ASSERT_ROLLS)."""
     argv = ["chpub"] + (["--sync=" + sync] if sync else []) + list(extra) + \
         ["{%s}" % channel]
+    if rolls:
+        argv = ["sh", "-c", ASSERT_ROLLS, "sh", str(rolls),
+                "{%s}" % channel] + argv
     durable = {channel} if sync in ("always", "periodic") else set()
     return Step(name, argv, records, channel, durable,
                 stdin=b"".join(r + b"\n" for r in records))
 
 
+# sed the channel.yaml $1 with script $2, then check that every line after
+# them is in it: a key the template no longer spells so stops the setup.
+CONFIG = r"""f=$1
+sed -i "$2" "$f" || exit
+shift 2
+for line; do
+	grep -qxF "$line" "$f" && continue
+	echo "config: no line '$line' in $f after the sed" >&2
+	exit 1
+done
+"""
+
+
 def config(path_key, **kv):
-    """A setup step that sets channel.yaml keys (through sed, untraced)."""
+    """A setup step that sets channel.yaml keys (through sed, untraced),
+    and fails if one of them was not set."""
     script = "; ".join("s|^%s:.*|%s: %s|" % (k, k, v) for k, v in kv.items())
-    return Step("config", ["sed", "-i", script, "{%s}/channel.yaml" %
-                           path_key])
+    return Step("config", ["sh", "-c", CONFIG, "sh",
+                           "{%s}/channel.yaml" % path_key, script] +
+                ["%s: %s" % (k, v) for k, v in kv.items()])
 
 
 class Workload:
@@ -98,11 +134,14 @@ def w_publish(rng, sync):
 
 
 def w_roll(rng, sync):
+    """Each step's 15 records, of 280 to 300 bytes, cannot fit in what is
+    left of a 4096-byte segment (64 of them the header): each rolls over
+    once or twice (20 records of 100 to 300 bytes sometimes did not)."""
     return Workload("roll-" + sync, [
-        pub("publish 20 records (%s)" % sync, recs("r", 20, rng, 100, 300),
-            sync),
-        pub("publish 20 more (%s)" % sync, recs("q", 20, rng, 100, 300),
-            sync),
+        pub("publish 15 records (%s)" % sync, recs("r", 15, rng, 280, 300),
+            sync, rolls=1),
+        pub("publish 15 more (%s)" % sync, recs("q", 15, rng, 280, 300),
+            sync, rolls=1),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
               config("ch", segment_bytes=4096)])
 
@@ -191,7 +230,7 @@ def w_roll_once(rng):
     --sync=always, few crash points."""
     return Workload("roll-once", [
         pub("publish 6 records that roll over (always)",
-            recs("o", 6, rng, 200, 300), "always"),
+            recs("o", 6, rng, 200, 300), "always", rolls=1),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
               config("ch", segment_bytes=4096),
               pub("fill", recs("f", 14, rng, 200, 250), "always")],
@@ -204,7 +243,7 @@ def w_roll_none_once(rng):
     then a record under --sync=always, which makes it durable."""
     return Workload("roll-none-once", [
         pub("publish 6 records that roll over (none)",
-            recs("o", 6, rng, 200, 300), "none"),
+            recs("o", 6, rng, 200, 300), "none", rolls=1),
         pub("publish one more (always)", recs("a", 1, rng, 40, 60),
             "always"),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
@@ -217,10 +256,11 @@ def w_roll_none_twice(rng):
     """Rollovers under --sync=none one after another: neither waits for
     the disk, so two sealed segments are unsynced at once, each flagged
     in its successor; a record under --sync=always then makes both
-    durable, the older first."""
+    durable, the older first.  The fill and the 22 records, of 260 bytes
+    or more, are more than two segments hold."""
     return Workload("roll-none-twice", [
         pub("publish 22 records that roll over twice (none)",
-            recs("t", 22, rng, 200, 300), "none"),
+            recs("t", 22, rng, 260, 300), "none", rolls=2),
         pub("publish one more (always)", recs("a", 1, rng, 40, 60),
             "always"),
     ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
@@ -288,9 +328,10 @@ def w_torn_cut(rng):
 def w_mixed(rng, nsteps=24):
     """A longer random sequence for sampling (check-long)."""
     steps = []
+    registered = False		# t, by a chsub -n 5 t that exited 0
     for i in range(nsteps):
         k = rng.randrange(8)
-        if k <= 3:
+        if k <= 2:
             sync = rng.choice(["none", "periodic", "always"])
             steps.append(pub("publish (%s)" % sync,
                              recs("x%d" % i, rng.randint(1, 40), rng,
@@ -302,15 +343,22 @@ def w_mixed(rng, nsteps=24):
             steps.append(Step("chsub -n 5 t", ["chsub", "-n", "5",
                                                "--from=earliest", "{ch}",
                                                "t"]))
+            registered = True
         elif k == 5:
             steps.append(Step("chcompact", ["chcompact", "{ch}"]))
         elif k == 6:
             steps.append(Step("chcompact --max-bytes",
                               ["chcompact", "--max-bytes=6000", "{ch}"]))
+        elif registered:
+            steps.append(Step("choffset --earliest t",
+                              ["choffset", "--earliest", "{ch}", "t"]))
         else:
-            steps.append(Step("choffset --earliest t (if registered)",
-                              ["sh", "-c", "choffset --earliest \"$1\" t "
-                               ">/dev/null 2>&1; exit 0", "sh", "{ch}"]))
+            # Before any chsub -n 5 t, t is not registered (and nothing
+            # else registers it): choffset must refuse with 66
+            # (EX_NOINPUT), its one legitimate failure here.
+            steps.append(Step("choffset --earliest t (not registered: 66)",
+                              ["choffset", "--earliest", "{ch}", "t"],
+                              expect=66))
     return Workload("mixed", steps, setup=[
         Step("create", ["chpub", "{ch}"], stdin=b""),
         config("ch", segment_bytes=4096)], size="large")
@@ -323,6 +371,96 @@ def w_publish_bulk(rng):
         pub("publish 1500 records, 190 KB (always)",
             recs("k", 1500, rng, 60, 190), "always"),
     ], setup=[pub("setup", recs("s", 3, rng), "always")])
+
+
+def w_roll_commit(rng):
+    """A rollover under --sync=none, then a subscriber's commit past it:
+    the commit must make the sealed segment (flagged in its successor)
+    durable before its offset, and clear the flag (channel(5), Sync
+    policies: an offset never survives a power failure that the records
+    before it did not)."""
+    return Workload("roll-commit", [
+        pub("publish 6 records that roll over (none)",
+            recs("o", 6, rng, 200, 300), "none", rolls=1),
+        Step("chsub s reads every record and commits",
+             ["chsub", "{ch}", "s"]),
+    ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
+              config("ch", segment_bytes=4096),
+              pub("fill", recs("f", 14, rng, 200, 250), "always"),
+              Step("register s at the earliest",
+                   ["choffset", "--create", "--earliest", "{ch}", "s"])],
+        journal=True)
+
+
+# Write each argument to stdout, waiting before each but the first until
+# the pipe is empty (FIONREAD): the reader has taken the one before, so it
+# reads the input in at least as many reads as there are arguments.  It
+# gives up after 20 s without the pipe emptying (a chpub that died): the
+# step then exits non-zero or publishes part of its records, a failure.
+PARTS = r"""import fcntl, struct, sys, termios, time
+for i, part in enumerate(sys.argv[1:]):
+    end = time.time() + 20
+    while i and struct.unpack("i", fcntl.ioctl(1, termios.FIONREAD,
+                                               b"\0" * 4))[0]:
+        if time.time() > end:
+            sys.exit("the reader took nothing of part %d in 20 s" % i)
+        time.sleep(0.01)
+    sys.stdout.buffer.write(part.encode())
+    sys.stdout.buffer.flush()
+"""
+
+# Create the channel $1, in format 2 when CH_FORMAT asks for 1 (chpub
+# --atomic needs 2 or 3): the format-1 pass explores format 2 once more.
+CREATE_FRAMED = r"""[ "${CH_FORMAT:-}" != 1 ] || CH_FORMAT=2
+export CH_FORMAT
+exec chpub "$1" </dev/null
+"""
+
+
+def w_atomic(rng):
+    """chpub --atomic, its input arriving in two reads (3 records, then 3
+    more once chpub took the first): in every crash state all six or none
+    (Rules: a step whose chpub has --atomic)."""
+    first, second = recs("a", 3, rng, 30, 90), recs("b", 3, rng, 30, 90)
+    lines = [b"".join(r + b"\n" for r in part).decode()
+             for part in (first, second)]
+    return Workload("atomic", [
+        Step("chpub --atomic of input in two reads (always)",
+             ["sh", "-c", '"$1" -B -c "$2" "$3" "$4" | '
+              'chpub --atomic --sync=always "$5"', "sh", sys.executable,
+              PARTS] + lines + ["{ch}"], first + second, durable={"ch"}),
+    ], setup=[Step("create (format 2 or 3)",
+                   ["sh", "-c", CREATE_FRAMED, "sh", "{ch}"]),
+              pub("setup", recs("s", 2, rng, 20, 40), "always")])
+
+
+def w_repair(rng):
+    """chcompact --repair cuts a torn tail (one claiming more bytes than
+    the steps write, as in torn-cut), then writers: the cut must be
+    durable before --repair exits, else a power failure could bring the
+    torn header back in front of the records written after it."""
+    return Workload("repair", [
+        Step("chcompact --repair cuts the torn tail",
+             ["chcompact", "--repair", "{ch}"]),
+        pub("publish 8 records (none)", recs("n", 8, rng, 100, 200),
+            "none"),
+        pub("publish 2 more (none)", recs("m", 2, rng, 40, 60), "none"),
+        pub("publish one more (always)", recs("a", 1, rng, 40, 60),
+            "always"),
+    ], setup=[pub("setup", recs("s", 2, rng, 20, 40), "always"),
+              Step("tear a record holding records after them",
+                   ["sh", "-c", TEAR_AFTER_EMBEDDED, "sh", "{ch}"])])
+
+
+def w_subscribers_dir(rng):
+    """The first registration in a channel without subscribers/ (removed
+    in the setup): the directory's entry must be durable before the
+    registration is acknowledged."""
+    return Workload("subscribers-dir", [
+        Step("chsub registers s (making subscribers/) and commits",
+             ["chsub", "--from=earliest", "{ch}", "s"]),
+    ], setup=[pub("setup", recs("d", 3, rng), "always"),
+              Step("remove subscribers/", ["rmdir", "{ch}/subscribers"])])
 
 
 def workloads(seed):
@@ -342,4 +480,6 @@ def workloads(seed):
     out += [w_roll_none_twice(rng)]
     out += [w_publish_bulk(rng)]
     out += [w_torn_cut(rng)]
+    out += [w_roll_commit(rng), w_atomic(rng), w_repair(rng),
+            w_subscribers_dir(rng)]
     return out
