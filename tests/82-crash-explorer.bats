@@ -135,6 +135,9 @@ no_sanitizers() {
 	assert_line --regexp "^crash states checked: [1-9][0-9]* \([0-9]+ distinct\), failed: 0, "
 }
 
+# hex PATH: PATH as strace -xx prints it (every byte \xNN).
+hex() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n' | sed 's/../\\x&/g'; }
+
 # A trace as strace -f writes it on a busy machine: the child of a vfork
 # opens the channel directory before its parent's vfork is seen to return
 # (the replay once gave it the parent's fds then and failed at its fsync),
@@ -142,7 +145,6 @@ no_sanitizers() {
 # process gets a pid used before.
 @test "the trace replay gives a child the fds of its fork even when strace prints the child's calls first" {
 	mkdir -p "$T/w/ch"
-	hex() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n' | sed 's/../\\x&/g'; }
 	local ch; ch=$(hex "$T/w/ch")
 	cat > "$T/trace" <<-TRACE
 	100   vfork( <unfinished ...>
@@ -187,7 +189,6 @@ no_sanitizers() {
 # the second and the fourth of four new names, would pass those).
 @test "with few operations pending, every subset of them is a crash state" {
 	mkdir -p "$T/w/ch"
-	hex() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n' | sed 's/../\\x&/g'; }
 	local n f
 	: >"$T/trace"
 	for n in a b c d; do

@@ -15,10 +15,11 @@
 #include "error.h"
 
 /* A channel.yaml without `format`: ch_channel_open, for a caller that may
- * write, takes the format of the channel's newest segment (format 1 for channels made before format 2
- * existed), so that such a file never lowers a channel's format; a channel
- * set up from such a file, and every new channel, gets CH_FORMAT_NEW, or
- * the format in the environment variable CH_FORMAT. */
+ * write, takes the format of the channel's newest segment (format 1 for
+ * channels made before format 2 existed), so that such a file never
+ * lowers a channel's format; a channel set up from such a file, and every
+ * new channel, gets CH_FORMAT_NEW, or the format in the environment
+ * variable CH_FORMAT. */
 #define CH_FORMAT_UNSET 0
 #define CH_FORMAT_NEW 3
 #define CH_CONFIG_FILE "channel.yaml"

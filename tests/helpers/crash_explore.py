@@ -479,10 +479,12 @@ class Rules:
                             "recovery, first %r" % (len(lost), k,
                                                     lost[0][:40]))
         for s, ch, recs in self.atomic:
+            if ch != k:
+                continue
             for what, have, ok in (("before", got, True),
                                    ("after", fgot, res[("read", k)][0] == 0)):
                 n = sum(1 for p in recs if p in have)
-                if ch == k and ok and 0 < n < len(recs):
+                if ok and 0 < n < len(recs):
                     problems.append("%d of the %d records of step %d "
                                     "(chpub --atomic) in %s %s recovery, "
                                     "all or none expected" % (
