@@ -662,6 +662,49 @@ five"
 	((${lines[1]} >= ${lines[0]}))
 }
 
+# allocated FILE: the bytes of disk FILE holds, reserved blocks included.
+allocated() { echo $(($(stat -c '%b * %B' "$1"))); }
+# need_reserve: skip where $T's file system cannot reserve blocks past a
+# file's end (fallocate --keep-size).
+need_reserve() {
+	: >"$T/probe"
+	fallocate -n -l 1M "$T/probe" 2>/dev/null ||
+		skip "the file system of $T cannot reserve blocks"
+	(($(allocated "$T/probe") >= 1 << 20)) ||
+		skip "the file system of $T does not count reserved blocks"
+	rm -f "$T/probe"
+}
+
+@test "bulk input reserves blocks past the active segment's end, and a rollover gives back the sealed segment's" {
+	need_reserve
+	new_channel segment_bytes=1MiB
+	seq -f '%099g' 3000 | chpub "$CH"
+	local seg
+	seg=$(seg0)
+	# Reserved ahead: at least 64 KiB past the end.
+	(($(allocated "$seg") >= $(size "$seg") + 32768))
+	# A record that does not fit seals it: only its own blocks stay.
+	head -c 900000 /dev/zero | tr '\0' x | chpub --whole "$CH"
+	assert_equal "$(segments | wc -l)" 2
+	(($(allocated "$seg") <= $(size "$seg") + 8192))
+	run -0 chsub --peek --from=earliest --format='%S\n' "$CH"
+	assert_equal "${#lines[@]}" 3001
+	assert_equal "${lines[3000]}" 900000
+}
+
+@test "a channel of a few records takes little disk: what is reserved grows with what it holds" {
+	need_reserve
+	local i
+	for i in 1 2 3; do
+		chpub "$CH" "record $i"
+	done
+	(($(allocated "$(seg0)") <= 128 << 10))
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "record 1
+record 2
+record 3"
+}
+
 @test "usage errors: missing CHANNEL, unknown option" {
 	run -2 --separate-stderr chpub
 	[[ $stderr == "chpub: missing CHANNEL"* ]]

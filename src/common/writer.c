@@ -15,6 +15,7 @@
 #include "lock.h"
 #include "notify.h"
 #include "parse.h"
+#include "reserve.h"
 #include "sealsync.h"
 #include "segment.h"
 #include "tailmark.h"
@@ -43,6 +44,7 @@ struct ch_writer {
 	int dirty;			/* written but not fdatasynced */
 	int64_t dirty_since;		/* monotonic ns of first unsynced write */
 	uint64_t wb_from;		/* file position not yet sent to writeback */
+	struct ch_reserve rsv;		/* blocks reserved past its end */
 	uint64_t repaired;
 	uint64_t total;		/* records written, all batches */
 	int total_unsure;	/* total is a lower bound */
@@ -155,6 +157,7 @@ open_segment(struct ch_writer *w, uint64_t base, struct ch_error *err)
 	w->seg = h;
 	w->seg_first_ts = 0;
 	w->wb_from = 0;
+	ch_reserve_forget(&w->rsv);
 	return 0;
 }
 
@@ -362,6 +365,7 @@ marked_tail(struct ch_writer *w, struct ch_tail *t)
 static int
 cut_tail(struct ch_writer *w, uint64_t pos)
 {
+	ch_reserve_forget(&w->rsv);
 	if (ftruncate(w->segfd, (off_t)pos) < 0)
 		return -1;
 	if (!ch_broken_order("cut-no-sync") && ch_fdatasync(w->segfd) < 0)
@@ -591,6 +595,9 @@ roll(struct ch_writer *w, int64_t now, struct ch_error *err)
 			w->have_state = 0;
 		return -1;
 	}
+	/* Sealed, it never grows: the blocks reserved past the seal go
+	 * back (before sealed_flags syncs it, under periodic or always). */
+	ch_reserve_release(w->segfd, w->end + len);
 	/* A sealed segment is whole on disk before its successor exists
 	 * there, or the successor says it may not be (see finish_roll). */
 	if (sealed_flags(w, &flags, err) < 0)
@@ -836,6 +843,8 @@ ch_writer_flush(struct ch_writer *w, struct ch_error *err)
 		ch_batch_take(&w->b, &w->seg, w->next_seq, ts,
 		    space < avail ? space : avail, w->end,
 		    w->o.want_offsets ? w->offs + w->noffs : NULL, &pc);
+		ch_reserve_ahead(&w->rsv, w->segfd, CH_SEG_HDR, w->end,
+		    w->end + pc.len, w->o.segment_bytes);
 		if (ch_pwritev_full(w->segfd, pc.iov, pc.niov,
 		    (off_t)w->end) < 0) {
 			int e = errno, unsure;

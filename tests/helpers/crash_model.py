@@ -372,6 +372,10 @@ class FS:
                                     os.path.basename(dst))
             self._entry(dst, changes, desc)
             return [Event("op", desc)]
+        if name == "fallocate" and len(a) > 1 and a[1] == "FALLOC_FL_KEEP_SIZE":
+            # Blocks reserved past the end: the size and the bytes up to
+            # it stay as they are, so no state of the files changes.
+            return []
         if name in ("truncate", "fallocate", "copy_file_range", "sendfile",
                     "symlink", "symlinkat"):
             paths = [fd_arg(x)[1] for x in a if x[:1].isdigit()]
