@@ -692,6 +692,15 @@ need_reserve() {
 	assert_equal "${lines[3000]}" 900000
 }
 
+@test "--sync=always reserves no blocks: each record's fdatasync would convert them" {
+	need_reserve
+	new_channel segment_bytes=1MiB
+	seq -f '%099g' 3000 | chpub --sync=always "$CH"
+	(($(allocated "$(seg0)") <= $(size "$(seg0)") + 8192))
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_equal "${#lines[@]}" 3000
+}
+
 @test "a channel of a few records takes little disk: what is reserved grows with what it holds" {
 	need_reserve
 	local i

@@ -11,7 +11,8 @@
  * grows with what the segment holds (at most CH_RESERVE_MAX past its end,
  * so a channel holding a few records takes little disk), and a rollover
  * gives back what the sealed segment did not use.  A file system that
- * cannot reserve is written as before.
+ * cannot reserve is written as before.  The writer does not reserve under
+ * sync always: each fdatasync would convert the reserved blocks it wrote.
  */
 #ifndef CH_RESERVE_H
 #define CH_RESERVE_H
