@@ -7,9 +7,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "reserve.h"
+
+/* Is there room enough on fd's file system to reserve `bytes` more? */
+static int
+plenty_free(int fd, uint64_t bytes)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(fd, &sv) < 0)
+		return 0;
+	return (uint64_t)sv.f_bavail / CH_RESERVE_FREE_FACTOR >=
+	    bytes / (sv.f_frsize ? sv.f_frsize : 512) + 1;
+}
 
 void
 ch_reserve_ahead(struct ch_reserve *r, int fd, uint64_t start, uint64_t end,
@@ -17,7 +30,7 @@ ch_reserve_ahead(struct ch_reserve *r, int fd, uint64_t start, uint64_t end,
 {
 	struct stat st;
 
-	if (need <= r->to || r->unsupported)
+	if (need <= r->to || r->off)
 		return;
 	/* Ahead as much as the segment holds: a trickle of records takes
 	 * little disk, bulk input few calls. */
@@ -32,22 +45,27 @@ ch_reserve_ahead(struct ch_reserve *r, int fd, uint64_t start, uint64_t end,
 	/* A writer before us (one chpub a record) may have reserved enough
 	 * already: with half the way ahead still there, no call (each one
 	 * changes the inode). */
-	if (fstat(fd, &st) == 0 && (uint64_t)st.st_blocks * 512 >=
-	    need + (to - need) / 2) {
-		r->to = (uint64_t)st.st_blocks * 512;
+	if (fstat(fd, &st) < 0)
+		return;
+	uint64_t owned = (uint64_t)st.st_blocks * 512;
+	if (owned >= need + (to - need) / 2) {
+		r->to = owned;
 		return;
 	}
+	if (!plenty_free(fd, to - end))
+		return;		/* maybe later, once compaction made room */
 #ifdef FALLOC_FL_KEEP_SIZE
 	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)end,
 	    (off_t)(to - end)) == 0) {
 		r->to = to;
 		return;
 	}
-	if (errno == EOPNOTSUPP || errno == ENOSYS)
-		r->unsupported = 1;
-#else
-	r->unsupported = 1;
+	/* ext4 keeps what a reservation that ran out of space got: give it
+	 * back, for other files' writes. */
+	if (errno != EOPNOTSUPP && errno != ENOSYS)
+		ch_reserve_release(fd, end);
 #endif
+	r->off = 1;
 }
 
 void

@@ -434,6 +434,7 @@ settle(struct ch_writer *w, const struct ch_tail *from, struct ch_error *err)
 			 * (else the new segment, unflagged, would hide them
 			 * from every later sync). */
 			uint32_t flags;
+			ch_reserve_release(w->segfd, t.file_end);
 			if (w->o.sync != CH_SYNC_NONE &&
 			    (w->seg.flags & CH_SEGF_PRED_UNSYNCED) &&
 			    sync_sealed(w, 1, err) < 0)

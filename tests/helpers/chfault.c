@@ -66,6 +66,7 @@
  * order) ftruncate fsync fdatasync open openat
  * (only with O_CREAT) rename renameat renameat2 unlink unlinkat mkdirat.
  * Writes to fds 0-2 are counted as well: for chsub they are deliveries.
+ * fallocate is wrapped too, not counted (see hooked_fallocate).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -706,6 +707,38 @@ fstatat64(int d, const char *p, struct stat64 *st, int fl)
 	if (fail_only("fstatat", p) < 0)
 		return -1;
 	return real(d, p, st, fl);
+}
+
+/* fallocate (a reservation past a file's end, which changes no byte of
+ * it): not counted either; CHFAULT_FAIL=fallocate:N:ENOSPC first reserves
+ * half the range for real, as ext4 keeps what a reservation that ran out
+ * of space got. */
+static int
+hooked_fallocate(int (*real)(int, int, off_t, off_t), int fd, int mode,
+    off_t off, off_t len)
+{
+	if (fail_only("fallocate", NULL) < 0) {
+		int e = errno;
+		if (e == ENOSPC && len > 1)
+			(void)real(fd, mode, off, len / 2);
+		errno = e;
+		return -1;
+	}
+	return real(fd, mode, off, len);
+}
+
+int
+fallocate(int fd, int mode, off_t off, off_t len)
+{
+	REAL("fallocate", int, int, int, off_t, off_t);
+	return hooked_fallocate(real, fd, mode, off, len);
+}
+
+int
+fallocate64(int fd, int mode, off_t off, off_t len)
+{
+	REAL("fallocate64", int, int, int, off_t, off_t);
+	return hooked_fallocate(real, fd, mode, off, len);
 }
 
 int

@@ -463,6 +463,23 @@ def w_subscribers_dir(rng):
               Step("remove subscribers/", ["rmdir", "{ch}/subscribers"])])
 
 
+def w_reserve(rng):
+    """Writes into blocks reserved past the active segment's end
+    (fallocate, FALLOC_FL_KEEP_SIZE, under none and periodic), a rollover
+    that gives back what the sealed segment did not use (ftruncate to its
+    own size, then its fdatasync under periodic), then a record synced
+    alone: none of it may change a byte that readers see."""
+    return Workload("reserve", [
+        pub("publish 30 records (none)", recs("v", 30, rng, 40, 90),
+            "none"),
+        pub("publish a record that does not fit (periodic)",
+            [rec("big", 1, 130000)], "periodic", rolls=1),
+        pub("publish one more (always)", recs("w", 1, rng, 40, 60),
+            "always"),
+    ], setup=[Step("create", ["chpub", "{ch}"], stdin=b""),
+              config("ch", segment_bytes=131072)])
+
+
 def workloads(seed):
     """Every workload, with records drawn from a generator seeded by
     seed (so a run can be replayed)."""
@@ -482,4 +499,5 @@ def workloads(seed):
     out += [w_torn_cut(rng)]
     out += [w_roll_commit(rng), w_atomic(rng), w_repair(rng),
             w_subscribers_dir(rng)]
+    out += [w_reserve(rng)]
     return out
