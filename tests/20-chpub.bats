@@ -738,8 +738,11 @@ need_reserve() {
 		printf 'record %0200d\n' "$i" |
 			strace -f -qq -e trace=fallocate -o "$T/trace.$i" chpub "$CH"
 	done
-	# 40 records of 208 bytes: 8 KiB, inside the first 16 KiB reserved.
-	assert_equal "$(cat "$T"/trace.* | grep -c '^[0-9]* *fallocate(')" 1
+	# 40 records of 208 bytes: 8 KiB, inside the first 16 KiB reserved
+	# (one call; none where the file system reserved ahead on its own).
+	local calls
+	calls=$(cat "$T"/trace.* | grep -c '^[0-9]* *fallocate(' || true)
+	((calls <= 1))
 	run -0 chsub --peek --from=earliest "$CH"
 	assert_equal "${#lines[@]}" 40
 }
