@@ -112,7 +112,7 @@ $((64 + h + 14)) 2 3"
 	assert_equal "$(chsub_records)" "$(frame_records "$(seg0)")"
 }
 
-@test "bulk input waiting to be read goes in full frames, a batch of about 256 KiB at a time" {
+@test "bulk input waiting to be read goes in full frames, a batch of about 512 KiB at a time" {
 	local i n pos len type count seq ts h p short=0
 	seq 100000 999999 | head -n 150000 >"$T/in"	# 1.05 MB
 	# A file is always ready to be read (a fast producer's pipe is, but
@@ -123,7 +123,7 @@ $((64 + h + 14)) 2 3"
 	n=${#lines[@]}
 	((n >= 17)) || fail "$n frames"
 	# Every frame full (64 KiB less a line and the header's slack) but
-	# the last of each batch (of 256-384 KiB: 4 to 6 frames), and the
+	# the last of each batch (of 512-768 KiB: 8 to 12 frames), and the
 	# last one.
 	for ((i = 0; i < n - 1; i++)); do
 		read -r pos len type count seq ts h p <<<"${lines[i]}"
@@ -132,7 +132,7 @@ $((64 + h + 14)) 2 3"
 	((short * 4 <= n)) || fail "$short short frames of $n"
 }
 
-@test "after a record longer than a batch, the lines after it still go in batches of about 256 KiB" {
+@test "after a record longer than a batch, the lines after it still go in batches of about 512 KiB" {
 	# chpub's buffer grows to hold one long record; the batches after it
 	# must not grow with it (each is a lock held while followers wait,
 	# and what a crash can leave half written).  One append.lock a batch.
@@ -143,7 +143,7 @@ $((64 + h + 14)) 2 3"
 	strace -f -e trace=flock -o "$T/trace" chpub "$CH" <"$T/in"
 	chsub --peek --from=earliest "$CH" | cmp - "$T/in"
 	locks=$(grep -c 'LOCK_EX' "$T/trace")
-	# The long line's batch, then 3 MB in batches of 256-384 KiB (all of
+	# The long line's batch, then 3 MB in batches of 512-768 KiB (all of
 	# it in one batch of the grown buffer before the cap: 2 in all).
 	((locks >= 6)) || fail "append.lock taken $locks times: batches too large"
 }

@@ -211,7 +211,7 @@ next"
 	rm -rf "$CH"
 	new_channel
 	chpub "$CH" <"$T/a"
-	records big 3000 150 >"$T/b"	# a read of 128 KiB: three frames
+	records big 3000 150 >"$T/b"	# 450 KB: reads of several frames
 	CHFAULT_TRACE="$T/trace" LD_PRELOAD="$CHFAULT" chpub "$CH" <"$T/b"
 	grep -q pwritev "$T/trace"
 	rm -rf "$CH"
@@ -242,11 +242,11 @@ next"
 	need_chfault
 	rm -rf "$CH"
 	new_channel
-	seq 100000 >"$T/in"	# 589 KB: reads of 128 KiB, more waiting
+	seq 100000 >"$T/in"	# 589 KB: reads of 256 KiB, more waiting
 	run -1 --separate-stderr fault read:3:EIO chpub "$CH" <"$T/in"
 	assert_equal "$stderr" "chpub: $CH: read stdin: Input/output error"
 	# the lines of the two reads before it, whole, in order
-	head -n "$(head -c 262144 "$T/in" | tr -cd '\n' | wc -c)" "$T/in" >"$T/want"
+	head -n "$(head -c 524288 "$T/in" | tr -cd '\n' | wc -c)" "$T/in" >"$T/want"
 	chsub --peek --from=earliest "$CH" | cmp - "$T/want"
 	run -0 chcompact --check "$CH"
 }
