@@ -779,6 +779,19 @@ need_reserve() {
 	assert_output "$(seq -f '%099g' 3000)"
 }
 
+@test "nothing is reserved while the file system is short of free space" {
+	need_reserve
+	load "${TESTS_SRCDIR:-$BATS_TEST_DIRNAME}/helpers/crash"
+	need_chfault
+	new_channel segment_bytes=1MiB
+	# 300 blocks free: not 32 times the 16 KiB or more it would reserve.
+	seq -f '%099g' 3000 |
+		CHFAULT_FREE_BLOCKS=300 LD_PRELOAD="$CHFAULT" chpub "$CH"
+	(($(allocated "$(seg0)") <= $(size "$(seg0)") + 8192))
+	run -0 chsub --peek --from=earliest "$CH"
+	assert_output "$(seq -f '%099g' 3000)"
+}
+
 @test "a channel of a few records takes little disk: what is reserved grows with what it holds" {
 	need_reserve
 	local i

@@ -79,8 +79,9 @@ ch_reserve_release(int fd, uint64_t size)
 {
 	struct stat st;
 
-	/* ftruncate to the size the file has frees the blocks past it. */
+	/* ftruncate to the size the file has frees the blocks past it;
+	 * only blocks past the last one it needs are worth the call. */
 	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == size &&
-	    (uint64_t)st.st_blocks * 512 > size + 4096)
+	    (uint64_t)st.st_blocks * 512 > size + (uint64_t)st.st_blksize)
 		(void)ftruncate(fd, (off_t)size);
 }

@@ -48,6 +48,8 @@
  *                        closed under it (its inotify fd, say) as a stray
  *                        close of a number it was given would (not
  *                        counted).
+ *   CHFAULT_FREE_BLOCKS=N  fstatvfs(2) says the file system has N blocks
+ *                        free (a nearly full disk; not counted).
  *   CHFAULT_RUN=CMD, CHFAULT_RUN_AT=pread:TEXT:OFFSET, open:TEXT:N,
  *                        unlink:TEXT:N or watch:TEXT:N
  *                        run CMD with /bin/sh -c, and wait for it, just
@@ -81,6 +83,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -739,6 +742,26 @@ fallocate64(int fd, int mode, off_t off, off_t len)
 {
 	REAL("fallocate64", int, int, int, off_t, off_t);
 	return hooked_fallocate(real, fd, mode, off, len);
+}
+
+/* CHFAULT_FREE_BLOCKS: the free blocks fstatvfs reports. */
+static int
+hooked_fstatvfs(int (*real)(int, struct statvfs *), int fd,
+    struct statvfs *sv)
+{
+	const char *free_blocks = getenv("CHFAULT_FREE_BLOCKS");
+	int rc = real(fd, sv);
+
+	if (rc == 0 && free_blocks && *free_blocks)
+		sv->f_bavail = sv->f_bfree = strtoul(free_blocks, NULL, 10);
+	return rc;
+}
+
+int
+fstatvfs(int fd, struct statvfs *sv)
+{
+	REAL("fstatvfs", int, int, struct statvfs *);
+	return hooked_fstatvfs(real, fd, sv);
 }
 
 int
