@@ -84,6 +84,13 @@ static struct poptOption options[] = {
 #define BATCH_MAX (512u << 10)
 /* stdin's buffer: a batch and a read. */
 #define IN_CAP (BATCH_MAX + READ_MAX)
+/* Each byte of input lies in the buffer at an address congruent with its
+ * position in the input modulo IN_ALIGN.  The kernel then copies from
+ * pipe pages and the page cache (which hold the input at those positions
+ * too) to equally aligned addresses: on some CPUs a copy between
+ * addresses of different alignment takes ten times as long (AMD Zen 3,
+ * bench/RESULTS.md). */
+#define IN_ALIGN 64
 
 static const char *chname;
 static struct ch_writer *writer;
@@ -324,37 +331,53 @@ input_waiting(void)
 	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }
 
-/* stdin's buffer: buf[0..added) is queued (and, until the next flush,
+/* stdin's buffer: buf[base..added) is queued (and, until the next flush,
  * written from here: ch_writer_add_split_kept), buf[added..len) read and
- * not, of which buf[added..scanned) holds no delimiter.  static: still
- * reachable when a record too large or a failed append exits half way,
- * whatever registers held it (LeakSanitizer). */
+ * not, of which buf[added..scanned) holds no delimiter; buf[0..base) is
+ * slack, below IN_ALIGN bytes.  total counts the bytes read from stdin.
+ * static: still reachable when a record too large or a failed append
+ * exits half way, whatever registers held it (LeakSanitizer). */
 static struct {
 	char *buf;
-	size_t cap, len, added, scanned;
+	size_t cap, base, len, added, scanned;
+	uint64_t total;
 } in;
+
+/* The slack before input position pos at buf, for IN_ALIGN. */
+static size_t
+slack(const char *buf, uint64_t pos)
+{
+	return (size_t)((pos - (uintptr_t)buf) & (IN_ALIGN - 1));
+}
 
 /* Append what is queued, and move the rest of the input to the front. */
 static void
 flush_input(void)
 {
 	struct ch_error err;
+	size_t left = in.len - in.added, scanned = in.scanned - in.added;
+	char *to = in.buf;
 
 	if (!opt_atomic && flush(&err) < 0)
 		ch_die_err(chname, &err);
-	memmove(in.buf, in.buf + in.added, in.len - in.added);
-	in.len -= in.added;
-	in.scanned -= in.added;
-	in.added = 0;
 	/* A buffer grown for one long record goes back to its usual size
 	 * once what is left fits (nothing refers to it after the flush). */
-	if (in.cap > IN_CAP && in.len <= IN_CAP / 2) {
-		char *nb = realloc(in.buf, IN_CAP);
-		if (nb) {
-			in.buf = nb;
-			in.cap = IN_CAP;
-		}
+	if (in.cap > IN_CAP && left <= IN_CAP / 2 &&
+	    !(to = aligned_alloc(IN_ALIGN, IN_CAP)))
+		to = in.buf;
+	size_t cap = to == in.buf ? in.cap : IN_CAP;
+	size_t base = slack(to, in.total - left);
+	if (base + left > cap)
+		base = 0;
+	memmove(to + base, in.buf + in.added, left);
+	if (to != in.buf) {
+		free(in.buf);
+		in.buf = to;
+		in.cap = cap;
 	}
+	in.base = in.added = base;
+	in.len = base + left;
+	in.scanned = base + scanned;
 }
 
 static void
@@ -366,16 +389,16 @@ publish_stdin(uint64_t max_record)
 	struct ch_error err;
 
 	in.cap = IN_CAP;
-	if (!(in.buf = malloc(in.cap)))
+	if (!(in.buf = aligned_alloc(IN_ALIGN, in.cap)))
 		ch_die(CH_EXIT_FAIL, chname, "out of memory");
 	/* A bigger pipe means fewer, larger batches from a fast producer. */
 	(void)fcntl(0, F_SETPIPE_SZ, 1 << 20);
 	for (;;) {
-		if (in.len == in.cap && in.added)
+		if (in.len == in.cap && in.added > in.base)
 			flush_input();
 		if (in.len == in.cap) {
 			/* One record fills the buffer: grow, within limits. */
-			if (in.cap > max_record + 1 && !opt_whole) {
+			if (in.len - in.added > max_record + 1 && !opt_whole) {
 				if (!opt_atomic && flush(&err) < 0)
 					ch_report(chname, &err);
 				ch_die(CH_EXIT_FAIL, chname,
@@ -384,7 +407,7 @@ publish_stdin(uint64_t max_record)
 				    (unsigned long long)max_record, opt_atomic ?
 				    "; nothing was published" : "");
 			}
-			if (opt_whole && in.len > max_record)
+			if (opt_whole && in.len - in.base > max_record)
 				ch_die(CH_EXIT_FAIL, chname,
 				    "input exceeds max_record_bytes (%llu)",
 				    (unsigned long long)max_record);
@@ -403,7 +426,8 @@ publish_stdin(uint64_t max_record)
 				continue;
 			/* Publish the lines read before it, then fail. */
 			int e = errno;
-			if (!opt_atomic && in.added && flush(&err) < 0)
+			if (!opt_atomic && in.added > in.base &&
+			    flush(&err) < 0)
 				ch_report(chname, &err);
 			ch_die(CH_EXIT_FAIL, chname, "read stdin: %s",
 			    strerror(e));
@@ -411,6 +435,7 @@ publish_stdin(uint64_t max_record)
 		if (n == 0)
 			break;
 		in.len += (size_t)n;
+		in.total += (uint64_t)n;
 		if (opt_whole)
 			continue;
 		/* Frame every complete record now in the buffer; bytes
@@ -429,17 +454,18 @@ publish_stdin(uint64_t max_record)
 		 * buffer's room for another read is gone): a fast producer's
 		 * lines go in full frames, few writes and locks.  An atomic
 		 * batch was copied: its lines leave the buffer now. */
-		if (opt_atomic ? in.added > 0 : in.added > 0 &&
-		    (in.added >= BATCH_MAX || in.len + READ_MAX > in.cap ||
+		if (opt_atomic ? in.added > in.base : in.added > in.base &&
+		    (in.added - in.base >= BATCH_MAX ||
+		    in.len + READ_MAX > in.cap ||
 		    !input_waiting()))
 			flush_input();
 	}
 	/* The last line may lack its delimiter; --whole is one record,
 	 * possibly empty.  The lines queued from the buffer go first. */
-	if (in.added)
+	if (in.added > in.base)
 		flush_input();
-	if (opt_whole || in.len > 0)
-		add(what, ++recno, in.buf, in.len);
+	if (opt_whole || in.len > in.base)
+		add(what, ++recno, in.buf + in.base, in.len - in.base);
 	free(in.buf);
 	in.buf = NULL;
 }

@@ -27,6 +27,36 @@ payloads() { chsub --peek --from=earliest --format='%S:%s\n' "$CH"; }
 3:two"
 }
 
+@test "lines of every length, written into the pipe in pieces of every size, come out byte for byte" {
+	# chpub keeps each input byte at an address aligned as its position
+	# in the input (leaving slack before what a batch left over) and
+	# grows its buffer for a line longer than it, then shrinks it again.
+	lines() { # lines FROM TO: line i has i * 7919 % 301 letters
+		awk -v from="$1" -v to="$2" 'BEGIN {
+			for (i = from; i < to; i++) {
+				s = sprintf("%*s", (i * 7919) % 301, "")
+				gsub(/ /, sprintf("%c", 97 + i % 26), s)
+				print s
+			}
+		}'
+	}
+	{
+		lines 0 9000
+		head -c 1500000 /dev/zero | tr '\0' L	# longer than the buffer
+		echo
+		lines 9000 30000
+		printf last
+	} >"$T/in"
+	{ cat "$T/in"; echo; } >"$T/want"
+	local obs
+	for obs in 61 4093 65537 1000003; do
+		rm -rf "$CH"
+		dd if="$T/in" ibs=1M obs="$obs" status=none | chpub "$CH"
+		chsub --peek --from=earliest "$CH" >"$T/got"
+		cmp "$T/want" "$T/got" || fail "pieces of $obs bytes"
+	done
+}
+
 @test "an empty line is an empty record" {
 	printf 'a\n\nb\n' | chpub "$CH"
 	run -0 payloads
