@@ -396,6 +396,17 @@ publish_stdin(uint64_t max_record)
 	for (;;) {
 		if (in.len == in.cap && in.added > in.base)
 			flush_input();
+		if (in.len == in.cap && in.base) {
+			/* One record fills the buffer from its slack on: to
+			 * the front (a record longer than the buffer loses its
+			 * alignment anyway), so that it is checked below at
+			 * the length it always was, the buffer's.  Nothing is
+			 * queued (added == base). */
+			memmove(in.buf, in.buf + in.base, in.len - in.base);
+			in.len -= in.base;
+			in.scanned -= in.base;
+			in.added = in.base = 0;
+		}
 		if (in.len == in.cap) {
 			/* One record fills the buffer: grow, within limits. */
 			if (in.len - in.added > max_record + 1 && !opt_whole) {

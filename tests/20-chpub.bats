@@ -57,6 +57,33 @@ payloads() { chsub --peek --from=earliest --format='%S:%s\n' "$CH"; }
 	done
 }
 
+@test "a record over max_record_bytes is told the same way wherever in the input it starts" {
+	# A record that fills chpub's buffer (768 KiB) is checked at the
+	# buffer's length, also when it starts in the slack that keeps the
+	# input aligned (below 64 bytes, as its position in the input says).
+	local p line len max want
+	for p in 0 1 2 63; do
+		line=$((p ? 2 : 1))
+		for len in 786431 800000; do
+			{
+				[ "$p" = 0 ] || { head -c $((p - 1)) /dev/zero |
+				    tr '\0' p; echo; }
+				head -c "$len" /dev/zero | tr '\0' x; echo
+			} >"$T/in"
+			# the whole record read, or not
+			if [ "$len" = 786431 ]; then
+				max=786366 want="record of $len bytes exceeds"
+			else
+				max=786430 want="record exceeds"
+			fi
+			rm -rf "$CH"
+			run -1 --separate-stderr chpub --max-record-bytes="$max" \
+			    "$CH" <"$T/in"
+			assert_equal "$stderr" "chpub: $CH: line $line: $want max_record_bytes ($max)"
+		done
+	done
+}
+
 @test "an empty line is an empty record" {
 	printf 'a\n\nb\n' | chpub "$CH"
 	run -0 payloads
