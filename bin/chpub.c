@@ -74,13 +74,13 @@ static struct poptOption options[] = {
 };
 
 /* Bytes taken from stdin per read: each read of a full pipe may wake its
- * writer, and a read that spills out of the CPU cache on its way into the
- * batch is copied slower (1 MiB reads were: bench/RESULTS.md). */
+ * writer.  With the input aligned (IN_ALIGN), larger reads and batches
+ * gained little and hold more memory (bench/RESULTS.md). */
 #define READ_MAX (256u << 10)
 /* Bytes of input queued before they are appended even though more input
  * is waiting: few locks and writes, while the batch, the read after it
  * and the pipe's pages still fit the CPU's cache on the way to the page
- * cache (with 1 MiB, chpub spent a sixth more CPU: bench/RESULTS.md). */
+ * cache. */
 #define BATCH_MAX (512u << 10)
 /* stdin's buffer: a batch and a read. */
 #define IN_CAP (BATCH_MAX + READ_MAX)
